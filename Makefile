@@ -1,0 +1,49 @@
+# lvskit entry points. `make test` is the README's test command: all three
+# tiers (unit, network namespaces as root, kernel VM).
+GO        ?= go
+VM_RUN    := $(CURDIR)/scripts/vm/run
+VM_KERNEL ?= 6.12
+export VM_KERNEL
+# Packages with kernel-VM tests (files tagged vmtest); each boots the VM once.
+VM_PKGS    = $(shell grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
+BENCH_PKGS = ./director/ipvs/
+
+.PHONY: build test test-unit test-vm vm-kit bench bench-vm deps vet fmt-check clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+	$(GO) vet -tags vmtest ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Unit tier everywhere; network tier too when run as root (those tests skip
+# with the reason otherwise).
+test-unit: fmt-check vet
+	$(GO) test -count=1 ./...
+
+vm-kit:
+	scripts/vm/prepare-kit.sh
+
+test-vm: vm-kit
+	$(GO) test -count=1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
+
+test: build test-unit test-vm
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)
+	bench/conntable.sh
+	$(MAKE) bench-vm
+
+bench-vm: vm-kit
+	$(GO) test -tags vmtest -run '^$$' -bench '^BenchmarkVM' -benchtime 1x -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	rm -rf bin

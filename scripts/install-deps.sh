@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what lvskit's tests and tools need on a Debian 12 machine:
+# the VM harness's host tools, the independent IPVS client (ipvsadm), the
+# real peers of the network tier (keepalived, nginx, arping, tcpdump) and
+# the eBPF toolchain. Idempotent; run as root.
+set -euo pipefail
+
+pkgs=(
+	# VM harness
+	qemu-system-x86 busybox-static kmod cpio xz-utils zstd
+	# IPVS's independent client, used to cross-check what lvskit writes
+	ipvsadm
+	# network tier: hosts in namespaces and real protocol peers
+	iproute2 iputils-ping procps keepalived nginx-light arping tcpdump nftables iptables curl
+	# bench/: peak RSS of a run
+	time
+	# probes/: eBPF objects are generated with clang
+	clang llvm
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+	echo "install-deps: all ${#pkgs[@]} packages present"
+	exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the daemons it installs; the tests run their own instances.
+for svc in nginx keepalived; do
+	systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true
+done
