@@ -1,0 +1,332 @@
+package ipvs
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// ConnGroup is what Aggregate counts connection-table entries by: the
+// service, the real server and the state.
+//
+// Service is built from the entry: protocol, virtual address and port
+// (the connection table does not say which fwmark service an ordinary
+// entry belongs to), or the family and mark of a fwmark template.
+type ConnGroup struct {
+	Service    ServiceKey
+	RealServer RealServerKey
+	State      ConnState
+	Template   bool
+}
+
+// ProtocolState is what Aggregate counts entries by across services.
+type ProtocolState struct {
+	Protocol Protocol
+	State    ConnState
+	Template bool
+}
+
+// ConnSummary counts the entries of a connection table.
+type ConnSummary struct {
+	Entries   int // every entry, templates included
+	Templates int
+	Groups    map[ConnGroup]int
+	ByState   map[ProtocolState]int
+}
+
+// NewConnSummary returns an empty summary.
+func NewConnSummary() *ConnSummary {
+	return &ConnSummary{Groups: map[ConnGroup]int{}, ByState: map[ProtocolState]int{}}
+}
+
+// Add counts one entry.
+func (s *ConnSummary) Add(c *Connection) {
+	s.Entries++
+	if c.Template {
+		s.Templates++
+	}
+	s.Groups[groupOf(c)]++
+	s.ByState[ProtocolState{Protocol: c.Protocol, State: c.State, Template: c.Template}]++
+}
+
+func groupOf(c *Connection) ConnGroup {
+	g := ConnGroup{
+		RealServer: RealServerKey{Address: c.RealServer.Addr(), Port: c.RealServer.Port()},
+		State:      c.State,
+		Template:   c.Template,
+	}
+	fam := FamilyOf(c.Client.Addr())
+	if c.FWMark != 0 {
+		g.Service = ServiceKey{Family: fam, FWMark: c.FWMark}
+	} else {
+		g.Service = ServiceKey{Family: fam, Protocol: c.Protocol, Address: c.Virtual.Addr(), Port: c.Virtual.Port()}
+	}
+	return g
+}
+
+// ConnGroupCount is one row of SortedGroups.
+type ConnGroupCount struct {
+	ConnGroup
+	Count int
+}
+
+// SortedGroups returns the groups ordered by service, real server,
+// templates last, then state.
+func (s *ConnSummary) SortedGroups() []ConnGroupCount {
+	out := make([]ConnGroupCount, 0, len(s.Groups))
+	for g, n := range s.Groups {
+		out = append(out, ConnGroupCount{ConnGroup: g, Count: n})
+	}
+	slices.SortFunc(out, func(a, b ConnGroupCount) int {
+		if a.Service != b.Service {
+			if a.Service.Less(b.Service) {
+				return -1
+			}
+			return 1
+		}
+		if c := a.RealServer.Address.Compare(b.RealServer.Address); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.RealServer.Port, b.RealServer.Port); c != 0 {
+			return c
+		}
+		if a.Template != b.Template {
+			if a.Template {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(a.State, b.State)
+	})
+	return out
+}
+
+// Aggregate reads /proc/net/ip_vs_conn from r and counts its entries per
+// (service, real server, state) and per (protocol, state). It keeps only
+// the counts and a few 1 MiB chunks of input, whatever the size of the
+// table, and parses the chunks on every CPU.
+func Aggregate(r io.Reader) (*ConnSummary, error) {
+	return aggregate(r, "ip_vs_conn")
+}
+
+// AggregateFile aggregates root/proc/net/ip_vs_conn.
+func AggregateFile(root string) (*ConnSummary, error) {
+	f, path, err := openProc(root, ProcConn)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	s, err := aggregate(f, path)
+	return s, withFile(err, path)
+}
+
+// aggKey is a ConnGroup before it is built: raw addresses, no netip.
+type aggKey struct {
+	vaddr, daddr rawAddr
+	vport, dport uint16
+	proto        Protocol
+	state        ConnState
+	template     bool
+}
+
+func (rc *rawConn) aggKey() aggKey {
+	return aggKey{
+		vaddr: rc.vaddr, daddr: rc.daddr,
+		vport: rc.vport, dport: rc.dport,
+		proto: rc.proto, state: rc.state, template: rc.template(),
+	}
+}
+
+func (k aggKey) group() ConnGroup {
+	rc := rawConn{vaddr: k.vaddr, vport: k.vport, proto: k.proto, state: k.state, cport: 1}
+	if k.template {
+		rc.cport = 0
+	}
+	g := ConnGroup{
+		RealServer: RealServerKey{Address: k.daddr.addr(), Port: k.dport},
+		State:      k.state,
+		Template:   k.template,
+	}
+	fam := IPv4
+	if k.vaddr.v6 {
+		fam = IPv6
+	}
+	if mark := rc.fwmark(); mark != 0 {
+		g.Service = ServiceKey{Family: fam, FWMark: mark}
+	} else {
+		g.Service = ServiceKey{Family: fam, Protocol: k.proto, Address: k.vaddr.addr(), Port: k.vport}
+	}
+	return g
+}
+
+const aggChunkSize = 1 << 20
+
+// aggChunk is a run of whole lines and where it sits in the input.
+type aggChunk struct {
+	seq  int
+	data []byte
+	buf  *[]byte // returned to the pool when parsed
+}
+
+// aggResult is what a worker found in one chunk.
+type aggResult struct {
+	seq    int
+	lines  int    // lines in the chunk, or up to the bad one
+	errMsg string // a malformed line, at lines
+	errBad []byte
+}
+
+func aggregate(r io.Reader, file string) (*ConnSummary, error) {
+	workers := max(1, runtime.GOMAXPROCS(0))
+	pool := sync.Pool{New: func() any { b := make([]byte, aggChunkSize); return &b }}
+	chunks := make(chan aggChunk, workers)
+	results := make(chan aggResult, workers)
+	var stop atomic.Bool // set on the first malformed line
+
+	maps := make([]map[aggKey]int, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		maps[w] = map[aggKey]int{}
+		wg.Go(func() {
+			for ch := range chunks {
+				if !stop.Load() {
+					res := countChunk(ch, maps[w])
+					if res.errMsg != "" {
+						stop.Store(true)
+					}
+					results <- res
+				}
+				pool.Put(ch.buf)
+			}
+		})
+	}
+
+	// Collect results while the input is read.
+	var (
+		collected []aggResult
+		collectWG sync.WaitGroup
+	)
+	collectWG.Go(func() {
+		for res := range results {
+			collected = append(collected, res)
+		}
+	})
+
+	readErr := splitChunks(r, file, &pool, chunks, &stop)
+	close(chunks)
+	wg.Wait()
+	close(results)
+	collectWG.Wait()
+	if readErr != nil {
+		return nil, readErr
+	}
+	if err := firstChunkError(file, collected); err != nil {
+		return nil, err
+	}
+
+	s := NewConnSummary()
+	for _, m := range maps {
+		for k, n := range m {
+			g := k.group()
+			s.Groups[g] += n
+			s.ByState[ProtocolState{Protocol: g.Service.Protocol, State: k.state, Template: k.template}] += n
+			s.Entries += n
+			if k.template {
+				s.Templates += n
+			}
+		}
+	}
+	return s, nil
+}
+
+// splitChunks reads r into pooled buffers and sends runs of whole lines.
+func splitChunks(r io.Reader, file string, pool *sync.Pool, chunks chan<- aggChunk, stop *atomic.Bool) error {
+	var carry []byte
+	for seq := 0; !stop.Load(); seq++ {
+		bp := pool.Get().(*[]byte)
+		buf := *bp
+		n := copy(buf, carry)
+		m, err := io.ReadFull(r, buf[n:])
+		m += n
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			pool.Put(bp)
+			return fmt.Errorf("reading %s: %w", file, err)
+		}
+		end := m
+		if !eof {
+			end = bytes.LastIndexByte(buf[:m], '\n') + 1
+			if end == 0 {
+				pool.Put(bp)
+				return fmt.Errorf("reading %s: a line is longer than %d bytes", file, len(buf))
+			}
+		}
+		carry = append(carry[:0], buf[end:m]...)
+		if end > 0 {
+			chunks <- aggChunk{seq: seq, data: buf[:end], buf: bp}
+		} else {
+			pool.Put(bp)
+		}
+		if eof {
+			return nil
+		}
+	}
+	return nil
+}
+
+// countChunk parses the lines of one chunk into counts.
+func countChunk(ch aggChunk, counts map[aggKey]int) aggResult {
+	var rc rawConn
+	data := ch.data
+	res := aggResult{seq: ch.seq}
+	for len(data) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		res.lines++
+		line = trimCR(line)
+		if skipConnLine(line, res.lines+ch.seq) { // the header is line 1 of chunk 0
+			continue
+		}
+		if len(line) > maxProcLineLength {
+			res.errMsg = fmt.Sprintf("line longer than %d bytes", maxProcLineLength)
+			return res
+		}
+		if msg, bad := rc.parse(line, formatConn, false); msg != "" {
+			res.errMsg = msg
+			res.errBad = bytes.Clone(bad)
+			return res
+		}
+		counts[rc.aggKey()]++
+	}
+	return res
+}
+
+// firstChunkError turns the earliest malformed line into a ParseError
+// with its line number in the whole input.
+func firstChunkError(file string, results []aggResult) error {
+	slices.SortFunc(results, func(a, b aggResult) int { return cmp.Compare(a.seq, b.seq) })
+	line := 0
+	for i, res := range results {
+		if res.seq != i {
+			return nil // a chunk was skipped after an error; cannot happen before it
+		}
+		line += res.lines
+		if res.errMsg != "" {
+			if res.errBad == nil {
+				return parseErr(file, line, "%s", res.errMsg)
+			}
+			return connLineErr(file, line, res.errMsg, res.errBad)
+		}
+	}
+	return nil
+}
