@@ -1,0 +1,708 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lvskit/lvskit/director/ipvs"
+)
+
+// checker checks a decoded configuration as a whole and fills in its
+// defaults. It reports every problem, at the position of the value (or
+// key) at fault.
+type checker struct {
+	cfg  *Config
+	errs *ErrorList
+	sent map[Error]bool
+}
+
+// written reports whether the value at p was written in a file.
+func (c *checker) written(p any) bool { _, ok := c.cfg.pos.value[p]; return ok }
+
+// valid reports whether the value at p was written and decoded cleanly.
+func (c *checker) valid(p any) bool { return c.written(p) && !c.cfg.pos.bad[p] }
+
+func (c *checker) report(at position, format string, args ...any) {
+	e := Error{File: at.file, Line: at.line, Column: at.column, Message: fmt.Sprintf(format, args...)}
+	if c.sent == nil {
+		c.sent = map[Error]bool{}
+	}
+	if !c.sent[e] {
+		c.sent[e] = true
+		*c.errs = append(*c.errs, e)
+	}
+}
+
+// at reports a problem at the value p points to.
+func (c *checker) at(p any, format string, args ...any) {
+	c.report(c.cfg.pos.value[p], format, args...)
+}
+
+// atKey reports a problem at the key of the field p points to.
+func (c *checker) atKey(p any, format string, args ...any) {
+	at, ok := c.cfg.pos.key[p]
+	if !ok {
+		at = c.cfg.pos.value[p]
+	}
+	c.report(at, format, args...)
+}
+
+func (c *checker) config() {
+	c.daemon(&c.cfg.LVSD)
+	c.globals(&c.cfg.IPVS)
+	keys := map[ipvs.ServiceKey]*VirtualService{}
+	names := map[string]*VirtualService{}
+	for i := range c.cfg.VirtualServices {
+		s := &c.cfg.VirtualServices[i]
+		if !c.service(s) {
+			continue
+		}
+		k := s.Key()
+		if first, dup := keys[k]; dup {
+			c.at(s, "duplicate virtual service %s: it is already defined at %s: merge the two entries into one", k, c.where(first))
+		} else {
+			keys[k] = s
+		}
+		if s.Name != "" {
+			if first, dup := names[s.Name]; dup {
+				c.at(&s.Name, "duplicate name %q: it is already used at %s: give each service its own name", s.Name, c.where(first))
+			} else {
+				names[s.Name] = s
+			}
+		}
+	}
+}
+
+// where formats the position of a value for "already defined at ...".
+func (c *checker) where(p any) string {
+	at := c.cfg.pos.value[p]
+	return fmt.Sprintf("%s:%d:%d", at.file, at.line, at.column)
+}
+
+func (c *checker) daemon(d *Daemon) {
+	if !c.written(&d.StateDir) {
+		d.StateDir = DefaultStateDir
+	} else if c.valid(&d.StateDir) && !strings.HasPrefix(d.StateDir, "/") {
+		c.at(&d.StateDir, "state_dir: %q is relative: write an absolute path such as %s", d.StateDir, DefaultStateDir)
+	}
+	if !c.written(&d.StatusListen) {
+		d.StatusListen = ListenAddress{Network: "tcp", Address: DefaultStatusListen}
+	}
+	if !c.written(&d.MetricsListen) {
+		d.MetricsListen = ListenAddress{Network: "tcp", Address: DefaultMetricsListen}
+	}
+	if !d.StatusListen.IsZero() && d.StatusListen == d.MetricsListen {
+		c.at(&d.MetricsListen, "metrics_listen: %s is also status_listen: give metrics another port", d.MetricsListen)
+	}
+	if !c.written(&d.ResyncInterval) {
+		d.ResyncInterval = DefaultResyncInterval
+	} else if c.valid(&d.ResyncInterval) && d.ResyncInterval < time.Second {
+		c.at(&d.ResyncInterval, "resync_interval: %v is too short: write at least 1s (default %v)", d.ResyncInterval, DefaultResyncInterval)
+	}
+}
+
+func (c *checker) globals(g *Globals) {
+	for _, t := range []struct {
+		name string
+		p    *time.Duration
+	}{{"tcp", &g.Timeouts.TCP}, {"tcp_fin", &g.Timeouts.TCPFin}, {"udp", &g.Timeouts.UDP}} {
+		if c.valid(t.p) {
+			c.seconds(t.p, t.name, "leave "+t.name+" out to keep the kernel's timeout")
+		}
+	}
+	if g.ConnReuseMode != nil && (*g.ConnReuseMode < 0 || *g.ConnReuseMode > 3) {
+		c.at(g.ConnReuseMode, "conn_reuse_mode: %d is out of range: write 0 (off), 1 (the kernel's default), 2 or 3", *g.ConnReuseMode)
+	}
+	if st := g.SyncThreshold; st != nil {
+		if !c.written(&st.Threshold) {
+			st.Threshold = 3
+		}
+		if !c.written(&st.Period) {
+			st.Period = 50
+		}
+		switch {
+		case st.Threshold < 0:
+			c.at(&st.Threshold, "threshold: %d is negative: write 0 or more (the kernel's default is 3)", st.Threshold)
+		case st.Period < 0:
+			c.at(&st.Period, "period: %d is negative: write 0 or more (the kernel's default is 50)", st.Period)
+		case st.Period != 0 && st.Threshold >= st.Period:
+			c.at(&st.Threshold, "threshold: %d must be lower than period %d: write a threshold below it (the kernel's defaults are 3 and 50)", st.Threshold, st.Period)
+		}
+	}
+	if sd := g.SyncDaemon; sd != nil {
+		c.syncDaemon(sd)
+	}
+}
+
+// seconds checks a duration the kernel keeps in whole seconds.
+func (c *checker) seconds(p *time.Duration, name, zeroHint string) bool {
+	d := *p
+	switch {
+	case d < time.Second:
+		c.at(p, "%s: %v is too short: write at least 1s, or %s", name, d, zeroHint)
+	case d%time.Second != 0:
+		c.at(p, "%s: %v is not a whole number of seconds: write %v", name, d, d.Round(time.Second))
+	case d > (1<<31-1)*time.Second:
+		c.at(p, "%s: %v is too long: write at most %v", name, d, (1<<31-1)*time.Second)
+	default:
+		return true
+	}
+	return false
+}
+
+func (c *checker) syncDaemon(sd *SyncDaemon) {
+	if !c.written(&sd.Role) {
+		c.at(sd, "sync_daemon needs a role: write role: master (this director sends its connections), backup (it receives them) or both; VRRP will choose it once supported")
+	}
+	switch {
+	case !c.written(&sd.Interface):
+		c.at(sd, "sync_daemon needs an interface: write interface: eth1 (the link to the other director)")
+	case c.valid(&sd.Interface) && !validInterfaceName(sd.Interface):
+		c.at(&sd.Interface, "interface: %q is not an interface name: write a name such as eth1 (at most 15 characters, no spaces or slashes)", sd.Interface)
+	}
+	if c.valid(&sd.MaxLen) && (sd.MaxLen == 0 || sd.MaxLen > 65507) {
+		c.at(&sd.MaxLen, "max_len: %d is out of range: write 1 to 65507, or leave it out for the kernel's default", sd.MaxLen)
+	}
+	if c.valid(&sd.McastGroup) && !sd.McastGroup.IsMulticast() {
+		c.at(&sd.McastGroup, "mcast_group: %s is not a multicast address: write one such as 224.0.0.81 (the kernel's default) or ff02::81", sd.McastGroup)
+	}
+	if c.valid(&sd.McastPort) && sd.McastPort == 0 {
+		c.at(&sd.McastPort, "mcast_port: 0 is not a port: write 1 to 65535, or leave it out for the kernel's default 8848")
+	}
+	if c.valid(&sd.McastTTL) && sd.McastTTL == 0 {
+		c.at(&sd.McastTTL, "mcast_ttl: 0 would not leave this host: write 1 to 255, or leave it out for the kernel's default 1")
+	}
+}
+
+func validInterfaceName(s string) bool {
+	return s != "" && len(s) <= 15 && s != "." && s != ".." && !strings.ContainsAny(s, "/ \t\n:")
+}
+
+// service checks one virtual service and fills in its defaults; false when
+// it is too broken to have a key.
+func (c *checker) service(s *VirtualService) bool {
+	keyed := c.identity(s)
+	c.scheduler(s)
+	c.persistence(s)
+	if s.OnePacket && !s.IsFWMark() && s.Protocol != UDP && c.valid(&s.OnePacket) {
+		c.atKey(&s.OnePacket, "one_packet applies only to UDP: remove it, or write protocol: udp")
+	}
+	if !c.written(&s.Forwarding) {
+		s.Forwarding = DirectRoute
+	}
+	s.Tunnel = c.tunnelFor(&s.Tunnel, s.Forwarding, "the service's forwarding", nil)
+	if !c.written(&s.OnFailure) {
+		s.OnFailure = Remove
+	}
+	if s.HealthCheck != nil {
+		c.healthCheck(s.HealthCheck)
+	}
+	seen := map[ipvs.RealServerKey]*RealServer{}
+	for i := range s.RealServers {
+		rs := &s.RealServers[i]
+		if !c.realServer(s, rs) {
+			continue
+		}
+		k := ipvs.RealServerKey{Address: rs.Address, Port: rs.Port}
+		if first, dup := seen[k]; dup {
+			c.at(rs, "real server %s is listed twice in this service (first at %s): remove one of them", k, c.where(first))
+		} else {
+			seen[k] = rs
+		}
+	}
+	if s.SorryServer != nil {
+		c.sorryServer(s, seen)
+	}
+	if s.Quorum != nil {
+		c.quorum(s)
+	}
+	return keyed
+}
+
+// identity checks the address, port, protocol, fwmark and family.
+func (c *checker) identity(s *VirtualService) bool {
+	if c.written(&s.FWMark) {
+		ok := c.valid(&s.FWMark)
+		if ok && s.FWMark == 0 {
+			c.at(&s.FWMark, "fwmark: 0 is not a mark: write 1 or more, the value your nft or iptables rule sets")
+			ok = false
+		}
+		if c.written(&s.Address) {
+			c.atKey(&s.Address, "a fwmark service has no address: remove address (write family: ipv6 for an IPv6 fwmark service), or remove fwmark")
+		}
+		if c.written(&s.Port) {
+			c.atKey(&s.Port, "a fwmark service has no port: remove port; the firewall rule that sets mark %d chooses the ports", s.FWMark)
+		}
+		if c.written(&s.Protocol) {
+			c.atKey(&s.Protocol, "a fwmark service has no protocol: remove protocol; the firewall rule that sets mark %d chooses the packets", s.FWMark)
+		}
+		s.Protocol = ""
+		if !c.written(&s.Family) {
+			s.Family = IPv4
+		}
+		return ok && (c.valid(&s.Family) || !c.written(&s.Family))
+	}
+
+	if !c.written(&s.Protocol) {
+		s.Protocol = TCP
+	}
+	switch {
+	case !c.written(&s.Address) && !c.written(&s.Port):
+		c.at(s, "a virtual service needs address and port, or fwmark: write address: 192.168.0.100 and port: 80")
+		return false
+	case !c.written(&s.Address):
+		c.at(s, "a virtual service needs an address: write address: 192.168.0.100, or fwmark: 1 for a firewall-mark service")
+		return false
+	case !c.written(&s.Port):
+		c.at(s, "a virtual service needs a port: write port: 80 (or port: 0 with persistence for every port)")
+		return false
+	}
+	if !c.valid(&s.Address) || !c.valid(&s.Port) || c.written(&s.Protocol) && !c.valid(&s.Protocol) {
+		return false
+	}
+	if msg := unicast(s.Address); msg != "" {
+		c.at(&s.Address, "address: %s %s: write the virtual IP address clients connect to", s.Address, msg)
+		return false
+	}
+	fam := familyOf(s.Address)
+	if c.valid(&s.Family) && s.Family != fam {
+		c.at(&s.Family, "family: %s does not match address %s, which is %s: remove family", s.Family, s.Address, fam)
+	}
+	s.Family = fam
+	return true
+}
+
+func familyOf(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// unicast says why a cannot be a service or server address, or "".
+func unicast(a netip.Addr) string {
+	switch {
+	case a.IsUnspecified():
+		return "is the unspecified address"
+	case a.IsMulticast():
+		return "is a multicast address"
+	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "is the broadcast address"
+	}
+	return ""
+}
+
+func (c *checker) scheduler(s *VirtualService) {
+	if !c.written(&s.Scheduler) {
+		s.Scheduler = "wlc"
+	} else if c.valid(&s.Scheduler) && !slices.Contains(ipvs.Schedulers, s.Scheduler) {
+		if lower := strings.ToLower(s.Scheduler); slices.Contains(ipvs.Schedulers, lower) {
+			c.at(&s.Scheduler, "scheduler: write %s in lower case", lower)
+		} else {
+			c.at(&s.Scheduler, "scheduler: unknown scheduler %q: %s", s.Scheduler, didYouMean(s.Scheduler, ipvs.Schedulers))
+		}
+	}
+	seen := map[ipvs.ServiceFlags]string{}
+	for i := range s.SchedulerFlags {
+		f := &s.SchedulerFlags[i]
+		if !c.valid(f) {
+			continue
+		}
+		bit, ok := ipvs.SchedulerFlagNames[*f]
+		switch {
+		case !ok:
+			c.at(f, "scheduler_flags: unknown flag %q: %s", *f, didYouMean(*f, sortedKeys(ipvs.SchedulerFlagNames)))
+			continue
+		case strings.HasPrefix(*f, "sh-") && s.Scheduler != "sh", strings.HasPrefix(*f, "mh-") && s.Scheduler != "mh":
+			sched, _, _ := strings.Cut(*f, "-")
+			c.at(f, "scheduler_flags: %s applies only to the %s scheduler, not %s: remove it, or write scheduler: %s", *f, sched, s.Scheduler, sched)
+			continue
+		}
+		if other, dup := seen[bit]; dup {
+			c.at(f, "scheduler_flags: %s repeats %s (the same flag): remove one", *f, other)
+		}
+		seen[bit] = *f
+	}
+}
+
+func (c *checker) persistence(s *VirtualService) {
+	p := s.Persistence
+	if p == nil {
+		if c.valid(&s.Port) && s.Port == 0 && !s.IsFWMark() {
+			c.at(&s.Port, "port: 0 (every port) needs persistence: add persistence: {timeout: 300s}, or write the service's port")
+		}
+		return
+	}
+	if !c.written(&p.Timeout) {
+		p.Timeout = DefaultPersistenceTimeout
+	} else if c.valid(&p.Timeout) {
+		c.seconds(&p.Timeout, "timeout", "remove persistence to turn it off")
+	}
+	maxBits := Netmask(32)
+	if s.Family == IPv6 {
+		maxBits = 128
+	}
+	if !c.written(&p.Netmask) {
+		p.Netmask = maxBits
+	} else if c.valid(&p.Netmask) && p.Netmask > maxBits {
+		c.at(&p.Netmask, "netmask: %d is out of range for IPv4: write a prefix length from 1 to 32, or a dotted mask such as 255.255.255.0", p.Netmask)
+	}
+	if c.valid(&p.Engine) && p.Engine != "sip" {
+		c.at(&p.Engine, "engine: unknown persistence engine %q: write sip, or remove engine", p.Engine)
+	}
+}
+
+// tunnelFor checks the tunnel options at *pt against the forwarding in
+// force there and returns the options to use: nil unless forwarding is
+// tunnel; inherited (when *pt is nil) or IPIP by default.
+func (c *checker) tunnelFor(pt **TunnelOptions, fwd Forwarding, whose string, inherited *TunnelOptions) *TunnelOptions {
+	t := *pt
+	if fwd != Tunnel {
+		if t != nil {
+			c.atKey(pt, "tunnel options need forwarding: tunnel, but %s is %s: remove tunnel, or write forwarding: tunnel", whose, fwd)
+		}
+		return nil
+	}
+	if t == nil {
+		if inherited != nil {
+			cp := *inherited
+			return &cp
+		}
+		return &TunnelOptions{Type: TunnelIPIP, Checksum: ChecksumNone}
+	}
+	if !c.written(&t.Type) {
+		t.Type = TunnelIPIP
+	}
+	if !c.written(&t.Checksum) {
+		t.Checksum = ChecksumNone
+	}
+	switch {
+	case t.Type == TunnelGUE && !c.written(&t.Port):
+		c.at(t, "a gue tunnel needs the real server's GUE port: write port: 6080 (the port of its fou/gue receiver)")
+	case t.Type == TunnelGUE && c.valid(&t.Port) && t.Port == 0:
+		c.at(&t.Port, "port: 0 is not a port: write the real server's GUE port, such as 6080")
+	case t.Type != TunnelGUE && c.written(&t.Port):
+		c.atKey(&t.Port, "port applies only to gue tunnels, not %s: remove it", t.Type)
+	}
+	switch {
+	case t.Type == TunnelIPIP && c.written(&t.Checksum) && t.Checksum != ChecksumNone:
+		c.atKey(&t.Checksum, "checksum applies only to gue and gre tunnels, not ipip: remove it")
+	case t.Type == TunnelGRE && t.Checksum == ChecksumRemote:
+		c.at(&t.Checksum, "checksum: remote checksum offload works only with gue: write checksum: checksum or none")
+	}
+	return t
+}
+
+// checkKeys says which check types each health_check key applies to; keys
+// not listed apply to every type but none.
+var checkKeys = map[string][]CheckType{
+	"connect_ip":   {CheckTCP, CheckHTTP, CheckHTTPS, CheckDNS},
+	"connect_port": {CheckTCP, CheckHTTP, CheckHTTPS, CheckDNS},
+	"path":         {CheckHTTP, CheckHTTPS},
+	"status_codes": {CheckHTTP, CheckHTTPS},
+	"digest":       {CheckHTTP, CheckHTTPS},
+	"host":         {CheckHTTP, CheckHTTPS},
+	"sni":          {CheckHTTPS},
+	"verify_tls":   {CheckHTTPS},
+	"command":      {CheckScript},
+	"shell":        {CheckScript},
+	"query_name":   {CheckDNS},
+	"query_type":   {CheckDNS},
+}
+
+// dnsTypes are the record types a dns check may ask for.
+var dnsTypes = []string{"A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"}
+
+func (c *checker) healthCheck(h *HealthCheck) {
+	if !c.written(&h.Type) {
+		c.at(h, "health_check needs a type: write type: tcp, http, https, script, dns or none")
+		return
+	}
+	if !c.valid(&h.Type) {
+		return
+	}
+	v := reflect.ValueOf(h).Elem()
+	for _, f := range fieldsOf(v.Type()) {
+		p := v.Field(f.index).Addr().Interface()
+		if f.name == "type" || !c.written(p) {
+			continue
+		}
+		types, limited := checkKeys[f.name]
+		switch {
+		case h.Type == CheckNone:
+			c.atKey(p, "%s does not apply to type: none (no check): remove it, or choose a check type", f.name)
+		case limited && !slices.Contains(types, h.Type):
+			names := make([]string, len(types))
+			for i, t := range types {
+				names[i] = string(t)
+			}
+			c.atKey(p, "%s applies only to %s checks, not %s: remove it, or write type: %s", f.name, joinOr(names), h.Type, types[0])
+		}
+	}
+	if h.Type == CheckNone {
+		return
+	}
+	c.checkTiming(h)
+	if c.valid(&h.ConnectIP) {
+		if msg := unicast(h.ConnectIP); msg != "" {
+			c.at(&h.ConnectIP, "connect_ip: %s %s: write the address to check, or leave it out to check the real server", h.ConnectIP, msg)
+		}
+	}
+	if c.valid(&h.ConnectPort) && h.ConnectPort == 0 {
+		c.at(&h.ConnectPort, "connect_port: 0 is not a port: write 1 to 65535, or leave it out to check the real server's port")
+	}
+	switch h.Type {
+	case CheckHTTP, CheckHTTPS:
+		c.httpCheck(h)
+	case CheckScript:
+		c.scriptCheck(h)
+	case CheckDNS:
+		c.dnsCheck(h)
+	}
+}
+
+func (c *checker) checkTiming(h *HealthCheck) {
+	if !c.written(&h.Interval) {
+		h.Interval = DefaultCheckInterval
+	} else if c.valid(&h.Interval) && h.Interval < 100*time.Millisecond {
+		c.at(&h.Interval, "interval: %v is too short: write at least 100ms (default %v)", h.Interval, DefaultCheckInterval)
+	}
+	if !c.written(&h.Timeout) {
+		h.Timeout = min(DefaultCheckTimeout, h.Interval)
+	} else if c.valid(&h.Timeout) {
+		switch {
+		case h.Timeout < time.Millisecond:
+			c.at(&h.Timeout, "timeout: %v is too short: write at least 1ms (default %v)", h.Timeout, DefaultCheckTimeout)
+		case h.Timeout > h.Interval && h.Interval > 0:
+			c.at(&h.Timeout, "timeout: %v is longer than interval %v: write a timeout of at most %v, or a longer interval", h.Timeout, h.Interval, h.Interval)
+		}
+	}
+	counts := []struct {
+		name string
+		p    *int
+		def  int
+		min  int
+	}{{"rise", &h.Rise, DefaultCheckRise, 1}, {"fall", &h.Fall, DefaultCheckFall, 1}, {"retry", &h.Retry, DefaultCheckRetry, 0}}
+	for _, n := range counts {
+		switch {
+		case !c.written(n.p):
+			*n.p = n.def
+		case c.valid(n.p) && *n.p < n.min:
+			c.at(n.p, "%s: %d is too small: write %d or more (default %d)", n.name, *n.p, n.min, n.def)
+		case c.valid(n.p) && *n.p > 1000:
+			c.at(n.p, "%s: %d is too large: write at most 1000 (default %d)", n.name, *n.p, n.def)
+		}
+	}
+	if !c.written(&h.RetryDelay) {
+		h.RetryDelay = DefaultCheckRetryDelay
+	}
+}
+
+func (c *checker) httpCheck(h *HealthCheck) {
+	switch {
+	case !c.written(&h.Path):
+		h.Path = DefaultHTTPPath
+	case c.valid(&h.Path) && !strings.HasPrefix(h.Path, "/"):
+		c.at(&h.Path, "path: %q must start with /: write /%s", h.Path, h.Path)
+	case c.valid(&h.Path) && strings.ContainsAny(h.Path, " \t\r\n"):
+		c.at(&h.Path, "path: %q has a space: write it URL-encoded (%%20)", h.Path)
+	}
+	if len(h.StatusCodes) == 0 {
+		if c.written(&h.StatusCodes) {
+			c.at(&h.StatusCodes, "status_codes: empty: list the codes that mean up, such as [200] or [\"200-299\"]")
+		}
+		h.StatusCodes = []StatusRange{{200, 299}}
+	}
+	if c.valid(&h.Digest) {
+		d := strings.ToLower(h.Digest)
+		if len(d) != 32 || strings.Trim(d, "0123456789abcdef") != "" {
+			c.at(&h.Digest, "digest: %q is not an MD5 digest: write the 32 hex digits genhash prints for the page (genhash -s ADDRESS -p PORT -u PATH)", h.Digest)
+		}
+		h.Digest = d
+	}
+	if c.valid(&h.Host) && (h.Host == "" || strings.ContainsAny(h.Host, " \t\r\n/")) {
+		c.at(&h.Host, "host: %q is not a host name: write the Host header the server expects, such as www.example.com", h.Host)
+	}
+	if c.valid(&h.SNI) {
+		if _, err := netip.ParseAddr(h.SNI); err == nil {
+			c.at(&h.SNI, "sni: %s is an IP address, which TLS cannot send as a server name: write the certificate's host name, or remove sni", h.SNI)
+		} else if h.SNI == "" || strings.ContainsAny(h.SNI, " \t\r\n/:") {
+			c.at(&h.SNI, "sni: %q is not a host name: write the certificate's host name, such as www.example.com", h.SNI)
+		}
+	}
+	if h.Type == CheckHTTPS && !c.written(&h.SNI) && h.Host != "" {
+		if _, err := netip.ParseAddr(h.Host); err != nil {
+			h.SNI = h.Host
+		}
+	}
+}
+
+func (c *checker) scriptCheck(h *HealthCheck) {
+	switch {
+	case !c.written(&h.Command):
+		c.at(h, "a script check needs a command: write command: [/usr/local/bin/check, --port, \"80\"] (exit status 0 means up)")
+	case !c.valid(&h.Command):
+	case len(h.Command) == 0:
+		c.at(&h.Command, "command: empty: write the program and its arguments, such as [/usr/local/bin/check, --port, \"80\"]")
+	case h.Shell && len(h.Command) != 1:
+		c.at(&h.Command, "command: with shell: true, write the script as one string: command: [\"check-a && check-b\"]")
+	case h.Command[0] == "":
+		c.at(&h.Command[0], "command: the program is empty: write its path first, such as /usr/local/bin/check")
+	case !h.Shell && len(h.Command) == 1 && strings.ContainsAny(h.Command[0], " \t"):
+		c.at(&h.Command[0], "command: %q is one argument holding spaces, and no shell runs it: write each argument as its own item ([%s]), or set shell: true", h.Command[0], strings.Join(strings.Fields(h.Command[0]), ", "))
+	}
+}
+
+func (c *checker) dnsCheck(h *HealthCheck) {
+	if !c.written(&h.QueryName) {
+		h.QueryName = DefaultDNSQueryName
+	} else if c.valid(&h.QueryName) && (h.QueryName == "" || len(h.QueryName) > 253 || strings.ContainsAny(h.QueryName, " \t\r\n")) {
+		c.at(&h.QueryName, "query_name: %q is not a DNS name: write a name such as example.com (default %q)", h.QueryName, DefaultDNSQueryName)
+	}
+	if !c.written(&h.QueryType) {
+		h.QueryType = DefaultDNSQueryType
+	} else if c.valid(&h.QueryType) {
+		if up := strings.ToUpper(h.QueryType); slices.Contains(dnsTypes, up) {
+			h.QueryType = up
+		} else {
+			c.at(&h.QueryType, "query_type: unknown record type %q: write %s", h.QueryType, joinOr(dnsTypes))
+		}
+	}
+}
+
+// needsPort reports whether a check connects to a port.
+func needsPort(t CheckType) bool {
+	return t == CheckTCP || t == CheckHTTP || t == CheckHTTPS || t == CheckDNS
+}
+
+// destination checks what real servers and sorry servers share: address,
+// family, forwarding, tunnel and port. It fills in the inherited values.
+func (c *checker) destination(s *VirtualService, what string, self any, addr *netip.Addr, port *uint16, fwd *Forwarding, tun **TunnelOptions) bool {
+	ok := true
+	if !c.written(fwd) {
+		*fwd = s.Forwarding
+	}
+	*tun = c.tunnelFor(tun, *fwd, "its forwarding", s.Tunnel)
+	switch {
+	case !c.written(addr):
+		c.at(self, "a %s needs an address: write address: 10.0.0.2", what)
+		ok = false
+	case !c.valid(addr):
+		ok = false
+	default:
+		if msg := unicast(*addr); msg != "" {
+			c.at(addr, "address: %s %s: write the %s's own address", *addr, msg, what)
+			ok = false
+		} else if s.Family != "" && familyOf(*addr) != s.Family && *fwd != Tunnel {
+			c.at(addr, "address: %s is %s but the service is %s: only tunnel forwarding can cross address families", *addr, familyOf(*addr), s.Family)
+		}
+	}
+	svcPort := s.Port
+	if s.IsFWMark() {
+		svcPort = 0
+	}
+	switch {
+	case !c.written(port):
+		*port = svcPort
+	case !c.valid(port):
+		ok = false
+	case !s.IsFWMark() && !c.valid(&s.Port):
+		// the service's port is broken: nothing to compare with
+	case *fwd != Masquerade && *port != svcPort && svcPort == 0:
+		c.at(port, "port: a %s of a %s service with %s forwarding keeps the client's port: remove port, or use forwarding: masquerade to change it", what, portless(s), *fwd)
+	case *fwd != Masquerade && *port != svcPort:
+		c.at(port, "port: %s forwarding cannot change the port (%d, the service's is %d): remove port, or use forwarding: masquerade", *fwd, *port, svcPort)
+	}
+	return ok
+}
+
+func portless(s *VirtualService) string {
+	if s.IsFWMark() {
+		return "fwmark"
+	}
+	return "port-0"
+}
+
+func (c *checker) realServer(s *VirtualService, rs *RealServer) bool {
+	ok := c.destination(s, "real server", rs, &rs.Address, &rs.Port, &rs.Forwarding, &rs.Tunnel)
+	switch {
+	case !c.written(&rs.Weight):
+		rs.Weight = DefaultWeight
+	case !c.valid(&rs.Weight):
+	case rs.Weight < 0:
+		c.at(&rs.Weight, "weight: %d is negative: write 0 (no new connections) to %d", rs.Weight, MaxWeight)
+	case rs.Weight > MaxWeight:
+		c.at(&rs.Weight, "weight: %d is too large: write at most %d", rs.Weight, MaxWeight)
+	}
+	switch {
+	case !c.valid(&rs.LowerThreshold) || rs.LowerThreshold == 0:
+	case rs.UpperThreshold == 0 && !c.written(&rs.UpperThreshold):
+		c.atKey(&rs.LowerThreshold, "lower_threshold needs an upper_threshold: add upper_threshold, or remove lower_threshold")
+	case rs.LowerThreshold > rs.UpperThreshold:
+		c.at(&rs.LowerThreshold, "lower_threshold: %d is higher than upper_threshold %d: write at most %d", rs.LowerThreshold, rs.UpperThreshold, rs.UpperThreshold)
+	}
+	if rs.HealthCheck != nil {
+		c.healthCheck(rs.HealthCheck)
+	}
+	h, own := rs.HealthCheck, true
+	if h == nil {
+		h, own = s.HealthCheck, false
+	}
+	if ok && h != nil && c.valid(&h.Type) && needsPort(h.Type) && rs.Port == 0 && !c.written(&h.ConnectPort) {
+		if own {
+			c.at(h, "the %s check needs a port, but this real server has none (%s service): write connect_port: 80", h.Type, portless(s))
+		} else {
+			c.at(h, "the %s check needs a port, but the real servers of a %s service have none: write connect_port: 80", h.Type, portless(s))
+		}
+	}
+	return ok
+}
+
+func (c *checker) sorryServer(s *VirtualService, realServers map[ipvs.RealServerKey]*RealServer) {
+	ss := s.SorryServer
+	if !c.destination(s, "sorry server", ss, &ss.Address, &ss.Port, &ss.Forwarding, &ss.Tunnel) {
+		return
+	}
+	k := ipvs.RealServerKey{Address: ss.Address, Port: ss.Port}
+	if rs, dup := realServers[k]; dup {
+		c.at(ss, "sorry_server %s is also a real server (at %s): use another server, or remove it from real_servers", k, c.where(rs))
+	}
+}
+
+func (c *checker) quorum(s *VirtualService) {
+	q := s.Quorum
+	total := 0
+	for _, rs := range s.RealServers {
+		total += int(max(rs.Weight, 0))
+	}
+	switch {
+	case !c.written(&q.Weight):
+		c.at(q, "quorum needs a weight: write weight: N, the total weight of the real servers that must be up")
+	case !c.valid(&q.Weight):
+	case q.Weight < 1:
+		c.at(&q.Weight, "weight: %d is too small: write 1 or more", q.Weight)
+	case q.Weight > total:
+		c.at(&q.Weight, "weight: %d can never be reached: the real servers' weights add up to %d: write at most %d, or add real servers", q.Weight, total, total)
+	}
+	if c.valid(&q.Hysteresis) && q.Weight >= 1 && (q.Hysteresis < 0 || q.Hysteresis >= q.Weight) {
+		c.at(&q.Hysteresis, "hysteresis: %d is out of range: write 0 to %d (less than the quorum weight)", q.Hysteresis, q.Weight-1)
+	}
+	for _, cmd := range []struct {
+		name string
+		argv *[]string
+	}{{"up_command", &q.UpCommand}, {"down_command", &q.DownCommand}} {
+		switch {
+		case !c.valid(cmd.argv):
+		case len(*cmd.argv) == 0:
+			c.at(cmd.argv, "%s: empty: write an argument list such as [/usr/local/bin/notify, %s], or remove it", cmd.name, strings.TrimSuffix(cmd.name, "_command"))
+		case (*cmd.argv)[0] == "":
+			c.at(&(*cmd.argv)[0], "%s: the program is empty: write its path first, such as /usr/local/bin/notify", cmd.name)
+		case len(*cmd.argv) == 1 && strings.ContainsAny((*cmd.argv)[0], " \t"):
+			c.at(&(*cmd.argv)[0], "%s: %q is one argument holding spaces, and no shell runs it: write each argument as its own item ([%s])", cmd.name, (*cmd.argv)[0], strings.Join(strings.Fields((*cmd.argv)[0]), ", "))
+		}
+	}
+}
