@@ -17,7 +17,7 @@ import (
 // Defaults of a Scheduler.
 const (
 	// DefaultMaxConcurrent bounds the checks running at once.
-	DefaultMaxConcurrent = 256
+	DefaultMaxConcurrent = 1024
 	// DefaultJitter is the share of an interval by which each check's
 	// start moves at random, either way.
 	DefaultJitter = 0.1

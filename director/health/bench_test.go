@@ -1,0 +1,204 @@
+//go:build unix
+
+package health_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/director/health"
+)
+
+// benchServerEnv, when set to a number, makes TestHelperBenchServer serve
+// that many loopback HTTP listeners for BenchmarkHTTPChecks5000.
+const benchServerEnv = "LVSKIT_HEALTH_BENCH_SERVER"
+
+// TestHelperBenchServer is not a test: BenchmarkHTTPChecks5000 runs the
+// test binary again with only this function and benchServerEnv set, so
+// the servers' CPU time is not counted as the checker's. It prints the
+// address of each listener, then "ready", and serves until stdin closes.
+func TestHelperBenchServer(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv(benchServerEnv))
+	if err != nil {
+		t.Skip("helper process for BenchmarkHTTPChecks5000")
+	}
+	const response = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
+	serve := func(ln net.Listener) {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				buf := make([]byte, 1024)
+				var req []byte
+				for !strings.Contains(string(req), "\r\n\r\n") {
+					m, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					req = append(req, buf[:m]...)
+				}
+				io.WriteString(c, response)
+			}()
+		}
+	}
+	// 100 loopback addresses share each port: binding thousands of
+	// listeners to port 0 is slow (each bind searches the port space).
+	out := bufio.NewWriter(os.Stdout)
+	var port int
+	for i := 0; i < n; i++ {
+		host := i%100 + 1
+		addr := fmt.Sprintf("127.0.0.%d:%d", host, port)
+		if host == 1 {
+			addr = "127.0.0.1:0"
+		}
+		ln, err := net.Listen("tcp4", addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "listening on %s: %v\n", addr, err)
+			os.Exit(1)
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		fmt.Fprintln(out, ln.Addr())
+		go serve(ln)
+	}
+	fmt.Fprintln(out, "ready")
+	out.Flush()
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// BenchmarkHTTPChecks5000 checks 5,000 HTTP targets (loopback listeners
+// served by a child process) every second with the Scheduler's defaults
+// and reports the checker process's CPU time as a share of one core
+// ("cpu-%", the goal is at most 50), the checks per second, and the
+// CPU time per check. It runs once, for LVSKIT_BENCH_SECONDS (default
+// 10) after a 2s warm-up, whatever b.N is.
+func BenchmarkHTTPChecks5000(b *testing.B) {
+	const targets = 5000
+	seconds := 10
+	if s, err := strconv.Atoi(os.Getenv("LVSKIT_BENCH_SECONDS")); err == nil && s > 0 {
+		seconds = s
+	}
+	addrs, stopServer := startBenchServer(b, targets)
+	defer stopServer()
+
+	var checks, failures, busyNanos atomic.Int64
+	var firstFailure sync.Once
+	s := health.NewScheduler(health.SchedulerOptions{
+		OnResult: func(id string, r health.Result) {
+			checks.Add(1)
+			busyNanos.Add(int64(r.Duration))
+			if !r.Up {
+				failures.Add(1)
+				firstFailure.Do(func() { b.Logf("first failure: %s: %s", id, r.Reason) })
+			}
+		},
+	})
+	var ts []health.Target
+	for i, addr := range addrs {
+		ts = append(ts, health.Target{
+			ID:     fmt.Sprintf("rs%04d", i),
+			Check:  health.HTTPCheck{Address: addr, Path: "/health", Timeout: time.Second},
+			Policy: health.Policy{Interval: time.Second, Initial: health.StateUp},
+		})
+	}
+	if err := s.Update(ts); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	b.ResetTimer()
+	go func() { done <- s.Run(ctx) }()
+
+	warmup := time.NewTimer(2 * time.Second)
+	<-warmup.C
+	startCPU, startWall := cpuTime(b), time.Now()
+	startChecks, startFailures := checks.Load(), failures.Load()
+	window := time.NewTimer(time.Duration(seconds) * time.Second)
+	<-window.C
+	cpu, wall := cpuTime(b)-startCPU, time.Since(startWall)
+	n, failed := checks.Load()-startChecks, failures.Load()-startFailures
+	cancel()
+	<-done
+	b.StopTimer()
+
+	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "cpu-%")
+	b.ReportMetric(float64(n)/wall.Seconds(), "checks/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(n, 1)), "cpu-ns/check")
+	b.ReportMetric(float64(failed), "failed")
+	b.Logf("mean check duration %v", time.Duration(busyNanos.Load()/max(checks.Load(), 1)))
+	if failed > 0 {
+		b.Logf("%d of %d checks failed (a loaded machine makes checks miss their 1s timeout)", failed, n)
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startBenchServer starts the helper server process with n listeners
+// and returns their addresses.
+func startBenchServer(b *testing.B, n int) ([]netip.AddrPort, func()) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestHelperBenchServer$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", benchServerEnv, n))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop := func() {
+		stdin.Close()
+		cmd.Wait()
+		if ps := cmd.ProcessState; ps != nil {
+			b.Logf("server process CPU: %v user, %v system", ps.UserTime(), ps.SystemTime())
+		}
+	}
+	var addrs []netip.AddrPort
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "ready" {
+		a, err := netip.ParseAddrPort(sc.Text())
+		if err != nil {
+			stop()
+			b.Fatalf("server said %q", sc.Text())
+		}
+		addrs = append(addrs, a)
+	}
+	if len(addrs) != n {
+		stop()
+		b.Fatalf("server opened %d listeners, want %d", len(addrs), n)
+	}
+	go io.Copy(io.Discard, stdout)
+	return addrs, stop
+}
