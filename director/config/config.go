@@ -40,7 +40,12 @@
 // Keys are snake_case. Durations are Go durations with a unit ("5s",
 // "1m30s", "500ms"). Commands are argument lists, run without a shell.
 // YAML anchors, aliases and merge keys (<<: *common) may be used to share
-// settings between services.
+// settings between services; top-level keys starting with "x-" are ignored,
+// to hold anchors:
+//
+//	x-check: &check {type: http, path: /healthz}
+//	virtual_services:
+//	  - {address: 192.168.0.100, port: 80, health_check: *check}
 package config
 
 import (

@@ -5,30 +5,44 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
-// maxNodes bounds the work of decoding one file, aliases included, so that
-// a hostile file ("billion laughs") cannot make Load run for long.
-const maxNodes = 200_000
+// nodeBudget bounds the work of decoding one file of n bytes, aliases
+// included, so that a hostile file ("billion laughs") cannot make Load run
+// for long: a file without aliases needs fewer steps than it has bytes.
+func nodeBudget(n int) int { return 100_000 + 8*n }
 
 // maxDepth bounds nesting through merge keys and aliases.
 const maxDepth = 64
 
-// positions records where each decoded value and key was written, keyed by
-// the address of the Go value it was decoded into (a typed pointer).
+// positions records where each decoded value (and the key naming it) was
+// written, keyed by the address of the Go value it was decoded into (a
+// typed pointer, so that a struct and its first field differ).
 type positions struct {
-	value map[any]position
-	key   map[any]position
-	// bad holds the scalars that were written but could not be decoded:
-	// the checks skip them rather than report them again.
-	bad map[any]bool
+	m map[any]site
 }
 
-func newPositions() *positions {
-	return &positions{value: map[any]position{}, key: map[any]position{}, bad: map[any]bool{}}
+// site is where one value was written.
+type site struct {
+	value, key position
+	// bad marks a value that was written but could not be decoded: the
+	// checks skip it rather than report it again.
+	bad bool
+}
+
+func newPositions(sizeHint int) *positions {
+	return &positions{m: make(map[any]site, sizeHint)}
+}
+
+// setKey records the key of a value recorded (or to be recorded) at p.
+func (ps *positions) setKey(p any, at position) {
+	s := ps.m[p]
+	s.key = at
+	ps.m[p] = s
 }
 
 // decoder turns one file's yaml.Node tree into Go values, strictly: every
@@ -39,6 +53,7 @@ type decoder struct {
 	errs   *ErrorList
 	pos    *positions
 	nodes  int
+	budget int
 	depth  int
 	halted bool
 
@@ -47,7 +62,7 @@ type decoder struct {
 }
 
 func (d *decoder) at(n *yaml.Node) position {
-	return position{file: d.file, line: n.Line, column: n.Column}
+	return position{file: d.file, line: int32(n.Line), column: int32(n.Column)}
 }
 
 func (d *decoder) fail(n *yaml.Node, format string, args ...any) {
@@ -60,12 +75,16 @@ func (d *decoder) step(n *yaml.Node) bool {
 		return false
 	}
 	d.nodes++
-	if d.nodes > maxNodes || d.depth > maxDepth {
-		d.fail(n, "too many values (more than %d, counting each use of an alias) or too deep: split the file, or use fewer aliases", maxNodes)
-		d.halted = true
-		return false
+	switch {
+	case d.depth > maxDepth:
+		d.fail(n, "nested too deep: does an alias or merge key (<<) lead back into itself?")
+	case d.nodes > d.budget:
+		d.fail(n, "too many values (more than %d, counting each use of an alias): use fewer aliases", d.budget)
+	default:
+		return true
 	}
-	return true
+	d.halted = true
+	return false
 }
 
 // resolve follows aliases to the node they name.
@@ -77,6 +96,13 @@ func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
 		n = n.Alias
 	}
 	return n
+}
+
+// markBad records that the value at p was written but not decoded.
+func (d *decoder) markBad(p any) {
+	s := d.pos.m[p]
+	s.bad = true
+	d.pos.m[p] = s
 }
 
 // nodeDecoder is implemented by types that decode themselves from any node.
@@ -98,6 +124,11 @@ var (
 // value decodes n into v, which must be addressable. key is the name the
 // value was written under, for messages.
 func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) {
+	d.valueAt(n, v, key, position{})
+}
+
+// valueAt is value for a mapping's value, with the position of its key.
+func (d *decoder) valueAt(n *yaml.Node, v reflect.Value, key string, keyAt position) {
 	n = d.resolve(n)
 	if !d.step(n) {
 		return
@@ -108,11 +139,12 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) {
 		d.fail(n, "%s: alias *%s leads to itself", key, n.Value)
 		return
 	}
-	d.pos.value[v.Addr().Interface()] = d.at(n)
+	ptr := v.Addr().Interface()
+	d.pos.m[ptr] = site{value: d.at(n), key: keyAt}
 	before := len(*d.errs)
 	defer func() {
 		if len(*d.errs) > before && (isScalar(v.Type()) || v.Kind() == reflect.Slice) {
-			d.pos.bad[v.Addr().Interface()] = true
+			d.markBad(ptr)
 		}
 	}()
 
@@ -141,8 +173,8 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) {
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
 		d.value(n, elem.Elem(), key)
-		if len(*d.errs) == before || !isScalar(v.Type().Elem()) {
-			v.Set(elem) // a broken scalar stays unset
+		if !d.pos.m[elem.Interface()].bad {
+			v.Set(elem) // a value of the wrong kind stays unset
 		}
 	case reflect.Struct:
 		d.structure(n, v, key)
@@ -216,6 +248,10 @@ func (d *decoder) integer(n *yaml.Node, v reflect.Value, key string, lo, hi int6
 		kind = "a whole number" // the checks name the useful range
 	}
 	if !d.scalar(n, key, kind) {
+		return
+	}
+	if n.Tag == "!!float" && strings.Trim(strings.TrimPrefix(n.Value, "-"), "0123456789_") == "" {
+		d.fail(n, "%s: %s is out of range: write %s", key, n.Value, want)
 		return
 	}
 	if n.Tag != "!!int" {
@@ -305,7 +341,13 @@ type field struct {
 	index int
 }
 
+// fieldCache holds fieldsOf's answers: the config types are few and fixed.
+var fieldCache sync.Map // reflect.Type -> []field
+
 func fieldsOf(t reflect.Type) []field {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.([]field)
+	}
 	var fs []field
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -315,7 +357,16 @@ func fieldsOf(t reflect.Type) []field {
 		}
 		fs = append(fs, field{name: tag, index: i})
 	}
+	fieldCache.Store(t, fs)
 	return fs
+}
+
+func fieldNames(fs []field) []string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.name
+	}
+	return names
 }
 
 // entry is one key and value of a mapping.
@@ -323,29 +374,28 @@ type entry struct{ key, value *yaml.Node }
 
 func (d *decoder) structure(n *yaml.Node, v reflect.Value, key string) {
 	fs := fieldsOf(v.Type())
-	names := make([]string, len(fs))
-	byName := make(map[string]int, len(fs))
-	for i, f := range fs {
-		names[i] = f.name
-		byName[f.name] = f.index
-	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // "persistence:" alone: present, with defaults
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, "%s: expected a mapping of %s, got %s", key, joinOr(names), describe(n))
+		d.fail(n, "%s: expected a mapping of %s, got %s", key, joinOr(fieldNames(fs)), describe(n))
+		d.markBad(v.Addr().Interface())
 		return
 	}
 	for _, e := range d.entries(n) {
 		name := e.key.Value
-		idx, ok := byName[name]
-		if !ok {
-			d.fail(e.key, "%s", unknownKey(v.Type(), name, names))
+		idx := -1
+		for _, f := range fs {
+			if f.name == name {
+				idx = f.index
+				break
+			}
+		}
+		if idx < 0 {
+			d.fail(e.key, "%s", unknownKey(v.Type(), name, fieldNames(fs)))
 			continue
 		}
-		fv := v.Field(idx)
-		d.pos.key[fv.Addr().Interface()] = d.at(e.key)
-		d.value(e.value, fv, name)
+		d.valueAt(e.value, v.Field(idx), name, d.at(e.key))
 	}
 }
 
@@ -357,8 +407,9 @@ func (d *decoder) entries(n *yaml.Node) []entry {
 	}
 	d.depth++
 	defer func() { d.depth-- }()
-	var out, merged []entry
-	seen := map[string]*yaml.Node{}
+	var merged []entry
+	out := make([]entry, 0, len(n.Content)/2)
+	seen := make(map[string]*yaml.Node, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {

@@ -120,7 +120,7 @@ func (c *Config) desired(s *VirtualService) DesiredService {
 	}
 	d := DesiredService{Name: s.Name, Service: svc, OnFailure: s.OnFailure}
 	if c.pos != nil {
-		if at := c.pos.value[s]; at.known() {
+		if at := c.pos.m[s].value; at.known() {
 			d.Source = fmt.Sprintf("%s:%d", at.file, at.line)
 		}
 	}

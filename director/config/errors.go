@@ -53,7 +53,7 @@ func (l ErrorList) Error() string {
 // position is where a value or key sits in a file.
 type position struct {
 	file         string
-	line, column int
+	line, column int32
 }
 
 func (p position) known() bool { return p.file != "" }

@@ -532,7 +532,7 @@ ipvs:
 `,
 		want: []string{
 			"lvsd.yaml:5:68: lower_threshold: 200 is higher than upper_threshold 100: write at most 100",
-			"lvsd.yaml:6:29: lower_threshold needs an upper_threshold: add upper_threshold, or remove lower_threshold",
+			"lvsd.yaml:6:29: lower_threshold needs an upper_threshold (0 means no limit): add upper_threshold, or remove lower_threshold",
 		},
 	},
 	{
@@ -753,4 +753,26 @@ func TestLoadErrors(t *testing.T) {
 			checkErrors(t, got, tc.want)
 		})
 	}
+}
+
+// TestWrongKindLeavesNoFollowUps checks that a value of the wrong kind is
+// reported once, without the checks then complaining that it is missing.
+func TestWrongKindLeavesNoFollowUps(t *testing.T) {
+	checkErrors(t, loadErrors(t, map[string]string{"lvsd.yaml": `virtual_services:
+  - [address, 10.0.0.1]
+  - address: 192.168.0.100
+    port: 80
+    health_check: tcp
+    sorry_server: 10.0.0.9
+    real_servers:
+      - 10.0.0.2
+      - {address: 10.0.0.3, weight: heavy, upper_threshold: 10, lower_threshold: x}
+`}, LoadOptions{}), []string{
+		`lvsd.yaml:2:5: virtual_services: expected a mapping of name, protocol, address, port, fwmark, family, scheduler, scheduler_flags, persistence, one_packet, forwarding, tunnel, health_check, on_failure, sorry_server, quorum or real_servers, got a list`,
+		`lvsd.yaml:5:19: health_check: expected a mapping of type, interval, timeout, rise, fall, retry, retry_delay, connect_ip, connect_port, path, status_codes, digest, host, sni, verify_tls, command, shell, query_name or query_type, got "tcp"`,
+		`lvsd.yaml:6:19: sorry_server: expected a mapping of address, port, forwarding or tunnel, got "10.0.0.9"`,
+		`lvsd.yaml:8:9: real_servers: expected a mapping of address, port, weight, upper_threshold, lower_threshold, forwarding, tunnel or health_check, got "10.0.0.2"`,
+		`lvsd.yaml:9:37: weight: expected a whole number, got "heavy"`,
+		`lvsd.yaml:9:82: lower_threshold: expected a whole number, got "x"`,
+	})
 }

@@ -29,7 +29,7 @@ type Capabilities struct {
 func (c *Config) ValidateAgainst(kernel Capabilities) error {
 	var errs ErrorList
 	if c.pos == nil {
-		c.pos = newPositions()
+		c.pos = newPositions(0)
 	}
 	ch := &checker{cfg: c, errs: &errs}
 	ch.kernel(kernel)

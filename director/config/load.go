@@ -48,18 +48,17 @@ func Load(path string, opts LoadOptions) (*Config, error) {
 // and the directory includes are resolved from.
 func Parse(name string, data []byte, opts LoadOptions) (*Config, error) {
 	var errs ErrorList
-	cfg := &Config{pos: newPositions(), Files: []string{name}}
+	cfg := &Config{pos: newPositions(len(data) / 8), Files: []string{name}}
 
 	// Read every file first, so that the virtual services of all of them
 	// are decoded straight into their final place (the recorded positions
 	// are keyed by address, and must not move).
-	main := &source{name: name, dec: &decoder{file: name, errs: &errs, pos: cfg.pos}}
+	main := &source{name: name, dec: &decoder{file: name, errs: &errs, pos: cfg.pos, budget: nodeBudget(len(data))}}
 	main.root = parseYAML(name, data, &errs)
 	sources := []*source{main}
 	if main.root != nil {
 		if inc := mapValue(main.root, "include"); inc != nil {
-			main.dec.value(inc.value, reflect.ValueOf(&cfg.Include).Elem(), "include")
-			cfg.pos.key[&cfg.Include] = main.dec.at(inc.key)
+			main.dec.valueAt(inc.value, reflect.ValueOf(&cfg.Include).Elem(), "include", main.dec.at(inc.key))
 			for _, f := range opts.includedFiles(cfg, main, &errs) {
 				sources = append(sources, f)
 				cfg.Files = append(cfg.Files, f.name)
@@ -78,8 +77,14 @@ func Parse(name string, data []byte, opts LoadOptions) (*Config, error) {
 		off += len(s.services)
 	}
 
+	halted := false
+	for _, s := range sources {
+		halted = halted || s.dec.halted
+	}
 	c := &checker{cfg: cfg, errs: &errs}
-	c.config()
+	if !halted { // a file given up on would only yield confusing follow-ups
+		c.config()
+	}
 	if opts.Kernel != nil && len(errs) == 0 {
 		c.kernel(*opts.Kernel)
 	}
@@ -184,7 +189,7 @@ func (o LoadOptions) includedFiles(cfg *Config, main *source, errs *ErrorList) [
 	for i, inc := range cfg.Include {
 		at := main.dec.includes[i]
 		fail := func(format string, args ...any) {
-			*errs = append(*errs, Error{File: at.file, Line: at.line, Column: at.column, Message: fmt.Sprintf(format, args...)})
+			*errs = append(*errs, Error{File: at.file, Line: int(at.line), Column: int(at.column), Message: fmt.Sprintf(format, args...)})
 		}
 		p, ok := o.join(main.name, inc)
 		if !ok {
@@ -229,7 +234,7 @@ func (o LoadOptions) includedFiles(cfg *Config, main *source, errs *ErrorList) [
 				fail("include: %s: %s", f, readProblem(err))
 				continue
 			}
-			s := &source{name: f, dec: &decoder{file: f, errs: errs, pos: cfg.pos}}
+			s := &source{name: f, dec: &decoder{file: f, errs: errs, pos: cfg.pos, budget: nodeBudget(len(data))}}
 			s.root = parseYAML(f, data, errs)
 			out = append(out, s)
 		}
@@ -313,9 +318,10 @@ func yamlProblem(err error, data []byte) (line, column int, message string) {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	msg = "invalid YAML: " + msg
-	if strings.Contains(msg, "tab") {
-		// yaml.v3 names the line where the enclosing block starts; find
-		// the tab itself.
+	{
+		// A tab in the indentation is never valid YAML, and the usual
+		// cause; yaml.v3 names the line where the enclosing block starts,
+		// so find the tab itself.
 		for i, l := range bytes.Split(data, []byte("\n")) {
 			indent := len(l) - len(bytes.TrimLeft(l, " \t"))
 			if t := bytes.IndexByte(l[:indent], '\t'); t >= 0 {
@@ -323,7 +329,13 @@ func yamlProblem(err error, data []byte) (line, column int, message string) {
 			}
 		}
 	}
-	return line, 0, msg + ": check the indentation and the quoting near here"
+	switch {
+	case strings.Contains(msg, "UTF-8"):
+		return line, 0, msg + ": save the file as UTF-8"
+	case line > 0:
+		return line, 0, msg + ": check the indentation and the quoting near here"
+	}
+	return line, 0, msg
 }
 
 // mapValue finds key in a mapping (not through merges).
@@ -390,6 +402,8 @@ func (d *decoder) top(root *yaml.Node, cfg *Config, isMain bool, dst []VirtualSe
 		name := e.key.Value
 		idx, ok := byName[name]
 		switch {
+		case !ok && strings.HasPrefix(name, "x-"):
+			// a place for anchors: x-common: &common {...}
 		case !ok:
 			d.fail(e.key, "%s", unknownKey(t, name, names))
 		case name == "include":
@@ -404,15 +418,13 @@ func (d *decoder) top(root *yaml.Node, cfg *Config, isMain bool, dst []VirtualSe
 				continue
 			}
 			if isMain {
-				cfg.pos.key[&cfg.VirtualServices] = d.at(e.key)
+				cfg.pos.setKey(&cfg.VirtualServices, d.at(e.key))
 			}
 			for i, item := range items {
 				d.value(item, reflect.ValueOf(&dst[i]).Elem(), "virtual_services")
 			}
 		default:
-			fv := v.FieldByName(t.Field(idx).Name)
-			cfg.pos.key[fv.Addr().Interface()] = d.at(e.key)
-			d.value(e.value, fv, name)
+			d.valueAt(e.value, v.FieldByName(t.Field(idx).Name), name, d.at(e.key))
 		}
 	}
 }

@@ -21,13 +21,13 @@ type checker struct {
 }
 
 // written reports whether the value at p was written in a file.
-func (c *checker) written(p any) bool { _, ok := c.cfg.pos.value[p]; return ok }
+func (c *checker) written(p any) bool { _, ok := c.cfg.pos.m[p]; return ok }
 
 // valid reports whether the value at p was written and decoded cleanly.
-func (c *checker) valid(p any) bool { return c.written(p) && !c.cfg.pos.bad[p] }
+func (c *checker) valid(p any) bool { s, ok := c.cfg.pos.m[p]; return ok && !s.bad }
 
 func (c *checker) report(at position, format string, args ...any) {
-	e := Error{File: at.file, Line: at.line, Column: at.column, Message: fmt.Sprintf(format, args...)}
+	e := Error{File: at.file, Line: int(at.line), Column: int(at.column), Message: fmt.Sprintf(format, args...)}
 	if c.sent == nil {
 		c.sent = map[Error]bool{}
 	}
@@ -39,14 +39,15 @@ func (c *checker) report(at position, format string, args ...any) {
 
 // at reports a problem at the value p points to.
 func (c *checker) at(p any, format string, args ...any) {
-	c.report(c.cfg.pos.value[p], format, args...)
+	c.report(c.cfg.pos.m[p].value, format, args...)
 }
 
 // atKey reports a problem at the key of the field p points to.
 func (c *checker) atKey(p any, format string, args ...any) {
-	at, ok := c.cfg.pos.key[p]
-	if !ok {
-		at = c.cfg.pos.value[p]
+	s := c.cfg.pos.m[p]
+	at := s.key
+	if !at.known() {
+		at = s.value
 	}
 	c.report(at, format, args...)
 }
@@ -62,7 +63,9 @@ func (c *checker) config() {
 			continue
 		}
 		k := s.Key()
-		if first, dup := keys[k]; dup {
+		if first, dup := keys[k]; dup && c.where(first) == c.where(s) {
+			c.at(s, "duplicate virtual service %s: an alias repeats it: use the alias once, or change port or address after a merge key (<<: *web)", k)
+		} else if dup {
 			c.at(s, "duplicate virtual service %s: it is already defined at %s: merge the two entries into one", k, c.where(first))
 		} else {
 			keys[k] = s
@@ -79,7 +82,7 @@ func (c *checker) config() {
 
 // where formats the position of a value for "already defined at ...".
 func (c *checker) where(p any) string {
-	at := c.cfg.pos.value[p]
+	at := c.cfg.pos.m[p].value
 	return fmt.Sprintf("%s:%d:%d", at.file, at.line, at.column)
 }
 
@@ -185,6 +188,9 @@ func validInterfaceName(s string) bool {
 // service checks one virtual service and fills in its defaults; false when
 // it is too broken to have a key.
 func (c *checker) service(s *VirtualService) bool {
+	if !c.valid(s) {
+		return false // not a mapping: reported
+	}
 	keyed := c.identity(s)
 	c.scheduler(s)
 	c.persistence(s)
@@ -208,7 +214,9 @@ func (c *checker) service(s *VirtualService) bool {
 			continue
 		}
 		k := ipvs.RealServerKey{Address: rs.Address, Port: rs.Port}
-		if first, dup := seen[k]; dup {
+		if first, dup := seen[k]; dup && c.where(first) == c.where(rs) {
+			c.at(rs, "real server %s is listed twice in this service, through an alias: use the alias once", k)
+		} else if dup {
 			c.at(rs, "real server %s is listed twice in this service (first at %s): remove one of them", k, c.where(first))
 		} else {
 			seen[k] = rs
@@ -628,6 +636,9 @@ func portless(s *VirtualService) string {
 }
 
 func (c *checker) realServer(s *VirtualService, rs *RealServer) bool {
+	if !c.valid(rs) {
+		return false // not a mapping: reported
+	}
 	ok := c.destination(s, "real server", rs, &rs.Address, &rs.Port, &rs.Forwarding, &rs.Tunnel)
 	switch {
 	case !c.written(&rs.Weight):
@@ -640,8 +651,8 @@ func (c *checker) realServer(s *VirtualService, rs *RealServer) bool {
 	}
 	switch {
 	case !c.valid(&rs.LowerThreshold) || rs.LowerThreshold == 0:
-	case rs.UpperThreshold == 0 && !c.written(&rs.UpperThreshold):
-		c.atKey(&rs.LowerThreshold, "lower_threshold needs an upper_threshold: add upper_threshold, or remove lower_threshold")
+	case rs.UpperThreshold == 0:
+		c.atKey(&rs.LowerThreshold, "lower_threshold needs an upper_threshold (0 means no limit): add upper_threshold, or remove lower_threshold")
 	case rs.LowerThreshold > rs.UpperThreshold:
 		c.at(&rs.LowerThreshold, "lower_threshold: %d is higher than upper_threshold %d: write at most %d", rs.LowerThreshold, rs.UpperThreshold, rs.UpperThreshold)
 	}
