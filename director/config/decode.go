@@ -502,21 +502,21 @@ func describeType(t reflect.Type) string {
 	return "a value"
 }
 
-// typeNames name the mappings in "unknown key ... in a ..." messages.
+// typeNames say where a mapping is, in "unknown key ..." messages.
 var typeNames = map[reflect.Type]string{
-	reflect.TypeFor[Config]():         "the top level",
-	reflect.TypeFor[Daemon]():         "lvsd",
-	reflect.TypeFor[Globals]():        "ipvs",
-	reflect.TypeFor[Timeouts]():       "ipvs timeouts",
-	reflect.TypeFor[SyncThreshold]():  "sync_threshold",
-	reflect.TypeFor[SyncDaemon]():     "sync_daemon",
-	reflect.TypeFor[VirtualService](): "a virtual service",
-	reflect.TypeFor[Persistence]():    "persistence",
-	reflect.TypeFor[TunnelOptions]():  "tunnel",
-	reflect.TypeFor[RealServer]():     "a real server",
-	reflect.TypeFor[HealthCheck]():    "health_check",
-	reflect.TypeFor[SorryServer]():    "sorry_server",
-	reflect.TypeFor[Quorum]():         "quorum",
+	reflect.TypeFor[Config]():         "at the top level",
+	reflect.TypeFor[Daemon]():         "in lvsd",
+	reflect.TypeFor[Globals]():        "in ipvs",
+	reflect.TypeFor[Timeouts]():       "in ipvs timeouts",
+	reflect.TypeFor[SyncThreshold]():  "in sync_threshold",
+	reflect.TypeFor[SyncDaemon]():     "in sync_daemon",
+	reflect.TypeFor[VirtualService](): "in a virtual service",
+	reflect.TypeFor[Persistence]():    "in persistence",
+	reflect.TypeFor[TunnelOptions]():  "in tunnel",
+	reflect.TypeFor[RealServer]():     "in a real server",
+	reflect.TypeFor[HealthCheck]():    "in health_check",
+	reflect.TypeFor[SorryServer]():    "in sorry_server",
+	reflect.TypeFor[Quorum]():         "in quorum",
 }
 
 // renamed are keys from keepalived.conf and ipvsadm, and likely slips,
@@ -604,12 +604,12 @@ func unknownKey(t reflect.Type, name string, known []string) string {
 	}
 	in := typeNames[t]
 	if s := closest(name, known); s != "" {
-		return fmt.Sprintf("unknown key %q in %s: did you mean %q?", name, in, s)
+		return fmt.Sprintf("unknown key %q %s: did you mean %q?", name, in, s)
 	}
 	if r, ok := renamed[strings.ToLower(name)]; ok {
-		return fmt.Sprintf("unknown key %q in %s: write %s", name, in, r)
+		return fmt.Sprintf("unknown key %q %s: write %s", name, in, r)
 	}
-	return fmt.Sprintf("unknown key %q in %s: the keys here are %s", name, in, joinOr(known))
+	return fmt.Sprintf("unknown key %q %s: the keys here are %s", name, in, joinOr(known))
 }
 
 // enumNames are the values of the string enums, in documentation order.

@@ -643,7 +643,7 @@ virtual_services: []
   - address: 192.168.0.100
 `,
 		want: []string{
-			"lvsd.yaml:1:1: unknown key \"virtual_service\" in the top level: did you mean \"virtual_services\"?",
+			"lvsd.yaml:1:1: unknown key \"virtual_service\" at the top level: did you mean \"virtual_services\"?",
 		},
 	},
 	{

@@ -93,7 +93,29 @@ func Parse(name string, data []byte, opts LoadOptions) (*Config, error) {
 		// A value reached through several aliases is reported once.
 		return nil, slices.Compact(errs)
 	}
+	cfg.pos = cfg.pos.forLater(cfg)
 	return cfg, nil
+}
+
+// forLater keeps only the positions a loaded config still needs (for
+// ValidateAgainst and DesiredService.Source): the full map is about a
+// hundred bytes per value written.
+func (ps *positions) forLater(cfg *Config) *positions {
+	keep := newPositions(2 * len(cfg.VirtualServices))
+	add := func(p any) {
+		if s, ok := ps.m[p]; ok {
+			keep.m[p] = s
+		}
+	}
+	for i := range cfg.VirtualServices {
+		s := &cfg.VirtualServices[i]
+		add(s)
+		add(&s.Scheduler)
+		if s.Persistence != nil {
+			add(&s.Persistence.Engine)
+		}
+	}
+	return keep
 }
 
 // sortErrors orders problems by file (in the order they were read), then
@@ -377,7 +399,7 @@ func init() {
 		"include": "include is allowed only in the main file: list every directory there",
 		"vrrp":    reserved[reflect.TypeFor[Config]()]["vrrp"],
 	}
-	typeNames[reflect.TypeFor[includedFile]()] = "an included file"
+	typeNames[reflect.TypeFor[includedFile]()] = "in an included file"
 }
 
 // top decodes a file's top-level mapping into cfg; the virtual services go
