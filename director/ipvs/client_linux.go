@@ -262,6 +262,9 @@ func (c *linuxClient) destWrite(cmd uint8, key ServiceKey, r RealServer) error {
 }
 
 func (c *linuxClient) AddRealServer(key ServiceKey, r RealServer) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("adding real server to %v: %w", key, err)
+	}
 	if err := c.destWrite(cmdNewDest, key, r); err != nil {
 		return fmt.Errorf("adding real server %v to %v: %w", r.Key(), key, kernelError(err, ErrServiceNotFound, ErrRealServerExists))
 	}
@@ -269,6 +272,9 @@ func (c *linuxClient) AddRealServer(key ServiceKey, r RealServer) error {
 }
 
 func (c *linuxClient) UpdateRealServer(key ServiceKey, r RealServer) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("updating real server of %v: %w", key, err)
+	}
 	if err := c.destWrite(cmdSetDest, key, r); err != nil {
 		return fmt.Errorf("updating real server %v of %v: %w", r.Key(), key, destMissing(err))
 	}

@@ -345,6 +345,32 @@ type RealServer struct {
 // Key returns the real server's address and port.
 func (r RealServer) Key() RealServerKey { return RealServerKey{Address: r.Address, Port: r.Port} }
 
+// Validate rejects real servers the kernel would take but that break the
+// tools around it.
+func (r RealServer) Validate() error {
+	if !r.Address.IsValid() {
+		return errors.New("real server without an address")
+	}
+	if r.TunnelFlags&TunnelChecksum != 0 && r.TunnelFlags&TunnelRemoteChecksum != 0 {
+		// ipvsadm treats them as exclusive, and 1.31 segfaults listing a
+		// real server that has both.
+		return fmt.Errorf("real server %v: tunnel checksum options csum and remcsum are exclusive: choose one", r.Key())
+	}
+	if r.Forwarding != Tunnel && (r.TunnelType != TunnelIPIP || r.TunnelPort != 0 || r.TunnelFlags != 0) {
+		return fmt.Errorf("real server %v: tunnel options need tunnel forwarding, not %v", r.Key(), r.Forwarding)
+	}
+	if r.TunnelType == TunnelGUE && r.TunnelPort == 0 {
+		return fmt.Errorf("real server %v: a gue tunnel needs a port", r.Key())
+	}
+	if r.TunnelType == TunnelIPIP && r.TunnelFlags != 0 {
+		return fmt.Errorf("real server %v: ipip tunnels have no checksum options", r.Key())
+	}
+	if r.TunnelType == TunnelGRE && r.TunnelFlags&TunnelRemoteChecksum != 0 {
+		return fmt.Errorf("real server %v: remcsum is only for gue tunnels", r.Key())
+	}
+	return nil
+}
+
 // Stats are the counters and estimated rates of a service or real server.
 type Stats struct {
 	Conns      uint64

@@ -312,6 +312,9 @@ func (f *Fake) AddRealServer(key ipvs.ServiceKey, r ipvs.RealServer) error {
 	if err := f.record(Call{Op: OpAddRealServer, Service: ipvs.Service{ServiceKey: key}, RealServer: r}); err != nil {
 		return err
 	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("adding real server to %v: %w", key, err)
+	}
 	s, ok := f.services[key]
 	if !ok {
 		return fmt.Errorf("adding real server %v to %v: %w", r.Key(), key, ipvs.ErrServiceNotFound)
@@ -329,6 +332,9 @@ func (f *Fake) UpdateRealServer(key ipvs.ServiceKey, r ipvs.RealServer) error {
 	defer f.mu.Unlock()
 	if err := f.record(Call{Op: OpUpdateRealServer, Service: ipvs.Service{ServiceKey: key}, RealServer: r}); err != nil {
 		return err
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("updating real server of %v: %w", key, err)
 	}
 	s, ok := f.services[key]
 	if !ok {

@@ -107,3 +107,13 @@ func TestFakeRejectsSchedulersTheKernelLacks(t *testing.T) {
 		t.Errorf("AddService with twos: %v, want ErrNotSupported", err)
 	}
 }
+
+func TestFakeValidatesRealServers(t *testing.T) {
+	f := New()
+	f.AddService(ipvs.Service{ServiceKey: vip, Scheduler: "rr"})
+	both := ipvs.RealServer{Address: netip.MustParseAddr("10.0.0.9"), Port: 80, Forwarding: ipvs.Tunnel,
+		TunnelType: ipvs.TunnelGUE, TunnelPort: 6080, TunnelFlags: ipvs.TunnelChecksum | ipvs.TunnelRemoteChecksum}
+	if err := f.AddRealServer(vip, both); err == nil {
+		t.Error("a gue real server with csum and remcsum was accepted; ipvsadm 1.31 crashes listing it")
+	}
+}
