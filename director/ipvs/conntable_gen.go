@@ -2,9 +2,11 @@ package ipvs
 
 import (
 	"bufio"
+	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 )
 
 // connTableHeader is the first line of /proc/net/ip_vs_conn.
@@ -12,10 +14,11 @@ const connTableHeader = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State    
 
 // GenerateConnTable writes a synthetic /proc/net/ip_vs_conn with n
 // entries, for benchmarks and demos. Lines follow the kernel's format
-// strings exactly (ip_vs_conn_seq_show) and mix what a busy director
-// shows: IPv4 and IPv6 TCP in every state, UDP, SCTP, persistence
-// templates of address and fwmark services, and SIP persistence-engine
-// data. The same seed gives the same table.
+// (ip_vs_conn_seq_show) as captured from Linux 6.12 in
+// testdata/proc/lab, and mix what a busy director shows: IPv4 and IPv6
+// TCP in every state, UDP, SCTP, persistence templates of address and
+// fwmark services ("IP", the mark in ToIP, ports 0), and SIP templates
+// with the Call-ID as PE data. The same seed gives the same table.
 func GenerateConnTable(w io.Writer, n int, seed uint64) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if _, err := bw.WriteString(connTableHeader); err != nil {
@@ -85,10 +88,13 @@ func (g *connGen) appendLine(b []byte) []byte {
 	case r < 980: // UDP over IPv6
 		return g.appendV6(b, "UDP", g.client6(), g.cport(), g.addr6(0xfd00_0000, 0x53), 53,
 			g.addr6(0xfd00_0003, 0x10+rs), 53, "UDP", g.rng.Uint64N(301))
-	default: // SIP over UDP with the SIP persistence engine
-		pe := "sip " + "a84b4c76e66710@pc33.atlanta.example"
+	case r < 990: // SIP over UDP to a service with the SIP persistence engine
 		return g.appendV4(b, "UDP", g.client4(), 5060, 0x0A0000C0, 5060,
-			0x0A000600+rs+1, 5060, "UDP", g.rng.Uint64N(301), pe)
+			0x0A000600+rs+1, 5060, "UDP", g.rng.Uint64N(301), "")
+	default: // its templates, which carry the engine's data: the Call-ID
+		pe := "sip " + uitoa(g.rng.Uint64N(1<<40)) + "@pc33.example.com"
+		return g.appendV4(b, "UDP", g.client4(), 0, 0x0A0000C0, 5060,
+			0x0A000600+rs+1, 5060, "ASSURED", g.rng.Uint64N(61), pe)
 	}
 }
 
@@ -167,50 +173,67 @@ func appendExpires(b []byte, v uint64) []byte { // %7lu
 	return append(b, d[i:]...)
 }
 
-func (g *connGen) appendV4(b []byte, proto string, caddr uint32, cport uint16, vaddr uint32, vport uint16,
-	daddr uint32, dport uint16, state string, expires uint64, pe string) []byte {
-	b = appendPadded(b, proto, 3)
+// appendConnLine formats an entry as ip_vs_conn_seq_show() does:
+// "%-3s %08X %04X %08X %04X %s %04X %-11s %7lu%s\n", with %pI6 for IPv6
+// addresses and " NAME DATA" for a persistence engine.
+func appendConnLine(b []byte, rc *rawConn) []byte {
+	b = appendPadded(b, ProcProtocolName(rc.proto), 3)
 	b = append(b, ' ')
-	b = appendHex(b, uint64(caddr), 8)
+	b = appendRawAddr(b, rc.caddr)
 	b = append(b, ' ')
-	b = appendHex(b, uint64(cport), 4)
+	b = appendHex(b, uint64(rc.cport), 4)
 	b = append(b, ' ')
-	b = appendHex(b, uint64(vaddr), 8)
+	b = appendRawAddr(b, rc.vaddr)
 	b = append(b, ' ')
-	b = appendHex(b, uint64(vport), 4)
+	b = appendHex(b, uint64(rc.vport), 4)
 	b = append(b, ' ')
-	b = appendHex(b, uint64(daddr), 8)
+	b = appendRawAddr(b, rc.daddr)
 	b = append(b, ' ')
-	b = appendHex(b, uint64(dport), 4)
+	b = appendHex(b, uint64(rc.dport), 4)
 	b = append(b, ' ')
-	b = appendPadded(b, state, 11)
+	b = appendPadded(b, rc.state.String(), 11)
 	b = append(b, ' ')
-	b = appendExpires(b, expires)
-	if pe != "" {
+	b = appendExpires(b, rc.expires)
+	if len(rc.peName) > 0 {
 		b = append(b, ' ')
-		b = append(b, pe...)
+		b = append(b, rc.peName...)
+		b = append(b, ' ')
+		b = append(b, rc.peData...)
 	}
 	return append(b, '\n')
 }
 
+func appendRawAddr(b []byte, a rawAddr) []byte {
+	if !a.v6 {
+		return appendHex(b, a.lo, 8)
+	}
+	return appendPI6(b, a.addr())
+}
+
+func raw4(v uint32) rawAddr { return rawAddr{lo: uint64(v)} }
+
+func raw6(a netip.Addr) rawAddr {
+	b := a.As16()
+	return rawAddr{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), v6: true}
+}
+
+func (g *connGen) appendV4(b []byte, proto string, caddr uint32, cport uint16, vaddr uint32, vport uint16,
+	daddr uint32, dport uint16, state string, expires uint64, pe string) []byte {
+	rc := rawConn{caddr: raw4(caddr), vaddr: raw4(vaddr), daddr: raw4(daddr),
+		cport: cport, vport: vport, dport: dport, expires: expires}
+	rc.proto, _ = procProtocol([]byte(proto))
+	rc.state, _ = ParseConnState(state)
+	if name, data, ok := strings.Cut(pe, " "); ok {
+		rc.peName, rc.peData = []byte(name), []byte(data)
+	}
+	return appendConnLine(b, &rc)
+}
+
 func (g *connGen) appendV6(b []byte, proto string, caddr netip.Addr, cport uint16, vaddr netip.Addr, vport uint16,
 	daddr netip.Addr, dport uint16, state string, expires uint64) []byte {
-	b = appendPadded(b, proto, 3)
-	b = append(b, ' ')
-	b = appendPI6(b, caddr)
-	b = append(b, ' ')
-	b = appendHex(b, uint64(cport), 4)
-	b = append(b, ' ')
-	b = appendPI6(b, vaddr)
-	b = append(b, ' ')
-	b = appendHex(b, uint64(vport), 4)
-	b = append(b, ' ')
-	b = appendPI6(b, daddr)
-	b = append(b, ' ')
-	b = appendHex(b, uint64(dport), 4)
-	b = append(b, ' ')
-	b = appendPadded(b, state, 11)
-	b = append(b, ' ')
-	b = appendExpires(b, expires)
-	return append(b, '\n')
+	rc := rawConn{caddr: raw6(caddr), vaddr: raw6(vaddr), daddr: raw6(daddr),
+		cport: cport, vport: vport, dport: dport, expires: expires}
+	rc.proto, _ = procProtocol([]byte(proto))
+	rc.state, _ = ParseConnState(state)
+	return appendConnLine(b, &rc)
 }

@@ -48,6 +48,26 @@ type Connection struct {
 // Family returns the family of the connection's client side.
 func (c *Connection) Family() Family { return FamilyOf(c.Client.Addr()) }
 
+// Active reports whether the kernel counts the entry in its real
+// server's ActiveConn (else in InActConn; templates in neither): TCP in
+// ESTABLISHED, SYN_SENT, SYN_RECV or SYNACK (tcp_state_active() since
+// Linux 4.x), SCTP in ESTABLISHED. UDP entries are always inactive.
+func (c *Connection) Active() bool {
+	if c.Template {
+		return false
+	}
+	switch c.Protocol {
+	case TCP:
+		switch c.State {
+		case StateEstablished, StateSynSent, StateSynRecv, StateSynAck:
+			return true
+		}
+	case SCTP:
+		return c.State == StateEstablished
+	}
+	return false
+}
+
 // ConnState is the state of a connection table entry. The names are the
 // kernel's; TCP and SCTP share NONE and ESTABLISHED.
 type ConnState uint8

@@ -5,13 +5,14 @@ import (
 	"io"
 	"math/bits"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
 // ServiceTable is what /proc/net/ip_vs shows: the IPVS version, the
 // connection table size, and every virtual service with its real servers.
 //
-// The file lacks most of what netlink gives (counters, thresholds,
+// The file lacks much of what netlink gives (counters, thresholds,
 // scheduler flags, the persistence engine, the family of a fwmark
 // service); the fields it lacks are left zero. A fwmark service's Family
 // is taken from its first real server (IPv4 when it has none).
@@ -22,10 +23,23 @@ type ServiceTable struct {
 
 // ServiceEntry is a virtual service and its real servers, in the
 // kernel's order.
+//
+// The kernel prints the persistence timeout in jiffies, and the tick
+// rate (CONFIG_HZ) is not in /proc: TimeoutJiffies keeps the value as
+// printed, and Service.Timeout is it divided by ProcHZ. Where seconds
+// matter on a kernel with another HZ, divide TimeoutJiffies by that HZ
+// or ask netlink (Client.Services), which gives seconds.
 type ServiceEntry struct {
 	Service
-	RealServers []RealServer
+	TimeoutJiffies uint32
+	RealServers    []RealServer
+
+	mask uint32 // the persistence netmask as printed, until the family is known
 }
+
+// ProcHZ is the tick rate ServiceTable assumes to turn the persistence
+// timeout into seconds: CONFIG_HZ of Debian's and Ubuntu's kernels.
+const ProcHZ = 250
 
 // ParseServiceTable parses /proc/net/ip_vs.
 func ParseServiceTable(r io.Reader) (ServiceTable, error) {
@@ -46,6 +60,7 @@ func ReadServiceTable(root string) (ServiceTable, error) {
 
 func parseServiceTable(r io.Reader, file string) (ServiceTable, error) {
 	var t ServiceTable
+	var svcLines []int // the line of each service, for errors found at the end
 	lr := newLineReader(r, file, 16<<10)
 	var fs [][]byte
 	fsBuf := make([][]byte, 0, 16)
@@ -58,7 +73,9 @@ func parseServiceTable(r io.Reader, file string) (ServiceTable, error) {
 			if lr.line == 0 {
 				return t, parseErr(file, 1, "empty file: want the \"IP Virtual Server version\" line")
 			}
-			fixFWMarkFamilies(t.Services)
+			if msg, i := finishServices(t.Services); msg != "" {
+				return t, parseErr(file, svcLines[i], "%s", msg)
+			}
 			return t, nil
 		}
 		n := lr.line
@@ -89,7 +106,8 @@ func parseServiceTable(r io.Reader, file string) (ServiceTable, error) {
 			if msg != "" {
 				return t, connLineErr(file, n, msg, bad)
 			}
-			t.Services = append(t.Services, ServiceEntry{Service: svc})
+			svcLines = append(svcLines, n)
+			t.Services = append(t.Services, svc)
 		}
 	}
 }
@@ -129,8 +147,8 @@ func parseVersionLine(line []byte) (Info, string) {
 //	TCP  0A000064:0050 rr [ops] [persistent 300 FFFFFFFF]
 //	UDP  [2001:0db8:0000:0000:0000:0000:0000:0001]:0035 wlc [persistent ...]
 //	FWM  00000001 sh [ops] [persistent ...]
-func parseServiceLine(fs [][]byte) (Service, string, []byte) {
-	var svc Service
+func parseServiceLine(fs [][]byte) (ServiceEntry, string, []byte) {
+	var svc ServiceEntry
 	if len(fs) < 3 {
 		return svc, "want protocol, address and scheduler", nil
 	}
@@ -166,21 +184,23 @@ func parseServiceLine(fs [][]byte) (Service, string, []byte) {
 			if len(rest) < 3 {
 				return svc, "want \"persistent TIMEOUT NETMASK\"", rest[0]
 			}
-			timeout, ok := parseDec(rest[1])
-			if !ok || timeout > 1<<31-1 {
+			jiffies, ok := parseDec(rest[1])
+			if !ok || jiffies > 1<<31-1 {
 				return svc, "bad persistence timeout", rest[1]
 			}
 			mask, ok := parseHexN(rest[2], 8)
 			if !ok {
 				return svc, "bad persistence netmask", rest[2]
 			}
-			bitsN, ok := persistenceBits(svc.Family, uint32(mask))
-			if !ok {
-				return svc, "persistence netmask is not a prefix", rest[2]
+			if !svc.IsFWMark() { // else when its family is known
+				if _, ok := persistenceBits(svc.Family, uint32(mask)); !ok {
+					return svc, "persistence netmask is not a prefix", rest[2]
+				}
 			}
 			svc.Flags |= FlagPersistent
-			svc.Timeout = uint32(timeout)
-			svc.NetmaskBits = bitsN
+			svc.TimeoutJiffies = uint32(jiffies)
+			svc.Timeout = uint32(jiffies / ProcHZ)
+			svc.mask = uint32(mask)
 			rest = rest[3:]
 		default:
 			return svc, "unexpected service flag", rest[0]
@@ -190,11 +210,12 @@ func parseServiceLine(fs [][]byte) (Service, string, []byte) {
 }
 
 // persistenceBits turns the printed netmask into a prefix length. An
-// IPv4 service prints its mask; an IPv6 service keeps a prefix length
-// in the same field, which the kernel prints byte-swapped through ntohl.
+// IPv4 service prints its mask; an IPv6 service keeps a prefix length in
+// the same field, which ntohl() byte-swaps on a little-endian machine
+// (a /64 prints as 40000000).
 func persistenceBits(f Family, mask uint32) (uint8, bool) {
 	if f == IPv6 {
-		for _, v := range []uint32{mask, bits.ReverseBytes32(mask)} {
+		for _, v := range []uint32{bits.ReverseBytes32(mask), mask} {
 			if v >= 1 && v <= 128 {
 				return uint8(v), true
 			}
@@ -292,13 +313,24 @@ func parseProcAddrPort(b []byte) (netip.AddrPort, bool) {
 	return netip.AddrPortFrom(a, uint16(p)), ok
 }
 
-// fixFWMarkFamilies guesses a fwmark service's family from its real
-// servers: the file does not print it.
-func fixFWMarkFamilies(svcs []ServiceEntry) {
+// finishServices sets what needs the whole service: a fwmark service's
+// family, guessed from its real servers (the file does not print it),
+// and the persistence prefix, which depends on the family. It returns a
+// message and the index of a bad service.
+func finishServices(svcs []ServiceEntry) (string, int) {
 	for i := range svcs {
 		s := &svcs[i]
 		if s.IsFWMark() && len(s.RealServers) > 0 {
 			s.Family = FamilyOf(s.RealServers[0].Address)
 		}
+		if s.Persistent() {
+			n, ok := persistenceBits(s.Family, s.mask)
+			if !ok {
+				return "persistence netmask " + strings.ToUpper(strconv.FormatUint(uint64(s.mask), 16)) +
+					" is not a prefix for " + s.Family.String(), i
+			}
+			s.NetmaskBits = n
+		}
 	}
+	return "", 0
 }
