@@ -81,7 +81,7 @@ const localForwarding = Masquerade
 // fwmarkVirtual maps the fwmark services' addresses to their keys: the
 // connection table shows the packet's address, not the mark.
 var fwmarkVirtual = map[netip.AddrPort]ServiceKey{
-	netip.MustParseAddrPort("10.0.0.107:8000"):   FWMarkKey(IPv4, 1),
+	netip.MustParseAddrPort("10.0.0.107:8000"):  FWMarkKey(IPv4, 1),
 	netip.MustParseAddrPort("[fd00::107]:8000"): FWMarkKey(IPv6, 2),
 }
 
@@ -387,7 +387,9 @@ func TestCapturedStats(t *testing.T) {
 			sum.BytesIn += c.Stats.BytesIn
 			sum.BytesOut += c.Stats.BytesOut
 		}
-		counters := func(s Stats) Stats { return Stats{Conns: s.Conns, PacketsIn: s.PacketsIn, PacketsOut: s.PacketsOut, BytesIn: s.BytesIn, BytesOut: s.BytesOut} }
+		counters := func(s Stats) Stats {
+			return Stats{Conns: s.Conns, PacketsIn: s.PacketsIn, PacketsOut: s.PacketsOut, BytesIn: s.BytesIn, BytesOut: s.BytesOut}
+		}
 		if counters(per.Total) != sum {
 			t.Errorf("%s: per-CPU total %+v, sum of CPUs %+v", scenario, counters(per.Total), sum)
 		}
