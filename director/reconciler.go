@@ -1,0 +1,307 @@
+package director
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/lvskit/lvskit/director/ipvs"
+)
+
+// ReconcilerOptions configure a Reconciler.
+type ReconcilerOptions struct {
+	Client ipvs.Client
+	Logger *slog.Logger
+	// StateDir holds the last-applied state file; empty keeps ownership
+	// in memory only (tests, lvsd plan).
+	StateDir string
+	// RetryMin and RetryMax bound the backoff of a service whose writes
+	// failed. Defaults 1s and 1m.
+	RetryMin, RetryMax time.Duration
+}
+
+// Result says what one reconcile did.
+type Result struct {
+	Sent     []Op      // ops the kernel accepted
+	Failures []Failure // ops it refused, or that were skipped
+	Drift    int       // owned services that differed from what lvsd last wrote
+	Unowned  []ipvs.ServiceKey
+}
+
+// Stats are the reconciler's running totals, for metrics.
+type Stats struct {
+	OpsSent      map[OpKind]uint64
+	OpsFailed    map[OpKind]uint64
+	Resyncs      uint64
+	DriftRepairs uint64
+}
+
+type retryState struct {
+	attempt int
+	next    time.Time
+}
+
+// Reconciler keeps the kernel's IPVS table equal to the desired table for
+// the services lvsd owns. It caches the kernel's table as of its last read
+// plus the writes since, so a change to one service costs only that
+// service's writes; Resync reads the kernel back to find drift. Its
+// methods are safe for concurrent use.
+type Reconciler struct {
+	opts ReconcilerOptions
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	cache   Table // the kernel, as last read plus our writes since
+	synced  bool  // cache has been filled from the kernel
+	desired Table
+	owned   map[ipvs.ServiceKey]bool
+	saved   map[ipvs.ServiceKey]bool // owned as last written to disk
+	retry   map[ipvs.ServiceKey]*retryState
+	stats   Stats
+}
+
+// NewReconciler loads the owned set from the state directory.
+func NewReconciler(opts ReconcilerOptions) (*Reconciler, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = time.Minute
+	}
+	owned := map[ipvs.ServiceKey]bool{}
+	if opts.StateDir != "" {
+		var err error
+		if owned, err = LoadOwned(opts.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	return &Reconciler{
+		opts:    opts,
+		log:     opts.Logger,
+		cache:   Table{},
+		desired: Table{},
+		owned:   owned,
+		saved:   maps.Clone(owned),
+		retry:   map[ipvs.ServiceKey]*retryState{},
+		stats:   Stats{OpsSent: map[OpKind]uint64{}, OpsFailed: map[OpKind]uint64{}},
+	}, nil
+}
+
+// Resync reads the kernel's whole table, counts owned services that
+// drifted from what lvsd last wrote, and applies the difference.
+func (r *Reconciler) Resync(now time.Time) (Result, error) {
+	kernel, err := ReadTable(r.opts.Client)
+	if err != nil {
+		return Result{}, fmt.Errorf("reading the kernel's IPVS table: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Resyncs++
+	drift := 0
+	if r.synced {
+		for k := range r.owned {
+			if !sameEntry(r.cache[k], kernel[k]) {
+				drift++
+				r.log.Warn("IPVS service changed behind lvsd's back; repairing", "service", k.String())
+			}
+		}
+	}
+	r.cache, r.synced = kernel, true
+	res := r.applyLocked(now, Diff(r.desired, r.cache, r.owned))
+	res.Drift = drift
+	r.stats.DriftRepairs += uint64(drift)
+	return res, nil
+}
+
+// SetDesired replaces the desired table (a config load or reload) and
+// applies the difference against the cache. Call Resync first so the
+// cache holds the kernel.
+func (r *Reconciler) SetDesired(now time.Time, desired Table) Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.desired = desired.Clone()
+	return r.applyLocked(now, Diff(r.desired, r.cache, r.owned))
+}
+
+// SetService changes one desired service (a health transition) and
+// applies only that service's writes. A nil entry removes it.
+func (r *Reconciler) SetService(now time.Time, k ipvs.ServiceKey, e *Entry) Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e == nil {
+		delete(r.desired, k)
+	} else {
+		r.desired[k] = &Entry{Service: e.Service, RealServers: append([]ipvs.RealServer(nil), e.RealServers...)}
+	}
+	return r.applyLocked(now, Plan{Ops: DiffService(r.desired[k], r.cache[k])})
+}
+
+// Plan returns the writes a desired table needs against the cache,
+// without sending them.
+func (r *Reconciler) Plan(desired Table) Plan {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Diff(desired, r.cache, r.owned)
+}
+
+// Retry re-applies the services whose writes failed and whose backoff has
+// passed. It returns when the next retry is due (zero if none).
+func (r *Reconciler) Retry(now time.Time) (Result, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var plan Plan
+	for k, st := range r.retry {
+		if now.Before(st.next) {
+			continue
+		}
+		if !r.owned[k] && r.desired[k] == nil {
+			delete(r.retry, k)
+			continue
+		}
+		plan.Ops = append(plan.Ops, DiffService(r.desired[k], r.cache[k])...)
+	}
+	res := r.applyLocked(now, plan)
+	return res, r.nextRetryLocked()
+}
+
+func (r *Reconciler) nextRetryLocked() time.Time {
+	var next time.Time
+	for _, st := range r.retry {
+		if next.IsZero() || st.next.Before(next) {
+			next = st.next
+		}
+	}
+	return next
+}
+
+// Stats returns a copy of the running totals.
+func (r *Reconciler) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Stats{
+		OpsSent: maps.Clone(r.stats.OpsSent), OpsFailed: maps.Clone(r.stats.OpsFailed),
+		Resyncs: r.stats.Resyncs, DriftRepairs: r.stats.DriftRepairs,
+	}
+}
+
+// Owned returns the services lvsd owns.
+func (r *Reconciler) Owned() map[ipvs.ServiceKey]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.owned)
+}
+
+// Kernel returns lvsd's copy of the kernel's table.
+func (r *Reconciler) Kernel() Table {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cache.Clone()
+}
+
+// applyLocked sends a plan, records failures for retry, re-reads the
+// services whose writes failed (the cache was wrong about them), and
+// updates the owned set.
+func (r *Reconciler) applyLocked(now time.Time, plan Plan) Result {
+	res := Result{Unowned: plan.Unowned}
+	// A service lvsd is about to write is owned before the first write,
+	// so a crash halfway leaves it owned and the restart finishes the job.
+	for _, op := range plan.Ops {
+		r.owned[op.Service.ServiceKey] = true
+	}
+	r.saveOwnedLocked()
+
+	failures := Apply(r.opts.Client, plan.Ops, r.cache)
+	failedKeys := map[ipvs.ServiceKey]bool{}
+	for _, f := range failures {
+		failedKeys[f.Op.Service.ServiceKey] = true
+		r.stats.OpsFailed[f.Op.Kind]++
+		if f.Err != errSkipped {
+			r.log.Error("IPVS write failed", "op", f.Op.Kind.String(), "service", f.Op.Service.ServiceKey.String(),
+				"rs", rsString(f.Op), "err", f.Err)
+		}
+	}
+	for _, op := range plan.Ops {
+		k := op.Service.ServiceKey
+		if failedKeys[k] {
+			continue
+		}
+		res.Sent = append(res.Sent, op)
+		r.stats.OpsSent[op.Kind]++
+		delete(r.retry, k)
+	}
+	for k := range failedKeys {
+		e, err := readEntry(r.opts.Client, k)
+		if err != nil {
+			r.log.Error("re-reading a service after a failed write", "service", k.String(), "err", err)
+		} else if e == nil {
+			delete(r.cache, k)
+		} else {
+			r.cache[k] = e
+		}
+		st := r.retry[k]
+		if st == nil {
+			st = &retryState{}
+			r.retry[k] = st
+		}
+		backoff := min(r.opts.RetryMin<<min(st.attempt, 16), r.opts.RetryMax)
+		st.attempt++
+		st.next = now.Add(backoff)
+	}
+	res.Failures = failures
+
+	// Owned: what is desired, plus what is still in the kernel from an
+	// earlier ownership (a removal that failed is retried).
+	for k := range r.owned {
+		if r.desired[k] == nil && r.cache[k] == nil {
+			delete(r.owned, k)
+		}
+	}
+	for k := range r.desired {
+		r.owned[k] = true
+	}
+	r.saveOwnedLocked()
+	return res
+}
+
+func (r *Reconciler) saveOwnedLocked() {
+	if r.opts.StateDir == "" || maps.Equal(r.owned, r.saved) {
+		return
+	}
+	if err := SaveOwned(r.opts.StateDir, r.owned); err != nil {
+		r.log.Error("saving the owned-services state", "err", err)
+		return
+	}
+	r.saved = maps.Clone(r.owned)
+}
+
+func rsString(op Op) string {
+	if op.Kind < AddRealServer {
+		return ""
+	}
+	return op.RealServer.Key().String()
+}
+
+func sameEntry(a, b *Entry) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if !sameService(a.Service, b.Service) || len(a.RealServers) != len(b.RealServers) {
+		return false
+	}
+	bs := make(map[ipvs.RealServerKey]ipvs.RealServer, len(b.RealServers))
+	for _, r := range b.RealServers {
+		bs[r.Key()] = r
+	}
+	for _, r := range a.RealServers {
+		o, ok := bs[r.Key()]
+		if !ok || !sameRealServer(r, o) {
+			return false
+		}
+	}
+	return true
+}
