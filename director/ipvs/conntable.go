@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -253,7 +254,10 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 	pool := sync.Pool{New: func() any { b := make([]byte, aggChunkSize); return &b }}
 	chunks := make(chan aggChunk, workers)
 	results := make(chan aggResult, workers)
-	var stop atomic.Bool // set on the first malformed line
+	// firstBad is the lowest chunk with a malformed line: later chunks
+	// need not be parsed, earlier ones must be, to find the first error.
+	var firstBad atomic.Int64
+	firstBad.Store(math.MaxInt64)
 
 	tables := make([]*countTable, workers)
 	var wg sync.WaitGroup
@@ -261,10 +265,10 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 		tables[w] = newCountTable()
 		wg.Go(func() {
 			for ch := range chunks {
-				if !stop.Load() {
+				if int64(ch.seq) < firstBad.Load() {
 					res := countChunk(ch, tables[w])
 					if res.errMsg != "" {
-						stop.Store(true)
+						lowerTo(&firstBad, int64(ch.seq))
 					}
 					results <- res
 				}
@@ -284,7 +288,7 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 		}
 	})
 
-	readErr := splitChunks(r, file, &pool, chunks, &stop)
+	readErr := splitChunks(r, file, &pool, chunks, &firstBad)
 	close(chunks)
 	wg.Wait()
 	close(results)
@@ -315,9 +319,9 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 }
 
 // splitChunks reads r into pooled buffers and sends runs of whole lines.
-func splitChunks(r io.Reader, file string, pool *sync.Pool, chunks chan<- aggChunk, stop *atomic.Bool) error {
+func splitChunks(r io.Reader, file string, pool *sync.Pool, chunks chan<- aggChunk, firstBad *atomic.Int64) error {
 	var carry []byte
-	for seq := 0; !stop.Load(); seq++ {
+	for seq := 0; int64(seq) < firstBad.Load(); seq++ {
 		bp := pool.Get().(*[]byte)
 		buf := *bp
 		n := copy(buf, carry)
@@ -381,14 +385,25 @@ func countChunk(ch aggChunk, counts *countTable) aggResult {
 	return res
 }
 
+// lowerTo stores v in x if it is lower than x's value.
+func lowerTo(x *atomic.Int64, v int64) {
+	for {
+		old := x.Load()
+		if v >= old || x.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
 // firstChunkError turns the earliest malformed line into a ParseError
-// with its line number in the whole input.
+// with its line number in the whole input. Every chunk before the first
+// bad one was parsed, so their line counts are all there.
 func firstChunkError(file string, results []aggResult) error {
 	slices.SortFunc(results, func(a, b aggResult) int { return cmp.Compare(a.seq, b.seq) })
 	line := 0
 	for i, res := range results {
 		if res.seq != i {
-			return nil // a chunk was skipped after an error; cannot happen before it
+			return fmt.Errorf("aggregating %s: chunk %d was not parsed", file, i) // a bug
 		}
 		line += res.lines
 		if res.errMsg != "" {
