@@ -264,9 +264,11 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 	for w := range workers {
 		tables[w] = newCountTable()
 		wg.Go(func() {
+			cache := newGroupCache()
+			defer cache.flush(tables[w])
 			for ch := range chunks {
 				if int64(ch.seq) < firstBad.Load() {
-					res := countChunk(ch, tables[w])
+					res := countChunk(ch, cache, tables[w])
 					if res.errMsg != "" {
 						lowerTo(&firstBad, int64(ch.seq))
 					}
@@ -354,7 +356,7 @@ func splitChunks(r io.Reader, file string, pool *sync.Pool, chunks chan<- aggChu
 }
 
 // countChunk parses the lines of one chunk into counts.
-func countChunk(ch aggChunk, counts *countTable) aggResult {
+func countChunk(ch aggChunk, cache *groupCache, counts *countTable) aggResult {
 	var rc rawConn
 	data := ch.data
 	res := aggResult{seq: ch.seq}
@@ -373,6 +375,9 @@ func countChunk(ch aggChunk, counts *countTable) aggResult {
 		if len(line) > maxProcLineLength {
 			res.errMsg = fmt.Sprintf("line longer than %d bytes", maxProcLineLength)
 			return res
+		}
+		if cache.countLine(line, &rc) {
+			continue
 		}
 		if msg, bad := rc.parse(line, formatConn, false); msg != "" {
 			res.errMsg = msg
