@@ -2,7 +2,7 @@ package ipvs
 
 import (
 	"bytes"
-		"sync"
+	"sync"
 	"testing"
 )
 
