@@ -1,0 +1,557 @@
+package director
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/health"
+	"github.com/lvskit/lvskit/director/ipvs"
+)
+
+// DaemonOptions configure a Daemon. Only cmd/lvsd wires real ones; tests
+// pass fakes.
+type DaemonOptions struct {
+	// ConfigPath is the config file, read at start and on Reload.
+	ConfigPath string
+	// Load are the options of every config load (the kernel's
+	// capabilities, to reject schedulers it lacks).
+	Load config.LoadOptions
+	// Client programs IPVS.
+	Client ipvs.Client
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// LoadModules loads kernel modules (modprobe) before the first write:
+	// autoloading a scheduler later can deadlock IPVS. Nil skips.
+	LoadModules func(names []string) error
+	// WriteSysctl sets a sysctl ("net.ipv4.vs.expire_nodest_conn"). Nil
+	// skips the IPVS sysctls.
+	WriteSysctl func(key, value string) error
+	// RunCommand runs a quorum command without a shell. Nil logs only.
+	RunCommand func(ctx context.Context, argv []string) error
+	// Notify tells the service manager about state changes
+	// ("READY=1", "RELOADING=1", "STOPPING=1", "STATUS=..."). Nil skips.
+	Notify func(state string)
+	// Health are the health scheduler's options; the daemon sets its
+	// OnTransition and calls the given OnResult and OnTransition too.
+	Health health.SchedulerOptions
+	// StateDir overrides the config's state_dir (tests).
+	StateDir string
+}
+
+// Daemon is lvsd's engine: it keeps the kernel's IPVS table equal to the
+// config, with the weights health checks decide.
+type Daemon struct {
+	opts     DaemonOptions
+	log      *slog.Logger
+	now      func() time.Time
+	rec      *Reconciler
+	sched    *health.Scheduler
+	timeline *Timeline
+
+	reloads chan chan error
+	wake    chan struct{}
+	cmds    sync.WaitGroup // quorum commands
+
+	mu         sync.Mutex
+	cfg        *config.Config
+	loaded     time.Time
+	reloadErr  error
+	desired    map[ipvs.ServiceKey]config.DesiredService
+	order      []ipvs.ServiceKey
+	states     map[string]health.State // by target ID; absent: unchecked
+	targets    map[string]targetRef    // target ID -> its service and real server
+	quorum     map[ipvs.ServiceKey]bool
+	dirty      map[ipvs.ServiceKey]bool
+	unowned    []ipvs.ServiceKey
+	globalsSet bool
+}
+
+// NewDaemon loads the config; an invalid config is an error with every
+// problem listed.
+func NewDaemon(opts DaemonOptions) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cfg, err := config.Load(opts.ConfigPath, opts.Load)
+	if err != nil {
+		return nil, err
+	}
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		stateDir = cfg.LVSD.StateDir
+	}
+	rec, err := NewReconciler(ReconcilerOptions{Client: opts.Client, Logger: opts.Logger, StateDir: stateDir})
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		rec:      rec,
+		timeline: NewTimeline(DefaultTimelineSize),
+		reloads:  make(chan chan error),
+		wake:     make(chan struct{}, 1),
+		states:   map[string]health.State{},
+		quorum:   map[ipvs.ServiceKey]bool{},
+		dirty:    map[ipvs.ServiceKey]bool{},
+	}
+	hopts := opts.Health
+	userTransition := hopts.OnTransition
+	hopts.Logger = opts.Logger
+	hopts.OnTransition = func(tr health.Transition) {
+		d.onTransition(tr)
+		if userTransition != nil {
+			userTransition(tr)
+		}
+	}
+	d.sched = health.NewScheduler(hopts)
+	d.setConfig(cfg)
+	return d, nil
+}
+
+// Reconciler returns the daemon's reconciler (for metrics).
+func (d *Daemon) Reconciler() *Reconciler { return d.rec }
+
+func (d *Daemon) setConfig(cfg *config.Config) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cfg, d.loaded = cfg, d.now()
+	d.desired = map[ipvs.ServiceKey]config.DesiredService{}
+	d.order = d.order[:0]
+	for _, ds := range cfg.Desired() {
+		d.desired[ds.Service.ServiceKey] = ds
+		d.order = append(d.order, ds.Service.ServiceKey)
+	}
+}
+
+func (d *Daemon) event(kind, service, rs, msg string) {
+	d.timeline.Add(Event{Time: d.now(), Kind: kind, Service: service, RealServer: rs, Message: msg})
+}
+
+func (d *Daemon) notify(state string) {
+	if d.opts.Notify != nil {
+		d.opts.Notify(state)
+	}
+}
+
+// Run programs the kernel and keeps it so until ctx ends. It returns
+// only on a fatal error (the kernel cannot be read at start) or when ctx
+// ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	if d.opts.LoadModules != nil {
+		if err := d.opts.LoadModules(cfg.Modules()); err != nil {
+			return fmt.Errorf("loading IPVS modules: %w", err)
+		}
+	}
+	if _, err := d.rec.Resync(d.now()); err != nil {
+		return err
+	}
+	d.applyGlobals(cfg)
+	if err := d.apply(cfg); err != nil {
+		return err
+	}
+	d.event("daemon", "", "", "started with "+d.opts.ConfigPath)
+	d.notify("READY=1")
+
+	schedCtx, stopSched := context.WithCancel(ctx)
+	schedDone := make(chan error, 1)
+	go func() { schedDone <- d.sched.Run(schedCtx) }()
+	defer func() {
+		stopSched()
+		<-schedDone
+		d.cmds.Wait()
+	}()
+
+	resync := time.NewTicker(cfg.LVSD.ResyncInterval)
+	defer resync.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.shutdown()
+			return nil
+		case reply := <-d.reloads:
+			err := d.reload()
+			d.mu.Lock()
+			iv := d.cfg.LVSD.ResyncInterval
+			d.mu.Unlock()
+			resync.Reset(iv)
+			reply <- err
+		case <-d.wake:
+			d.applyDirty()
+		case <-resync.C:
+			d.resync()
+		case <-retry.C:
+		}
+		res, next := d.rec.Retry(d.now())
+		d.report(res)
+		if !next.IsZero() {
+			retry.Reset(max(next.Sub(d.now()), time.Millisecond))
+		}
+	}
+}
+
+// Reload reads the config again. A bad config is rejected with its
+// errors and the running one keeps serving.
+func (d *Daemon) Reload(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case d.reloads <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *Daemon) reload() error {
+	d.notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(time.Now().UnixMicro(), 10))
+	defer d.notify("READY=1")
+	cfg, err := config.Load(d.opts.ConfigPath, d.opts.Load)
+	if err == nil && d.opts.LoadModules != nil {
+		err = d.opts.LoadModules(cfg.Modules())
+	}
+	if err != nil {
+		d.mu.Lock()
+		d.reloadErr = err
+		d.mu.Unlock()
+		d.log.Error("config reload rejected; the running config keeps serving", "config", d.opts.ConfigPath, "err", err)
+		d.event("config", "", "", "reload rejected: "+err.Error())
+		return err
+	}
+	d.mu.Lock()
+	d.reloadErr = nil
+	d.mu.Unlock()
+	d.setConfig(cfg)
+	d.applyGlobals(cfg)
+	if err := d.apply(cfg); err != nil {
+		d.event("config", "", "", "reload: "+err.Error())
+		return err
+	}
+	d.log.Info("config reloaded", "config", d.opts.ConfigPath, "services", len(cfg.VirtualServices))
+	d.event("config", "", "", "reloaded")
+	return nil
+}
+
+// apply updates the health targets and the whole desired table.
+func (d *Daemon) apply(cfg *config.Config) error {
+	d.mu.Lock()
+	desired := slices.Collect(maps.Values(d.desired))
+	d.mu.Unlock()
+	targets, err := healthTargets(desired)
+	if err != nil {
+		return err
+	}
+	// Know every target before the scheduler can report on it.
+	refs := map[string]targetRef{}
+	for _, ds := range desired {
+		for _, r := range ds.RealServers {
+			refs[targetID(ds.Service.ServiceKey, r.Key())] = targetRef{ds.Service.ServiceKey, r.Key()}
+		}
+	}
+	d.mu.Lock()
+	d.targets = refs
+	d.mu.Unlock()
+	if err := d.sched.Update(targets); err != nil {
+		return fmt.Errorf("updating health checks: %w", err)
+	}
+	d.mu.Lock()
+	for id := range d.states {
+		if _, ok := d.targets[id]; !ok {
+			delete(d.states, id)
+		}
+	}
+	table := Table{}
+	for _, k := range d.order {
+		table[k] = d.expandLocked(k)
+	}
+	clear(d.dirty)
+	d.mu.Unlock()
+	d.report(d.rec.SetDesired(d.now(), table))
+	return nil
+}
+
+// up says whether a real server takes traffic: unchecked or not yet
+// checked counts as up (keepalived's default), down only after fall
+// failures.
+func (d *Daemon) upLocked(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
+	return func(rk ipvs.RealServerKey) bool {
+		return d.states[targetID(k, rk)] != health.StateDown
+	}
+}
+
+func (d *Daemon) expandLocked(k ipvs.ServiceKey) *Entry {
+	ds := d.desired[k]
+	up := d.upLocked(k)
+	d.checkQuorumLocked(ds, up)
+	return Expand(ds, up)
+}
+
+func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealServerKey) bool) {
+	q := ds.Quorum
+	if q == nil {
+		return
+	}
+	k := ds.Service.ServiceKey
+	w := UpWeight(ds, up)
+	was, known := d.quorum[k]
+	now := was
+	switch {
+	case !known:
+		now = w >= q.Weight
+	case was && w < q.Weight-q.Hysteresis:
+		now = false
+	case !was && w >= q.Weight+q.Hysteresis:
+		now = true
+	}
+	d.quorum[k] = now
+	if known && now == was {
+		return
+	}
+	argv, what := q.DownCommand, "lost"
+	if now {
+		argv, what = q.UpCommand, "gained"
+	}
+	msg := fmt.Sprintf("quorum %s: up weight %d, quorum %d±%d", what, w, q.Weight, q.Hysteresis)
+	d.log.Warn(msg, "service", k.String())
+	d.event("quorum", k.String(), "", msg)
+	if len(argv) > 0 && d.opts.RunCommand != nil {
+		d.cmds.Add(1)
+		go func() {
+			defer d.cmds.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := d.opts.RunCommand(ctx, argv); err != nil {
+				d.log.Error("quorum command failed", "service", k.String(), "command", argv, "err", err)
+				d.event("quorum", k.String(), "", fmt.Sprintf("command %q failed: %v", argv, err))
+			}
+		}()
+	}
+}
+
+type targetRef struct {
+	service ipvs.ServiceKey
+	rs      ipvs.RealServerKey
+}
+
+func (d *Daemon) onTransition(tr health.Transition) {
+	d.mu.Lock()
+	ref, found := d.targets[tr.Target]
+	if found {
+		d.states[tr.Target] = tr.To
+		d.dirty[ref.service] = true
+	}
+	d.mu.Unlock()
+	if !found {
+		return // a target a reload just removed
+	}
+	d.log.Info("real server "+tr.To.String(), "service", ref.service.String(), "rs", ref.rs.String(), "reason", tr.Reason)
+	d.event("check", ref.service.String(), ref.rs.String(), fmt.Sprintf("%v -> %v: %s", tr.From, tr.To, tr.Reason))
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// applyDirty re-expands the services whose health changed and writes only
+// their differences.
+func (d *Daemon) applyDirty() {
+	d.mu.Lock()
+	keys := slices.SortedFunc(maps.Keys(d.dirty), compareKeys)
+	clear(d.dirty)
+	entries := make([]*Entry, len(keys))
+	for i, k := range keys {
+		if _, ok := d.desired[k]; ok {
+			entries[i] = d.expandLocked(k)
+		}
+	}
+	d.mu.Unlock()
+	for i, k := range keys {
+		if entries[i] != nil {
+			d.report(d.rec.SetService(d.now(), k, entries[i]))
+		}
+	}
+}
+
+func (d *Daemon) resync() {
+	res, err := d.rec.Resync(d.now())
+	if err != nil {
+		d.log.Error("resync", "err", err)
+		d.event("ipvs", "", "", "resync failed: "+err.Error())
+		return
+	}
+	if res.Drift > 0 {
+		d.event("drift", "", "", fmt.Sprintf("%d owned services changed behind lvsd's back; repaired", res.Drift))
+	}
+	d.report(res)
+}
+
+func (d *Daemon) report(res Result) {
+	for _, op := range res.Sent {
+		d.event("ipvs", op.Service.ServiceKey.String(), rsString(op), op.String())
+	}
+	for _, f := range res.Failures {
+		if f.Err != errSkipped {
+			d.event("ipvs", f.Op.Service.ServiceKey.String(), rsString(f.Op), "failed: "+f.Error())
+		}
+	}
+	if len(res.Unowned) > 0 {
+		d.mu.Lock()
+		if !slices.Equal(d.unowned, res.Unowned) {
+			d.log.Info("leaving IPVS services lvsd does not own", "count", len(res.Unowned))
+		}
+		d.unowned = res.Unowned
+		d.mu.Unlock()
+	}
+}
+
+// applyGlobals sets the IPVS timeouts, sysctls and sync daemons. Failures
+// are logged: traffic can flow without them.
+func (d *Daemon) applyGlobals(cfg *config.Config) {
+	g := &cfg.IPVS
+	if t := g.KernelTimeouts(); t != (ipvs.Timeouts{}) {
+		if err := d.opts.Client.SetTimeouts(t); err != nil {
+			d.log.Error("setting IPVS timeouts", "err", err)
+		}
+	}
+	if d.opts.WriteSysctl != nil {
+		set := func(key, value string) {
+			if err := d.opts.WriteSysctl("net.ipv4.vs."+key, value); err != nil {
+				d.log.Error("setting sysctl", "key", "net.ipv4.vs."+key, "err", err)
+			}
+		}
+		b := map[bool]string{false: "0", true: "1"}
+		if g.ExpireNodestConn != nil {
+			set("expire_nodest_conn", b[*g.ExpireNodestConn])
+		}
+		if g.ExpireQuiescentTemplate != nil {
+			set("expire_quiescent_template", b[*g.ExpireQuiescentTemplate])
+		}
+		if g.ConnReuseMode != nil {
+			set("conn_reuse_mode", strconv.Itoa(*g.ConnReuseMode))
+		}
+		if g.SyncThreshold != nil {
+			set("sync_threshold", fmt.Sprintf("%d %d", g.SyncThreshold.Threshold, g.SyncThreshold.Period))
+		}
+	}
+	want := g.KernelSyncDaemons()
+	if len(want) == 0 {
+		return
+	}
+	running, err := d.opts.Client.SyncDaemons()
+	if err != nil {
+		d.log.Error("listing sync daemons", "err", err)
+		return
+	}
+	for _, w := range want {
+		i := slices.IndexFunc(running, func(r ipvs.SyncDaemon) bool { return r.Role == w.Role })
+		if i >= 0 && running[i].Interface == w.Interface && running[i].SyncID == w.SyncID {
+			continue
+		}
+		if i >= 0 {
+			if err := d.opts.Client.StopSyncDaemon(w.Role); err != nil {
+				d.log.Error("stopping sync daemon", "err", err)
+				continue
+			}
+		}
+		if err := d.opts.Client.StartSyncDaemon(w); err != nil {
+			d.log.Error("starting sync daemon", "err", err)
+		}
+	}
+}
+
+func (d *Daemon) shutdown() {
+	d.notify("STOPPING=1")
+	d.mu.Lock()
+	flush := d.cfg.LVSD.FlushOnStop
+	d.mu.Unlock()
+	if !flush {
+		d.log.Info("stopping; IPVS rules stay in place (flush_on_stop is off)")
+		return
+	}
+	res := d.rec.SetDesired(d.now(), Table{})
+	d.log.Info("stopping; removed the services lvsd owns", "writes", len(res.Sent), "failures", len(res.Failures))
+}
+
+// Status returns a snapshot for the status API.
+func (d *Daemon) Status() Status {
+	checks := map[string]health.Status{}
+	for _, s := range d.sched.Status() {
+		checks[s.ID] = s
+	}
+	kernel := d.rec.Kernel()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := Status{Config: d.opts.ConfigPath, Loaded: d.loaded, Events: d.timeline.Events()}
+	if d.reloadErr != nil {
+		st.LastReloadError = d.reloadErr.Error()
+	}
+	for _, k := range d.unowned {
+		st.Unowned = append(st.Unowned, k.String())
+	}
+	for _, k := range d.order {
+		ds := d.desired[k]
+		ke := kernel[k]
+		ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
+		up := d.upLocked(k)
+		ss.UpWeight = UpWeight(ds, up)
+		if ds.Quorum != nil {
+			ss.Quorum = map[bool]string{true: "up", false: "down"}[d.quorum[k]]
+		}
+		for _, r := range ds.RealServers {
+			rs := RealServerStatus{
+				Address: r.Key().String(), Forwarding: r.Forwarding.String(), Weight: r.Weight,
+				KernelWeight: kernelWeight(ke, r.Key()), Health: "up",
+				Check: describeCheck(r.HealthCheck, r.CheckTarget),
+			}
+			if c, ok := checks[targetID(k, r.Key())]; ok {
+				rs.Health, rs.Since = c.State.String(), c.Since
+				if c.Checked {
+					rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
+				}
+				if c.State == health.StateDown {
+					rs.Why = fmt.Sprintf("%s at %s, %d of %d failures", c.Last.Reason, c.Last.Time.Format("15:04:05"), c.Failures, c.Policy.Fall)
+				}
+			}
+			ss.RealServers = append(ss.RealServers, rs)
+		}
+		if ds.SorryServer != nil && kernelWeight(ke, ds.SorryServer.Key()) >= 0 {
+			ss.SorryServer = ds.SorryServer.Key().String()
+		}
+		st.Services = append(st.Services, ss)
+	}
+	return st
+}
+
+func kernelWeight(e *Entry, rk ipvs.RealServerKey) int32 {
+	if e == nil {
+		return -1
+	}
+	for _, r := range e.RealServers {
+		if r.Key() == rk {
+			return r.Weight
+		}
+	}
+	return -1
+}
