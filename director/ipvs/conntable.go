@@ -124,7 +124,7 @@ func AggregateFile(root string) (*ConnSummary, error) {
 	}
 	defer f.Close()
 	s, err := aggregate(f, path)
-	return s, withFile(err, path)
+	return s, err
 }
 
 // aggKey is a ConnGroup before it is built: raw addresses and the rest

@@ -57,16 +57,6 @@ func openProc(root, rel string) (*os.File, string, error) {
 	return f, path, nil
 }
 
-// withFile renames the file in a parse error from the base name a parser
-// uses to the path a reader opened.
-func withFile(err error, path string) error {
-	var pe *ParseError
-	if errors.As(err, &pe) {
-		pe.File = path
-	}
-	return err
-}
-
 // hexVal maps an ASCII byte to its hex value, or 0xff.
 var hexVal = func() (t [256]byte) {
 	for i := range t {
@@ -182,15 +172,6 @@ func parseAddr6(b []byte) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a, true
-}
-
-// parseAddr parses an IPv4 address as 8 hex digits or an IPv6 address
-// as %pI6 prints it.
-func parseAddr(b []byte) (netip.Addr, bool) {
-	if len(b) == 8 {
-		return parseHexAddr4(b)
-	}
-	return parseAddr6(b)
 }
 
 // fields splits b at runs of spaces into dst, without allocating when dst

@@ -50,8 +50,9 @@ func (c *Connection) Family() Family { return FamilyOf(c.Client.Addr()) }
 
 // Active reports whether the kernel counts the entry in its real
 // server's ActiveConn (else in InActConn; templates in neither): TCP in
-// ESTABLISHED, SYN_SENT, SYN_RECV or SYNACK (tcp_state_active() since
-// Linux 4.x), SCTP in ESTABLISHED. UDP entries are always inactive.
+// ESTABLISHED, SYN_SENT, SYN_RECV or SYNACK (tcp_state_active_table in
+// ip_vs_proto_tcp.c), SCTP in ESTABLISHED; UDP entries never. The 6.12
+// capture in testdata/proc/lab agrees with ip_vs's counts.
 func (c *Connection) Active() bool {
 	if c.Template {
 		return false
@@ -328,7 +329,7 @@ func ScanConnectionsFile(root string, fn func(*Connection) error) error {
 		return err
 	}
 	defer f.Close()
-	return withFile(scanConnections(f, path, formatConn, fn), path)
+	return scanConnections(f, path, formatConn, fn)
 }
 
 // ReadConnectionsSync reads root/proc/net/ip_vs_conn_sync into a slice.
@@ -343,7 +344,7 @@ func ReadConnectionsSync(root string) ([]Connection, error) {
 		out = append(out, *c)
 		return nil
 	})
-	return out, withFile(err, path)
+	return out, err
 }
 
 func scanConnections(r io.Reader, file string, format connFormat, fn func(*Connection) error) error {

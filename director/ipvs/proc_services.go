@@ -55,7 +55,7 @@ func ReadServiceTable(root string) (ServiceTable, error) {
 	}
 	defer f.Close()
 	t, err := parseServiceTable(f, path)
-	return t, withFile(err, path)
+	return t, err
 }
 
 func parseServiceTable(r io.Reader, file string) (ServiceTable, error) {

@@ -50,7 +50,7 @@ func readStatsFile(root, rel string, perCPU bool) (PerCPUStats, error) {
 	}
 	defer f.Close()
 	p, err := parseStatsFile(f, path, perCPU)
-	return p, withFile(err, path)
+	return p, err
 }
 
 // parseStatsFile parses either layout. Both have two header lines, the
