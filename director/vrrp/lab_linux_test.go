@@ -1,0 +1,636 @@
+//go:build linux
+
+package vrrp_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/ipv4"
+
+	"github.com/lvskit/lvskit/director/vrrp"
+	"github.com/lvskit/lvskit/internal/lab"
+)
+
+// The network tier: real raw sockets, netlink and AF_PACKET in network
+// namespaces on one bridge (internal/lab). Each test skips when not root.
+
+const labVIP = "10.77.0.100"
+
+func labContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testLogger writes the instance's log into the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+func testLogger(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", name)
+}
+
+// labDirector is an lvskit VRRP instance with its real transport,
+// netlink address manager and AF_PACKET announcer, in a lab host.
+type labDirector struct {
+	t      *testing.T
+	host   *lab.Host
+	inst   *vrrp.Instance
+	tr     *vrrp.Transport
+	states chan vrrp.StateChange
+	cancel context.CancelFunc
+	trDone chan error
+}
+
+// v3Config is a version 3 instance for VRID 51 holding labVIP.
+func v3Config(h *lab.Host, priority uint8, interval time.Duration) vrrp.InstanceConfig {
+	return vrrp.InstanceConfig{
+		Name:      "VI_1",
+		Interface: h.Interface,
+		Router: vrrp.Config{
+			VRID:           51,
+			Version:        vrrp.Version3,
+			Priority:       priority,
+			AdvertInterval: interval,
+			Addresses:      []netip.Addr{netip.MustParseAddr(labVIP)},
+			PrimaryAddress: h.Addr(),
+		},
+	}
+}
+
+func startLabDirector(t *testing.T, h *lab.Host, cfg vrrp.InstanceConfig) *labDirector {
+	t.Helper()
+	var conn *vrrp.RawConn
+	var frames *vrrp.FrameConn
+	var nl *netlink.Handle
+	err := h.Do(func() error {
+		var err error
+		conn, err = vrrp.Listen(vrrp.ListenConfig{
+			Interface: h.Interface,
+			Family:    vrrp.FamilyOf(cfg.Router.PrimaryAddress),
+			Multicast: len(cfg.UnicastPeers) == 0,
+		})
+		if err != nil {
+			return err
+		}
+		if frames, err = vrrp.DialFrames(h.Interface); err != nil {
+			return err
+		}
+		nl, err = netlink.NewHandle()
+		return err
+	})
+	if err != nil {
+		t.Fatalf("opening sockets in %s: %v", h.Name, err)
+	}
+	addrs, err := vrrp.NewNetlinkAddresses(nl, vrrp.NetlinkAddressOptions{Interface: h.Interface, Label: h.Interface + ":vip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	naSource := netip.Addr{}
+	if cfg.Router.PrimaryAddress.Is6() {
+		naSource = cfg.Router.PrimaryAddress
+	}
+	ann, err := vrrp.NewFrameAnnouncer(frames, vrrp.FrameAnnouncerOptions{HardwareAddr: frames.HardwareAddr(), NASource: naSource})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testLogger(t, h.Name)
+	d := &labDirector{t: t, host: h, states: make(chan vrrp.StateChange, 64), trDone: make(chan error, 1)}
+	d.tr = vrrp.NewTransport(conn, vrrp.TransportOptions{Logger: log})
+	d.inst, err = vrrp.NewInstance(cfg, vrrp.InstanceDeps{
+		Transport: d.tr,
+		Addresses: addrs,
+		Announcer: ann,
+		Clock:     vrrp.SystemClock{},
+		Logger:    log,
+		Observers: []vrrp.Observer{vrrp.ObserverFunc(func(c vrrp.StateChange) { d.states <- c })},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	go func() { d.trDone <- d.tr.Run(ctx) }()
+	go d.inst.Run(ctx)
+	t.Cleanup(func() {
+		d.kill()
+		frames.Close()
+		nl.Close()
+	})
+	return d
+}
+
+// kill stops the director as kill -9 would: nothing more is sent, the
+// addresses stay, the socket closes.
+func (d *labDirector) kill() {
+	d.cancel()
+	<-d.inst.Done()
+	if err := <-d.trDone; err != nil {
+		d.t.Errorf("transport of %s: %v", d.host.Name, err)
+	}
+	d.trDone <- nil // for a second kill
+}
+
+// waitState waits for the director's next transition to want.
+func (d *labDirector) waitState(ctx context.Context, want vrrp.State) vrrp.StateChange {
+	d.t.Helper()
+	select {
+	case c := <-d.states:
+		if c.To != want {
+			d.t.Fatalf("%s: went %s -> %s (%s), want %s", d.host.Name, c.From, c.To, c.Reason, want)
+		}
+		return c
+	case <-ctx.Done():
+		d.t.Fatalf("%s: no transition to %s: %v (state %s)", d.host.Name, want, ctx.Err(), d.inst.Status().State)
+	}
+	return vrrp.StateChange{}
+}
+
+func (d *labDirector) noTransition() {
+	d.t.Helper()
+	select {
+	case c := <-d.states:
+		d.t.Fatalf("%s: unexpected transition %s -> %s (%s)", d.host.Name, c.From, c.To, c.Reason)
+	default:
+	}
+}
+
+// hasAddr reports whether the host's eth0 has addr.
+func hasAddr(ctx context.Context, h *lab.Host, addr string) (bool, error) {
+	out, err := h.Run(ctx, "ip", "-o", "addr", "show", "dev", h.Interface)
+	if err != nil {
+		return false, err
+	}
+	return strings.Contains(out, " "+addr+"/"), nil
+}
+
+// waitAddr polls until the host has (or has not) addr, or ctx is done.
+func waitAddr(ctx context.Context, t *testing.T, h *lab.Host, addr string, present bool) {
+	t.Helper()
+	for {
+		has, err := hasAddr(ctx, h, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has == present {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: waiting for %s to be present=%v: %v", h.Name, addr, present, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// waitLine polls a capture until a line has every one of substrs.
+func waitLine(ctx context.Context, t *testing.T, c *lab.Capture, substrs ...string) string {
+	t.Helper()
+	for {
+	lines:
+		for _, line := range c.Lines() {
+			for _, s := range substrs {
+				if !strings.Contains(line, s) {
+					continue lines
+				}
+			}
+			return line
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for a captured packet with %q: %v; captured:\n%s", substrs, ctx.Err(), strings.Join(c.Lines(), "\n"))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// lineTime is the timestamp tcpdump printed at the start of line, on
+// ref's day.
+func lineTime(line string, ref time.Time) time.Time {
+	stamp, _, _ := strings.Cut(line, " ")
+	tod, err := time.ParseInLocation("15:04:05.000000", stamp, time.Local)
+	if err != nil {
+		return time.Time{}
+	}
+	y, m, d := ref.Date()
+	return time.Date(y, m, d, tod.Hour(), tod.Minute(), tod.Second(), tod.Nanosecond(), time.Local)
+}
+
+// garpFrom is what tcpdump -e prints for a gratuitous ARP for labVIP
+// from h ("Request who-has VIP tell VIP"; keepalived's, with a broadcast
+// target MAC, add "(ff:ff:ff:ff:ff:ff)" after the first VIP).
+func garpFrom(h *lab.Host) []string {
+	return []string{h.MAC().String() + " > ff:ff:ff:ff:ff:ff", "Request who-has " + labVIP + " ", "tell " + labVIP + ","}
+}
+
+func newPair(t *testing.T) (*lab.Lab, *lab.Host, *lab.Host) {
+	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.77.0.0/24")})
+	return l, l.AddHost("a", "10.77.0.2/24"), l.AddHost("b", "10.77.0.3/24")
+}
+
+// TestLabKilledMasterIsReplaced: two lvskit directors; the master dies
+// without a word; the backup takes the VIP after Master_Down_Interval,
+// announces it, and a client's ARP cache follows.
+func TestLabKilledMasterIsReplaced(t *testing.T) {
+	t.Parallel()
+	l, ha, hb := newPair(t)
+	client := l.AddHost("client", "10.77.0.50/24")
+	ctx := labContext(t)
+	capture := l.Capture("arp")
+	interval := 100 * time.Millisecond
+
+	a := startLabDirector(t, ha, v3Config(ha, 150, interval))
+	a.waitState(ctx, vrrp.Backup)
+	a.waitState(ctx, vrrp.Master)
+	waitAddr(ctx, t, ha, labVIP, true)
+	b := startLabDirector(t, hb, v3Config(hb, 100, interval))
+	b.waitState(ctx, vrrp.Backup)
+	waitLine(ctx, t, capture, garpFrom(ha)...)
+	if _, err := client.Run(ctx, "ping", "-c", "1", "-W", "2", labVIP); err != nil {
+		t.Fatal(err)
+	}
+
+	killed := time.Now()
+	a.kill()
+	c := b.waitState(ctx, vrrp.Master)
+	line := waitLine(ctx, t, capture, garpFrom(hb)...)
+	waitAddr(ctx, t, hb, labVIP, true)
+	took := c.At.Sub(killed)
+	garp := lineTime(line, killed).Sub(killed)
+	down := 3*interval + time.Duration(256-100)*interval/256
+	t.Logf("takeover %s after the kill (Master_Down_Interval %s); first GARP seen %s after", took, down, garp)
+	if took < down-interval || took > down+interval {
+		t.Errorf("takeover after %s, want about Master_Down_Interval %s", took, down)
+	}
+	// The client's ARP cache now has b's MAC: its traffic goes to b.
+	out, err := client.Run(ctx, "ip", "neigh", "show", labVIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, hb.MAC().String()) {
+		t.Errorf("client's neighbour entry %q, want b's MAC %s", out, hb.MAC())
+	}
+	if _, err := client.Run(ctx, "ping", "-c", "1", "-W", "2", labVIP); err != nil {
+		t.Errorf("client cannot reach the VIP after failover: %v", err)
+	}
+}
+
+// TestLabCleanStopHandsOverAfterSkew: priority 0 on shutdown, so the
+// backup takes over after Skew_Time only.
+func TestLabCleanStopHandsOverAfterSkew(t *testing.T) {
+	t.Parallel()
+	l, ha, hb := newPair(t)
+	ctx := labContext(t)
+	capture := l.Capture("arp")
+	interval := time.Second // a long Master_Down_Interval (3.6 s) to tell apart
+
+	a := startLabDirector(t, ha, v3Config(ha, 150, interval))
+	a.waitState(ctx, vrrp.Backup)
+	a.waitState(ctx, vrrp.Master)
+	b := startLabDirector(t, hb, v3Config(hb, 100, interval))
+	b.waitState(ctx, vrrp.Backup)
+	eventuallyCtx(ctx, t, "b to hear a", func() bool { return b.inst.Stats().AdvertsReceived > 0 })
+
+	stopped := time.Now()
+	if err := a.inst.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := b.waitState(ctx, vrrp.Master)
+	line := waitLine(ctx, t, capture, garpFrom(hb)...)
+	took := c.At.Sub(stopped)
+	skew := time.Duration(256-100) * interval / 256
+	t.Logf("takeover %s after the clean stop (Skew_Time %s); first GARP seen %s after", took, skew, lineTime(line, stopped).Sub(stopped))
+	if took > skew+100*time.Millisecond {
+		t.Errorf("takeover after %s, want Skew_Time %s", took, skew)
+	}
+	waitAddr(ctx, t, ha, labVIP, false)
+	waitAddr(ctx, t, hb, labVIP, true)
+	if got := b.inst.Stats().PriorityZeroReceived; got != 1 {
+		t.Errorf("b received %d priority-0 adverts", got)
+	}
+}
+
+func eventuallyCtx(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func TestLabPreemptAndNoPreempt(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		noPreempt bool
+	}{{"preempt", false}, {"nopreempt", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, ha, hb := newPair(t)
+			ctx := labContext(t)
+			interval := 100 * time.Millisecond
+			low := startLabDirector(t, hb, v3Config(hb, 100, interval))
+			low.waitState(ctx, vrrp.Backup)
+			low.waitState(ctx, vrrp.Master)
+			waitAddr(ctx, t, hb, labVIP, true)
+
+			cfg := v3Config(ha, 150, interval)
+			cfg.Router.NoPreempt = tc.noPreempt
+			high := startLabDirector(t, ha, cfg)
+			high.waitState(ctx, vrrp.Backup)
+			if !tc.noPreempt {
+				high.waitState(ctx, vrrp.Master)
+				low.waitState(ctx, vrrp.Backup)
+				waitAddr(ctx, t, hb, labVIP, false)
+				waitAddr(ctx, t, ha, labVIP, true)
+				return
+			}
+			// Ten of low's adverts, well past high's Master_Down_Interval.
+			eventuallyCtx(ctx, t, "ten adverts from low", func() bool { return high.inst.Stats().AdvertsReceived >= 10 })
+			high.noTransition()
+			low.noTransition()
+			if has, _ := hasAddr(ctx, ha, labVIP); has {
+				t.Error("the nopreempt backup holds the VIP")
+			}
+		})
+	}
+}
+
+// TestLabIPv6Failover: version 3 over IPv6, link-local sources, the VIP
+// announced with an unsolicited neighbour advertisement.
+func TestLabIPv6Failover(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.77.0.0/24")})
+	ha := l.AddHost("a", "10.77.0.2/24", "fe80::a/64")
+	hb := l.AddHost("b", "10.77.0.3/24", "fe80::b/64")
+	ctx := labContext(t)
+	capture := l.Capture("icmp6 or ip6 proto 112")
+	vip := "2001:db8:77::100"
+	cfg := func(h *lab.Host, ll string, priority uint8) vrrp.InstanceConfig {
+		c := v3Config(h, priority, 100*time.Millisecond)
+		c.Router.PrimaryAddress = netip.MustParseAddr(ll)
+		c.Router.Addresses = []netip.Addr{netip.MustParseAddr(vip)}
+		return c
+	}
+	a := startLabDirector(t, ha, cfg(ha, "fe80::a", 150))
+	a.waitState(ctx, vrrp.Backup)
+	a.waitState(ctx, vrrp.Master)
+	b := startLabDirector(t, hb, cfg(hb, "fe80::b", 100))
+	b.waitState(ctx, vrrp.Backup)
+	waitLine(ctx, t, capture, "fe80::a > ff02::12", "VRRPv3")
+	eventuallyCtx(ctx, t, "b to hear a over IPv6", func() bool { return b.inst.Stats().AdvertsReceived >= 5 })
+	b.noTransition()
+	a.kill()
+	b.waitState(ctx, vrrp.Master)
+	waitLine(ctx, t, capture, hb.MAC().String()+" > 33:33:00:00:00:01", "neighbor advertisement", "tgt is "+vip)
+	waitAddr(ctx, t, hb, vip, true)
+}
+
+// keepalivedConf is a keepalived.conf with one instance for VRID 51
+// holding labVIP.
+func keepalivedConf(version vrrp.Version, priority uint8, interval string, state string) string {
+	auth := ""
+	if version == vrrp.Version2 {
+		auth = "\tauthentication {\n\t\tauth_type PASS\n\t\tauth_pass lvskit\n\t}\n"
+	}
+	return fmt.Sprintf(`global_defs {
+	router_id lvskit-lab
+}
+vrrp_instance VI_1 {
+	state %s
+	interface eth0
+	version %d
+	virtual_router_id 51
+	priority %d
+	advert_int %s
+%s	virtual_ipaddress {
+		%s/32 dev eth0
+	}
+}
+`, state, version, priority, interval, auth, labVIP)
+}
+
+// startKeepalived runs Debian's keepalived in h with its own config and
+// pid files in a temporary directory (never /etc/keepalived).
+func startKeepalived(t *testing.T, h *lab.Host, conf string) *lab.Process {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h.Start(t.Context(), "keepalived", "--vrrp", "--dont-fork", "--log-console", "--log-detail",
+		"-f", path, "-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"),
+		"-c", filepath.Join(dir, "checkers.pid"))
+}
+
+// killGroup sends SIGKILL to a process the test started, and to the
+// children in its process group (keepalived's VRRP process).
+func killGroup(t *testing.T, p *lab.Process) {
+	t.Helper()
+	if err := syscall.Kill(-p.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatalf("killing %s: %v", p, err)
+	}
+	<-p.Done()
+}
+
+func requireKeepalived(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/keepalived"); err != nil {
+		t.Skipf("needs Debian's keepalived (scripts/install-deps.sh): %v", err)
+	}
+}
+
+// TestLabKeepalivedInterop runs lvskit against Debian's keepalived, in
+// both versions and both roles, and kills the master each time.
+func TestLabKeepalivedInterop(t *testing.T) {
+	t.Parallel()
+	requireKeepalived(t)
+	for _, version := range []vrrp.Version{vrrp.Version2, vrrp.Version3} {
+		interval, kaInterval := time.Second, "1"
+		if version == vrrp.Version3 {
+			interval, kaInterval = 200*time.Millisecond, "0.2"
+		}
+		lvskitConfig := func(h *lab.Host, priority uint8) vrrp.InstanceConfig {
+			c := v3Config(h, priority, interval)
+			c.Router.Version = version
+			if version == vrrp.Version2 {
+				c.Router.Password = "lvskit"
+			}
+			return c
+		}
+		t.Run(fmt.Sprintf("v%d/lvskit-master", version), func(t *testing.T) {
+			t.Parallel()
+			l, hl, hk := newPair(t)
+			ctx := labContext(t)
+			capture := l.Capture("arp")
+			lv := startLabDirector(t, hl, lvskitConfig(hl, 150))
+			lv.waitState(ctx, vrrp.Backup)
+			lv.waitState(ctx, vrrp.Master)
+			ka := startKeepalived(t, hk, keepalivedConf(version, 100, kaInterval, "BACKUP"))
+			if _, err := ka.WaitForOutput(ctx, "Entering BACKUP STATE"); err != nil {
+				t.Fatal(err)
+			}
+			// keepalived accepts lvskit's adverts: it stays backup for
+			// several of its Master_Down_Intervals.
+			eventuallyCtx(ctx, t, "five adverts sent", func() bool { return lv.inst.Stats().AdvertsSent >= 5 })
+			if strings.Contains(ka.Output(), "Entering MASTER STATE") {
+				t.Fatalf("keepalived became master next to lvskit:\n%s", ka.Output())
+			}
+			killed := time.Now()
+			lv.kill()
+			if _, err := ka.WaitForOutput(ctx, "Entering MASTER STATE"); err != nil {
+				t.Fatal(err)
+			}
+			line := waitLine(ctx, t, capture, garpFrom(hk)...)
+			t.Logf("keepalived took over; first GARP %s after the kill", lineTime(line, killed).Sub(killed))
+			waitAddr(ctx, t, hk, labVIP, true)
+		})
+		t.Run(fmt.Sprintf("v%d/keepalived-master", version), func(t *testing.T) {
+			t.Parallel()
+			l, hl, hk := newPair(t)
+			ctx := labContext(t)
+			capture := l.Capture("arp")
+			ka := startKeepalived(t, hk, keepalivedConf(version, 150, kaInterval, "BACKUP"))
+			if _, err := ka.WaitForOutput(ctx, "Entering MASTER STATE"); err != nil {
+				t.Fatal(err)
+			}
+			lv := startLabDirector(t, hl, lvskitConfig(hl, 100))
+			lv.waitState(ctx, vrrp.Backup)
+			eventuallyCtx(ctx, t, "five adverts from keepalived", func() bool { return lv.inst.Stats().AdvertsReceived >= 5 })
+			lv.noTransition()
+			if st := lv.inst.Stats(); st.AuthErrors+st.IntervalErrors+st.VersionErrors+st.OtherDiscarded+st.AddressMismatch != 0 {
+				t.Fatalf("lvskit rejected keepalived's adverts: %+v", st)
+			}
+			killed := time.Now()
+			killGroup(t, ka)
+			c := lv.waitState(ctx, vrrp.Master)
+			line := waitLine(ctx, t, capture, garpFrom(hl)...)
+			t.Logf("lvskit took over %s after kill -9 of keepalived; first GARP seen %s after", c.At.Sub(killed), lineTime(line, killed).Sub(killed))
+			waitAddr(ctx, t, hl, labVIP, true)
+		})
+	}
+}
+
+// TestLabHostilePacketsChangeNothing injects forged adverts from another
+// namespace at a version 2 master with a password: each is dropped and
+// counted, and the master stays master. A well-formed advert with a
+// higher priority then shows that the same path does reach the machine.
+func TestLabHostilePacketsChangeNothing(t *testing.T) {
+	t.Parallel()
+	l, ha, _ := newPair(t)
+	evil := l.AddHost("evil", "10.77.0.66/24")
+	ctx := labContext(t)
+	cfg := v3Config(ha, 150, time.Second)
+	cfg.Router.Version = vrrp.Version2
+	cfg.Router.Password = "secret"
+	a := startLabDirector(t, ha, cfg)
+	a.waitState(ctx, vrrp.Backup)
+	a.waitState(ctx, vrrp.Master)
+
+	src := evil.Addr()
+	advert := func(edit func(*vrrp.Advertisement)) []byte {
+		adv := vrrp.Advertisement{Version: vrrp.Version2, VRID: 51, Priority: 254, Interval: time.Second,
+			Addresses: cfg.Router.Addresses, AuthType: vrrp.AuthSimple, AuthData: [8]byte{'s', 'e', 'c', 'r', 'e', 't'}}
+		if edit != nil {
+			edit(&adv)
+		}
+		b, err := adv.Marshal(src, vrrp.IPv4Group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	good := advert(nil)
+	badSum := append([]byte(nil), good...)
+	badSum[6] ^= 0x55
+	hostile := []struct {
+		name    string
+		payload []byte
+		ttl     int
+	}{
+		{"ttl 254", good, 254},
+		{"bad checksum", badSum, 255},
+		{"wrong vrid", advert(func(a *vrrp.Advertisement) { a.VRID = 52 }), 255},
+		{"auth mismatch", advert(func(a *vrrp.Advertisement) { a.AuthData = [8]byte{'g', 'u', 'e', 's', 's'} }), 255},
+		{"truncated", good[:len(good)-4], 255},
+	}
+	inject := func(payload []byte, ttl int) {
+		t.Helper()
+		if err := evil.Do(func() error { return sendRaw(evil.Interface, src, payload, ttl) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := a.tr.Stats()
+	for _, h := range hostile {
+		inject(h.payload, h.ttl)
+	}
+	eventuallyCtx(ctx, t, "the hostile packets to be counted", func() bool {
+		return a.tr.Stats().Received-before.Received == uint64(len(hostile))
+	})
+	got := a.tr.Stats()
+	for name, n := range map[string]uint64{
+		"BadHopLimit": got.BadHopLimit - before.BadHopLimit,
+		"BadChecksum": got.BadChecksum - before.BadChecksum,
+		"UnknownVRID": got.UnknownVRID - before.UnknownVRID,
+		"Truncated":   got.Truncated - before.Truncated,
+		"Delivered":   got.Delivered - before.Delivered,
+	} {
+		want := uint64(1)
+		if name == "Delivered" {
+			want = 1 // the auth mismatch, which the instance rejects
+		}
+		if n != want {
+			t.Errorf("%s grew by %d, want %d (stats %+v)", name, n, want, got)
+		}
+	}
+	eventuallyCtx(ctx, t, "the auth error to be counted", func() bool { return a.inst.Stats().AuthErrors == 1 })
+	a.noTransition()
+	if s := a.inst.Status().State; s != vrrp.Master {
+		t.Fatalf("state %s after hostile packets", s)
+	}
+
+	inject(good, 255)
+	a.waitState(ctx, vrrp.Backup)
+}
+
+// sendRaw sends a VRRP payload to 224.0.0.18 from the calling thread's
+// namespace with the given TTL.
+func sendRaw(ifname string, src netip.Addr, payload []byte, ttl int) error {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return err
+	}
+	c, err := net.ListenPacket("ip4:112", "0.0.0.0")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p := ipv4.NewPacketConn(c)
+	if err := p.SetMulticastInterface(ifi); err != nil {
+		return err
+	}
+	if err := p.SetMulticastTTL(ttl); err != nil {
+		return err
+	}
+	_, err = p.WriteTo(payload, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index}, &net.IPAddr{IP: vrrp.IPv4Group.AsSlice()})
+	return err
+}
