@@ -62,7 +62,7 @@ type SchedulerOptions struct {
 	// Clock times the checks; nil means SystemClock. (Each check's own
 	// timeout runs on the system clock.)
 	Clock Clock
-	// Dialer opens the checks' connections; nil means a *net.Dialer.
+	// Dialer opens the checks' connections; nil means Env's default.
 	Dialer Dialer
 	// MaxConcurrent bounds the checks running at once; zero means
 	// DefaultMaxConcurrent. Checks due while all slots are busy wait in
