@@ -118,6 +118,19 @@ func (r *Reconciler) Resync(now time.Time) (Result, error) {
 	return res, nil
 }
 
+// ReadKernel fills the cache from the kernel without writing anything:
+// for lvsd plan, which only shows what it would send.
+func (r *Reconciler) ReadKernel() error {
+	kernel, err := ReadTable(r.opts.Client)
+	if err != nil {
+		return fmt.Errorf("reading the kernel's IPVS table: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cache, r.synced = kernel, true
+	return nil
+}
+
 // SetDesired replaces the desired table (a config load or reload) and
 // applies the difference against the cache. Call Resync first so the
 // cache holds the kernel.

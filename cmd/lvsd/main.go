@@ -1,25 +1,222 @@
 // Command lvsd is the lvskit director daemon: it turns a declarative config
-// into IPVS rules, health-checks real servers and fails over with VRRP.
+// into IPVS rules, health-checks real servers and takes failed ones out.
+//
+//	lvsd --config FILE                  run the director
+//	lvsd check --config FILE            validate a config, print every error
+//	lvsd plan --config FILE             print the IPVS writes the config needs now
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/lvskit/lvskit/director"
+	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/ipvs"
 )
 
 const usage = `lvsd: the lvskit director daemon
 
 Usage:
-  lvsd --config FILE                  run the director
-  lvsd check --config FILE            validate a config, print every error
-  lvsd plan --config FILE             print the IPVS operations a config needs
-  lvsd import-keepalived FILE         convert a keepalived.conf to lvsd config
+  lvsd --config FILE                  run the director (SIGHUP reloads, SIGTERM stops)
+  lvsd check --config FILE            validate a config, print every error (exit 1)
+  lvsd plan --config FILE             print the IPVS writes the config needs now
+  lvsd version
 
-Not built yet: the director arrives with the lvsd issue; this binary only
-prints this text.
+Flags:
 `
 
+// options are lvsd's flags.
+type options struct {
+	config    string
+	logLevel  string
+	logFormat string
+	modules   string
+}
+
 func main() {
-	fmt.Fprint(os.Stderr, usage)
-	os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := ""
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var o options
+	fs := flag.NewFlagSet("lvsd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "config", "/etc/lvsd/lvsd.yaml", "the config `file`")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lvsd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "lvsd: %v\n", err)
+		return 2
+	}
+	switch cmd {
+	case "":
+		return daemon(o, log, stderr)
+	case "check":
+		return check(o, stdout, stderr)
+	case "plan":
+		return plan(o, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "lvsd (lvskit) %s\n", runtime.Version())
+		return 0
+	case "help":
+		fs.Usage()
+		return 0
+	}
+	fmt.Fprintf(stderr, "lvsd: unknown command %q (want check, plan or version)\n", cmd)
+	return 2
+}
+
+func newLogger(o options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+}
+
+// loadOptions checks schedulers against the running kernel's modules when
+// they can be listed (not on a build host without them).
+func loadOptions(o options, stderr io.Writer) config.LoadOptions {
+	dir := o.modules
+	if dir == "" {
+		if rel, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+			dir = filepath.Join("/lib/modules", strings.TrimSpace(string(rel)))
+		}
+	}
+	caps, err := config.KernelCapabilities(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "lvsd: not checking schedulers against the kernel: %v\n", err)
+		return config.LoadOptions{}
+	}
+	return config.LoadOptions{Kernel: &caps}
+}
+
+func check(o options, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(o.config, loadOptions(o, stderr))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	rs := 0
+	for _, s := range cfg.VirtualServices {
+		rs += len(s.RealServers)
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers\n", o.config, len(cfg.VirtualServices), rs)
+	return 0
+}
+
+func openIPVS(cfg *config.Config, log *slog.Logger) (ipvs.Client, error) {
+	if err := modprobe(cfg.Modules()); err != nil {
+		log.Warn("loading kernel modules", "err", err)
+	}
+	return ipvs.New(ipvs.Options{})
+}
+
+func plan(o options, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(o.config, loadOptions(o, stderr))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	c, err := ipvs.New(ipvs.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "lvsd: %v\n", err)
+		return 2
+	}
+	defer c.Close()
+	rec, err := director.NewReconciler(director.ReconcilerOptions{Client: c, StateDir: cfg.LVSD.StateDir})
+	if err != nil {
+		fmt.Fprintf(stderr, "lvsd: %v\n", err)
+		return 2
+	}
+	if err := rec.ReadKernel(); err != nil {
+		fmt.Fprintf(stderr, "lvsd: %v\n", err)
+		return 2
+	}
+	p := rec.Plan(director.DesiredTable(cfg))
+	for _, op := range p.Ops {
+		fmt.Fprintln(stdout, op)
+	}
+	for _, k := range p.Unowned {
+		fmt.Fprintf(stdout, "# not owned, left alone: %v\n", k)
+	}
+	fmt.Fprintf(stdout, "# %d writes (real servers taken as up: health checks decide after start)\n", len(p.Ops))
+	return 0
+}
+
+func daemon(o options, log *slog.Logger, stderr io.Writer) int {
+	lopts := loadOptions(o, stderr)
+	cfg, err := config.Load(o.config, lopts)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	c, err := openIPVS(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "lvsd: %v\n", err)
+		return 2
+	}
+	defer c.Close()
+	d, err := director.NewDaemon(director.DaemonOptions{
+		ConfigPath:  o.config,
+		Load:        lopts,
+		Client:      c,
+		Logger:      log,
+		LoadModules: modprobe,
+		WriteSysctl: writeSysctl,
+		RunCommand:  runCommand(log),
+		Notify:      sdNotify,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := d.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("reload rejected", "err", err)
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		log.Error("lvsd stopped", "err", err)
+		return 1
+	}
+	return 0
 }
