@@ -249,9 +249,31 @@ type aggResult struct {
 	errBad []byte
 }
 
+// chunkPool holds the 1 MiB buffers of chunks, across calls.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, aggChunkSize); return &b }}
+
 func aggregate(r io.Reader, file string) (*ConnSummary, error) {
+	cr := chunkReader{r: r, file: file}
+	first, ok, err := cr.next()
+	if err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
+		return NewConnSummary(), nil
+	}
+	if cr.eof {
+		// All of it in one chunk, as a live table mostly is: no goroutines.
+		t, cache := newCountTable(), newGroupCache()
+		res := countChunk(first, cache, t)
+		chunkPool.Put(first.buf)
+		cache.flush(t)
+		if err := firstChunkError(file, []aggResult{res}); err != nil {
+			return nil, err
+		}
+		return summarize([]*countTable{t}), nil
+	}
+
 	workers := max(1, runtime.GOMAXPROCS(0))
-	pool := sync.Pool{New: func() any { b := make([]byte, aggChunkSize); return &b }}
 	chunks := make(chan aggChunk, workers)
 	results := make(chan aggResult, workers)
 	// firstBad is the lowest chunk with a malformed line: later chunks
@@ -274,7 +296,7 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 					}
 					results <- res
 				}
-				pool.Put(ch.buf)
+				chunkPool.Put(ch.buf)
 			}
 		})
 	}
@@ -290,7 +312,14 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 		}
 	})
 
-	readErr := splitChunks(r, file, &pool, chunks, &firstBad)
+	var readErr error
+	for ch := first; ok; ch, ok, readErr = cr.next() {
+		if int64(ch.seq) > firstBad.Load() {
+			chunkPool.Put(ch.buf)
+			break
+		}
+		chunks <- ch
+	}
 	close(chunks)
 	wg.Wait()
 	close(results)
@@ -301,7 +330,11 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 	if err := firstChunkError(file, collected); err != nil {
 		return nil, err
 	}
+	return summarize(tables), nil
+}
 
+// summarize builds the summary from the workers' counts.
+func summarize(tables []*countTable) *ConnSummary {
 	s := NewConnSummary()
 	for _, t := range tables {
 		for i, n := range t.counts {
@@ -317,42 +350,50 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 			}
 		}
 	}
-	return s, nil
+	return s
 }
 
-// splitChunks reads r into pooled buffers and sends runs of whole lines.
-func splitChunks(r io.Reader, file string, pool *sync.Pool, chunks chan<- aggChunk, firstBad *atomic.Int64) error {
-	var carry []byte
-	for seq := 0; int64(seq) < firstBad.Load(); seq++ {
-		bp := pool.Get().(*[]byte)
+// chunkReader reads r into pooled buffers and cuts them after the last
+// newline: each chunk holds whole lines.
+type chunkReader struct {
+	r     io.Reader
+	file  string
+	carry []byte // the start of a line cut by the last chunk
+	seq   int
+	eof   bool
+}
+
+// next returns the next chunk, or false at the end of the input.
+func (cr *chunkReader) next() (aggChunk, bool, error) {
+	for !cr.eof {
+		bp := chunkPool.Get().(*[]byte)
 		buf := *bp
-		n := copy(buf, carry)
-		m, err := io.ReadFull(r, buf[n:])
+		n := copy(buf, cr.carry)
+		m, err := io.ReadFull(cr.r, buf[n:])
 		m += n
-		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-		if err != nil && !eof {
-			pool.Put(bp)
-			return fmt.Errorf("reading %s: %w", file, err)
+		cr.eof = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !cr.eof {
+			chunkPool.Put(bp)
+			return aggChunk{}, false, fmt.Errorf("reading %s: %w", cr.file, err)
 		}
 		end := m
-		if !eof {
+		if !cr.eof {
 			end = bytes.LastIndexByte(buf[:m], '\n') + 1
 			if end == 0 {
-				pool.Put(bp)
-				return fmt.Errorf("reading %s: a line is longer than %d bytes", file, len(buf))
+				chunkPool.Put(bp)
+				return aggChunk{}, false, fmt.Errorf("reading %s: a line is longer than %d bytes", cr.file, len(buf))
 			}
 		}
-		carry = append(carry[:0], buf[end:m]...)
-		if end > 0 {
-			chunks <- aggChunk{seq: seq, data: buf[:end], buf: bp}
-		} else {
-			pool.Put(bp)
+		cr.carry = append(cr.carry[:0], buf[end:m]...)
+		if end == 0 {
+			chunkPool.Put(bp)
+			continue
 		}
-		if eof {
-			return nil
-		}
+		ch := aggChunk{seq: cr.seq, data: buf[:end], buf: bp}
+		cr.seq++
+		return ch, true, nil
 	}
-	return nil
+	return aggChunk{}, false, nil
 }
 
 // countChunk parses the lines of one chunk into counts.
