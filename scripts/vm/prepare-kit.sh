@@ -7,8 +7,9 @@
 #   VM_KERNEL_PKG=linux-image-6.12-amd64 scripts/vm/prepare-kit.sh
 #
 # The kit goes to ${LVSKIT_VM_DIR:-<repo>/.vm}/<flavor>/ (gitignored):
-#   vmlinuz, initramfs.cpio.gz, kver, modules (preload list), root/ (the
-#   unpacked package, depmod'ed; the guest's /lib/modules/<kver>), kit.ok.
+#   vmlinuz, vmlinux (extracted from it, booted through PVH when the kernel
+#   has CONFIG_PVH), initramfs.cpio.gz, kver, modules (the preload list),
+#   root/ (the unpacked package, depmod'ed: the guest's /lib/modules), kit.ok.
 # It is skipped when kit.ok names the package version apt would fetch now.
 # The kernel is fetched with `apt-get download` and unpacked with `dpkg -x`;
 # nothing is installed into /boot. Needs root (apt, mknod). Missing host
@@ -163,6 +164,27 @@ build_initramfs() {
 cleanup=()
 trap 'rm -rf "${cleanup[@]}"' EXIT
 
+# extract_vmlinux BZIMAGE OUT writes the uncompressed ELF kernel a bzImage
+# carries. qemu boots it through its PVH entry (CONFIG_PVH), skipping the
+# decompressor: seconds under TCG (xz on 6.1, zstd on 6.12).
+extract_vmlinux() {
+	local in=$1 out=$2 entry magic off
+	for entry in '\x28\xb5\x2f\xfd zstd -dcq' '\xfd7zXZ\x00 xz -dcq --single-stream' \
+		'\x1f\x8b\x08 gzip -dcq'; do
+		magic=${entry%% *}
+		while read -r off; do
+			# shellcheck disable=SC2086 # the tool's words
+			tail -c +$((off + 1)) "$in" | ${entry#* } >"$out" 2>/dev/null || true
+			[[ $(head -c 4 "$out" | od -An -tx1 | tr -d ' \n') == 7f454c46 ]] && return 0
+		done < <(LC_ALL=C grep -obUaP "$magic" "$in" | cut -d: -f1)
+	done
+	rm -f "$out"
+	return 1
+}
+
+# Bump when the kit's layout changes, so prepared kits are rebuilt.
+kit_format=2
+
 main() {
 	[[ $(id -u) == 0 ]] || vm_die "prepare-kit.sh needs root (apt-get, mknod)"
 	mkdir -p "$vm_base"
@@ -174,35 +196,46 @@ main() {
 	meta=$(meta_package)
 	read -r pkg version < <(resolve_package "$meta")
 	kit=$(vm_kit_dir)
-	stamp="$pkg $version"
+	stamp="$pkg $version kit$kit_format"
 	if [[ -f $kit/kit.ok && $(<"$kit/kit.ok") == "$stamp" ]]; then
 		log "kit for $pkg $version is ready in $kit"
 		return
 	fi
 
+	# Build aside and swap it in, so a run never sees half a kit.
 	log "preparing $kit from $meta -> $pkg $version"
-	mkdir -p "$kit"
-	rm -f "$kit/kit.ok"
-	local dl
+	local new=$kit.new dl
+	rm -rf "$new"
+	mkdir -p "$new"
+	cleanup+=("$new")
 	dl=$(mktemp -d "$vm_base/.download.XXXXXX")
 	cleanup+=("$dl")
 	chmod 755 "$dl"
 	(cd "$dl" && apt_get download -q -o APT::Sandbox::User=root "$pkg=$version")
-	rm -rf "$kit/root"
-	dpkg -x "$dl"/*.deb "$kit/root"
+	dpkg -x "$dl"/*.deb "$new/root"
 	rm -rf "$dl"
 
 	# Packages from trixie on ship /usr/lib/modules; depmod -b wants /lib.
-	[[ -e $kit/root/lib ]] || ln -s usr/lib "$kit/root/lib"
+	[[ -e $new/root/lib ]] || ln -s usr/lib "$new/root/lib"
 	local kver
-	kver=$(find "$kit/root/lib/modules" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | head -n1)
-	[[ -n $kver && -f $kit/root/boot/vmlinuz-$kver ]] || vm_die "no kernel found in $pkg"
-	depmod -b "$kit/root" "$kver"
-	ln -sfn "root/boot/vmlinuz-$kver" "$kit/vmlinuz"
-	printf '%s\n' "$kver" >"$kit/kver"
-	build_initramfs "$kit/root" "$kver" "$kit/initramfs.cpio.gz"
-	rm -f "$kit/initrd.img" # the runner's cache of initramfs + init
-	printf '%s\n' "$stamp" >"$kit/kit.ok"
+	kver=$(find "$new/root/lib/modules" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | head -n1)
+	[[ -n $kver && -f $new/root/boot/vmlinuz-$kver ]] || vm_die "no kernel found in $pkg"
+	depmod -b "$new/root" "$kver"
+	ln -s "root/boot/vmlinuz-$kver" "$new/vmlinuz"
+	if grep -q '^CONFIG_PVH=y' "$new/root/boot/config-$kver" 2>/dev/null &&
+		extract_vmlinux "$new/vmlinuz" "$new/vmlinux"; then
+		log "extracted vmlinux for PVH boot"
+	else
+		log "no PVH-bootable vmlinux; the runner boots the bzImage"
+	fi
+	printf '%s\n' "$kver" >"$new/kver"
+	build_initramfs "$new/root" "$kver" "$new/initramfs.cpio.gz"
+	printf '%s\n' "$stamp" >"$new/kit.ok"
+
+	rm -rf "$kit.old"
+	[[ ! -e $kit ]] || mv "$kit" "$kit.old"
+	mv "$new" "$kit"
+	rm -rf "$kit.old"
 	log "kit ready: $kit ($kver, $(du -sh "$kit" | cut -f1))"
 }
 

@@ -55,6 +55,7 @@ type guest struct {
 	exit           *os.File // the run share's exit file
 	code           int      // the command's exit code, once it ran
 	ran            bool
+	steps          []string // guest uptime at each step, for the host's verbose line
 }
 
 func (g *guest) run() error {
@@ -65,8 +66,9 @@ func (g *guest) run() error {
 	}); err != nil {
 		return err
 	}
+	g.step("init")
 	loadModules("/etc/lvskit-modules")
-	step("modules loaded")
+	g.step("modules")
 	if out, err := exec.Command("/bin/busybox", "ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		log.Printf("bringing up lo: %v: %s", err, out)
 	}
@@ -79,7 +81,7 @@ func (g *guest) run() error {
 	}); err != nil {
 		return err
 	}
-	step("host mounted")
+	g.step("9p")
 	s, err := readSpec(shareDir)
 	if err != nil {
 		return err
@@ -99,7 +101,12 @@ func (g *guest) run() error {
 	if err := enterRoot(s.Modules); err != nil {
 		return err
 	}
-	step("root entered")
+	for i, dir := range s.RW {
+		if err := mountAll([]mount{{rwTag(i), dir, "9p", 0, optsShare}}); err != nil {
+			return err
+		}
+	}
+	g.step("root")
 	if err := os.Chdir(s.Dir); err != nil {
 		return fmt.Errorf("entering the host's working directory: %w", err)
 	}
@@ -108,8 +115,8 @@ func (g *guest) run() error {
 		g.code, g.ran = code, true
 		return nil
 	}
-	step("command starting")
-	if _, err := fmt.Fprintf(started, "%s\n", uptime()); err != nil {
+	g.step("command")
+	if _, err := fmt.Fprintf(started, "%s\n", strings.Join(g.steps, " ")); err != nil {
 		return fmt.Errorf("writing started file: %w", err)
 	}
 	started.Close()
@@ -309,9 +316,12 @@ func ioctl(f *os.File, req uintptr, arg unsafe.Pointer) error {
 	return nil
 }
 
-// step logs the guest's uptime at a step of the boot to the serial log.
-func step(name string) {
-	log.Printf("%ss: %s", uptime(), name)
+// step records the guest's uptime at a step of the boot and logs it to the
+// serial log.
+func (g *guest) step(name string) {
+	s := name + " " + uptime() + "s"
+	g.steps = append(g.steps, s)
+	log.Print(s)
 }
 
 // uptime returns the guest's seconds since boot, for the serial log.

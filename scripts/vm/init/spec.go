@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ const (
 	specEnv     = "env"     // the host's environment, as from env -0
 	specDir     = "cwd"     // one entry: the host's working directory
 	specModules = "modules" // one entry: the host path of the kit's /lib/modules/<kver>
+	specRW      = "rw"      // optional: host directories shared writable, at the same path
 	fileStarted = "started"
 	fileExit    = "exit"
 )
@@ -27,6 +29,12 @@ type spec struct {
 	Env     []string
 	Dir     string
 	Modules string
+	RW      []string // mounted from the 9p tags rwTag(0), rwTag(1), ...
+}
+
+// rwTag is the 9p mount tag of the i-th writable directory.
+func rwTag(i int) string {
+	return fmt.Sprintf("lvskit.rw%d", i)
 }
 
 // readSpec reads the spec files from dir.
@@ -42,6 +50,12 @@ func readSpec(dir string) (spec, error) {
 			return spec{}, fmt.Errorf("reading run spec: %w", err)
 		}
 		*l.dst = splitNUL(b)
+	}
+	switch b, err := os.ReadFile(filepath.Join(dir, specRW)); {
+	case err == nil:
+		s.RW = splitNUL(b)
+	case !errors.Is(err, os.ErrNotExist):
+		return spec{}, fmt.Errorf("reading run spec: %w", err)
 	}
 	if len(s.Argv) == 0 {
 		return spec{}, fmt.Errorf("reading run spec: empty command line")

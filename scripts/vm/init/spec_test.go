@@ -60,8 +60,16 @@ func TestReadSpec(t *testing.T) {
 		Dir:     "/work/dir with space",
 		Modules: "/work/.vm/6.12/root/lib/modules/6.12.0",
 	}
-	if !slices.Equal(s.Argv, want.Argv) || !slices.Equal(s.Env, want.Env) || s.Dir != want.Dir || s.Modules != want.Modules {
+	if !slices.Equal(s.Argv, want.Argv) || !slices.Equal(s.Env, want.Env) || s.Dir != want.Dir ||
+		s.Modules != want.Modules || s.RW != nil {
 		t.Errorf("readSpec = %+v, want %+v", s, want)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, specRW), []byte("/work/cover\x00/tmp/golden\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = readSpec(dir); err != nil || !slices.Equal(s.RW, []string{"/work/cover", "/tmp/golden"}) {
+		t.Errorf("readSpec with rw = %q, %v; want the two directories", s.RW, err)
 	}
 
 	if err := os.WriteFile(filepath.Join(dir, specArgv), nil, 0o600); err != nil {
