@@ -15,11 +15,13 @@ Usage:
   lvsdiag vrrp --interface IF --duration 5s
   lvsdiag trace --vip ADDR [--backend auto|kprobe|kprobe-multi|fentry|tp_btf]
 
-Not built yet: the checks arrive with the lvsdiag and VRRP issues; this
-binary only prints this text.
+Built so far: vrrp. The other checks arrive with the lvsdiag issue.
 `
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "vrrp" {
+		os.Exit(runVRRP(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	fmt.Fprint(os.Stderr, usage)
 	os.Exit(2)
 }
