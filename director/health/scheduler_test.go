@@ -325,6 +325,9 @@ func TestSchedulerBoundedConcurrency(t *testing.T) {
 	h2.update(append(targets, h2.target("healthy", health.Policy{Interval: time.Second}))...)
 	healthy := h2.fakes.Checker("healthy")
 	h2.run()
+	for i := range 3 {
+		<-h2.fakes.Checker(fmt.Sprintf("hung%d", i)).Calls()
+	}
 	for round := range 5 {
 		healthy.Give(pass("ok"))
 		if r := h2.result(); r.id != "healthy" {
