@@ -140,12 +140,17 @@ func (g *guest) command(s spec) (*exec.Cmd, int) {
 		}
 		return nil, exitNotExecutable
 	}
+	// Pipes, not the tty, as on the host. One pipe for both keeps their order.
+	stdout, stderr := plainWriter{g.stdout}, plainWriter{g.stderr}
+	if s.Merge {
+		stderr = stdout
+	}
 	return &exec.Cmd{
 		Path:   name,
 		Args:   s.Argv,
 		Env:    append(s.Env, "LVSKIT_IN_VM=1"),
-		Stdout: plainWriter{g.stdout}, // a pipe, not the tty: as on the host
-		Stderr: plainWriter{g.stderr},
+		Stdout: stdout,
+		Stderr: stderr,
 		// A daemon the command leaves behind may hold the pipes open.
 		WaitDelay: 5 * time.Second,
 	}, 0

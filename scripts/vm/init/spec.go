@@ -19,6 +19,7 @@ const (
 	specDir     = "cwd"     // one entry: the host's working directory
 	specModules = "modules" // one entry: the host path of the kit's /lib/modules/<kver>
 	specRW      = "rw"      // optional: host directories shared writable, at the same path
+	specMerge   = "merge"   // present when the host's stdout and stderr are one file
 	fileStarted = "started"
 	fileExit    = "exit"
 )
@@ -30,6 +31,9 @@ type spec struct {
 	Dir     string
 	Modules string
 	RW      []string // mounted from the 9p tags rwTag(0), rwTag(1), ...
+	// Merge sends stderr into stdout's stream, keeping their order, as go
+	// test does by giving a test binary one pipe for both.
+	Merge bool
 }
 
 // rwTag is the 9p mount tag of the i-th writable directory.
@@ -56,6 +60,9 @@ func readSpec(dir string) (spec, error) {
 		s.RW = splitNUL(b)
 	case !errors.Is(err, os.ErrNotExist):
 		return spec{}, fmt.Errorf("reading run spec: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, specMerge)); err == nil {
+		s.Merge = true
 	}
 	if len(s.Argv) == 0 {
 		return spec{}, fmt.Errorf("reading run spec: empty command line")

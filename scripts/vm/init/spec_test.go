@@ -61,7 +61,7 @@ func TestReadSpec(t *testing.T) {
 		Modules: "/work/.vm/6.12/root/lib/modules/6.12.0",
 	}
 	if !slices.Equal(s.Argv, want.Argv) || !slices.Equal(s.Env, want.Env) || s.Dir != want.Dir ||
-		s.Modules != want.Modules || s.RW != nil {
+		s.Modules != want.Modules || s.RW != nil || s.Merge {
 		t.Errorf("readSpec = %+v, want %+v", s, want)
 	}
 
@@ -70,6 +70,12 @@ func TestReadSpec(t *testing.T) {
 	}
 	if s, err = readSpec(dir); err != nil || !slices.Equal(s.RW, []string{"/work/cover", "/tmp/golden"}) {
 		t.Errorf("readSpec with rw = %q, %v; want the two directories", s.RW, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, specMerge), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = readSpec(dir); err != nil || !s.Merge {
+		t.Errorf("readSpec with merge: Merge = %v, %v; want true", s.Merge, err)
 	}
 
 	if err := os.WriteFile(filepath.Join(dir, specArgv), nil, 0o600); err != nil {
