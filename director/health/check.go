@@ -48,7 +48,8 @@ type Env struct {
 	// without TCP keep-alives (a check's connection lives for one
 	// request; enabling them costs four setsockopt calls per check).
 	Dialer Dialer
-	// Logger receives debug logs of checks; nil discards them.
+	// Logger is for checkers that log (a Spec of the caller's own);
+	// the built-in ones report through their Results only. Nil discards.
 	Logger *slog.Logger
 }
 

@@ -32,7 +32,6 @@ func (c DNSCheck) NewChecker(env Env) (Checker, error) { return NewDNSChecker(c,
 
 // DNSChecker runs a DNSCheck.
 type DNSChecker struct {
-	spec    DNSCheck
 	env     Env
 	target  string
 	name    dnsmessage.Name
@@ -52,7 +51,7 @@ func NewDNSChecker(spec DNSCheck, env Env) (*DNSChecker, error) {
 	if addr.IsValid() && addr.Port() == 0 {
 		addr = netip.AddrPortFrom(addr.Addr(), 53)
 	}
-	c := &DNSChecker{spec: spec, env: env.withDefaults(), target: addr.String(), timeout: timeoutOrDefault(spec.Timeout)}
+	c := &DNSChecker{env: env.withDefaults(), target: addr.String(), timeout: timeoutOrDefault(spec.Timeout)}
 	if !addr.IsValid() {
 		return nil, errors.New("dns check: need a server address")
 	}

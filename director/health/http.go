@@ -97,7 +97,6 @@ func (c HTTPCheck) NewChecker(env Env) (Checker, error) { return NewHTTPChecker(
 
 // HTTPChecker runs an HTTPCheck.
 type HTTPChecker struct {
-	spec     HTTPCheck
 	env      Env
 	target   string
 	request  []byte
@@ -112,7 +111,6 @@ type HTTPChecker struct {
 // its checker.
 func NewHTTPChecker(spec HTTPCheck, env Env) (*HTTPChecker, error) {
 	c := &HTTPChecker{
-		spec:     spec,
 		env:      env.withDefaults(),
 		target:   spec.Address.String(),
 		statuses: spec.StatusCodes,

@@ -161,7 +161,8 @@ func NewScheduler(opts SchedulerOptions) *Scheduler {
 // policy's initial state; a target not listed is removed and its running
 // check canceled. If any target is invalid (empty or duplicate ID, a
 // check that does not build), Update changes nothing and returns every
-// error found.
+// error found. The scheduler keeps the targets: do not modify the slices
+// in their checks afterwards.
 func (s *Scheduler) Update(targets []Target) error {
 	s.updateMu.Lock()
 	defer s.updateMu.Unlock()

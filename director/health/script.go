@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +63,7 @@ func NewScriptChecker(spec ScriptCheck, env Env) (*ScriptChecker, error) {
 			return nil, fmt.Errorf("script check %s: environment entry %q: want KEY=value", spec.Argv[0], kv)
 		}
 	}
+	spec.Argv, spec.Env = slices.Clone(spec.Argv), slices.Clone(spec.Env)
 	c := &ScriptChecker{
 		spec:      spec,
 		env:       env.withDefaults(),
