@@ -3,7 +3,6 @@ package ipvs
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/maphash"
 )
 
 // groupCache is Aggregate's fast path. All entries of one group share the
@@ -13,19 +12,22 @@ import (
 // once per group instead of once per line. The client's address and port
 // are still checked on every line; the rest of the line is checked when
 // its text is first seen, by the full parser.
+//
+// The lookup touches only small, dense arrays (index, groups, arena: a
+// few hundred KiB for thousands of groups), which stay in the CPU's
+// cache; a table of whole slots did not.
 type groupCache struct {
-	seed  maphash.Seed
-	slots []groupSlot // open addressing, a power of two long
-	arena []byte      // the texts of the groups seen
-	n     int
+	index  []uint32 // open addressing: a group's number + 1, or 0; a power of two long
+	groups []groupEntry
+	keys   []aggKey // the decoded groups, by number
+	arena  []byte   // the groups' texts
 }
 
-type groupSlot struct {
+type groupEntry struct {
 	hash     uint64
 	head     uint64 // the protocol's name packed, and the client bits
 	off, len uint32 // of the text in arena
-	count    int    // 0: empty slot
-	key      aggKey
+	count    int
 }
 
 const (
@@ -34,7 +36,7 @@ const (
 )
 
 func newGroupCache() *groupCache {
-	return &groupCache{seed: maphash.MakeSeed(), slots: make([]groupSlot, 1024), arena: make([]byte, 0, 64<<10)}
+	return &groupCache{index: make([]uint32, 1024), arena: make([]byte, 0, 16<<10)}
 }
 
 // countLine counts a line and reports true, or reports false for the
@@ -100,60 +102,71 @@ func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
 		}
 		i += 5
 	}
-	end := fieldEnd(line, i)
-	if end == i || skipSpaces(line, end) == len(line) { // no state, or no expiry
+	// The state, padded to 11 by the kernel ("%-11s "), then the expiry:
+	// the line must not end before it, nor end in a space.
+	end := i + 11
+	if end+1 >= len(line) || line[end] != ' ' || line[i] == ' ' || line[len(line)-1] == ' ' {
 		return false
 	}
 	text := line[start:end]
 
-	h := maphash.Bytes(g.seed, text) ^ head*0x9e3779b97f4a7c15
-	mask := uint64(len(g.slots) - 1)
+	h := hashText(text, head)
+	mask := uint64(len(g.index) - 1)
 	for j := h & mask; ; j = (j + 1) & mask {
-		s := &g.slots[j]
-		if s.count == 0 {
+		n := g.index[j]
+		if n == 0 {
 			// A new group: the full parser checks the line and decodes it.
 			if msg, _ := rc.parse(line, formatConn, false); msg != "" {
 				return false
 			}
 			g.arena = append(g.arena, text...)
-			*s = groupSlot{hash: h, head: head, off: uint32(len(g.arena) - len(text)), len: uint32(len(text)),
-				count: 1, key: rc.aggKey()}
-			g.n++
-			if 2*g.n > len(g.slots) {
+			g.groups = append(g.groups, groupEntry{hash: h, head: head,
+				off: uint32(len(g.arena) - len(text)), len: uint32(len(text)), count: 1})
+			g.keys = append(g.keys, rc.aggKey())
+			g.index[j] = uint32(len(g.groups))
+			if 2*len(g.groups) > len(g.index) {
 				g.grow()
 			}
 			return true
 		}
-		if s.hash == h && s.head == head && bytes.Equal(g.arena[s.off:s.off+s.len], text) {
-			s.count++
+		e := &g.groups[n-1]
+		if e.hash == h && e.head == head && bytes.Equal(g.arena[e.off:e.off+e.len], text) {
+			e.count++
 			return true
 		}
 	}
 }
 
 func (g *groupCache) grow() {
-	old := g.slots
-	g.slots = make([]groupSlot, 2*len(old))
-	mask := uint64(len(g.slots) - 1)
-	for _, s := range old {
-		if s.count == 0 {
-			continue
-		}
-		j := s.hash & mask
-		for g.slots[j].count != 0 {
+	g.index = make([]uint32, 2*len(g.index))
+	mask := uint64(len(g.index) - 1)
+	for n, e := range g.groups {
+		j := e.hash & mask
+		for g.index[j] != 0 {
 			j = (j + 1) & mask
 		}
-		g.slots[j] = s
+		g.index[j] = uint32(n + 1)
 	}
 }
 
 // flush adds the cached counts to t.
 func (g *groupCache) flush(t *countTable) {
-	for i := range g.slots {
-		if s := &g.slots[i]; s.count != 0 {
-			t.add(&s.key, s.count)
-		}
+	for n := range g.groups {
+		t.add(&g.keys[n], g.groups[n].count)
 	}
+}
+
+// hashText hashes a group's text (at least 8 bytes) and head, a word at
+// a time.
+func hashText(text []byte, head uint64) uint64 {
+	const m = 0x9e3779b97f4a7c15
+	h := head * m
+	for b := text; len(b) > 8; b = b[8:] {
+		h = (h ^ binary.LittleEndian.Uint64(b)) * m
+		h ^= h >> 32
+	}
+	h = (h ^ binary.LittleEndian.Uint64(text[len(text)-8:])) * m
+	return h ^ h>>29
 }
 
 // validAddr6 checks an address as %pI6 prints it, two groups at a time.
