@@ -11,15 +11,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/lvskit/lvskit/director/ipvs"
 )
 
 type options struct {
-	generate int
-	seed     uint64
-	output   string
-	scan     bool
+	generate   int
+	seed       uint64
+	output     string
+	scan       bool
+	cpuprofile string
 }
 
 func main() {
@@ -28,9 +30,22 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	flag.StringVar(&o.output, "o", "", "output file for -generate (default stdout)")
 	flag.BoolVar(&o.scan, "scan", false, "stream through ScanConnections instead of Aggregate")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "conntable:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(o, flag.Args(), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "conntable:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
