@@ -6,7 +6,7 @@ VM_KERNEL ?= 6.12
 export VM_KERNEL
 # Packages with kernel-VM tests (files tagged vmtest); each boots the VM once.
 VM_PKGS    = $(shell grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
-BENCH_PKGS = ./director/ipvs/
+BENCH_PKGS = ./director/ipvs/ ./director/health/ ./director/config/
 
 .PHONY: build test test-unit test-vm vm-kit bench bench-vm deps vet fmt-check clean
 
@@ -29,8 +29,9 @@ test-unit: fmt-check vet
 vm-kit:
 	scripts/vm/prepare-kit.sh
 
-test-vm: vm-kit
-	$(GO) test -count=1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
+# -p 1: each VM takes both cores.
+test-vm: vm-kit build
+	$(GO) test -count=1 -p 1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
 
 test: build test-unit test-vm
 
@@ -39,8 +40,8 @@ bench:
 	bench/conntable.sh
 	$(MAKE) bench-vm
 
-bench-vm: vm-kit
-	$(GO) test -tags vmtest -run '^$$' -bench '^BenchmarkVM' -benchtime 1x -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
+bench-vm: vm-kit build
+	$(GO) test -p 1 -tags vmtest -run '^$$' -bench '^BenchmarkVM' -benchtime 1x -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
 
 deps:
 	scripts/install-deps.sh

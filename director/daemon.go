@@ -158,7 +158,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("loading IPVS modules: %w", err)
 		}
 	}
-	if _, err := d.rec.Resync(d.now()); err != nil {
+	if err := d.rec.ReadKernel(); err != nil {
 		return err
 	}
 	d.applyGlobals(cfg)

@@ -56,6 +56,9 @@ type Reconciler struct {
 	cache   Table // the kernel, as last read plus our writes since
 	synced  bool  // cache has been filled from the kernel
 	desired Table
+	// haveDesired is false until the first SetDesired: until then
+	// nothing is applied, or a restart would delete every owned service.
+	haveDesired bool
 	owned   map[ipvs.ServiceKey]bool
 	saved   map[ipvs.ServiceKey]bool // owned as last written to disk
 	retry   map[ipvs.ServiceKey]*retryState
@@ -93,7 +96,8 @@ func NewReconciler(opts ReconcilerOptions) (*Reconciler, error) {
 }
 
 // Resync reads the kernel's whole table, counts owned services that
-// drifted from what lvsd last wrote, and applies the difference.
+// drifted from what lvsd last wrote, and applies the difference. Before
+// the first SetDesired it only reads.
 func (r *Reconciler) Resync(now time.Time) (Result, error) {
 	kernel, err := ReadTable(r.opts.Client)
 	if err != nil {
@@ -112,6 +116,9 @@ func (r *Reconciler) Resync(now time.Time) (Result, error) {
 		}
 	}
 	r.cache, r.synced = kernel, true
+	if !r.haveDesired {
+		return Result{}, nil
+	}
 	res := r.applyLocked(now, Diff(r.desired, r.cache, r.owned))
 	res.Drift = drift
 	r.stats.DriftRepairs += uint64(drift)
@@ -137,7 +144,7 @@ func (r *Reconciler) ReadKernel() error {
 func (r *Reconciler) SetDesired(now time.Time, desired Table) Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.desired = desired.Clone()
+	r.desired, r.haveDesired = desired.Clone(), true
 	return r.applyLocked(now, Diff(r.desired, r.cache, r.owned))
 }
 

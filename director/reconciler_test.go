@@ -133,6 +133,33 @@ func TestRemovalDeletesRealServersBeforeTheirService(t *testing.T) {
 	}
 }
 
+// TestRestartWithTheSameConfigWritesNothing: a restarted lvsd finds its
+// services in the kernel and its state file, and must not touch them
+// (deleting them "because nothing is desired yet" would drop traffic).
+func TestRestartWithTheSameConfigWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	f := ipvstest.New()
+	desired := tableOf(
+		&Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1), real("10.0.0.2", 2)}},
+		&Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{real("10.0.0.3", 1)}},
+	)
+	first := newTestReconciler(t, f, dir)
+	first.SetDesired(t0, desired)
+	f.ResetCalls()
+
+	again, err := NewReconciler(ReconcilerOptions{Client: f, StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Resync(t0); err != nil { // a resync before the config is known only reads
+		t.Fatal(err)
+	}
+	again.SetDesired(t0, desired)
+	if w := writes(f); len(w) != 0 {
+		t.Errorf("restart with the same config wrote %v", w)
+	}
+}
+
 func TestUnownedRulesAreNeverTouched(t *testing.T) {
 	f := ipvstest.New()
 	theirs := svc("172.16.0.1:443")

@@ -1,0 +1,318 @@
+//go:build vmtest
+
+// Kernel-VM tier for lvsd: the built binary (make build) programs real
+// IPVS in a lab. Run with `make test-vm`.
+
+package director_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/internal/lab"
+)
+
+func lvsdBinary(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "bin", "lvsd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("lvsd binary missing (%v): run make build first", err)
+	}
+	return p
+}
+
+func run(t *testing.T, h *lab.Host, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := h.Run(ctx, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s on %s: %v\n%s", name, strings.Join(args, " "), h.Name, err, out)
+	}
+	return out
+}
+
+// waitFor polls cond every 50 ms until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+	return time.Since(start)
+}
+
+// directorLab is a client on 10.79.0.0/24 and three real servers on
+// 10.77.0.0/24, both routed through the director, so DR (replies via the
+// director as a plain router) and NAT (replies de-NATed by IPVS) work on
+// one bridge.
+type directorLab struct {
+	lab      *lab.Lab
+	client   *lab.Host
+	director *lab.Host
+	rs       []*lab.Host
+	nginx    []*lab.Process
+}
+
+const (
+	drVIP  = "10.79.0.100"
+	natVIP = "10.79.0.200"
+)
+
+func newDirectorLab(t *testing.T) *directorLab {
+	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.79.0.0/24")})
+	dl := &directorLab{lab: l}
+	dl.client = l.AddHost("client", "10.79.0.2/24")
+	dl.client.SetDefaultRoute(netip.MustParseAddr("10.79.0.1"))
+	dl.director = l.AddHost("director", "10.79.0.1/24", "10.77.0.10/24")
+	dl.director.EnableForwarding()
+	for _, k := range []string{"all", "default", lab.HostInterface} {
+		dl.director.SetSysctl("net.ipv4.conf."+k+".send_redirects", "0")
+		// DR replies come back through the director here (it is the
+		// real servers' router) with its own VIP as source: accept them
+		// rather than drop them as martians.
+		dl.director.SetSysctl("net.ipv4.conf."+k+".accept_local", "1")
+		dl.director.SetSysctl("net.ipv4.conf."+k+".rp_filter", "0")
+	}
+	dl.director.AddAddr(lab.HostInterface, drVIP+"/32")
+	dl.director.AddAddr(lab.HostInterface, natVIP+"/32")
+	for i := range 3 {
+		h := l.AddHost(fmt.Sprintf("rs%d", i+1), fmt.Sprintf("10.77.0.%d/24", 21+i))
+		h.SetDefaultRoute(netip.MustParseAddr("10.77.0.10"))
+		h.ConfigureDRRealServer(drVIP)
+		dl.rs = append(dl.rs, h)
+		dl.nginx = append(dl.nginx, h.StartNginx(lab.HTTPOptions{}))
+	}
+	return dl
+}
+
+func (dl *directorLab) startLvsd(t *testing.T, cfg string) *lab.Process {
+	t.Helper()
+	p := dl.director.Start(context.Background(), lvsdBinary(t), "--config", cfg, "--log-level", "debug")
+	return p
+}
+
+const labConfig = `
+lvsd:
+  state_dir: %s
+  status_listen: ""
+  metrics_listen: ""
+  resync_interval: 2s
+virtual_services:
+  - name: dr
+    protocol: tcp
+    address: 10.79.0.100
+    port: 80
+    scheduler: rr
+    forwarding: direct_route
+    on_failure: quiesce
+    health_check: &check
+      type: http
+      path: /
+      interval: 1s
+      timeout: 500ms
+      rise: 2
+      fall: 2
+    real_servers:
+      - address: 10.77.0.21
+      - address: 10.77.0.22
+      - address: 10.77.0.23
+  - name: nat
+    protocol: tcp
+    address: 10.79.0.200
+    port: 80
+    scheduler: wrr
+    forwarding: masquerade
+    on_failure: remove
+    health_check: *check
+    real_servers:
+      - address: 10.77.0.21
+        weight: 1
+      - address: 10.77.0.22
+        weight: 2
+      - address: 10.77.0.23
+        weight: 3
+`
+
+// saved returns ipvsadm -Sn's lines, sorted.
+func saved(t *testing.T, h *lab.Host) []string {
+	lines := strings.Split(strings.TrimSpace(run(t, h, "ipvsadm", "-Sn")), "\n")
+	slices.Sort(lines)
+	return slices.DeleteFunc(lines, func(s string) bool { return s == "" })
+}
+
+// TestVMLvsdServesAndHealsADirector runs the lvsd binary on a lab
+// director: the kernel matches the config (as ipvsadm -Sn shows it), the
+// client's traffic reaches all three real servers in the scheduler's
+// proportion, a real server whose nginx stops is taken out within
+// fall x interval (quiesced in DR, removed in NAT) and comes back after
+// rise x interval.
+func TestVMLvsdServesAndHealsADirector(t *testing.T) {
+	dl := newDirectorLab(t)
+	cfg := filepath.Join(t.TempDir(), "lvsd.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(labConfig, t.TempDir())), 0o600)
+	lvsd := dl.startLvsd(t, cfg)
+
+	want := []string{
+		"-A -t 10.79.0.100:80 -s rr",
+		"-A -t 10.79.0.200:80 -s wrr",
+		"-a -t 10.79.0.100:80 -r 10.77.0.21:80 -g -w 1",
+		"-a -t 10.79.0.100:80 -r 10.77.0.22:80 -g -w 1",
+		"-a -t 10.79.0.100:80 -r 10.77.0.23:80 -g -w 1",
+		"-a -t 10.79.0.200:80 -r 10.77.0.21:80 -m -w 1",
+		"-a -t 10.79.0.200:80 -r 10.77.0.22:80 -m -w 2",
+		"-a -t 10.79.0.200:80 -r 10.77.0.23:80 -m -w 3",
+	}
+	slices.Sort(want)
+	waitFor(t, 30*time.Second, "ipvsadm -Sn to match the config", func() bool { return slices.Equal(saved(t, dl.director), want) })
+	if _, err := lvsd.WaitForOutput(context.Background(), "real server up"); err != nil {
+		t.Fatalf("health checks never reported: %v\n%s", err, lvsd.Output())
+	}
+
+	count := func(vip string, n int) map[string]int {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		got := map[string]int{}
+		for range n {
+			body, err := dl.client.HTTPGet(ctx, "http://"+vip+"/")
+			if err != nil {
+				t.Fatalf("GET %s from the client: %v", vip, err)
+			}
+			got[strings.TrimSpace(body)]++
+		}
+		return got
+	}
+	if got := count(drVIP, 60); got["rs1"] != 20 || got["rs2"] != 20 || got["rs3"] != 20 {
+		t.Errorf("rr over DR: %v, want 20 each", got)
+	}
+	if got := count(natVIP, 60); got["rs1"] != 10 || got["rs2"] != 20 || got["rs3"] != 30 {
+		t.Errorf("wrr 1:2:3 over NAT: %v, want 10/20/30", got)
+	}
+
+	// fall 2 x interval 1s, plus one interval of phase, the timeout and
+	// the VM's slowness.
+	limit := 2*time.Second + time.Second + 500*time.Millisecond + 2*time.Second
+	dl.nginx[1].Stop()
+	took := waitFor(t, 30*time.Second, "rs2 out of both services", func() bool {
+		s := strings.Join(saved(t, dl.director), "\n")
+		return strings.Contains(s, "-r 10.77.0.22:80 -g -w 0") && !strings.Contains(s, "10.79.0.200:80 -r 10.77.0.22:80")
+	})
+	t.Logf("rs2 taken out %v after nginx stopped (limit %v)", took, limit)
+	if took > limit {
+		t.Errorf("rs2 taken out after %v, want within %v", took, limit)
+	}
+	if got := count(drVIP, 30); got["rs2"] != 0 || got["rs1"] != 15 || got["rs3"] != 15 {
+		t.Errorf("DR traffic with rs2 quiesced: %v", got)
+	}
+
+	dl.nginx[1] = dl.rs[1].StartNginx(lab.HTTPOptions{})
+	took = waitFor(t, 30*time.Second, "rs2 back in both services", func() bool { return slices.Equal(saved(t, dl.director), want) })
+	t.Logf("rs2 back %v after nginx restarted", took)
+	if took > limit {
+		t.Errorf("rs2 back after %v, want within %v", took, limit)
+	}
+}
+
+// bigConfig writes n services with one real server each.
+func bigConfig(t *testing.T, stateDir string, n int) (string, []string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lvsd:\n  state_dir: %s\n  status_listen: \"\"\n  metrics_listen: \"\"\n  resync_interval: 1h\nvirtual_services:\n", stateDir)
+	var want []string
+	for i := range n {
+		vip := netip.AddrFrom4([4]byte{10, 100 + byte(i>>16), byte(i >> 8), byte(i)})
+		rip := netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)})
+		fmt.Fprintf(&b, "  - {protocol: tcp, address: %v, port: 80, scheduler: wrr, real_servers: [{address: %v}]}\n", vip, rip)
+		want = append(want, fmt.Sprintf("-A -t %v:80 -s wrr", vip), fmt.Sprintf("-a -t %v:80 -r %v:80 -g -w 1", vip, rip))
+	}
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, want
+}
+
+// TestVMLvsdKill9MidApplyConverges kills lvsd with SIGKILL at random
+// points of a 10,000-service cold apply; each restart must converge to
+// the config, and a rule lvsd does not own must survive untouched.
+func TestVMLvsdKill9MidApplyConverges(t *testing.T) {
+	const n = 10000
+	dl := newDirectorLab(t)
+	run(t, dl.director, "ipvsadm", "-A", "-u", "10.79.0.53:53", "-s", "lc")
+	run(t, dl.director, "ipvsadm", "-a", "-u", "10.79.0.53:53", "-r", "10.77.0.53:53", "-m", "-w", "7")
+	unowned := []string{"-A -u 10.79.0.53:53 -s lc", "-a -u 10.79.0.53:53 -r 10.77.0.53:53 -m -w 7"}
+	stateDir := t.TempDir()
+	cfg, want := bigConfig(t, stateDir, n)
+	want = append(want, unowned...)
+	slices.Sort(want)
+
+	c, err := ipvs.New(ipvs.Options{NetNS: dl.director.NetNSPath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	services := func() int {
+		s, err := c.Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(s)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for round := range 2 {
+		at := 1 + rng.IntN(n-1) // services in the kernel when the kill lands
+		before := services()
+		if before > at {
+			at = before + rng.IntN(n-before)
+		}
+		p := dl.startLvsd(t, cfg)
+		waitFor(t, 5*time.Minute, fmt.Sprintf("round %d: %d services in the kernel", round, at), func() bool { return services() >= at })
+		if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.Done()
+		t.Logf("round %d: killed lvsd with %d of %d services applied", round, services(), n)
+	}
+	dl.startLvsd(t, cfg)
+	start := time.Now()
+	var got []string
+	for {
+		if services() == n+1 {
+			if got = saved(t, dl.director); slices.Equal(got, want) {
+				break
+			}
+		}
+		if time.Since(start) > 5*time.Minute {
+			missing, extra := 0, 0
+			for _, w := range want {
+				if _, ok := slices.BinarySearch(got, w); !ok {
+					missing++
+				}
+			}
+			for _, g := range got {
+				if _, ok := slices.BinarySearch(want, g); !ok {
+					extra++
+					t.Logf("unexpected rule: %s", g)
+				}
+			}
+			t.Fatalf("kernel differs from the config 5m after restart: %d rules missing, %d extra", missing, extra)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the kernel, with a deadline
+	}
+	t.Logf("converged %v after the last restart; the unowned service is intact", time.Since(start))
+}
