@@ -253,7 +253,9 @@ func TestLabKilledMasterIsReplaced(t *testing.T) {
 	client := l.AddHost("client", "10.77.0.50/24")
 	ctx := labContext(t)
 	capture := l.Capture("arp")
-	interval := 100 * time.Millisecond
+	// Short enough for a quick test, long enough that a loaded 2-CPU
+	// build host (load 8, -race) does not miss three in a row.
+	interval := 200 * time.Millisecond
 
 	a := startLabDirector(t, ha, v3Config(ha, 150, interval))
 	a.waitState(ctx, vrrp.Backup)
@@ -261,6 +263,7 @@ func TestLabKilledMasterIsReplaced(t *testing.T) {
 	waitAddr(ctx, t, ha, labVIP, true)
 	b := startLabDirector(t, hb, v3Config(hb, 100, interval))
 	b.waitState(ctx, vrrp.Backup)
+	eventuallyCtx(ctx, t, "b to hear a", func() bool { return b.inst.Stats().AdvertsReceived >= 3 })
 	waitLine(ctx, t, capture, garpFrom(ha)...)
 	if _, err := client.Run(ctx, "ping", "-c", "1", "-W", "2", labVIP); err != nil {
 		t.Fatal(err)
@@ -275,7 +278,9 @@ func TestLabKilledMasterIsReplaced(t *testing.T) {
 	garp := lineTime(line, killed).Sub(killed)
 	down := 3*interval + time.Duration(256-100)*interval/256
 	t.Logf("takeover %s after the kill (Master_Down_Interval %s); first GARP seen %s after", took, down, garp)
-	if took < down-interval || took > down+interval {
+	// b counts from a's last advert, up to one interval before the
+	// kill; late only by scheduling delays.
+	if took < down-interval-10*time.Millisecond || took > down+500*time.Millisecond {
 		t.Errorf("takeover after %s, want about Master_Down_Interval %s", took, down)
 	}
 	// The client's ARP cache now has b's MAC: its traffic goes to b.
@@ -316,7 +321,7 @@ func TestLabCleanStopHandsOverAfterSkew(t *testing.T) {
 	took := c.At.Sub(stopped)
 	skew := time.Duration(256-100) * interval / 256
 	t.Logf("takeover %s after the clean stop (Skew_Time %s); first GARP seen %s after", took, skew, lineTime(line, stopped).Sub(stopped))
-	if took > skew+100*time.Millisecond {
+	if took > skew+500*time.Millisecond { // far below Master_Down_Interval (3.6 s)
 		t.Errorf("takeover after %s, want Skew_Time %s", took, skew)
 	}
 	waitAddr(ctx, t, ha, labVIP, false)
@@ -347,7 +352,7 @@ func TestLabPreemptAndNoPreempt(t *testing.T) {
 			t.Parallel()
 			_, ha, hb := newPair(t)
 			ctx := labContext(t)
-			interval := 100 * time.Millisecond
+			interval := 300 * time.Millisecond
 			low := startLabDirector(t, hb, v3Config(hb, 100, interval))
 			low.waitState(ctx, vrrp.Backup)
 			low.waitState(ctx, vrrp.Master)
@@ -386,7 +391,7 @@ func TestLabIPv6Failover(t *testing.T) {
 	capture := l.Capture("icmp6 or ip6 proto 112")
 	vip := "2001:db8:77::100"
 	cfg := func(h *lab.Host, ll string, priority uint8) vrrp.InstanceConfig {
-		c := v3Config(h, priority, 100*time.Millisecond)
+		c := v3Config(h, priority, 300*time.Millisecond)
 		c.Router.PrimaryAddress = netip.MustParseAddr(ll)
 		c.Router.Addresses = []netip.Addr{netip.MustParseAddr(vip)}
 		return c
@@ -633,4 +638,70 @@ func sendRaw(ifname string, src netip.Addr, payload []byte, ttl int) error {
 	}
 	_, err = p.WriteTo(payload, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index}, &net.IPAddr{IP: vrrp.IPv4Group.AsSlice()})
 	return err
+}
+
+// TestLabSplitBrainHealsAndWinnerReannounces: protocol 112 dropped in the
+// backup's namespace makes two masters; once the rule goes, one master
+// remains within three adverts, and the winner sends gratuitous ARP
+// again, since the loser's may have pulled the traffic (keepalived
+// issue #166).
+func TestLabSplitBrainHealsAndWinnerReannounces(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/usr/sbin/nft"); err != nil {
+		t.Skipf("needs nftables: %v", err)
+	}
+	l, ha, hb := newPair(t)
+	ctx := labContext(t)
+	capture := l.Capture("arp")
+	interval := 200 * time.Millisecond
+	a := startLabDirector(t, ha, v3Config(ha, 150, interval))
+	a.waitState(ctx, vrrp.Backup)
+	a.waitState(ctx, vrrp.Master)
+	b := startLabDirector(t, hb, v3Config(hb, 100, interval))
+	b.waitState(ctx, vrrp.Backup)
+
+	for _, args := range [][]string{
+		{"add", "table", "inet", "lvskit_test"},
+		{"add", "chain", "inet", "lvskit_test", "input", "{ type filter hook input priority 0; }"},
+		{"add", "rule", "inet", "lvskit_test", "input", "ip", "protocol", "vrrp", "drop"},
+	} {
+		if _, err := hb.Run(ctx, "nft", args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.waitState(ctx, vrrp.Master)
+	waitLine(ctx, t, capture, garpFrom(hb)...)
+	garpsBefore := countLines(capture, garpFrom(ha)...)
+	a.noTransition()
+
+	healed := time.Now()
+	if _, err := hb.Run(ctx, "nft", "delete", "table", "inet", "lvskit_test"); err != nil {
+		t.Fatal(err)
+	}
+	c := b.waitState(ctx, vrrp.Backup)
+	took := c.At.Sub(healed)
+	t.Logf("one master %s after healing (%d adverts)", took, took/interval)
+	if took > 3*interval {
+		t.Errorf("two masters for %s after healing, want at most 3 adverts (%s)", took, 3*interval)
+	}
+	eventuallyCtx(ctx, t, "the winner's new gratuitous ARP", func() bool {
+		return countLines(capture, garpFrom(ha)...) > garpsBefore
+	})
+	a.noTransition()
+	waitAddr(ctx, t, hb, labVIP, false)
+}
+
+// countLines counts the captured lines that have every one of substrs.
+func countLines(c *lab.Capture, substrs ...string) int {
+	n := 0
+lines:
+	for _, line := range c.Lines() {
+		for _, s := range substrs {
+			if !strings.Contains(line, s) {
+				continue lines
+			}
+		}
+		n++
+	}
+	return n
 }
