@@ -17,6 +17,19 @@
 //     addresses, announce them with gratuitous ARP or unsolicited neighbour
 //     advertisements, arm a timer).
 //
-// The raw-socket transport and the address announcer live in Linux-only
-// files; lvsd wires them to the Machine.
+// Around them, the parts that do I/O through interfaces, so tests run
+// them over the fakes of package vrrptest:
+//
+//   - Transport reads the packets of one interface and family from a
+//     PacketConn, drops and counts those with a TTL other than 255 or that
+//     the codec rejects, and hands the rest to the Instance of their VRID.
+//   - Instance is one goroutine owning a Machine: it feeds it adverts,
+//     timers (from an injected Clock) and tracking events, carries out its
+//     actions through the Transport, an AddressManager and an Announcer
+//     (gratuitous ARP, unsolicited NA, on keepalived's garp_master_*
+//     schedule), and tells Observers of every transition.
+//
+// The Linux implementations live in _linux.go files: Listen (raw IP
+// protocol 112 sockets), Snoop (a passive AF_PACKET listener for
+// diagnosis), NewNetlinkAddresses and DialFrames (AF_PACKET).
 package vrrp

@@ -705,3 +705,30 @@ lines:
 	}
 	return n
 }
+
+// TestLabUnicastPeers: with unicast peers the adverts go to each peer's
+// address instead of the group, and the backup hears them.
+func TestLabUnicastPeers(t *testing.T) {
+	t.Parallel()
+	l, ha, hb := newPair(t)
+	ctx := labContext(t)
+	capture := l.Capture("ip proto 112")
+	cfg := func(h, peer *lab.Host, priority uint8) vrrp.InstanceConfig {
+		c := v3Config(h, priority, 200*time.Millisecond)
+		c.UnicastPeers = []netip.Addr{peer.Addr()}
+		return c
+	}
+	a := startLabDirector(t, ha, cfg(ha, hb, 150))
+	a.waitState(ctx, vrrp.Backup)
+	a.waitState(ctx, vrrp.Master)
+	b := startLabDirector(t, hb, cfg(hb, ha, 100))
+	b.waitState(ctx, vrrp.Backup)
+	eventuallyCtx(ctx, t, "b to hear a", func() bool { return b.inst.Stats().AdvertsReceived >= 3 })
+	waitLine(ctx, t, capture, "10.77.0.2 > 10.77.0.3: VRRPv3")
+	if n := countLines(capture, "> 224.0.0.18"); n != 0 {
+		t.Errorf("%d adverts went to the multicast group", n)
+	}
+	a.kill()
+	b.waitState(ctx, vrrp.Master)
+	waitLine(ctx, t, capture, "10.77.0.3 > 10.77.0.2: VRRPv3")
+}
