@@ -408,7 +408,21 @@ func (d *Daemon) resync() {
 }
 
 func (d *Daemon) report(res Result) {
+	if len(res.Sent)+len(res.Failures) > 0 {
+		counts := map[OpKind]int{}
+		for _, op := range res.Sent {
+			counts[op.Kind]++
+		}
+		attrs := []any{"sent", len(res.Sent), "failed", len(res.Failures)}
+		for _, k := range []OpKind{AddService, UpdateService, DeleteService, AddRealServer, UpdateRealServer, DeleteRealServer} {
+			if counts[k] > 0 {
+				attrs = append(attrs, k.String(), counts[k])
+			}
+		}
+		d.log.Info("IPVS writes", attrs...)
+	}
 	for _, op := range res.Sent {
+		d.log.Debug("IPVS write", "op", op.String())
 		d.event("ipvs", op.Service.ServiceKey.String(), rsString(op), op.String())
 	}
 	for _, f := range res.Failures {

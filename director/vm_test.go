@@ -296,6 +296,7 @@ func TestVMLvsdKill9MidApplyConverges(t *testing.T) {
 	t.Logf("lvsd starts writing after about %v and a cold apply of %d services takes about %v here", startup, n, full)
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	prev := services()
 	for round := range 3 {
 		left := float64(n+1-services()) / float64(n)
 		delay := startup + time.Duration(rng.Float64()*left*float64(full))
@@ -305,7 +306,23 @@ func TestVMLvsdKill9MidApplyConverges(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-p.Done()
-		t.Logf("round %d: SIGKILL after %v with %d of %d services applied", round, delay, services()-1, n)
+		now := services()
+		t.Logf("round %d: SIGKILL after %v with %d of %d services applied", round, delay, now-1, n)
+		if now < prev {
+			// A restart must only add what is missing: losing services
+			// drops traffic.
+			t.Errorf("round %d: services in the kernel fell from %d to %d across a restart", round, prev, now)
+		}
+		prev = now
+		if now < prev || os.Getenv("LVSKIT_DEBUG_KILL") != "" {
+			var keep []string
+			for line := range strings.Lines(p.Output()) {
+				if !strings.Contains(line, "level=DEBUG") {
+					keep = append(keep, line)
+				}
+			}
+			t.Logf("lvsd said:\n%s", strings.Join(keep[max(0, len(keep)-15):], ""))
+		}
 	}
 	last := dl.startLvsd(t, cfg)
 	start := time.Now()
