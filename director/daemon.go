@@ -44,6 +44,9 @@ type DaemonOptions struct {
 	Health health.SchedulerOptions
 	// StateDir overrides the config's state_dir (tests).
 	StateDir string
+	// Metrics receives check results, health states, reloads and errors;
+	// nil runs without metrics.
+	Metrics *Metrics
 }
 
 // Daemon is lvsd's engine: it keeps the kernel's IPVS table equal to the
@@ -67,6 +70,7 @@ type Daemon struct {
 	desired    map[ipvs.ServiceKey]config.DesiredService
 	order      []ipvs.ServiceKey
 	states     map[string]health.State // by target ID; absent: unchecked
+	downs      map[string]health.Transition // the transition that took a target down
 	targets    map[string]targetRef    // target ID -> its service and real server
 	quorum     map[ipvs.ServiceKey]bool
 	dirty      map[ipvs.ServiceKey]bool
@@ -104,12 +108,24 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		reloads:  make(chan chan error),
 		wake:     make(chan struct{}, 1),
 		states:   map[string]health.State{},
+		downs:    map[string]health.Transition{},
 		quorum:   map[ipvs.ServiceKey]bool{},
 		dirty:    map[ipvs.ServiceKey]bool{},
 	}
 	hopts := opts.Health
-	userTransition := hopts.OnTransition
+	userTransition, userResult := hopts.OnTransition, hopts.OnResult
 	hopts.Logger = opts.Logger
+	hopts.OnResult = func(id string, r health.Result) {
+		d.mu.Lock()
+		ref, ok := d.targets[id]
+		d.mu.Unlock()
+		if ok {
+			opts.Metrics.ObserveCheck(ref.service.String(), ref.rs.String(), r)
+		}
+		if userResult != nil {
+			userResult(id, r)
+		}
+	}
 	hopts.OnTransition = func(tr health.Transition) {
 		d.onTransition(tr)
 		if userTransition != nil {
@@ -236,6 +252,7 @@ func (d *Daemon) reload() error {
 		d.mu.Lock()
 		d.reloadErr = err
 		d.mu.Unlock()
+		d.opts.Metrics.ObserveReload(d.now(), err)
 		d.log.Error("config reload rejected; the running config keeps serving", "config", d.opts.ConfigPath, "err", err)
 		d.event("config", "", "", "reload rejected: "+err.Error())
 		return err
@@ -249,6 +266,7 @@ func (d *Daemon) reload() error {
 		d.event("config", "", "", "reload: "+err.Error())
 		return err
 	}
+	d.opts.Metrics.ObserveReload(d.now(), nil)
 	d.log.Info("config reloaded", "config", d.opts.ConfigPath, "services", len(cfg.VirtualServices))
 	d.event("config", "", "", "reloaded")
 	return nil
@@ -271,6 +289,17 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		}
 	}
 	d.mu.Lock()
+	for id, ref := range d.targets {
+		if _, ok := refs[id]; !ok {
+			d.opts.Metrics.ForgetRealServer(ref.service.String(), ref.rs.String())
+		}
+	}
+	for _, t := range targets {
+		if _, ok := d.targets[t.ID]; !ok {
+			ref := refs[t.ID]
+			d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), health.StateUnknown)
+		}
+	}
 	d.targets = refs
 	d.mu.Unlock()
 	if err := d.sched.Update(targets); err != nil {
@@ -280,6 +309,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	for id := range d.states {
 		if _, ok := d.targets[id]; !ok {
 			delete(d.states, id)
+			delete(d.downs, id)
 		}
 	}
 	table := Table{}
@@ -360,7 +390,13 @@ func (d *Daemon) onTransition(tr health.Transition) {
 	ref, found := d.targets[tr.Target]
 	if found {
 		d.states[tr.Target] = tr.To
+		if tr.To == health.StateDown {
+			d.downs[tr.Target] = tr
+		} else {
+			delete(d.downs, tr.Target)
+		}
 		d.dirty[ref.service] = true
+		d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), tr.To)
 	}
 	d.mu.Unlock()
 	if !found {
@@ -427,6 +463,7 @@ func (d *Daemon) report(res Result) {
 	}
 	for _, f := range res.Failures {
 		if f.Err != errSkipped {
+			d.opts.Metrics.CountError("ipvs")
 			d.event("ipvs", f.Op.Service.ServiceKey.String(), rsString(f.Op), "failed: "+f.Error())
 		}
 	}
@@ -544,8 +581,9 @@ func (d *Daemon) Status() Status {
 				if c.Checked {
 					rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
 				}
-				if c.State == health.StateDown {
-					rs.Why = fmt.Sprintf("%s at %s, %d of %d failures", c.Last.Reason, c.Last.Time.Format("15:04:05"), c.Failures, c.Policy.Fall)
+				if tr, ok := d.downs[targetID(k, r.Key())]; ok && c.State == health.StateDown {
+					// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03"
+					rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
 				}
 			}
 			ss.RealServers = append(ss.RealServers, rs)

@@ -160,7 +160,7 @@ func TestDaemonQuiescesAndRestoresARealServer(t *testing.T) {
 	}
 	st := d.Status()
 	rs := st.Services[0].RealServers[0]
-	if rs.Health != "down" || !strings.Contains(rs.Why, "2 of 2 failures") || !strings.Contains(rs.Why, "127.0.0.1:"+srv.port()) {
+	if rs.Health != "down" || !strings.HasPrefix(rs.Why, "2 of 2 failures") || !strings.Contains(rs.Why, "127.0.0.1:"+srv.port()) {
 		t.Errorf("status of the failed real server: %+v", rs)
 	}
 	srv.start()

@@ -209,7 +209,7 @@ func sortedRealServers(rs []ipvs.RealServer) []ipvs.RealServer {
 	return slices.SortedFunc(slices.Values(rs), compareRealServers)
 }
 
-func keyOnly(s ipvs.Service) ipvs.Service   { return ipvs.Service{ServiceKey: s.ServiceKey} }
+func keyOnly(s ipvs.Service) ipvs.Service { return ipvs.Service{ServiceKey: s.ServiceKey} }
 func keyOnlyRS(r ipvs.RealServer) ipvs.RealServer {
 	return ipvs.RealServer{Address: r.Address, Port: r.Port}
 }

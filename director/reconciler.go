@@ -59,10 +59,10 @@ type Reconciler struct {
 	// haveDesired is false until the first SetDesired: until then
 	// nothing is applied, or a restart would delete every owned service.
 	haveDesired bool
-	owned   map[ipvs.ServiceKey]bool
-	saved   map[ipvs.ServiceKey]bool // owned as last written to disk
-	retry   map[ipvs.ServiceKey]*retryState
-	stats   Stats
+	owned       map[ipvs.ServiceKey]bool
+	saved       map[ipvs.ServiceKey]bool // owned as last written to disk
+	retry       map[ipvs.ServiceKey]*retryState
+	stats       Stats
 }
 
 // NewReconciler loads the owned set from the state directory.

@@ -7,7 +7,11 @@ package director_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -18,9 +22,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvskit/lvskit/director"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/internal/lab"
 )
+
+// unixGet fetches a path from an HTTP server on a unix socket.
+func unixGet(t *testing.T, sock, path string) string {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}, Timeout: 30 * time.Second}
+	resp, err := c.Get("http://lvsd" + path)
+	if err != nil {
+		t.Fatalf("GET %s on %s: %v", path, sock, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s on %s: %s\n%s", path, sock, resp.Status, b)
+	}
+	return string(b)
+}
 
 func lvsdBinary(t *testing.T) string {
 	t.Helper()
@@ -111,8 +134,8 @@ func (dl *directorLab) startLvsd(t *testing.T, cfg string) *lab.Process {
 const labConfig = `
 lvsd:
   state_dir: %s
-  status_listen: ""
-  metrics_listen: ""
+  status_listen: unix:%s
+  metrics_listen: unix:%s
   resync_interval: 2s
 virtual_services:
   - name: dr
@@ -165,8 +188,10 @@ func saved(t *testing.T, h *lab.Host) []string {
 // rise x interval.
 func TestVMLvsdServesAndHealsADirector(t *testing.T) {
 	dl := newDirectorLab(t)
-	cfg := filepath.Join(t.TempDir(), "lvsd.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(labConfig, t.TempDir())), 0o600)
+	dir := t.TempDir()
+	statusSock, metricsSock := filepath.Join(dir, "status.sock"), filepath.Join(dir, "metrics.sock")
+	cfg := filepath.Join(dir, "lvsd.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(labConfig, t.TempDir(), statusSock, metricsSock)), 0o600)
 	lvsd := dl.startLvsd(t, cfg)
 
 	want := []string{
@@ -219,6 +244,28 @@ func TestVMLvsdServesAndHealsADirector(t *testing.T) {
 	}
 	if got := count(drVIP, 30); got["rs2"] != 0 || got["rs1"] != 15 || got["rs3"] != 15 {
 		t.Errorf("DR traffic with rs2 quiesced: %v", got)
+	}
+	// The status API says why rs2 is out; the metrics show it down.
+	var st director.Status
+	if err := json.Unmarshal([]byte(unixGet(t, statusSock, "/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Services {
+		for _, r := range s.RealServers {
+			if r.Address == "10.77.0.22:80" && (r.Health != "down" || !strings.Contains(r.Why, "10.77.0.22:80") || !strings.Contains(r.Why, "2 of 2 failures")) {
+				t.Errorf("status of rs2 in %s: %+v", s.Key, r)
+			}
+		}
+	}
+	m := unixGet(t, metricsSock, "/metrics")
+	for _, want := range []string{
+		`lvsd_real_server_health{real_server="10.77.0.22:80",service="TCP 10.79.0.100:80"} 0`,
+		`node_ipvs_backend_weight{local_address="10.79.0.100",local_mark="",local_port="80",proto="TCP",remote_address="10.77.0.22",remote_port="80"} 0`,
+		`node_ipvs_backend_weight{local_address="10.79.0.200",local_mark="",local_port="80",proto="TCP",remote_address="10.77.0.23",remote_port="80"} 3`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 
 	dl.nginx[1] = dl.rs[1].StartNginx(lab.HTTPOptions{})

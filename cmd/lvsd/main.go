@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -189,7 +190,16 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		return 2
 	}
 	defer c.Close()
-	d, err := director.NewDaemon(director.DaemonOptions{
+	var d *director.Daemon
+	metrics, err := director.NewMetrics(director.MetricsOptions{
+		Logger:          log,
+		ReconcilerStats: func() director.Stats { return d.Reconciler().Stats() },
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "lvsd: %v\n", err)
+		return 2
+	}
+	d, err = director.NewDaemon(director.DaemonOptions{
 		ConfigPath:  o.config,
 		Load:        lopts,
 		Client:      c,
@@ -198,6 +208,7 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		WriteSysctl: writeSysctl,
 		RunCommand:  runCommand(log),
 		Notify:      sdNotify,
+		Metrics:     metrics,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -205,6 +216,28 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// The listeners are opened before the first write so that a taken
+	// port fails the start, not a later scrape; a reload does not move
+	// them.
+	for _, srv := range []struct {
+		name    string
+		addr    config.ListenAddress
+		handler func() http.Handler
+	}{
+		{"status API", cfg.LVSD.StatusListen, func() http.Handler { return director.NewStatusHandler(d.Status) }},
+		{"metrics", cfg.LVSD.MetricsListen, metrics.Handler},
+	} {
+		if srv.addr.IsZero() {
+			continue
+		}
+		ln, err := director.Listen(srv.addr)
+		if err != nil {
+			fmt.Fprintf(stderr, "lvsd: %s on %v: %v\n", srv.name, srv.addr, err)
+			return 2
+		}
+		log.Info("serving "+srv.name, "listen", srv.addr.String())
+		go director.Serve(ctx, ln, srv.handler(), log)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {

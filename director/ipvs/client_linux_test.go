@@ -48,12 +48,18 @@ type recordingMoby struct {
 	err error
 }
 
-func (m *recordingMoby) NewService(*moby.Service) error { m.ops = append(m.ops, "NewService"); return m.err }
+func (m *recordingMoby) NewService(*moby.Service) error {
+	m.ops = append(m.ops, "NewService")
+	return m.err
+}
 func (m *recordingMoby) UpdateService(*moby.Service) error {
 	m.ops = append(m.ops, "UpdateService")
 	return m.err
 }
-func (m *recordingMoby) DelService(*moby.Service) error { m.ops = append(m.ops, "DelService"); return m.err }
+func (m *recordingMoby) DelService(*moby.Service) error {
+	m.ops = append(m.ops, "DelService")
+	return m.err
+}
 func (m *recordingMoby) NewDestination(*moby.Service, *moby.Destination) error {
 	m.ops = append(m.ops, "NewDestination")
 	return m.err
