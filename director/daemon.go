@@ -69,9 +69,9 @@ type Daemon struct {
 	reloadErr  error
 	desired    map[ipvs.ServiceKey]config.DesiredService
 	order      []ipvs.ServiceKey
-	states     map[string]health.State // by target ID; absent: unchecked
+	states     map[string]health.State      // by target ID; absent: unchecked
 	downs      map[string]health.Transition // the transition that took a target down
-	targets    map[string]targetRef    // target ID -> its service and real server
+	targets    map[string]targetRef         // target ID -> its service and real server
 	quorum     map[ipvs.ServiceKey]bool
 	dirty      map[ipvs.ServiceKey]bool
 	unowned    []ipvs.ServiceKey
