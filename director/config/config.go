@@ -36,6 +36,13 @@
 //	    real_servers:
 //	      - {address: 10.0.0.2, weight: 2}
 //	      - {address: 10.0.0.3}
+//	vrrp:                            # optional: a director pair sharing the VIPs
+//	  instances:
+//	    - name: VI_1
+//	      interface: eth0
+//	      virtual_router_id: 51
+//	      priority: 150
+//	      virtual_addresses: [192.168.0.100]
 //
 // Keys are snake_case. Durations are Go durations with a unit ("5s",
 // "1m30s", "500ms"). Commands are argument lists, run without a shell.
@@ -72,10 +79,9 @@ type Config struct {
 	// the included files in order.
 	VirtualServices []VirtualService `yaml:"virtual_services"`
 
-	// VRRP is reserved for the VRRP instances that decide which director
-	// holds the virtual addresses. It is not supported yet: a `vrrp` key
-	// is rejected until the VRRP work defines its schema here.
-	VRRP *VRRP `yaml:"-"`
+	// VRRP (vrrp) are the VRRP instances that decide whether this
+	// director holds the virtual addresses; see VRRP. Main file only.
+	VRRP VRRP `yaml:"vrrp"`
 
 	// Files are the files this configuration was read from: the main file
 	// first, then the included ones in order.
@@ -83,9 +89,6 @@ type Config struct {
 
 	pos *positions // where each decoded value was written
 }
-
-// VRRP is the place for VRRP instances; empty until VRRP is supported.
-type VRRP struct{}
 
 // Includes are the paths named by `include`: one path or a list.
 type Includes []string

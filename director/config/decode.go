@@ -570,7 +570,6 @@ var renamed = map[string]string{
 	"maxlen":                    "max_len",
 	"mcast_interface":           "interface",
 	"global_defs":               "lvsd and ipvs",
-	"vrrp_instance":             "vrrp (not supported yet)",
 	"include_dir":               "include",
 	"includes":                  "include",
 	"alpha":                     "rise and fall",
@@ -592,11 +591,7 @@ var renamed = map[string]string{
 }
 
 // reserved are keys that are known but not accepted yet.
-var reserved = map[reflect.Type]map[string]string{
-	reflect.TypeFor[Config](): {
-		"vrrp": "vrrp is not supported yet: lvsd runs as a single director for now; remove the vrrp section (VRRP instances will be configured here in a later release)",
-	},
-}
+var reserved = map[reflect.Type]map[string]string{}
 
 func unknownKey(t reflect.Type, name string, known []string) string {
 	if msg, ok := reserved[t][name]; ok {

@@ -24,6 +24,7 @@ var examples = []string{
 	"fwmark-web.yaml",
 	"ftp-fwmark.yaml",
 	"reference.yaml",
+	"vrrp-pair.yaml",
 	"with-includes/lvsd.yaml",
 }
 
@@ -98,6 +99,13 @@ func formatConfig(cfg *Config) string {
 	}
 	for _, sd := range g.KernelSyncDaemons() {
 		w("ipvs sync daemon: %v if=%s id=%d maxlen=%d group=%v port=%d ttl=%d", sd.Role, sd.Interface, sd.SyncID, sd.MaxSyncLen, sd.MulticastAddr, sd.MulticastPort, sd.MulticastTTL)
+	}
+	for _, v := range cfg.VRRP.Instances {
+		w("vrrp %s: v%d priority=%d interval=%v preempt=%v delay=%v source=%v peers=%v password=%q", v.String(), v.Version, v.Priority, v.AdvertInterval, v.PreemptMode(), v.PreemptDelay, v.SourceAddress, v.UnicastPeers, v.Password())
+		for _, va := range v.VirtualAddresses {
+			w("  vip %s label=%q dev=%q", va.Address, va.Label, va.Dev)
+		}
+		w("  garp %+v", v.GARP)
 	}
 	for _, ds := range cfg.Desired() {
 		s := ds.Service

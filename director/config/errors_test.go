@@ -647,15 +647,6 @@ virtual_services: []
 		},
 	},
 	{
-		name: "vrrp",
-		file: `vrrp:
-  instances: []
-`,
-		want: []string{
-			"lvsd.yaml:1:1: vrrp is not supported yet: lvsd runs as a single director for now; remove the vrrp section (VRRP instances will be configured here in a later release)",
-		},
-	},
-	{
 		name: "weights",
 		file: `virtual_services:
   - address: 192.168.0.100

@@ -397,7 +397,7 @@ func init() {
 		"lvsd":    fmt.Sprintf(onlyMain, "lvsd"),
 		"ipvs":    fmt.Sprintf(onlyMain, "ipvs"),
 		"include": "include is allowed only in the main file: list every directory there",
-		"vrrp":    reserved[reflect.TypeFor[Config]()]["vrrp"],
+		"vrrp":    fmt.Sprintf(onlyMain, "vrrp"),
 	}
 	typeNames[reflect.TypeFor[includedFile]()] = "in an included file"
 }

@@ -41,7 +41,7 @@ virtual_services:
   - fwmark: 1
     port: 443
     persistence: {netmask: 40}
-vrrp: {}
+vrrp: {instances: [{name: VI_1, interface: eth0, virtual_router_id: 0, virtual_addresses: [192.168.0.100]}]}
 `
 	checkErrors(t, loadErrors(t, map[string]string{"lvsd.yaml": file}, LoadOptions{}), []string{
 		`lvsd.yaml:2:14: state_dir: "relative" is relative: write an absolute path such as /var/lib/lvsd`,
@@ -53,7 +53,7 @@ vrrp: {}
 		`lvsd.yaml:14:9: real server 10.0.0.2:80 is listed twice in this service (first at lvsd.yaml:13:9): remove one of them`,
 		`lvsd.yaml:16:5: a fwmark service has no port: remove port; the firewall rule that sets mark 1 chooses the ports`,
 		`lvsd.yaml:17:28: netmask: 40 is out of range for IPv4: write a prefix length from 1 to 32, or a dotted mask such as 255.255.255.0`,
-		`lvsd.yaml:18:1: vrrp is not supported yet: lvsd runs as a single director for now; remove the vrrp section (VRRP instances will be configured here in a later release)`,
+		`lvsd.yaml:18:69: virtual_router_id: 0 is out of range: write 1 to 255`,
 	})
 }
 

@@ -55,6 +55,7 @@ func (c *checker) atKey(p any, format string, args ...any) {
 func (c *checker) config() {
 	c.daemon(&c.cfg.LVSD)
 	c.globals(&c.cfg.IPVS)
+	c.vrrp(&c.cfg.VRRP)
 	keys := map[ipvs.ServiceKey]*VirtualService{}
 	names := map[string]*VirtualService{}
 	for i := range c.cfg.VirtualServices {
