@@ -47,6 +47,8 @@ type DaemonOptions struct {
 	// Metrics receives check results, health states, reloads and errors;
 	// nil runs without metrics.
 	Metrics *Metrics
+	// VRRP opens what the config's VRRP instances talk to.
+	VRRP VRRPOptions
 }
 
 // Daemon is lvsd's engine: it keeps the kernel's IPVS table equal to the
@@ -76,6 +78,7 @@ type Daemon struct {
 	dirty      map[ipvs.ServiceKey]bool
 	unowned    []ipvs.ServiceKey
 	globalsSet bool
+	vrrp       *vrrpRuntime // nil without VRRP instances
 }
 
 // NewDaemon loads the config; an invalid config is an error with every
@@ -181,6 +184,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.apply(cfg); err != nil {
 		return err
 	}
+	vr, err := d.startVRRP(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.vrrp = vr
+	d.mu.Unlock()
+	defer vr.stop() // after the scheduler's stop below: a clean VRRP handover
 	d.event("daemon", "", "", "started with "+d.opts.ConfigPath)
 	d.notify("READY=1")
 
@@ -261,6 +272,7 @@ func (d *Daemon) reload() error {
 	d.reloadErr = nil
 	d.mu.Unlock()
 	d.setConfig(cfg)
+	d.vrrpReloaded(cfg)
 	d.applyGlobals(cfg)
 	if err := d.apply(cfg); err != nil {
 		d.event("config", "", "", "reload: "+err.Error())
@@ -552,9 +564,10 @@ func (d *Daemon) Status() Status {
 		checks[s.ID] = s
 	}
 	kernel := d.rec.Kernel()
+	vrrpStatus := d.vrrpStatus()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Config: d.opts.ConfigPath, Loaded: d.loaded, Events: d.timeline.Events()}
+	st := Status{Config: d.opts.ConfigPath, Loaded: d.loaded, Events: d.timeline.Events(), VRRP: vrrpStatus}
 	if d.reloadErr != nil {
 		st.LastReloadError = d.reloadErr.Error()
 	}

@@ -19,6 +19,8 @@ type Status struct {
 	Services        []ServiceStatus `json:"services"`
 	// Unowned are kernel services lvsd does not own and leaves alone.
 	Unowned []string `json:"unowned,omitempty"`
+	// VRRP are the VRRP instances, in config order; empty without.
+	VRRP []VRRPStatus `json:"vrrp,omitempty"`
 	// Events are the most recent events, oldest first.
 	Events []Event `json:"events"`
 }
@@ -68,7 +70,7 @@ type Event struct {
 	Time time.Time `json:"time"`
 	// Kind is "check" (a health transition), "ipvs" (a kernel write or
 	// its failure), "drift", "config" (a load or a rejected reload),
-	// "quorum" or "daemon".
+	// "quorum", "vrrp" (a VRRP transition) or "daemon".
 	Kind       string `json:"kind"`
 	Service    string `json:"service,omitempty"`
 	RealServer string `json:"real_server,omitempty"`

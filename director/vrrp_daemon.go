@@ -1,0 +1,448 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/vrrp"
+)
+
+// VRRPOptions are how the daemon opens what its VRRP instances talk to.
+// cmd/lvsd wires the Linux ones (raw sockets, netlink, AF_PACKET); tests
+// pass the fakes of package vrrptest. A config with VRRP instances needs
+// Listen, Addresses and Announcer.
+type VRRPOptions struct {
+	// Listen opens the VRRP packets of an interface and family; multicast
+	// says whether to join the VRRP group (false: unicast peers only).
+	// One connection serves every instance on the interface and family.
+	Listen func(ifname string, family vrrp.Family, multicast bool) (vrrp.PacketConn, error)
+	// Addresses returns the manager that puts virtual addresses on dev,
+	// IPv4 ones with label (empty: none).
+	Addresses func(dev, label string) (vrrp.AddressManager, error)
+	// Announcer returns the announcer that sends gratuitous ARP and
+	// unsolicited NA on dev.
+	Announcer func(dev string) (vrrp.Announcer, error)
+	// SourceAddress returns the address of ifname to advertise from, of
+	// the family (the link-local address for IPv6), for instances
+	// without source_address. Nil uses InterfaceSourceAddress.
+	SourceAddress func(ifname string, family vrrp.Family) (netip.Addr, error)
+	// Clock is the instances' clock; nil means vrrp.SystemClock.
+	Clock vrrp.Clock
+	// ShutdownTimeout bounds the clean stop (priority-0 adverts, removing
+	// the addresses); default 5s.
+	ShutdownTimeout time.Duration
+}
+
+// ErrNoVRRP is returned by Run when the config has VRRP instances but
+// the daemon was given no way to run them (VRRPOptions unset, or a
+// system without raw sockets).
+var ErrNoVRRP = errors.New("vrrp is not available")
+
+// VRRPStatus is one VRRP instance in the status API.
+type VRRPStatus struct {
+	Name      string `json:"name"`
+	VRID      uint8  `json:"vrid"`
+	Interface string `json:"interface"`
+	Version   int    `json:"version"`
+	// State is "initialize", "backup", "master" or "fault".
+	State string `json:"state"`
+	// Priority is the effective priority; ConfiguredPriority the
+	// config's.
+	Priority           uint8 `json:"priority"`
+	ConfiguredPriority uint8 `json:"configured_priority"`
+	// Master is the current master's address as far as this director
+	// knows (its own when master), and its priority.
+	Master         string `json:"master,omitempty"`
+	MasterPriority uint8  `json:"master_priority,omitempty"`
+	// Since is the last transition and Reason why it happened;
+	// MasterSince is when this director became master, while it is.
+	Since       time.Time `json:"since,omitzero"`
+	Reason      string    `json:"reason,omitempty"`
+	MasterSince time.Time `json:"master_since,omitzero"`
+	// VIPs are the virtual addresses.
+	VIPs []string `json:"vips"`
+
+	AdvertsSent     uint64 `json:"adverts_sent"`
+	AdvertsReceived uint64 `json:"adverts_received"`
+	BecameMaster    uint64 `json:"became_master"`
+}
+
+// vrrpRuntime is the daemon's running VRRP instances: it owns their
+// goroutines and those of their transports.
+type vrrpRuntime struct {
+	log        *slog.Logger
+	instances  []*vrrpInstance
+	transports []*vrrpTransport
+	closers    []io.Closer
+	timeout    time.Duration
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	cfg        config.VRRP
+}
+
+type vrrpTransport struct {
+	ifname string
+	family vrrp.Family
+	*vrrp.Transport
+}
+
+type vrrpInstance struct {
+	cfg  config.VRRPInstance
+	inst *vrrp.Instance
+
+	mu          sync.Mutex
+	since       time.Time
+	reason      string
+	masterSince time.Time
+}
+
+type transportKey struct {
+	ifname    string
+	family    vrrp.Family
+	multicast bool
+}
+
+// startVRRP opens and starts the config's VRRP instances; nil when there
+// are none. The instances run until stop, whatever happens to ctx: a
+// clean stop needs them to send their priority-0 adverts.
+func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntime, error) {
+	if len(cfg.VRRP.Instances) == 0 {
+		return nil, nil
+	}
+	o := d.opts.VRRP
+	if o.Listen == nil || o.Addresses == nil || o.Announcer == nil {
+		return nil, fmt.Errorf("starting %d vrrp instances: %w", len(cfg.VRRP.Instances), ErrNoVRRP)
+	}
+	if o.SourceAddress == nil {
+		o.SourceAddress = InterfaceSourceAddress
+	}
+	if o.Clock == nil {
+		o.Clock = vrrp.SystemClock{}
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 5 * time.Second
+	}
+	r := &vrrpRuntime{log: d.log, timeout: o.ShutdownTimeout, cfg: cfg.VRRP}
+	if err := r.open(d, o, cfg.VRRP.Instances); err != nil {
+		r.closeAll()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	for _, t := range r.transports {
+		r.wg.Go(func() {
+			if err := t.Run(runCtx); err != nil {
+				d.log.Error("vrrp transport stopped", "interface", t.ifname, "family", t.family, "err", err)
+				d.event("vrrp", "", "", fmt.Sprintf("transport on %s (%s) stopped: %v", t.ifname, t.family, err))
+			}
+		})
+	}
+	for _, in := range r.instances {
+		r.wg.Go(func() {
+			if err := in.inst.Run(runCtx); err != nil {
+				d.log.Error("vrrp instance stopped", "instance", in.cfg.Name, "err", err)
+				d.event("vrrp", "", "", fmt.Sprintf("%s stopped: %v", in.cfg.Name, err))
+			}
+		})
+	}
+	d.opts.Metrics.registerVRRP(r.metricsSnapshot)
+	d.log.Info("vrrp started", "instances", len(r.instances))
+	return r, nil
+}
+
+// open builds the transports and instances.
+func (r *vrrpRuntime) open(d *Daemon, o VRRPOptions, cfgs []config.VRRPInstance) error {
+	transports := map[transportKey]*vrrpTransport{}
+	managers := map[[2]string]vrrp.AddressManager{}
+	announcers := map[string]vrrp.Announcer{}
+	keep := func(v any) {
+		if c, ok := v.(io.Closer); ok {
+			r.closers = append(r.closers, c)
+		}
+	}
+	for _, c := range cfgs {
+		ic, err := instanceConfig(c, o.SourceAddress)
+		if err != nil {
+			return err
+		}
+		fam := vrrp.FamilyOf(ic.Router.PrimaryAddress)
+		key := transportKey{c.Interface, fam, len(c.UnicastPeers) == 0}
+		t := transports[key]
+		if t == nil {
+			conn, err := o.Listen(c.Interface, fam, key.multicast)
+			if err != nil {
+				return fmt.Errorf("vrrp instance %s: listening on %s: %w", c.Name, c.Interface, err)
+			}
+			r.closers = append(r.closers, conn)
+			t = &vrrpTransport{c.Interface, fam, vrrp.NewTransport(conn, vrrp.TransportOptions{Logger: d.log.With("interface", c.Interface)})}
+			transports[key] = t
+			r.transports = append(r.transports, t)
+		}
+		addrs := &vipAddresses{byAddr: map[netip.Addr]vrrp.AddressManager{}}
+		ann := &vipAnnouncer{byAddr: map[netip.Addr]vrrp.Announcer{}}
+		for _, va := range c.VirtualAddresses {
+			dev := cmpOr(va.Dev, c.Interface)
+			mk := [2]string{dev, va.Label}
+			m := managers[mk]
+			if m == nil {
+				if m, err = o.Addresses(dev, va.Label); err != nil {
+					return fmt.Errorf("vrrp instance %s: addresses on %s: %w", c.Name, dev, err)
+				}
+				keep(m)
+				managers[mk] = m
+			}
+			addrs.byAddr[va.Address] = m
+			a := announcers[dev]
+			if a == nil {
+				if a, err = o.Announcer(dev); err != nil {
+					return fmt.Errorf("vrrp instance %s: announcing on %s: %w", c.Name, dev, err)
+				}
+				keep(a)
+				announcers[dev] = a
+			}
+			ann.byAddr[va.Address] = a
+		}
+		vi := &vrrpInstance{cfg: c}
+		vi.inst, err = vrrp.NewInstance(ic, vrrp.InstanceDeps{
+			Transport: t.Transport,
+			Addresses: addrs,
+			Announcer: ann,
+			Clock:     o.Clock,
+			Logger:    d.log,
+			Observers: []vrrp.Observer{vrrp.ObserverFunc(func(ch vrrp.StateChange) { d.vrrpChanged(vi, ch) })},
+		})
+		if err != nil {
+			return err
+		}
+		r.instances = append(r.instances, vi)
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// instanceConfig turns a config instance into the vrrp package's.
+func instanceConfig(c config.VRRPInstance, source func(string, vrrp.Family) (netip.Addr, error)) (vrrp.InstanceConfig, error) {
+	fam := vrrp.IPv4
+	if c.IsIPv6() {
+		fam = vrrp.IPv6
+	}
+	src := c.SourceAddress
+	if !src.IsValid() {
+		var err error
+		if src, err = source(c.Interface, fam); err != nil {
+			return vrrp.InstanceConfig{}, fmt.Errorf("vrrp instance %s: finding the source address on %s: %w", c.Name, c.Interface, err)
+		}
+	}
+	ic := vrrp.InstanceConfig{
+		Name:      c.Name,
+		Interface: c.Interface,
+		Router: vrrp.Config{
+			VRID:           uint8(c.VirtualRouterID),
+			Version:        vrrp.Version(c.Version),
+			Priority:       uint8(c.Priority),
+			AdvertInterval: c.AdvertInterval,
+			PrimaryAddress: src,
+			NoPreempt:      !c.PreemptMode(),
+			PreemptDelay:   c.PreemptDelay,
+			AcceptMode:     true, // the VIPs carry IPVS services
+			Password:       c.Password(),
+		},
+		UnicastPeers: slices.Clone(c.UnicastPeers),
+		Announce: vrrp.AnnounceConfig{
+			Repeat: c.GARP.Repeat, Interval: c.GARP.Interval, Delay: c.GARP.Delay,
+			Refresh: c.GARP.Refresh, RefreshRepeat: c.GARP.RefreshRepeat,
+		},
+	}
+	for _, va := range c.VirtualAddresses {
+		ic.Router.Addresses = append(ic.Router.Addresses, va.Address)
+	}
+	return ic, ic.Validate()
+}
+
+// vrrpChanged is every instance's observer: timeline, log and metrics.
+func (d *Daemon) vrrpChanged(vi *vrrpInstance, ch vrrp.StateChange) {
+	vi.mu.Lock()
+	vi.since, vi.reason = ch.At, ch.Reason
+	switch {
+	case ch.To == vrrp.Master:
+		vi.masterSince = ch.At
+	case ch.From == vrrp.Master:
+		vi.masterSince = time.Time{}
+	}
+	vi.mu.Unlock()
+	msg := fmt.Sprintf("%s (vrid %d on %s): %s -> %s", ch.Instance, ch.VRID, vi.cfg.Interface, ch.From, ch.To)
+	if ch.Reason != "" {
+		msg += ": " + ch.Reason
+	}
+	d.event("vrrp", "", "", msg)
+}
+
+// stop shuts the instances down cleanly (a master sends priority 0 and
+// removes its addresses), then stops the transports and waits for every
+// goroutine.
+func (r *vrrpRuntime) stop() {
+	if r == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, in := range r.instances {
+		wg.Go(func() {
+			if err := in.inst.Shutdown(ctx); err != nil {
+				r.log.Error("stopping vrrp instance", "instance", in.cfg.Name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	r.cancel()
+	r.wg.Wait()
+	r.closeAll()
+	r.log.Info("vrrp stopped")
+}
+
+func (r *vrrpRuntime) closeAll() {
+	for _, c := range slices.Backward(r.closers) {
+		c.Close()
+	}
+	r.closers = nil
+}
+
+func (r *vrrpRuntime) status() []VRRPStatus {
+	if r == nil {
+		return nil
+	}
+	out := make([]VRRPStatus, 0, len(r.instances))
+	for _, in := range r.instances {
+		s := in.inst.Status()
+		stats := in.inst.Stats()
+		vs := VRRPStatus{
+			Name: in.cfg.Name, VRID: uint8(in.cfg.VirtualRouterID), Interface: in.cfg.Interface,
+			Version: in.cfg.Version, State: s.State.String(),
+			Priority: s.Priority, ConfiguredPriority: uint8(in.cfg.Priority),
+			MasterPriority:  s.MasterPriority,
+			AdvertsSent:     stats.AdvertsSent,
+			AdvertsReceived: stats.AdvertsReceived,
+			BecameMaster:    stats.BecameMaster,
+			VIPs:            []string{},
+		}
+		if s.Master.IsValid() {
+			vs.Master = s.Master.String()
+		}
+		in.mu.Lock()
+		vs.Since, vs.Reason, vs.MasterSince = in.since, in.reason, in.masterSince
+		in.mu.Unlock()
+		for _, va := range in.cfg.VirtualAddresses {
+			vs.VIPs = append(vs.VIPs, va.Address.String())
+		}
+		out = append(out, vs)
+	}
+	return out
+}
+
+// vrrpStatus is the VRRP part of Status.
+func (d *Daemon) vrrpStatus() []VRRPStatus {
+	d.mu.Lock()
+	r := d.vrrp
+	d.mu.Unlock()
+	return r.status()
+}
+
+// vrrpReloaded warns that VRRP changes wait for a restart.
+func (d *Daemon) vrrpReloaded(cfg *config.Config) {
+	d.mu.Lock()
+	r := d.vrrp
+	d.mu.Unlock()
+	running := config.VRRP{}
+	if r != nil {
+		running = r.cfg
+	}
+	if len(running.Instances) == 0 && len(cfg.VRRP.Instances) == 0 || reflect.DeepEqual(running, cfg.VRRP) {
+		return
+	}
+	d.log.Warn("the vrrp section changed: restart lvsd to apply it; the running instances keep their settings")
+	d.event("config", "", "", "vrrp changes need a restart; the running instances keep their settings")
+}
+
+// vipAddresses sends each address to the manager of its device and
+// label.
+type vipAddresses struct {
+	byAddr map[netip.Addr]vrrp.AddressManager
+}
+
+func (v *vipAddresses) group(addrs []netip.Addr) ([]vrrp.AddressManager, map[vrrp.AddressManager][]netip.Addr) {
+	var order []vrrp.AddressManager
+	groups := map[vrrp.AddressManager][]netip.Addr{}
+	for _, a := range addrs {
+		m := v.byAddr[a]
+		if m == nil {
+			continue
+		}
+		if _, ok := groups[m]; !ok {
+			order = append(order, m)
+		}
+		groups[m] = append(groups[m], a)
+	}
+	return order, groups
+}
+
+// AddAddresses implements vrrp.AddressManager.
+func (v *vipAddresses) AddAddresses(addrs []netip.Addr) error {
+	order, groups := v.group(addrs)
+	var errs []error
+	for _, m := range order {
+		errs = append(errs, m.AddAddresses(groups[m]))
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveAddresses implements vrrp.AddressManager.
+func (v *vipAddresses) RemoveAddresses(addrs []netip.Addr) error {
+	order, groups := v.group(addrs)
+	var errs []error
+	for _, m := range order {
+		errs = append(errs, m.RemoveAddresses(groups[m]))
+	}
+	return errors.Join(errs...)
+}
+
+// vipAnnouncer announces each address on its device.
+type vipAnnouncer struct {
+	byAddr map[netip.Addr]vrrp.Announcer
+}
+
+// Announce implements vrrp.Announcer.
+func (v *vipAnnouncer) Announce(addrs []netip.Addr) error {
+	var order []vrrp.Announcer
+	groups := map[vrrp.Announcer][]netip.Addr{}
+	for _, a := range addrs {
+		an := v.byAddr[a]
+		if an == nil {
+			continue
+		}
+		if _, ok := groups[an]; !ok {
+			order = append(order, an)
+		}
+		groups[an] = append(groups[an], a)
+	}
+	var errs []error
+	for _, an := range order {
+		errs = append(errs, an.Announce(groups[an]))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,195 @@
+package director
+
+import (
+	"context"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/vrrp"
+	"github.com/lvskit/lvskit/director/vrrp/vrrptest"
+)
+
+const vrrpConfig = plainConfigVRRP + `
+vrrp:
+  instances:
+    - name: VI_1
+      interface: eth0
+      virtual_router_id: 51
+      priority: 150
+      source_address: 192.0.2.2
+      virtual_addresses:
+        - 192.168.0.100
+        - {address: 192.168.0.101, dev: eth1, label: eth1:vip}
+`
+
+const plainConfigVRRP = `
+lvsd:
+  resync_interval: 1h
+virtual_services:
+  - address: 192.168.0.100
+    port: 80
+    real_servers: [{address: 10.0.0.1}]
+`
+
+// fakeVRRP is a daemon's VRRP world made of vrrptest fakes: one wire,
+// a hand-moved clock, and a recording address manager per device.
+type fakeVRRP struct {
+	clock *vrrptest.Clock
+	wire  *vrrptest.Wire
+	addrs map[string]*vrrptest.Addresses // by "dev label"
+	opens []string
+}
+
+func newFakeVRRP() *fakeVRRP {
+	return &fakeVRRP{
+		clock: vrrptest.NewClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)),
+		wire:  vrrptest.NewWire(),
+		addrs: map[string]*vrrptest.Addresses{},
+	}
+}
+
+func (f *fakeVRRP) options() VRRPOptions {
+	return VRRPOptions{
+		Listen: func(ifname string, fam vrrp.Family, multicast bool) (vrrp.PacketConn, error) {
+			f.opens = append(f.opens, ifname+" "+fam.String())
+			return f.wire.Port(netip.MustParseAddr("192.0.2.2")), nil
+		},
+		Addresses: func(dev, label string) (vrrp.AddressManager, error) {
+			a := vrrptest.NewAddresses()
+			f.addrs[dev+" "+label] = a
+			return a, nil
+		},
+		Announcer: func(string) (vrrp.Announcer, error) { return vrrptest.NewAnnouncer(f.clock), nil },
+		Clock:     f.clock,
+	}
+}
+
+func vrrpState(d *Daemon) string {
+	st := d.Status().VRRP
+	if len(st) != 1 {
+		return ""
+	}
+	return st[0].State
+}
+
+func TestDaemonVRRPBecomesMasterAndHandsOverOnStop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, vrrpConfig)
+	fv := newFakeVRRP()
+	metrics := newTestMetrics(t, t.TempDir(), nil)
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options(), Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	// Nobody else advertises: after Master_Down_Interval it takes over.
+	fv.clock.Advance(4 * time.Second)
+	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := fv.addrs["eth0 "].WaitHeld(wctx, netip.MustParseAddr("192.168.0.100")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fv.addrs["eth1 eth1:vip"].WaitHeld(wctx, netip.MustParseAddr("192.168.0.101")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fv.wire.WaitSent(wctx, "an advert of priority 150", func(s []vrrptest.Sent) bool {
+		return len(s) > 0 && s[len(s)-1].Advert().Priority == 150
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	st := d.Status().VRRP[0]
+	if st.Name != "VI_1" || st.VRID != 51 || st.Interface != "eth0" || st.Version != 3 || st.Priority != 150 ||
+		st.Master != "192.0.2.2" || st.MasterSince.IsZero() || st.Since != st.MasterSince || st.BecameMaster != 1 ||
+		strings.Join(st.VIPs, " ") != "192.168.0.100 192.168.0.101" {
+		t.Errorf("status: %+v", st)
+	}
+	var vrrpEvents []string
+	for _, e := range d.Status().Events {
+		if e.Kind == "vrrp" {
+			vrrpEvents = append(vrrpEvents, e.Message)
+		}
+	}
+	if got := strings.Join(vrrpEvents, "\n"); !strings.Contains(got, "VI_1 (vrid 51 on eth0): initialize -> backup") ||
+		!strings.Contains(got, "VI_1 (vrid 51 on eth0): backup -> master") {
+		t.Errorf("timeline's vrrp events:\n%s", got)
+	}
+	mfs := gather(t, metrics)
+	if f := family(mfs, "lvsd_vrrp_state"); f == nil || f.Metric[0].GetGauge().GetValue() != 2 {
+		t.Errorf("lvsd_vrrp_state: %v", f)
+	}
+	if f := family(mfs, "lvsd_vrrp_became_master_total"); f == nil || f.Metric[0].GetCounter().GetValue() != 1 {
+		t.Errorf("lvsd_vrrp_became_master_total: %v", f)
+	}
+
+	// A clean stop: a priority-0 advert, then the addresses go.
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	done <- nil
+	sent := fv.wire.Sent()
+	if last := sent[len(sent)-1].Advert(); last.Priority != 0 || last.VRID != 51 {
+		t.Errorf("last advert on stop: %v, want priority 0", &last)
+	}
+	for k, a := range fv.addrs {
+		if held := a.Held(); len(held) > 0 {
+			t.Errorf("%s still holds %v after stop", k, held)
+		}
+	}
+	if len(fv.opens) != 1 || fv.opens[0] != "eth0 IPv4" {
+		t.Errorf("transports opened: %v, want one on eth0 IPv4", fv.opens)
+	}
+}
+
+func TestDaemonVRRPNeedsOptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, vrrpConfig)
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "starting 1 vrrp instances: vrrp is not available") {
+		t.Errorf("Run without VRRP options: %v", err)
+	}
+}
+
+func TestDaemonVRRPReloadKeepsRunningInstances(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, vrrpConfig)
+	fv := newFakeVRRP()
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	writeConfig(t, path, strings.Replace(vrrpConfig, "priority: 150", "priority: 50", 1))
+	if err := d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status().VRRP[0]; st.ConfiguredPriority != 150 {
+		t.Errorf("a reload changed the running instance: %+v", st)
+	}
+	found := false
+	for _, e := range d.Status().Events {
+		found = found || e.Kind == "config" && strings.Contains(e.Message, "vrrp changes need a restart")
+	}
+	if !found {
+		t.Error("the timeline does not say the vrrp change waits for a restart")
+	}
+}
