@@ -14,6 +14,8 @@ pkgs=(
 	iproute2 iputils-ping procps keepalived nginx-light arping tcpdump nftables iptables curl
 	# bench/: peak RSS of a run
 	time
+	# director's scrape benchmark: node_exporter's ipvs collector, the baseline
+	prometheus-node-exporter
 	# probes/: eBPF objects are generated with clang
 	clang llvm
 )
@@ -31,6 +33,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the daemons it installs; the tests run their own instances.
-for svc in nginx keepalived; do
+for svc in nginx keepalived prometheus-node-exporter; do
 	systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true
 done
