@@ -4,12 +4,14 @@
 //	conntable -generate 1000000 -o FILE   write a synthetic /proc/net/ip_vs_conn
 //	conntable FILE                        aggregate FILE as lvstop does; print a summary
 //	conntable -scan FILE                  stream FILE through ScanConnections instead
+//	conntable -flood N -dst IP:PORT       send N UDP datagrams from N source address:ports
 package main
 
 import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"runtime/pprof"
 
@@ -22,6 +24,8 @@ type options struct {
 	output     string
 	scan       bool
 	cpuprofile string
+	flood      int
+	dst        string
 }
 
 func main() {
@@ -31,6 +35,8 @@ func main() {
 	flag.StringVar(&o.output, "o", "", "output file for -generate (default stdout)")
 	flag.BoolVar(&o.scan, "scan", false, "stream through ScanConnections instead of Aggregate")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.IntVar(&o.flood, "flood", 0, "send this many UDP datagrams to -dst, from distinct sources")
+	flag.StringVar(&o.dst, "dst", "10.0.0.100:53", "destination of -flood")
 	flag.Parse()
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
@@ -53,6 +59,13 @@ func main() {
 func run(o options, args []string, stdout io.Writer) error {
 	if o.generate > 0 {
 		return generate(o)
+	}
+	if o.flood > 0 {
+		dst, err := netip.ParseAddrPort(o.dst)
+		if err != nil {
+			return err
+		}
+		return flood(o.flood, dst)
 	}
 	if len(args) != 1 {
 		return fmt.Errorf("want one file to read (or -generate N)")
