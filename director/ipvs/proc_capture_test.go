@@ -459,3 +459,46 @@ func TestCapturedSync(t *testing.T) {
 		t.Errorf("ip_vs_conn has %d entries (%v), ip_vs_conn_sync %d", len(conns), err, len(lab))
 	}
 }
+
+// TestReadersOnCapturedTree reads the lab capture laid out as a saved
+// root (DIR/proc/net/...), as lvstop --proc DIR does.
+func TestReadersOnCapturedTree(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "proc", "net")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ip_vs", "ip_vs_conn", "ip_vs_conn_sync", "ip_vs_stats", "ip_vs_stats_percpu"} {
+		if err := os.WriteFile(filepath.Join(dir, name), fixture(t, "lab", name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tab, err := ReadServiceTable(root)
+	if err != nil || len(tab.Services) != len(labServices()) {
+		t.Errorf("ReadServiceTable: %d services, %v", len(tab.Services), err)
+	}
+	conns, err := ReadConnections(root)
+	if err != nil || len(conns) != 42 {
+		t.Errorf("ReadConnections: %d entries, %v", len(conns), err)
+	}
+	synced, err := ReadConnectionsSync(root)
+	if err != nil || len(synced) != len(conns) {
+		t.Errorf("ReadConnectionsSync: %d entries, %v", len(synced), err)
+	}
+	n := 0
+	if err := ScanConnectionsFile(root, func(*Connection) error { n++; return nil }); err != nil || n != len(conns) {
+		t.Errorf("ScanConnectionsFile: %d entries, %v", n, err)
+	}
+	sum, err := AggregateFile(root)
+	if err != nil || sum.Entries != len(conns) {
+		t.Errorf("AggregateFile: %+v, %v", sum, err)
+	}
+	stats, err := ReadStats(root)
+	if err != nil || stats.Conns == 0 {
+		t.Errorf("ReadStats: %+v, %v", stats, err)
+	}
+	per, err := ReadStatsPerCPU(root)
+	if err != nil || len(per.CPUs) != 2 || per.Total.Conns != stats.Conns {
+		t.Errorf("ReadStatsPerCPU: %+v, %v", per, err)
+	}
+}
