@@ -209,6 +209,7 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		RunCommand:  runCommand(log),
 		Notify:      sdNotify,
 		Metrics:     metrics,
+		VRRP:        vrrpOptions(),
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
