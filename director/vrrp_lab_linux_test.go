@@ -1,0 +1,192 @@
+// Network tier for lvsd's VRRP: two lvsd binaries (make build) in two lab
+// namespaces share a VIP on the lab bridge. lvsd programs IPVS at start,
+// so this needs the ip_vs module; without it the test skips here and
+// runs in the kernel VM as TestVMVRRPFailover (make test-vm).
+
+package director_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/director"
+	"github.com/lvskit/lvskit/internal/lab"
+)
+
+func TestLabVRRPFailover(t *testing.T) {
+	if _, err := os.Stat("/sys/module/ip_vs"); err != nil {
+		t.Skip("needs the ip_vs module loaded (lvsd programs IPVS at start): make test-vm runs this as TestVMVRRPFailover")
+	}
+	testVRRPFailover(t)
+}
+
+const (
+	vrrpLabVIP     = "10.78.0.100"
+	vrrpLabTimeout = 60 * time.Second
+)
+
+// vrrpDirector is one lvsd in the lab.
+type vrrpDirector struct {
+	host *lab.Host
+	sock string
+	proc *lab.Process
+}
+
+func vrrpLabBinary(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "bin", "lvsd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("lvsd binary missing (%v): run make build first", err)
+	}
+	return p
+}
+
+func startVRRPDirector(ctx context.Context, t *testing.T, bin string, h *lab.Host, priority int) *vrrpDirector {
+	t.Helper()
+	dir := t.TempDir()
+	d := &vrrpDirector{host: h, sock: filepath.Join(dir, "status.sock")}
+	cfg := fmt.Sprintf(`lvsd:
+  state_dir: %s
+  status_listen: unix:%s
+  metrics_listen: ""
+vrrp:
+  instances:
+    - name: VI_lab
+      interface: %s
+      virtual_router_id: 61
+      version: 3
+      priority: %d
+      advert_interval: 100ms
+      virtual_addresses: [%s]
+`, filepath.Join(dir, "state"), d.sock, h.Interface, priority, vrrpLabVIP)
+	path := filepath.Join(dir, "lvsd.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.proc = h.Start(ctx, bin, "--config", path, "--log-level", "debug")
+	return d
+}
+
+// status reads the director's status API; ok is false while it does not
+// answer.
+func (d *vrrpDirector) status(ctx context.Context) (director.Status, bool) {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
+	}}, Timeout: 2 * time.Second}
+	defer c.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://lvsd/status", nil)
+	if err != nil {
+		return director.Status{}, false
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return director.Status{}, false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	var st director.Status
+	if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(b, &st) != nil {
+		return director.Status{}, false
+	}
+	return st, true
+}
+
+func (d *vrrpDirector) state(ctx context.Context) string {
+	st, ok := d.status(ctx)
+	if !ok || len(st.VRRP) != 1 {
+		return ""
+	}
+	return st.VRRP[0].State
+}
+
+// holdsVIP reports whether `ip -br addr` in the director's namespace
+// lists the VIP.
+func (d *vrrpDirector) holdsVIP(ctx context.Context, t *testing.T) bool {
+	t.Helper()
+	out, err := d.host.Run(ctx, "ip", "-br", "addr", "show", "dev", d.host.Interface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(out, " "+vrrpLabVIP+"/32")
+}
+
+// pollUntil checks cond every 20 ms until it holds or d passes, and
+// returns how long that took.
+func pollUntil(ctx context.Context, t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		}
+	}
+	return time.Since(start)
+}
+
+func testVRRPFailover(t *testing.T) {
+	bin := vrrpLabBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
+	defer cancel()
+	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.78.0.0/24")})
+	h1 := l.AddHost("lvs1", "10.78.0.11/24")
+	h2 := l.AddHost("lvs2", "10.78.0.12/24")
+
+	d1 := startVRRPDirector(ctx, t, bin, h1, 150)
+	d2 := startVRRPDirector(ctx, t, bin, h2, 100)
+	pollUntil(ctx, t, 20*time.Second, "lvs1 master and lvs2 backup", func() bool {
+		return d1.state(ctx) == "master" && d2.state(ctx) == "backup"
+	})
+	pollUntil(ctx, t, 5*time.Second, "the VIP on lvs1", func() bool { return d1.holdsVIP(ctx, t) })
+	if d2.holdsVIP(ctx, t) {
+		t.Fatal("the backup lvs2 holds the VIP too")
+	}
+	st, _ := d1.status(ctx)
+	if v := st.VRRP[0]; v.Name != "VI_lab" || v.VRID != 61 || v.Master != "10.78.0.11" || v.MasterSince.IsZero() {
+		t.Errorf("lvs1's vrrp status: %+v", v)
+	}
+
+	// kill -9: no priority-0 advert; lvs2 takes over after
+	// Master_Down_Interval (3 x 100 ms + skew).
+	killed := time.Now()
+	if err := syscall.Kill(d1.proc.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d1.proc.Done()
+	// The deadline leaves room for a slow CI machine; the log says how
+	// long lvsd itself took.
+	took := pollUntil(ctx, t, 5*time.Second, "the VIP on lvs2 after killing lvs1", func() bool { return d2.holdsVIP(ctx, t) })
+	st, _ = d2.status(ctx)
+	if len(st.VRRP) != 1 || st.VRRP[0].State != "master" {
+		t.Fatalf("lvs2 holds the VIP with vrrp status %+v, want master", st.VRRP)
+	}
+	t.Logf("lvs2 became master %v after lvs1 was killed (VIP seen by polling after %v)", st.VRRP[0].MasterSince.Sub(killed), took)
+
+	// A clean stop removes the VIP.
+	if err := d2.proc.Stop(); err != nil {
+		t.Fatalf("stopping lvs2: %v\n%s", err, d2.proc.Output())
+	}
+	if d2.holdsVIP(ctx, t) {
+		t.Errorf("lvs2 still holds the VIP after a clean stop:\n%s", d2.proc.Output())
+	}
+}
