@@ -182,6 +182,30 @@ func testVRRPFailover(t *testing.T) {
 	}
 	t.Logf("lvs2 became master %v after lvs1 was killed (VIP seen by polling after %v)", st.VRRP[0].MasterSince.Sub(killed), took)
 
+	// lvs1 comes back with the VIP the killed lvsd left on eth0: it
+	// starts as backup (dropping the stale VIP), then preempts lvs2.
+	d1 = startVRRPDirector(ctx, t, bin, h1, 150)
+	pollUntil(ctx, t, 20*time.Second, "the restarted lvs1 master again and lvs2 backup", func() bool {
+		return d1.state(ctx) == "master" && d2.state(ctx) == "backup"
+	})
+	pollUntil(ctx, t, 5*time.Second, "the VIP off lvs2", func() bool { return !d2.holdsVIP(ctx, t) })
+	if !d1.holdsVIP(ctx, t) {
+		t.Fatal("the restarted master lvs1 does not hold the VIP")
+	}
+
+	// A clean stop of the master (SIGTERM): priority 0, and lvs2 takes
+	// over after the skew alone.
+	if err := d1.proc.Stop(); err != nil {
+		t.Fatalf("stopping lvs1: %v\n%s", err, d1.proc.Output())
+	}
+	if d1.holdsVIP(ctx, t) {
+		t.Errorf("lvs1 still holds the VIP after a clean stop:\n%s", d1.proc.Output())
+	}
+	pollUntil(ctx, t, 5*time.Second, "the VIP on lvs2 after lvs1 stopped", func() bool { return d2.holdsVIP(ctx, t) })
+	if st, _ := d2.status(ctx); len(st.VRRP) != 1 || st.VRRP[0].State != "master" || !strings.Contains(st.VRRP[0].Reason, "stepped down (priority 0)") {
+		t.Errorf("lvs2 took over with vrrp status %+v, want master because lvs1 stepped down (priority 0)", st.VRRP)
+	}
+
 	// A clean stop removes the VIP.
 	if err := d2.proc.Stop(); err != nil {
 		t.Fatalf("stopping lvs2: %v\n%s", err, d2.proc.Output())
