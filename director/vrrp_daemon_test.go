@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -191,5 +192,29 @@ func TestDaemonVRRPReloadKeepsRunningInstances(t *testing.T) {
 	}
 	if !found {
 		t.Error("the timeline does not say the vrrp change waits for a restart")
+	}
+}
+
+func TestInterfaceSourceAddress(t *testing.T) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Skipf("listing interfaces: %v", err)
+	}
+	for _, ifi := range ifs {
+		if ifi.Flags&net.FlagLoopback == 0 {
+			continue
+		}
+		got, err := InterfaceSourceAddress(ifi.Name, vrrp.IPv4)
+		if err != nil || got != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("InterfaceSourceAddress(%s, IPv4) = %v, %v; want 127.0.0.1", ifi.Name, got, err)
+		}
+		return
+	}
+	t.Skip("no loopback interface")
+}
+
+func TestInterfaceSourceAddressErrors(t *testing.T) {
+	if _, err := InterfaceSourceAddress("no-such-if0", vrrp.IPv4); err == nil {
+		t.Error("no error for a missing interface")
 	}
 }

@@ -1,9 +1,6 @@
 package director
 
 import (
-	"fmt"
-	"net"
-	"net/netip"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,48 +133,4 @@ func (m *Metrics) registerVRRP(snapshot func() vrrpSnapshot) {
 	if err := m.registry.Register(newVRRPCollector(snapshot)); err != nil {
 		m.log.Error("registering vrrp metrics", "err", err)
 	}
-}
-
-// InterfaceSourceAddress returns the address of ifname that VRRP adverts
-// of the family go out from: for IPv6 its link-local address; for IPv4
-// its first address with a prefix shorter than /32 (virtual addresses are
-// /32 host addresses), else its first IPv4 address.
-func InterfaceSourceAddress(ifname string, family vrrp.Family) (netip.Addr, error) {
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	var fallback netip.Addr
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok {
-			continue
-		}
-		ip = ip.Unmap()
-		ones, bits := ipn.Mask.Size()
-		switch {
-		case family == vrrp.IPv6 && ip.Is6() && ip.IsLinkLocalUnicast():
-			return ip, nil
-		case family == vrrp.IPv4 && ip.Is4() && ones < bits:
-			return ip, nil
-		case family == vrrp.IPv4 && ip.Is4() && !fallback.IsValid():
-			fallback = ip
-		}
-	}
-	if fallback.IsValid() {
-		return fallback, nil
-	}
-	what := "IPv4 address"
-	if family == vrrp.IPv6 {
-		what = "IPv6 link-local address"
-	}
-	return netip.Addr{}, fmt.Errorf("interface %s has no %s: write source_address", ifname, what)
 }

@@ -134,7 +134,11 @@ func check(o options, stdout, stderr io.Writer) int {
 	for _, s := range cfg.VirtualServices {
 		rs += len(s.RealServers)
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers\n", o.config, len(cfg.VirtualServices), rs)
+	vrrpInstances := ""
+	if n := len(cfg.VRRP.Instances); n > 0 {
+		vrrpInstances = fmt.Sprintf(", %d vrrp instances", n)
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances)
 	return 0
 }
 
