@@ -6,7 +6,7 @@ VM_KERNEL ?= 6.12
 export VM_KERNEL
 # Packages with kernel-VM tests (files tagged vmtest); each boots the VM once.
 VM_PKGS    = $(shell grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
-BENCH_PKGS = ./director/ipvs/ ./director/health/ ./director/config/
+BENCH_PKGS = ./director/ ./director/ipvs/ ./director/health/ ./director/config/
 
 .PHONY: build test test-unit test-vm vm-kit bench bench-vm deps vet fmt-check clean
 

@@ -60,9 +60,10 @@ type Reconciler struct {
 	// nothing is applied, or a restart would delete every owned service.
 	haveDesired bool
 	owned       map[ipvs.ServiceKey]bool
-	saved       map[ipvs.ServiceKey]bool // owned as last written to disk
-	retry       map[ipvs.ServiceKey]*retryState
-	stats       Stats
+	// ownedDirty says owned changed since it was last written to disk.
+	ownedDirty bool
+	retry      map[ipvs.ServiceKey]*retryState
+	stats      Stats
 }
 
 // NewReconciler loads the owned set from the state directory.
@@ -89,7 +90,6 @@ func NewReconciler(opts ReconcilerOptions) (*Reconciler, error) {
 		cache:   Table{},
 		desired: Table{},
 		owned:   owned,
-		saved:   maps.Clone(owned),
 		retry:   map[ipvs.ServiceKey]*retryState{},
 		stats:   Stats{OpsSent: map[OpKind]uint64{}, OpsFailed: map[OpKind]uint64{}},
 	}, nil
@@ -145,7 +145,19 @@ func (r *Reconciler) SetDesired(now time.Time, desired Table) Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.desired, r.haveDesired = desired.Clone(), true
-	return r.applyLocked(now, Diff(r.desired, r.cache, r.owned))
+	res := r.applyLocked(now, Diff(r.desired, r.cache, r.owned))
+	// Owned: what is desired, plus what is still in the kernel from an
+	// earlier ownership (a removal that failed is retried).
+	for k := range r.desired {
+		r.own(k)
+	}
+	for k := range r.owned {
+		if r.desired[k] == nil && r.cache[k] == nil {
+			r.disown(k)
+		}
+	}
+	r.saveOwnedLocked()
+	return res
 }
 
 // SetService changes one desired service (a health transition) and
@@ -225,13 +237,15 @@ func (r *Reconciler) Kernel() Table {
 
 // applyLocked sends a plan, records failures for retry, re-reads the
 // services whose writes failed (the cache was wrong about them), and
-// updates the owned set.
+// updates the ownership of the services the plan touched. Its cost is in
+// the size of the plan, not of the table: a health transition in a table
+// of 10,000 services touches one.
 func (r *Reconciler) applyLocked(now time.Time, plan Plan) Result {
 	res := Result{Unowned: plan.Unowned}
 	// A service lvsd is about to write is owned before the first write,
 	// so a crash halfway leaves it owned and the restart finishes the job.
 	for _, op := range plan.Ops {
-		r.owned[op.Service.ServiceKey] = true
+		r.own(op.Service.ServiceKey)
 	}
 	r.saveOwnedLocked()
 
@@ -274,29 +288,39 @@ func (r *Reconciler) applyLocked(now time.Time, plan Plan) Result {
 	}
 	res.Failures = failures
 
-	// Owned: what is desired, plus what is still in the kernel from an
-	// earlier ownership (a removal that failed is retried).
-	for k := range r.owned {
-		if r.desired[k] == nil && r.cache[k] == nil {
-			delete(r.owned, k)
+	// A service removed from both the desired table and the kernel is
+	// no longer owned.
+	for _, op := range plan.Ops {
+		if k := op.Service.ServiceKey; r.desired[k] == nil && r.cache[k] == nil {
+			r.disown(k)
 		}
-	}
-	for k := range r.desired {
-		r.owned[k] = true
 	}
 	r.saveOwnedLocked()
 	return res
 }
 
+func (r *Reconciler) own(k ipvs.ServiceKey) {
+	if !r.owned[k] {
+		r.owned[k], r.ownedDirty = true, true
+	}
+}
+
+func (r *Reconciler) disown(k ipvs.ServiceKey) {
+	if r.owned[k] {
+		delete(r.owned, k)
+		r.ownedDirty = true
+	}
+}
+
 func (r *Reconciler) saveOwnedLocked() {
-	if r.opts.StateDir == "" || maps.Equal(r.owned, r.saved) {
+	if r.opts.StateDir == "" || !r.ownedDirty {
 		return
 	}
 	if err := SaveOwned(r.opts.StateDir, r.owned); err != nil {
 		r.log.Error("saving the owned-services state", "err", err)
 		return
 	}
-	r.saved = maps.Clone(r.owned)
+	r.ownedDirty = false
 }
 
 func rsString(op Op) string {

@@ -396,3 +396,25 @@ func TestExpandAppliesHealth(t *testing.T) {
 		t.Errorf("UpWeight = %d, want 2", w)
 	}
 }
+
+// BenchmarkOneChangeIn10000Services is the cost of a health transition in
+// a large table, on the fake kernel: it must not grow with the table.
+func BenchmarkOneChangeIn10000Services(b *testing.B) {
+	f := ipvstest.New()
+	r, err := NewReconciler(ReconcilerOptions{Client: f, StateDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	desired := bigTable(10000, 4)
+	r.SetDesired(t0, desired)
+	keys := desired.Keys()
+	b.ResetTimer()
+	for i := range b.N {
+		k := keys[(i*37)%len(keys)]
+		e := desired[k]
+		changed := &Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
+		changed.RealServers[i%4].Weight = int32(i % 2)
+		r.SetService(t0, k, changed)
+		desired[k] = changed
+	}
+}
