@@ -282,3 +282,72 @@ virtual_services:
 		})
 	}
 }
+
+// TestDaemonRunsQuorumCommandsOnCrossings: the up command runs when the
+// up weight reaches the quorum, the down command when it falls below.
+func TestDaemonRunsQuorumCommandsOnCrossings(t *testing.T) {
+	srv := newFlakyServer(t)
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, fmt.Sprintf(`
+virtual_services:
+  - protocol: tcp
+    address: 192.168.0.100
+    port: 80
+    scheduler: wrr
+    on_failure: quiesce
+    quorum:
+      weight: 4
+      up_command: [/usr/local/bin/quorum, up]
+      down_command: [/usr/local/bin/quorum, down]
+    health_check:
+      type: tcp
+      connect_ip: 127.0.0.1
+      connect_port: %s
+      interval: 100ms
+      timeout: 100ms
+      rise: 1
+      fall: 1
+    real_servers:
+      - address: 10.0.0.1
+        weight: 3
+      - address: 10.0.0.2
+        weight: 2
+        health_check: {type: none}
+`, srv.port()))
+	ran := make(chan string, 10)
+	d, err := NewDaemon(DaemonOptions{
+		ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(),
+		RunCommand: func(_ context.Context, argv []string) error {
+			ran <- strings.Join(argv, " ")
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	next := func(want string) {
+		t.Helper()
+		select {
+		case got := <-ran:
+			if got != want {
+				t.Fatalf("ran %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q never ran", want)
+		}
+	}
+	next("/usr/local/bin/quorum up") // 3 + 2 >= 4
+	waitFor(t, "10.0.0.1 checked up", func() bool { return d.Status().Services[0].RealServers[0].Health == "up" })
+	srv.stop()
+	next("/usr/local/bin/quorum down") // 2 < 4
+	if q := d.Status().Services[0].Quorum; q != "down" {
+		t.Errorf("status quorum %q, want down", q)
+	}
+	srv.start()
+	next("/usr/local/bin/quorum up")
+}
