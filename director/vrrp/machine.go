@@ -373,16 +373,23 @@ func (m *Machine) leaveMaster(lastAdvertPriority uint8) []Action {
 	}
 }
 
-func (m *Machine) shutdown() []Action {
-	var acts []Action
+// exit returns the actions that take the machine out of Master (a
+// priority-0 advert, addresses removed) or Backup (its timer stopped).
+func (m *Machine) exit() []Action {
 	switch m.state {
-	case Initialize:
-		return nil
 	case Master:
-		acts = m.leaveMaster(0)
+		return m.leaveMaster(0)
 	case Backup:
-		acts = []Action{StopTimer{Timer: MasterDownTimer}}
+		return []Action{StopTimer{Timer: MasterDownTimer}}
 	}
+	return nil
+}
+
+func (m *Machine) shutdown() []Action {
+	if m.state == Initialize {
+		return nil
+	}
+	acts := m.exit()
 	from := m.state
 	m.reset()
 	return append(acts, StateChanged{From: from, To: Initialize, Reason: "shutdown"})
@@ -555,15 +562,10 @@ func (m *Machine) setPriority(now time.Time, p uint8) []Action {
 
 func (m *Machine) fault(reason string) []Action {
 	m.faulty, m.faultReason = true, reason
-	var acts []Action
-	switch m.state {
-	case Initialize, Fault:
+	if m.state == Initialize || m.state == Fault {
 		return nil // Startup will enter Fault; a new reason just replaces the old
-	case Master:
-		acts = m.leaveMaster(0)
-	case Backup:
-		acts = []Action{StopTimer{Timer: MasterDownTimer}}
 	}
+	acts := m.exit()
 	from := m.state
 	m.reset()
 	m.state = Fault
