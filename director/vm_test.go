@@ -137,6 +137,13 @@ lvsd:
   status_listen: unix:%s
   metrics_listen: unix:%s
   resync_interval: 2s
+ipvs:
+  timeouts: {tcp: 901s, tcp_fin: 121s, udp: 301s}
+  expire_nodest_conn: true
+  expire_quiescent_template: true
+  conn_reuse_mode: 0
+  sync_threshold: {threshold: 4, period: 60}
+  sync_daemon: {role: master, interface: eth0, sync_id: 9}
 virtual_services:
   - name: dr
     protocol: tcp
@@ -208,6 +215,25 @@ func TestVMLvsdServesAndHealsADirector(t *testing.T) {
 	waitFor(t, 30*time.Second, "ipvsadm -Sn to match the config", func() bool { return slices.Equal(saved(t, dl.director), want) })
 	if _, err := lvsd.WaitForOutput(context.Background(), "real server up"); err != nil {
 		t.Fatalf("health checks never reported: %v\n%s", err, lvsd.Output())
+	}
+
+	// The config's IPVS globals reached the director's kernel (these are
+	// not the defaults: 900/120/300, 0, 0, 1, "3 50", no daemon).
+	if out := run(t, dl.director, "ipvsadm", "-L", "--timeout"); !strings.Contains(out, "901 121 301") {
+		t.Errorf("timeouts not applied: %q", out)
+	}
+	for key, want := range map[string]string{
+		"net.ipv4.vs.expire_nodest_conn":        "1",
+		"net.ipv4.vs.expire_quiescent_template": "1",
+		"net.ipv4.vs.conn_reuse_mode":           "0",
+		"net.ipv4.vs.sync_threshold":            "4\t60",
+	} {
+		if got, err := dl.director.Sysctl(key); err != nil || strings.TrimSpace(got) != want {
+			t.Errorf("%s = %q (%v), want %q", key, got, err, want)
+		}
+	}
+	if out := run(t, dl.director, "ipvsadm", "-L", "--daemon"); !strings.Contains(out, "master sync daemon (mcast="+lab.HostInterface+", syncid=9") {
+		t.Errorf("sync daemon not started: %q", out)
 	}
 
 	count := func(vip string, n int) map[string]int {
