@@ -48,35 +48,6 @@ type VRRPOptions struct {
 // system without raw sockets).
 var ErrNoVRRP = errors.New("vrrp is not available")
 
-// VRRPStatus is one VRRP instance in the status API.
-type VRRPStatus struct {
-	Name      string `json:"name"`
-	VRID      uint8  `json:"vrid"`
-	Interface string `json:"interface"`
-	Version   int    `json:"version"`
-	// State is "initialize", "backup", "master" or "fault".
-	State string `json:"state"`
-	// Priority is the effective priority; ConfiguredPriority the
-	// config's.
-	Priority           uint8 `json:"priority"`
-	ConfiguredPriority uint8 `json:"configured_priority"`
-	// Master is the current master's address as far as this director
-	// knows (its own when master), and its priority.
-	Master         string `json:"master,omitempty"`
-	MasterPriority uint8  `json:"master_priority,omitempty"`
-	// Since is the last transition and Reason why it happened;
-	// MasterSince is when this director became master, while it is.
-	Since       time.Time `json:"since,omitzero"`
-	Reason      string    `json:"reason,omitempty"`
-	MasterSince time.Time `json:"master_since,omitzero"`
-	// VIPs are the virtual addresses.
-	VIPs []string `json:"vips"`
-
-	AdvertsSent     uint64 `json:"adverts_sent"`
-	AdvertsReceived uint64 `json:"adverts_received"`
-	BecameMaster    uint64 `json:"became_master"`
-}
-
 // vrrpRuntime is the daemon's running VRRP instances: it owns their
 // goroutines and those of their transports.
 type vrrpRuntime struct {

@@ -1,0 +1,104 @@
+package statusapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// MaxResponseBytes bounds what Client reads of one answer: a status of
+// 10,000 services with their real servers and the timeline fits easily.
+const MaxResponseBytes = 64 << 20
+
+// Client reads a running lvsd's status API.
+type Client struct {
+	base string // "http://127.0.0.1:9120"
+	http *http.Client
+}
+
+// NewClient returns a client of the status API at target, which is what
+// a person would pass to --lvsd: "http://127.0.0.1:9120",
+// "127.0.0.1:9120", "unix:/run/lvsd/status.sock" or a socket path
+// ("/run/lvsd/status.sock"). The error says which forms are accepted.
+func NewClient(target string) (*Client, error) {
+	transport := &http.Transport{Proxy: nil, MaxIdleConns: 2, IdleConnTimeout: time.Minute}
+	c := &Client{http: &http.Client{Transport: transport}}
+	switch {
+	case strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "/"):
+		path := strings.TrimPrefix(strings.TrimPrefix(target, "unix:"), "//")
+		if path == "" || !strings.HasPrefix(path, "/") {
+			return nil, fmt.Errorf("lvsd address %q: a unix socket needs an absolute path, like unix:/run/lvsd/status.sock", target)
+		}
+		transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}
+		c.base = "http://lvsd"
+	case strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://"):
+		u, err := url.Parse(target)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("lvsd address %q: want http://HOST:PORT, HOST:PORT or unix:/path/to/status.sock", target)
+		}
+		c.base = strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
+	default:
+		if _, _, err := net.SplitHostPort(target); err != nil {
+			return nil, fmt.Errorf("lvsd address %q: want http://HOST:PORT, HOST:PORT or unix:/path/to/status.sock", target)
+		}
+		c.base = "http://" + target
+	}
+	return c, nil
+}
+
+// String is the address the client reads, for messages.
+func (c *Client) String() string { return c.base }
+
+// Status fetches GET /status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.get(ctx, "/status", &s)
+	return s, err
+}
+
+// Events fetches the events after since (all when zero), oldest first.
+func (c *Client) Events(ctx context.Context, since time.Time) ([]Event, error) {
+	path := "/status/events"
+	if !since.IsZero() {
+		path += "?since=" + url.QueryEscape(since.UTC().Format(time.RFC3339))
+	}
+	var s Status
+	err := c.get(ctx, path, &s)
+	return s.Events, err
+}
+
+func (c *Client) get(ctx context.Context, path string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return fmt.Errorf("reading lvsd status at %s: %w", c.base, err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("reading lvsd status at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, MaxResponseBytes)
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg, _ := io.ReadAll(io.LimitReader(body, 4096))
+		if json.Unmarshal(msg, &e) == nil && e.Error != "" {
+			return fmt.Errorf("reading lvsd status at %s%s: %s: %s", c.base, path, resp.Status, e.Error)
+		}
+		return fmt.Errorf("reading lvsd status at %s%s: %s (is this lvsd's status_listen address?)", c.base, path, resp.Status)
+	}
+	if err := json.NewDecoder(body).Decode(into); err != nil {
+		return fmt.Errorf("reading lvsd status at %s%s: decoding the answer: %w", c.base, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package statusapi_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/director"
+	"github.com/lvskit/lvskit/director/statusapi"
+)
+
+func sample() statusapi.Status {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	return statusapi.Status{
+		Config: "/etc/lvsd/lvsd.yaml",
+		Loaded: t0,
+		Services: []statusapi.ServiceStatus{{
+			Key: "TCP 192.168.0.100:80", Scheduler: "wlc", InKernel: true,
+			RealServers: []statusapi.RealServerStatus{{Address: "10.0.0.2:80", Forwarding: "dr", Weight: 1, KernelWeight: 0, Health: "down", Why: "HTTP 503"}},
+		}},
+		VRRP:   []statusapi.VRRPStatus{{Name: "vi1", VRID: 51, State: "master", VIPs: []string{"192.168.0.100"}}},
+		Events: []statusapi.Event{{Time: t0, Kind: "config", Message: "loaded"}, {Time: t0.Add(time.Minute), Kind: "check", Message: "down"}},
+	}
+}
+
+// The client reads what lvsd's own handler serves, over TCP and over a
+// unix socket, in every address form --lvsd accepts.
+func TestClientReadsDaemonHandler(t *testing.T) {
+	h := director.NewStatusHandler(sample)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	sock := filepath.Join(t.TempDir(), "status.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usrv := &http.Server{Handler: h}
+	go usrv.Serve(ln)
+	defer usrv.Close()
+
+	hostport := strings.TrimPrefix(srv.URL, "http://")
+	for _, target := range []string{srv.URL, srv.URL + "/", hostport, "unix:" + sock, sock} {
+		t.Run(target, func(t *testing.T) {
+			c, err := statusapi.NewClient(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Services) != 1 || got.Services[0].RealServers[0].Why != "HTTP 503" || got.VRRP[0].State != "master" {
+				t.Errorf("Status = %+v", got)
+			}
+			ev, err := c.Events(context.Background(), sample().Loaded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ev) != 1 || ev[0].Kind != "check" {
+				t.Errorf("Events(since first) = %+v, want only the later event", ev)
+			}
+		})
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	for _, target := range []string{"lvsd", "unix:", "unix:relative.sock", "http://"} {
+		if _, err := statusapi.NewClient(target); err == nil || !strings.Contains(err.Error(), "want") && !strings.Contains(err.Error(), "absolute") {
+			t.Errorf("NewClient(%q) = %v, want an error saying which forms work", target, err)
+		}
+	}
+	// Something that is not lvsd answers 404: the error says so.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	c, err := statusapi.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "status_listen") {
+		t.Errorf("Status from a non-lvsd server = %v", err)
+	}
+	// Nothing listening: the error names the address.
+	c, _ = statusapi.NewClient("unix:" + filepath.Join(t.TempDir(), "none.sock"))
+	if _, err := c.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "none.sock") && !strings.Contains(err.Error(), "lvsd") {
+		t.Errorf("Status with nothing listening = %v", err)
+	}
+}
