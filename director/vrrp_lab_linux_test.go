@@ -1,7 +1,7 @@
 // Network tier for lvsd's VRRP: two lvsd binaries (make build) in two lab
-// namespaces share a VIP on the lab bridge. lvsd programs IPVS at start,
-// so this needs the ip_vs module; without it the test skips here and
-// runs in the kernel VM as TestVMVRRPFailover (make test-vm).
+// namespaces share a VIP on the lab bridge, and a client on the bridge
+// keeps reaching whichever holds it. Their config has no virtual
+// services, so lvsd runs VRRP only and needs no ip_vs module.
 
 package director_test
 
@@ -25,8 +25,8 @@ import (
 )
 
 func TestLabVRRPFailover(t *testing.T) {
-	if _, err := os.Stat("/sys/module/ip_vs"); err != nil {
-		t.Skip("needs the ip_vs module loaded (lvsd programs IPVS at start): make test-vm runs this as TestVMVRRPFailover")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build the lab")
 	}
 	testVRRPFailover(t)
 }
@@ -151,6 +151,22 @@ func testVRRPFailover(t *testing.T) {
 	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.78.0.0/24")})
 	h1 := l.AddHost("lvs1", "10.78.0.11/24")
 	h2 := l.AddHost("lvs2", "10.78.0.12/24")
+	client := l.AddHost("client", "10.78.0.50/24")
+	// Each director answers HTTP on every address, the VIP included,
+	// with its own name: the client sees who holds the VIP, through its
+	// own neighbour cache, which only a gratuitous ARP moves before it
+	// expires.
+	h1.StartGoHTTP(lab.HTTPOptions{})
+	h2.StartGoHTTP(lab.HTTPOptions{})
+	garps := l.Capture("arp")
+	vipURL := "http://" + vrrpLabVIP + "/"
+	servedBy := func() string {
+		body, err := client.HTTPGet(ctx, vipURL)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(body)
+	}
 
 	d1 := startVRRPDirector(ctx, t, bin, h1, 150)
 	d2 := startVRRPDirector(ctx, t, bin, h2, 100)
@@ -161,6 +177,7 @@ func testVRRPFailover(t *testing.T) {
 	if d2.holdsVIP(ctx, t) {
 		t.Fatal("the backup lvs2 holds the VIP too")
 	}
+	pollUntil(ctx, t, 5*time.Second, "the client served by lvs1 through the VIP", func() bool { return servedBy() == "lvs1" })
 	st, _ := d1.status(ctx)
 	if v := st.VRRP[0]; v.Name != "VI_lab" || v.VRID != 61 || v.Master != "10.78.0.11" || v.MasterSince.IsZero() {
 		t.Errorf("lvs1's vrrp status: %+v", v)
@@ -181,6 +198,17 @@ func testVRRPFailover(t *testing.T) {
 		t.Fatalf("lvs2 holds the VIP with vrrp status %+v, want master", st.VRRP)
 	}
 	t.Logf("lvs2 became master %v after lvs1 was killed (VIP seen by polling after %v)", st.VRRP[0].MasterSince.Sub(killed), took)
+	// The new master announced itself: a gratuitous ARP for the VIP
+	// from lvs2's MAC, and the client, whose cache still said lvs1,
+	// reaches lvs2 through the VIP.
+	garp := fmt.Sprintf("%s > ff:ff:ff:ff:ff:ff", h2.MAC())
+	waitCtx, waitCancel := context.WithTimeout(ctx, 5*time.Second)
+	line, err := garps.WaitFor(waitCtx, garp)
+	waitCancel()
+	if err != nil || !strings.Contains(line, vrrpLabVIP) {
+		t.Fatalf("no gratuitous ARP for %s from lvs2 (%s) after the takeover: %v\n%s", vrrpLabVIP, h2.MAC(), err, strings.Join(garps.Lines(), "\n"))
+	}
+	pollUntil(ctx, t, 5*time.Second, "the client served by lvs2 through the VIP", func() bool { return servedBy() == "lvs2" })
 
 	// lvs1 comes back with the VIP the killed lvsd left on eth0: it
 	// starts as backup (dropping the stale VIP), then preempts lvs2.

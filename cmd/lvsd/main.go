@@ -189,7 +189,13 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		return 1
 	}
 	c, err := openIPVS(cfg, log)
-	if err != nil {
+	switch {
+	case errors.Is(err, ipvs.ErrIPVSUnavailable) && !cfg.NeedsIPVS():
+		// A VRRP-only director, like keepalived with vrrp_instance
+		// blocks alone: nothing to install, so no ip_vs needed.
+		log.Warn("running VRRP only: "+err.Error(), "reason", "the config has no virtual services and no ipvs settings")
+		c = ipvs.Absent(err)
+	case err != nil:
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
 		return 2
 	}

@@ -193,8 +193,12 @@ func destination(addr netip.Addr, port uint16, fwd Forwarding, tun *TunnelOption
 // Modules are the kernel modules the configuration needs, sorted: ip_vs,
 // the schedulers it names (ip_vs_wrr...) and persistence engines
 // (ip_vs_pe_sip). lvsd loads them before its first write, because
-// autoloading a scheduler later can deadlock IPVS.
+// autoloading a scheduler later can deadlock IPVS. None when the config
+// needs no IPVS (VRRP only).
 func (c *Config) Modules() []string {
+	if !c.NeedsIPVS() {
+		return nil // VRRP only
+	}
 	mods := []string{"ip_vs"}
 	for _, s := range c.VirtualServices {
 		if s.Scheduler != "" {
@@ -245,4 +249,13 @@ func (g *Globals) KernelSyncDaemons() []ipvs.SyncDaemon {
 		out = append(out, b)
 	}
 	return out
+}
+
+// NeedsIPVS reports whether the config asks anything of IPVS: a virtual
+// service or any kernel-wide IPVS setting. A config that does not (VRRP
+// only) can run on a kernel without ip_vs.
+func (c *Config) NeedsIPVS() bool {
+	g := &c.IPVS
+	return len(c.VirtualServices) > 0 || g.Timeouts != (Timeouts{}) || g.ExpireNodestConn != nil ||
+		g.ExpireQuiescentTemplate != nil || g.ConnReuseMode != nil || g.SyncThreshold != nil || g.SyncDaemon != nil
 }

@@ -307,3 +307,23 @@ func TestErrorFormat(t *testing.T) {
 		}
 	}
 }
+
+// A VRRP-only config asks nothing of IPVS, so lvsd can run it on a
+// kernel without ip_vs; any virtual service or ipvs setting needs it.
+func TestNeedsIPVS(t *testing.T) {
+	vrrpOnly := "vrrp:\n  instances:\n    - {name: vi, interface: eth0, virtual_router_id: 51, priority: 100, virtual_addresses: [10.0.0.100]}\n"
+	cfg := mustLoad(t, map[string]string{"lvsd.yaml": vrrpOnly})
+	if cfg.NeedsIPVS() || cfg.Modules() != nil {
+		t.Errorf("VRRP only: NeedsIPVS() = %v, Modules() = %q; want false, none", cfg.NeedsIPVS(), cfg.Modules())
+	}
+	for name, extra := range map[string]string{
+		"a virtual service": "virtual_services: [{address: 10.0.0.1, port: 80}]\n",
+		"timeouts":          "ipvs: {timeouts: {tcp: 900s}}\n",
+		"a sysctl":          "ipvs: {expire_nodest_conn: true}\n",
+	} {
+		cfg := mustLoad(t, map[string]string{"lvsd.yaml": vrrpOnly + extra})
+		if !cfg.NeedsIPVS() || !slices.Contains(cfg.Modules(), "ip_vs") {
+			t.Errorf("with %s: NeedsIPVS() = %v, Modules() = %q; want true and ip_vs", name, cfg.NeedsIPVS(), cfg.Modules())
+		}
+	}
+}
