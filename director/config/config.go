@@ -208,9 +208,12 @@ type SyncThreshold struct {
 // --start-daemon`).
 type SyncDaemon struct {
 	// Role (role) is master (this director sends its connections), backup
-	// (it receives them) or both. Required for now: once VRRP is
-	// supported, the VRRP state will choose the role.
+	// (it receives them) or both. Write it, or vrrp_instance.
 	Role SyncRole `yaml:"role"`
+	// VRRPInstance (vrrp_instance) names the VRRP instance whose state
+	// chooses the role, as keepalived's lvs_sync_daemon does: master while
+	// it is master, backup otherwise (and at start).
+	VRRPInstance string `yaml:"vrrp_instance"`
 	// Interface (interface) is the network interface the sync messages
 	// use. Required.
 	Interface string `yaml:"interface"`

@@ -238,6 +238,11 @@ func (g *Globals) KernelSyncDaemons() []ipvs.SyncDaemon {
 		MulticastTTL:  sd.McastTTL,
 	}
 	var out []ipvs.SyncDaemon
+	if sd.VRRPInstance != "" {
+		// Every instance starts as backup; lvsd switches the role with
+		// the instance's state (SyncDaemonAs).
+		return []ipvs.SyncDaemon{g.SyncDaemonAs(ipvs.SyncBackup)}
+	}
 	if sd.Role == SyncMaster || sd.Role == SyncBoth {
 		m := base
 		m.Role = ipvs.SyncMaster
@@ -249,6 +254,25 @@ func (g *Globals) KernelSyncDaemons() []ipvs.SyncDaemon {
 		out = append(out, b)
 	}
 	return out
+}
+
+// SyncDaemonAs is the configured sync daemon in the given role, for a
+// sync daemon that follows a VRRP instance (vrrp_instance); the zero
+// SyncDaemon without a sync_daemon.
+func (g *Globals) SyncDaemonAs(role ipvs.SyncRole) ipvs.SyncDaemon {
+	sd := g.SyncDaemon
+	if sd == nil {
+		return ipvs.SyncDaemon{}
+	}
+	return ipvs.SyncDaemon{
+		Role:          role,
+		Interface:     sd.Interface,
+		SyncID:        sd.SyncID,
+		MaxSyncLen:    sd.MaxLen,
+		MulticastAddr: sd.McastGroup,
+		MulticastPort: sd.McastPort,
+		MulticastTTL:  sd.McastTTL,
+	}
 }
 
 // NeedsIPVS reports whether the config asks anything of IPVS: a virtual

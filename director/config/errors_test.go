@@ -377,7 +377,7 @@ ipvs:
 			"lvsd.yaml:6:32: tcp_fin: 1.5s is not a whole number of seconds: write 2s",
 			"lvsd.yaml:7:20: conn_reuse_mode: 4 is out of range: write 0 (off), 1 (the kernel's default), 2 or 3",
 			"lvsd.yaml:8:31: threshold: 50 must be lower than period 50: write a threshold below it (the kernel's defaults are 3 and 50)",
-			"lvsd.yaml:10:5: sync_daemon needs a role: write role: master (this director sends its connections), backup (it receives them) or both; VRRP will choose it once supported",
+			"lvsd.yaml:10:5: sync_daemon needs a role: write vrrp_instance: VI_1 (master while that instance is master, backup otherwise), or role: master, backup or both",
 			"lvsd.yaml:10:16: interface: \"eth1/2\" is not an interface name: write a name such as eth1 (at most 15 characters, no spaces or slashes)",
 			"lvsd.yaml:11:18: mcast_group: 10.0.0.1 is not a multicast address: write one such as 224.0.0.81 (the kernel's default) or ff02::81",
 			"lvsd.yaml:12:16: mcast_ttl: 0 would not leave this host: write 1 to 255, or leave it out for the kernel's default 1",

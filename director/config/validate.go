@@ -18,6 +18,8 @@ type checker struct {
 	cfg  *Config
 	errs *ErrorList
 	sent map[Error]bool
+	// scripts are the vrrp scripts by name, for track_scripts.
+	scripts map[string]*VRRPScript
 }
 
 // written reports whether the value at p was written in a file.
@@ -159,8 +161,11 @@ func (c *checker) seconds(p *time.Duration, name, zeroHint string) bool {
 }
 
 func (c *checker) syncDaemon(sd *SyncDaemon) {
-	if !c.written(&sd.Role) {
-		c.at(sd, "sync_daemon needs a role: write role: master (this director sends its connections), backup (it receives them) or both; VRRP will choose it once supported")
+	switch {
+	case !c.written(&sd.Role) && !c.written(&sd.VRRPInstance):
+		c.at(sd, "sync_daemon needs a role: write vrrp_instance: VI_1 (master while that instance is master, backup otherwise), or role: master, backup or both")
+	case c.written(&sd.Role) && c.written(&sd.VRRPInstance):
+		c.atKey(&sd.Role, "sync_daemon has both role and vrrp_instance: the instance's state chooses the role; remove role")
 	}
 	switch {
 	case !c.written(&sd.Interface):

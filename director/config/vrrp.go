@@ -32,6 +32,13 @@ import (
 //	      source_address: 192.168.0.2
 //	      authentication: {password: secret}   # version 2 only; no security
 //	      garp: {delay: 5s, repeat: 5, interval: 0s, refresh: 0s, refresh_repeat: 1}
+//	      track_interfaces: [eth1, {name: eth2, weight: -30}]
+//	      track_scripts: [chk_nginx]
+//	      notify: {master: [/usr/local/bin/lvs-notify, master], any: [/usr/local/bin/lvs-log]}
+//	  scripts:
+//	    - {name: chk_nginx, command: [/usr/bin/pgrep, -x, nginx], interval: 2s, weight: -20}
+//	  sync_groups:
+//	    - {name: G1, instances: [VI_1, VI_2]}
 //
 // The section belongs in the main file. Changes to it take effect when
 // lvsd restarts, not on reload.
@@ -39,6 +46,12 @@ type VRRP struct {
 	// Instances (instances) are the virtual routers this director takes
 	// part in.
 	Instances []VRRPInstance `yaml:"instances"`
+	// Scripts (scripts) are the track scripts instances may name in
+	// track_scripts (keepalived's vrrp_script).
+	Scripts []VRRPScript `yaml:"scripts"`
+	// SyncGroups (sync_groups) are sets of instances that fail over
+	// together (keepalived's vrrp_sync_group).
+	SyncGroups []VRRPSyncGroup `yaml:"sync_groups"`
 }
 
 // VRRPInstance is one virtual router (keepalived's vrrp_instance).
@@ -89,6 +102,16 @@ type VRRPInstance struct {
 	// GARP (garp) governs the gratuitous ARPs (IPv4) and unsolicited
 	// neighbour advertisements (IPv6) a new master sends.
 	GARP GARP `yaml:"garp"`
+	// TrackInterfaces (track_interfaces) are links whose state moves the
+	// instance: a name alone puts it in fault while the link is down; with
+	// a weight the priority moves instead. The instance's own interface is
+	// always tracked (fault while down).
+	TrackInterfaces []TrackInterface `yaml:"track_interfaces"`
+	// TrackScripts (track_scripts) name scripts of vrrp.scripts whose
+	// result moves the instance, with the script's weight or this one.
+	TrackScripts []TrackScript `yaml:"track_scripts"`
+	// Notify (notify) are commands run when the instance changes state.
+	Notify *VRRPNotify `yaml:"notify"`
 }
 
 // VirtualAddress is one address of a VRRP instance.
@@ -165,6 +188,11 @@ func init() {
 		reflect.TypeFor[VirtualAddress]():     "in a virtual address",
 		reflect.TypeFor[VRRPAuthentication](): "in authentication",
 		reflect.TypeFor[GARP]():               "in garp",
+		reflect.TypeFor[VRRPScript]():         "in a vrrp script",
+		reflect.TypeFor[VRRPSyncGroup]():      "in a sync group",
+		reflect.TypeFor[TrackInterface]():     "in a tracked interface",
+		reflect.TypeFor[TrackScript]():        "in a tracked script",
+		reflect.TypeFor[VRRPNotify]():         "in notify",
 	} {
 		typeNames[t] = name
 	}
@@ -197,10 +225,16 @@ func init() {
 		"vrid":                       "virtual_router_id",
 		"router_id":                  "virtual_router_id",
 		"vrrp_version":               "version",
-		"track_interface":            "nothing yet: track_interface is not supported",
-		"track_script":               "nothing yet: track_script is not supported",
-		"notify_master":              "nothing yet: notify commands are not supported",
-		"vrrp_sync_group":            "nothing yet: sync groups are not supported",
+		"track_interface":            "track_interfaces (a list)",
+		"track_script":               "track_scripts (a list)",
+		"vrrp_script":                "vrrp: {scripts: [...]}",
+		"notify_master":              "notify: {master: [program, args...]}",
+		"notify_backup":              "notify: {backup: [program, args...]}",
+		"notify_fault":               "notify: {fault: [program, args...]}",
+		"notify_stop":                "notify: {stop: [program, args...]}",
+		"vrrp_sync_group":            "vrrp: {sync_groups: [...]}",
+		"sync_group":                 "vrrp: {sync_groups: [...]}",
+		"lvs_sync_daemon_interface":  "ipvs: {sync_daemon: {interface: eth1, vrrp_instance: VI_1}}",
 		"garp_master_refresh_repeat": "garp: {refresh_repeat: 1}",
 	} {
 		renamed[k] = v
@@ -224,6 +258,7 @@ func (va *VirtualAddress) decodeNode(d *decoder, n *yaml.Node, key string) {
 
 // vrrp checks the vrrp section and fills in its defaults.
 func (c *checker) vrrp(v *VRRP) {
+	c.scripts = c.vrrpScripts(v.Scripts)
 	names := map[string]*VRRPInstance{}
 	type routerKey struct {
 		iface string
@@ -263,6 +298,25 @@ func (c *checker) vrrp(v *VRRP) {
 			}
 		}
 	}
+	c.syncGroups(v.SyncGroups, names)
+	if sd := c.cfg.IPVS.SyncDaemon; sd != nil && sd.VRRPInstance != "" && c.valid(&sd.VRRPInstance) {
+		if _, ok := names[sd.VRRPInstance]; !ok {
+			c.at(&sd.VRRPInstance, "vrrp_instance: %q is not a vrrp instance of this config: write the name of one (%s)", sd.VRRPInstance, strings.Join(instanceNames(v), ", "))
+		}
+	}
+}
+
+func instanceNames(v *VRRP) []string {
+	var out []string
+	for _, in := range v.Instances {
+		if in.Name != "" {
+			out = append(out, in.Name)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"none is defined"}
+	}
+	return out
 }
 
 // vrrpInstance checks one instance and fills in its defaults; false when
@@ -358,6 +412,10 @@ func (c *checker) vrrpInstance(in *VRRPInstance) bool {
 		}
 	}
 	c.garp(&in.GARP)
+	c.tracking(in)
+	if in.Notify != nil {
+		c.notify(in.Notify)
+	}
 	return ok
 }
 

@@ -201,7 +201,7 @@ vrrp_instance: {}
 		want: []string{
 			"lvsd.yaml:7:7: unknown key \"nopreempt\" in a vrrp instance: write preempt: false",
 			"lvsd.yaml:8:7: unknown key \"advert_int\" in a vrrp instance: did you mean \"advert_interval\"?",
-			"lvsd.yaml:9:7: unknown key \"track_script\" in a vrrp instance: write nothing yet: track_script is not supported",
+			"lvsd.yaml:9:7: unknown key \"track_script\" in a vrrp instance: did you mean \"track_scripts\"?",
 			"lvsd.yaml:10:1: unknown key \"vrrp_instance\" at the top level: write vrrp: {instances: [...]}",
 		},
 	},
