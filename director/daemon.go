@@ -1,6 +1,7 @@
 package director
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,11 @@ type Daemon struct {
 	reloads chan chan error
 	wake    chan struct{}
 	cmds    sync.WaitGroup // quorum commands
+
+	// syncMu serializes changes to the connection sync daemon; syncRole
+	// is the role it has while it follows a VRRP instance.
+	syncMu   sync.Mutex
+	syncRole ipvs.SyncRole
 
 	mu         sync.Mutex
 	cfg        *config.Config
@@ -517,6 +523,15 @@ func (d *Daemon) applyGlobals(cfg *config.Config) {
 		if g.SyncThreshold != nil {
 			set("sync_threshold", fmt.Sprintf("%d %d", g.SyncThreshold.Threshold, g.SyncThreshold.Period))
 		}
+	}
+	if sd := g.SyncDaemon; sd != nil && sd.VRRPInstance != "" {
+		d.syncMu.Lock()
+		role := cmp.Or(d.syncRole, ipvs.SyncBackup)
+		if err := d.ensureSyncDaemon(g.SyncDaemonAs(role)); err != nil {
+			d.log.Error("sync daemon", "err", err)
+		}
+		d.syncMu.Unlock()
+		return
 	}
 	want := g.KernelSyncDaemons()
 	if len(want) == 0 {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/health"
+	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/vrrp"
 )
 
@@ -41,6 +43,15 @@ type VRRPOptions struct {
 	// ShutdownTimeout bounds the clean stop (priority-0 adverts, removing
 	// the addresses); default 5s.
 	ShutdownTimeout time.Duration
+	// WatchLinks reports the state of the named links until ctx ends:
+	// each link's current state first (a missing link is down), then every
+	// change. It returns when ctx ends, or an error if it cannot watch.
+	// Nil leaves links untracked, which a config with track_interfaces
+	// refuses.
+	WatchLinks func(ctx context.Context, names []string, changed func(name string, up bool, reason string)) error
+	// Scripts are the options of the track scripts' scheduler (tests set
+	// a clock); the daemon sets Logger, Jitter and OnTransition.
+	Scripts health.SchedulerOptions
 }
 
 // ErrNoVRRP is returned by Run when the config has VRRP instances but
@@ -53,12 +64,30 @@ var ErrNoVRRP = errors.New("vrrp is not available")
 type vrrpRuntime struct {
 	log        *slog.Logger
 	instances  []*vrrpInstance
+	byName     map[string]*vrrpInstance
 	transports []*vrrpTransport
 	closers    []io.Closer
 	timeout    time.Duration
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	cfg        config.VRRP
+
+	// Tracking: the state is owned by the track goroutine; trackMu lets
+	// the status API read it.
+	updates  chan trackUpdate
+	trackMu  sync.Mutex
+	tracking *trackState
+	scripts  *health.Scheduler
+
+	// notify runs the notify commands; groupStates are the sync groups'
+	// last notified states.
+	notify      notifier
+	groupMu     sync.Mutex
+	groupStates map[string]vrrp.State
+
+	// syncRoles carries the role the sync daemon should take, when it
+	// follows an instance (ipvs.sync_daemon.vrrp_instance).
+	syncRoles chan ipvs.SyncRole
 }
 
 type vrrpTransport struct {
@@ -103,13 +132,59 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 5 * time.Second
 	}
-	r := &vrrpRuntime{log: d.log, timeout: o.ShutdownTimeout, cfg: cfg.VRRP}
+	r := &vrrpRuntime{
+		log: d.log, timeout: o.ShutdownTimeout, cfg: cfg.VRRP,
+		byName:      map[string]*vrrpInstance{},
+		updates:     make(chan trackUpdate, 64),
+		tracking:    newTrackState(cfg.VRRP),
+		notify:      notifier{run: d.opts.RunCommand, log: d.log, event: d.event},
+		groupStates: map[string]vrrp.State{},
+		syncRoles:   make(chan ipvs.SyncRole, 1),
+	}
+	if o.WatchLinks == nil && slices.ContainsFunc(cfg.VRRP.Instances, func(in config.VRRPInstance) bool { return len(in.TrackInterfaces) > 0 }) {
+		return nil, fmt.Errorf("track_interfaces: %w: links cannot be watched here", ErrNoVRRP)
+	}
 	if err := r.open(d, o, cfg.VRRP.Instances); err != nil {
 		r.closeAll()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
+	r.wg.Go(func() { r.track(runCtx) })
+	if o.WatchLinks != nil {
+		links := r.tracking.links()
+		r.wg.Go(func() {
+			err := o.WatchLinks(runCtx, links, func(name string, up bool, reason string) {
+				r.update(runCtx, trackUpdate{kind: "interface", name: name, trackInput: trackInput{known: true, up: up, reason: reason}})
+			})
+			if err != nil && runCtx.Err() == nil {
+				d.log.Error("watching tracked links stopped", "err", err)
+				d.event("vrrp", "", "", fmt.Sprintf("watching tracked links stopped: %v", err))
+			}
+		})
+	}
+	if targets := scriptTargets(cfg.VRRP); len(targets) > 0 {
+		so := o.Scripts
+		so.Logger = d.log.With("vrrp", "track_script")
+		so.Jitter = -1 // first runs at once: the result counts before Master_Down_Interval
+		so.OnTransition = func(tr health.Transition) {
+			if u, ok := scriptChanged(tr); ok {
+				r.update(runCtx, u)
+			}
+		}
+		r.scripts = health.NewScheduler(so)
+		if err := r.scripts.Update(targets); err != nil {
+			cancel()
+			r.wg.Wait()
+			r.closeAll()
+			return nil, fmt.Errorf("vrrp scripts: %w", err)
+		}
+		r.wg.Go(func() { r.scripts.Run(runCtx) })
+	}
+	if sd := cfg.IPVS.SyncDaemon; sd != nil && sd.VRRPInstance != "" {
+		g := cfg.IPVS
+		r.wg.Go(func() { d.followSyncDaemon(runCtx, &g, r.syncRoles) })
+	}
 	for _, t := range r.transports {
 		r.wg.Go(func() {
 			if err := t.Run(runCtx); err != nil {
@@ -190,12 +265,16 @@ func (r *vrrpRuntime) open(d *Daemon, o VRRPOptions, cfgs []config.VRRPInstance)
 			Announcer: ann,
 			Clock:     o.Clock,
 			Logger:    d.log,
-			Observers: []vrrp.Observer{vrrp.ObserverFunc(func(ch vrrp.StateChange) { d.vrrpChanged(vi, ch) })},
+			Observers: []vrrp.Observer{vrrp.ObserverFunc(func(ch vrrp.StateChange) {
+				d.vrrpChanged(vi, ch)
+				r.changed(d, vi, ch)
+			})},
 		})
 		if err != nil {
 			return err
 		}
 		r.instances = append(r.instances, vi)
+		r.byName[c.Name] = vi
 	}
 	return nil
 }
@@ -285,6 +364,8 @@ func (r *vrrpRuntime) stop() {
 	r.cancel()
 	r.wg.Wait()
 	r.closeAll()
+	r.stopped()
+	r.notify.wait()
 	r.log.Info("vrrp stopped")
 }
 
@@ -319,6 +400,15 @@ func (r *vrrpRuntime) status() []VRRPStatus {
 		in.mu.Lock()
 		vs.Since, vs.Reason, vs.MasterSince = in.since, in.reason, in.masterSince
 		in.mu.Unlock()
+		r.trackMu.Lock()
+		vs.Fault, vs.Tracking = r.tracking.status(in.cfg.Name)
+		r.trackMu.Unlock()
+		if s.State != vrrp.Fault {
+			vs.Fault = ""
+		}
+		if g := r.cfg.SyncGroupOf(in.cfg.Name); g != nil {
+			vs.SyncGroup = g.Name
+		}
 		for _, va := range in.cfg.VirtualAddresses {
 			vs.VIPs = append(vs.VIPs, va.Address.String())
 		}

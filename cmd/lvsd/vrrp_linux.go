@@ -12,6 +12,7 @@ import (
 // unsolicited NA.
 func vrrpOptions() director.VRRPOptions {
 	return director.VRRPOptions{
+		WatchLinks: vrrp.WatchLinks,
 		Listen: func(ifname string, fam vrrp.Family, multicast bool) (vrrp.PacketConn, error) {
 			c, err := vrrp.Listen(vrrp.ListenConfig{Interface: ifname, Family: fam, Multicast: multicast})
 			if err != nil {

@@ -91,6 +91,31 @@ type VRRPStatus struct {
 	AdvertsSent     uint64 `json:"adverts_sent"`
 	AdvertsReceived uint64 `json:"adverts_received"`
 	BecameMaster    uint64 `json:"became_master"`
+
+	// Fault says why the instance is in fault, while it is.
+	Fault string `json:"fault,omitempty"`
+	// SyncGroup is the sync group the instance belongs to, if any.
+	SyncGroup string `json:"sync_group,omitempty"`
+	// Tracking are the tracked links and scripts and what they do to the
+	// instance now.
+	Tracking []VRRPTrack `json:"tracking,omitempty"`
+}
+
+// VRRPTrack is one tracked link or script of a VRRP instance.
+type VRRPTrack struct {
+	// Kind is "interface" or "script"; Name the link or script.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// State is "up", "down" or "unknown" (not known yet).
+	State string `json:"state"`
+	// Weight is the configured weight: 0 means fault while down.
+	Weight int `json:"weight"`
+	// Effect is what it does to the instance now: "fault", "+10", "-20",
+	// or "" for nothing.
+	Effect string `json:"effect,omitempty"`
+	// Reason is the last result or link change ("exit status 1",
+	// "link down").
+	Reason string `json:"reason,omitempty"`
 }
 
 // Event is one entry of the timeline.

@@ -1,0 +1,204 @@
+package director
+
+// What follows a VRRP transition besides the addresses: notify commands
+// (per instance and per sync group, keepalived's notify_* and notify) and
+// the IPVS connection sync daemon's role.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/vrrp"
+)
+
+// NotifyTimeout bounds one notify command; lvsd kills it after that.
+const NotifyTimeout = 30 * time.Second
+
+// notifier runs notify commands in the background, without a shell.
+type notifier struct {
+	run   func(ctx context.Context, argv []string) error
+	log   *slog.Logger
+	event func(kind, service, rs, msg string)
+	wg    sync.WaitGroup
+}
+
+func (n *notifier) start(what string, argv []string) {
+	if len(argv) == 0 {
+		return
+	}
+	if n.run == nil {
+		n.log.Info("notify command not run (no runner)", "for", what, "command", argv)
+		return
+	}
+	argv = slices.Clone(argv)
+	n.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), NotifyTimeout)
+		defer cancel()
+		if err := n.run(ctx, argv); err != nil {
+			n.log.Error("notify command failed", "for", what, "command", argv, "err", err)
+			n.event("vrrp", "", "", fmt.Sprintf("notify command %q for %s failed: %v", argv, what, err))
+		}
+	})
+}
+
+func (n *notifier) wait() { n.wg.Wait() }
+
+// notifyState is keepalived's word for a state in notify arguments.
+func notifyState(s vrrp.State) string {
+	switch s {
+	case vrrp.Master:
+		return "MASTER"
+	case vrrp.Backup:
+		return "BACKUP"
+	case vrrp.Fault:
+		return "FAULT"
+	}
+	return "STOP"
+}
+
+// fire runs the commands of n for a new state: the state's own command,
+// then `any` with "INSTANCE"|"GROUP", the name, the state and the
+// priority appended.
+func (n *notifier) fire(cmds *config.VRRPNotify, kind, name string, state vrrp.State, priority uint8) {
+	if cmds == nil {
+		return
+	}
+	what := strings.ToLower(kind) + " " + name
+	switch state {
+	case vrrp.Master:
+		n.start(what, cmds.Master)
+	case vrrp.Backup:
+		n.start(what, cmds.Backup)
+	case vrrp.Fault:
+		n.start(what, cmds.Fault)
+	default:
+		n.start(what, cmds.Stop)
+	}
+	if len(cmds.Any) > 0 {
+		n.start(what, append(slices.Clone(cmds.Any), kind, name, notifyState(state), strconv.Itoa(int(priority))))
+	}
+}
+
+// changed follows an instance's transition: its notify commands, its
+// sync group's once every member has reached the state, and the sync
+// daemon's role when it follows this instance.
+func (r *vrrpRuntime) changed(d *Daemon, vi *vrrpInstance, ch vrrp.StateChange) {
+	if ch.To == vrrp.Initialize {
+		return // stopping: stopped() notifies
+	}
+	r.notify.fire(vi.cfg.Notify, "INSTANCE", vi.cfg.Name, ch.To, vi.inst.Status().Priority)
+	if g := r.cfg.SyncGroupOf(vi.cfg.Name); g != nil {
+		r.groupChanged(g, vi, ch.To)
+	}
+	if sd := d.syncFollows(); sd != "" && sd == vi.cfg.Name {
+		role := ipvs.SyncBackup
+		if ch.To == vrrp.Master {
+			role = ipvs.SyncMaster
+		}
+		select { // the latest role wins
+		case <-r.syncRoles:
+		default:
+		}
+		r.syncRoles <- role
+	}
+}
+
+// groupChanged notifies a sync group's commands when all its members are
+// in the state the last of them just entered.
+func (r *vrrpRuntime) groupChanged(g *config.VRRPSyncGroup, vi *vrrpInstance, to vrrp.State) {
+	for _, name := range g.Instances {
+		if other := r.byName[name]; other != nil && other != vi && other.inst.Status().State != to {
+			return
+		}
+	}
+	r.groupMu.Lock()
+	last, seen := r.groupStates[g.Name]
+	r.groupStates[g.Name] = to
+	r.groupMu.Unlock()
+	if seen && last == to {
+		return
+	}
+	r.log.Info("vrrp sync group", "group", g.Name, "state", to)
+	r.notify.fire(g.Notify, "GROUP", g.Name, to, 0)
+}
+
+// stopped runs the stop commands once the instances have stopped.
+func (r *vrrpRuntime) stopped() {
+	for _, in := range r.instances {
+		r.notify.fire(in.cfg.Notify, "INSTANCE", in.cfg.Name, vrrp.Initialize, 0)
+	}
+	for i := range r.cfg.SyncGroups {
+		g := &r.cfg.SyncGroups[i]
+		r.notify.fire(g.Notify, "GROUP", g.Name, vrrp.Initialize, 0)
+	}
+}
+
+// syncFollows names the instance the sync daemon follows, or "".
+func (d *Daemon) syncFollows() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if sd := d.cfg.IPVS.SyncDaemon; sd != nil {
+		return sd.VRRPInstance
+	}
+	return ""
+}
+
+// followSyncDaemon switches the sync daemon to each role it is sent
+// until ctx ends.
+func (d *Daemon) followSyncDaemon(ctx context.Context, g *config.Globals, roles <-chan ipvs.SyncRole) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case role := <-roles:
+			d.syncMu.Lock()
+			d.syncRole = role
+			err := d.ensureSyncDaemon(g.SyncDaemonAs(role))
+			d.syncMu.Unlock()
+			msg := fmt.Sprintf("connection sync daemon switched to %v (vrrp instance %s)", role, g.SyncDaemon.VRRPInstance)
+			if err != nil {
+				msg = fmt.Sprintf("switching the connection sync daemon to %v: %v", role, err)
+				d.log.Error("switching sync daemon", "role", role, "err", err)
+			} else {
+				d.log.Info("sync daemon switched", "role", role)
+			}
+			d.event("vrrp", "", "", msg)
+		}
+	}
+}
+
+// ensureSyncDaemon makes want the one sync daemon running: the other
+// role is stopped, and want started unless it already runs as written.
+// Callers hold syncMu.
+func (d *Daemon) ensureSyncDaemon(want ipvs.SyncDaemon) error {
+	running, err := d.opts.Client.SyncDaemons()
+	if err != nil {
+		return fmt.Errorf("listing sync daemons: %w", err)
+	}
+	var errs []error
+	keep := false
+	for _, r := range running {
+		if r.Role == want.Role && r.Interface == want.Interface && r.SyncID == want.SyncID {
+			keep = true
+			continue
+		}
+		if err := d.opts.Client.StopSyncDaemon(r.Role); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the %v sync daemon: %w", r.Role, err))
+		}
+	}
+	if !keep {
+		if err := d.opts.Client.StartSyncDaemon(want); err != nil {
+			errs = append(errs, fmt.Errorf("starting the %v sync daemon on %s: %w", want.Role, want.Interface, err))
+		}
+	}
+	return errors.Join(errs...)
+}
