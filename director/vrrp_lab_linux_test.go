@@ -57,6 +57,13 @@ func vrrpLabBinary(t *testing.T) string {
 
 func startVRRPDirector(ctx context.Context, t *testing.T, bin string, h *lab.Host, priority int) *vrrpDirector {
 	t.Helper()
+	return startVRRPDirectorWith(ctx, t, bin, h, priority, "", "")
+}
+
+// startVRRPDirectorWith starts lvsd with more keys in its instance
+// (indented for it) and more under vrrp (indented for vrrp's keys).
+func startVRRPDirectorWith(ctx context.Context, t *testing.T, bin string, h *lab.Host, priority int, instanceExtra, vrrpExtra string) *vrrpDirector {
+	t.Helper()
 	dir := t.TempDir()
 	d := &vrrpDirector{host: h, sock: filepath.Join(dir, "status.sock")}
 	cfg := fmt.Sprintf(`lvsd:
@@ -64,7 +71,7 @@ func startVRRPDirector(ctx context.Context, t *testing.T, bin string, h *lab.Hos
   status_listen: unix:%s
   metrics_listen: ""
 vrrp:
-  instances:
+%s  instances:
     - name: VI_lab
       interface: %s
       virtual_router_id: 61
@@ -72,7 +79,7 @@ vrrp:
       priority: %d
       advert_interval: 100ms
       virtual_addresses: [%s]
-`, filepath.Join(dir, "state"), d.sock, h.Interface, priority, vrrpLabVIP)
+%s`, filepath.Join(dir, "state"), d.sock, vrrpExtra, h.Interface, priority, vrrpLabVIP, instanceExtra)
 	path := filepath.Join(dir, "lvsd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -241,4 +248,93 @@ func testVRRPFailover(t *testing.T) {
 	if d2.holdsVIP(ctx, t) {
 		t.Errorf("lvs2 still holds the VIP after a clean stop:\n%s", d2.proc.Output())
 	}
+}
+
+// TestLabVRRPTracking: the master tracks a link and a script; a failing
+// script lowers its priority below the backup's, which preempts it; a
+// tracked link going down puts it in fault; each recovery brings it
+// back. Its notify command runs on every transition to master.
+func TestLabVRRPTracking(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build the lab")
+	}
+	bin := vrrpLabBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
+	defer cancel()
+	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.79.0.0/24")})
+	h1 := l.AddHost("lvs1", "10.79.0.11/24")
+	h2 := l.AddHost("lvs2", "10.79.0.12/24")
+	// The tracked link: one end of a veth pair (this kernel may lack
+	// the dummy module).
+	for _, args := range [][]string{
+		{"link", "add", "trk0", "type", "veth", "peer", "name", "trk1"},
+		{"link", "set", "trk1", "up"},
+		{"link", "set", "trk0", "up"},
+	} {
+		if out, err := h1.Run(ctx, "ip", args...); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+
+	dir := t.TempDir()
+	okFile := filepath.Join(dir, "backend-ok")
+	notified := filepath.Join(dir, "became-master")
+	if err := os.WriteFile(okFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d1 := startVRRPDirectorWith(ctx, t, bin, h1, 150, fmt.Sprintf(`      track_interfaces: [trk0]
+      track_scripts: [chk_backend]
+      notify: {master: [/bin/sh, -c, 'echo master >> %s']}
+`, notified), fmt.Sprintf(`  scripts:
+    - {name: chk_backend, command: [/usr/bin/test, -e, %s], interval: 100ms, weight: -60}
+`, okFile))
+	d2 := startVRRPDirector(ctx, t, bin, h2, 100)
+	status1 := func() director.VRRPStatus {
+		st, ok := d1.status(ctx)
+		if !ok || len(st.VRRP) != 1 {
+			return director.VRRPStatus{}
+		}
+		return st.VRRP[0]
+	}
+	masters := func() int {
+		b, _ := os.ReadFile(notified)
+		return strings.Count(string(b), "master")
+	}
+	pollUntil(ctx, t, 20*time.Second, "lvs1 master", func() bool { return d1.state(ctx) == "master" && d2.state(ctx) == "backup" })
+	pollUntil(ctx, t, 5*time.Second, "lvs1's notify master command", func() bool { return masters() == 1 })
+
+	// The script fails: 150 - 60 = 90 < 100, and lvs2 preempts.
+	if err := os.Remove(okFile); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(ctx, t, 10*time.Second, "lvs2 master after lvs1's script failed", func() bool { return d2.state(ctx) == "master" && d1.state(ctx) == "backup" })
+	if v := status1(); v.Priority != 90 || len(v.Tracking) != 3 {
+		t.Errorf("lvs1 with its script failing: priority %d, tracking %+v; want 90", v.Priority, v.Tracking)
+	}
+	pollUntil(ctx, t, 5*time.Second, "the VIP on lvs2", func() bool { return d2.holdsVIP(ctx, t) })
+
+	// The script passes again: lvs1 is back at 150 and preempts.
+	if err := os.WriteFile(okFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(ctx, t, 10*time.Second, "lvs1 master again", func() bool { return d1.state(ctx) == "master" && d2.state(ctx) == "backup" })
+	pollUntil(ctx, t, 5*time.Second, "lvs1's second notify master", func() bool { return masters() == 2 })
+
+	// The tracked link goes down: lvs1 in fault, lvs2 takes over at once
+	// (lvs1 steps down with priority 0).
+	if _, err := h1.Run(ctx, "ip", "link", "set", "trk0", "down"); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(ctx, t, 5*time.Second, "lvs1 in fault, lvs2 master", func() bool { return d1.state(ctx) == "fault" && d2.state(ctx) == "master" })
+	if v := status1(); v.Fault != "interface trk0 is down (link set down)" {
+		t.Errorf("lvs1's fault: %q", v.Fault)
+	}
+	if d1.holdsVIP(ctx, t) {
+		t.Error("lvs1 in fault holds the VIP")
+	}
+	if _, err := h1.Run(ctx, "ip", "link", "set", "trk0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(ctx, t, 10*time.Second, "lvs1 master after the link came back", func() bool { return d1.state(ctx) == "master" && d2.state(ctx) == "backup" })
+	pollUntil(ctx, t, 5*time.Second, "the VIP back on lvs1", func() bool { return d1.holdsVIP(ctx, t) && !d2.holdsVIP(ctx, t) })
 }
