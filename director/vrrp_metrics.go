@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/director/vrrp"
 )
 
@@ -15,6 +16,7 @@ type vrrpMetricRow struct {
 	state       vrrp.State
 	priority    uint8
 	stats       vrrp.InstanceStats
+	tracks      []statusapi.VRRPTrack
 }
 
 // vrrpTransportRow is one transport's counters at a scrape.
@@ -32,9 +34,12 @@ func (r *vrrpRuntime) metricsSnapshot() vrrpSnapshot {
 	var s vrrpSnapshot
 	for _, in := range r.instances {
 		st := in.inst.Status()
+		r.trackMu.Lock()
+		_, tracks := r.tracking.status(in.cfg.Name)
+		r.trackMu.Unlock()
 		s.instances = append(s.instances, vrrpMetricRow{
 			name: in.cfg.Name, iface: in.cfg.Interface, vrid: uint8(in.cfg.VirtualRouterID),
-			state: st.State, priority: st.Priority, stats: in.inst.Stats(),
+			state: st.State, priority: st.Priority, stats: in.inst.Stats(), tracks: tracks,
 		})
 	}
 	for _, t := range r.transports {
@@ -50,7 +55,7 @@ type vrrpCollector struct {
 	snapshot func() vrrpSnapshot
 
 	state, priority, sent, received, prio0Sent, prio0Received *prometheus.Desc
-	becameMaster, discarded, dropped                          *prometheus.Desc
+	becameMaster, discarded, dropped, track                   *prometheus.Desc
 }
 
 var vrrpLabels = []string{"instance", "vrid", "interface"}
@@ -69,13 +74,14 @@ func newVRRPCollector(snapshot func() vrrpSnapshot) *vrrpCollector {
 		prio0Received: desc("lvsd_vrrp_priority_zero_received_total", "Priority-0 advertisements received (the master stepped down)."),
 		becameMaster:  desc("lvsd_vrrp_became_master_total", "Transitions to master."),
 		discarded:     desc("lvsd_vrrp_adverts_discarded_total", "Advertisements discarded by the instance, by reason.", "reason"),
+		track:         desc("lvsd_vrrp_track_up", "Tracked link or script of the instance: 1 up, 0 down (absent until known).", "kind", "name"),
 		dropped: prometheus.NewDesc("lvsd_vrrp_packets_dropped_total",
 			"VRRP packets the transport dropped before any instance saw them, by reason.", []string{"interface", "family", "reason"}, nil),
 	}
 }
 
 func (c *vrrpCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.priority, c.sent, c.received, c.prio0Sent, c.prio0Received, c.becameMaster, c.discarded, c.dropped} {
+	for _, d := range []*prometheus.Desc{c.state, c.priority, c.sent, c.received, c.prio0Sent, c.prio0Received, c.becameMaster, c.discarded, c.dropped, c.track} {
 		ch <- d
 	}
 }
@@ -91,6 +97,16 @@ func (c *vrrpCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append(l[:3:3], extra...)...)
 		}
 		gauge(c.state, float64(in.state))
+		for _, tr := range in.tracks {
+			if tr.State == "unknown" {
+				continue
+			}
+			v := 0.0
+			if tr.State == "up" {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.track, prometheus.GaugeValue, v, append(l[:3:3], tr.Kind, tr.Name)...)
+		}
 		gauge(c.priority, float64(in.priority))
 		st := in.stats
 		counter(c.sent, st.AdvertsSent)

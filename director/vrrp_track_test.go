@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,7 +213,8 @@ vrrp:
 	opts := fv.options()
 	opts.WatchLinks = links.watch
 	f := ipvstest.New()
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: f, StateDir: t.TempDir(), VRRP: opts, RunCommand: cmds.run})
+	metrics := newTestMetrics(t, t.TempDir(), nil)
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: f, StateDir: t.TempDir(), VRRP: opts, RunCommand: cmds.run, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +262,24 @@ vrrp:
 	}
 	links.set(t, "eth3", false)
 	waitFor(t, "VI_1 at priority 100", func() bool { return vrrpStates(d)["VI_1"] == "master 100" })
+	tracksUp := map[string]float64{}
+	if f := family(gather(t, metrics), "lvsd_vrrp_track_up"); f != nil {
+		for _, m := range f.Metric {
+			var kind, name string
+			for _, lp := range m.Label {
+				switch lp.GetName() {
+				case "kind":
+					kind = lp.GetValue()
+				case "name":
+					name = lp.GetValue()
+				}
+			}
+			tracksUp[kind+" "+name] = m.GetGauge().GetValue()
+		}
+	}
+	if want := map[string]float64{"interface eth0": 1, "interface eth1": 1, "interface eth2": 1, "interface eth3": 0, "script chk": 0}; !maps.Equal(tracksUp, want) {
+		t.Errorf("lvsd_vrrp_track_up = %v, want %v", tracksUp, want)
+	}
 
 	// eth2 goes down: VI_1 in fault, and VI_2 with it (sync group).
 	links.set(t, "eth2", false)
