@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director"
+	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/internal/lab"
 )
 
@@ -328,6 +329,14 @@ func TestLabVRRPTracking(t *testing.T) {
 	pollUntil(ctx, t, 5*time.Second, "lvs1 in fault, lvs2 master", func() bool { return d1.state(ctx) == "fault" && d2.state(ctx) == "master" })
 	if v := status1(); v.Fault != "interface trk0 is down (link set down)" {
 		t.Errorf("lvs1's fault: %q", v.Fault)
+	} else {
+		b, _ := json.Marshal(struct {
+			State    string                `json:"state"`
+			Priority uint8                 `json:"priority"`
+			Fault    string                `json:"fault"`
+			Tracking []statusapi.VRRPTrack `json:"tracking"`
+		}{v.State, v.Priority, v.Fault, v.Tracking})
+		t.Logf("lvs1 in fault: %s", b)
 	}
 	if d1.holdsVIP(ctx, t) {
 		t.Error("lvs1 in fault holds the VIP")

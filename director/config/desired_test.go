@@ -100,12 +100,31 @@ func formatConfig(cfg *Config) string {
 	for _, sd := range g.KernelSyncDaemons() {
 		w("ipvs sync daemon: %v if=%s id=%d maxlen=%d group=%v port=%d ttl=%d", sd.Role, sd.Interface, sd.SyncID, sd.MaxSyncLen, sd.MulticastAddr, sd.MulticastPort, sd.MulticastTTL)
 	}
+	for _, sc := range cfg.VRRP.Scripts {
+		w("vrrp script %s: %q shell=%v interval=%v timeout=%v rise=%d fall=%d weight=%d", sc.Name, sc.Command, sc.Shell, sc.Interval, sc.Timeout, sc.Rise, sc.Fall, sc.Weight)
+	}
+	for _, sg := range cfg.VRRP.SyncGroups {
+		w("vrrp sync group %s: %v", sg.Name, sg.Instances)
+	}
 	for _, v := range cfg.VRRP.Instances {
 		w("vrrp %s: v%d priority=%d interval=%v preempt=%v delay=%v source=%v peers=%v password=%q", v.String(), v.Version, v.Priority, v.AdvertInterval, v.PreemptMode(), v.PreemptDelay, v.SourceAddress, v.UnicastPeers, v.Password())
 		for _, va := range v.VirtualAddresses {
 			w("  vip %s label=%q dev=%q", va.Address, va.Label, va.Dev)
 		}
 		w("  garp %+v", v.GARP)
+		for _, ti := range v.TrackInterfaces {
+			w("  track interface %s weight=%d", ti.Name, ti.Weight)
+		}
+		for _, ts := range v.TrackScripts {
+			weight := "script's"
+			if ts.Weight != nil {
+				weight = fmt.Sprint(*ts.Weight)
+			}
+			w("  track script %s weight=%s", ts.Name, weight)
+		}
+		if n := v.Notify; n != nil {
+			w("  notify master=%q backup=%q fault=%q stop=%q any=%q", n.Master, n.Backup, n.Fault, n.Stop, n.Any)
+		}
 	}
 	for _, ds := range cfg.Desired() {
 		s := ds.Service
