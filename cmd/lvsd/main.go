@@ -4,6 +4,7 @@
 //	lvsd --config FILE                  run the director
 //	lvsd check --config FILE            validate a config, print every error
 //	lvsd plan --config FILE             print the IPVS writes the config needs now
+//	lvsd import-keepalived FILE         print the lvsd config of a keepalived.conf
 package main
 
 import (
@@ -32,6 +33,8 @@ Usage:
   lvsd --config FILE                  run the director (SIGHUP reloads, SIGTERM stops)
   lvsd check --config FILE            validate a config, print every error (exit 1)
   lvsd plan --config FILE             print the IPVS writes the config needs now
+  lvsd import-keepalived FILE         print the lvsd config of a keepalived.conf
+                                      (what cannot be imported: on stderr and as comments)
   lvsd version
 
 Flags:
@@ -65,6 +68,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if cmd == "import-keepalived" {
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "lvsd import-keepalived: name the keepalived config: lvsd import-keepalived /etc/keepalived/keepalived.conf > /etc/lvsd/lvsd.yaml")
+			return 2
+		}
+		return importKeepalived(fs.Arg(0), o, stdout, stderr)
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "lvsd: unexpected argument %q\n", fs.Arg(0))
 		return 2
@@ -88,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 0
 	}
-	fmt.Fprintf(stderr, "lvsd: unknown command %q (want check, plan or version)\n", cmd)
+	fmt.Fprintf(stderr, "lvsd: unknown command %q (want check, plan, import-keepalived or version)\n", cmd)
 	return 2
 }
 
@@ -122,6 +132,27 @@ func loadOptions(o options, stderr io.Writer) config.LoadOptions {
 		return config.LoadOptions{}
 	}
 	return config.LoadOptions{Kernel: &caps}
+}
+
+// importKeepalived prints the lvsd config of a keepalived.conf, the
+// settings it could not import on stderr, and fails (exit 1) when lvsd
+// would refuse the result, saying why.
+func importKeepalived(path string, o options, stdout, stderr io.Writer) int {
+	imp, err := config.ImportKeepalived(path, config.ImportOptions{})
+	if err != nil {
+		fmt.Fprintf(stderr, "lvsd import-keepalived: %v\n", err)
+		return 1
+	}
+	stdout.Write(imp.YAML)
+	for _, w := range imp.Warnings {
+		fmt.Fprintf(stderr, "lvsd import-keepalived: %s\n", w)
+	}
+	if _, err := config.Parse("imported.yaml", imp.YAML, loadOptions(o, io.Discard)); err != nil {
+		fmt.Fprintf(stderr, "lvsd import-keepalived: lvsd would refuse this config; fix these before using it:\n%v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "lvsd import-keepalived: %d settings not imported; the config loads: check it with lvsd check --config FILE\n", len(imp.Warnings))
+	return 0
 }
 
 func check(o options, stdout, stderr io.Writer) int {

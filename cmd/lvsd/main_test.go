@@ -47,3 +47,33 @@ func TestBadFlagsExit2(t *testing.T) {
 		}
 	}
 }
+
+// import-keepalived prints a config lvsd accepts on stdout, and what it
+// could not import on stderr; a keepalived.conf it cannot read exits 1
+// with the file and line; no file is a usage error.
+func TestImportKeepalived(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"import-keepalived", "../../director/config/testdata/keepalived/director.conf"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	imported := filepath.Join(t.TempDir(), "lvsd.yaml")
+	os.WriteFile(imported, out.Bytes(), 0o600)
+	var checkOut, checkErr bytes.Buffer
+	if code := run([]string{"check", "--config", imported}, &checkOut, &checkErr); code != 0 || !strings.Contains(checkOut.String(), "ok: 2 virtual services, 4 real servers, 2 vrrp instances") {
+		t.Errorf("lvsd check of the import: exit %d\n%s%s", code, checkOut.String(), checkErr.String())
+	}
+	if !strings.Contains(errb.String(), "director.conf:52: smtp_alert: not imported") {
+		t.Errorf("stderr lacks the settings left out:\n%s", errb.String())
+	}
+
+	bad := filepath.Join(t.TempDir(), "keepalived.conf")
+	os.WriteFile(bad, []byte("vrrp_instance VI_1 {\n  priority high\n}\n"), 0o600)
+	errb.Reset()
+	if code := run([]string{"import-keepalived", bad}, &out, &errb); code != 1 || !strings.Contains(errb.String(), bad+":2: priority") {
+		t.Errorf("bad keepalived.conf: exit %d\n%s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"import-keepalived"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "name the keepalived config") {
+		t.Errorf("no file: exit %d\n%s", code, errb.String())
+	}
+}

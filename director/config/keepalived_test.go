@@ -1,0 +1,124 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// A director pair's keepalived.conf (with an include) imports to an lvsd
+// config that lvsd loads, with every keepalived setting lvsd lacks
+// named at its file:line.
+func TestImportKeepalivedGolden(t *testing.T) {
+	got, err := ImportKeepalived("testdata/keepalived/director.conf", ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "keepalived", "director.golden.yaml")
+	if flag.Lookup("update") != nil && flag.Lookup("update").Value.String() == "true" {
+		if err := os.WriteFile(golden, got.YAML, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got.YAML)); diff != "" {
+		t.Errorf("import differs from %s (go test -update rewrites it):\n%s", golden, diff)
+	}
+	wantWarnings := []string{
+		"testdata/keepalived/director.conf:3: router_id LVS_A: not imported: a keepalived global setting lvsd has no use for",
+		"testdata/keepalived/director.conf:4: notification_email: not imported: a keepalived global setting lvsd has no use for",
+		"testdata/keepalived/director.conf:27: state MASTER: not imported: lvsd starts every instance as backup; the highest priority becomes master",
+		"testdata/keepalived/director.conf:38: 192.168.0.100/24 dev eth0 label eth0:vip: not imported: lvsd holds virtual addresses as /32 host addresses",
+		"testdata/keepalived/director.conf:52: smtp_alert: not imported: lvsd has no equivalent",
+		"testdata/keepalived/conf.d/web.conf:56: notify_down /usr/local/bin/down.sh: not imported: lvsd has no equivalent",
+	}
+	if diff := cmp.Diff(wantWarnings, got.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+
+	// lvsd loads it, and it means what keepalived meant.
+	cfg, err := Parse("imported.yaml", got.YAML, LoadOptions{FS: mapFS(nil)})
+	if err != nil {
+		t.Fatalf("lvsd refuses the import: %v\n%s", err, got.YAML)
+	}
+	web := cfg.VirtualServices[0]
+	if web.Scheduler != "wlc" || web.Forwarding != DirectRoute || web.Persistence.Netmask != 24 || web.OnFailure != Quiesce ||
+		web.HealthCheck.Host != "www.example.com" || web.HealthCheck.Interval.String() != "6s" || web.HealthCheck.Retry != 3 ||
+		web.Quorum.Weight != 2 || web.SorryServer == nil || len(web.RealServers) != 2 || web.RealServers[0].Weight != 2 {
+		t.Errorf("web service: %+v", web)
+	}
+	fw := cfg.VirtualServices[1]
+	if fw.FWMark != 10 || fw.Forwarding != Masquerade || fw.RealServers[0].HealthCheck.Type != CheckTCP ||
+		fw.RealServers[1].HealthCheck.Type != CheckScript || !fw.RealServers[1].HealthCheck.Shell {
+		t.Errorf("fwmark service: %+v", fw)
+	}
+	vi := cfg.VRRP.Instances[0]
+	if vi.Version != 2 || vi.PreemptMode() || vi.Password() != "s3cret" || len(vi.TrackInterfaces) != 2 || vi.Notify == nil || len(vi.Notify.Any) != 1 {
+		t.Errorf("VI_web: %+v", vi)
+	}
+	if gw := cfg.VRRP.Instances[1]; gw.Version != 3 || gw.AdvertInterval.String() != "500ms" || len(gw.UnicastPeers) != 1 {
+		t.Errorf("VI_gw: %+v", gw)
+	}
+	if sd := cfg.IPVS.SyncDaemon; sd == nil || sd.VRRPInstance != "VI_web" || sd.SyncID != 51 {
+		t.Errorf("sync daemon: %+v", sd)
+	}
+	if g := cfg.VRRP.SyncGroupOf("VI_gw"); g == nil || g.Name != "G_web" {
+		t.Errorf("sync group: %+v", g)
+	}
+}
+
+func TestImportKeepalivedErrors(t *testing.T) {
+	for name, tc := range map[string]struct{ conf, want string }{
+		"unclosed":     {"vrrp_instance VI_1 {\n  interface eth0\n", "keepalived.conf:1: a block opened here is never closed: add }"},
+		"stray brace":  {"}\n", "keepalived.conf:1: a } closes no block: remove it"},
+		"quote":        {"vrrp_script c {\n script \"/bin/true\n}\n", "keepalived.conf:2: unterminated quoted string"},
+		"bad priority": {"vrrp_instance VI_1 {\n priority high\n}\n", `keepalived.conf:2: priority "high": want a whole number from 1 to 255`},
+		"bad lb_kind":  {"virtual_server 10.0.0.1 80 {\n lb_kind FOO\n}\n", "keepalived.conf:2: lb_kind FOO: want NAT, DR or TUN"},
+		"bad address":  {"virtual_server nowhere 80 {\n}\n", "keepalived.conf:1: virtual_server nowhere: not an address"},
+		"missing file": {"include missing.conf\n", ""},
+		"include loop": {"include keepalived.conf\n", "includes nested more than 8 deep"},
+		"track weight": {"vrrp_instance VI_1 {\n track_interface {\n  eth0 weight lots\n }\n}\n", `keepalived.conf:3: eth0 weight "lots": want a whole number from -253 to 253`},
+		"bad advert":   {"vrrp_instance VI_1 {\n advert_int soon\n}\n", `keepalived.conf:2: advert_int "soon": want a number of seconds`},
+		"sync daemon":  {"global_defs {\n lvs_sync_daemon eth1\n}\n", "keepalived.conf:2: lvs_sync_daemon needs an interface and a vrrp instance"},
+		"bad rs port":  {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 http {\n }\n}\n", `keepalived.conf:2: real_server "http": want a whole number from 0 to 65535`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fsys := fstest.MapFS{"keepalived.conf": {Data: []byte(tc.conf)}}
+			_, err := ImportKeepalived("keepalived.conf", ImportOptions{FS: fsys})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("error %v, want none (an include pattern matching nothing includes nothing)", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzImportKeepalived: any input imports or fails with an error; never
+// a panic.
+func FuzzImportKeepalived(f *testing.F) {
+	for _, p := range []string{"testdata/keepalived/director.conf", "testdata/keepalived/conf.d/web.conf"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("vrrp_instance VI_1 {\n virtual_ipaddress { 10.0.0.1/24 dev\n }\n}\n"))
+	f.Fuzz(func(t *testing.T, conf []byte) {
+		fsys := fstest.MapFS{"keepalived.conf": {Data: conf}}
+		imp, err := ImportKeepalived("keepalived.conf", ImportOptions{FS: fsys})
+		if err == nil && len(imp.YAML) == 0 {
+			t.Error("no error and no output")
+		}
+	})
+}
