@@ -70,7 +70,11 @@ type vrrpRuntime struct {
 	timeout    time.Duration
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
-	cfg        config.VRRP
+	// cfg is the section the instances started with; applied is it with
+	// the priorities reloads have changed since.
+	cfg       config.VRRP
+	appliedMu sync.Mutex
+	applied   config.VRRP
 
 	// Tracking: the state is owned by the track goroutine; trackMu lets
 	// the status API read it.
@@ -133,7 +137,7 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 		o.ShutdownTimeout = 5 * time.Second
 	}
 	r := &vrrpRuntime{
-		log: d.log, timeout: o.ShutdownTimeout, cfg: cfg.VRRP,
+		log: d.log, timeout: o.ShutdownTimeout, cfg: cfg.VRRP, applied: cfg.VRRP,
 		byName:      map[string]*vrrpInstance{},
 		updates:     make(chan trackUpdate, 64),
 		tracking:    newTrackState(cfg.VRRP),
@@ -387,7 +391,7 @@ func (r *vrrpRuntime) status() []VRRPStatus {
 		vs := VRRPStatus{
 			Name: in.cfg.Name, VRID: uint8(in.cfg.VirtualRouterID), Interface: in.cfg.Interface,
 			Version: in.cfg.Version, State: s.State.String(),
-			Priority: s.Priority, ConfiguredPriority: uint8(in.cfg.Priority),
+			Priority: s.Priority, ConfiguredPriority: r.configuredPriority(in.cfg.Name),
 			MasterPriority:  s.MasterPriority,
 			AdvertsSent:     stats.AdvertsSent,
 			AdvertsReceived: stats.AdvertsReceived,
@@ -425,20 +429,60 @@ func (d *Daemon) vrrpStatus() []VRRPStatus {
 	return r.status()
 }
 
-// vrrpReloaded warns that VRRP changes wait for a restart.
+// vrrpReloaded applies what a reload can change in the running VRRP
+// instances: their priorities (lowering a director's priority and
+// reloading is how a master is drained). Any other VRRP change waits for
+// a restart, and the log and timeline say so.
 func (d *Daemon) vrrpReloaded(cfg *config.Config) {
 	d.mu.Lock()
 	r := d.vrrp
 	d.mu.Unlock()
 	running := config.VRRP{}
 	if r != nil {
-		running = r.cfg
+		r.appliedMu.Lock()
+		defer r.appliedMu.Unlock()
+		running = r.applied
 	}
 	if len(running.Instances) == 0 && len(cfg.VRRP.Instances) == 0 || reflect.DeepEqual(running, cfg.VRRP) {
 		return
 	}
-	d.log.Warn("the vrrp section changed: restart lvsd to apply it; the running instances keep their settings")
-	d.event("config", "", "", "vrrp changes need a restart; the running instances keep their settings")
+	if r != nil {
+		if changed, ok := priorityChanges(running, cfg.VRRP); ok {
+			for name, p := range changed {
+				msg := fmt.Sprintf("%s: configured priority %d -> %d", name, r.configuredPriority(name), p)
+				d.log.Info("vrrp priority reloaded", "instance", name, "priority", p)
+				d.event("config", "", "", msg)
+				r.update(context.Background(), trackUpdate{kind: "priority", name: name, priority: uint8(p)})
+			}
+			r.applied = cfg.VRRP
+			return
+		}
+	}
+	d.log.Warn("the vrrp section changed beyond priorities: restart lvsd to apply it; the running instances keep their settings")
+	d.event("config", "", "", "vrrp changes beyond priorities need a restart; the running instances keep their settings")
+}
+
+// priorityChanges returns the instances whose priority alone changed;
+// false when anything else differs, or an instance becomes or stops
+// being the address owner (255), which the state machine fixes at start.
+func priorityChanges(running, next config.VRRP) (map[string]int, bool) {
+	if len(running.Instances) != len(next.Instances) {
+		return nil, false
+	}
+	out := map[string]int{}
+	a, b := running, next
+	a.Instances, b.Instances = slices.Clone(a.Instances), slices.Clone(b.Instances)
+	for i := range a.Instances {
+		pa, pb := a.Instances[i].Priority, b.Instances[i].Priority
+		if pa != pb {
+			if pa == 255 || pb == 255 {
+				return nil, false
+			}
+			out[a.Instances[i].Name] = pb
+		}
+		b.Instances[i].Priority = pa
+	}
+	return out, reflect.DeepEqual(a, b)
 }
 
 // vipAddresses sends each address to the manager of its device and

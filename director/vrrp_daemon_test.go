@@ -166,7 +166,9 @@ func TestDaemonVRRPNeedsOptions(t *testing.T) {
 	}
 }
 
-func TestDaemonVRRPReloadKeepsRunningInstances(t *testing.T) {
+// A reload changes a running instance's priority in place (the way to
+// drain a master); any other VRRP change waits for a restart and says so.
+func TestDaemonVRRPReloadPriorityAppliesOtherChangesWait(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lvsd.yaml")
 	writeConfig(t, path, vrrpConfig)
 	fv := newFakeVRRP()
@@ -179,19 +181,48 @@ func TestDaemonVRRPReloadKeepsRunningInstances(t *testing.T) {
 	go func() { done <- d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	fv.clock.Advance(4 * time.Second)
+	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
+
+	events := func() string {
+		var b strings.Builder
+		for _, e := range d.Status().Events {
+			if e.Kind == "config" {
+				b.WriteString(e.Message + "\n")
+			}
+		}
+		return b.String()
+	}
 	writeConfig(t, path, strings.Replace(vrrpConfig, "priority: 150", "priority: 50", 1))
 	if err := d.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := d.Status().VRRP[0]; st.ConfiguredPriority != 150 {
-		t.Errorf("a reload changed the running instance: %+v", st)
+	waitFor(t, "VI_1 at priority 50", func() bool {
+		st := d.Status().VRRP[0]
+		return st.ConfiguredPriority == 50 && st.Priority == 50
+	})
+	// The backups hear of it at once: an advert of priority 50.
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := fv.wire.WaitSent(wctx, "an advert of priority 50", func(s []vrrptest.Sent) bool {
+		return len(s) > 0 && s[len(s)-1].Advert().Priority == 50
+	}); err != nil {
+		t.Fatal(err)
 	}
-	found := false
-	for _, e := range d.Status().Events {
-		found = found || e.Kind == "config" && strings.Contains(e.Message, "vrrp changes need a restart")
+	if ev := events(); !strings.Contains(ev, "VI_1: configured priority 150 -> 50") {
+		t.Errorf("the timeline does not record the priority change:\n%s", ev)
 	}
-	if !found {
-		t.Error("the timeline does not say the vrrp change waits for a restart")
+
+	// A new VIP needs a restart: the instance keeps its addresses.
+	writeConfig(t, path, strings.Replace(strings.Replace(vrrpConfig, "priority: 150", "priority: 50", 1), "- 192.168.0.100", "- 192.168.0.100\n        - 192.168.0.102", 1))
+	if err := d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status().VRRP[0]; len(st.VIPs) != 2 || st.ConfiguredPriority != 50 {
+		t.Errorf("a reload changed the running instance's addresses: %+v", st)
+	}
+	if ev := events(); !strings.Contains(ev, "vrrp changes beyond priorities need a restart") {
+		t.Errorf("the timeline does not say the vrrp change waits for a restart:\n%s", ev)
 	}
 }
 

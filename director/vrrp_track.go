@@ -33,11 +33,13 @@ func (in trackInput) state() string {
 	return "down"
 }
 
-// trackUpdate is a change of one link or script.
+// trackUpdate is a change of one link or script, or of an instance's
+// configured priority (a reload).
 type trackUpdate struct {
-	kind string // "interface" or "script"
+	kind string // "interface", "script" or "priority"
 	name string
 	trackInput
+	priority uint8 // for "priority"
 }
 
 // trackRef is one tracked link or script of an instance with the weight
@@ -189,6 +191,32 @@ func (s *trackState) decide() []trackPost {
 	return posts
 }
 
+// base returns an instance's configured priority.
+func (s *trackState) base(name string) uint8 {
+	for _, ti := range s.instances {
+		if ti.name == name {
+			return ti.base
+		}
+	}
+	return 0
+}
+
+// configuredPriority is an instance's configured priority, as the last
+// reload set it.
+func (r *vrrpRuntime) configuredPriority(name string) uint8 {
+	r.trackMu.Lock()
+	defer r.trackMu.Unlock()
+	return r.tracking.base(name)
+}
+
+func (s *trackState) setBase(name string, p uint8) {
+	for _, ti := range s.instances {
+		if ti.name == name {
+			ti.base = p
+		}
+	}
+}
+
 // status returns an instance's tracks and fault for the status API.
 func (s *trackState) status(name string) (string, []statusapi.VRRPTrack) {
 	for _, ti := range s.instances {
@@ -239,7 +267,11 @@ func (r *vrrpRuntime) track(ctx context.Context) {
 			return
 		case u := <-r.updates:
 			r.trackMu.Lock()
-			r.tracking.inputs[[2]string{u.kind, u.name}] = u.trackInput
+			if u.kind == "priority" {
+				r.tracking.setBase(u.name, u.priority)
+			} else {
+				r.tracking.inputs[[2]string{u.kind, u.name}] = u.trackInput
+			}
 			posts := r.tracking.decide()
 			r.trackMu.Unlock()
 			for _, p := range posts {

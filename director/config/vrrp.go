@@ -40,8 +40,9 @@ import (
 //	  sync_groups:
 //	    - {name: G1, instances: [VI_1, VI_2]}
 //
-// The section belongs in the main file. Changes to it take effect when
-// lvsd restarts, not on reload.
+// The section belongs in the main file. A reload applies new priorities
+// to the running instances (lower one and reload to drain a master);
+// other changes take effect when lvsd restarts.
 type VRRP struct {
 	// Instances (instances) are the virtual routers this director takes
 	// part in.
