@@ -226,32 +226,20 @@ func (g *Globals) KernelTimeouts() ipvs.Timeouts {
 // role both; none when sync_daemon is not configured.
 func (g *Globals) KernelSyncDaemons() []ipvs.SyncDaemon {
 	sd := g.SyncDaemon
-	if sd == nil {
+	switch {
+	case sd == nil:
 		return nil
-	}
-	base := ipvs.SyncDaemon{
-		Interface:     sd.Interface,
-		SyncID:        sd.SyncID,
-		MaxSyncLen:    sd.MaxLen,
-		MulticastAddr: sd.McastGroup,
-		MulticastPort: sd.McastPort,
-		MulticastTTL:  sd.McastTTL,
-	}
-	var out []ipvs.SyncDaemon
-	if sd.VRRPInstance != "" {
+	case sd.VRRPInstance != "":
 		// Every instance starts as backup; lvsd switches the role with
 		// the instance's state (SyncDaemonAs).
 		return []ipvs.SyncDaemon{g.SyncDaemonAs(ipvs.SyncBackup)}
 	}
+	var out []ipvs.SyncDaemon
 	if sd.Role == SyncMaster || sd.Role == SyncBoth {
-		m := base
-		m.Role = ipvs.SyncMaster
-		out = append(out, m)
+		out = append(out, g.SyncDaemonAs(ipvs.SyncMaster))
 	}
 	if sd.Role == SyncBackup || sd.Role == SyncBoth {
-		b := base
-		b.Role = ipvs.SyncBackup
-		out = append(out, b)
+		out = append(out, g.SyncDaemonAs(ipvs.SyncBackup))
 	}
 	return out
 }
