@@ -23,7 +23,7 @@ func (r *run) directorAddrs(ctx context.Context) []netip.Addr {
 	if c, err := r.getCensus(ctx); err == nil {
 		for _, vr := range vipRouters(c, r.opts.VIP) {
 			for _, s := range vr.Speakers {
-				if !slices.Contains(out, s.Source) {
+				if containsAddr(s.Addresses, r.opts.VIP) && !slices.Contains(out, s.Source) {
 					out = append(out, s.Source)
 				}
 			}

@@ -82,7 +82,7 @@ func (o Options) Validate() error {
 	if !o.VIP.IsValid() {
 		return errors.New("--vip is required: the virtual IP address to diagnose")
 	}
-	if o.Mode != ModeFull && o.Mode != ModeRealServer {
+	if o.Mode != "" && o.Mode != ModeFull && o.Mode != ModeRealServer {
 		return fmt.Errorf("unknown mode %q", o.Mode)
 	}
 	switch o.Probe {
