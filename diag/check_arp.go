@@ -301,8 +301,11 @@ func checkFailover(ctx context.Context, r *run) outcome {
 		// A gratuitous ARP is expected when the master took over during
 		// the listen.
 		transition := time.Time{}
-		if len(masters) == 1 && masters[0].FirstSeen.After(capture.Start.Add(100*time.Millisecond)) {
-			transition = masters[0].FirstSeen
+		// A master that was master when the listen began is heard
+		// within one interval; one first heard later took over during
+		// it.
+		if m := masters[0:min(1, len(masters))]; len(m) == 1 && m[0].FirstSeen.Sub(c.Start) > m[0].Interval*3/2 {
+			transition = m[0].FirstSeen
 		}
 		if !masterSince.IsZero() && masterSince.After(capture.Start) {
 			transition = masterSince
@@ -328,7 +331,11 @@ func checkFailover(ctx context.Context, r *run) outcome {
 			}
 		}
 	}
-	r.staleNeighbours(masterMAC, &o)
+	var answers []string
+	if aerr == nil {
+		answers = vipAnswers(capture, r.opts.VIP)
+	}
+	r.staleNeighbours(masterMAC, answers, &o)
 	return o
 }
 
@@ -341,7 +348,9 @@ func orUnknown(s string) string {
 
 // staleNeighbours reports this host's neighbour entries for the VIP that
 // point elsewhere than the master.
-func (r *run) staleNeighbours(masterMAC string, o *outcome) {
+// An entry pointing at a MAC that answered who-has VIP in this run is
+// the consequence of that answer (check 5 reports it), not a leftover.
+func (r *run) staleNeighbours(masterMAC string, answers []string, o *outcome) {
 	if r.env.Root == nil || masterMAC == "" {
 		return
 	}
@@ -356,6 +365,10 @@ func (r *run) staleNeighbours(masterMAC string, o *outcome) {
 		}
 		if n.MAC.String() == masterMAC {
 			o.note("this host's neighbour entry for the VIP points at the master (%s on %s)", n.MAC, n.Interface)
+			continue
+		}
+		if slices.Contains(answers, n.MAC.String()) {
+			o.note("this host's neighbour entry for the VIP points at %s, which answered who-has in this run (see check 5)", n.MAC)
 			continue
 		}
 		o.add(Finding{ID: "failover-stale-neighbour", Severity: Warning, Subject: fmt.Sprintf("neighbour entry %s on %s", r.opts.VIP, n.Interface),

@@ -218,9 +218,6 @@ func (r *run) onDirector(ctx context.Context) (bool, string) {
 	if r.env.LVSDLocal {
 		return true, "lvsd runs on this host"
 	}
-	if r.env.Config != nil && len(r.env.Config.VRRP.Instances) > 0 {
-		return true, "lvsd's config (--config) is for this host"
-	}
 	if c, err := r.getCensus(ctx); err == nil {
 		links, _ := r.getLinks(ctx)
 		for _, vr := range vipRouters(c, r.opts.VIP) {
