@@ -1,6 +1,7 @@
 package diag
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -176,6 +177,9 @@ func (r *run) gatherDirector(ctx context.Context) *directorView {
 	for _, k := range order {
 		v.RealServers = append(v.RealServers, *byKey[k])
 	}
+	slices.SortStableFunc(v.RealServers, func(a, b rsView) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), a.Address.Compare(b.Address))
+	})
 	return v
 }
 
