@@ -310,12 +310,15 @@ func checkFailover(ctx context.Context, r *run) outcome {
 		if !masterSince.IsZero() && masterSince.After(capture.Start) {
 			transition = masterSince
 		}
-		garp := false
+		var garps []time.Time
 		for _, p := range capture.Packets {
 			if p.Gratuitous() && p.SenderIP == r.opts.VIP && p.SenderMAC.String() == masterMAC {
-				garp = true
-				o.note("gratuitous ARP for %s from %s at +%.3fs", r.opts.VIP, masterMAC, p.At.Sub(capture.Start).Seconds())
+				garps = append(garps, p.At)
 			}
+		}
+		garp := len(garps) > 0
+		if garp {
+			o.note("%d gratuitous ARP%s for %s from %s, the first at +%.3fs", len(garps), plural(len(garps)), r.opts.VIP, masterMAC, garps[0].Sub(capture.Start).Seconds())
 		}
 		switch {
 		case !transition.IsZero() && !garp:

@@ -391,5 +391,20 @@ func TestLabChecklist(t *testing.T) {
 		expect(t, "rs1", x.onRealServer(ctx, t, 0), "rs-arp-ignore | arp_ignore on eth0")
 		expect(t, "rs2", x.onRealServer(ctx, t, 1), "rs-vip-missing | VIP 10.77.0.100 on this real server")
 		expect(t, "rs3", x.onRealServer(ctx, t, 2))
+		// The text report, as a person reads it (go test -v shows it).
+		for _, run := range []struct {
+			h    *lab.Host
+			args []string
+		}{
+			{x.client, []string{"--vip", labVIP, "--host", labSite, "--lvsd", x.lvsd}},
+			{rs1, []string{"rs", "--vip", labVIP}},
+		} {
+			out, err := run.h.Run(ctx, x.bin, run.args...)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Errorf("lvsdiag %v: %v, want exit status 1", run.args, err)
+			}
+			t.Logf("$ lvsdiag %s\n%s", strings.Join(run.args, " "), out)
+		}
 	})
 }
