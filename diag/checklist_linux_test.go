@@ -366,6 +366,22 @@ func TestLabChecklist(t *testing.T) {
 				t.Errorf("missing %q in %q", want, ids)
 			}
 		}
+		// lvsdiag vrrp --config: the foreign router by its source and VIPs.
+		out, err := x.client.Run(ctx, x.bin, "vrrp", "--interface", "eth0", "--duration", "1s", "--config", x.config, "--output", "json")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Errorf("lvsdiag vrrp --config: %v, want exit status 1", err)
+		}
+		var vr struct {
+			Findings []Finding `json:"findings"`
+		}
+		if err := json.Unmarshal([]byte(out), &vr); err != nil {
+			t.Fatalf("lvsdiag vrrp: %v\n%s", err, out)
+		}
+		foreign := findingsOf(vr.Findings, "vrrp-foreign-router")
+		if len(foreign) == 0 || !strings.Contains(foreign[0].Evidence[0], "advertises VRID 51 for 10.77.0.200 10.77.0.201") {
+			t.Errorf("lvsdiag vrrp --config: %+v", vr.Findings)
+		}
 		// keepalived's masters miss adverts among the foreign ones, so
 		// backups flap: split brains and a second ARP answer may follow
 		// from the clash, nothing else may.
