@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/vrrp"
 	"github.com/lvskit/lvskit/director/vrrp/vrrptest"
 )
@@ -333,5 +334,33 @@ func TestParseFormat(t *testing.T) {
 	}
 	if _, err := ParseFormat("yaml"); err == nil || !strings.Contains(err.Error(), "yaml") {
 		t.Errorf("ParseFormat(yaml) = %v", err)
+	}
+}
+
+// TestForeignRouterFindings: with lvsd's VRRP instances, a router on one
+// of our VRIDs with other addresses is foreign, named by its source and
+// VIPs; our own peers are not.
+func TestForeignRouterFindings(t *testing.T) {
+	c, _ := buildCase(t, caseIndex("clash"))
+	ours := []config.VRRPInstance{{Name: "VI_1", Interface: "eth0", VirtualRouterID: 51,
+		VirtualAddresses: []config.VirtualAddress{{Address: netip.MustParseAddr("10.77.0.100")}}}}
+	fs := c.ForeignRouterFindings(ours)
+	if len(fs) != 1 || fs[0].ID != "vrrp-foreign-router" || fs[0].Subject != "VRID 51 (IPv4) on eth0, source 10.77.0.4" ||
+		!strings.Contains(fs[0].Evidence[0], "10.77.0.4 (MAC 02:00:5e:00:00:04) advertises VRID 51 for 10.77.0.200 10.77.0.201") {
+		t.Errorf("findings %+v", fs)
+	}
+	// Another VRID: nothing is ours to defend.
+	ours[0].VirtualRouterID = 52
+	if fs := c.ForeignRouterFindings(ours); len(fs) != 0 {
+		t.Errorf("VRID 52: %+v", fs)
+	}
+	// Unicast peers: a router with our VIPs that is not a peer is foreign too.
+	clean, _ := buildCase(t, caseIndex("split-brain"))
+	ours[0].VirtualRouterID = 51
+	ours[0].UnicastPeers = []netip.Addr{netip.MustParseAddr("10.77.0.2")}
+	ours[0].SourceAddress = netip.MustParseAddr("10.77.0.9")
+	fs = clean.ForeignRouterFindings(ours)
+	if len(fs) != 1 || !strings.HasSuffix(fs[0].Subject, "source 10.77.0.3") {
+		t.Errorf("unicast: %+v", fs)
 	}
 }

@@ -4,24 +4,48 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 )
 
 const usage = `lvsdiag: the LVS on-call checklist
 
 Usage:
-  lvsdiag --vip ADDR [--port N] [--output text|json|markdown]
-  lvsdiag rs --vip ADDR               run on a real server
-  lvsdiag vrrp --interface IF --duration 5s
-  lvsdiag trace --vip ADDR [--backend auto|kprobe|kprobe-multi|fentry|tp_btf]
+  lvsdiag --vip ADDR [--port N] [--host NAME] [--lvsd URL] [--config FILE]
+          [--interface IF] [--timeout D] [--output text|json|markdown]
+          [--fail-on info|warning|critical]
+  lvsdiag rs --vip ADDR [--port N]        run on a real server
+  lvsdiag vrrp --interface IF [--duration 5s] [--config FILE]
+  lvsdiag trace ...                       not built yet
 
-Built so far: vrrp. The other checks arrive with the lvsdiag issue.
+lvsdiag --help, lvsdiag rs --help and lvsdiag vrrp --help list every flag.
+Exit status: 0 clean, 1 findings at or above --fail-on, 2 could not run.
 `
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "vrrp" {
-		os.Exit(runVRRP(os.Args[2:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "vrrp":
+			return runVRRP(args[1:], stdout, stderr)
+		case "rs":
+			return runChecklist("rs", args[1:], stdout, stderr)
+		case "run":
+			return runChecklist("run", args[1:], stdout, stderr)
+		case "trace":
+			fmt.Fprintln(stderr, "lvsdiag trace: not built yet")
+			return 2
+		case "help", "-h", "-help", "--help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
 	}
-	fmt.Fprint(os.Stderr, usage)
-	os.Exit(2)
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	return runChecklist("run", args, stdout, stderr)
 }
