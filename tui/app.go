@@ -234,6 +234,10 @@ var levelColor = map[Level]tcell.Color{
 
 // fill replaces a table's cells with a rendered table.
 func fill(tb *tview.Table, t Table) {
+	// Keep the scroll position; SetOffset also stops tview from pinning
+	// the view to the end, which it does after drawing an empty table.
+	row, col := tb.GetOffset()
+	defer tb.SetOffset(row, col)
 	tb.Clear()
 	put := func(row int, cells []Cell, header bool) {
 		for col, c := range cells {
@@ -329,6 +333,9 @@ func (a *App) renderConns() {
 
 func (a *App) updateFooter() {
 	var parts []string
+	if a.message != "" {
+		parts = append(parts, a.message) // first: the footer may be cut
+	}
 	switch a.view {
 	case viewServices:
 		s := "services"
@@ -354,7 +361,7 @@ func (a *App) updateFooter() {
 				s += fmt.Sprintf(" matched (%s entries)", groupDigits(uint64(p.Scanned)))
 			}
 		}
-		parts = append(parts, s, "sort "+a.query.Sort.String()+arrow(a.query.Desc, a.query.Sort != ConnByKernel))
+		parts = append(parts, s, "sort "+a.query.Sort.String()+arrow(a.query.Desc, false))
 		if a.query.Filter.Text != "" {
 			parts = append(parts, "filter "+a.query.Filter.Text)
 		}
@@ -364,9 +371,6 @@ func (a *App) updateFooter() {
 	}
 	if a.lastErr != nil {
 		parts = append(parts, "error: "+a.lastErr.Error())
-	}
-	if a.message != "" {
-		parts = append(parts, a.message)
 	}
 	parts = append(parts, "? help  q quit")
 	a.footer.SetText(strings.Join(parts, " | "))
@@ -388,6 +392,10 @@ func arrow(desc, byValue bool) string {
 func (a *App) keys(ev *tcell.EventKey) *tcell.EventKey {
 	if a.filtering {
 		return ev // the input field has them
+	}
+	if a.message != "" {
+		a.message = "" // a key answers the last message
+		a.updateFooter()
 	}
 	if a.helpShown {
 		if ev.Key() == tcell.KeyEscape || ev.Rune() == '?' || ev.Rune() == 'q' {
@@ -679,7 +687,7 @@ func (a *App) save() {
 				a.flash(err.Error(), Alert)
 				return
 			}
-			a.flash("saved "+dir+" (replay: lvstop --proc "+dir+")", Good)
+			a.flash("saved, replay with: lvstop --proc "+dir, Good)
 		})
 	}()
 }

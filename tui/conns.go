@@ -145,7 +145,7 @@ func ParseConnFilter(s string) (ConnFilter, error) {
 		case "state":
 			st, ok := ipvs.ParseConnState(strings.ToUpper(val))
 			if !ok {
-				return ConnFilter{}, fmt.Errorf("state=%s: unknown state (ESTABLISHED, SYN_RECV, FIN_WAIT, TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSE, NONE, UDP, ASSURED, ...)", val)
+				return ConnFilter{}, fmt.Errorf("state=%s: unknown state (try SYN_RECV, ESTABLISHED, TIME_WAIT)", val)
 			}
 			f.States = append(f.States, st)
 		case "proto":
