@@ -124,7 +124,7 @@ func (a *App) build() {
 		AddPage("services", a.services, true, true).
 		AddPage("servers", a.servers, true, false).
 		AddPage("conns", a.conns, true, false).
-		AddPage("help", centered(a.help, 64, len(strings.Split(helpText, "\n"))+2), true, false)
+		AddPage("help", centered(a.help, helpWidth()+4, len(strings.Split(helpText, "\n"))+2), true, false)
 	a.layout = tview.NewFlex().SetDirection(tview.FlexRow).
 		AddItem(a.header, 3, 0, false).
 		AddItem(a.pages, 0, 1, true).
@@ -151,8 +151,8 @@ func centered(p tview.Primitive, w, h int) tview.Primitive {
 }
 
 const helpText = ` ↑↓ j k      move            PgUp PgDn g G  page, top, end
- Enter       drill into a service; on a real server, its connections
- c           connection table (of the service, when drilled in)
+ Enter       drill into a service; on a real server: its connections
+ c           connections (of the service, when drilled in)
  Esc         back
  /           filter: services by text; connections by
              client= vip= rs= state= proto= tmpl=yes|no
@@ -163,6 +163,14 @@ const helpText = ` ↑↓ j k      move            PgUp PgDn g G  page, top, end
  w           save this snapshot as a /proc tree (lvstop --proc DIR)
  ?           this help
  q           quit`
+
+func helpWidth() int {
+	w := 0
+	for _, l := range strings.Split(helpText, "\n") {
+		w = max(w, len([]rune(l)))
+	}
+	return w
+}
 
 // Run shows the UI until q or ctx ends.
 func (a *App) Run(ctx context.Context) error {

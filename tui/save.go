@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/lvskit/lvskit/director/ipvs"
@@ -51,6 +52,9 @@ func Save(f *Frame, conns io.Reader, opts SaveOptions) (string, error) {
 	}
 	defer root.Close()
 	full := path.Join(opts.Dir, name)
+	if abs, err := filepath.Abs(full); err == nil {
+		full = abs // the message tells a person where to look
+	}
 	for _, d := range []string{name, name + "/proc", name + "/proc/net"} {
 		if err := root.Mkdir(d, 0o700); err != nil {
 			return "", fmt.Errorf("saving a snapshot to %s: %w", full, err)
