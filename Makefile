@@ -6,7 +6,7 @@ VM_KERNEL ?= 6.12
 export VM_KERNEL
 # Packages with kernel-VM tests (files tagged vmtest); each boots the VM once.
 VM_PKGS    = $(shell grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
-BENCH_PKGS = ./director/ ./director/ipvs/ ./director/health/ ./director/config/
+BENCH_PKGS = ./director/ ./director/ipvs/ ./director/health/ ./director/config/ ./tui/
 
 .PHONY: build test test-unit test-vm vm-kit bench bench-vm deps vet fmt-check clean
 
@@ -38,6 +38,7 @@ test: build test-unit test-vm
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)
 	bench/conntable.sh
+	bench/lvstop.sh
 	$(MAKE) bench-vm
 
 bench-vm: vm-kit build

@@ -10,6 +10,8 @@ pkgs=(
 	qemu-system-x86 busybox-static kmod cpio xz-utils zstd
 	# IPVS's independent client, used to cross-check what lvskit writes
 	ipvsadm
+	# lvstop: its test drives the built binary in a terminal
+	tmux
 	# network tier: hosts in namespaces and real protocol peers
 	iproute2 iputils-ping procps keepalived nginx-light arping tcpdump nftables iptables curl
 	# bench/: peak RSS of a run

@@ -21,6 +21,7 @@ type groupCache struct {
 	groups []groupEntry
 	keys   []aggKey // the decoded groups, by number
 	arena  []byte   // the groups' texts
+	fixed  *fixedCache
 }
 
 type groupEntry struct {
@@ -36,13 +37,16 @@ const (
 )
 
 func newGroupCache() *groupCache {
-	return &groupCache{index: make([]uint32, 1024), arena: make([]byte, 0, 16<<10)}
+	return &groupCache{index: make([]uint32, 1024), arena: make([]byte, 0, 16<<10), fixed: newFixedCache()}
 }
 
 // countLine counts a line and reports true, or reports false for the
 // caller to parse the line in full: for a shape the fast path does not
 // know, a line it cannot vouch for, or an error to report.
 func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
+	if g.fixed.countLine(line, rc) {
+		return true
+	}
 	// Protocol: "TCP", "UDP", "SCTP", "IP", ... up to 7 bytes, packed.
 	e := 0
 	for e < len(line) && e < 8 && line[e] != ' ' {
@@ -151,6 +155,7 @@ func (g *groupCache) grow() {
 
 // flush adds the cached counts to t.
 func (g *groupCache) flush(t *countTable) {
+	g.fixed.flush(t)
 	for n := range g.groups {
 		t.add(&g.keys[n], g.groups[n].count)
 	}
