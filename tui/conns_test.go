@@ -262,3 +262,26 @@ func TestSaveKeepsCountersAndHealth(t *testing.T) {
 		t.Errorf("replayed drill-down differs:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A capture copied flat (cp /proc/net/ip_vs* DIR) replays like a tree:
+// the same services and connections as the proc/net layout.
+func TestProcSourceReadsAFlatCopy(t *testing.T) {
+	flat, err := NewProcSource("../director/ipvs/testdata/proc/lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := labSource(t)
+	flat.Clock = tree.Clock
+	q := ConnQuery{Limit: 100}
+	a, err := flat.Collect(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tree.Collect(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Services) == 0 || len(a.Services) != len(b.Services) || a.Totals != b.Totals || len(a.Conns.Rows) != len(b.Conns.Rows) {
+		t.Errorf("flat copy: %d services, %d conns; tree: %d services, %d conns", len(a.Services), len(a.Conns.Rows), len(b.Services), len(b.Conns.Rows))
+	}
+}

@@ -37,6 +37,10 @@ func (p ProcFiles) path(name string) string {
 	if _, err := os.Stat(filepath.Join(p.Dir, "net", "ip_vs")); err == nil {
 		return filepath.Join(p.Dir, "net", name)
 	}
+	// The files copied flat into a directory (cp /proc/net/ip_vs* DIR).
+	if _, err := os.Stat(filepath.Join(p.Dir, "ip_vs")); err == nil {
+		return filepath.Join(p.Dir, name)
+	}
 	return filepath.Join(p.Dir, "proc", "net", name)
 }
 
@@ -128,11 +132,11 @@ func NewProcSource(dir string) (*ProcSource, error) {
 		return nil, fmt.Errorf("--proc %s: %w", dir, err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("--proc %s: not a directory: give the directory that holds proc/net/ip_vs (or net/ip_vs)", dir)
+		return nil, fmt.Errorf("--proc %s: not a directory: give the directory that holds proc/net/ip_vs (or net/ip_vs, or the ip_vs* files themselves)", dir)
 	}
 	p := ProcFiles{Dir: dir}
 	if _, err := os.Stat(p.path("ip_vs")); err != nil {
-		return nil, fmt.Errorf("--proc %s: no IPVS files in it (looked for %s): give the directory that holds proc/net/ip_vs (or net/ip_vs)", dir, p.path("ip_vs"))
+		return nil, fmt.Errorf("--proc %s: no IPVS files in it (looked for %s): give the directory that holds proc/net/ip_vs (or net/ip_vs, or the ip_vs* files themselves)", dir, p.path("ip_vs"))
 	}
 	return &ProcSource{Files: p, Clock: time.Now}, nil
 }

@@ -54,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("lvstop", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.lvsd, "lvsd", "", "lvsd status API: http://HOST:PORT, HOST:PORT or unix:/path/to/status.sock")
-	fs.StringVar(&o.proc, "proc", "", "replay a saved /proc tree: a `DIR` holding proc/net/ip_vs (or net/ip_vs)")
+	fs.StringVar(&o.proc, "proc", "", "replay a saved /proc tree: a `DIR` holding proc/net/ip_vs (or net/ip_vs, or the ip_vs* files themselves)")
 	fs.BoolVar(&o.once, "once", false, "print one snapshot and exit (like top -b)")
 	fs.StringVar(&o.output, "output", "text", "with --once: text or json")
 	fs.DurationVar(&o.interval, "interval", 2*time.Second, "time between snapshots")
