@@ -376,13 +376,13 @@ func BenchmarkLabTakeover(b *testing.B) {
 }
 
 // runTakeoverSeries runs n trials of each side of s, in one lab.
-func runTakeoverSeries(b testing.TB, bin string, s takeoverSeries, n int) takeoverResult {
-	b.Helper()
-	l := lab.New(b, lab.Options{Subnet: netip.MustParsePrefix("10.78.0.0/24")})
+func runTakeoverSeries(tb testing.TB, bin string, s takeoverSeries, n int) takeoverResult {
+	tb.Helper()
+	l := lab.New(tb, lab.Options{Subnet: netip.MustParsePrefix("10.78.0.0/24")})
 	ha := l.AddHost("a", "10.78.0.11/24")
 	hb := l.AddHost("b", "10.78.0.12/24")
-	tap := startWireTap(b, l)
-	ctx := b.Context()
+	tap := startWireTap(tb, l)
+	ctx := tb.Context()
 	r := takeoverResult{series: s, load: [2]string{loadAverage()}, redone: map[string]int{}}
 	impls := []takeoverImpl{lvsdImpl{bin}, keepalivedImpl{}}
 	for i := range n {
@@ -393,14 +393,14 @@ func runTakeoverSeries(b testing.TB, bin string, s takeoverSeries, n int) takeov
 			order = []takeoverImpl{impls[1], impls[0]}
 		}
 		for _, impl := range order {
-			t, redo := runTakeoverTrial(ctx, b, tap, ha, hb, impl, s)
+			t, redo := runTakeoverTrial(ctx, tb, tap, ha, hb, impl, s)
 			for attempt := 1; redo != ""; attempt++ {
 				r.redone[impl.name()]++
 				r.redos = append(r.redos, redo)
 				if attempt == maxTakeoverRedos {
-					b.Fatalf("%d setups in a row went wrong; the last:\n%s", attempt, redo)
+					tb.Fatalf("%d setups in a row went wrong; the last:\n%s", attempt, redo)
 				}
-				t, redo = runTakeoverTrial(ctx, b, tap, ha, hb, impl, s)
+				t, redo = runTakeoverTrial(ctx, tb, tap, ha, hb, impl, s)
 			}
 			if impl.name() == "lvsd" {
 				r.rawLVSD = append(r.rawLVSD, t)
@@ -411,10 +411,10 @@ func runTakeoverSeries(b testing.TB, bin string, s takeoverSeries, n int) takeov
 	}
 	r.load[1] = loadAverage()
 	r.lvsd, r.keepalived = statsOf(r.rawLVSD), statsOf(r.rawKA)
-	b.Logf("%s: raw (took/late[/decided] ms)\n  lvsd:       %s\n  keepalived: %s\n  load average %s -> %s",
+	tb.Logf("%s: raw (took/late[/decided] ms)\n  lvsd:       %s\n  keepalived: %s\n  load average %s -> %s",
 		s.name, rawSeries(r.rawLVSD), rawSeries(r.rawKA), r.load[0], r.load[1])
 	for _, redo := range r.redos {
-		b.Logf("setup redone: %s", redo)
+		tb.Logf("setup redone: %s", redo)
 	}
 	return r
 }
