@@ -8,7 +8,7 @@ export VM_KERNEL
 VM_PKGS    = $(shell grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
 BENCH_PKGS = ./director/ ./director/ipvs/ ./director/health/ ./director/config/ ./tui/
 
-.PHONY: build test test-unit test-vm vm-kit bench bench-vm deps vet fmt-check clean
+.PHONY: build test test-unit test-vm vm-kit bench bench-vrrp bench-vm deps vet fmt-check clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
@@ -36,10 +36,16 @@ test-vm: vm-kit build
 test: build test-unit test-vm
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkLab' -benchmem $(BENCH_PKGS)
 	bench/conntable.sh
 	bench/lvstop.sh
+	$(MAKE) bench-vrrp
 	$(MAKE) bench-vm
+
+# VRRP takeover, lvsd against keepalived, on the lab bridge (root,
+# keepalived; about 8 minutes; LVSKIT_VRRP_TRIALS=20 trials a side).
+bench-vrrp: build
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkLabTakeover$$' -benchtime 1x -timeout 30m ./director/
 
 bench-vm: vm-kit build
 	$(GO) test -p 1 -tags vmtest -run '^$$' -bench '^BenchmarkVM' -benchtime 1x -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
