@@ -45,18 +45,6 @@ func unixGet(t *testing.T, sock, path string) string {
 	return string(b)
 }
 
-func lvsdBinary(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "bin", "lvsd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("lvsd binary missing (%v): run make build first", err)
-	}
-	return p
-}
-
 func run(t *testing.T, h *lab.Host, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

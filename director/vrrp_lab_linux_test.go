@@ -44,18 +44,6 @@ type vrrpDirector struct {
 	proc *lab.Process
 }
 
-func vrrpLabBinary(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "bin", "lvsd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("lvsd binary missing (%v): run make build first", err)
-	}
-	return p
-}
-
 func startVRRPDirector(ctx context.Context, t *testing.T, bin string, h *lab.Host, priority int) *vrrpDirector {
 	t.Helper()
 	return startVRRPDirectorWith(ctx, t, bin, h, priority, "", "")
@@ -153,7 +141,7 @@ func pollUntil(ctx context.Context, t *testing.T, d time.Duration, what string, 
 }
 
 func testVRRPFailover(t *testing.T) {
-	bin := vrrpLabBinary(t)
+	bin := lvsdBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
 	defer cancel()
 	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.78.0.0/24")})
@@ -259,7 +247,7 @@ func TestLabVRRPTracking(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build the lab")
 	}
-	bin := vrrpLabBinary(t)
+	bin := lvsdBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
 	defer cancel()
 	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.79.0.0/24")})

@@ -454,7 +454,8 @@ func removeVIP(ctx context.Context, t testing.TB, h *lab.Host, vip netip.Addr) {
 	}
 }
 
-// lvsdBinary is bin/lvsd, built by make build; it skips without it.
+// lvsdBinary is bin/lvsd, built by make build; without it a test skips
+// on the host and fails in the VM (make test-vm builds it first).
 func lvsdBinary(tb testing.TB) string {
 	tb.Helper()
 	p, err := filepath.Abs(filepath.Join("..", "bin", "lvsd"))
@@ -462,6 +463,9 @@ func lvsdBinary(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("LVSKIT_IN_VM") != "" {
+			tb.Fatalf("lvsd binary missing (%v): run make build first", err)
+		}
 		tb.Skipf("lvsd binary missing (%v): run make build first", err)
 	}
 	return p
