@@ -48,7 +48,11 @@ func checkRealServerConfig(ctx context.Context, r *run) outcome {
 			if rt.Local {
 				o.note("route to the VIP: local (this host accepts packets for it)")
 			} else {
-				o.note("route to the VIP: via %s %s (not local: packets for the VIP are forwarded or dropped)", rt.Interface, rt.Gateway)
+				via := "out of " + rt.Interface
+				if rt.Gateway.IsValid() {
+					via = "via " + rt.Gateway.String() + " on " + rt.Interface
+				}
+				o.note("route to the VIP: %s (not local: packets for the VIP are forwarded or dropped)", via)
 			}
 		}
 	}

@@ -78,6 +78,7 @@ type world struct {
 	rules    diag.FirewallRules
 	config   *config.Config
 	noRoutes bool
+	route    *diag.Route // the default route; nil means via 10.77.0.1 on eth0
 }
 
 func newWorld() *world {
@@ -186,7 +187,7 @@ func (w *world) env() (*diag.Env, *diagtest.Pinger, *diagtest.Prober) {
 	prober := &diagtest.Prober{Results: w.probes}
 	env := &diag.Env{
 		Root: w.files, Pinger: pinger, ARP: w.arp, Prober: prober,
-		Net:      &diagtest.Net{LinkList: w.links, Default: diag.Route{Interface: "eth0", Gateway: netip.MustParseAddr("10.77.0.1")}},
+		Net:      &diagtest.Net{LinkList: w.links, Default: w.defaultRoute()},
 		Firewall: &diagtest.Firewall{Ruleset: w.rules},
 		VRRP:     &diagtest.VRRP{Census: w.census},
 		Config:   w.config,
@@ -201,6 +202,13 @@ func (w *world) env() (*diag.Env, *diagtest.Pinger, *diagtest.Prober) {
 		env.IPVSErr = ipvs.ErrIPVSUnavailable
 	}
 	return env, pinger, prober
+}
+
+func (w *world) defaultRoute() diag.Route {
+	if w.route != nil {
+		return *w.route
+	}
+	return diag.Route{Interface: "eth0", Gateway: netip.MustParseAddr("10.77.0.1")}
 }
 
 func (w *world) run(t *testing.T) *diag.Report {
@@ -562,5 +570,26 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := diag.Run(context.Background(), &diag.Env{}, diag.Options{VIP: vip, Probe: "ftp"}); err == nil || !strings.Contains(err.Error(), "--probe") {
 		t.Errorf("Run with --probe ftp: %v", err)
+	}
+}
+
+// The route note names the gateway when there is one, and says "out of"
+// a link when the VIP's subnet is on it, never an empty address.
+func TestRealServerRouteNote(t *testing.T) {
+	for _, tc := range []struct {
+		route diag.Route
+		want  string
+	}{
+		{diag.Route{Interface: "eth0", Gateway: netip.MustParseAddr("10.77.0.1")}, "route to the VIP: via 10.77.0.1 on eth0 (not local: packets for the VIP are forwarded or dropped)"},
+		{diag.Route{Interface: "eth0"}, "route to the VIP: out of eth0 (not local: packets for the VIP are forwarded or dropped)"},
+	} {
+		w := newWorld()
+		w.onRealServer()
+		w.links[0].Prefixes = w.links[0].Prefixes[:1] // the VIP is not local
+		w.route = &tc.route
+		rep := w.run(t)
+		if !slices.Contains(rep.Checks[0].Notes, tc.want) {
+			t.Errorf("notes lack %q:\n%s", tc.want, strings.Join(rep.Checks[0].Notes, "\n"))
+		}
 	}
 }
