@@ -8,7 +8,7 @@ export VM_KERNEL
 VM_PKGS    = $(shell grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
 BENCH_PKGS = ./director/ ./director/ipvs/ ./director/health/ ./director/config/ ./tui/
 
-.PHONY: build test test-unit test-vm vm-kit bench bench-vrrp bench-vm deps vet fmt-check clean
+.PHONY: build test test-unit test-vm vm-kit bench bench-vrrp bench-vm demo deps vet fmt-check clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
@@ -49,6 +49,11 @@ bench-vrrp: build
 
 bench-vm: vm-kit build
 	$(GO) test -p 1 -tags vmtest -run '^$$' -bench '^BenchmarkVM' -benchtime 1x -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
+
+# Two lvsd directors, two real servers and a client in the VM: traffic,
+# lvstop, lvsdiag and a failover (about a minute).
+demo:
+	scripts/demo.sh
 
 deps:
 	scripts/install-deps.sh

@@ -593,3 +593,25 @@ func TestRealServerRouteNote(t *testing.T) {
 		}
 	}
 }
+
+// A client that happens to have ip_vs loaded (an empty table) is not a
+// director: its empty table is not "no service for the VIP" (a lab run
+// of make demo showed that false critical).
+func TestClientWithIPVSLoadedIsNotADirector(t *testing.T) {
+	w := newWorld()
+	w.ipvs = ipvstest.New()
+	rep := w.run(t)
+	if fs := rep.Findings(); len(fs) != 0 {
+		t.Fatalf("findings on a clean segment from a client with ip_vs loaded:\n%s", dump(t, rep))
+	}
+	var notes []string
+	for _, c := range rep.Checks {
+		if c.ID == diag.CheckDirector {
+			notes = c.Notes
+		}
+	}
+	if !slices.Contains(notes, "this host's IPVS has no service for 10.77.0.100:80, and this host is not a director of the VIP") ||
+		!slices.Contains(notes, "sources: lvsd's status API") {
+		t.Errorf("director notes:\n%s", strings.Join(notes, "\n"))
+	}
+}

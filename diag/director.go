@@ -283,7 +283,14 @@ func (r *run) readIfSysctl(dev, name string) (int, error) {
 func checkDirector(ctx context.Context, r *run) outcome {
 	v := r.getDirector(ctx)
 	local, why := r.onDirector(ctx)
-	if !v.haveAny() && !local {
+	// ip_vs loaded on a host that is not a director of the VIP (a client,
+	// a real server): its table says nothing about the VIP.
+	ipvsHere := v.IPVS && (local || len(v.Services)+len(v.FWMarks) > 0)
+	sources := slices.Clone(v.Sources)
+	if v.IPVS && !ipvsHere {
+		sources = slices.DeleteFunc(sources, func(s string) bool { return s == "this host's IPVS" })
+	}
+	if !ipvsHere && v.Status == nil && len(v.ConfigServices) == 0 && !local {
 		reason := "this host is not a director of the VIP and no lvsd was given: run lvsdiag on the director, or pass --lvsd URL or --config FILE"
 		if v.IPVSErr != nil {
 			reason += fmt.Sprintf(" (this host's IPVS: %v)", v.IPVSErr)
@@ -294,7 +301,7 @@ func checkDirector(ctx context.Context, r *run) outcome {
 		return couldNotRun("%s", reason)
 	}
 	var o outcome
-	o.note("sources: %s", strings.Join(append(slices.Clone(v.Sources), localSource(local, why)...), ", "))
+	o.note("sources: %s", strings.Join(append(sources, localSource(local, why)...), ", "))
 	if v.StatusErr != nil {
 		o.add(Finding{ID: "director-lvsd-unreachable", Severity: Warning, Subject: "lvsd's status API",
 			Evidence: []string{v.StatusErr.Error()},
@@ -303,7 +310,10 @@ func checkDirector(ctx context.Context, r *run) outcome {
 	if !v.IPVS && v.IPVSErr != nil {
 		o.note("this host's IPVS: %v", v.IPVSErr)
 	}
-	r.directorServices(v, &o)
+	if v.IPVS && !ipvsHere {
+		o.note("this host's IPVS has no service for %s, and this host is not a director of the VIP", r.vipPort())
+	}
+	r.directorServices(v, &o, ipvsHere)
 	r.directorRealServers(v, &o)
 	if v.Status != nil {
 		r.directorStatus(v, &o)
@@ -332,8 +342,8 @@ func (r *run) vipPort() string {
 	return netip.AddrPortFrom(r.opts.VIP, r.opts.Port).String()
 }
 
-func (r *run) directorServices(v *directorView, o *outcome) {
-	if v.IPVS {
+func (r *run) directorServices(v *directorView, o *outcome, ipvsHere bool) {
+	if ipvsHere {
 		for _, s := range v.Services {
 			sched := s.Scheduler
 			if s.Persistent() {

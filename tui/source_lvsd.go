@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/statusapi"
@@ -27,6 +28,8 @@ type StatusReader interface {
 type LVSDSource struct {
 	Status StatusReader
 	Base   Source // nil: lvsd alone
+	// Clock times a snapshot of lvsd alone; nil means time.Now.
+	Clock func() time.Time
 }
 
 func (l *LVSDSource) String() string {
@@ -58,6 +61,10 @@ func (l *LVSDSource) Collect(ctx context.Context, q ConnQuery) (*Snapshot, error
 		mergeStatus(s, st)
 	} else {
 		s = snapshotFromStatus(st)
+		s.Taken = time.Now()
+		if l.Clock != nil {
+			s.Taken = l.Clock()
+		}
 	}
 	s.Source = l.String()
 	s.VRRP = st.VRRP

@@ -64,9 +64,13 @@ func TestLVSDSourceAddsHealthAndVRRP(t *testing.T) {
 	}
 
 	// lvsd alone (remote): services and health, no counters.
-	alone := collect(t, &LVSDSource{Status: lvsdServer(t)}, ConnQuery{})
+	alone := collect(t, &LVSDSource{Status: lvsdServer(t), Clock: fixedClock(labTime)}, ConnQuery{})
 	if len(alone.Services) != 1 || alone.HaveConns || alone.Services[0].HasCounters || alone.Services[0].RealServers[1].Health != "down" {
 		t.Errorf("lvsd alone: %+v", alone)
+	}
+	// The header's clock is the snapshot's time, not 00:00:00.
+	if !alone.Taken.Equal(labTime) {
+		t.Errorf("lvsd alone taken at %v, want %v", alone.Taken, labTime)
 	}
 }
 
