@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -56,7 +55,7 @@ func NewSystemEnv(opts SystemOptions) (*Env, error) {
 			return nil, fmt.Errorf("--lvsd: %w", err)
 		}
 		env.LVSD = c
-		env.LVSDLocal = localTarget(opts.LVSD)
+		env.LVSDLocal = statusapi.IsLocal(opts.LVSD)
 	}
 	if opts.ConfigPath != "" {
 		cfg, err := config.Load(opts.ConfigPath, config.LoadOptions{})
@@ -83,25 +82,6 @@ func (e *Env) Close() error {
 		return e.IPVS.Close()
 	}
 	return nil
-}
-
-// localTarget reports whether an --lvsd address is on this host.
-func localTarget(target string) bool {
-	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "/") {
-		return true
-	}
-	host := target
-	if u, err := url.Parse(target); err == nil && u.Host != "" {
-		host = u.Host
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
 }
 
 // SnoopListener takes the census with vrrp.Snoop (AF_PACKET, sends

@@ -9,11 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -179,7 +176,7 @@ func openSource(ctx context.Context, o options) (tui.Source, func(), error) {
 		}
 		l := &tui.LVSDSource{Status: c}
 		closeFn := nothing
-		if isLocal(o.lvsd) {
+		if statusapi.IsLocal(o.lvsd) {
 			// lvsd on this machine: its health on top of the kernel's
 			// counters and connection table, when the kernel can be read.
 			if k, closeK, err := openKernel(); err == nil {
@@ -220,40 +217,4 @@ func explain(err error) error {
 		return fmt.Errorf("%w: on this system use lvstop --proc DIR (a tree saved on the director) or --lvsd URL", err)
 	}
 	return err
-}
-
-// isLocal reports whether an lvsd address is on this machine.
-func isLocal(target string) bool {
-	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "/") {
-		return true
-	}
-	host := target
-	if u, err := url.Parse(target); err == nil && u.Host != "" {
-		host = u.Host
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return false
-	}
-	if ip.IsLoopback() {
-		return true
-	}
-	// One of this machine's own addresses (lvsd listening on the
-	// director's address).
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
-			return true
-		}
-	}
-	return false
 }

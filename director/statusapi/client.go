@@ -102,3 +102,41 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 	}
 	return nil
 }
+
+// IsLocal reports whether an lvsd address (as NewClient takes it) is on
+// this machine: a unix socket, localhost, a loopback address, or one of
+// this machine's own addresses (lvsd listening on the director's
+// address). lvstop merges such an lvsd with the local kernel; lvsdiag
+// takes it to mean it runs on a director.
+func IsLocal(target string) bool {
+	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "/") {
+		return true
+	}
+	host := target
+	if u, err := url.Parse(target); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -91,3 +91,30 @@ func TestClientErrors(t *testing.T) {
 		t.Errorf("Status with nothing listening = %v", err)
 	}
 }
+
+// An lvsd on this machine (loopback, a socket, one of its own addresses)
+// is local; another machine's is not.
+func TestIsLocal(t *testing.T) {
+	for target, want := range map[string]bool{
+		"unix:/run/lvsd/status.sock": true,
+		"/run/lvsd/status.sock":      true,
+		"http://127.0.0.1:9120":      true,
+		"localhost:9120":             true,
+		"[::1]:9120":                 true,
+		"http://203.0.113.9:9120":    false,
+		"lvsd.example.com:9120":      false,
+	} {
+		if got := statusapi.IsLocal(target); got != want {
+			t.Errorf("IsLocal(%q) = %v, want %v", target, got, want)
+		}
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			if target := "http://" + n.IP.String() + ":9120"; !statusapi.IsLocal(target) {
+				t.Errorf("IsLocal(%q) = false for this machine's own address", target)
+			}
+			return
+		}
+	}
+}
