@@ -538,15 +538,19 @@ func (a *App) openConns() {
 	a.show(viewConns)
 }
 
-func (a *App) setConnFilter(text string) {
+// setConnFilter sets the connection view's filter from its text, back at
+// the first row; false (and a flash saying why) when the text is not a
+// filter.
+func (a *App) setConnFilter(text string) bool {
 	f, err := ParseConnFilter(text)
 	if err != nil {
 		a.flash("filter: "+err.Error(), Alert)
-		return
+		return false
 	}
 	a.query.Filter = f
 	a.query.Offset = 0
 	a.conns.Select(1, 0)
+	return true
 }
 
 func (a *App) sortKey(reverse bool) {
@@ -600,14 +604,9 @@ func (a *App) filterDone(key tcell.Key) {
 		a.services.Select(1, 0)
 		a.render()
 	case viewConns:
-		f, err := ParseConnFilter(text)
-		if err != nil {
-			a.flash("filter: "+err.Error(), Alert)
+		if !a.setConnFilter(text) {
 			return
 		}
-		a.query.Filter = f
-		a.query.Offset = 0
-		a.conns.Select(1, 0)
 		a.coll.SetQuery(a.query)
 	}
 	a.updateFooter()
