@@ -39,9 +39,10 @@ const (
 
 // vrrpDirector is one lvsd in the lab.
 type vrrpDirector struct {
-	host *lab.Host
-	sock string
-	proc *lab.Process
+	host   *lab.Host
+	sock   string
+	proc   *lab.Process
+	config string // the config file's path
 }
 
 func startVRRPDirector(ctx context.Context, t *testing.T, bin string, h *lab.Host, priority int) *vrrpDirector {
@@ -73,8 +74,28 @@ vrrp:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	d.config = path
 	d.proc = h.Start(ctx, bin, "--config", path, "--log-level", "debug")
 	return d
+}
+
+// reload rewrites the director's config with old replaced by new and
+// sends SIGHUP.
+func (d *vrrpDirector) reload(t *testing.T, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(d.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("config lacks %q", old)
+	}
+	if err := os.WriteFile(d.config, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(d.proc.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // status reads the director's status API; ok is false while it does not
@@ -334,4 +355,14 @@ func TestLabVRRPTracking(t *testing.T) {
 	}
 	pollUntil(ctx, t, 10*time.Second, "lvs1 master after the link came back", func() bool { return d1.state(ctx) == "master" && d2.state(ctx) == "backup" })
 	pollUntil(ctx, t, 5*time.Second, "the VIP back on lvs1", func() bool { return d1.holdsVIP(ctx, t) && !d2.holdsVIP(ctx, t) })
+
+	// Draining lvs1: its priority lowered below lvs2's and a reload
+	// (SIGHUP), no restart. lvs2 preempts; lvs1 keeps running as backup.
+	pid := d1.proc.Pid()
+	d1.reload(t, "priority: 150", "priority: 50")
+	pollUntil(ctx, t, 10*time.Second, "lvs2 master after lvs1's priority was reloaded to 50", func() bool { return d2.state(ctx) == "master" && d1.state(ctx) == "backup" })
+	if v := status1(); v.ConfiguredPriority != 50 || v.Priority != 50 || d1.proc.Pid() != pid {
+		t.Errorf("lvs1 after the reload: configured %d, effective %d (want 50, 50), pid %d (was %d)", v.ConfiguredPriority, v.Priority, d1.proc.Pid(), pid)
+	}
+	pollUntil(ctx, t, 5*time.Second, "the VIP on lvs2 after the drain", func() bool { return d2.holdsVIP(ctx, t) && !d1.holdsVIP(ctx, t) })
 }
