@@ -1,7 +1,6 @@
 package director
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -66,10 +65,8 @@ type Daemon struct {
 	wake    chan struct{}
 	cmds    sync.WaitGroup // quorum commands
 
-	// syncMu serializes changes to the connection sync daemon; syncRole
-	// is the role it has while it follows a VRRP instance.
-	syncMu   sync.Mutex
-	syncRole ipvs.SyncRole
+	// syncMu serializes changes to the connection sync daemon.
+	syncMu sync.Mutex
 
 	mu         sync.Mutex
 	cfg        *config.Config
@@ -526,7 +523,7 @@ func (d *Daemon) applyGlobals(cfg *config.Config) {
 	}
 	if sd := g.SyncDaemon; sd != nil && sd.VRRPInstance != "" {
 		d.syncMu.Lock()
-		role := cmp.Or(d.syncRole, ipvs.SyncBackup)
+		role := d.followedSyncRole(sd.VRRPInstance)
 		if err := d.ensureSyncDaemon(g.SyncDaemonAs(role)); err != nil {
 			d.log.Error("sync daemon", "err", err)
 		}

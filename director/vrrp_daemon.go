@@ -185,10 +185,7 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 		}
 		r.wg.Go(func() { r.scripts.Run(runCtx) })
 	}
-	if sd := cfg.IPVS.SyncDaemon; sd != nil && sd.VRRPInstance != "" {
-		g := cfg.IPVS
-		r.wg.Go(func() { d.followSyncDaemon(runCtx, &g, r.syncRoles) })
-	}
+	r.wg.Go(func() { d.followSyncDaemon(runCtx, r.syncRoles) })
 	for _, t := range r.transports {
 		r.wg.Go(func() {
 			if err := t.Run(runCtx); err != nil {

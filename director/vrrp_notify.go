@@ -153,15 +153,20 @@ func (d *Daemon) syncFollows() string {
 }
 
 // followSyncDaemon switches the sync daemon to each role it is sent
-// until ctx ends.
-func (d *Daemon) followSyncDaemon(ctx context.Context, g *config.Globals, roles <-chan ipvs.SyncRole) {
+// until ctx ends, as the running config (reloads included) describes it.
+func (d *Daemon) followSyncDaemon(ctx context.Context, roles <-chan ipvs.SyncRole) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case role := <-roles:
+			d.mu.Lock()
+			g := d.cfg.IPVS
+			d.mu.Unlock()
+			if g.SyncDaemon == nil || g.SyncDaemon.VRRPInstance == "" {
+				continue // a reload took the sync daemon off VRRP
+			}
 			d.syncMu.Lock()
-			d.syncRole = role
 			err := d.ensureSyncDaemon(g.SyncDaemonAs(role))
 			d.syncMu.Unlock()
 			msg := fmt.Sprintf("connection sync daemon switched to %v (vrrp instance %s)", role, g.SyncDaemon.VRRPInstance)
@@ -174,6 +179,21 @@ func (d *Daemon) followSyncDaemon(ctx context.Context, g *config.Globals, roles 
 			d.event("vrrp", "", "", msg)
 		}
 	}
+}
+
+// followedSyncRole is the sync daemon's role while it follows the named
+// VRRP instance: master while the instance is, backup otherwise (and
+// before VRRP runs).
+func (d *Daemon) followedSyncRole(instance string) ipvs.SyncRole {
+	d.mu.Lock()
+	r := d.vrrp
+	d.mu.Unlock()
+	if r != nil {
+		if vi := r.byName[instance]; vi != nil && vi.inst.Status().State == vrrp.Master {
+			return ipvs.SyncMaster
+		}
+	}
+	return ipvs.SyncBackup
 }
 
 // ensureSyncDaemon makes want the one sync daemon running: the other

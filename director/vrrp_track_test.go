@@ -327,3 +327,43 @@ vrrp:
 		t.Errorf("stop notifications missing: %q", cmds.runs)
 	}
 }
+
+// A reload that makes the sync daemon follow an instance that is master
+// now starts the master daemon at once, not at the next transition.
+func TestDaemonReloadIntoSyncDaemonFollowingVRRP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	fixed := "ipvs:\n  sync_daemon: {interface: eth1, role: backup, sync_id: 7}\n"
+	follow := "ipvs:\n  sync_daemon: {interface: eth1, vrrp_instance: VI_1, sync_id: 7}\n"
+	writeConfig(t, path, vrrpConfig+fixed)
+	fv := newFakeVRRP()
+	f := ipvstest.New()
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: f, StateDir: t.TempDir(), VRRP: fv.options()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	roles := func() string {
+		ds, _ := f.SyncDaemons()
+		var out []string
+		for _, s := range ds {
+			out = append(out, s.Role.String())
+		}
+		return strings.Join(out, ",")
+	}
+	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	fv.clock.Advance(4 * time.Second)
+	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
+	if got := roles(); got != "backup" {
+		t.Fatalf("sync daemons with role: backup: %q", got)
+	}
+	writeConfig(t, path, vrrpConfig+follow)
+	if err := d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := roles(); got != "master" {
+		t.Errorf("sync daemons after the reload to vrrp_instance while master: %q, want master only", got)
+	}
+}
