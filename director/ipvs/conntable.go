@@ -401,34 +401,60 @@ func countChunk(ch aggChunk, cache *groupCache, counts *countTable) aggResult {
 	var rc rawConn
 	data := ch.data
 	res := aggResult{seq: ch.seq}
+	if ch.seq == 0 && len(data) > 0 { // the header, or the first entry
+		i := bytes.IndexByte(data, '\n') + 1
+		if i == 0 {
+			i = len(data)
+		}
+		if !countLine(data[:i], &res, ch.seq, cache, counts, &rc) {
+			return res
+		}
+		data = data[i:]
+	}
 	for len(data) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		res.lines++
-		line = trimCR(line)
-		if skipConnLine(line, res.lines+ch.seq) { // the header is line 1 of chunk 0
+		if n := cache.fixed.count(data, &rc); n > 0 {
+			data = data[n:]
+			res.lines++
 			continue
 		}
-		if len(line) > maxProcLineLength {
-			res.errMsg = fmt.Sprintf("line longer than %d bytes", maxProcLineLength)
+		i := bytes.IndexByte(data, '\n') + 1
+		if i == 0 {
+			i = len(data)
+		}
+		if !countLine(data[:i], &res, ch.seq, cache, counts, &rc) {
 			return res
 		}
-		if cache.countLine(line, &rc) {
-			continue
-		}
-		if msg, bad := rc.parse(line, formatConn, false); msg != "" {
-			res.errMsg = msg
-			res.errBad = bytes.Clone(bad)
-			return res
-		}
-		k := rc.aggKey()
-		counts.add(&k, 1)
+		data = data[i:]
 	}
 	return res
+}
+
+// countLine counts one line, with or without its newline, the general
+// way; it reports false, with the error in res, if the line is malformed.
+func countLine(line []byte, res *aggResult, seq int, cache *groupCache, counts *countTable, rc *rawConn) bool {
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	res.lines++
+	line = trimCR(line)
+	if skipConnLine(line, res.lines+seq) { // the header is line 1 of chunk 0
+		return true
+	}
+	if len(line) > maxProcLineLength {
+		res.errMsg = fmt.Sprintf("line longer than %d bytes", maxProcLineLength)
+		return false
+	}
+	if cache.countLine(line, rc) {
+		return true
+	}
+	if msg, bad := rc.parse(line, formatConn, false); msg != "" {
+		res.errMsg = msg
+		res.errBad = bytes.Clone(bad)
+		return false
+	}
+	k := rc.aggKey()
+	counts.add(&k, 1)
+	return true
 }
 
 // lowerTo stores v in x if it is lower than x's value.

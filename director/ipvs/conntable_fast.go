@@ -44,9 +44,6 @@ func newGroupCache() *groupCache {
 // caller to parse the line in full: for a shape the fast path does not
 // know, a line it cannot vouch for, or an error to report.
 func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
-	if g.fixed.countLine(line, rc) {
-		return true
-	}
 	// Protocol: "TCP", "UDP", "SCTP", "IP", ... up to 7 bytes, packed.
 	e := 0
 	for e < len(line) && e < 8 && line[e] != ' ' {

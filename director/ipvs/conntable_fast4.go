@@ -1,73 +1,107 @@
 package ipvs
 
-import "encoding/binary"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // fixedCache is the fast path in front of groupCache for the lines most
-// tables are made of: IPv4 client, virtual and real server, which the
-// kernel prints at fixed widths ("%08X %04X"):
+// tables are made of, which the kernel prints at fixed widths: IPv4
+// addresses as "%08X", IPv6 ones as %pI6 (always 39 characters), ports
+// as "%04X", the state as "%-11s" and the expiry as "%7lu":
 //
 //	TCP 0A000101 A8DF 0A000064 0050 0A00020B 0050 ESTABLISHED     898
 //
-// It keys on the raw bytes from ToIP to the end of the state (39 bytes,
-// read as five overlapping words) and the protocol word, without
-// decoding them; a key seen for the first time is checked by the full
-// parser, as groupCache does. The client's address and port are checked
-// (hex digits) on every line. Lines of any other shape go to groupCache.
+// It keys on the raw bytes from ToIP to the end of the state, read as
+// overlapping words, and the protocol word, without decoding them; a
+// key seen for the first time is checked by the full parser, as
+// groupCache does. On every line it checks the client's address and
+// port (hex digits) and that no newline hides in the expiry, and it
+// finds the line's end without a search when the expiry has its usual
+// seven columns and nothing follows it. Lines of any other shape go to
+// groupCache.
 type fixedCache struct {
-	index   []uint32 // open addressing: entry number + 1, or 0
-	entries []fixedEntry
+	v4 fixedTable[[5]uint64]
+	v6 fixedTable[[13]uint64]
 }
 
-type fixedEntry struct {
-	w     [5]uint64 // the group's text
-	head  uint64    // the protocol field and the client bits
-	count int
-	key   aggKey
+// fixedTable counts keys of one width: open addressing over dense
+// arrays. The words and counts, touched on every line, are kept apart
+// from the decoded keys, touched once per group.
+type fixedTable[W [5]uint64 | [13]uint64] struct {
+	index   []uint32 // entry number + 1, or 0
+	entries []fixedEntry[W]
+	keys    []aggKey
 }
+
+type fixedEntry[W [5]uint64 | [13]uint64] struct {
+	w     W      // the group's text
+	head  uint64 // the protocol field and the client bits
+	count int
+}
+
+const (
+	fixedPortZero = 1 << 40 // the client port is 0: a template, if its state says so
+	fixedReal4    = 1 << 41 // an IPv6 line whose real server is IPv4 (a shorter text)
+)
 
 func newFixedCache() *fixedCache {
-	return &fixedCache{index: make([]uint32, 4096)}
+	return &fixedCache{
+		v4: fixedTable[[5]uint64]{index: make([]uint32, 4096)},
+		v6: fixedTable[[13]uint64]{index: make([]uint32, 1024)},
+	}
 }
 
-// countLine counts a fixed-width IPv4 line and reports true, or reports
-// false for the caller to try the general path.
-func (f *fixedCache) countLine(line []byte, rc *rawConn) bool {
+// count counts the fixed-width line at the start of data and returns its
+// length with its newline, or 0 for the caller to take the general path.
+// data must not start with the header.
+func (f *fixedCache) count(data []byte, rc *rawConn) int {
 	// The protocol is "%-3s ": "TCP ", "UDP ", "IP  "; "SCTP " is one
 	// longer.
-	o := 4
-	if len(line) < 5+14+40+1 {
-		return false
+	if len(data) < 5+14+40+8 {
+		return 0
 	}
-	if line[3] != ' ' {
-		if line[4] != ' ' {
-			return false
+	o := 4
+	if data[3] != ' ' {
+		if data[4] != ' ' {
+			return 0
 		}
 		o = 5
 	}
-	head := uint64(binary.LittleEndian.Uint32(line)) // the protocol's bytes (and a space)
+	head := uint64(binary.LittleEndian.Uint32(data)) // the protocol's bytes (and a space)
 	if o == 5 {
-		head |= uint64(line[4]) << 32
+		head |= uint64(data[4]) << 32
 	}
+	c := data[o:]
+	if c[8] == ' ' {
+		return f.count4(data, o, head, rc)
+	}
+	return f.count6(data, o, head, rc)
+}
+
+// count4: "%08X %04X %08X %04X %08X %04X %-11s %7lu".
+func (f *fixedCache) count4(data []byte, o int, head uint64, rc *rawConn) int {
 	// Client: 8 hex digits, a space, 4 hex digits, a space.
-	if line[o+8] != ' ' || line[o+13] != ' ' {
-		return false
+	c := data[o:]
+	if c[13] != ' ' {
+		return 0
 	}
-	if _, ok := hexLanes(binary.BigEndian.Uint64(line[o:])); !ok {
-		return false
+	port := binary.LittleEndian.Uint32(c[9:])
+	if !hexDigits(binary.LittleEndian.Uint64(c), uint64(port)|0x3030303000000000) {
+		return 0
 	}
-	cport, ok := hex4(line[o+9:])
-	if !ok {
-		return false
-	}
-	if cport == 0 {
-		head |= 1 << 40 // a template, if its state says so: part of the key
+	if port == 0x30303030 {
+		head |= fixedPortZero
 	}
 	// The group: ToIP TPrt DestIP DPrt State, at fixed places, then a
-	// space and the expiry, and no trailing space.
-	g := line[o+14:]
-	if len(g) < 41 || g[8] != ' ' || g[13] != ' ' || g[22] != ' ' || g[27] != ' ' || g[28] == ' ' || g[39] != ' ' ||
-		line[len(line)-1] == ' ' {
-		return false
+	// space and the expiry.
+	g := c[14:]
+	if g[8] != ' ' || g[13] != ' ' || g[22] != ' ' || g[27] != ' ' || g[28] == ' ' || g[39] != ' ' {
+		return 0
+	}
+	n := lineEnd(data, o+14+40)
+	if n == 0 {
+		return 0
 	}
 	var w [5]uint64
 	w[0] = binary.LittleEndian.Uint64(g[0:])
@@ -75,68 +109,229 @@ func (f *fixedCache) countLine(line []byte, rc *rawConn) bool {
 	w[2] = binary.LittleEndian.Uint64(g[16:])
 	w[3] = binary.LittleEndian.Uint64(g[24:])
 	w[4] = binary.LittleEndian.Uint64(g[31:])
-	h := fixedHash(&w, head)
-	mask := uint64(len(f.index) - 1)
+	h := hash5(&w, head)
+	t := &f.v4
+	mask := uint64(len(t.index) - 1)
 	for j := h & mask; ; j = (j + 1) & mask {
-		n := f.index[j]
-		if n == 0 {
-			// First sight: the full parser vouches for the whole line.
-			if msg, _ := rc.parse(line, formatConn, false); msg != "" {
-				return false
-			}
-			f.entries = append(f.entries, fixedEntry{w: w, head: head, count: 1, key: rc.aggKey()})
-			f.index[j] = uint32(len(f.entries))
-			if 2*len(f.entries) > len(f.index) {
-				f.grow()
-			}
-			return true
+		k := t.index[j]
+		if k == 0 {
+			return t.insert(j, &w, head, data[:n], rc)
 		}
-		e := &f.entries[n-1]
+		e := &t.entries[k-1]
 		// word by word: comparing the arrays calls memequal
 		if e.w[0] == w[0] && e.w[1] == w[1] && e.w[2] == w[2] && e.w[3] == w[3] && e.w[4] == w[4] && e.head == head {
 			e.count++
-			return true
+			return n + 1
 		}
 	}
 }
 
-func (f *fixedCache) grow() {
-	old := f.index
-	f.index = make([]uint32, 2*len(old))
-	mask := uint64(len(f.index) - 1)
+// count6: "%pI6 %04X %pI6 %04X %pI6 %04X %-11s %7lu", the real server
+// possibly "%08X" (a mixed-family service).
+func (f *fixedCache) count6(data []byte, o int, head uint64, rc *rawConn) int {
+	const client = 39 + 1 + 4 + 1
+	if len(data) < o+client+39+1+4+1+8+1+4+1+11+1+8 {
+		return 0
+	}
+	c := data[o:]
+	if c[39] != ' ' || c[44] != ' ' || !validClient6(c) {
+		return 0
+	}
+	if c[40] == '0' && c[41] == '0' && c[42] == '0' && c[43] == '0' {
+		head |= fixedPortZero
+	}
+	g := c[client:]
+	if g[39] != ' ' || g[44] != ' ' {
+		return 0
+	}
+	var w [13]uint64
+	var n int
+	if g[53] == ' ' { // an IPv4 real server
+		if g[58] != ' ' || g[59] == ' ' || g[70] != ' ' {
+			return 0
+		}
+		if n = lineEnd(data, o+client+71); n == 0 {
+			return 0
+		}
+		head |= fixedReal4
+		for i := range 8 {
+			w[i] = binary.LittleEndian.Uint64(g[8*i:])
+		}
+		w[8] = binary.LittleEndian.Uint64(g[62:])
+	} else {
+		if len(g) < 110 || g[84] != ' ' || g[89] != ' ' || g[90] == ' ' || g[101] != ' ' {
+			return 0
+		}
+		if n = lineEnd(data, o+client+102); n == 0 {
+			return 0
+		}
+		for i := range 12 {
+			w[i] = binary.LittleEndian.Uint64(g[8*i:])
+		}
+		w[12] = binary.LittleEndian.Uint64(g[93:])
+	}
+	h := hash13(&w, head)
+	t := &f.v6
+	mask := uint64(len(t.index) - 1)
+	for j := h & mask; ; j = (j + 1) & mask {
+		k := t.index[j]
+		if k == 0 {
+			return t.insert(j, &w, head, data[:n], rc)
+		}
+		e := &t.entries[k-1]
+		if e.head == head && e.w == w {
+			e.count++
+			return n + 1
+		}
+	}
+}
+
+// lineEnd returns the index of the newline that ends the line at the
+// start of data, whose expiry starts at e, or 0 if the fast path cannot
+// take the line: one that does not end, that is too long, or that ends
+// in a space or a carriage return (which the general path trims), or a
+// newline within the expiry's seven columns. Most lines end right after
+// those seven columns.
+func lineEnd(data []byte, e int) int {
+	n := e + 7
+	if n < len(data) && data[n] == '\n' {
+		// no newline among the seven bytes before it
+		x := binary.LittleEndian.Uint64(data[e:]) ^ 0x0a0a0a0a0a0a0a0a
+		const ones, high = 0x0101010101010101, 0x0080808080808080
+		if (x-ones)&^x&high != 0 {
+			return 0
+		}
+	} else {
+		i := bytes.IndexByte(data[e:], '\n')
+		if i <= 0 {
+			return 0
+		}
+		n = e + i
+		if n > maxProcLineLength {
+			return 0
+		}
+	}
+	if last := data[n-1]; last == ' ' || last == '\r' {
+		return 0
+	}
+	return n
+}
+
+// insert adds a key seen for the first time, at slot j, once the full
+// parser vouches for its line; it returns the line's length with its
+// newline, or 0 if the line is not well formed.
+func (t *fixedTable[W]) insert(j uint64, w *W, head uint64, line []byte, rc *rawConn) int {
+	// The key's text must hold no newline: the general path would split
+	// the line there.
+	if bytes.IndexByte(line, '\n') >= 0 {
+		return 0
+	}
+	if msg, _ := rc.parse(line, formatConn, false); msg != "" {
+		return 0
+	}
+	t.entries = append(t.entries, fixedEntry[W]{w: *w, head: head, count: 1})
+	t.keys = append(t.keys, rc.aggKey())
+	t.index[j] = uint32(len(t.entries))
+	if 2*len(t.entries) > len(t.index) {
+		t.grow()
+	}
+	return len(line) + 1
+}
+
+func (t *fixedTable[W]) grow() {
+	old := t.index
+	t.index = make([]uint32, 2*len(old))
+	mask := uint64(len(t.index) - 1)
 	for _, n := range old {
 		if n == 0 {
 			continue
 		}
-		e := &f.entries[n-1]
-		j := fixedHash(&e.w, e.head) & mask
-		for f.index[j] != 0 {
+		e := &t.entries[n-1]
+		var h uint64
+		switch w := any(&e.w).(type) {
+		case *[5]uint64:
+			h = hash5(w, e.head)
+		case *[13]uint64:
+			h = hash13(w, e.head)
+		}
+		j := h & mask
+		for t.index[j] != 0 {
 			j = (j + 1) & mask
 		}
-		f.index[j] = n
+		t.index[j] = n
 	}
 }
 
 // flush adds the cached counts to t.
 func (f *fixedCache) flush(t *countTable) {
-	for i := range f.entries {
-		t.add(&f.entries[i].key, f.entries[i].count)
+	f.v4.flush(t)
+	f.v6.flush(t)
+}
+
+func (t *fixedTable[W]) flush(c *countTable) {
+	for i := range t.entries {
+		c.add(&t.keys[i], t.entries[i].count)
 	}
 }
 
-// fixedHash mixes the key's words. A product's low bits depend only on
-// the factors' low bits, which here are the first, mostly constant,
+const (
+	m1 = 0x9e3779b97f4a7c15
+	m2 = 0xc2b2ae3d27d4eb4f
+	m3 = 0x165667b19e3779f9
+	m4 = 0xd6e8feb86659fd93
+	m5 = 0xff51afd7ed558ccd
+)
+
+// hash5 mixes the key's words. A product's low bits depend only on the
+// factors' low bits, which here are the first, mostly constant,
 // characters of each word: fold the high half down before masking.
-func fixedHash(w *[5]uint64, head uint64) uint64 {
-	const (
-		m1 = 0x9e3779b97f4a7c15
-		m2 = 0xc2b2ae3d27d4eb4f
-		m3 = 0x165667b19e3779f9
-		m4 = 0xd6e8feb86659fd93
-		m5 = 0xff51afd7ed558ccd
-	)
+func hash5(w *[5]uint64, head uint64) uint64 {
 	h := w[0]*m1 ^ w[1]*m2 ^ w[2]*m3 ^ w[3]*m4 ^ w[4]*m5 ^ head*m1
 	h ^= h >> 32
 	h *= m2
 	return h ^ h>>29
+}
+
+func hash13(w *[13]uint64, head uint64) uint64 {
+	h := w[0]*m1 ^ w[1]*m2 ^ w[2]*m3 ^ w[3]*m4 ^ w[4]*m5 ^ head*m1
+	h ^= h>>32 ^ (w[5]*m1 ^ w[6]*m2 ^ w[7]*m3 ^ w[8]*m4 ^ w[9]*m5)
+	h ^= h>>32 ^ (w[10]*m1 ^ w[11]*m2 ^ w[12]*m3)
+	h ^= h >> 32
+	h *= m2
+	return h ^ h>>29
+}
+
+// hexDigits reports whether the sixteen bytes of a and b are all hex
+// digits, either case, without decoding them.
+func hexDigits(a, b uint64) bool {
+	return hexMask(a)&hexMask(b) == 0x8080808080808080
+}
+
+// hexMask has a byte's high bit set iff the byte is a hex digit.
+func hexMask(x uint64) uint64 {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	// With the high bits clear, adding (0x80-k) to a byte sets its high
+	// bit iff byte >= k, with no carry into the next byte.
+	low7 := x &^ high
+	lower := low7 | 0x20*ones
+	isDigit := (low7 + (0x80-'0')*ones) &^ (low7 + (0x80-'9'-1)*ones)
+	isLetter := (lower + (0x80-'a')*ones) &^ (lower + (0x80-'f'-1)*ones)
+	return (isDigit | isLetter) &^ x & high
+}
+
+// validClient6 checks the client's address (%pI6) and port at the start
+// of c: colons where %pI6 puts them and hex digits elsewhere.
+func validClient6(c []byte) bool {
+	if c[4] != ':' || c[9] != ':' || c[14] != ':' || c[19] != ':' || c[24] != ':' || c[29] != ':' || c[34] != ':' {
+		return false
+	}
+	m := hexMask(uint64(binary.LittleEndian.Uint32(c[0:]))<<32 | uint64(binary.LittleEndian.Uint32(c[5:])))
+	m &= hexMask(uint64(binary.LittleEndian.Uint32(c[10:]))<<32 | uint64(binary.LittleEndian.Uint32(c[15:])))
+	m &= hexMask(uint64(binary.LittleEndian.Uint32(c[20:]))<<32 | uint64(binary.LittleEndian.Uint32(c[25:])))
+	m &= hexMask(uint64(binary.LittleEndian.Uint32(c[30:]))<<32 | uint64(binary.LittleEndian.Uint32(c[35:])))
+	m &= hexMask(uint64(binary.LittleEndian.Uint32(c[40:])) | 0x3030303000000000) // the port
+	return m == 0x8080808080808080
 }
