@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -253,6 +254,11 @@ type aggResult struct {
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, aggChunkSize); return &b }}
 
 func aggregate(r io.Reader, file string) (*ConnSummary, error) {
+	if f, ok := r.(*os.File); ok {
+		if s, ok, err := aggregateMapped(f, file); ok {
+			return s, err
+		}
+	}
 	cr := chunkReader{r: r, file: file}
 	first, ok, err := cr.next()
 	if err != nil || !ok {
