@@ -418,9 +418,9 @@ func countChunk(ch aggChunk, cache *groupCache, counts *countTable) aggResult {
 		data = data[i:]
 	}
 	for len(data) > 0 {
-		if n := cache.fixed.count(data, &rc); n > 0 {
+		if n, lines := cache.fixed.countRun(data, &rc, math.MaxInt); lines > 0 {
 			data = data[n:]
-			res.lines++
+			res.lines += lines
 			continue
 		}
 		i := bytes.IndexByte(data, '\n') + 1

@@ -56,74 +56,103 @@ func newFixedCache() *fixedCache {
 // length with its newline, or 0 for the caller to take the general path.
 // data must not start with the header.
 func (f *fixedCache) count(data []byte, rc *rawConn) int {
-	// The protocol is "%-3s ": "TCP ", "UDP ", "IP  "; "SCTP " is one
-	// longer.
-	if len(data) < 5+14+40+8 {
-		return 0
-	}
-	o := 4
-	if data[3] != ' ' {
-		if data[4] != ' ' {
-			return 0
-		}
-		o = 5
-	}
-	head := uint64(binary.LittleEndian.Uint32(data)) // the protocol's bytes (and a space)
-	if o == 5 {
-		head |= uint64(data[4]) << 32
-	}
-	c := data[o:]
-	if c[8] == ' ' {
-		return f.count4(data, o, head, rc)
-	}
-	return f.count6(data, o, head, rc)
+	n, _ := f.countRun(data, rc, 1)
+	return n
 }
 
-// count4: "%08X %04X %08X %04X %08X %04X %-11s %7lu".
-func (f *fixedCache) count4(data []byte, o int, head uint64, rc *rawConn) int {
-	// Client: 8 hex digits, a space, 4 hex digits, a space.
-	c := data[o:]
-	if c[13] != ' ' {
-		return 0
-	}
-	port := binary.LittleEndian.Uint32(c[9:])
-	if !hexDigits(binary.LittleEndian.Uint64(c), uint64(port)|0x3030303000000000) {
-		return 0
-	}
-	if port == 0x30303030 {
-		head |= fixedPortZero
-	}
-	// The group: ToIP TPrt DestIP DPrt State, at fixed places, then a
-	// space and the expiry.
-	g := c[14:]
-	if g[8] != ' ' || g[13] != ' ' || g[22] != ' ' || g[27] != ' ' || g[28] == ' ' || g[39] != ' ' {
-		return 0
-	}
-	n := lineEnd(data, o+14+40)
-	if n == 0 {
-		return 0
-	}
-	var w [5]uint64
-	w[0] = binary.LittleEndian.Uint64(g[0:])
-	w[1] = binary.LittleEndian.Uint64(g[8:])
-	w[2] = binary.LittleEndian.Uint64(g[16:])
-	w[3] = binary.LittleEndian.Uint64(g[24:])
-	w[4] = binary.LittleEndian.Uint64(g[31:])
-	h := hash5(&w, head)
+// countRun counts the fixed-width lines at the start of data, at most
+// max of them, and returns the bytes and lines it counted; it stops
+// before a line for the general path. data must not start with the
+// header. The IPv4 lines' path is written out in the loop: calls per
+// line cost more than the rest of it.
+func (f *fixedCache) countRun(data []byte, rc *rawConn, max int) (pos, lines int) {
 	t := &f.v4
-	mask := uint64(len(t.index) - 1)
-	for j := h & mask; ; j = (j + 1) & mask {
-		k := t.index[j]
-		if k == 0 {
-			return t.insert(j, &w, head, data[:n], rc)
+	for ; lines < max; lines++ {
+		d := data[pos:]
+		// The protocol is "%-3s ": "TCP ", "UDP ", "IP  "; "SCTP " is
+		// one longer.
+		if len(d) < 5+14+40+8 {
+			return
 		}
-		e := &t.entries[k-1]
-		// word by word: comparing the arrays calls memequal
-		if e.w[0] == w[0] && e.w[1] == w[1] && e.w[2] == w[2] && e.w[3] == w[3] && e.w[4] == w[4] && e.head == head {
-			e.count++
-			return n + 1
+		o := 4
+		if d[3] != ' ' {
+			if d[4] != ' ' {
+				return
+			}
+			o = 5
 		}
+		head := uint64(binary.LittleEndian.Uint32(d)) // the protocol's bytes (and a space)
+		if o == 5 {
+			head |= uint64(d[4]) << 32
+		}
+		c := d[o:]
+		if c[8] != ' ' {
+			n := f.count6(d, o, head, rc)
+			if n == 0 {
+				return
+			}
+			pos += n
+			continue
+		}
+
+		// "%08X %04X %08X %04X %08X %04X %-11s %7lu". Client: 8 hex
+		// digits, a space, 4 hex digits, a space.
+		if c[13] != ' ' {
+			return
+		}
+		port := binary.LittleEndian.Uint32(c[9:])
+		if hexMask(binary.LittleEndian.Uint64(c))&hexMask(uint64(port)|0x3030303000000000) != 0x8080808080808080 {
+			return
+		}
+		if port == 0x30303030 {
+			head |= fixedPortZero
+		}
+		// The group: ToIP TPrt DestIP DPrt State, at fixed places, then a
+		// space and the expiry.
+		g := c[14:]
+		if g[8] != ' ' || g[13] != ' ' || g[22] != ' ' || g[27] != ' ' || g[28] == ' ' || g[39] != ' ' {
+			return
+		}
+		exp := o + 14 + 40
+		n := exp + 7
+		if n >= len(d) || d[n] != '\n' || hasNewline7(binary.LittleEndian.Uint64(d[exp:])) || d[n-1] == ' ' || d[n-1] == '\r' {
+			if n = lineEnd(d, exp); n == 0 {
+				return
+			}
+		}
+		var w [5]uint64
+		w[0] = binary.LittleEndian.Uint64(g[0:])
+		w[1] = binary.LittleEndian.Uint64(g[8:])
+		w[2] = binary.LittleEndian.Uint64(g[16:])
+		w[3] = binary.LittleEndian.Uint64(g[24:])
+		w[4] = binary.LittleEndian.Uint64(g[31:])
+		h := hash5(&w, head)
+		mask := uint64(len(t.index) - 1)
+		for j := h & mask; ; j = (j + 1) & mask {
+			k := t.index[j]
+			if k == 0 {
+				if t.insert(j, &w, head, d[:n], rc) == 0 {
+					return
+				}
+				break
+			}
+			e := &t.entries[k-1]
+			// word by word: comparing the arrays calls memequal
+			if e.w[0] == w[0] && e.w[1] == w[1] && e.w[2] == w[2] && e.w[3] == w[3] && e.w[4] == w[4] && e.head == head {
+				e.count++
+				break
+			}
+		}
+		pos += n + 1
 	}
+	return
+}
+
+// hasNewline7 reports a newline among the low seven bytes of x.
+func hasNewline7(x uint64) bool {
+	x ^= 0x0a0a0a0a0a0a0a0a
+	// A borrow reaches a byte only from a zero byte below it.
+	return (x-0x0101010101010101)&^x&0x0080808080808080 != 0
 }
 
 // count6: "%pI6 %04X %pI6 %04X %pI6 %04X %-11s %7lu", the real server
@@ -179,7 +208,7 @@ func (f *fixedCache) count6(data []byte, o int, head uint64, rc *rawConn) int {
 			return t.insert(j, &w, head, data[:n], rc)
 		}
 		e := &t.entries[k-1]
-		if e.head == head && e.w == w {
+		if e.head == head && same13(&e.w, &w) {
 			e.count++
 			return n + 1
 		}
@@ -196,9 +225,7 @@ func lineEnd(data []byte, e int) int {
 	n := e + 7
 	if n < len(data) && data[n] == '\n' {
 		// no newline among the seven bytes before it
-		x := binary.LittleEndian.Uint64(data[e:]) ^ 0x0a0a0a0a0a0a0a0a
-		const ones, high = 0x0101010101010101, 0x0080808080808080
-		if (x-ones)&^x&high != 0 {
+		if hasNewline7(binary.LittleEndian.Uint64(data[e:])) {
 			return 0
 		}
 	} else {
@@ -301,10 +328,9 @@ func hash13(w *[13]uint64, head uint64) uint64 {
 	return h ^ h>>29
 }
 
-// hexDigits reports whether the sixteen bytes of a and b are all hex
-// digits, either case, without decoding them.
-func hexDigits(a, b uint64) bool {
-	return hexMask(a)&hexMask(b) == 0x8080808080808080
+func same13(a, b *[13]uint64) bool {
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5] &&
+		a[6] == b[6] && a[7] == b[7] && a[8] == b[8] && a[9] == b[9] && a[10] == b[10] && a[11] == b[11] && a[12] == b[12]
 }
 
 // hexMask has a byte's high bit set iff the byte is a hex digit.
