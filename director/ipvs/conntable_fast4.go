@@ -12,31 +12,31 @@ import (
 //
 //	TCP 0A000101 A8DF 0A000064 0050 0A00020B 0050 ESTABLISHED     898
 //
-// It keys on the raw bytes from ToIP to the end of the state, read as
-// overlapping words, and the protocol word, without decoding them; a
-// key seen for the first time is checked by the full parser, as
-// groupCache does. On every line it checks the client's address and
-// port (hex digits) and that no newline hides in the expiry, and it
+// It keys on the raw bytes from ToIP to the end of the state, the
+// protocol field and the client bits, read as words (for IPv4 lines,
+// less the spaces, in five words), without decoding them; a key seen for
+// the first time is checked by the full parser, as groupCache does. On
+// every line it checks the spaces between fields, the client's address
+// and port (hex digits) and that no newline hides in the expiry, and it
 // finds the line's end without a search when the expiry has its usual
 // seven columns and nothing follows it. Lines of any other shape go to
 // groupCache.
 type fixedCache struct {
 	v4 fixedTable[[5]uint64]
-	v6 fixedTable[[13]uint64]
+	v6 fixedTable[[14]uint64]
 }
 
 // fixedTable counts keys of one width: open addressing over dense
 // arrays. The words and counts, touched on every line, are kept apart
 // from the decoded keys, touched once per group.
-type fixedTable[W [5]uint64 | [13]uint64] struct {
+type fixedTable[W [5]uint64 | [14]uint64] struct {
 	index   []uint32 // entry number + 1, or 0
 	entries []fixedEntry[W]
 	keys    []aggKey
 }
 
-type fixedEntry[W [5]uint64 | [13]uint64] struct {
-	w     W      // the group's text
-	head  uint64 // the protocol field and the client bits
+type fixedEntry[W [5]uint64 | [14]uint64] struct {
+	w     W // the key: the group's text, the protocol and the client bits
 	count int
 }
 
@@ -48,7 +48,7 @@ const (
 func newFixedCache() *fixedCache {
 	return &fixedCache{
 		v4: fixedTable[[5]uint64]{index: make([]uint32, 4096)},
-		v6: fixedTable[[13]uint64]{index: make([]uint32, 1024)},
+		v6: fixedTable[[14]uint64]{index: make([]uint32, 1024)},
 	}
 }
 
@@ -104,9 +104,6 @@ func (f *fixedCache) countRun(data []byte, rc *rawConn, max int) (pos, lines int
 		if hexMask(binary.LittleEndian.Uint64(c))&hexMask(uint64(port)|0x3030303000000000) != 0x8080808080808080 {
 			return
 		}
-		if port == 0x30303030 {
-			head |= fixedPortZero
-		}
 		// The group: ToIP TPrt DestIP DPrt State, at fixed places, then a
 		// space and the expiry.
 		g := c[14:]
@@ -120,25 +117,33 @@ func (f *fixedCache) countRun(data []byte, rc *rawConn, max int) (pos, lines int
 				return
 			}
 		}
+		// The key: the group's text less the spaces checked above, the
+		// protocol and the client bits, packed in five words.
 		var w [5]uint64
-		w[0] = binary.LittleEndian.Uint64(g[0:])
-		w[1] = binary.LittleEndian.Uint64(g[8:])
-		w[2] = binary.LittleEndian.Uint64(g[16:])
-		w[3] = binary.LittleEndian.Uint64(g[24:])
-		w[4] = binary.LittleEndian.Uint64(g[31:])
-		h := hash5(&w, head)
+		w[0] = binary.LittleEndian.Uint64(g[0:])                                                          // ToIP
+		w[1] = uint64(binary.LittleEndian.Uint32(g[9:])) | uint64(binary.LittleEndian.Uint32(g[23:]))<<32 // TPrt, DPrt
+		w[2] = binary.LittleEndian.Uint64(g[14:])                                                         // DestIP
+		w[3] = binary.LittleEndian.Uint64(g[28:])                                                         // State
+		w[4] = uint64(binary.LittleEndian.Uint32(g[35:]))>>8 | uint64(binary.LittleEndian.Uint32(d))<<24  // the State's end, Pro
+		if o == 5 {
+			w[4] |= 1 << 56
+		}
+		if port == 0x30303030 {
+			w[4] |= 1 << 57
+		}
+		h := hash5(&w)
 		mask := uint64(len(t.index) - 1)
 		for j := h & mask; ; j = (j + 1) & mask {
 			k := t.index[j]
 			if k == 0 {
-				if t.insert(j, &w, head, d[:n], rc) == 0 {
+				if t.insert(j, &w, d[:n], rc) == 0 {
 					return
 				}
 				break
 			}
 			e := &t.entries[k-1]
 			// word by word: comparing the arrays calls memequal
-			if e.w[0] == w[0] && e.w[1] == w[1] && e.w[2] == w[2] && e.w[3] == w[3] && e.w[4] == w[4] && e.head == head {
+			if e.w[0] == w[0] && e.w[1] == w[1] && e.w[2] == w[2] && e.w[3] == w[3] && e.w[4] == w[4] {
 				e.count++
 				break
 			}
@@ -173,7 +178,7 @@ func (f *fixedCache) count6(data []byte, o int, head uint64, rc *rawConn) int {
 	if g[39] != ' ' || g[44] != ' ' {
 		return 0
 	}
-	var w [13]uint64
+	var w [14]uint64
 	var n int
 	if g[53] == ' ' { // an IPv4 real server
 		if g[58] != ' ' || g[59] == ' ' || g[70] != ' ' {
@@ -199,16 +204,17 @@ func (f *fixedCache) count6(data []byte, o int, head uint64, rc *rawConn) int {
 		}
 		w[12] = binary.LittleEndian.Uint64(g[93:])
 	}
-	h := hash13(&w, head)
+	w[13] = head
+	h := hash14(&w)
 	t := &f.v6
 	mask := uint64(len(t.index) - 1)
 	for j := h & mask; ; j = (j + 1) & mask {
 		k := t.index[j]
 		if k == 0 {
-			return t.insert(j, &w, head, data[:n], rc)
+			return t.insert(j, &w, data[:n], rc)
 		}
 		e := &t.entries[k-1]
-		if e.head == head && same13(&e.w, &w) {
+		if same14(&e.w, &w) {
 			e.count++
 			return n + 1
 		}
@@ -247,7 +253,7 @@ func lineEnd(data []byte, e int) int {
 // insert adds a key seen for the first time, at slot j, once the full
 // parser vouches for its line; it returns the line's length with its
 // newline, or 0 if the line is not well formed.
-func (t *fixedTable[W]) insert(j uint64, w *W, head uint64, line []byte, rc *rawConn) int {
+func (t *fixedTable[W]) insert(j uint64, w *W, line []byte, rc *rawConn) int {
 	// The key's text must hold no newline: the general path would split
 	// the line there.
 	if bytes.IndexByte(line, '\n') >= 0 {
@@ -256,7 +262,7 @@ func (t *fixedTable[W]) insert(j uint64, w *W, head uint64, line []byte, rc *raw
 	if msg, _ := rc.parse(line, formatConn, false); msg != "" {
 		return 0
 	}
-	t.entries = append(t.entries, fixedEntry[W]{w: *w, head: head, count: 1})
+	t.entries = append(t.entries, fixedEntry[W]{w: *w, count: 1})
 	t.keys = append(t.keys, rc.aggKey())
 	t.index[j] = uint32(len(t.entries))
 	if 2*len(t.entries) > len(t.index) {
@@ -277,9 +283,9 @@ func (t *fixedTable[W]) grow() {
 		var h uint64
 		switch w := any(&e.w).(type) {
 		case *[5]uint64:
-			h = hash5(w, e.head)
-		case *[13]uint64:
-			h = hash13(w, e.head)
+			h = hash5(w)
+		case *[14]uint64:
+			h = hash14(w)
 		}
 		j := h & mask
 		for t.index[j] != 0 {
@@ -312,15 +318,15 @@ const (
 // hash5 mixes the key's words. A product's low bits depend only on the
 // factors' low bits, which here are the first, mostly constant,
 // characters of each word: fold the high half down before masking.
-func hash5(w *[5]uint64, head uint64) uint64 {
-	h := w[0]*m1 ^ w[1]*m2 ^ w[2]*m3 ^ w[3]*m4 ^ w[4]*m5 ^ head*m1
+func hash5(w *[5]uint64) uint64 {
+	h := w[0]*m1 ^ w[1]*m2 ^ w[2]*m3 ^ w[3]*m4 ^ w[4]*m5
 	h ^= h >> 32
 	h *= m2
 	return h ^ h>>29
 }
 
-func hash13(w *[13]uint64, head uint64) uint64 {
-	h := w[0]*m1 ^ w[1]*m2 ^ w[2]*m3 ^ w[3]*m4 ^ w[4]*m5 ^ head*m1
+func hash14(w *[14]uint64) uint64 {
+	h := w[0]*m1 ^ w[1]*m2 ^ w[2]*m3 ^ w[3]*m4 ^ w[4]*m5 ^ w[13]*m1
 	h ^= h>>32 ^ (w[5]*m1 ^ w[6]*m2 ^ w[7]*m3 ^ w[8]*m4 ^ w[9]*m5)
 	h ^= h>>32 ^ (w[10]*m1 ^ w[11]*m2 ^ w[12]*m3)
 	h ^= h >> 32
@@ -328,9 +334,9 @@ func hash13(w *[13]uint64, head uint64) uint64 {
 	return h ^ h>>29
 }
 
-func same13(a, b *[13]uint64) bool {
+func same14(a, b *[14]uint64) bool {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5] &&
-		a[6] == b[6] && a[7] == b[7] && a[8] == b[8] && a[9] == b[9] && a[10] == b[10] && a[11] == b[11] && a[12] == b[12]
+		a[6] == b[6] && a[7] == b[7] && a[8] == b[8] && a[9] == b[9] && a[10] == b[10] && a[11] == b[11] && a[12] == b[12] && a[13] == b[13]
 }
 
 // hexMask has a byte's high bit set iff the byte is a hex digit.
