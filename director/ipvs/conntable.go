@@ -112,7 +112,9 @@ func (s *ConnSummary) SortedGroups() []ConnGroupCount {
 // Aggregate reads /proc/net/ip_vs_conn from r and counts its entries per
 // (service, real server, state) and per (protocol, state). It keeps only
 // the counts and a few 1 MiB chunks of input, whatever the size of the
-// table, and parses the chunks on every CPU.
+// table, and parses the chunks on every CPU. When r is a regular file of
+// a few MiB or more (a saved table), it maps the file instead of reading
+// it, and lets go of the pages it has parsed as it goes.
 func Aggregate(r io.Reader) (*ConnSummary, error) {
 	return aggregate(r, "ip_vs_conn")
 }

@@ -78,6 +78,11 @@ func aggregateMapped(f *os.File, file string) (*ConnSummary, bool, error) {
 				}
 				ch := aggChunk{seq: seq, data: data[chunkStart(data, seq):chunkStart(data, seq+1)]}
 				res := countChunk(ch, cache, tables[w])
+				if (seq+1)%aggReleaseEvery == 0 {
+					// Let go of the last few chunks' pages, read by now (or
+					// being read: they fault back in).
+					releasePages(data[(seq+1-aggReleaseEvery)*aggChunkSize : (seq+1)*aggChunkSize])
+				}
 				if res.errMsg != "" {
 					lowerTo(&firstBad, int64(seq))
 				}
@@ -107,6 +112,12 @@ func aggregateMapped(f *os.File, file string) (*ConnSummary, bool, error) {
 	}
 	return summarize(tables), true, nil
 }
+
+// aggReleaseEvery is how many chunks of a mapped file are read before
+// their pages are let go of: RSS stays at a few of them, where keeping
+// the whole file mapped counted all of it, and one madvise (and its TLB
+// flush on every CPU) per chunk cost more than it was worth.
+const aggReleaseEvery = 8
 
 // aggMappedHook, when set by a test, runs once the file is mapped.
 var aggMappedHook func()

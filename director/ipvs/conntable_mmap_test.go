@@ -14,7 +14,7 @@ import (
 func bigTable(t *testing.T, edit func(lines []string)) (string, []byte) {
 	t.Helper()
 	var b bytes.Buffer
-	if err := GenerateConnTable(&b, 80_000, 11); err != nil {
+	if err := GenerateConnTable(&b, 130_000, 11); err != nil {
 		t.Fatal(err)
 	}
 	if edit != nil {
@@ -23,7 +23,7 @@ func bigTable(t *testing.T, edit func(lines []string)) (string, []byte) {
 		b.Reset()
 		b.WriteString(strings.Join(lines, ""))
 	}
-	if b.Len() < aggMapMin+aggChunkSize {
+	if b.Len() < (aggReleaseEvery+1)*aggChunkSize {
 		t.Fatalf("table of %d bytes is too small to be mapped", b.Len())
 	}
 	path := filepath.Join(t.TempDir(), "ip_vs_conn")
@@ -79,7 +79,7 @@ func TestAggregateMapped(t *testing.T) {
 // TestAggregateMappedErrors: a mapped file's first malformed line is the
 // one reported, with its line number, as reading it would.
 func TestAggregateMappedErrors(t *testing.T) {
-	for _, bad := range []int{2, 30_000, 79_999} {
+	for _, bad := range []int{2, 30_000, 129_999} {
 		path, data := bigTable(t, func(lines []string) {
 			lines[bad-1] = "TCP 0A000101 1F90 0A000064 0050 0A00020B 0050\n"
 			if bad+5000 < len(lines) {

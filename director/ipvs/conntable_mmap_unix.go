@@ -5,6 +5,9 @@ package ipvs
 import (
 	"os"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // mapFile maps size bytes of f for reading.
@@ -24,4 +27,17 @@ func mapFile(f *os.File, size int64) ([]byte, func(), bool) {
 		return nil, nil, false
 	}
 	return data, func() { syscall.Munmap(data) }, true
+}
+
+// releasePages lets go of the pages wholly within b, a part of a mapping
+// made by mapFile, which has been read: they stay in the page cache, and
+// do not count in the process's resident memory.
+func releasePages(b []byte) {
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	lo := (start + page - 1) &^ (page - 1)
+	hi := (start + uintptr(len(b))) &^ (page - 1)
+	if hi > lo {
+		unix.Madvise(b[lo-start:hi-start], unix.MADV_DONTNEED)
+	}
 }
