@@ -119,31 +119,33 @@ func (f *fixedCache) countRun(data []byte, rc *rawConn, max int) (pos, lines int
 		}
 		// The key: the group's text less the spaces checked above, the
 		// protocol and the client bits, packed in five words.
-		var w [5]uint64
-		w[0] = binary.LittleEndian.Uint64(g[0:])                                                          // ToIP
-		w[1] = uint64(binary.LittleEndian.Uint32(g[9:])) | uint64(binary.LittleEndian.Uint32(g[23:]))<<32 // TPrt, DPrt
-		w[2] = binary.LittleEndian.Uint64(g[14:])                                                         // DestIP
-		w[3] = binary.LittleEndian.Uint64(g[28:])                                                         // State
-		w[4] = uint64(binary.LittleEndian.Uint32(g[35:]))>>8 | uint64(binary.LittleEndian.Uint32(d))<<24  // the State's end, Pro
+		w0 := binary.LittleEndian.Uint64(g[0:])                                                          // ToIP
+		w1 := uint64(binary.LittleEndian.Uint32(g[9:])) | uint64(binary.LittleEndian.Uint32(g[23:]))<<32 // TPrt, DPrt
+		w2 := binary.LittleEndian.Uint64(g[14:])                                                         // DestIP
+		w3 := binary.LittleEndian.Uint64(g[28:])                                                         // State
+		w4 := uint64(binary.LittleEndian.Uint32(g[35:]))>>8 | uint64(binary.LittleEndian.Uint32(d))<<24  // the State's end, Pro
 		if o == 5 {
-			w[4] |= 1 << 56
+			w4 |= 1 << 56
 		}
 		if port == 0x30303030 {
-			w[4] |= 1 << 57
+			w4 |= 1 << 57
 		}
-		h := hash5(&w)
+		// in registers, not an array: see hash5
+		hh := w0*m1 ^ w1*m2 ^ w2*m3 ^ w3*m4 ^ w4*m5
+		hh ^= hh >> 32
+		hh *= m2
+		h := hh ^ hh>>29
 		mask := uint64(len(t.index) - 1)
 		for j := h & mask; ; j = (j + 1) & mask {
 			k := t.index[j]
 			if k == 0 {
-				if t.insert(j, &w, d[:n], rc) == 0 {
+				if t.insert(j, &[5]uint64{w0, w1, w2, w3, w4}, d[:n], rc) == 0 {
 					return
 				}
 				break
 			}
 			e := &t.entries[k-1]
-			// word by word: comparing the arrays calls memequal
-			if e.w[0] == w[0] && e.w[1] == w[1] && e.w[2] == w[2] && e.w[3] == w[3] && e.w[4] == w[4] {
+			if e.w[0] == w0 && e.w[1] == w1 && e.w[2] == w2 && e.w[3] == w3 && e.w[4] == w4 {
 				e.count++
 				break
 			}
@@ -315,7 +317,8 @@ const (
 	m5 = 0xff51afd7ed558ccd
 )
 
-// hash5 mixes the key's words. A product's low bits depend only on the
+// hash5 mixes the key's words (countRun has a copy of it, on words in
+// registers). A product's low bits depend only on the
 // factors' low bits, which here are the first, mostly constant,
 // characters of each word: fold the high half down before masking.
 func hash5(w *[5]uint64) uint64 {
