@@ -196,7 +196,7 @@ type countTable struct {
 }
 
 func newCountTable() *countTable {
-	return &countTable{keys: make([]aggKey, 1024), counts: make([]int, 1024)}
+	return &countTable{keys: make([]aggKey, 64), counts: make([]int, 64)}
 }
 
 func (k *aggKey) hash() uint64 {
@@ -225,9 +225,23 @@ func (t *countTable) add(k *aggKey, n int) {
 	}
 }
 
-func (t *countTable) grow() {
+// reserve makes room for n more keys at once, where adding them would
+// grow the table step by step, each step a fresh allocation.
+func (t *countTable) reserve(n int) {
+	size := len(t.keys)
+	for 2*(t.n+n) > size {
+		size *= 2
+	}
+	if size != len(t.keys) {
+		t.resize(size)
+	}
+}
+
+func (t *countTable) grow() { t.resize(2 * len(t.keys)) }
+
+func (t *countTable) resize(size int) {
 	old, oldCounts := t.keys, t.counts
-	t.keys, t.counts, t.n = make([]aggKey, 2*len(old)), make([]int, 2*len(old)), 0
+	t.keys, t.counts, t.n = make([]aggKey, size), make([]int, size), 0
 	for i, n := range oldCounts {
 		if n != 0 {
 			t.add(&old[i], n)
@@ -341,21 +355,30 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 	return summarize(tables), nil
 }
 
-// summarize builds the summary from the workers' counts.
+// summarize builds the summary from the workers' counts. It merges them
+// first, so that each group is built and hashed into the map once.
 func summarize(tables []*countTable) *ConnSummary {
-	s := NewConnSummary()
-	for _, t := range tables {
+	all := tables[0]
+	for _, t := range tables[1:] {
+		// Workers mostly see the same groups: no reserve(t.n) here, which
+		// would double a table that needs no more room.
 		for i, n := range t.counts {
-			if n == 0 {
-				continue
+			if n != 0 {
+				all.add(&t.keys[i], n)
 			}
-			k := &t.keys[i]
-			s.Groups[k.group()] += n
-			s.ByState[ProtocolState{Protocol: k.proto(), State: k.state(), Template: k.template()}] += n
-			s.Entries += n
-			if k.template() {
-				s.Templates += n
-			}
+		}
+	}
+	s := &ConnSummary{Groups: make(map[ConnGroup]int, all.n), ByState: map[ProtocolState]int{}}
+	for i, n := range all.counts {
+		if n == 0 {
+			continue
+		}
+		k := &all.keys[i]
+		s.Groups[k.group()] += n
+		s.ByState[ProtocolState{Protocol: k.proto(), State: k.state(), Template: k.template()}] += n
+		s.Entries += n
+		if k.template() {
+			s.Templates += n
 		}
 	}
 	return s

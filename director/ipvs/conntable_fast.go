@@ -152,6 +152,7 @@ func (g *groupCache) grow() {
 
 // flush adds the cached counts to t.
 func (g *groupCache) flush(t *countTable) {
+	t.reserve(len(g.groups) + len(g.fixed.v4.entries) + len(g.fixed.v6.entries))
 	g.fixed.flush(t)
 	for n := range g.groups {
 		t.add(&g.keys[n], g.groups[n].count)
