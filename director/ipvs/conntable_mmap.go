@@ -81,7 +81,7 @@ func aggregateMapped(f *os.File, file string) (*ConnSummary, bool, error) {
 				if (seq+1)%aggReleaseEvery == 0 {
 					// Let go of the last few chunks' pages, read by now (or
 					// being read: they fault back in).
-					releasePages(data[(seq+1-aggReleaseEvery)*aggChunkSize : (seq+1)*aggChunkSize])
+					releasePages(data[(seq+1-aggReleaseEvery)*aggChunkSize : min(len(data), (seq+1)*aggChunkSize)])
 				}
 				if res.errMsg != "" {
 					lowerTo(&firstBad, int64(seq))

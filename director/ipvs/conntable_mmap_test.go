@@ -154,3 +154,25 @@ func TestAggregateMappedShrinks(t *testing.T) {
 	}
 	sameSummary(t, got, scanSummary(t, data[:keep]))
 }
+
+// TestAggregateMappedLastRelease: a file whose last chunk is one after
+// which pages are released, and is shorter than a chunk.
+func TestAggregateMappedLastRelease(t *testing.T) {
+	_, data := bigTable(t, nil)
+	end := aggReleaseEvery*aggChunkSize - aggChunkSize/2
+	end = bytes.LastIndexByte(data[:end], '\n') + 1
+	path := filepath.Join(t.TempDir(), "ip_vs_conn")
+	if err := os.WriteFile(path, data[:end], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, ok, err := aggregateMapped(f, path)
+	if !ok || err != nil {
+		t.Fatalf("aggregateMapped: %v, %v; want it mapped", ok, err)
+	}
+	sameSummary(t, got, scanSummary(t, data[:end]))
+}
