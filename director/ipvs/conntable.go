@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -111,7 +112,9 @@ func (s *ConnSummary) SortedGroups() []ConnGroupCount {
 // Aggregate reads /proc/net/ip_vs_conn from r and counts its entries per
 // (service, real server, state) and per (protocol, state). It keeps only
 // the counts and a few 1 MiB chunks of input, whatever the size of the
-// table, and parses the chunks on every CPU.
+// table, and parses the chunks on every CPU. When r is a regular file of
+// a few MiB or more (a saved table), it maps the file instead of reading
+// it, and lets go of the pages it has parsed as it goes.
 func Aggregate(r io.Reader) (*ConnSummary, error) {
 	return aggregate(r, "ip_vs_conn")
 }
@@ -193,7 +196,7 @@ type countTable struct {
 }
 
 func newCountTable() *countTable {
-	return &countTable{keys: make([]aggKey, 1024), counts: make([]int, 1024)}
+	return &countTable{keys: make([]aggKey, 64), counts: make([]int, 64)}
 }
 
 func (k *aggKey) hash() uint64 {
@@ -222,9 +225,23 @@ func (t *countTable) add(k *aggKey, n int) {
 	}
 }
 
-func (t *countTable) grow() {
+// reserve makes room for n more keys at once, where adding them would
+// grow the table step by step, each step a fresh allocation.
+func (t *countTable) reserve(n int) {
+	size := len(t.keys)
+	for 2*(t.n+n) > size {
+		size *= 2
+	}
+	if size != len(t.keys) {
+		t.resize(size)
+	}
+}
+
+func (t *countTable) grow() { t.resize(2 * len(t.keys)) }
+
+func (t *countTable) resize(size int) {
 	old, oldCounts := t.keys, t.counts
-	t.keys, t.counts, t.n = make([]aggKey, 2*len(old)), make([]int, 2*len(old)), 0
+	t.keys, t.counts, t.n = make([]aggKey, size), make([]int, size), 0
 	for i, n := range oldCounts {
 		if n != 0 {
 			t.add(&old[i], n)
@@ -253,6 +270,11 @@ type aggResult struct {
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, aggChunkSize); return &b }}
 
 func aggregate(r io.Reader, file string) (*ConnSummary, error) {
+	if f, ok := r.(*os.File); ok {
+		if s, ok, err := aggregateMapped(f, file); ok {
+			return s, err
+		}
+	}
 	cr := chunkReader{r: r, file: file}
 	first, ok, err := cr.next()
 	if err != nil || !ok {
@@ -333,21 +355,30 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 	return summarize(tables), nil
 }
 
-// summarize builds the summary from the workers' counts.
+// summarize builds the summary from the workers' counts. It merges them
+// first, so that each group is built and hashed into the map once.
 func summarize(tables []*countTable) *ConnSummary {
-	s := NewConnSummary()
-	for _, t := range tables {
+	all := tables[0]
+	for _, t := range tables[1:] {
+		// Workers mostly see the same groups: no reserve(t.n) here, which
+		// would double a table that needs no more room.
 		for i, n := range t.counts {
-			if n == 0 {
-				continue
+			if n != 0 {
+				all.add(&t.keys[i], n)
 			}
-			k := &t.keys[i]
-			s.Groups[k.group()] += n
-			s.ByState[ProtocolState{Protocol: k.proto(), State: k.state(), Template: k.template()}] += n
-			s.Entries += n
-			if k.template() {
-				s.Templates += n
-			}
+		}
+	}
+	s := &ConnSummary{Groups: make(map[ConnGroup]int, all.n), ByState: map[ProtocolState]int{}}
+	for i, n := range all.counts {
+		if n == 0 {
+			continue
+		}
+		k := &all.keys[i]
+		s.Groups[k.group()] += n
+		s.ByState[ProtocolState{Protocol: k.proto(), State: k.state(), Template: k.template()}] += n
+		s.Entries += n
+		if k.template() {
+			s.Templates += n
 		}
 	}
 	return s
@@ -401,34 +432,60 @@ func countChunk(ch aggChunk, cache *groupCache, counts *countTable) aggResult {
 	var rc rawConn
 	data := ch.data
 	res := aggResult{seq: ch.seq}
+	if ch.seq == 0 && len(data) > 0 { // the header, or the first entry
+		i := bytes.IndexByte(data, '\n') + 1
+		if i == 0 {
+			i = len(data)
+		}
+		if !countLine(data[:i], &res, ch.seq, cache, counts, &rc) {
+			return res
+		}
+		data = data[i:]
+	}
 	for len(data) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		res.lines++
-		line = trimCR(line)
-		if skipConnLine(line, res.lines+ch.seq) { // the header is line 1 of chunk 0
+		if n, lines := cache.fixed.countRun(data, &rc, math.MaxInt); lines > 0 {
+			data = data[n:]
+			res.lines += lines
 			continue
 		}
-		if len(line) > maxProcLineLength {
-			res.errMsg = fmt.Sprintf("line longer than %d bytes", maxProcLineLength)
+		i := bytes.IndexByte(data, '\n') + 1
+		if i == 0 {
+			i = len(data)
+		}
+		if !countLine(data[:i], &res, ch.seq, cache, counts, &rc) {
 			return res
 		}
-		if cache.countLine(line, &rc) {
-			continue
-		}
-		if msg, bad := rc.parse(line, formatConn, false); msg != "" {
-			res.errMsg = msg
-			res.errBad = bytes.Clone(bad)
-			return res
-		}
-		k := rc.aggKey()
-		counts.add(&k, 1)
+		data = data[i:]
 	}
 	return res
+}
+
+// countLine counts one line, with or without its newline, the general
+// way; it reports false, with the error in res, if the line is malformed.
+func countLine(line []byte, res *aggResult, seq int, cache *groupCache, counts *countTable, rc *rawConn) bool {
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	res.lines++
+	line = trimCR(line)
+	if skipConnLine(line, res.lines+seq) { // the header is line 1 of chunk 0
+		return true
+	}
+	if len(line) > maxProcLineLength {
+		res.errMsg = fmt.Sprintf("line longer than %d bytes", maxProcLineLength)
+		return false
+	}
+	if cache.countLine(line, rc) {
+		return true
+	}
+	if msg, bad := rc.parse(line, formatConn, false); msg != "" {
+		res.errMsg = msg
+		res.errBad = bytes.Clone(bad)
+		return false
+	}
+	k := rc.aggKey()
+	counts.add(&k, 1)
+	return true
 }
 
 // lowerTo stores v in x if it is lower than x's value.

@@ -44,9 +44,6 @@ func newGroupCache() *groupCache {
 // caller to parse the line in full: for a shape the fast path does not
 // know, a line it cannot vouch for, or an error to report.
 func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
-	if g.fixed.countLine(line, rc) {
-		return true
-	}
 	// Protocol: "TCP", "UDP", "SCTP", "IP", ... up to 7 bytes, packed.
 	e := 0
 	for e < len(line) && e < 8 && line[e] != ' ' {
@@ -155,6 +152,7 @@ func (g *groupCache) grow() {
 
 // flush adds the cached counts to t.
 func (g *groupCache) flush(t *countTable) {
+	t.reserve(len(g.groups) + len(g.fixed.v4.entries) + len(g.fixed.v6.entries))
 	g.fixed.flush(t)
 	for n := range g.groups {
 		t.add(&g.keys[n], g.groups[n].count)
