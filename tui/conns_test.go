@@ -142,6 +142,13 @@ func TestCollectorSkipsOverlappingTicks(t *testing.T) {
 	for range 3 {
 		tick <- time.Now() // Run takes each tick: all skipped
 	}
+	// Run has taken the third tick; wait until it has also counted it
+	// (the send returns as Run receives, before it looks at busy).
+	for deadline := time.Now().Add(5 * time.Second); c.Skipped() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("skipped %d ticks after 5s, want 3", c.Skipped())
+		}
+	}
 	c.SetQuery(ConnQuery{Limit: 5}) // refreshes: once, after the running one
 	src.release <- struct{}{}
 	<-frames
