@@ -366,3 +366,39 @@ func TestLabVRRPTracking(t *testing.T) {
 	}
 	pollUntil(ctx, t, 5*time.Second, "the VIP on lvs2 after the drain", func() bool { return d2.holdsVIP(ctx, t) && !d1.holdsVIP(ctx, t) })
 }
+
+// TestLabVRRPNoPreempt: a director with preempt: false and the higher
+// priority joins a running pair as backup and stays backup while the
+// lower-priority master advertises; it takes over only when that master
+// dies.
+func TestLabVRRPNoPreempt(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build the lab")
+	}
+	bin := lvsdBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
+	defer cancel()
+	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.82.0.0/24")})
+	h1 := l.AddHost("lvs1", "10.82.0.11/24")
+	h2 := l.AddHost("lvs2", "10.82.0.12/24")
+
+	d2 := startVRRPDirector(ctx, t, bin, h2, 100)
+	pollUntil(ctx, t, 20*time.Second, "lvs2 master alone", func() bool { return d2.state(ctx) == "master" })
+	d1 := startVRRPDirectorWith(ctx, t, bin, h1, 150, "      preempt: false\n", "")
+	received := func() uint64 {
+		st, ok := d1.status(ctx)
+		if !ok || len(st.VRRP) != 1 {
+			return 0
+		}
+		return st.VRRP[0].AdvertsReceived
+	}
+	// 20 adverts at 100 ms: over six of lvs1's Master_Down_Intervals.
+	pollUntil(ctx, t, 20*time.Second, "lvs1 to hear 20 adverts from the lower-priority master", func() bool { return received() >= 20 })
+	if s1, s2 := d1.state(ctx), d2.state(ctx); s1 != "backup" || s2 != "master" {
+		t.Fatalf("with preempt: false, lvs1 (150) is %s and lvs2 (100) %s; want backup and master", s1, s2)
+	}
+	if err := syscall.Kill(d2.proc.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(ctx, t, 5*time.Second, "lvs1 master once lvs2 died", func() bool { return d1.state(ctx) == "master" && d1.holdsVIP(ctx, t) })
+}
