@@ -15,7 +15,6 @@ import (
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/health"
-	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/vrrp"
 )
 
@@ -89,9 +88,9 @@ type vrrpRuntime struct {
 	groupMu     sync.Mutex
 	groupStates map[string]vrrp.State
 
-	// syncRoles carries the role the sync daemon should take, when it
-	// follows an instance (ipvs.sync_daemon.vrrp_instance).
-	syncRoles chan ipvs.SyncRole
+	// syncKick tells the sync daemon's follower that the instance it
+	// follows (ipvs.sync_daemon.vrrp_instance) changed state.
+	syncKick chan struct{}
 }
 
 type vrrpTransport struct {
@@ -143,7 +142,7 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 		tracking:    newTrackState(cfg.VRRP),
 		notify:      notifier{run: d.opts.RunCommand, log: d.log, event: d.event},
 		groupStates: map[string]vrrp.State{},
-		syncRoles:   make(chan ipvs.SyncRole, 1),
+		syncKick:    make(chan struct{}, 1),
 	}
 	if o.WatchLinks == nil && slices.ContainsFunc(cfg.VRRP.Instances, func(in config.VRRPInstance) bool { return len(in.TrackInterfaces) > 0 }) {
 		return nil, fmt.Errorf("track_interfaces: %w: links cannot be watched here", ErrNoVRRP)
@@ -185,7 +184,7 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 		}
 		r.wg.Go(func() { r.scripts.Run(runCtx) })
 	}
-	r.wg.Go(func() { d.followSyncDaemon(runCtx, r.syncRoles) })
+	r.wg.Go(func() { d.followSyncDaemon(runCtx, r.syncKick) })
 	for _, t := range r.transports {
 		r.wg.Go(func() {
 			if err := t.Run(runCtx); err != nil {

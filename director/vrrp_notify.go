@@ -100,15 +100,12 @@ func (r *vrrpRuntime) changed(d *Daemon, vi *vrrpInstance, ch vrrp.StateChange) 
 		r.groupChanged(g, vi, ch.To)
 	}
 	if sd := d.syncFollows(); sd != "" && sd == vi.cfg.Name {
-		role := ipvs.SyncBackup
-		if ch.To == vrrp.Master {
-			role = ipvs.SyncMaster
-		}
-		select { // the latest role wins
-		case <-r.syncRoles:
+		// The follower reads the instance's state itself; a pending
+		// kick covers any number of transitions.
+		select {
+		case r.syncKick <- struct{}{}:
 		default:
 		}
-		r.syncRoles <- role
 	}
 }
 
@@ -152,14 +149,15 @@ func (d *Daemon) syncFollows() string {
 	return ""
 }
 
-// followSyncDaemon switches the sync daemon to each role it is sent
-// until ctx ends, as the running config (reloads included) describes it.
-func (d *Daemon) followSyncDaemon(ctx context.Context, roles <-chan ipvs.SyncRole) {
+// followSyncDaemon puts the sync daemon in the followed instance's role
+// (followedSyncRole) each time it is kicked, until ctx ends, as the
+// running config (reloads included) describes it.
+func (d *Daemon) followSyncDaemon(ctx context.Context, kick <-chan struct{}) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case role := <-roles:
+		case <-kick:
 			d.mu.Lock()
 			g := d.cfg.IPVS
 			d.mu.Unlock()
@@ -167,6 +165,7 @@ func (d *Daemon) followSyncDaemon(ctx context.Context, roles <-chan ipvs.SyncRol
 				continue // a reload took the sync daemon off VRRP
 			}
 			d.syncMu.Lock()
+			role := d.followedSyncRole(g.SyncDaemon.VRRPInstance)
 			err := d.ensureSyncDaemon(g.SyncDaemonAs(role))
 			d.syncMu.Unlock()
 			msg := fmt.Sprintf("connection sync daemon switched to %v (vrrp instance %s)", role, g.SyncDaemon.VRRPInstance)
