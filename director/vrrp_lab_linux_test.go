@@ -25,11 +25,28 @@ import (
 	"github.com/lvskit/lvskit/internal/lab"
 )
 
-func TestLabVRRPFailover(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build the lab")
-	}
-	testVRRPFailover(t)
+// vrrpPair is a lab with two director hosts, lvs1 (.11) and lvs2 (.12),
+// the lvsd binary and a context bounded by vrrpLabTimeout.
+type vrrpPair struct {
+	ctx    context.Context
+	bin    string
+	lab    *lab.Lab
+	h1, h2 *lab.Host
+}
+
+// newVRRPPair builds the pair on 10.<octet>.0.0/24; it skips without
+// root or without bin/lvsd.
+func newVRRPPair(t *testing.T, octet int) *vrrpPair {
+	t.Helper()
+	requireRoot(t)
+	p := &vrrpPair{bin: lvsdBinary(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
+	t.Cleanup(cancel)
+	p.ctx = ctx
+	p.lab = lab.New(t, lab.Options{Subnet: netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/24", octet))})
+	p.h1 = p.lab.AddHost("lvs1", fmt.Sprintf("10.%d.0.11/24", octet))
+	p.h2 = p.lab.AddHost("lvs2", fmt.Sprintf("10.%d.0.12/24", octet))
+	return p
 }
 
 const (
@@ -161,13 +178,9 @@ func pollUntil(ctx context.Context, t *testing.T, d time.Duration, what string, 
 	return time.Since(start)
 }
 
-func testVRRPFailover(t *testing.T) {
-	bin := lvsdBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
-	defer cancel()
-	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.78.0.0/24")})
-	h1 := l.AddHost("lvs1", "10.78.0.11/24")
-	h2 := l.AddHost("lvs2", "10.78.0.12/24")
+func TestLabVRRPFailover(t *testing.T) {
+	p := newVRRPPair(t, 78)
+	ctx, bin, l, h1, h2 := p.ctx, p.bin, p.lab, p.h1, p.h2
 	client := l.AddHost("client", "10.78.0.50/24")
 	// Each director answers HTTP on every address, the VIP included,
 	// with its own name: the client sees who holds the VIP, through its
@@ -265,15 +278,8 @@ func testVRRPFailover(t *testing.T) {
 // tracked link going down puts it in fault; each recovery brings it
 // back. Its notify command runs on every transition to master.
 func TestLabVRRPTracking(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build the lab")
-	}
-	bin := lvsdBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
-	defer cancel()
-	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.79.0.0/24")})
-	h1 := l.AddHost("lvs1", "10.79.0.11/24")
-	h2 := l.AddHost("lvs2", "10.79.0.12/24")
+	p := newVRRPPair(t, 79)
+	ctx, bin, h1, h2 := p.ctx, p.bin, p.h1, p.h2
 	// The tracked link: one end of a veth pair (this kernel may lack
 	// the dummy module).
 	for _, args := range [][]string{
@@ -372,15 +378,8 @@ func TestLabVRRPTracking(t *testing.T) {
 // lower-priority master advertises; it takes over only when that master
 // dies.
 func TestLabVRRPNoPreempt(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW) to build the lab")
-	}
-	bin := lvsdBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), vrrpLabTimeout)
-	defer cancel()
-	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.82.0.0/24")})
-	h1 := l.AddHost("lvs1", "10.82.0.11/24")
-	h2 := l.AddHost("lvs2", "10.82.0.12/24")
+	p := newVRRPPair(t, 82)
+	ctx, bin, h1, h2 := p.ctx, p.bin, p.h1, p.h2
 
 	d2 := startVRRPDirector(ctx, t, bin, h2, 100)
 	pollUntil(ctx, t, 20*time.Second, "lvs2 master alone", func() bool { return d2.state(ctx) == "master" })
