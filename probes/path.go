@@ -1,0 +1,189 @@
+// Package probes traces packets through the kernel's IPVS code with eBPF:
+// which function saw each packet, which virtual service and real server
+// IPVS chose, which transmit path it took, and where and why it was
+// dropped.
+//
+// The portable part (this file, and everything without a _linux suffix)
+// holds the decoded form of a trace: a Path per packet, made of Hops, and
+// a Summary of a whole run. It builds on every GOOS, so lvsdiag's
+// checklist can decide from paths without loading anything. Loading the
+// BPF objects, attaching them and reading the ring buffer is Linux-only.
+package probes
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Forwarding is IPVS's forwarding method of a connection: the low three
+// bits of ip_vs_conn.flags (IP_VS_CONN_F_FWD_MASK).
+type Forwarding uint8
+
+// The forwarding methods, with the kernel's numbers.
+const (
+	Masquerade  Forwarding = 0 // NAT
+	LocalNode   Forwarding = 1
+	Tunnel      Forwarding = 2
+	DirectRoute Forwarding = 3
+	Bypass      Forwarding = 4
+)
+
+// String names the method as ipvsadm does (Masq, Local, Tunnel, Route,
+// Bypass).
+func (f Forwarding) String() string {
+	switch f {
+	case Masquerade:
+		return "Masq"
+	case LocalNode:
+		return "Local"
+	case Tunnel:
+		return "Tunnel"
+	case DirectRoute:
+		return "Route"
+	case Bypass:
+		return "Bypass"
+	}
+	return "Forwarding(" + strconv.Itoa(int(f)) + ")"
+}
+
+// Verdict is what a netfilter hook function returned for the packet.
+type Verdict string
+
+// The verdicts a hook can return that a trace reports.
+const (
+	VerdictNone   Verdict = ""       // not seen (no return probe on this kernel)
+	VerdictAccept Verdict = "ACCEPT" // NF_ACCEPT: the packet goes on
+	VerdictDrop   Verdict = "DROP"   // NF_DROP: netfilter frees it
+	VerdictStolen Verdict = "STOLEN" // NF_STOLEN: IPVS took it (transmitted it)
+	VerdictQueue  Verdict = "QUEUE"
+	VerdictRepeat Verdict = "REPEAT"
+)
+
+// Service is a virtual service as the probe read it from ip_vs_service.
+type Service struct {
+	Protocol  string         // "TCP", "UDP", "SCTP"; empty for fwmark services
+	Address   netip.AddrPort // VIP:port; invalid for fwmark services
+	FWMark    uint32         // nonzero for fwmark services
+	Scheduler string         // "rr", "wlc", ...
+}
+
+// RealServer is a destination as the probe read it from ip_vs_dest.
+type RealServer struct {
+	Address    netip.AddrPort
+	Weight     int32
+	Forwarding Forwarding
+}
+
+// Conn is an IPVS connection as the probe read it from ip_vs_conn.
+type Conn struct {
+	Protocol   string
+	Client     netip.AddrPort // caddr:cport
+	Virtual    netip.AddrPort // vaddr:vport
+	RealServer netip.AddrPort // daddr:dport
+	Forwarding Forwarding
+	// State is the protocol state by name ("ESTABLISHED", "SYN_RECV",
+	// ...), as ipvsadm -lc prints it.
+	State string
+	// Flags is ip_vs_conn.flags as the kernel holds it.
+	Flags uint32
+}
+
+// Hop is one place in the kernel where the probe saw the packet.
+type Hop struct {
+	// Func is the kernel function or tracepoint ("ip_vs_in_hook",
+	// "ip_vs_dr_xmit", "kfree_skb").
+	Func string
+	// At is when the probe fired, on the kernel's monotonic clock.
+	At time.Duration
+	// Hook is the netfilter hook the function ran at ("PRE_ROUTING",
+	// "LOCAL_IN", "FORWARD", "LOCAL_OUT", "POST_ROUTING"); empty where
+	// the function is not a hook.
+	Hook string
+	// Verdict is a hook's return value, when a return probe saw it.
+	Verdict Verdict
+	// Device is the interface the packet was on at this hop, if known.
+	Device string
+	// Service, RealServer and Conn are what IPVS decided here, where the
+	// function's arguments or return value say it; nil otherwise.
+	Service    *Service
+	RealServer *RealServer
+	Conn       *Conn
+	// DropReason names the kernel's drop reason (enum skb_drop_reason,
+	// named from the running kernel's BTF, "NETFILTER_DROP") on a drop
+	// hop; DropLocation is the function that freed the packet
+	// ("nf_hook_slow+0x8d").
+	DropReason   string
+	DropLocation string
+	// Note is what IPVS decided here, for a person: "connection found
+	// (ESTABLISHED)", "no connection, scheduling", "no destination".
+	Note string
+}
+
+// Tuple is a packet's addresses, ports and protocol.
+type Tuple struct {
+	Protocol string // "TCP", "UDP", "SCTP", "ICMP", "ICMPv6"
+	Src, Dst netip.AddrPort
+}
+
+// Outcome is how a packet's path ended.
+type Outcome string
+
+// The outcomes of a path.
+const (
+	// OutcomeForwarded: IPVS transmitted it to a real server.
+	OutcomeForwarded Outcome = "forwarded"
+	// OutcomeLocal: it went to the local stack (no IPVS service took it).
+	OutcomeLocal Outcome = "local"
+	// OutcomeDropped: the kernel freed it as a drop.
+	OutcomeDropped Outcome = "dropped"
+	// OutcomeReply: a reply IPVS handled on its way back (NAT).
+	OutcomeReply Outcome = "reply"
+	// OutcomeUnknown: the trace ended, or the hops that would tell
+	// could not be seen on this kernel.
+	OutcomeUnknown Outcome = "unknown"
+)
+
+// Path is one packet's way through the kernel, hops in time order.
+type Path struct {
+	// At is the first hop's time on the wall clock.
+	At time.Time
+	// NetNS is the network namespace's inode number.
+	NetNS uint32
+	// Device is where the packet was first seen.
+	Device string
+	Tuple  Tuple
+	// TCPFlags are the packet's TCP flags ("SYN", "ACK", "FIN|ACK");
+	// empty for other protocols.
+	TCPFlags string
+	// Outer is the outer header of a tunnelled packet, when the probe
+	// saw it encapsulated.
+	Outer *Tuple
+	Hops  []Hop
+	// Outcome and Why say how the path ended: for a drop, where and why
+	// ("IPVS found no destination: all real servers of TCP
+	// 192.168.0.100:80 have weight 0").
+	Outcome Outcome
+	Why     string
+	// Service, RealServer and Conn are what IPVS decided for the packet
+	// over the whole path (the last hop that said), nil if it did not.
+	Service    *Service
+	RealServer *RealServer
+	Conn       *Conn
+}
+
+// Summary counts a whole run.
+type Summary struct {
+	Packets int
+	// ByRealServer counts forwarded packets per real server.
+	ByRealServer map[netip.AddrPort]int
+	// Drops counts dropped packets per reason (Path.Why).
+	Drops map[string]int
+	// Lost is how many events the kernel could not hand over (ring
+	// buffer full); never hidden.
+	Lost uint64
+	// Unseen lists the hops this kernel cannot show and why, one line
+	// each ("ip_vs_conn_new: kprobes are not available: the chosen real
+	// server's connection is not shown").
+	Unseen []string
+}
