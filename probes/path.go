@@ -187,3 +187,48 @@ type Summary struct {
 	// server's connection is not shown").
 	Unseen []string
 }
+
+// Event is one hop as the probe reported it, decoded, before hops are
+// joined into paths. The loader produces Events; a Grouper joins them by
+// SKB into Paths.
+type Event struct {
+	// SKB is the sk_buff's address: one packet, one path. Where the
+	// kernel replaced the skb (tunnel mode's skb_realloc_headroom), the
+	// probe that saw it reports the old one in PrevSKB and the new one
+	// in SKB.
+	SKB, PrevSKB uint64
+	// CPU is the CPU the probe ran on.
+	CPU uint32
+	// NetNS is the network namespace's inode number.
+	NetNS uint32
+	// Hop is what was seen here.
+	Hop Hop
+	// Tuple and TCPFlags are decoded from the headers the probe copied,
+	// when it copied them (Tuple.Protocol is empty otherwise); Outer is
+	// the outer header of an encapsulated packet.
+	Tuple    Tuple
+	TCPFlags string
+	Outer    *Tuple
+}
+
+// Filter selects the packets to trace. It is compiled into the BPF
+// programs as constants: a packet that does not match costs one early
+// comparison and no map write. Zero fields match everything.
+type Filter struct {
+	// VIP and Port match the packet's destination on the way in and its
+	// source on the way back (NAT replies), and the connection's virtual
+	// address inside IPVS.
+	VIP  netip.Addr
+	Port uint16
+	// Client matches the client's address (the source on the way in).
+	Client netip.Prefix
+	// RealServer matches the real server IPVS chose, or the source of a
+	// NAT reply.
+	RealServer netip.Addr
+	// Protocol is "tcp", "udp", "sctp" or empty for all.
+	Protocol string
+	// NetNS is a network namespace's inode number; zero for all.
+	NetNS uint32
+	// Interface is an interface's index; zero for all.
+	Interface int
+}
