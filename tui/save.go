@@ -205,7 +205,7 @@ func mergeSavedReport(s *Snapshot, r Report) {
 	}
 	s.VRRP = r.VRRP
 	for _, rs := range r.Services {
-		key, err := ParseServiceKey(rs.Key)
+		key, err := ipvs.ParseServiceKey(rs.Key)
 		if err != nil {
 			continue
 		}
