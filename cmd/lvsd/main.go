@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/lvskit/lvskit/director"
@@ -213,13 +214,33 @@ func plan(o options, stdout, stderr io.Writer) int {
 }
 
 func daemon(o options, log *slog.Logger, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return runDaemon(ctx, daemonSystem{openIPVS: openIPVS, loadModules: modprobe, reload: hup}, o, log, stderr)
+}
+
+// daemonSystem is what runDaemon takes from the machine: the kernel's IPVS
+// and modules, and the reload signal. Tests pass a fake kernel and their
+// own channel.
+type daemonSystem struct {
+	openIPVS    func(*config.Config, *slog.Logger) (ipvs.Client, error)
+	loadModules func([]string) error
+	reload      <-chan os.Signal
+}
+
+// runDaemon is lvsd until ctx ends. It returns only after every goroutine
+// it started (the listeners, the reload loop) has stopped.
+func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logger, stderr io.Writer) int {
 	lopts := loadOptions(o, stderr)
 	cfg, err := config.Load(o.config, lopts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	c, err := openIPVS(cfg, log)
+	c, err := sys.openIPVS(cfg, log)
 	switch {
 	case errors.Is(err, ipvs.ErrIPVSUnavailable) && !cfg.NeedsIPVS():
 		// A VRRP-only director, like keepalived with vrrp_instance
@@ -245,7 +266,7 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		Load:        lopts,
 		Client:      c,
 		Logger:      log,
-		LoadModules: modprobe,
+		LoadModules: sys.loadModules,
 		WriteSysctl: writeSysctl,
 		RunCommand:  runCommand(log),
 		Notify:      sdNotify,
@@ -256,8 +277,12 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	// The listeners are opened before the first write so that a taken
 	// port fails the start, not a later scrape; a reload does not move
 	// them.
@@ -278,17 +303,25 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 			return 2
 		}
 		log.Info("serving "+srv.name, "listen", srv.addr.String())
-		go director.Serve(ctx, ln, srv.handler(), log)
+		name, h := srv.name, srv.handler()
+		wg.Go(func() {
+			if err := director.Serve(ctx, ln, h, log); err != nil {
+				log.Error("stopped serving "+name, "err", err)
+			}
+		})
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			if err := d.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("reload rejected", "err", err)
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sys.reload:
+				if err := d.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					log.Error("reload rejected", "err", err)
+				}
 			}
 		}
-	}()
+	})
 	if err := d.Run(ctx); err != nil {
 		log.Error("lvsd stopped", "err", err)
 		return 1
