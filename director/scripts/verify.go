@@ -100,8 +100,9 @@ func (e *InsecureError) Error() string {
 // following symbolic links as the kernel would, and returns the real
 // path of the program: a regular, executable file. It returns an
 // *InsecureError when anything on the way could be changed by a user
-// other than root or lvsd's own user, and an error wrapping ErrNotFound
-// when the file does not exist.
+// other than root or lvsd's own user (with the real path, for a caller
+// that accepts the risk), and an error wrapping ErrNotFound when the file
+// does not exist.
 func Verify(h Host, name string) (string, error) {
 	if !path.IsAbs(name) {
 		return "", fmt.Errorf("%s is not an absolute path: write the full path, such as /usr/local/bin/%s", name, path.Base(name))
@@ -112,7 +113,7 @@ func Verify(h Host, name string) (string, error) {
 		return "", err
 	}
 	if w.problem != nil {
-		return "", w.problem
+		return real, w.problem
 	}
 	return real, nil
 }
@@ -138,7 +139,7 @@ func LookPath(h Host, name, pathList string) (string, error) {
 		case errors.As(err, &ie):
 			ie.Path = name
 			ie.Links = append([]string{fmt.Sprintf("%s -> %s (from PATH)", name, path.Join(dir, name))}, ie.Links...)
-			return "", ie
+			return real, ie
 		case err == nil:
 			return real, nil
 		}
