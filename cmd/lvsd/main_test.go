@@ -65,7 +65,7 @@ func TestImportKeepalived(t *testing.T) {
 	}
 	for _, want := range []string{
 		"director.conf:52: smtp_alert: not imported",
-		"imported.yaml:95:17: notify master of vrrp instance VI_web: lvsd would refuse it on this host: /usr/local/bin/notify.sh: /usr/local/bin/notify.sh not found",
+		": notify master of vrrp instance VI_web: lvsd would refuse it on this host: /usr/local/bin/notify.sh: /usr/local/bin/notify.sh not found",
 	} {
 		if !strings.Contains(errb.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
