@@ -27,6 +27,9 @@ type ScriptRef struct {
 	Program scripts.Program
 	// AsRoot is true when it runs as root.
 	AsRoot bool
+	// User is the script_user written for this command ("" when it
+	// runs as lvsd.script_user or the default).
+	User string
 	// Problem is why lvsd refuses it (or, with insecure_scripts, runs it
 	// anyway); empty when it is safe.
 	Problem string
@@ -234,6 +237,9 @@ func (sc *scriptChecker) command(key string, argv *[]string, shell bool, user *s
 	}
 	at := c.cfg.pos.m[argv].value
 	ref := ScriptRef{At: fmt.Sprintf("%s:%d:%d", at.file, at.line, at.column), What: what, Program: *p, AsRoot: cred.IsRoot() || cred == nil && sc.host.Euid() == 0}
+	if c.written(user) {
+		ref.User = *user
+	}
 	if err != nil {
 		ref.Problem = err.Error()
 	}
