@@ -100,6 +100,9 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		return nil, err
 	}
 	logScriptWarnings(opts.Logger, cfg)
+	if w := cfg.RootScriptsWarning; w != "" {
+		opts.Logger.Warn(w, "setting", "lvsd.script_user")
+	}
 	stateDir := opts.StateDir
 	if stateDir == "" {
 		stateDir = cfg.LVSD.StateDir

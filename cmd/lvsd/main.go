@@ -196,6 +196,9 @@ func check(o options, stdout, stderr io.Writer) int {
 	for _, w := range cfg.ScriptWarnings {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
 	}
+	if w := cfg.RootScriptsWarning; w != "" {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances)
 	return 0
 }

@@ -93,9 +93,11 @@ type Config struct {
 	// and checked them (with LoadOptions.Scripts; empty otherwise).
 	Scripts []ScriptRef `yaml:"-"`
 	// ScriptWarnings are what lvsd logs at every start and reload: the
-	// scripts insecure_scripts lets run, and scripts running as root
-	// because no script user exists.
+	// scripts insecure_scripts lets run.
 	ScriptWarnings []string `yaml:"-"`
+	// RootScriptsWarning, when set, says that scripts run as root because
+	// no script user exists; lvsd logs it once, at start.
+	RootScriptsWarning string `yaml:"-"`
 
 	pos *positions // where each decoded value was written
 }

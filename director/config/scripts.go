@@ -183,7 +183,7 @@ func (c *checker) scriptSecurity(host scripts.Host, audit bool) {
 		notify(v.SyncGroups[i].Notify, "sync group "+v.SyncGroups[i].Name)
 	}
 	if len(c.cfg.Scripts) > 0 && !c.written(&d.ScriptUser) && sc.global == nil && host.Euid() == 0 {
-		c.cfg.ScriptWarnings = append(c.cfg.ScriptWarnings, fmt.Sprintf("scripts run as root: no %s user exists and lvsd.script_user is not set: create the user (useradd --system --no-create-home --shell /usr/sbin/nologin %s) or set lvsd.script_user", DefaultScriptUser, DefaultScriptUser))
+		c.cfg.RootScriptsWarning = fmt.Sprintf("scripts run as root: no %s user exists and lvsd.script_user is not set: create the user (useradd --system --no-create-home --shell /usr/sbin/nologin %s) or set lvsd.script_user", DefaultScriptUser, DefaultScriptUser)
 	}
 }
 

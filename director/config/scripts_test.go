@@ -84,8 +84,8 @@ func TestInsecureScriptsWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(cfg.ScriptWarnings); n != 6 { // the opt-out, 4 scripts, root
-		t.Errorf("%d warnings, want 6:\n%s", n, strings.Join(cfg.ScriptWarnings, "\n"))
+	if n := len(cfg.ScriptWarnings); n != 5 { // the opt-out, 4 scripts
+		t.Errorf("%d warnings, want 5:\n%s", n, strings.Join(cfg.ScriptWarnings, "\n"))
 	}
 	if w := cfg.ScriptWarnings[1]; !strings.HasPrefix(w, "lvsd.yaml:7:43: health check of virtual service web: running it although others can change it: /tmp/x/chk.sh: /tmp is writable") {
 		t.Errorf("warning %q", w)
@@ -99,7 +99,7 @@ func TestInsecureScriptsWarns(t *testing.T) {
 	if p := cfg.VRRP.Instances[0].Notify.Run("master"); p.Path != "/usr/bin/pgrep" {
 		t.Errorf("notify master runs %s (through the /bin link: /usr/bin/pgrep)", p.Path)
 	}
-	if last := cfg.ScriptWarnings[5]; !strings.HasPrefix(last, "scripts run as root: no lvsd_script user exists and lvsd.script_user is not set") {
+	if last := cfg.RootScriptsWarning; !strings.HasPrefix(last, "scripts run as root: no lvsd_script user exists and lvsd.script_user is not set") {
 		t.Errorf("last warning %q", last)
 	}
 }
@@ -126,8 +126,8 @@ func TestScriptUsers(t *testing.T) {
 			t.Errorf("script %d runs as %s, want %s", i, got, want)
 		}
 	}
-	if len(cfg.ScriptWarnings) != 0 {
-		t.Errorf("warnings %q", cfg.ScriptWarnings)
+	if len(cfg.ScriptWarnings) != 0 || cfg.RootScriptsWarning != "" {
+		t.Errorf("warnings %q %q", cfg.ScriptWarnings, cfg.RootScriptsWarning)
 	}
 	if !cfg.Scripts[2].AsRoot || cfg.Scripts[0].AsRoot {
 		t.Errorf("as root: %+v", cfg.Scripts)
