@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -21,3 +22,17 @@ func (osHost) Lstat(path string) (FileInfo, error) {
 func (osHost) Readlink(path string) (string, error) { return os.Readlink(path) }
 
 func (osHost) Euid() uint32 { return uint32(os.Geteuid()) }
+
+func (osHost) ReadHead(path string, n int) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		err = nil
+	}
+	return b[:k], err
+}

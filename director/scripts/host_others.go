@@ -18,3 +18,7 @@ func (osHost) Readlink(path string) (string, error) {
 }
 
 func (osHost) Euid() uint32 { return 0 }
+
+func (osHost) ReadHead(path string, _ int) ([]byte, error) {
+	return nil, fmt.Errorf("%s: %w", path, errNotLinux)
+}

@@ -1,6 +1,7 @@
 package scripts
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,6 +54,9 @@ type Host interface {
 	GroupName(gid uint32) string
 	// Euid is the user ID lvsd runs as.
 	Euid() uint32
+	// ReadHead returns up to n bytes from the start of the regular file
+	// at path (for a script's #! line).
+	ReadHead(path string, n int) ([]byte, error)
 }
 
 // ErrUnknown is wrapped by Host lookups of a user or group that does
@@ -103,7 +107,18 @@ func (e *InsecureError) Error() string {
 // other than root or lvsd's own user (with the real path, for a caller
 // that accepts the risk), and an error wrapping ErrNotFound when the file
 // does not exist.
+//
+// A script's interpreter (its #! line; for #!/usr/bin/env NAME, also
+// NAME as found in SafePath) is verified the same way: whoever can change
+// the interpreter changes what the script does.
 func Verify(h Host, name string) (string, error) {
+	return verify(h, name, 0)
+}
+
+// maxInterpreters bounds nested #! interpreters, as the kernel does.
+const maxInterpreters = 4
+
+func verify(h Host, name string, depth int) (string, error) {
 	if !path.IsAbs(name) {
 		return "", fmt.Errorf("%s is not an absolute path: write the full path, such as /usr/local/bin/%s", name, path.Base(name))
 	}
@@ -115,7 +130,52 @@ func Verify(h Host, name string) (string, error) {
 	if w.problem != nil {
 		return real, w.problem
 	}
+	for _, interp := range interpreters(h, real) {
+		if depth >= maxInterpreters {
+			return "", fmt.Errorf("%s: more than %d nested #! interpreters", name, maxInterpreters)
+		}
+		var err error
+		if strings.Contains(interp, "/") {
+			_, err = verify(h, interp, depth+1)
+		} else {
+			_, err = LookPath(h, interp, SafePath)
+		}
+		var ie *InsecureError
+		switch {
+		case errors.As(err, &ie):
+			ie.Links = append(append(append([]string(nil), w.links...), fmt.Sprintf("%s runs %s (#!)", real, ie.Path)), ie.Links...)
+			ie.Path = name
+			return real, ie
+		case err != nil:
+			return "", fmt.Errorf("%s: its interpreter (#!): %w", name, err)
+		}
+	}
 	return real, nil
+}
+
+// interpreters are the programs a script's #! line runs: the
+// interpreter, and for /usr/bin/env the program env looks up. None for
+// a binary, or a file that cannot be read (an execute-only binary).
+func interpreters(h Host, real string) []string {
+	head, err := h.ReadHead(real, 256)
+	if err != nil || !bytes.HasPrefix(head, []byte("#!")) {
+		return nil
+	}
+	line, _, _ := bytes.Cut(head[2:], []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) == 0 {
+		return nil
+	}
+	out := []string{f[0]}
+	if path.Base(f[0]) == "env" {
+		for _, a := range f[1:] {
+			if !strings.HasPrefix(a, "-") && !strings.Contains(a, "=") {
+				out = append(out, a)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // LookPath finds a command named without a slash in the directories of

@@ -144,3 +144,32 @@ func TestLookupCredential(t *testing.T) {
 		}
 	}
 }
+
+// A script's interpreter is checked too: the #! line, and the program
+// /usr/bin/env looks up.
+func TestVerifyInterpreter(t *testing.T) {
+	h := system()
+	h.File("/usr/bin/env", 0o755, 0, 0).File("/usr/bin/python3", 0o755, 0, 0).File("/usr/bin/sh", 0o755, 0, 0)
+	h.Dir("/opt/venv/bin", 0o755, 1000, 1000).File("/opt/venv/bin/python", 0o755, 1000, 1000)
+	h.Dir("/usr/local/sbin", 0o777, 0, 0).File("/usr/local/sbin/ruby", 0o755, 0, 0)
+	h.Script("/usr/local/libexec/ok.sh", 0o755, 0, 0, "#!/bin/sh -e\nexit 0\n")
+	h.Script("/usr/local/libexec/ok.py", 0o755, 0, 0, "#!/usr/bin/env python3\n")
+	h.Script("/usr/local/libexec/venv.py", 0o755, 0, 0, "#!/opt/venv/bin/python\n")
+	h.Script("/usr/local/libexec/env.rb", 0o755, 0, 0, "#! /usr/bin/env -S ruby -w\n")
+	h.Script("/usr/local/libexec/gone", 0o755, 0, 0, "#!/usr/bin/perl\n")
+	for _, tt := range []struct{ path, err string }{
+		{path: "/usr/local/libexec/ok.sh"},
+		{path: "/usr/local/libexec/ok.py"},
+		{path: "/usr/local/libexec/venv.py", err: "/usr/local/libexec/venv.py (through /usr/local/libexec/venv.py runs /opt/venv/bin/python (#!)): /opt/venv/bin is owned by user alice (uid 1000): chown root /opt/venv/bin"},
+		{path: "/usr/local/libexec/env.rb", err: "/usr/local/libexec/env.rb (through /usr/local/libexec/env.rb runs ruby (#!), ruby -> /usr/local/sbin/ruby (from PATH)): /usr/local/sbin is writable by every user (mode 0777): chmod o-w /usr/local/sbin, or move the program to a directory only root can write"},
+		{path: "/usr/local/libexec/gone", err: "/usr/local/libexec/gone: its interpreter (#!): /usr/bin/perl: /usr/bin/perl not found: install it, or correct the path"},
+	} {
+		_, err := scripts.Verify(h, tt.path)
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("%s refused: %v", tt.path, err)
+		case tt.err != "" && (err == nil || err.Error() != tt.err):
+			t.Errorf("%s:\n got %v\nwant %s", tt.path, err, tt.err)
+		}
+	}
+}

@@ -19,6 +19,7 @@ type Host struct {
 	mu     sync.Mutex
 	files  map[string]scripts.FileInfo
 	links  map[string]string
+	heads  map[string][]byte
 	users  map[string]scripts.Account
 	groups map[string]uint32
 	euid   uint32
@@ -32,6 +33,7 @@ func New() *Host {
 	h := &Host{
 		files:  map[string]scripts.FileInfo{"/": {Mode: fs.ModeDir | 0o755}},
 		links:  map[string]string{},
+		heads:  map[string][]byte{},
 		users:  map[string]scripts.Account{},
 		groups: map[string]uint32{},
 	}
@@ -51,6 +53,16 @@ func (h *Host) Dir(p string, mode fs.FileMode, uid, gid uint32) *Host {
 // missing). mode may carry fs.ModeSetuid and the like.
 func (h *Host) File(p string, mode fs.FileMode, uid, gid uint32) *Host {
 	return h.add(p, scripts.FileInfo{Mode: mode, UID: uid, GID: gid})
+}
+
+// Script adds a regular file whose content starts with head (a #!
+// line).
+func (h *Host) Script(p string, mode fs.FileMode, uid, gid uint32, head string) *Host {
+	h.File(p, mode, uid, gid)
+	h.mu.Lock()
+	h.heads[path.Clean(p)] = []byte(head)
+	h.mu.Unlock()
+	return h
 }
 
 // Link adds a symbolic link to target, owned by root.
@@ -173,6 +185,19 @@ func (h *Host) GroupName(gid uint32) string {
 		}
 	}
 	return ""
+}
+
+// ReadHead implements scripts.Host: the head a Script was given, empty
+// for other files.
+func (h *Host) ReadHead(p string, n int) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fi, ok := h.files[path.Clean(p)]
+	if !ok || !fi.Mode.IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+	}
+	b := h.heads[path.Clean(p)]
+	return b[:min(n, len(b))], nil
 }
 
 // Euid implements scripts.Host.
