@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
@@ -309,4 +310,24 @@ func atoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestScriptUserTimeoutKillsItsGroup: at the timeout lvsd kills the
+// whole process group of a program running as another user, children
+// included.
+func TestScriptUserTimeoutKillsItsGroup(t *testing.T) {
+	u := newScriptUser(t)
+	cred, err := scripts.LookupCredential(scripts.OS(), u.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	p := scripts.Program{Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 60 & sleep 60; wait"}, User: cred}
+	if err := p.Run(ctx); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("run: %v, want killed at the timeout", err)
+	}
+	waitFor(t, "no process of "+u.name+" left", func() bool {
+		return exec.Command("pgrep", "-u", u.uid).Run() != nil // exit 1: none
+	})
 }
