@@ -315,6 +315,11 @@ func checkDirector(ctx context.Context, r *run) outcome {
 	if v.Status != nil {
 		r.directorStatus(v, &o)
 	}
+	if local && r.env.Config != nil {
+		for _, f := range scriptFindings(r.env.Config) {
+			o.add(f)
+		}
+	}
 	if local {
 		r.directorVIP(ctx, v, &o)
 		r.directorSysctls(v, &o)

@@ -26,6 +26,7 @@ import (
 	"github.com/lvskit/lvskit/director"
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/scripts"
 )
 
 const usage = `lvsd: the lvskit director daemon
@@ -47,6 +48,8 @@ type options struct {
 	logLevel  string
 	logFormat string
 	modules   string
+	// skipScripts leaves commands unchecked (check and plan only).
+	skipScripts bool
 }
 
 func main() {
@@ -65,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
+	fs.BoolVar(&o.skipScripts, "skip-script-checks", false, "check, plan: do not resolve the config's commands nor check who could change them (to validate a config away from the director; the daemon always checks)")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -87,6 +91,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "":
+		if o.skipScripts {
+			fmt.Fprintln(stderr, "lvsd: --skip-script-checks is for lvsd check and lvsd plan: the daemon always checks its scripts (lvsd.insecure_scripts: true accepts the risk)")
+			return 2
+		}
 		return daemon(o, log, stderr)
 	case "check":
 		return check(o, stdout, stderr)
@@ -118,8 +126,9 @@ func newLogger(o options, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 }
 
-// loadOptions checks schedulers against the running kernel's modules when
-// they can be listed (not on a build host without them).
+// loadOptions checks every command against this system's files and
+// users, and schedulers against the running kernel's modules when they
+// can be listed (not on a build host without them).
 func loadOptions(o options, stderr io.Writer) config.LoadOptions {
 	dir := o.modules
 	if dir == "" {
@@ -127,12 +136,17 @@ func loadOptions(o options, stderr io.Writer) config.LoadOptions {
 			dir = filepath.Join("/lib/modules", strings.TrimSpace(string(rel)))
 		}
 	}
+	opts := config.LoadOptions{Scripts: scripts.OS()}
+	if o.skipScripts {
+		opts.Scripts = nil
+	}
 	caps, err := config.KernelCapabilities(dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: not checking schedulers against the kernel: %v\n", err)
-		return config.LoadOptions{}
+		return opts
 	}
-	return config.LoadOptions{Kernel: &caps}
+	opts.Kernel = &caps
+	return opts
 }
 
 // importKeepalived prints the lvsd config of a keepalived.conf, the
@@ -148,9 +162,19 @@ func importKeepalived(path string, o options, stdout, stderr io.Writer) int {
 	for _, w := range imp.Warnings {
 		fmt.Fprintf(stderr, "lvsd import-keepalived: %s\n", w)
 	}
-	if _, err := config.Parse("imported.yaml", imp.YAML, loadOptions(o, io.Discard)); err != nil {
+	// The scripts are reported, not refused: the import may run away
+	// from the director, and fixing ownership is the next step anyway.
+	lopts := loadOptions(o, io.Discard)
+	lopts.AuditScripts = true
+	cfg, err := config.Parse("imported.yaml", imp.YAML, lopts)
+	if err != nil {
 		fmt.Fprintf(stderr, "lvsd import-keepalived: lvsd would refuse this config; fix these before using it:\n%v\n", err)
 		return 1
+	}
+	for _, s := range cfg.Scripts {
+		if s.Problem != "" {
+			fmt.Fprintf(stderr, "lvsd import-keepalived: %s: %s: lvsd would refuse it on this host: %s\n", s.At, s.What, s.Problem)
+		}
 	}
 	fmt.Fprintf(stderr, "lvsd import-keepalived: %d settings not imported; the config loads: check it with lvsd check --config FILE\n", len(imp.Warnings))
 	return 0
@@ -169,6 +193,12 @@ func check(o options, stdout, stderr io.Writer) int {
 	vrrpInstances := ""
 	if n := len(cfg.VRRP.Instances); n > 0 {
 		vrrpInstances = fmt.Sprintf(", %d vrrp instances", n)
+	}
+	for _, w := range cfg.ScriptWarnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
+	}
+	if w := cfg.RootScriptsWarning; w != "" {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances)
 	return 0
@@ -214,6 +244,10 @@ func plan(o options, stdout, stderr io.Writer) int {
 }
 
 func daemon(o options, log *slog.Logger, stderr io.Writer) int {
+	// No program lvsd runs may inherit a descriptor lvsd inherited.
+	if err := scripts.CloseInheritedOnExec(); err != nil {
+		log.Warn("marking inherited files close-on-exec", "err", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	hup := make(chan os.Signal, 1)
