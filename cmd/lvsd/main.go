@@ -18,13 +18,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/lvskit/lvskit/director"
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/internal/buildinfo"
 )
 
 const usage = `lvsd: the lvskit director daemon
@@ -35,7 +35,7 @@ Usage:
   lvsd plan --config FILE             print the IPVS writes the config needs now
   lvsd import-keepalived FILE         print the lvsd config of a keepalived.conf
                                       (what cannot be imported: on stderr and as comments)
-  lvsd version
+  lvsd version                        print the version (also: lvsd --version)
 
 Flags:
 `
@@ -46,6 +46,7 @@ type options struct {
 	logLevel  string
 	logFormat string
 	modules   string
+	version   bool
 }
 
 func main() {
@@ -64,9 +65,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
+	}
+	if o.version {
+		cmd = "version"
 	}
 	if cmd == "import-keepalived" {
 		if fs.NArg() != 1 {
@@ -92,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "plan":
 		return plan(o, stdout, stderr)
 	case "version":
-		fmt.Fprintf(stdout, "lvsd (lvskit) %s\n", runtime.Version())
+		fmt.Fprintln(stdout, buildinfo.String("lvsd"))
 		return 0
 	case "help":
 		fs.Usage()
@@ -235,6 +243,8 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 	metrics, err := director.NewMetrics(director.MetricsOptions{
 		Logger:          log,
 		ReconcilerStats: func() director.Stats { return d.Reconciler().Stats() },
+		Version:         buildinfo.Version(),
+		GoVersion:       buildinfo.GoVersion(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
@@ -266,7 +276,7 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		addr    config.ListenAddress
 		handler func() http.Handler
 	}{
-		{"status API", cfg.LVSD.StatusListen, func() http.Handler { return director.NewStatusHandler(d.Status) }},
+		{"status API", cfg.LVSD.StatusListen, func() http.Handler { return director.NewStatusHandler(versioned(d.Status)) }},
 		{"metrics", cfg.LVSD.MetricsListen, metrics.Handler},
 	} {
 		if srv.addr.IsZero() {
@@ -294,4 +304,13 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// versioned stamps the build's version on every status the API serves.
+func versioned(status func() director.Status) func() director.Status {
+	return func() director.Status {
+		st := status()
+		st.Version = buildinfo.Version()
+		return st
+	}
 }
