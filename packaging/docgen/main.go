@@ -8,8 +8,8 @@
 //
 // It writes man/lvsd.8.gz, man/lvstop.8.gz, man/lvsdiag.8.gz,
 // man/lvsd.yaml.5.gz (gzip -9n, as Debian wants them), completions/lvsd,
-// completions/lvstop, completions/lvsdiag and lvsd.yaml (the default
-// config).
+// completions/lvstop, completions/lvsdiag, lvsd.yaml (the default
+// config) and changelog.gz (the package's Debian changelog).
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 )
 
 // program is one binary: the help texts to run and what --help does not
@@ -78,7 +79,7 @@ var programs = []program{
 }
 
 type options struct {
-	bin, reference, out, version, date string
+	bin, reference, out, version, date, maintainer string
 }
 
 func main() {
@@ -88,6 +89,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "build/doc", "output directory")
 	flag.StringVar(&o.version, "version", "devel", "version for the pages' footers")
 	flag.StringVar(&o.date, "date", "", "date for the pages' footers, YYYY-MM-DD (required: the last commit's, for reproducible pages)")
+	flag.StringVar(&o.maintainer, "maintainer", "", "the package's maintainer, \"Name <address>\", for the Debian changelog")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "docgen: %v\n", err)
@@ -98,6 +100,13 @@ func main() {
 func run(o options) error {
 	if o.date == "" {
 		return errors.New("-date is required: git log -1 --format=%cs")
+	}
+	day, err := time.Parse(time.DateOnly, o.date)
+	if err != nil {
+		return fmt.Errorf("-date %q: want YYYY-MM-DD", o.date)
+	}
+	if o.maintainer == "" {
+		return errors.New("-maintainer is required: \"Name <address>\"")
 	}
 	for _, d := range []string{"man", "completions"} {
 		if err := os.MkdirAll(filepath.Join(o.out, d), 0o755); err != nil {
@@ -127,7 +136,17 @@ func run(o options) error {
 	if err := writeGzip(filepath.Join(o.out, "man", "lvsd.yaml.5.gz"), ref.ConfigMan(o.version, o.date)); err != nil {
 		return err
 	}
+	if err := writeGzip(filepath.Join(o.out, "changelog.gz"), changelog(o.version, o.maintainer, day)); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(o.out, "lvsd.yaml"), ref.DefaultConfig(), 0o644)
+}
+
+// changelog is the native package's Debian changelog: one entry for the
+// version built (the project's history is its git log).
+func changelog(version, maintainer string, day time.Time) []byte {
+	return fmt.Appendf(nil, "lvskit (%s) unstable; urgency=medium\n\n  * Built from the lvskit repository; its git log is the history.\n\n -- %s  %s\n",
+		version, maintainer, day.Format(time.RFC1123Z))
 }
 
 func buildPage(p program, o options) (Page, error) {
