@@ -155,3 +155,50 @@ func TestCompletionIsValidBash(t *testing.T) {
 		}
 	}
 }
+
+// ParseHelp reads the output of programs it runs: whatever it is given,
+// it returns an error or flags with names, never panics.
+func FuzzParseHelp(f *testing.F) {
+	f.Add("prog", goFlagHelp)
+	f.Add("prog", "Usage: prog [flags]\n\nFlags:\n  -v\tverbose\n")
+	f.Add("prog", "prog: x\nUsage:\n")
+	f.Fuzz(func(t *testing.T, name, text string) {
+		h, err := ParseHelp(name, text)
+		if err != nil {
+			return
+		}
+		for _, fl := range h.Flags {
+			if fl.Name == "" {
+				t.Errorf("a flag without a name from %q", text)
+			}
+			fl.Choices()
+		}
+		h.subcommands(name)
+		Page{Program: name, Top: h}.Man()
+		Page{Program: name, Top: h}.Completion()
+	})
+}
+
+// ParseReference takes any YAML without panicking, and every key it
+// reports has a path.
+func FuzzParseReference(f *testing.F) {
+	ref, err := os.ReadFile(filepath.Join("..", "..", "examples", "reference.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ref)
+	f.Add([]byte("# intro\n\na:\n  # b: 1  # doc\n  c: [1, 2]  # list\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		r, err := ParseReference("fuzz.yaml", text)
+		if err != nil {
+			return
+		}
+		for _, k := range r.Keys {
+			if k.Path == "" {
+				t.Errorf("a key without a path from %q", text)
+			}
+		}
+		r.ConfigMan("1", "2026-01-01")
+		r.DefaultConfig()
+	})
+}

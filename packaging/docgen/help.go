@@ -131,14 +131,20 @@ func (f Flag) TakesPath() (file, dir bool) {
 // subcommands are the words after the program's name in its usage lines
 // ("lvsd check --config FILE" -> check).
 func (h Help) subcommands(program string) []string {
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(program) + ` ([a-z][a-z-]+)\b`)
 	var out []string
 	seen := map[string]bool{}
 	for _, u := range h.Usage {
-		if m := re.FindStringSubmatch(u); m != nil && !seen[m[1]] {
-			seen[m[1]] = true
-			out = append(out, m[1])
+		rest, ok := strings.CutPrefix(u, program+" ")
+		if !ok {
+			continue
+		}
+		word, _, _ := strings.Cut(rest, " ")
+		if subcommand.MatchString(word) && !seen[word] {
+			seen[word] = true
+			out = append(out, word)
 		}
 	}
 	return out
 }
+
+var subcommand = regexp.MustCompile(`^[a-z][a-z-]+$`)
