@@ -206,6 +206,11 @@ func TestVMDebInstallsAndLvsdServesAsTheUnitRunsIt(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// systemd's own check of the installed unit: syntax, the
+	// executables it names, its Documentation= man pages.
+	if out, err := exec.Command("systemd-analyze", "verify", unitPath).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify %s: %v\n%s", unitPath, err, out)
+	}
 	// The shipped config passes the unit's ExecStartPre as it is.
 	u := unit(t, unitPath)
 	pre := asTheUnit(t, u, one(t, u, "ExecStartPre"))
