@@ -99,6 +99,9 @@ func walkReference(n *yaml.Node, prefix string, add func(Key)) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			headKeys(k.HeadComment, prefix, add)
+			if k.Kind != yaml.ScalarNode || k.Value == "" {
+				continue // a complex or empty key ("? "): not a config key
+			}
 			path := join(prefix, k.Value)
 			doc := firstNonEmpty(k.LineComment, v.LineComment)
 			if doc == "" && v.Kind != yaml.ScalarNode && len(v.Content) > 0 {
