@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +26,7 @@ import (
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/scripts"
+	"github.com/lvskit/lvskit/internal/buildinfo"
 )
 
 const usage = `lvsd: the lvskit director daemon
@@ -37,7 +37,7 @@ Usage:
   lvsd plan --config FILE             print the IPVS writes the config needs now
   lvsd import-keepalived FILE         print the lvsd config of a keepalived.conf
                                       (what cannot be imported: on stderr and as comments)
-  lvsd version
+  lvsd version                        print the version (also: lvsd --version)
 
 Flags:
 `
@@ -50,6 +50,7 @@ type options struct {
 	modules   string
 	// skipScripts leaves commands unchecked (check and plan only).
 	skipScripts bool
+	version     bool
 }
 
 func main() {
@@ -69,9 +70,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
 	fs.BoolVar(&o.skipScripts, "skip-script-checks", false, "check, plan: do not resolve the config's commands nor check who could change them (to validate a config away from the director; the daemon always checks)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
+	}
+	if o.version {
+		cmd = "version"
 	}
 	if cmd == "import-keepalived" {
 		if fs.NArg() != 1 {
@@ -101,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "plan":
 		return plan(o, stdout, stderr)
 	case "version":
-		fmt.Fprintf(stdout, "lvsd (lvskit) %s\n", runtime.Version())
+		fmt.Fprintln(stdout, buildinfo.String("lvsd"))
 		return 0
 	case "help":
 		fs.Usage()
@@ -290,6 +298,8 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 	metrics, err := director.NewMetrics(director.MetricsOptions{
 		Logger:          log,
 		ReconcilerStats: func() director.Stats { return d.Reconciler().Stats() },
+		Version:         buildinfo.Version(),
+		GoVersion:       buildinfo.GoVersion(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
@@ -325,7 +335,7 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		addr    config.ListenAddress
 		handler func() http.Handler
 	}{
-		{"status API", cfg.LVSD.StatusListen, func() http.Handler { return director.NewStatusHandler(d.Status) }},
+		{"status API", cfg.LVSD.StatusListen, func() http.Handler { return director.NewStatusHandler(versioned(d.Status)) }},
 		{"metrics", cfg.LVSD.MetricsListen, metrics.Handler},
 	} {
 		if srv.addr.IsZero() {
@@ -361,4 +371,13 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		return 1
 	}
 	return 0
+}
+
+// versioned stamps the build's version on every status the API serves.
+func versioned(status func() director.Status) func() director.Status {
+	return func() director.Status {
+		st := status()
+		st.Version = buildinfo.Version()
+		return st
+	}
 }

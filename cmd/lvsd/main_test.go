@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lvskit/lvskit/director"
+	"github.com/lvskit/lvskit/internal/buildinfo"
 )
 
 func TestCheckReportsEveryErrorAndExits1(t *testing.T) {
@@ -81,5 +84,21 @@ func TestImportKeepalived(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"import-keepalived"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "name the keepalived config") {
 		t.Errorf("no file: exit %d\n%s", code, errb.String())
+	}
+}
+
+// --version and the version subcommand say the same, on stdout, exit 0;
+// the status API carries the same version.
+func TestVersion(t *testing.T) {
+	want := buildinfo.String("lvsd") + "\n"
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 || out.String() != want {
+			t.Errorf("%q: exit %d, stdout %q, want %q\n%s", args, code, out.String(), want, errb.String())
+		}
+	}
+	st := versioned(func() director.Status { return director.Status{Config: "x"} })()
+	if st.Version != buildinfo.Version() || st.Config != "x" {
+		t.Errorf("versioned status: %+v", st)
 	}
 }
