@@ -17,7 +17,7 @@ generate:
 	$(GO) generate ./probes/
 
 generate-check: generate
-	@git diff --exit-code --stat -- probes/ || { echo "probes/: go generate changed the committed BPF objects: commit them, or use Debian 12's clang 14"; exit 1; }
+	@git diff --exit-code --stat -- 'probes/*_bpfel.go' 'probes/*_bpfel.o' || { echo "probes/: go generate changed the committed BPF objects: commit them, or use Debian 12's clang 14"; exit 1; }
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
