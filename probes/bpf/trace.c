@@ -586,9 +586,12 @@ static __always_inline int hop(struct hop_args *a)
 		e->flags |= EV_PKT;
 	}
 	if (a->cp) {
+		/* Not READ(dest, a->cp->dest): the builtin would relocate a->cp
+		 * too, against a struct the kernel does not have. */
+		struct ip_vs_conn *cp = a->cp;
 		struct ip_vs_dest *dest = NULL;
-		read_conn(e, a->cp);
-		READ(dest, a->cp->dest);
+		read_conn(e, cp);
+		READ(dest, cp->dest);
 		if (dest)
 			read_dest(e, dest);
 	} else if (a->svc) {
