@@ -41,6 +41,8 @@ type Tracer struct {
 	attach  []Attachment
 	unseen  []string
 	symbols *Symbols
+
+	loadTime time.Duration // spent loading programs, for the log
 }
 
 // sharedMaps are created once and shared by every program.
@@ -77,6 +79,7 @@ func Open(opts Options) (*Tracer, error) {
 	if !ipvsLoaded && !opts.WithoutIPVS {
 		return nil, fmt.Errorf("opening the tracer: %w", ErrIPVSNotLoaded)
 	}
+	began := time.Now()
 	if err := t.loadSymbols(); err != nil {
 		return nil, err
 	}
@@ -84,6 +87,7 @@ func Open(opts Options) (*Tracer, error) {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
 	t.bootAt = bootTime()
+	prepared := time.Now()
 
 	spec, err := loadTrace()
 	if err != nil {
@@ -114,6 +118,9 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, fmt.Errorf("opening the tracer: nothing could be attached:\n%s", strings.Join(t.unseen, "\n"))
 	}
+	t.log.Info("tracer attached", "targets", len(t.attach), "unseen", len(t.unseen),
+		"symbols_and_btf", prepared.Sub(began).Round(time.Millisecond), "load", t.loadTime.Round(time.Millisecond),
+		"total", time.Since(began).Round(time.Millisecond))
 	rd, err := ringbuf.NewReader(t.maps["events"])
 	if err != nil {
 		t.Close()
@@ -231,6 +238,8 @@ func (t *Tracer) loadProgram(name string, adjust func(*ebpf.ProgramSpec)) (*ebpf
 		adjust(ps)
 	}
 	s.Programs = map[string]*ebpf.ProgramSpec{name: ps}
+	start := time.Now()
+	defer func() { t.loadTime += time.Since(start) }()
 	coll, err := ebpf.NewCollectionWithOptions(&s, ebpf.CollectionOptions{
 		MapReplacements: t.maps,
 		Cache:           t.btf,

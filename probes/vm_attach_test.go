@@ -3,6 +3,8 @@
 package probes_test
 
 import (
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 // backend, except those the kernel lacks, each named with its reason.
 func TestVMAttachEverything(t *testing.T) {
 	start := time.Now()
-	tr, err := probes.Open(probes.Options{})
+	tr, err := probes.Open(probes.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

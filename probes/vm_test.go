@@ -175,11 +175,12 @@ func kernelRelease(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := strings.TrimSpace(string(b))
-	if i := strings.IndexByte(r, '-'); i > 0 {
-		r = r[:i]
+	// "6.12.57+deb12-amd64", "6.1.0-41-amd64": major.minor
+	f := strings.SplitN(strings.TrimSpace(string(b)), ".", 3)
+	if len(f) < 2 {
+		t.Fatalf("kernel release %q", b)
 	}
-	return r
+	return f[0] + "." + f[1]
 }
 
 // get makes one HTTP request from the client to vip over a fresh
