@@ -300,7 +300,7 @@ func (t *Tracer) attachFuncs(pending []target) {
 		for _, tg := range pending {
 			if err := t.attachFunc(tg, b, loaded); err != nil {
 				t.log.Debug("attaching", "target", tg.name, "backend", b, "err", err)
-				why[tg.name] = append(why[tg.name], backendReason(b, err))
+				why[tg.name] = append(why[tg.name], backendReason(tg, b, err))
 				next = append(next, tg)
 				continue
 			}
@@ -377,9 +377,12 @@ func (t *Tracer) skip(tg target, why string) {
 }
 
 // backendReason says in a few words why a backend could not attach.
-func backendReason(b Backend, err error) string {
+func backendReason(tg target, b Backend, err error) string {
 	var ve *ebpf.VerifierError
 	switch {
+	case b == BackendFentry && tg.args > 6 && errors.As(err, &ve) && logMentions(ve, "arguments"):
+		// Linux before 6.6 (x86) builds no trampoline for them.
+		return fmt.Sprintf("fentry on this kernel refuses functions with more than 6 arguments (it has %d)", tg.args)
 	case b == BackendKprobe && !kprobePMU():
 		return "kprobes are not available on this kernel"
 	case errors.Is(err, ebpf.ErrNotSupported):
@@ -411,6 +414,15 @@ func reason(err error) string {
 		return "the verifier refused it (" + lastLine(ve) + ")"
 	}
 	return err.Error()
+}
+
+func logMentions(ve *ebpf.VerifierError, word string) bool {
+	for _, l := range ve.Log {
+		if strings.Contains(l, word) {
+			return true
+		}
+	}
+	return false
 }
 
 // lastLine is the verifier's complaint: its last line before the
