@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -43,6 +44,9 @@ type Tracer struct {
 	symbols *Symbols
 
 	loadTime time.Duration // spent loading programs, for the log
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // sharedMaps are created once and shared by every program.
@@ -586,7 +590,13 @@ func (t *Tracer) Lost() (uint64, error) {
 }
 
 // Close detaches every program and frees the maps. It unblocks Read.
+// Calls after the first return nil.
 func (t *Tracer) Close() error {
+	t.closeOnce.Do(func() { t.closeErr = t.close() })
+	return t.closeErr
+}
+
+func (t *Tracer) close() error {
 	var errs []error
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
@@ -602,7 +612,23 @@ func (t *Tracer) Close() error {
 	for _, m := range t.maps {
 		errs = append(errs, m.Close())
 	}
+	t.maps = nil
 	return errors.Join(errs...)
 }
 
 var _ io.Closer = (*Tracer)(nil)
+
+// NetNSInode is the inode number of a network namespace, as Filter.NetNS
+// wants it: name is a name under /run/netns ("blue", as ip netns names
+// it) or a path (/proc/PID/ns/net).
+func NetNSInode(name string) (uint32, error) {
+	path := name
+	if !strings.Contains(name, "/") {
+		path = "/run/netns/" + name
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("finding network namespace %s: %w", name, err)
+	}
+	return uint32(st.Ino), nil
+}
