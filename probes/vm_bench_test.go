@@ -87,13 +87,16 @@ func BenchmarkVMEventRate(b *testing.B) {
 		}()
 		start := time.Now()
 		err = v.client.Do(func() error {
-			c, err := net.Dial("udp", vip.String())
+			// Unconnected: the real server's ICMP port unreachable
+			// does not stop the loop.
+			c, err := net.ListenPacket("udp", v.client.Addr().String()+":0")
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			to := net.UDPAddrFromAddrPort(vip)
 			for range packets {
-				if _, err := c.Write([]byte("lvskit")); err != nil {
+				if _, err := c.WriteTo([]byte("lvskit"), to); err != nil {
 					return err
 				}
 			}
