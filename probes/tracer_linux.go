@@ -53,7 +53,7 @@ type Tracer struct {
 var sharedMaps = []string{"events", "lost", "traced", "frames"}
 
 // attachParallel is how many targets attach, or detach, at once.
-const attachParallel = 8
+var attachParallel = 8
 
 // pollInterval bounds how long Read waits before looking at its
 // context again.

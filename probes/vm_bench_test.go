@@ -4,6 +4,7 @@ package probes_test
 
 import (
 	"context"
+	"fmt"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"log/slog"
 	"net"
@@ -19,13 +20,21 @@ import (
 // and Close (detach) per backend, on the VM's kernel. Backends the kernel
 // lacks are skipped. Goal: attach <= 1 s (on hardware; the VM is TCG).
 func BenchmarkVMAttach(b *testing.B) {
+	for _, parallel := range []int{1, 8} {
+		old := probes.SetAttachParallel(parallel)
+		b.Run(fmt.Sprintf("parallel=%d", parallel), benchmarkAttach)
+		probes.SetAttachParallel(old)
+	}
+}
+
+func benchmarkAttach(b *testing.B) {
 	for _, backend := range []probes.Backend{probes.BackendAuto, probes.BackendFentry, probes.BackendKprobe, probes.BackendKprobeMulti} {
 		b.Run(string(backend), func(b *testing.B) {
 			var open, close time.Duration
 			attached := 0
 			for range b.N {
 				start := time.Now()
-				tr, err := probes.Open(probes.Options{Backend: backend, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+				tr, err := probes.Open(probes.Options{Backend: backend, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 				if err != nil {
 					b.Fatal(err)
 				}
