@@ -89,7 +89,8 @@ func BenchmarkVMEventRate(b *testing.B) {
 			b.Logf("%d packets/s: %d events in %v (%.0f events/s), %d lost", pps, events, elapsed.Round(time.Millisecond), rate, lost)
 			if pps == 0 {
 				burstRate, burstLost = rate, float64(lost)
-			} else if lost == 0 && rate > best {
+			}
+			if lost == 0 && rate > best {
 				best = rate
 			}
 		}
