@@ -197,16 +197,28 @@ func (g *Grouper) finish(op *openPath) Path {
 	return p
 }
 
-func (g *Grouper) count(p Path) {
-	g.sum.Packets++
-	g.sum.ByOutcome[p.Outcome]++
+func (g *Grouper) count(p Path) { g.sum.Add(p) }
+
+// Add counts one ended path.
+func (s *Summary) Add(p Path) {
+	if s.ByOutcome == nil {
+		s.ByOutcome = map[Outcome]int{}
+	}
+	if s.ByRealServer == nil {
+		s.ByRealServer = map[netip.AddrPort]int{}
+	}
+	if s.Drops == nil {
+		s.Drops = map[string]int{}
+	}
+	s.Packets++
+	s.ByOutcome[p.Outcome]++
 	switch p.Outcome {
 	case OutcomeForwarded:
 		if rs := p.chosen(); rs.IsValid() {
-			g.sum.ByRealServer[rs]++
+			s.ByRealServer[rs]++
 		}
 	case OutcomeDropped:
-		g.sum.Drops[p.Why]++
+		s.Drops[p.Why]++
 	}
 }
 
