@@ -13,7 +13,7 @@ const usage = `lvsdiag: the LVS on-call checklist
 Usage:
   lvsdiag --vip ADDR [--port N] [--host NAME] [--lvsd URL] [--config FILE]
           [--interface IF] [--timeout D] [--output text|json|markdown]
-          [--fail-on info|warning|critical]
+          [--fail-on info|warning|critical] [--trace]
   lvsdiag rs --vip ADDR [--port N]        run on a real server
   lvsdiag vrrp --interface IF [--duration 5s] [--config FILE]
   lvsdiag trace --vip ADDR [--port N] [--client ADDR|PREFIX] [--rs ADDR]

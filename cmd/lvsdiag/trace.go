@@ -376,3 +376,28 @@ func serviceIs(s ipvs.Service, p probes.Service) bool {
 	}
 	return s.Protocol.String() == p.Protocol && s.Address == p.Address.Addr() && s.Port == p.Address.Port()
 }
+
+// systemTracer is the checklist's diag.Tracer on this host's kernel:
+// the same checks and tracer as lvsdiag trace.
+type systemTracer struct {
+	logger *slog.Logger
+}
+
+// Trace implements diag.Tracer.
+func (s systemTracer) Trace(ctx context.Context, req diag.TraceRequest) (diag.TraceResult, error) {
+	opts := traceOptions{Filter: req.Filter, Backend: "auto"}
+	tr, err := openTrace(ctx, &opts, s.logger)
+	if err != nil {
+		return diag.TraceResult{}, err
+	}
+	if req.Ready != nil {
+		req.Ready()
+	}
+	tr.Grouper.Hidden = len(tr.Source.Unseen()) > 0
+	var res diag.TraceResult
+	res.Summary, err = probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: req.Count}, func(p probes.Path) error {
+		res.Paths = append(res.Paths, p)
+		return nil
+	})
+	return res, err
+}
