@@ -201,6 +201,9 @@ type Event struct {
 	SKB, PrevSKB uint64
 	// CPU is the CPU the probe ran on.
 	CPU uint32
+	// Time is when the probe fired on the wall clock (Hop.At is the
+	// same moment on the kernel's monotonic clock).
+	Time time.Time
 	// NetNS is the network namespace's inode number.
 	NetNS uint32
 	// Hop is what was seen here.

@@ -1,0 +1,809 @@
+//go:build ignore
+
+/* The tracer's programs. Every hop goes through hop(): it decides whether
+ * the packet is traced (the filter constants below, or "this skb matched
+ * at an earlier hop"), then writes one struct event to the ring buffer.
+ * Each kernel function has a kprobe and an fentry flavour (and a
+ * kretprobe/fexit one where its return value matters); the loader picks
+ * one per function by probing. */
+
+#include "common.h"
+
+char __license[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define PKT_MAX 128
+#define MAX_DEPTH 8
+#define NO_HOOK 0xff
+#define NET_HEADER_UNSET 0xffff
+
+/* Which function or tracepoint an event comes from. The Go side names
+ * them from this enum (bpf2go -type fn_id). */
+enum fn_id {
+	FN_NONE,
+	FN_NETIF_RECEIVE_SKB,
+	FN_NET_DEV_QUEUE,
+	FN_KFREE_SKB,
+	FN_IP_FORWARD,
+	FN_IP_LOCAL_DELIVER,
+	FN_IP_OUTPUT,
+	FN_IP_LOCAL_OUT,
+	FN_IP6_FORWARD,
+	FN_IP6_INPUT,
+	FN_IP6_OUTPUT,
+	FN_IP6_LOCAL_OUT,
+	FN_IP_VS_IN_HOOK,
+	FN_IP_VS_OUT_HOOK,
+	FN_IP_VS_FORWARD_ICMP,
+	FN_IP_VS_CONN_IN_GET,
+	FN_IP_VS_CONN_OUT_GET,
+	FN_TCP_CONN_SCHEDULE,
+	FN_UDP_CONN_SCHEDULE,
+	FN_SCTP_CONN_SCHEDULE,
+	FN_IP_VS_SCHEDULE,
+	FN_IP_VS_CONN_NEW,
+	FN_IP_VS_SCHEDULER_ERR,
+	FN_IP_VS_LEAVE,
+	FN_IP_VS_NAT_XMIT,
+	FN_IP_VS_DR_XMIT,
+	FN_IP_VS_TUNNEL_XMIT,
+	FN_IP_VS_BYPASS_XMIT,
+	FN_IP_VS_NULL_XMIT,
+	FN_IP_VS_NAT_XMIT_V6,
+	FN_IP_VS_DR_XMIT_V6,
+	FN_IP_VS_TUNNEL_XMIT_V6,
+	FN_IP_VS_BYPASS_XMIT_V6,
+	FN_MAX,
+};
+
+/* event.flags */
+enum event_flag {
+	EV_EXIT = 1,     /* a return probe: ret is the return value */
+	EV_CONN = 2,     /* conn is set */
+	EV_DEST = 4,     /* dest is set */
+	EV_SVC = 8,      /* svc is set */
+	EV_PKT = 16,     /* pkt holds pkt_len bytes from the network header */
+	EV_DROP = 32,    /* reason and location are set */
+	EV_NOCONN = 64,  /* a lookup returned no connection */
+	EV_HOOK = 128,   /* hook is set */
+};
+
+struct conn_info {
+	__u8 caddr[16];
+	__u8 vaddr[16];
+	__u8 daddr[16];
+	__u16 cport, vport, dport;
+	__u16 af, daf, protocol, state;
+	__u16 _pad;
+	__u32 flags;
+};
+
+struct dest_info {
+	__u8 addr[16];
+	__u16 port;
+	__u16 af;
+	__s32 weight;
+	__u32 conn_flags;
+};
+
+struct svc_info {
+	__u8 addr[16];
+	__u16 port;
+	__u16 af;
+	__u16 protocol;
+	__u16 _pad;
+	__u32 fwmark;
+	char sched[16];
+};
+
+struct event {
+	__u64 ts;
+	__u64 skb;
+	__u64 prev_skb;
+	__u64 location;
+	__s64 ret;
+	__u32 netns;
+	__u32 ifindex;
+	__u32 cpu;
+	__u32 reason;
+	__u16 fn;
+	__u16 flags;
+	__u8 hook;
+	__u8 _pad0;
+	__u16 pkt_len;
+	char ifname[16];
+	char msg[32];
+	struct conn_info conn;
+	struct dest_info dest;
+	struct svc_info svc;
+	__u8 pkt[PKT_MAX];
+};
+
+/* Filter constants, set by the loader (CollectionSpec.Variables).
+ * Addresses are 16 bytes, IPv4 in the first four (as nf_inet_addr). */
+volatile const __u8 f_all = 1;      /* no filter: trace everything */
+volatile const __u16 f_vip_af = 0;  /* 0: any VIP */
+volatile const __u32 f_vip[4] = {};
+volatile const __u16 f_port = 0;    /* host order; 0: any */
+volatile const __u16 f_client_af = 0;
+volatile const __u32 f_client_net[4] = {};
+volatile const __u32 f_client_mask[4] = {};
+volatile const __u16 f_rs_af = 0;
+volatile const __u32 f_rs[4] = {};
+volatile const __u8 f_proto = 0;    /* IPPROTO_*; 0: any */
+volatile const __u32 f_netns = 0;   /* netns inode; 0: any */
+volatile const __u32 f_ifindex = 0; /* 0: any */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+/* Events the ring buffer had no room for, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* skbs that matched the filter at an earlier hop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} traced SEC(".maps");
+
+/* The skbs this CPU is inside: IPVS's hooks and transmitters run with
+ * bottom halves off on one CPU, so functions without an skb argument
+ * (ip_vs_conn_new, ip_vs_scheduler_err) belong to the top one. */
+struct frame {
+	__u64 skb;
+	__u16 fn;
+	__u8 hook;
+	__u8 _pad[5];
+};
+
+struct cpu_frames {
+	struct frame f[MAX_DEPTH];
+	__u32 depth;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_frames);
+} frames SEC(".maps");
+
+/* Referenced so that bpf2go generates Go types for them. */
+const struct event *unused_event __attribute__((unused));
+const enum fn_id *unused_fn_id __attribute__((unused));
+const enum event_flag *unused_event_flag __attribute__((unused));
+
+static __always_inline struct cpu_frames *cpu_frames(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&frames, &zero);
+}
+
+static __always_inline void push(__u64 skb, __u16 fn, __u8 hook)
+{
+	struct cpu_frames *fs = cpu_frames();
+	if (!fs)
+		return;
+	__u32 d = fs->depth;
+	if (d >= MAX_DEPTH)
+		return;
+	fs->f[d].skb = skb;
+	fs->f[d].fn = fn;
+	fs->f[d].hook = hook;
+	fs->depth = d + 1;
+}
+
+/* pop removes the top frame and returns it in out; 0 if there was none. */
+static __always_inline int pop(struct frame *out)
+{
+	struct cpu_frames *fs = cpu_frames();
+	if (!fs)
+		return 0;
+	__u32 d = fs->depth;
+	if (d == 0 || d > MAX_DEPTH)
+		return 0;
+	d--;
+	*out = fs->f[d];
+	fs->depth = d;
+	return 1;
+}
+
+static __always_inline int top(struct frame *out)
+{
+	struct cpu_frames *fs = cpu_frames();
+	if (!fs)
+		return 0;
+	__u32 d = fs->depth;
+	if (d == 0 || d > MAX_DEPTH)
+		return 0;
+	*out = fs->f[d - 1];
+	return 1;
+}
+
+static __always_inline int is_xmit(__u16 fn)
+{
+	return fn >= FN_IP_VS_NAT_XMIT && fn <= FN_IP_VS_BYPASS_XMIT_V6;
+}
+
+/* A packet's addresses, as the filter sees them. */
+struct tuple {
+	__u32 src[4], dst[4];
+	__u16 sport, dport;
+	__u16 af;
+	__u8 proto;
+};
+
+static __always_inline int addr_eq(const __u32 *a, const volatile __u32 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+static __always_inline int in_client(const __u32 *a)
+{
+	return (a[0] & f_client_mask[0]) == f_client_net[0] &&
+	       (a[1] & f_client_mask[1]) == f_client_net[1] &&
+	       (a[2] & f_client_mask[2]) == f_client_net[2] &&
+	       (a[3] & f_client_mask[3]) == f_client_net[3];
+}
+
+/* one_way: does src -> dst look like client -> VIP? */
+static __always_inline int one_way(__u16 af, const __u32 *src, __u16 sport, const __u32 *dst, __u16 dport)
+{
+	if (f_vip_af && (af != f_vip_af || !addr_eq(dst, f_vip)))
+		return 0;
+	if (f_port && dport != f_port)
+		return 0;
+	if (f_client_af && (af != f_client_af || !in_client(src)))
+		return 0;
+	return 1;
+}
+
+static __always_inline int match_tuple(const struct tuple *t)
+{
+	if (f_proto && t->proto != f_proto)
+		return 0;
+	if (f_rs_af && !(t->af == f_rs_af && (addr_eq(t->src, f_rs) || addr_eq(t->dst, f_rs))))
+		return 0;
+	return one_way(t->af, t->src, t->sport, t->dst, t->dport) ||
+	       one_way(t->af, t->dst, t->dport, t->src, t->sport);
+}
+
+/* pkt_start is where the IP header begins: skb->data at receive, the
+ * network header elsewhere (when set). */
+static __always_inline unsigned char *pkt_start(struct sk_buff *skb, int at_receive, unsigned int *avail)
+{
+	unsigned char *head = NULL, *data = NULL;
+	__u16 nh = NET_HEADER_UNSET;
+	unsigned int len = 0;
+	READ(head, skb->head);
+	READ(data, skb->data);
+	READ(len, skb->len);
+	READ(nh, skb->network_header);
+	if (at_receive || nh == NET_HEADER_UNSET) {
+		*avail = len;
+		return data;
+	}
+	unsigned char *p = head + nh;
+	long before = p - data; /* bytes of skb->len before the IP header */
+	if (before < 0 || before > len) {
+		*avail = 0;
+		return p;
+	}
+	*avail = len - before;
+	return p;
+}
+
+/* parse reads the IP header and ports; 0 if it is not IPv4/IPv6. */
+static __always_inline int parse(unsigned char *p, struct tuple *t)
+{
+	__u8 b[40];
+	if (bpf_probe_read_kernel(b, sizeof(b), p))
+		return 0;
+	__u8 ver = b[0] >> 4;
+	unsigned int l4;
+	if (ver == 4) {
+		t->af = AF_INET;
+		t->proto = b[9];
+		__builtin_memcpy(&t->src[0], &b[12], 4);
+		__builtin_memcpy(&t->dst[0], &b[16], 4);
+		l4 = (b[0] & 0xf) * 4;
+		/* a fragment after the first has no ports */
+		if ((b[6] & 0x1f) || b[7])
+			return 1;
+	} else if (ver == 6) {
+		t->af = AF_INET6;
+		t->proto = b[6];
+		__builtin_memcpy(t->src, &b[8], 16);
+		__builtin_memcpy(t->dst, &b[24], 16);
+		l4 = 40;
+	} else {
+		return 0;
+	}
+	if (t->proto == 6 || t->proto == 17 || t->proto == 132) {
+		__u16 ports[2];
+		if (bpf_probe_read_kernel(ports, sizeof(ports), p + (l4 & 0x3f)) == 0) {
+			t->sport = __builtin_bswap16(ports[0]);
+			t->dport = __builtin_bswap16(ports[1]);
+		}
+	}
+	return 1;
+}
+
+static __always_inline int match_conn(struct ip_vs_conn *cp)
+{
+	__u16 af = 0, daf = 0, proto = 0, vport = 0;
+	__u32 vaddr[4] = {}, caddr[4] = {}, daddr[4] = {};
+	READ(af, cp->af);
+	READ(daf, cp->daf);
+	READ(proto, cp->protocol);
+	if (f_proto && proto != f_proto)
+		return 0;
+	if (f_vip_af) {
+		READ(vaddr, cp->vaddr);
+		if (af != f_vip_af || !addr_eq(vaddr, f_vip))
+			return 0;
+	}
+	if (f_port) {
+		READ(vport, cp->vport);
+		if (__builtin_bswap16(vport) != f_port)
+			return 0;
+	}
+	if (f_client_af) {
+		READ(caddr, cp->caddr);
+		if (af != f_client_af || !in_client(caddr))
+			return 0;
+	}
+	if (f_rs_af) {
+		READ(daddr, cp->daddr);
+		if (daf != f_rs_af || !addr_eq(daddr, f_rs))
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline int match_svc(struct ip_vs_service *svc)
+{
+	__u16 af = 0, proto = 0, port = 0;
+	__u32 addr[4] = {};
+	if (f_rs_af || f_client_af)
+		return 0; /* no real server chosen, no client known here */
+	READ(af, svc->af);
+	READ(proto, svc->protocol);
+	if (f_proto && proto != f_proto)
+		return 0;
+	if (f_vip_af) {
+		READ(addr, svc->addr);
+		if (af != f_vip_af || !addr_eq(addr, f_vip))
+			return 0;
+	}
+	if (f_port) {
+		READ(port, svc->port);
+		if (__builtin_bswap16(port) != f_port)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline struct net_device *skb_device(struct sk_buff *skb)
+{
+	struct net_device *dev = NULL;
+	READ(dev, skb->dev);
+	if (!dev) {
+		unsigned long refdst = 0;
+		READ(refdst, skb->_skb_refdst);
+		struct dst_entry *dst = (struct dst_entry *)(refdst & ~1UL);
+		if (dst)
+			READ(dev, dst->dev);
+	}
+	return dev;
+}
+
+static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
+{
+	struct net *net = NULL;
+	__u32 inum = 0;
+	if (dev) {
+		READ(net, dev->nd_net.net);
+	} else {
+		struct sock *sk = NULL;
+		READ(sk, skb->sk);
+		if (sk)
+			READ(net, sk->__sk_common.skc_net.net);
+	}
+	if (net)
+		READ(inum, net->ns.inum);
+	return inum;
+}
+
+static __always_inline void read_conn(struct event *e, struct ip_vs_conn *cp)
+{
+	struct conn_info *c = &e->conn;
+	READ(c->caddr, cp->caddr);
+	READ(c->vaddr, cp->vaddr);
+	READ(c->daddr, cp->daddr);
+	READ(c->cport, cp->cport);
+	READ(c->vport, cp->vport);
+	READ(c->dport, cp->dport);
+	c->cport = __builtin_bswap16(c->cport);
+	c->vport = __builtin_bswap16(c->vport);
+	c->dport = __builtin_bswap16(c->dport);
+	READ(c->af, cp->af);
+	READ(c->daf, cp->daf);
+	READ(c->protocol, cp->protocol);
+	READ(c->state, cp->state);
+	READ(c->flags, cp->flags);
+	e->flags |= EV_CONN;
+}
+
+static __always_inline void read_svc(struct event *e, struct ip_vs_service *svc)
+{
+	struct svc_info *s = &e->svc;
+	struct ip_vs_scheduler *sched = NULL;
+	char *name = NULL;
+	READ(s->addr, svc->addr);
+	READ(s->port, svc->port);
+	s->port = __builtin_bswap16(s->port);
+	READ(s->af, svc->af);
+	READ(s->protocol, svc->protocol);
+	READ(s->fwmark, svc->fwmark);
+	READ(sched, svc->scheduler);
+	if (sched) {
+		READ(name, sched->name);
+		if (name)
+			bpf_probe_read_kernel_str(s->sched, sizeof(s->sched), name);
+	}
+	e->flags |= EV_SVC;
+}
+
+static __always_inline void read_dest(struct event *e, struct ip_vs_dest *dest)
+{
+	struct dest_info *d = &e->dest;
+	struct ip_vs_service *svc = NULL;
+	READ(d->addr, dest->addr);
+	READ(d->port, dest->port);
+	d->port = __builtin_bswap16(d->port);
+	READ(d->af, dest->af);
+	READ(d->weight, dest->weight.counter);
+	READ(d->conn_flags, dest->conn_flags.counter);
+	e->flags |= EV_DEST;
+	READ(svc, dest->svc);
+	if (svc)
+		read_svc(e, svc);
+}
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	if (n)
+		*n += 1;
+}
+
+/* What one probe knows about its hop. */
+struct hop_args {
+	struct sk_buff *skb;
+	struct ip_vs_conn *cp;
+	struct ip_vs_service *svc;
+	__u64 prev_skb;
+	__u64 location;
+	__s64 ret;
+	const char *msg;
+	__u32 reason;
+	__u16 fn;
+	__u16 flags;
+	__u8 hook;
+	__u8 at_receive;
+};
+
+static __always_inline int hop(struct hop_args *a)
+{
+	struct sk_buff *skb = a->skb;
+	__u64 key = (__u64)skb;
+	if (!skb)
+		return 0;
+	struct net_device *dev = skb_device(skb);
+	__u32 netns = 0;
+	if (f_netns) {
+		netns = skb_netns(skb, dev);
+		if (netns != f_netns)
+			return 0;
+	}
+
+	unsigned int avail = 0;
+	unsigned char *p = NULL;
+	if (!f_all) {
+		if (!bpf_map_lookup_elem(&traced, &key)) {
+			int ok = 0;
+			if (a->prev_skb && bpf_map_lookup_elem(&traced, &a->prev_skb))
+				ok = 1;
+			if (!ok && a->cp)
+				ok = match_conn(a->cp);
+			if (!ok && a->svc)
+				ok = match_svc(a->svc);
+			if (!ok && !a->cp && !a->svc) {
+				struct tuple t = {};
+				p = pkt_start(skb, a->at_receive, &avail);
+				ok = parse(p, &t) && match_tuple(&t);
+			}
+			if (ok && f_ifindex) {
+				int ifindex = 0;
+				if (dev)
+					READ(ifindex, dev->ifindex);
+				ok = ifindex == f_ifindex;
+			}
+			if (!ok)
+				return 0;
+			__u8 one = 1;
+			bpf_map_update_elem(&traced, &key, &one, BPF_ANY);
+		}
+	} else if (f_ifindex) {
+		int ifindex = 0;
+		if (dev)
+			READ(ifindex, dev->ifindex);
+		if (ifindex != f_ifindex)
+			return 0;
+	}
+
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	e->skb = key;
+	e->prev_skb = a->prev_skb;
+	e->cpu = bpf_get_smp_processor_id();
+	e->fn = a->fn;
+	e->flags = a->flags;
+	e->hook = a->hook;
+	e->ret = a->ret;
+	e->location = a->location;
+	e->reason = a->reason;
+	e->netns = f_netns ? netns : skb_netns(skb, dev);
+	if (dev) {
+		READ(e->ifindex, dev->ifindex);
+		READ(e->ifname, dev->name);
+	}
+	if (a->msg)
+		bpf_probe_read_kernel_str(e->msg, sizeof(e->msg), a->msg);
+	if (!p)
+		p = pkt_start(skb, a->at_receive, &avail);
+	if (avail > PKT_MAX)
+		avail = PKT_MAX;
+	if (avail > 0 && bpf_probe_read_kernel(e->pkt, avail & (PKT_MAX * 2 - 1), p) == 0) {
+		e->pkt_len = avail;
+		e->flags |= EV_PKT;
+	}
+	if (a->cp) {
+		struct ip_vs_dest *dest = NULL;
+		read_conn(e, a->cp);
+		READ(dest, a->cp->dest);
+		if (dest)
+			read_dest(e, dest);
+	} else if (a->svc) {
+		read_svc(e, a->svc);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* prev_of: when the CPU is inside an IPVS transmitter and meets another
+ * skb, the transmitter replaced it (tunnel mode's headroom realloc):
+ * report the one it came from. */
+static __always_inline __u64 prev_of(struct sk_buff *skb)
+{
+	struct frame f;
+	if (top(&f) && is_xmit(f.fn) && f.skb != (__u64)skb)
+		return f.skb;
+	return 0;
+}
+
+static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive)
+{
+	struct hop_args a = {.fn = fn, .skb = skb, .hook = NO_HOOK, .at_receive = at_receive};
+	a.prev_skb = prev_of(skb);
+	return hop(&a);
+}
+
+static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct nf_hook_state *state)
+{
+	struct hop_args a = {.fn = fn, .skb = skb, .hook = NO_HOOK};
+	READ(a.hook, state->hook);
+	a.flags = EV_HOOK;
+	a.prev_skb = prev_of(skb);
+	push((__u64)skb, fn, a.hook);
+	return hop(&a);
+}
+
+static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
+{
+	struct frame f;
+	if (!pop(&f) || f.fn != fn)
+		return 0;
+	struct hop_args a = {.fn = fn, .skb = (struct sk_buff *)f.skb, .hook = f.hook,
+			     .flags = EV_EXIT | EV_HOOK, .ret = ret};
+	return hop(&a);
+}
+
+/* Functions without an skb argument belong to the skb this CPU is in. */
+static __always_inline struct sk_buff *current_skb(void)
+{
+	struct frame f;
+	if (!top(&f))
+		return NULL;
+	return (struct sk_buff *)f.skb;
+}
+
+static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp)
+{
+	struct hop_args a = {.fn = fn, .skb = current_skb(), .hook = NO_HOOK, .flags = EV_EXIT,
+			     .cp = cp, .ret = cp != NULL};
+	if (!cp)
+		a.flags |= EV_NOCONN;
+	return hop(&a);
+}
+
+static __always_inline int on_current(__u16 fn)
+{
+	struct hop_args a = {.fn = fn, .skb = current_skb(), .hook = NO_HOOK};
+	return hop(&a);
+}
+
+static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, struct ip_vs_service *svc, const char *msg)
+{
+	struct hop_args a = {.fn = fn, .skb = skb, .svc = svc, .msg = msg, .hook = NO_HOOK};
+	return hop(&a);
+}
+
+static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct ip_vs_conn *cp)
+{
+	struct hop_args a = {.fn = fn, .skb = skb, .cp = cp, .hook = NO_HOOK};
+	push((__u64)skb, fn, NO_HOOK);
+	return hop(&a);
+}
+
+static __always_inline int on_xmit_exit(__u16 fn)
+{
+	struct frame f;
+	pop(&f);
+	return 0;
+}
+
+/* ---- The probes. K: kprobe/fentry pair on an skb at argument N. ---- */
+
+#define KARG0(ctx) ((ctx)->di)
+#define KARG1(ctx) ((ctx)->si)
+#define KARG2(ctx) ((ctx)->dx)
+#define KARG3(ctx) ((ctx)->cx)
+
+#define SKB_HOP(func, FN, n)                                                   \
+	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
+	{ return on_skb(FN, (struct sk_buff *)KARG##n(ctx), 0); }              \
+	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
+	{ return on_skb(FN, (struct sk_buff *)ctx[n], 0); }
+
+SKB_HOP(ip_forward, FN_IP_FORWARD, 0)
+SKB_HOP(ip_local_deliver, FN_IP_LOCAL_DELIVER, 0)
+SKB_HOP(ip_output, FN_IP_OUTPUT, 2)
+SKB_HOP(ip_local_out, FN_IP_LOCAL_OUT, 2)
+SKB_HOP(ip6_forward, FN_IP6_FORWARD, 0)
+SKB_HOP(ip6_input, FN_IP6_INPUT, 0)
+SKB_HOP(ip6_output, FN_IP6_OUTPUT, 2)
+SKB_HOP(ip6_local_out, FN_IP6_LOCAL_OUT, 2)
+
+/* Netfilter hook functions (priv, skb, state), with their verdicts. */
+#define HOOK(func, FN)                                                         \
+	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
+	{ return on_hook_entry(FN, (struct sk_buff *)KARG1(ctx), (struct nf_hook_state *)KARG2(ctx)); } \
+	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
+	{ return on_hook_exit(FN, (int)ctx->ax); }                             \
+	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
+	{ return on_hook_entry(FN, (struct sk_buff *)ctx[1], (struct nf_hook_state *)ctx[2]); } \
+	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
+	{ return on_hook_exit(FN, (int)ctx[3]); }
+
+HOOK(ip_vs_in_hook, FN_IP_VS_IN_HOOK)
+HOOK(ip_vs_out_hook, FN_IP_VS_OUT_HOOK)
+HOOK(ip_vs_forward_icmp, FN_IP_VS_FORWARD_ICMP)
+
+/* Functions returning a connection; nargs is where fexit finds it. */
+#define CONN_EXIT(func, FN, nargs)                                             \
+	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
+	{ return on_conn_exit(FN, (struct ip_vs_conn *)ctx->ax); }             \
+	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
+	{ return on_conn_exit(FN, (struct ip_vs_conn *)ctx[nargs]); }
+
+CONN_EXIT(ip_vs_conn_in_get, FN_IP_VS_CONN_IN_GET, 1)
+CONN_EXIT(ip_vs_conn_out_get, FN_IP_VS_CONN_OUT_GET, 1)
+CONN_EXIT(ip_vs_schedule, FN_IP_VS_SCHEDULE, 5)
+CONN_EXIT(ip_vs_conn_new, FN_IP_VS_CONN_NEW, 7)
+
+/* The protocol's scheduling entry: "no connection, scheduling". */
+#define CURRENT(func, FN)                                                      \
+	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
+	{ return on_current(FN); }                                             \
+	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
+	{ return on_current(FN); }
+
+CURRENT(tcp_conn_schedule, FN_TCP_CONN_SCHEDULE)
+CURRENT(udp_conn_schedule, FN_UDP_CONN_SCHEDULE)
+CURRENT(sctp_conn_schedule, FN_SCTP_CONN_SCHEDULE)
+
+/* ip_vs_scheduler_err(svc, msg): no destination. */
+SEC("kprobe/ip_vs_scheduler_err") int kprobe_ip_vs_scheduler_err(struct pt_regs *ctx)
+{ return on_svc(FN_IP_VS_SCHEDULER_ERR, current_skb(), (struct ip_vs_service *)KARG0(ctx), (const char *)KARG1(ctx)); }
+SEC("fentry/ip_vs_scheduler_err") int fentry_ip_vs_scheduler_err(__u64 *ctx)
+{ return on_svc(FN_IP_VS_SCHEDULER_ERR, current_skb(), (struct ip_vs_service *)ctx[0], (const char *)ctx[1]); }
+
+/* ip_vs_leave(svc, skb, pd, iph): IPVS gives the packet up. */
+SEC("kprobe/ip_vs_leave") int kprobe_ip_vs_leave(struct pt_regs *ctx)
+{ return on_svc(FN_IP_VS_LEAVE, (struct sk_buff *)KARG1(ctx), (struct ip_vs_service *)KARG0(ctx), NULL); }
+SEC("fentry/ip_vs_leave") int fentry_ip_vs_leave(__u64 *ctx)
+{ return on_svc(FN_IP_VS_LEAVE, (struct sk_buff *)ctx[1], (struct ip_vs_service *)ctx[0], NULL); }
+
+/* Transmitters (skb, cp, pp, ipvsh). */
+#define XMIT(func, FN)                                                         \
+	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
+	{ return on_xmit_entry(FN, (struct sk_buff *)KARG0(ctx), (struct ip_vs_conn *)KARG1(ctx)); } \
+	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
+	{ return on_xmit_exit(FN); }                                           \
+	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
+	{ return on_xmit_entry(FN, (struct sk_buff *)ctx[0], (struct ip_vs_conn *)ctx[1]); } \
+	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
+	{ return on_xmit_exit(FN); }
+
+XMIT(ip_vs_nat_xmit, FN_IP_VS_NAT_XMIT)
+XMIT(ip_vs_dr_xmit, FN_IP_VS_DR_XMIT)
+XMIT(ip_vs_tunnel_xmit, FN_IP_VS_TUNNEL_XMIT)
+XMIT(ip_vs_bypass_xmit, FN_IP_VS_BYPASS_XMIT)
+XMIT(ip_vs_null_xmit, FN_IP_VS_NULL_XMIT)
+XMIT(ip_vs_nat_xmit_v6, FN_IP_VS_NAT_XMIT_V6)
+XMIT(ip_vs_dr_xmit_v6, FN_IP_VS_DR_XMIT_V6)
+XMIT(ip_vs_tunnel_xmit_v6, FN_IP_VS_TUNNEL_XMIT_V6)
+XMIT(ip_vs_bypass_xmit_v6, FN_IP_VS_BYPASS_XMIT_V6)
+
+/* ---- Tracepoints: tp_btf, or raw_tp where BTF tracing is refused. ---- */
+
+#define TP(tp, body)                                                           \
+	SEC("tp_btf/" #tp) int tp_btf_##tp(__u64 *ctx) body                    \
+	SEC("raw_tp/" #tp) int raw_tp_##tp(__u64 *ctx) body
+
+TP(netif_receive_skb, { return on_skb(FN_NETIF_RECEIVE_SKB, (struct sk_buff *)ctx[0], 1); })
+TP(net_dev_queue, { return on_skb(FN_NET_DEV_QUEUE, (struct sk_buff *)ctx[0], 0); })
+
+/* kfree_skb(skb, location, reason): a drop. The skb is gone: forget it. */
+static __always_inline int on_drop(struct sk_buff *skb, __u64 location, __u32 reason)
+{
+	__u64 key = (__u64)skb;
+	struct hop_args a = {.fn = FN_KFREE_SKB, .skb = skb, .hook = NO_HOOK, .flags = EV_DROP,
+			     .location = location, .reason = reason};
+	hop(&a);
+	if (!f_all)
+		bpf_map_delete_elem(&traced, &key);
+	return 0;
+}
+
+TP(kfree_skb, { return on_drop((struct sk_buff *)ctx[0], ctx[1], (__u32)ctx[2]); })
+
+/* consume_skb(skb): freed after use; its address may come back as
+ * another packet. */
+static __always_inline int on_consume(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb;
+	if (!f_all)
+		bpf_map_delete_elem(&traced, &key);
+	return 0;
+}
+
+TP(consume_skb, { return on_consume((struct sk_buff *)ctx[0]); })

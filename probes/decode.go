@@ -1,0 +1,438 @@
+package probes
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// rawEvent is struct event of bpf/trace.c as it sits in the ring buffer
+// (little-endian; a test checks it against bpf2go's type).
+type rawEvent struct {
+	TS       uint64
+	SKB      uint64
+	PrevSKB  uint64
+	Location uint64
+	Ret      int64
+	NetNS    uint32
+	Ifindex  uint32
+	CPU      uint32
+	Reason   uint32
+	Fn       uint16
+	Flags    uint16
+	Hook     uint8
+	_        uint8
+	PktLen   uint16
+	Ifname   [16]byte
+	Msg      [32]byte
+	Conn     rawConn
+	Dest     rawDest
+	Svc      rawSvc
+	Pkt      [pktMax]byte
+}
+
+type rawConn struct {
+	Caddr, Vaddr, Daddr [16]byte
+	Cport, Vport, Dport uint16
+	AF, DAF, Protocol   uint16
+	State               uint16
+	_                   uint16
+	Flags               uint32
+}
+
+type rawDest struct {
+	Addr      [16]byte
+	Port      uint16
+	AF        uint16
+	Weight    int32
+	ConnFlags uint32
+}
+
+type rawSvc struct {
+	Addr     [16]byte
+	Port     uint16
+	AF       uint16
+	Protocol uint16
+	_        uint16
+	FWMark   uint32
+	Sched    [16]byte
+}
+
+const pktMax = 128
+
+// rawEventSize is the size of one ring buffer record.
+var rawEventSize = binary.Size(rawEvent{})
+
+// event.flags, as enum event_flag in bpf/trace.c.
+const (
+	evExit   = 1
+	evConn   = 2
+	evDest   = 4
+	evSvc    = 8
+	evPkt    = 16
+	evDrop   = 32
+	evNoConn = 64
+	evHook   = 128
+)
+
+// decoder turns ring buffer records into Events. Its tables come from
+// the running kernel (or fixtures): drop reason names from BTF, symbols
+// from /proc/kallsyms.
+type decoder struct {
+	// bootTime is the wall clock at monotonic zero; unused when zero.
+	dropReasons map[uint32]string
+	symbols     *Symbols
+}
+
+// decode parses one record. It never panics on short or odd input.
+func (d *decoder) decode(rec []byte) (Event, error) {
+	var r rawEvent
+	if len(rec) < rawEventSize {
+		return Event{}, fmt.Errorf("decoding trace record: %d bytes, want %d", len(rec), rawEventSize)
+	}
+	if _, err := binary.Decode(rec, binary.LittleEndian, &r); err != nil {
+		return Event{}, fmt.Errorf("decoding trace record: %w", err)
+	}
+	fn := fnID(r.Fn)
+	if fn == fnNone || fn >= fnMax {
+		return Event{}, fmt.Errorf("decoding trace record: unknown function number %d", r.Fn)
+	}
+	ev := Event{
+		SKB:     r.SKB,
+		PrevSKB: r.PrevSKB,
+		CPU:     r.CPU,
+		NetNS:   r.NetNS,
+		Hop: Hop{
+			Func:   fn.String(),
+			At:     time.Duration(r.TS),
+			Device: cString(r.Ifname[:]),
+		},
+	}
+	h := &ev.Hop
+	if r.Flags&evHook != 0 {
+		h.Hook = hookName(r.Hook)
+	}
+	if r.Flags&evExit != 0 && isHook(fn) {
+		h.Verdict = verdictOf(r.Ret)
+	}
+	if r.Flags&evConn != 0 {
+		h.Conn = decodeConn(&r.Conn)
+	}
+	if r.Flags&evDest != 0 {
+		fwd := Forwarding(r.Dest.ConnFlags & 7)
+		h.RealServer = &RealServer{
+			Address:    addrPort(r.Dest.AF, r.Dest.Addr, r.Dest.Port),
+			Weight:     r.Dest.Weight,
+			Forwarding: fwd,
+		}
+	}
+	if r.Flags&evSvc != 0 {
+		h.Service = decodeService(&r.Svc)
+	}
+	if r.Flags&evDrop != 0 {
+		h.DropReason = d.dropReason(r.Reason)
+		h.DropLocation = d.location(r.Location)
+	}
+	if r.Flags&evPkt != 0 {
+		n := int(r.PktLen)
+		if n > pktMax {
+			n = pktMax
+		}
+		ev.Tuple, ev.TCPFlags, ev.Outer = decodePacket(r.Pkt[:n])
+	}
+	h.Note = note(fn, &r, h)
+	return ev, nil
+}
+
+func (d *decoder) dropReason(r uint32) string {
+	if n, ok := d.dropReasons[r]; ok {
+		return n
+	}
+	return "reason " + strconv.FormatUint(uint64(r), 10)
+}
+
+func (d *decoder) location(addr uint64) string {
+	if d.symbols != nil {
+		if s, ok := d.symbols.Describe(addr); ok {
+			return s
+		}
+	}
+	return fmt.Sprintf("0x%x", addr)
+}
+
+// note says what IPVS decided at this hop, for a person.
+func note(fn fnID, r *rawEvent, h *Hop) string {
+	switch fn {
+	case fnIPVSConnInGet:
+		if h.Conn == nil {
+			return "no connection"
+		}
+		return "connection found (" + h.Conn.State + ")"
+	case fnIPVSConnOutGet:
+		if h.Conn == nil {
+			return "no connection for this reply"
+		}
+		return "reply of connection " + h.Conn.Client.String() + " -> " + h.Conn.Virtual.String() + " (" + h.Conn.State + ")"
+	case fnTCPConnSchedule, fnUDPConnSchedule, fnSCTPConnSchedule:
+		return "no connection, scheduling"
+	case fnIPVSSchedule:
+		if h.RealServer == nil {
+			return "no real server chosen"
+		}
+		sched := ""
+		if h.Service != nil && h.Service.Scheduler != "" {
+			sched = h.Service.Scheduler + " "
+		}
+		return fmt.Sprintf("%schose %v (weight %d)", sched, h.RealServer.Address, h.RealServer.Weight)
+	case fnIPVSConnNew:
+		if h.Conn == nil {
+			return "no connection created"
+		}
+		return "new connection (" + forwardingWords(h.Conn.Forwarding) + ")"
+	case fnIPVSSchedulerErr:
+		msg := cString(r.Msg[:])
+		if msg == "" {
+			msg = "no destination available"
+		}
+		return "IPVS found no destination: " + msg
+	case fnIPVSLeave:
+		return "IPVS could not schedule the packet (ip_vs_leave)"
+	case fnKfreeSKB:
+		return "dropped: " + h.DropReason
+	}
+	if isXmit(fn) && h.Conn != nil {
+		return forwardingWords(h.Conn.Forwarding) + " to " + h.Conn.RealServer.String()
+	}
+	return ""
+}
+
+func forwardingWords(f Forwarding) string {
+	switch f {
+	case Masquerade:
+		return "masquerade"
+	case LocalNode:
+		return "local node"
+	case Tunnel:
+		return "tunnel"
+	case DirectRoute:
+		return "direct route"
+	case Bypass:
+		return "bypass"
+	}
+	return f.String()
+}
+
+func decodeConn(c *rawConn) *Conn {
+	proto := protoName(uint8(c.Protocol))
+	return &Conn{
+		Protocol:   proto,
+		Client:     addrPort(c.AF, c.Caddr, c.Cport),
+		Virtual:    addrPort(c.AF, c.Vaddr, c.Vport),
+		RealServer: addrPort(c.DAF, c.Daddr, c.Dport),
+		Forwarding: Forwarding(c.Flags & 7),
+		State:      stateName(uint8(c.Protocol), c.State),
+		Flags:      c.Flags,
+	}
+}
+
+func decodeService(s *rawSvc) *Service {
+	svc := &Service{Scheduler: cString(s.Sched[:]), FWMark: s.FWMark}
+	if s.FWMark == 0 {
+		svc.Protocol = protoName(uint8(s.Protocol))
+		svc.Address = addrPort(s.AF, s.Addr, s.Port)
+	}
+	return svc
+}
+
+const (
+	afInet  = 2
+	afInet6 = 10
+)
+
+func addrPort(af uint16, a [16]byte, port uint16) netip.AddrPort {
+	switch af {
+	case afInet:
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[:4])), port)
+	case afInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a), port)
+	}
+	return netip.AddrPort{}
+}
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+var hookNames = [...]string{"PRE_ROUTING", "LOCAL_IN", "FORWARD", "LOCAL_OUT", "POST_ROUTING"}
+
+func hookName(h uint8) string {
+	if int(h) < len(hookNames) {
+		return hookNames[h]
+	}
+	return "hook " + itoa(int(h))
+}
+
+func verdictOf(ret int64) Verdict {
+	switch ret & 0xff { // NF_VERDICT_MASK
+	case 0:
+		return VerdictDrop
+	case 1:
+		return VerdictAccept
+	case 2:
+		return VerdictStolen
+	case 3:
+		return VerdictQueue
+	case 4:
+		return VerdictRepeat
+	}
+	return Verdict("verdict " + strconv.FormatInt(ret, 10))
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "TCP"
+	case 17:
+		return "UDP"
+	case 132:
+		return "SCTP"
+	case 1:
+		return "ICMP"
+	case 58:
+		return "ICMPv6"
+	}
+	return "proto " + itoa(int(p))
+}
+
+// The protocol states as ipvsadm -lc names them (IP_VS_TCP_S_*,
+// IP_VS_UDP_S_*, IP_VS_SCTP_S_* in include/net/ip_vs.h).
+var (
+	tcpStates  = [...]string{"NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK"}
+	sctpStates = [...]string{"NONE", "INIT1", "INIT", "COOKIE_SENT", "COOKIE_REPLIED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT", "SHUTDOWN_RECEIVED", "SHUTDOWN_ACK_SENT", "REJECTED", "CLOSED"}
+)
+
+func stateName(proto uint8, s uint16) string {
+	switch proto {
+	case 6:
+		if int(s) < len(tcpStates) {
+			return tcpStates[s]
+		}
+	case 17:
+		if s == 0 {
+			return "UDP"
+		}
+	case 132:
+		if int(s) < len(sctpStates) {
+			return sctpStates[s]
+		}
+	}
+	return "state " + itoa(int(s))
+}
+
+// decodePacket reads the copied headers (from the IP header on) with
+// gopacket: the tuple, TCP flags, and for IP-in-IP the outer header.
+func decodePacket(b []byte) (Tuple, string, *Tuple) {
+	if len(b) == 0 {
+		return Tuple{}, "", nil
+	}
+	first := layers.LayerTypeIPv4
+	if b[0]>>4 == 6 {
+		first = layers.LayerTypeIPv6
+	}
+	pkt := gopacket.NewPacket(b, first, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	var nets []gopacket.NetworkLayer
+	var t Tuple
+	flags := ""
+	for _, l := range pkt.Layers() {
+		switch l := l.(type) {
+		case *layers.IPv4:
+			nets = append(nets, l)
+		case *layers.IPv6:
+			nets = append(nets, l)
+		case *layers.TCP:
+			t.Protocol = "TCP"
+			t.Src, t.Dst = ports(l.SrcPort, l.DstPort)
+			flags = tcpFlags(l)
+		case *layers.UDP:
+			t.Protocol = "UDP"
+			t.Src, t.Dst = ports(layers.TCPPort(l.SrcPort), layers.TCPPort(l.DstPort))
+		case *layers.SCTP:
+			t.Protocol = "SCTP"
+			t.Src, t.Dst = ports(layers.TCPPort(l.SrcPort), layers.TCPPort(l.DstPort))
+		case *layers.ICMPv4:
+			t.Protocol = "ICMP"
+		case *layers.ICMPv6:
+			t.Protocol = "ICMPv6"
+		}
+	}
+	if len(nets) == 0 {
+		return Tuple{}, "", nil
+	}
+	inner := nets[len(nets)-1]
+	src, _ := netip.AddrFromSlice(inner.NetworkFlow().Src().Raw())
+	dst, _ := netip.AddrFromSlice(inner.NetworkFlow().Dst().Raw())
+	t.Src = netip.AddrPortFrom(src, t.Src.Port())
+	t.Dst = netip.AddrPortFrom(dst, t.Dst.Port())
+	if t.Protocol == "" {
+		t.Protocol = innerProto(inner)
+	}
+	var outer *Tuple
+	if len(nets) > 1 {
+		o := nets[0]
+		osrc, _ := netip.AddrFromSlice(o.NetworkFlow().Src().Raw())
+		odst, _ := netip.AddrFromSlice(o.NetworkFlow().Dst().Raw())
+		outer = &Tuple{Protocol: innerProto(o), Src: netip.AddrPortFrom(osrc, 0), Dst: netip.AddrPortFrom(odst, 0)}
+	}
+	return t, flags, outer
+}
+
+func ports(s, d layers.TCPPort) (netip.AddrPort, netip.AddrPort) {
+	return netip.AddrPortFrom(netip.Addr{}, uint16(s)), netip.AddrPortFrom(netip.Addr{}, uint16(d))
+}
+
+func innerProto(l gopacket.NetworkLayer) string {
+	switch l := l.(type) {
+	case *layers.IPv4:
+		return ipProto(l.Protocol)
+	case *layers.IPv6:
+		return ipProto(l.NextHeader)
+	}
+	return ""
+}
+
+func ipProto(p layers.IPProtocol) string {
+	switch p {
+	case layers.IPProtocolIPv4:
+		return "IPIP"
+	case layers.IPProtocolIPv6:
+		return "IPv6"
+	case layers.IPProtocolGRE:
+		return "GRE"
+	}
+	return protoName(uint8(p))
+}
+
+func tcpFlags(t *layers.TCP) string {
+	var f []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{t.SYN, "SYN"}, {t.FIN, "FIN"}, {t.RST, "RST"}, {t.PSH, "PSH"}, {t.ACK, "ACK"}, {t.URG, "URG"}, {t.ECE, "ECE"}, {t.CWR, "CWR"}} {
+		if x.on {
+			f = append(f, x.name)
+		}
+	}
+	return strings.Join(f, "|")
+}

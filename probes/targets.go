@@ -1,0 +1,134 @@
+package probes
+
+// fnID numbers the functions and tracepoints the BPF programs report
+// (enum fn_id in bpf/trace.c; a test checks the two agree).
+type fnID uint16
+
+const (
+	fnNone fnID = iota
+	fnNetifReceiveSKB
+	fnNetDevQueue
+	fnKfreeSKB
+	fnIPForward
+	fnIPLocalDeliver
+	fnIPOutput
+	fnIPLocalOut
+	fnIP6Forward
+	fnIP6Input
+	fnIP6Output
+	fnIP6LocalOut
+	fnIPVSInHook
+	fnIPVSOutHook
+	fnIPVSForwardICMP
+	fnIPVSConnInGet
+	fnIPVSConnOutGet
+	fnTCPConnSchedule
+	fnUDPConnSchedule
+	fnSCTPConnSchedule
+	fnIPVSSchedule
+	fnIPVSConnNew
+	fnIPVSSchedulerErr
+	fnIPVSLeave
+	fnIPVSNATXmit
+	fnIPVSDRXmit
+	fnIPVSTunnelXmit
+	fnIPVSBypassXmit
+	fnIPVSNullXmit
+	fnIPVSNATXmitV6
+	fnIPVSDRXmitV6
+	fnIPVSTunnelXmitV6
+	fnIPVSBypassXmitV6
+	fnMax
+)
+
+// targetKind says which programs a target has and how it attaches.
+type targetKind uint8
+
+const (
+	// kindTracepoint: tp_btf_NAME, or raw_tp_NAME.
+	kindTracepoint targetKind = iota + 1
+	// kindEntry: kprobe_NAME / fentry_NAME.
+	kindEntry
+	// kindExit: kretprobe_NAME / fexit_NAME.
+	kindExit
+	// kindEntryExit: both; attached as a pair or not at all, since the
+	// return probe pops what the entry probe pushed.
+	kindEntryExit
+)
+
+// target is one kernel function or tracepoint the tracer attaches to.
+type target struct {
+	fn   fnID
+	name string // kernel symbol or tracepoint name
+	kind targetKind
+	// ipvs: the function is in the ip_vs module.
+	ipvs bool
+	// args is the function's argument count: fentry on 6.1 refuses
+	// functions with more than 6.
+	args int
+	// hides is what a trace cannot show without this target, for a
+	// person: "the connection IPVS creates is not shown".
+	hides string
+}
+
+// targets lists every place the tracer can attach, in path order.
+var targets = []target{
+	{fn: fnNetifReceiveSKB, name: "netif_receive_skb", kind: kindTracepoint, hides: "where packets are received is not shown"},
+	{fn: fnIPVSInHook, name: "ip_vs_in_hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "packets entering IPVS and its verdicts are not shown"},
+	{fn: fnIPVSConnInGet, name: "ip_vs_conn_in_get", kind: kindExit, ipvs: true, args: 1, hides: "whether a packet belongs to an existing connection is not shown"},
+	{fn: fnTCPConnSchedule, name: "tcp_conn_schedule", kind: kindEntry, ipvs: true, args: 7, hides: "TCP packets being scheduled are not shown"},
+	{fn: fnUDPConnSchedule, name: "udp_conn_schedule", kind: kindEntry, ipvs: true, args: 7, hides: "UDP packets being scheduled are not shown"},
+	{fn: fnSCTPConnSchedule, name: "sctp_conn_schedule", kind: kindEntry, ipvs: true, args: 7, hides: "SCTP packets being scheduled are not shown"},
+	{fn: fnIPVSSchedule, name: "ip_vs_schedule", kind: kindExit, ipvs: true, args: 5, hides: "the real server the scheduler chose is not shown"},
+	{fn: fnIPVSConnNew, name: "ip_vs_conn_new", kind: kindExit, ipvs: true, args: 7, hides: "the connection IPVS creates is not shown"},
+	{fn: fnIPVSSchedulerErr, name: "ip_vs_scheduler_err", kind: kindEntry, ipvs: true, args: 2, hides: "\"no destination\" (no real server available) is not shown"},
+	{fn: fnIPVSLeave, name: "ip_vs_leave", kind: kindEntry, ipvs: true, args: 4, hides: "IPVS giving up a packet it could not schedule is not shown"},
+	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
+	{fn: fnIPVSTunnelXmit, name: "ip_vs_tunnel_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "tunnel transmits are not shown"},
+	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
+	{fn: fnIPVSNullXmit, name: "ip_vs_null_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "packets for local real servers are not shown"},
+	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
+	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
+	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
+	{fn: fnIPVSOutHook, name: "ip_vs_out_hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "replies IPVS rewrites on their way back (NAT) are not shown"},
+	{fn: fnIPVSConnOutGet, name: "ip_vs_conn_out_get", kind: kindExit, ipvs: true, args: 1, hides: "which connection a reply belongs to is not shown"},
+	{fn: fnIPVSForwardICMP, name: "ip_vs_forward_icmp", kind: kindEntryExit, ipvs: true, args: 3, hides: "ICMP errors IPVS forwards are not shown"},
+	{fn: fnIPForward, name: "ip_forward", kind: kindEntry, args: 1, hides: "IPv4 forwarding is not shown"},
+	{fn: fnIPLocalDeliver, name: "ip_local_deliver", kind: kindEntry, args: 1, hides: "IPv4 delivery to the local stack is not shown"},
+	{fn: fnIPLocalOut, name: "ip_local_out", kind: kindEntry, args: 3, hides: "locally sent IPv4 packets are not shown"},
+	{fn: fnIPOutput, name: "ip_output", kind: kindEntry, args: 3, hides: "IPv4 output is not shown"},
+	{fn: fnIP6Forward, name: "ip6_forward", kind: kindEntry, args: 1, hides: "IPv6 forwarding is not shown"},
+	{fn: fnIP6Input, name: "ip6_input", kind: kindEntry, args: 1, hides: "IPv6 delivery to the local stack is not shown"},
+	{fn: fnIP6LocalOut, name: "ip6_local_out", kind: kindEntry, args: 3, hides: "locally sent IPv6 packets are not shown"},
+	{fn: fnIP6Output, name: "ip6_output", kind: kindEntry, args: 3, hides: "IPv6 output is not shown"},
+	{fn: fnNetDevQueue, name: "net_dev_queue", kind: kindTracepoint, hides: "packets queued to a device are not shown"},
+	{fn: fnKfreeSKB, name: "kfree_skb", kind: kindTracepoint, hides: "drops (where and why) are not shown"},
+}
+
+// consumeTracepoint is attached but reports nothing: it forgets freed
+// skbs so that their addresses, when reused, are not traced by mistake.
+const consumeTracepoint = "consume_skb"
+
+// fnNames names each fnID as the kernel does.
+var fnNames = func() map[fnID]string {
+	m := make(map[fnID]string, len(targets))
+	for _, t := range targets {
+		m[t.fn] = t.name
+	}
+	return m
+}()
+
+func (f fnID) String() string {
+	if n, ok := fnNames[f]; ok {
+		return n
+	}
+	return "fn(" + itoa(int(f)) + ")"
+}
+
+func isHook(f fnID) bool {
+	return f == fnIPVSInHook || f == fnIPVSOutHook || f == fnIPVSForwardICMP
+}
+
+func isXmit(f fnID) bool { return f >= fnIPVSNATXmit && f <= fnIPVSBypassXmitV6 }

@@ -1,0 +1,73 @@
+package probes
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+)
+
+// Backend is how the tracer attaches to kernel functions.
+type Backend string
+
+// The backends. Tracepoints use tp_btf, or raw_tp where BTF tracing is
+// refused, whatever the backend.
+const (
+	// BackendAuto picks per function: fentry/fexit where the kernel
+	// allows it, else kprobe/kretprobe, else kprobe-multi.
+	BackendAuto Backend = "auto"
+	// BackendFentry: BPF trampolines (fentry/fexit).
+	BackendFentry Backend = "fentry"
+	// BackendKprobe: kprobe/kretprobe, one per function.
+	BackendKprobe Backend = "kprobe"
+	// BackendKprobeMulti: kprobe-multi links (fprobe; Linux 5.18+,
+	// CONFIG_FPROBE).
+	BackendKprobeMulti Backend = "kprobe-multi"
+)
+
+// Options configures a Tracer.
+type Options struct {
+	// Filter selects the packets to trace.
+	Filter Filter
+	// Backend forces one way of attaching to functions; empty means
+	// BackendAuto.
+	Backend Backend
+	// Logger gets a line per target attached or skipped; nil discards.
+	Logger *slog.Logger
+	// WithoutIPVS lets Open trace the generic hops when the ip_vs module
+	// is not loaded (the IPVS hops are then listed in Unseen); without
+	// it Open returns ErrIPVSNotLoaded.
+	WithoutIPVS bool
+	// Record, when set, receives every raw ring buffer record as read
+	// (see WriteRecords' format), to keep real events as test fixtures.
+	Record io.Writer
+}
+
+// Attachment is one target the tracer attached to, and how.
+type Attachment struct {
+	// Target is the kernel function or tracepoint.
+	Target string
+	// Backend is "fentry", "kprobe", "kprobe-multi", "tp_btf" or
+	// "raw_tp".
+	Backend string
+}
+
+var (
+	// ErrPermission: loading BPF programs needs CAP_BPF and CAP_PERFMON
+	// (or CAP_SYS_ADMIN, as root has).
+	ErrPermission = errors.New("tracing needs CAP_BPF and CAP_PERFMON (run as root)")
+	// ErrIPVSNotLoaded: the ip_vs module is not loaded, so there is no
+	// IPVS to trace.
+	ErrIPVSNotLoaded = errors.New("the ip_vs module is not loaded (no IPVS service was ever added; modprobe ip_vs)")
+	// ErrClosed: Read was called on, or unblocked by, a closed Tracer.
+	ErrClosed = errors.New("tracer closed")
+	// ErrUnsupported: tracing is implemented for Linux on amd64 only.
+	ErrUnsupported = errors.New("tracing is implemented for linux/amd64 only")
+)
+
+func (b Backend) valid() bool {
+	switch b {
+	case "", BackendAuto, BackendFentry, BackendKprobe, BackendKprobeMulti:
+		return true
+	}
+	return false
+}

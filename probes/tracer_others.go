@@ -1,0 +1,32 @@
+//go:build !linux || !amd64
+
+package probes
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+)
+
+// Tracer is not implemented on this GOOS/GOARCH.
+type Tracer struct{}
+
+// Open returns ErrUnsupported.
+func Open(Options) (*Tracer, error) {
+	return nil, fmt.Errorf("opening the tracer on %s/%s: %w", runtime.GOOS, runtime.GOARCH, ErrUnsupported)
+}
+
+// Read returns ErrUnsupported.
+func (*Tracer) Read(context.Context) (Event, error) { return Event{}, ErrUnsupported }
+
+// Unseen returns nothing.
+func (*Tracer) Unseen() []string { return nil }
+
+// Attachments returns nothing.
+func (*Tracer) Attachments() []Attachment { return nil }
+
+// Lost returns 0.
+func (*Tracer) Lost() (uint64, error) { return 0, ErrUnsupported }
+
+// Close does nothing.
+func (*Tracer) Close() error { return nil }
