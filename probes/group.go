@@ -19,7 +19,8 @@ type GrouperOptions struct {
 	// before Flush ends it; zero means DefaultIdle.
 	Idle time.Duration
 	// Boot is the wall-clock time of the kernel's monotonic clock's
-	// zero: a path's At is Boot plus its first hop's At.
+	// zero: a path's At is Boot plus its first hop's At, where the first
+	// event has no Time.
 	Boot time.Time
 	// Destinations lists a service's real servers as the kernel holds
 	// them, to say why IPVS found no destination ("all real servers of
@@ -109,7 +110,10 @@ func (g *Grouper) Add(e Event) []Path {
 	if op == nil {
 		g.seq++
 		op = &openPath{skb: e.SKB, seq: g.seq, path: Path{NetNS: e.NetNS, Device: e.Hop.Device}}
-		if !g.opts.Boot.IsZero() {
+		switch {
+		case !e.Time.IsZero():
+			op.path.At = e.Time
+		case !g.opts.Boot.IsZero():
 			op.path.At = g.opts.Boot.Add(e.Hop.At)
 		}
 		g.open[e.SKB] = op

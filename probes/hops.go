@@ -15,6 +15,7 @@ const (
 	FuncOutHook       = "ip_vs_out_hook"
 	FuncForwardICMP   = "ip_vs_forward_icmp"
 	FuncConnInGet     = "ip_vs_conn_in_get"
+	FuncConnOutGet    = "ip_vs_conn_out_get"
 	FuncSchedule      = "ip_vs_schedule"
 	FuncConnNew       = "ip_vs_conn_new"
 	FuncSchedulerErr  = "ip_vs_scheduler_err"
@@ -46,7 +47,7 @@ const (
 	FuncUDPRcv       = "udp_rcv"
 	FuncUDPv6Rcv     = "udpv6_rcv"
 	FuncOutput       = "ip_output"
-	FuncLocalOut     = "__ip_local_out"
+	FuncLocalOut     = "ip_local_out"
 	FuncQueue        = "net_dev_queue" // tracepoint net:net_dev_queue
 	FuncDevXmit      = "net_dev_xmit"  // tracepoint net:net_dev_xmit
 	FuncDevQueueXmit = "__dev_queue_xmit"

@@ -124,10 +124,12 @@ func endpoint(ap netip.AddrPort) string {
 }
 
 // HopText says what happened at a hop, for a person:
-// "TCP 192.168.0.100:80 wlc chose 10.0.0.12:80 (weight 3)".
+// "TCP 192.168.0.100:80 wlc chose 10.0.0.12:80 (weight 3)". It uses the
+// probe's Note and adds what the note does not say.
 func HopText(h Hop) string {
 	var parts []string
 	add := func(format string, args ...any) { parts = append(parts, fmt.Sprintf(format, args...)) }
+	note := h.Note
 	switch kindOf(h) {
 	case kindReceive:
 		if h.Device != "" {
@@ -141,9 +143,9 @@ func HopText(h Hop) string {
 		if h.Hook != "" {
 			parts = append(parts, h.Hook)
 		}
-		if h.Note != "" {
-			parts = append(parts, h.Note)
-			h.Note = ""
+		if note != "" {
+			parts = append(parts, note)
+			note = ""
 		}
 		if h.Func == FuncOutHook && h.Conn != nil {
 			add("reply of %s, source rewritten to %s", connText(h.Conn), endpoint(h.Conn.Virtual))
@@ -152,26 +154,36 @@ func HopText(h Hop) string {
 		}
 	case kindSchedule:
 		switch {
+		case h.Func == FuncSchedule && h.Service != nil && note != "":
+			add("%s %s", h.Service, note)
+			note = ""
 		case h.Func == FuncSchedule && h.Service != nil && h.RealServer != nil:
 			sched := ""
 			if h.Service.Scheduler != "" {
 				sched = " " + h.Service.Scheduler
 			}
 			add("%s%s chose %s (weight %d)", h.Service, sched, h.RealServer.Address, h.RealServer.Weight)
-		case h.RealServer != nil:
-			add("new connection to %s (%s, weight %d)", h.RealServer.Address, h.RealServer.Forwarding.Describe(), h.RealServer.Weight)
 		case h.Conn != nil:
-			add("new connection %s", connText(h.Conn))
+			if note != "" {
+				parts = append(parts, note)
+				note = ""
+			}
+			add("%s", connText(h.Conn))
+		case h.RealServer != nil && note == "":
+			add("new connection to %s (%s, weight %d)", h.RealServer.Address, h.RealServer.Forwarding.Describe(), h.RealServer.Weight)
 		}
 	case kindNoDest:
 		if h.Service != nil {
-			add("no destination for %s", h.Service)
-		} else if h.Note == "" {
-			add("no destination")
+			parts = append(parts, h.Service.String())
+		}
+		if note == "" {
+			note = "no destination"
 		}
 	case kindXmit:
+		// The connection says what the probe's note says, and more.
 		if h.Conn != nil {
 			add("%s", connText(h.Conn))
+			note = ""
 		} else if h.RealServer != nil {
 			add("to %s", h.RealServer.Address)
 		}
@@ -185,17 +197,22 @@ func HopText(h Hop) string {
 			d += " at " + h.DropLocation
 		}
 		parts = append(parts, d)
+		note = ""
 	case kindFree:
 		parts = append(parts, "freed")
 	case kindLocal:
 		parts = append(parts, "the local stack took it")
 	default:
+		if note != "" {
+			parts = append(parts, note)
+			note = ""
+		}
 		if h.Conn != nil {
-			add("connection %s", connText(h.Conn))
+			add("%s", connText(h.Conn))
 		}
 	}
-	if h.Note != "" {
-		parts = append(parts, h.Note)
+	if note != "" {
+		parts = append(parts, note)
 	}
 	if h.Verdict != VerdictNone {
 		parts = append(parts, "-> "+string(h.Verdict))

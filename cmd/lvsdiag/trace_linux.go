@@ -78,9 +78,48 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 }
 
 // startTracer loads and attaches the probes with the filter.
-var startTracer = func(ctx context.Context, f probes.Filter, backend string, logger *slog.Logger) (probes.Source, error) {
-	return nil, errors.New("the kernel side of lvsdiag trace (probes' loader) is not in this build")
+func startTracer(_ context.Context, f probes.Filter, backend string, logger *slog.Logger) (probes.Source, error) {
+	t, err := probes.Open(probes.Options{Filter: f, Backend: probes.Backend(backend), Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range t.Attachments() {
+		logger.Debug("attached", "target", a.Target, "backend", a.Backend)
+	}
+	return &tracerSource{t: t, logger: logger}, nil
 }
+
+// tracerSource is probes.Tracer as a probes.Source: a record that cannot
+// be decoded is logged and skipped, not the end of the trace.
+type tracerSource struct {
+	t      *probes.Tracer
+	logger *slog.Logger
+}
+
+// maxBadRecords in a row end the trace: the ring buffer is not what
+// the decoder expects.
+const maxBadRecords = 100
+
+func (s *tracerSource) Read() (probes.Event, error) {
+	for bad := 0; ; bad++ {
+		e, err := s.t.Read(context.Background())
+		if err == nil || errors.Is(err, probes.ErrClosed) || bad >= maxBadRecords {
+			return e, err
+		}
+		s.logger.Warn("skipping a trace record", "err", err)
+	}
+}
+
+func (s *tracerSource) Lost() uint64 {
+	n, err := s.t.Lost()
+	if err != nil {
+		s.logger.Warn("lost events unknown", "err", err)
+	}
+	return n
+}
+
+func (s *tracerSource) Unseen() []string { return s.t.Unseen() }
+func (s *tracerSource) Close() error     { return s.t.Close() }
 
 // monotonicZero is the wall-clock time of the monotonic clock's zero,
 // the clock the probes stamp events with.
