@@ -27,7 +27,7 @@ type CollectOptions struct {
 	// Count ends the run after this many paths; zero means no limit.
 	Count int
 	// Tick, when set, delivers the times at which idle paths are flushed;
-	// nil means every Grouper idle time.
+	// nil means every 20ms.
 	Tick <-chan time.Time
 	// Now is the kernel's monotonic clock (the events' clock), for
 	// flushing idle paths; nil estimates it from the latest event plus
@@ -42,10 +42,9 @@ type CollectOptions struct {
 // and emitted too; with Count reached they are left out.
 func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Path) error) (Summary, error) {
 	g := NewGrouper(opts.Grouper)
-	idle := g.opts.Idle
 	tick := opts.Tick
 	if tick == nil {
-		t := time.NewTicker(idle)
+		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -83,11 +82,11 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 
 	emitted := 0
 	var sum Summary
-	var runErr error
+	var runErr, emitErr error
 	send := func(ps []Path) bool {
 		for _, p := range ps {
 			if err := emit(p); err != nil {
-				runErr = err
+				emitErr = err
 				return false
 			}
 			sum.Add(p)
@@ -116,8 +115,13 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 		}
 	}
 	finish()
-	if runErr == nil && (opts.Count == 0 || emitted < opts.Count) {
+	// What was seen before the end is shown, unless the output failed
+	// or --count was reached.
+	if emitErr == nil && (opts.Count == 0 || emitted < opts.Count) {
 		send(g.Close())
+	}
+	if emitErr != nil {
+		runErr = emitErr
 	}
 	if sum.ByOutcome == nil {
 		sum = NewGrouper(GrouperOptions{}).Summary() // empty maps, not nil

@@ -88,28 +88,34 @@ func TestCollectEndsOpenPathsWhenCancelled(t *testing.T) {
 }
 
 func TestCollectFlushesIdlePathsOnTick(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	tick := make(chan time.Time, 1)
+	tick := make(chan time.Time)
 	evs := append([]probes.Event{event(9, time.Second, probes.Hop{Func: probes.FuncReceive, Device: "eth0"})},
 		forwardedPacket(1, time.Second+time.Millisecond)...)
 	src := probestest.NewSource(evs...)
+	// Each tick's time comes before the tick, so the flush sees it.
+	nows := make(chan time.Duration, 1)
+	go func() {
+		<-src.Waiting() // every event was handed over
+		nows <- time.Second + 2*time.Millisecond // the forwarded packet still lingers
+		tick <- time.Time{}
+		nows <- 2 * time.Second // both are idle now
+		tick <- time.Time{}
+	}()
 	var got []probes.Path
-	opts := probes.CollectOptions{Tick: tick, Now: func() time.Duration { return 2 * time.Second }}
-	_, err := probes.Collect(ctx, src, opts, func(p probes.Path) error {
+	flushes := 0
+	opts := probes.CollectOptions{Count: 2, Tick: tick, Now: func() time.Duration { flushes++; return <-nows }}
+	_, err := probes.Collect(t.Context(), src, opts, func(p probes.Path) error {
 		got = append(got, p)
-		if len(got) == 1 {
-			tick <- time.Time{} // the next tick flushes the idle packet
-		} else {
-			cancel()
-		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []probes.Outcome{probes.OutcomeForwarded, probes.OutcomeUnknown}; !slices.Equal(outcomes(got), want) {
-		t.Errorf("outcomes %v, want %v", outcomes(got), want)
+	if want := []probes.Outcome{probes.OutcomeUnknown, probes.OutcomeForwarded}; !slices.Equal(outcomes(got), want) {
+		t.Errorf("outcomes %v, want %v (both ended by the second tick)", outcomes(got), want)
+	}
+	if flushes != 2 {
+		t.Errorf("flushed %d times, want 2", flushes)
 	}
 }
 
@@ -123,7 +129,7 @@ func TestCollectReturnsTheTracesError(t *testing.T) {
 		t.Errorf("error %v, want one wrapping %v", err, boom)
 	}
 	if n != 1 {
-		t.Errorf("%d paths before the error, want 1", n)
+		t.Errorf("%d paths shown, want the 1 seen before the error", n)
 	}
 }
 

@@ -11,23 +11,39 @@ import (
 // IPVS handled on the way out, then the local stack; else unknown.
 func decide(p *Path, opts GrouperOptions) (Outcome, string) {
 	hops := p.Hops
+	drop := -1
 	for i, h := range hops {
 		if kindOf(h) == kindDrop {
-			return OutcomeDropped, dropWhy(p, hops[:i], h, opts)
+			drop = i
+			break
 		}
 	}
+	xmit := -1
 	for i := len(hops) - 1; i >= 0; i-- {
 		if kindOf(hops[i]) == kindXmit {
-			return OutcomeForwarded, forwardWhy(p, hops[i])
+			xmit = i
+			break
 		}
+	}
+	// IPVS let the packet into the local stack, which then dropped it
+	// (no socket on that port): the local stack is the answer.
+	if passed := passedToLocalStack(p); passed >= 0 && xmit < 0 && (drop < 0 || drop > passed) {
+		why := localWhy(p)
+		if drop >= 0 {
+			why += "; the local stack dropped it: " + dropText(hops[drop])
+		}
+		return OutcomeLocal, why
+	}
+	if drop >= 0 {
+		return OutcomeDropped, dropWhy(p, hops[:drop], hops[drop], opts)
+	}
+	if xmit >= 0 {
+		return OutcomeForwarded, forwardWhy(p, hops[xmit])
 	}
 	for _, h := range hops {
-		if h.Func == FuncOutHook && h.Conn != nil {
+		if (h.Func == FuncOutHook || h.Func == FuncConnOutGet) && h.Conn != nil {
 			return OutcomeReply, replyWhy(h.Conn)
 		}
-	}
-	if why, ok := localWhy(p); ok {
-		return OutcomeLocal, why
 	}
 	return OutcomeUnknown, unknownWhy(p, opts)
 }
@@ -55,27 +71,31 @@ func replyWhy(c *Conn) string {
 	return fmt.Sprintf("a NAT reply from %s to %s: IPVS gave it the source %s", c.RealServer, c.Client, c.Virtual)
 }
 
-// localWhy says whether the local stack took the packet: a hop past
-// LOCAL_IN, or IPVS's LOCAL_IN hook letting it through without a
-// connection (no service matched).
-func localWhy(p *Path) (string, bool) {
-	local, passed := false, false
-	for _, h := range p.Hops {
+// passedToLocalStack returns the index of the hop where the packet
+// went to the local stack: past LOCAL_IN (a socket's receive function),
+// or IPVS's LOCAL_IN hook letting it through without a connection (no
+// service matched); -1 if it did not.
+func passedToLocalStack(p *Path) int {
+	if p.Conn != nil {
+		return -1
+	}
+	for i, h := range p.Hops {
 		switch {
 		case kindOf(h) == kindLocal:
-			local = true
-		case h.Func == FuncInHook && h.Hook == "LOCAL_IN" && h.Verdict == VerdictAccept && h.Conn == nil:
-			passed = true
+			return i
+		case h.Func == FuncInHook && h.Hook == "LOCAL_IN" && h.Verdict == VerdictAccept:
+			return i
 		}
 	}
-	if (!local && !passed) || p.Conn != nil {
-		return "", false
-	}
+	return -1
+}
+
+func localWhy(p *Path) string {
 	what := "the packet"
 	if p.Tuple.Protocol != "" {
 		what = p.Tuple.Protocol + " " + p.Tuple.Dst.String()
 	}
-	return fmt.Sprintf("it went to the local stack: no IPVS service took %s (a packet to the VIP on a port with no service)", what), true
+	return fmt.Sprintf("it went to the local stack: no IPVS service took %s (a packet to the VIP on a port with no service)", what)
 }
 
 func unknownWhy(p *Path, opts GrouperOptions) string {
@@ -123,14 +143,25 @@ func dropWhy(p *Path, before []Hop, drop Hop, opts GrouperOptions) string {
 		}
 		return fmt.Sprintf("IPVS could not transmit it%s: %s freed it (no route to the real server, or too big for the path)", to, loc)
 	}
-	why := "the kernel dropped it"
+	return "the kernel dropped it: " + dropText(drop)
+}
+
+// dropText is a drop hop's reason and place: "the reverse path filter
+// (rp_filter) (IP_RPFILTER) in ip_rcv_finish_core".
+func dropText(drop Hop) string {
+	reason := strings.TrimPrefix(drop.DropReason, "SKB_DROP_REASON_")
+	loc := locationFunc(drop.DropLocation)
+	var parts []string
 	if reason != "" {
-		why += ": " + reasonText(reason)
+		parts = append(parts, reasonText(reason))
 	}
 	if loc != "" {
-		why += " in " + loc
+		parts = append(parts, "in "+loc)
 	}
-	return why
+	if len(parts) == 0 {
+		return "no reason given"
+	}
+	return strings.Join(parts, " ")
 }
 
 // noDestWhy explains ip_vs_scheduler_err: from the service's real

@@ -13,11 +13,20 @@ import (
 // enough that a person sees the packet while the traffic still flows.
 const DefaultIdle = 500 * time.Millisecond
 
+// DefaultLinger is how long (kernel time) a path that was transmitted
+// or freed stays open for the hops that report after the end: the
+// return of the hook and the transmit function that sent the packet
+// fire after it was queued.
+const DefaultLinger = 5 * time.Millisecond
+
 // GrouperOptions configure a Grouper.
 type GrouperOptions struct {
 	// Idle is how long (kernel time) a path may go without a new hop
 	// before Flush ends it; zero means DefaultIdle.
 	Idle time.Duration
+	// Linger is how long (kernel time) an ended path takes the hops that
+	// report after its end; zero means DefaultLinger.
+	Linger time.Duration
 	// Boot is the wall-clock time of the kernel's monotonic clock's
 	// zero: a path's At is Boot plus its first hop's At, where the first
 	// event has no Time.
@@ -59,12 +68,18 @@ type openPath struct {
 	skb  uint64
 	seq  uint64
 	last time.Duration
+	// ended: the packet was queued to a device or freed; the path
+	// lingers for late hops until Linger has passed.
+	ended bool
 }
 
 // NewGrouper returns a Grouper with no open paths.
 func NewGrouper(opts GrouperOptions) *Grouper {
 	if opts.Idle <= 0 {
 		opts.Idle = DefaultIdle
+	}
+	if opts.Linger <= 0 {
+		opts.Linger = DefaultLinger
 	}
 	return &Grouper{
 		opts: opts, open: map[uint64]*openPath{}, moved: map[uint64]uint64{},
@@ -73,10 +88,10 @@ func NewGrouper(opts GrouperOptions) *Grouper {
 }
 
 // Add joins e to its packet's path and returns the paths that ended
-// with it: the packet's own when e transmitted, delivered or freed it,
-// and an older packet's whose skb address the kernel reused.
+// by the time of e: those transmitted or freed more than Linger before
+// it, and an older packet's whose skb address the kernel reused.
 func (g *Grouper) Add(e Event) []Path {
-	var done []Path
+	done := g.end(func(op *openPath) bool { return op.ended && op.skb != e.SKB && e.Hop.At-op.last > g.opts.Linger })
 	if e.PrevSKB != 0 && e.PrevSKB != e.SKB {
 		// Tunnel mode copied the packet into a new skb: the path follows.
 		if op := g.open[e.PrevSKB]; op != nil {
@@ -103,7 +118,7 @@ func (g *Grouper) Add(e Event) []Path {
 		}
 	}
 	op := g.open[e.SKB]
-	if op != nil && reused(op, e) {
+	if op != nil && (op.ended && startsPacket(e.Hop) || !op.ended && reused(op, e)) {
 		done = append(done, g.finish(op))
 		op = nil
 	}
@@ -119,10 +134,20 @@ func (g *Grouper) Add(e Event) []Path {
 		g.open[e.SKB] = op
 	}
 	g.append(op, e)
-	if ends(op.path.Hops) {
-		done = append(done, g.finish(op))
+	if !op.ended && ends(op.path.Hops) {
+		op.ended = true
 	}
 	return done
+}
+
+// startsPacket reports whether a hop is where a packet enters a
+// namespace's stack: after an end, a new packet in a reused skb.
+func startsPacket(h Hop) bool {
+	switch h.Func {
+	case FuncReceive, FuncLocalOut, FuncIP6LocalOut:
+		return true
+	}
+	return false
 }
 
 func (g *Grouper) append(op *openPath, e Event) {
@@ -238,9 +263,12 @@ func (p *Path) chosen() netip.AddrPort {
 }
 
 // Flush ends the paths that have had no hop for the idle time at now
-// (the kernel's monotonic clock) and returns them.
+// (the kernel's monotonic clock), and the ended ones past their linger,
+// and returns them.
 func (g *Grouper) Flush(now time.Duration) []Path {
-	return g.end(func(op *openPath) bool { return now-op.last >= g.opts.Idle })
+	return g.end(func(op *openPath) bool {
+		return now-op.last >= g.opts.Idle || op.ended && now-op.last > g.opts.Linger
+	})
 }
 
 // Close ends every open path, at the end of a trace.

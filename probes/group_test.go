@@ -112,6 +112,22 @@ func scenarios() []scenario {
 			ev(0xc1, 5, Hop{Func: FuncInHook, Hook: "LOCAL_IN", Verdict: VerdictAccept}),
 			ev(0xc1, 9, Hop{Func: FuncTCPRcv}),
 		}, want: []wantPath{{OutcomeLocal, "it went to the local stack: no IPVS service took TCP 10.77.0.100:81 (a packet to the VIP on a port with no service)", 3}}},
+		{name: "no-service-no-socket", events: []Event{
+			withTuple(ev(0xc2, 0, Hop{Func: FuncReceive, Device: "eth0"}), cli, netip.MustParseAddrPort("10.77.0.100:81"), "SYN"),
+			ev(0xc2, 2, Hop{Func: FuncLocalDeliver}),
+			ev(0xc2, 4, Hop{Func: FuncInHook, Hook: "LOCAL_IN"}),
+			ev(0xc2, 5, Hop{Func: FuncConnInGet, Note: "no connection"}),
+			ev(0xc2, 6, Hop{Func: FuncInHook, Hook: "LOCAL_IN", Verdict: VerdictAccept}),
+			ev(0xc2, 9, Hop{Func: FuncDrop, DropReason: "NO_SOCKET", DropLocation: "tcp_v4_rcv+0x1d4"}),
+		}, want: []wantPath{{OutcomeLocal, "it went to the local stack: no IPVS service took TCP 10.77.0.100:81 (a packet to the VIP on a port with no service); the local stack dropped it: no socket listening (NO_SOCKET) in tcp_v4_rcv", 6}}},
+		{name: "nat-reply-conn-out-get", events: []Event{
+			withTuple(ev(0xe2, 0, Hop{Func: FuncReceive, Device: "eth1"}), rs1, cli, "ACK"),
+			ev(0xe2, 3, Hop{Func: FuncForward}),
+			ev(0xe2, 4, Hop{Func: FuncOutHook, Hook: "FORWARD"}),
+			ev(0xe2, 5, Hop{Func: FuncConnOutGet, Conn: conn(rs1, Masquerade, "ESTABLISHED"), Note: "reply of connection 10.77.0.2:40000 -> 10.77.0.100:80 (ESTABLISHED)"}),
+			ev(0xe2, 8, Hop{Func: FuncQueue, Device: "eth0"}),
+			ev(0xe2, 9, Hop{Func: FuncOutHook, Hook: "FORWARD", Verdict: VerdictAccept}),
+		}, want: []wantPath{{OutcomeReply, "a NAT reply from 10.77.0.21:80 to 10.77.0.2:40000: IPVS gave it the source 10.77.0.100:80", 6}}},
 		{name: "firewall-after-ipvs", events: []Event{
 			recv(0xd1, 0),
 			ev(0xd1, 3, Hop{Func: FuncOutHook, Hook: "LOCAL_IN", Verdict: VerdictAccept}),
@@ -223,14 +239,53 @@ func TestTunnelPathKeepsItsHopsAcrossTheNewSKB(t *testing.T) {
 	}
 }
 
-func TestPathsCompleteWithoutWaitingForIdle(t *testing.T) {
+// The hook's and the transmit function's returns fire after the
+// packet was queued: they join its path, which then ends once the
+// linger time has passed.
+func TestEndedPathsTakeLateHopsThenEnd(t *testing.T) {
 	g := NewGrouper(GrouperOptions{})
 	var ended []Path
-	for _, e := range drSYN(0x7, 0, rs1) {
+	for _, e := range drSYN(0x7, 0, rs1)[:5] {
 		ended = append(ended, g.Add(e)...)
 	}
-	if len(ended) != 1 || g.Open() != 0 {
-		t.Fatalf("after the transmit: %d ended, %d open; want 1 and 0", len(ended), g.Open())
+	ended = append(ended, g.Add(queue(0x7, 15))...)
+	ended = append(ended, g.Add(ev(0x7, 20, Hop{Func: FuncInHook, Hook: "LOCAL_IN", Verdict: VerdictStolen}))...)
+	if len(ended) != 0 || g.Open() != 1 {
+		t.Fatalf("within the linger time: %d ended, %d open; want 0 and 1", len(ended), g.Open())
+	}
+	// Another packet 6ms later: the first one's linger has passed.
+	ended = g.Add(recv(0x8, 6020))
+	if len(ended) != 1 || g.Open() != 1 {
+		t.Fatalf("after the linger time: %d ended, %d open; want 1 and 1", len(ended), g.Open())
+	}
+	p := ended[0]
+	if last := p.Hops[len(p.Hops)-1]; last.Verdict != VerdictStolen || p.Outcome != OutcomeForwarded {
+		t.Errorf("path ends with %+v, outcome %s; want the hook's STOLEN return and forwarded", last, p.Outcome)
+	}
+}
+
+// A reused skb address after an end starts a new path at once.
+func TestNewPacketInAnEndedSKBStartsAPath(t *testing.T) {
+	g := NewGrouper(GrouperOptions{})
+	for _, e := range drSYN(0x7, 0, rs1) {
+		g.Add(e)
+	}
+	ended := g.Add(recv(0x7, 30))
+	if len(ended) != 1 || ended[0].Outcome != OutcomeForwarded || g.Open() != 1 {
+		t.Errorf("%d ended (%+v), %d open; want the first packet ended and the second open", len(ended), ended, g.Open())
+	}
+}
+
+func TestLingeringPathsEndOnFlush(t *testing.T) {
+	g := NewGrouper(GrouperOptions{Linger: time.Millisecond})
+	for _, e := range drSYN(0x7, 0, rs1) {
+		g.Add(e)
+	}
+	if p := g.Flush(time.Second + 500*time.Microsecond); len(p) != 0 {
+		t.Errorf("flushed %d paths within the linger time", len(p))
+	}
+	if p := g.Flush(time.Second + 2*time.Millisecond); len(p) != 1 {
+		t.Errorf("flushed %d paths after the linger time, want 1", len(p))
 	}
 }
 
@@ -254,11 +309,11 @@ func TestSummaryCountsEndedPaths(t *testing.T) {
 	g := NewGrouper(GrouperOptions{Destinations: func(Service) ([]Destination, bool) { return nil, true }})
 	var evs []Event
 	evs = append(evs, drSYN(1, 0, rs1)...)
-	evs = append(evs, drSYN(2, 100, rs1)...)
-	evs = append(evs, drSYN(3, 200, rs2)...)
-	evs = append(evs, recv(4, 300), ev(4, 301, Hop{Func: FuncSchedulerErr, Service: svcTCP}),
-		ev(4, 302, Hop{Func: FuncDrop, DropReason: "NETFILTER_DROP", DropLocation: "nf_hook_slow+0x8d"}))
-	evs = append(evs, recv(5, 400))
+	evs = append(evs, drSYN(2, 10_000, rs1)...)
+	evs = append(evs, drSYN(3, 20_000, rs2)...)
+	evs = append(evs, recv(4, 30_000), ev(4, 30_001, Hop{Func: FuncSchedulerErr, Service: svcTCP}),
+		ev(4, 30_002, Hop{Func: FuncDrop, DropReason: "NETFILTER_DROP", DropLocation: "nf_hook_slow+0x8d"}))
+	evs = append(evs, recv(5, 40_000))
 	for _, e := range evs {
 		g.Add(e)
 	}
@@ -296,7 +351,8 @@ func TestDropReasonsConsumedAreNotDrops(t *testing.T) {
 	g := NewGrouper(GrouperOptions{})
 	g.Add(recv(1, 0))
 	g.Add(ev(1, 3, Hop{Func: FuncTCPRcv}))
-	p := g.Add(ev(1, 5, Hop{Func: FuncDrop, DropReason: "SKB_CONSUMED"}))
+	g.Add(ev(1, 5, Hop{Func: FuncDrop, DropReason: "SKB_CONSUMED"}))
+	p := g.Flush(time.Second + 10*time.Millisecond)
 	if len(p) != 1 || p[0].Outcome != OutcomeLocal {
 		t.Errorf("a consumed packet: %+v", p)
 	}

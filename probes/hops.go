@@ -48,6 +48,7 @@ const (
 	FuncUDPv6Rcv     = "udpv6_rcv"
 	FuncOutput       = "ip_output"
 	FuncLocalOut     = "ip_local_out"
+	FuncIP6LocalOut  = "ip6_local_out"
 	FuncQueue        = "net_dev_queue" // tracepoint net:net_dev_queue
 	FuncDevXmit      = "net_dev_xmit"  // tracepoint net:net_dev_xmit
 	FuncDevQueueXmit = "__dev_queue_xmit"

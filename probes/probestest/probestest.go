@@ -14,8 +14,9 @@ import (
 // Source is a fake trace. Events queued with Send (or given to
 // NewSource) are read in order; then Read blocks until Close or Fail.
 type Source struct {
-	events chan probes.Event
-	failed chan error
+	events  chan probes.Event
+	failed  chan error
+	waiting chan struct{}
 	closed chan struct{}
 	once   sync.Once
 
@@ -29,7 +30,7 @@ var _ probes.Source = (*Source)(nil)
 
 // NewSource returns a Source that will deliver events.
 func NewSource(events ...probes.Event) *Source {
-	s := &Source{events: make(chan probes.Event, 1024), failed: make(chan error, 1), closed: make(chan struct{})}
+	s := &Source{events: make(chan probes.Event, 1024), failed: make(chan error, 1), closed: make(chan struct{}), waiting: make(chan struct{}, 1)}
 	for _, e := range events {
 		s.Send(e)
 	}
@@ -53,6 +54,10 @@ func (s *Source) Read() (probes.Event, error) {
 	default:
 	}
 	select {
+	case s.waiting <- struct{}{}:
+	default:
+	}
+	select {
 	case e := <-s.events:
 		s.mu.Lock()
 		s.reads++
@@ -64,6 +69,10 @@ func (s *Source) Read() (probes.Event, error) {
 		return probes.Event{}, errors.Join(errors.New("fake trace closed"), os.ErrClosed)
 	}
 }
+
+// Waiting delivers a value each time Read finds no queued event and
+// starts to wait: every event sent so far was handed over.
+func (s *Source) Waiting() <-chan struct{} { return s.waiting }
 
 // Lost implements probes.Source.
 func (s *Source) Lost() uint64 {
