@@ -95,7 +95,7 @@ func TestCollectFlushesIdlePathsOnTick(t *testing.T) {
 	// Each tick's time comes before the tick, so the flush sees it.
 	nows := make(chan time.Duration, 1)
 	go func() {
-		<-src.Waiting() // every event was handed over
+		<-src.Waiting()                          // every event was handed over
 		nows <- time.Second + 2*time.Millisecond // the forwarded packet still lingers
 		tick <- time.Time{}
 		nows <- 2 * time.Second // both are idle now

@@ -17,8 +17,8 @@ type Source struct {
 	events  chan probes.Event
 	failed  chan error
 	waiting chan struct{}
-	closed chan struct{}
-	once   sync.Once
+	closed  chan struct{}
+	once    sync.Once
 
 	mu         sync.Mutex
 	LostEvents uint64
