@@ -36,6 +36,7 @@ type rawEvent struct {
 	Dest     rawDest
 	Svc      rawSvc
 	Pkt      [pktMax]byte
+	_        [4]byte // the struct's alignment
 }
 
 type rawConn struct {

@@ -16,11 +16,12 @@ import (
 type traceCpuFrames struct {
 	_ structs.HostLayout
 	F [8]struct {
-		_    structs.HostLayout
-		Skb  uint64
-		Fn   uint16
-		Hook uint8
-		Pad  [5]uint8
+		_        structs.HostLayout
+		Skb      uint64
+		Fn       uint16
+		Hook     uint8
+		Replaced uint8
+		Pad      [4]uint8
 	}
 	Depth uint32
 	_     [4]byte

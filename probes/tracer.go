@@ -38,7 +38,7 @@ type Options struct {
 	// it Open returns ErrIPVSNotLoaded.
 	WithoutIPVS bool
 	// Record, when set, receives every raw ring buffer record as read
-	// (see WriteRecords' format), to keep real events as test fixtures.
+	// (the format is in records.go), to keep real events as test fixtures.
 	Record io.Writer
 }
 

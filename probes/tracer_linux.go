@@ -28,6 +28,9 @@ type Tracer struct {
 	log     *slog.Logger
 	spec    *ebpf.CollectionSpec
 	maps    map[string]*ebpf.Map
+	btf     *btf.Cache
+	kernel  *btf.Spec   // vmlinux's types, for CO-RE
+	modules []*btf.Spec // ip_vs's types, for CO-RE
 	progs   []*ebpf.Program
 	links   []link.Link
 	reader  *ringbuf.Reader
@@ -38,6 +41,8 @@ type Tracer struct {
 	attach  []Attachment
 	unseen  []string
 	symbols *Symbols
+
+	loadTime time.Duration // spent loading programs, for the log
 }
 
 // sharedMaps are created once and shared by every program.
@@ -63,7 +68,7 @@ func Open(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the tracer: %w", err)
 	}
-	t := &Tracer{opts: opts, log: opts.Logger, maps: map[string]*ebpf.Map{}}
+	t := &Tracer{opts: opts, log: opts.Logger, maps: map[string]*ebpf.Map{}, btf: btf.NewCache()}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -74,6 +79,7 @@ func Open(opts Options) (*Tracer, error) {
 	if !ipvsLoaded && !opts.WithoutIPVS {
 		return nil, fmt.Errorf("opening the tracer: %w", ErrIPVSNotLoaded)
 	}
+	began := time.Now()
 	if err := t.loadSymbols(); err != nil {
 		return nil, err
 	}
@@ -81,6 +87,7 @@ func Open(opts Options) (*Tracer, error) {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
 	t.bootAt = bootTime()
+	prepared := time.Now()
 
 	spec, err := loadTrace()
 	if err != nil {
@@ -90,6 +97,9 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("opening the tracer: %w", err)
 	}
 	t.spec = spec
+	if err := t.loadTypes(ipvsLoaded); err != nil {
+		return nil, err
+	}
 	if err := t.createMaps(); err != nil {
 		t.Close()
 		return nil, err
@@ -108,6 +118,9 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, fmt.Errorf("opening the tracer: nothing could be attached:\n%s", strings.Join(t.unseen, "\n"))
 	}
+	t.log.Info("tracer attached", "targets", len(t.attach), "unseen", len(t.unseen),
+		"symbols_and_btf", prepared.Sub(began).Round(time.Millisecond), "load", t.loadTime.Round(time.Millisecond),
+		"total", time.Since(began).Round(time.Millisecond))
 	rd, err := ringbuf.NewReader(t.maps["events"])
 	if err != nil {
 		t.Close()
@@ -136,8 +149,28 @@ func (t *Tracer) loadSymbols() error {
 	return nil
 }
 
+// loadTypes reads the BTF the programs are relocated against once:
+// vmlinux's, and the ip_vs module's for the IPVS structs (searching every
+// module's BTF for each program made loading take seconds under
+// emulation).
+func (t *Tracer) loadTypes(ipvsLoaded bool) error {
+	kernel, err := t.btf.Kernel()
+	if err != nil {
+		return fmt.Errorf("opening the tracer: reading the kernel's BTF (CONFIG_DEBUG_INFO_BTF): %w", err)
+	}
+	t.kernel = kernel
+	if ipvsLoaded {
+		mod, err := t.btf.Module("ip_vs")
+		if err != nil {
+			return fmt.Errorf("opening the tracer: reading the ip_vs module's BTF (CONFIG_DEBUG_INFO_BTF_MODULES): %w", err)
+		}
+		t.modules = []*btf.Spec{mod}
+	}
+	return nil
+}
+
 func (t *Tracer) loadDropReasons() error {
-	spec, err := btf.LoadKernelSpec()
+	spec, err := t.btf.Kernel()
 	if err != nil {
 		return fmt.Errorf("reading the kernel's BTF: %w", err)
 	}
@@ -205,7 +238,13 @@ func (t *Tracer) loadProgram(name string, adjust func(*ebpf.ProgramSpec)) (*ebpf
 		adjust(ps)
 	}
 	s.Programs = map[string]*ebpf.ProgramSpec{name: ps}
-	coll, err := ebpf.NewCollectionWithOptions(&s, ebpf.CollectionOptions{MapReplacements: t.maps})
+	start := time.Now()
+	defer func() { t.loadTime += time.Since(start) }()
+	coll, err := ebpf.NewCollectionWithOptions(&s, ebpf.CollectionOptions{
+		MapReplacements: t.maps,
+		Cache:           t.btf,
+		Programs:        ebpf.ProgramOptions{KernelTypes: t.kernel, ExtraRelocationTargets: t.modules, LogSizeStart: 1 << 20},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("loading BPF program %s: %w", name, err)
 	}
@@ -297,11 +336,16 @@ func reason(err error) string {
 	return err.Error()
 }
 
+// lastLine is the verifier's complaint: its last line before the
+// statistics.
 func lastLine(ve *ebpf.VerifierError) string {
 	for i := len(ve.Log) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(ve.Log[i]); l != "" {
-			return l
+		l := strings.TrimSpace(ve.Log[i])
+		if l == "" || strings.HasPrefix(l, "processed ") || strings.HasPrefix(l, "verification time") ||
+			strings.HasPrefix(l, "stack depth") || strings.HasPrefix(l, "mark_precise") {
+			continue
 		}
+		return l
 	}
 	return ve.Cause.Error()
 }
@@ -412,17 +456,24 @@ func (t *Tracer) Attachments() []Attachment { return append([]Attachment(nil), t
 func (t *Tracer) Unseen() []string { return append([]string(nil), t.unseen...) }
 
 // Read returns the next event. It blocks until one arrives, ctx is done
-// (ctx's error) or the Tracer is closed (ErrClosed). A record that
-// cannot be decoded is returned as an error; Read may be called again.
+// (ctx's error) or the Tracer is closed (ErrClosed). With ctx already
+// done it still returns the events already buffered, then ctx's error:
+// the probes write synchronously as packets pass, so after traffic has
+// completed this drains everything it produced. A record that cannot be
+// decoded is returned as an error; Read may be called again.
 func (t *Tracer) Read(ctx context.Context) (Event, error) {
 	for {
-		if err := ctx.Err(); err != nil {
-			return Event{}, err
+		deadline := time.Now().Add(pollInterval)
+		if ctx.Err() != nil {
+			deadline = time.Now()
 		}
-		t.reader.SetDeadline(time.Now().Add(pollInterval))
+		t.reader.SetDeadline(deadline)
 		err := t.reader.ReadInto(&t.rec)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			if err := ctx.Err(); err != nil {
+				return Event{}, err
+			}
 			continue
 		case errors.Is(err, ringbuf.ErrClosed):
 			return Event{}, ErrClosed

@@ -163,7 +163,8 @@ struct frame {
 	__u64 skb;
 	__u16 fn;
 	__u8 hook;
-	__u8 _pad[5];
+	__u8 replaced; /* a tunnel transmitter replaced skb */
+	__u8 _pad[4];
 };
 
 struct cpu_frames {
@@ -218,21 +219,29 @@ static __always_inline int pop(struct frame *out)
 	return 1;
 }
 
-static __always_inline int top(struct frame *out)
+static __always_inline struct frame *top_frame(void)
 {
 	struct cpu_frames *fs = cpu_frames();
 	if (!fs)
-		return 0;
+		return NULL;
 	__u32 d = fs->depth;
 	if (d == 0 || d > MAX_DEPTH)
+		return NULL;
+	return &fs->f[d - 1];
+}
+
+static __always_inline int top(struct frame *out)
+{
+	struct frame *f = top_frame();
+	if (!f)
 		return 0;
-	*out = fs->f[d - 1];
+	*out = *f;
 	return 1;
 }
 
-static __always_inline int is_xmit(__u16 fn)
+static __always_inline int is_tunnel_xmit(__u16 fn)
 {
-	return fn >= FN_IP_VS_NAT_XMIT && fn <= FN_IP_VS_BYPASS_XMIT_V6;
+	return fn == FN_IP_VS_TUNNEL_XMIT || fn == FN_IP_VS_TUNNEL_XMIT_V6;
 }
 
 /* A packet's addresses, as the filter sees them. */
@@ -294,8 +303,10 @@ static __always_inline unsigned char *pkt_start(struct sk_buff *skb, int at_rece
 		return data;
 	}
 	unsigned char *p = head + nh;
-	long before = p - data; /* bytes of skb->len before the IP header */
-	if (before < 0 || before > len) {
+	/* bytes of skb->len before the IP header; negative once the stack
+	 * has pulled the headers (the bytes are still there) */
+	long before = p - data;
+	if (before > (long)len || before < -0xffff) {
 		*avail = 0;
 		return p;
 	}
@@ -586,9 +597,12 @@ static __always_inline int hop(struct hop_args *a)
 		e->flags |= EV_PKT;
 	}
 	if (a->cp) {
+		/* Not READ(dest, a->cp->dest): the builtin would relocate a->cp
+		 * too, against a struct the kernel does not have. */
+		struct ip_vs_conn *cp = a->cp;
 		struct ip_vs_dest *dest = NULL;
-		read_conn(e, a->cp);
-		READ(dest, a->cp->dest);
+		read_conn(e, cp);
+		READ(dest, cp->dest);
 		if (dest)
 			read_dest(e, dest);
 	} else if (a->svc) {
@@ -603,10 +617,19 @@ static __always_inline int hop(struct hop_args *a)
  * report the one it came from. */
 static __always_inline __u64 prev_of(struct sk_buff *skb)
 {
-	struct frame f;
-	if (top(&f) && is_xmit(f.fn) && f.skb != (__u64)skb)
-		return f.skb;
-	return 0;
+	struct frame *f = top_frame();
+	if (!f || !is_tunnel_xmit(f->fn) || f->skb == (__u64)skb)
+		return 0;
+	/* Only an encapsulated packet replaces the one being sent: not, say,
+	 * the ARP request for the real server sent meanwhile. */
+	struct tuple t = {};
+	unsigned int avail;
+	if (!parse(pkt_start(skb, 0, &avail), &t))
+		return 0;
+	if (t.proto != 4 && t.proto != 41 && t.proto != 47 && t.proto != 17)
+		return 0;
+	f->replaced = 1;
+	return f->skb;
 }
 
 static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive)
@@ -647,6 +670,10 @@ static __always_inline struct sk_buff *current_skb(void)
 
 static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp)
 {
+	/* ip_vs_out_hook asks for every packet whether it is a reply: a "no"
+	 * says nothing. */
+	if (!cp && fn == FN_IP_VS_CONN_OUT_GET)
+		return 0;
 	struct hop_args a = {.fn = fn, .skb = current_skb(), .hook = NO_HOOK, .flags = EV_EXIT,
 			     .cp = cp, .ret = cp != NULL};
 	if (!cp)
@@ -676,7 +703,8 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 static __always_inline int on_xmit_exit(__u16 fn)
 {
 	struct frame f;
-	pop(&f);
+	if (pop(&f) && f.replaced && !f_all)
+		bpf_map_delete_elem(&traced, &f.skb);
 	return 0;
 }
 
@@ -801,8 +829,16 @@ TP(kfree_skb, { return on_drop((struct sk_buff *)ctx[0], ctx[1], (__u32)ctx[2]);
 static __always_inline int on_consume(struct sk_buff *skb)
 {
 	__u64 key = (__u64)skb;
-	if (!f_all)
-		bpf_map_delete_elem(&traced, &key);
+	if (f_all)
+		return 0;
+	/* A tunnel transmitter frees the skb it replaced before the new one
+	 * is seen: keep it until the transmitter returns. */
+	struct frame *f = top_frame();
+	if (f && is_tunnel_xmit(f->fn) && f->skb == key) {
+		f->replaced = 1;
+		return 0;
+	}
+	bpf_map_delete_elem(&traced, &key);
 	return 0;
 }
 
