@@ -15,18 +15,21 @@ import (
 // Tracer traces packets through this host's IPVS with eBPF (lvsdiag
 // --trace on a director).
 type Tracer interface {
-	// Trace traces the packets req.Filter matches in this host's network
-	// namespace until ctx ends or req.Count paths ended. It calls
-	// req.Ready once the probes are attached, and returns the paths that
-	// ended and the run's summary.
+	// Trace attaches the probes, calls req.Ready, then traces the
+	// packets req.Filter matches in this host's network namespace for
+	// req.Window, until req.Count paths ended or ctx ends; it returns the
+	// paths that ended and the run's summary.
 	Trace(ctx context.Context, req TraceRequest) (TraceResult, error)
 }
 
 // TraceRequest is one trace.
 type TraceRequest struct {
 	Filter probes.Filter
-	// Count ends the trace after this many paths; zero: until ctx ends.
+	// Count ends the trace after this many paths; zero: no limit.
 	Count int
+	// Window is how long to trace once the probes are attached
+	// (attaching takes from a fraction of a second to several).
+	Window time.Duration
 	// Ready is called once the probes are attached, on the goroutine
 	// that called Trace, before Trace waits: the check then sends its
 	// own connection. It must not block.
@@ -79,7 +82,7 @@ func checkTrace(ctx context.Context, r *run) outcome {
 			f.NAT = append(f.NAT, rs.Address)
 		}
 	}
-	tctx, cancel := context.WithTimeout(ctx, r.opts.Listen)
+	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	var probe ProbeResult
@@ -90,10 +93,13 @@ func checkTrace(ctx context.Context, r *run) outcome {
 		f.Probed = true
 		target := netip.AddrPortFrom(r.opts.VIP, r.opts.Port)
 		wg.Go(func() {
-			probe = r.env.Prober.Probe(tctx, ProbeRequest{Kind: r.opts.probeKind(r.opts.Port), Address: target, Host: r.opts.host(), Path: r.opts.Path})
+			ctx, cancel := context.WithTimeout(pctx, r.opts.Listen)
+			defer cancel()
+			probe = r.env.Prober.Probe(ctx, ProbeRequest{Kind: r.opts.probeKind(r.opts.Port), Address: target, Host: r.opts.host(), Path: r.opts.Path})
 		})
 	}
-	res, err := r.env.Tracer.Trace(tctx, TraceRequest{Filter: probes.Filter{VIP: r.opts.VIP, Port: r.opts.Port}, Count: tracePathLimit, Ready: ready})
+	res, err := r.env.Tracer.Trace(ctx, TraceRequest{Filter: probes.Filter{VIP: r.opts.VIP, Port: r.opts.Port},
+		Count: tracePathLimit, Window: r.opts.Listen, Ready: ready})
 	cancel()
 	wg.Wait()
 	if err != nil {

@@ -74,8 +74,12 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 			}
 		}
 	}()
+	var lost uint64
+	var unseen []string
 	finish := func() {
 		close(stop)
+		// Counted before Close: the counter goes with the tracer.
+		lost, unseen = src.Lost(), append([]string(nil), src.Unseen()...)
 		src.Close()
 		<-done
 	}
@@ -126,7 +130,6 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 	if sum.ByOutcome == nil {
 		sum = NewGrouper(GrouperOptions{}).Summary() // empty maps, not nil
 	}
-	sum.Lost = src.Lost()
-	sum.Unseen = append([]string(nil), src.Unseen()...)
+	sum.Lost, sum.Unseen = lost, unseen
 	return sum, runErr
 }

@@ -96,7 +96,7 @@ func header(p Path, loc *time.Location) string {
 	if p.Device != "" {
 		parts = append(parts, p.Device)
 	}
-	if p.Tuple.Protocol != "" {
+	if p.Tuple.Protocol != "" && p.Tuple.Dst.Addr().IsValid() {
 		parts = append(parts, tupleText(p.Tuple))
 		if p.TCPFlags != "" {
 			parts = append(parts, "["+p.TCPFlags+"]")
@@ -373,7 +373,7 @@ type hopJSON struct {
 }
 
 func tupleOf(t *Tuple) *tupleJSON {
-	if t == nil || t.Protocol == "" {
+	if t == nil || t.Protocol == "" || !t.Dst.Addr().IsValid() {
 		return nil
 	}
 	return &tupleJSON{Protocol: t.Protocol, Src: endpoint(t.Src), Dst: endpoint(t.Dst)}

@@ -99,15 +99,16 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if opts.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
-		defer cancel()
-	}
 	tr, err := env.Open(ctx, &opts, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsdiag trace: %v\n", err)
 		return diag.ExitCouldNotRun
+	}
+	// --duration counts from when the probes are attached.
+	if opts.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
+		defer cancel()
 	}
 	fmt.Fprintf(stderr, "lvsdiag trace: tracing %s; %s\n", describeFilter(opts), endsWhen(opts))
 	for _, u := range tr.Source.Unseen() {
@@ -389,6 +390,11 @@ func (s systemTracer) Trace(ctx context.Context, req diag.TraceRequest) (diag.Tr
 	tr, err := openTrace(ctx, &opts, s.logger)
 	if err != nil {
 		return diag.TraceResult{}, err
+	}
+	if req.Window > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Window)
+		defer cancel()
 	}
 	if req.Ready != nil {
 		req.Ready()

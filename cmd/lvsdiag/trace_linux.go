@@ -86,7 +86,7 @@ func startTracer(_ context.Context, f probes.Filter, backend string, logger *slo
 	for _, a := range t.Attachments() {
 		logger.Debug("attached", "target", a.Target, "backend", a.Backend)
 	}
-	return &tracerSource{t: t, logger: logger}, nil
+	return &tracerSource{t: t, logger: logger, since: monotonicNow()}, nil
 }
 
 // tracerSource is probes.Tracer as a probes.Source: a record that cannot
@@ -94,6 +94,10 @@ func startTracer(_ context.Context, f probes.Filter, backend string, logger *slo
 type tracerSource struct {
 	t      *probes.Tracer
 	logger *slog.Logger
+	// since is when the last probe was attached: events from before
+	// are from a partly attached tracer (the first tracepoints see
+	// packets whose IPVS hops are not attached yet) and are left out.
+	since time.Duration
 }
 
 // maxBadRecords in a row end the trace: the ring buffer is not what
@@ -103,6 +107,10 @@ const maxBadRecords = 100
 func (s *tracerSource) Read() (probes.Event, error) {
 	for bad := 0; ; bad++ {
 		e, err := s.t.Read(context.Background())
+		if err == nil && e.Hop.At < s.since {
+			bad--
+			continue
+		}
 		if err == nil || errors.Is(err, probes.ErrClosed) || bad >= maxBadRecords {
 			return e, err
 		}
@@ -120,6 +128,15 @@ func (s *tracerSource) Lost() uint64 {
 
 func (s *tracerSource) Unseen() []string { return s.t.Unseen() }
 func (s *tracerSource) Close() error     { return s.t.Close() }
+
+// monotonicNow is the kernel's monotonic clock, the probes' clock.
+func monotonicNow() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
 
 // monotonicZero is the wall-clock time of the monotonic clock's zero,
 // the clock the probes stamp events with.
