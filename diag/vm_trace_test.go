@@ -32,7 +32,7 @@ type traceLab struct {
 
 const traceVIP = "10.77.0.100"
 
-func newTraceLab(t *testing.T) *traceLab {
+func newTraceLab(t testing.TB) *traceLab {
 	t.Helper()
 	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.77.0.0/24")})
 	x := &traceLab{client: l.AddHost("client", "10.77.0.2/24"), director: l.AddHost("director", "10.77.0.10/24")}

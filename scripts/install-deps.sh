@@ -20,6 +20,8 @@ pkgs=(
 	prometheus-node-exporter
 	# probes/: eBPF objects are generated with clang
 	clang llvm
+	# lvsdiag trace's throughput benchmark: bpftrace is the baseline (VM only: it needs kprobes)
+	bpftrace
 )
 
 missing=()
