@@ -128,7 +128,12 @@ func TestVMTraceCheck(t *testing.T) {
 
 	stop = x.traffic(ctx, 8080)
 	rep = vmLVSDiag(ctx, t, x.director, "--vip", traceVIP, "--port", "8080", "--trace", "--listen", "3s", "--timeout", "60s")
+	text, _, _ := runLVSDiag(ctx, t, x.director, "--vip", traceVIP, "--port", "8080", "--trace", "--listen", "3s", "--timeout", "60s")
 	stop()
+	t.Logf("the text report:\n%s", text)
+	if !strings.Contains(text, "9. Packet path (eBPF trace through IPVS): 1 finding") {
+		t.Errorf("the text report lacks the packet path check's finding")
+	}
 	status, notes, ids = rep.check("packet-path")
 	if status != "findings" || !slices.Equal(ids, []string{"trace-no-destination | IPVS service TCP 10.77.0.100:8080"}) {
 		t.Fatalf("quiesced service: packet path %s %q\n%s", status, ids, strings.Join(notes, "\n"))
@@ -147,8 +152,6 @@ func TestVMTraceCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	stop := x.traffic(ctx, 80)
-	defer stop()
-
 	out, stderr, code := runLVSDiag(ctx, t, x.director, "trace", "--vip", traceVIP, "--port", "80", "--count", "4", "--duration", "30s", "--output", "json")
 	t.Logf("lvsdiag trace --output json:\n%s", out)
 	if code != 0 {
@@ -194,6 +197,28 @@ func TestVMTraceCommand(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("text output lacks %q", want)
 		}
+	}
+
+	stop()
+	// The quiesced service: the SYN's path ends in IPVS's drop, with
+	// the weights named.
+	stop = x.traffic(ctx, 8080)
+	out, stderr, code = runLVSDiag(ctx, t, x.director, "trace", "--vip", traceVIP, "--port", "8080", "--count", "1", "--duration", "30s")
+	stop()
+	t.Logf("lvsdiag trace --port 8080:\n%s", out)
+	for _, want := range []string{"ip_vs_scheduler_err", "=> dropped: IPVS found no destination (all real servers of TCP 10.77.0.100:8080 have weight 0)",
+		"Summary: 1 packet traced, 1 dropped"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("quiesced service: exit %d, output lacks %q: %s", code, want, stderr)
+		}
+	}
+	// A port with no service, traced by the VIP alone: the local stack.
+	stop = x.traffic(ctx, 81)
+	out, stderr, code = runLVSDiag(ctx, t, x.director, "trace", "--vip", traceVIP, "--count", "1", "--duration", "30s")
+	stop()
+	t.Logf("lvsdiag trace, port 81:\n%s", out)
+	if want := "=> local: it went to the local stack: no IPVS service took TCP 10.77.0.100:81"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("no service on port 81: exit %d, output lacks %q: %s", code, want, stderr)
 	}
 
 	// A filter that matches nothing prints no packet.
