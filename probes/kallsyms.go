@@ -1,7 +1,6 @@
 package probes
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"slices"
@@ -16,51 +15,53 @@ type Symbols struct {
 	addrs  []uint64 // sorted
 	names  []string // names[i] starts at addrs[i]
 	module []string // "ip_vs" for module symbols, "" for vmlinux
-	byName map[string]bool
 }
 
 // ParseKallsyms reads /proc/kallsyms' format ("ffffffff81000000 T
 // _stext", "ffffffffc0a01230 t ip_vs_in_hook\t[ip_vs]"). Only text
 // symbols are kept. Addresses of zero (a reader without CAP_SYSLOG sees
-// only zeros) leave names usable and locations unresolved.
+// only zeros) leave names usable and locations unresolved. It reads the
+// whole table (about 200,000 lines) at once and scans bytes: the tracer
+// does this at every start.
 func ParseKallsyms(r io.Reader) (*Symbols, error) {
-	s := &Symbols{byName: map[string]bool{}}
-	type sym struct {
-		addr   uint64
-		name   string
-		module string
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading kallsyms: %w", err)
 	}
-	var syms []sym
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 {
-			if len(strings.TrimSpace(sc.Text())) == 0 {
-				continue
-			}
-			return nil, fmt.Errorf("kallsyms:%d: %q: want ADDRESS TYPE NAME [MODULE]", line, sc.Text())
+	text := string(data) // names are substrings of it: one allocation
+	s := &Symbols{}
+	type sym struct {
+		addr         uint64
+		name, module string
+	}
+	syms := make([]sym, 0, 1<<16)
+	for line, rest := 1, text; rest != ""; line++ {
+		l := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			l, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
 		}
-		if f[1] != "t" && f[1] != "T" {
+		if strings.TrimSpace(l) == "" {
 			continue
 		}
-		addr, err := strconv.ParseUint(f[0], 16, 64)
+		// ADDRESS TYPE NAME[\t[MODULE]]
+		sp := strings.IndexByte(l, ' ')
+		if sp < 0 || len(l) < sp+4 || l[sp+2] != ' ' {
+			return nil, fmt.Errorf("kallsyms:%d: %q: want ADDRESS TYPE NAME [MODULE]", line, l)
+		}
+		if typ := l[sp+1]; typ != 't' && typ != 'T' {
+			continue
+		}
+		addr, err := strconv.ParseUint(l[:sp], 16, 64)
 		if err != nil {
-			return nil, fmt.Errorf("kallsyms:%d: address %q: %w", line, f[0], err)
+			return nil, fmt.Errorf("kallsyms:%d: address %q: %w", line, l[:sp], err)
 		}
-		mod := ""
-		if len(f) >= 4 {
-			mod = strings.Trim(f[3], "[]")
+		name, mod := l[sp+3:], ""
+		if i := strings.IndexAny(name, " \t"); i >= 0 {
+			name, mod = name[:i], strings.Trim(strings.TrimSpace(name[i:]), "[]")
 		}
-		s.byName[f[2]] = true
-		if addr != 0 {
-			syms = append(syms, sym{addr, f[2], mod})
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading kallsyms: %w", err)
+		syms = append(syms, sym{addr, name, mod})
 	}
 	slices.SortStableFunc(syms, func(a, b sym) int {
 		switch {
@@ -71,16 +72,18 @@ func ParseKallsyms(r io.Reader) (*Symbols, error) {
 		}
 		return 0
 	})
-	for _, x := range syms {
-		s.addrs = append(s.addrs, x.addr)
-		s.names = append(s.names, x.name)
-		s.module = append(s.module, x.module)
+	s.addrs = make([]uint64, len(syms))
+	s.names = make([]string, len(syms))
+	s.module = make([]string, len(syms))
+	for i, x := range syms {
+		s.addrs[i], s.names[i], s.module[i] = x.addr, x.name, x.module
 	}
 	return s, nil
 }
 
-// Has reports whether the kernel has a text symbol of that name.
-func (s *Symbols) Has(name string) bool { return s.byName[name] }
+// Has reports whether the kernel has a text symbol of that name. It
+// scans the table: callers ask about a few dozen names, once.
+func (s *Symbols) Has(name string) bool { return slices.Contains(s.names, name) }
 
 // maxFuncSize bounds how far past a symbol an address may be and still
 // be called inside it: kallsyms lists starts, not sizes.
@@ -93,7 +96,7 @@ func (s *Symbols) Describe(addr uint64) (string, bool) {
 	if !found {
 		i--
 	}
-	if i < 0 || addr-s.addrs[i] > maxFuncSize {
+	if i < 0 || s.addrs[i] == 0 || addr-s.addrs[i] > maxFuncSize {
 		return "", false
 	}
 	// Several names may share an address: the last one sorted there is

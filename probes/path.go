@@ -8,6 +8,16 @@
 // a Summary of a whole run. It builds on every GOOS, so lvsdiag's
 // checklist can decide from paths without loading anything. Loading the
 // BPF objects, attaching them and reading the ring buffer is Linux-only.
+//
+// Open loads the programs of bpf/trace.c (compiled by bpf2go and
+// committed) with the Filter compiled in as constants, and attaches to
+// each target (targets.go) with the first backend the kernel accepts:
+// fentry/fexit, kprobe/kretprobe or kprobe-multi for functions, tp_btf or
+// raw_tp for tracepoints. A target it cannot attach is skipped and named
+// in Unseen with the hop it hides. Read returns one Event per hop; the
+// caller joins them by SKB into Paths. IPVS structs are read with CO-RE
+// against the ip_vs module's BTF, so one object serves Linux 6.1 and
+// 6.12.
 package probes
 
 import (

@@ -66,6 +66,10 @@ type target struct {
 	// args is the function's argument count: fentry on 6.1 refuses
 	// functions with more than 6.
 	args int
+	// family: only packets of this address family pass here (0: any).
+	family uint16
+	// proto: only packets of this IP protocol pass here (0: any).
+	proto uint8
 	// hides is what a trace cannot show without this target, for a
 	// person: "the connection IPVS creates is not shown".
 	hides string
@@ -76,33 +80,33 @@ var targets = []target{
 	{fn: fnNetifReceiveSKB, name: "netif_receive_skb", kind: kindTracepoint, hides: "where packets are received is not shown"},
 	{fn: fnIPVSInHook, name: "ip_vs_in_hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "packets entering IPVS and its verdicts are not shown"},
 	{fn: fnIPVSConnInGet, name: "ip_vs_conn_in_get", kind: kindExit, ipvs: true, args: 1, hides: "whether a packet belongs to an existing connection is not shown"},
-	{fn: fnTCPConnSchedule, name: "tcp_conn_schedule", kind: kindEntry, ipvs: true, args: 7, hides: "TCP packets being scheduled are not shown"},
-	{fn: fnUDPConnSchedule, name: "udp_conn_schedule", kind: kindEntry, ipvs: true, args: 7, hides: "UDP packets being scheduled are not shown"},
-	{fn: fnSCTPConnSchedule, name: "sctp_conn_schedule", kind: kindEntry, ipvs: true, args: 7, hides: "SCTP packets being scheduled are not shown"},
+	{fn: fnTCPConnSchedule, name: "tcp_conn_schedule", proto: 6, kind: kindEntry, ipvs: true, args: 7, hides: "TCP packets being scheduled are not shown"},
+	{fn: fnUDPConnSchedule, name: "udp_conn_schedule", proto: 17, kind: kindEntry, ipvs: true, args: 7, hides: "UDP packets being scheduled are not shown"},
+	{fn: fnSCTPConnSchedule, name: "sctp_conn_schedule", proto: 132, kind: kindEntry, ipvs: true, args: 7, hides: "SCTP packets being scheduled are not shown"},
 	{fn: fnIPVSSchedule, name: "ip_vs_schedule", kind: kindExit, ipvs: true, args: 5, hides: "the real server the scheduler chose is not shown"},
 	{fn: fnIPVSConnNew, name: "ip_vs_conn_new", kind: kindExit, ipvs: true, args: 7, hides: "the connection IPVS creates is not shown"},
 	{fn: fnIPVSSchedulerErr, name: "ip_vs_scheduler_err", kind: kindEntry, ipvs: true, args: 2, hides: "\"no destination\" (no real server available) is not shown"},
 	{fn: fnIPVSLeave, name: "ip_vs_leave", kind: kindEntry, ipvs: true, args: 4, hides: "IPVS giving up a packet it could not schedule is not shown"},
-	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
-	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
+	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
 	{fn: fnIPVSTunnelXmit, name: "ip_vs_tunnel_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "tunnel transmits are not shown"},
-	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
+	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
 	{fn: fnIPVSNullXmit, name: "ip_vs_null_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "packets for local real servers are not shown"},
-	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
-	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
+	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
 	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
-	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
+	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
 	{fn: fnIPVSOutHook, name: "ip_vs_out_hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "replies IPVS rewrites on their way back (NAT) are not shown"},
 	{fn: fnIPVSConnOutGet, name: "ip_vs_conn_out_get", kind: kindExit, ipvs: true, args: 1, hides: "which connection a reply belongs to is not shown"},
 	{fn: fnIPVSForwardICMP, name: "ip_vs_forward_icmp", kind: kindEntryExit, ipvs: true, args: 3, hides: "ICMP errors IPVS forwards are not shown"},
-	{fn: fnIPForward, name: "ip_forward", kind: kindEntry, args: 1, hides: "IPv4 forwarding is not shown"},
-	{fn: fnIPLocalDeliver, name: "ip_local_deliver", kind: kindEntry, args: 1, hides: "IPv4 delivery to the local stack is not shown"},
-	{fn: fnIPLocalOut, name: "ip_local_out", kind: kindEntry, args: 3, hides: "locally sent IPv4 packets are not shown"},
-	{fn: fnIPOutput, name: "ip_output", kind: kindEntry, args: 3, hides: "IPv4 output is not shown"},
-	{fn: fnIP6Forward, name: "ip6_forward", kind: kindEntry, args: 1, hides: "IPv6 forwarding is not shown"},
-	{fn: fnIP6Input, name: "ip6_input", kind: kindEntry, args: 1, hides: "IPv6 delivery to the local stack is not shown"},
-	{fn: fnIP6LocalOut, name: "ip6_local_out", kind: kindEntry, args: 3, hides: "locally sent IPv6 packets are not shown"},
-	{fn: fnIP6Output, name: "ip6_output", kind: kindEntry, args: 3, hides: "IPv6 output is not shown"},
+	{fn: fnIPForward, name: "ip_forward", family: afInet, kind: kindEntry, args: 1, hides: "IPv4 forwarding is not shown"},
+	{fn: fnIPLocalDeliver, name: "ip_local_deliver", family: afInet, kind: kindEntry, args: 1, hides: "IPv4 delivery to the local stack is not shown"},
+	{fn: fnIPLocalOut, name: "ip_local_out", family: afInet, kind: kindEntry, args: 3, hides: "locally sent IPv4 packets are not shown"},
+	{fn: fnIPOutput, name: "ip_output", family: afInet, kind: kindEntry, args: 3, hides: "IPv4 output is not shown"},
+	{fn: fnIP6Forward, name: "ip6_forward", family: afInet6, kind: kindEntry, args: 1, hides: "IPv6 forwarding is not shown"},
+	{fn: fnIP6Input, name: "ip6_input", family: afInet6, kind: kindEntry, args: 1, hides: "IPv6 delivery to the local stack is not shown"},
+	{fn: fnIP6LocalOut, name: "ip6_local_out", family: afInet6, kind: kindEntry, args: 3, hides: "locally sent IPv6 packets are not shown"},
+	{fn: fnIP6Output, name: "ip6_output", family: afInet6, kind: kindEntry, args: 3, hides: "IPv6 output is not shown"},
 	{fn: fnNetDevQueue, name: "net_dev_queue", kind: kindTracepoint, hides: "packets queued to a device are not shown"},
 	{fn: fnKfreeSKB, name: "kfree_skb", kind: kindTracepoint, hides: "drops (where and why) are not shown"},
 }
@@ -132,3 +136,19 @@ func isHook(f fnID) bool {
 }
 
 func isXmit(f fnID) bool { return f >= fnIPVSNATXmit && f <= fnIPVSBypassXmitV6 }
+
+// canMatch reports whether a packet the filter selects can pass through
+// the target: an IPv4 VIP's packets never reach ip6_output, a UDP
+// filter's never reach tcp_conn_schedule. Targets that cannot match are
+// not attached (and hide nothing). The VIP decides the family: a
+// masqueraded or direct-routed packet keeps it; tunnels, which may
+// change it, are attached for both.
+func (tg target) canMatch(c constants) bool {
+	if tg.proto != 0 && c.Proto != 0 && tg.proto != c.Proto {
+		return false
+	}
+	if tg.family != 0 && c.VIPAF != 0 && tg.family != c.VIPAF {
+		return false
+	}
+	return true
+}

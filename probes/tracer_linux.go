@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -43,6 +44,9 @@ type Tracer struct {
 	symbols *Symbols
 
 	loadTime time.Duration // spent loading programs, for the log
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // sharedMaps are created once and shared by every program.
@@ -104,13 +108,28 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, err
 	}
+	var funcs []target
 	for _, tg := range targets {
-		if tg.ipvs && !ipvsLoaded {
+		switch {
+		case !tg.canMatch(consts):
+			// e.g. IPv6 functions for an IPv4 VIP: no packet there
+			// can match, so nothing is hidden.
+		case tg.ipvs && !ipvsLoaded:
 			t.skip(tg, "the ip_vs module is not loaded")
-			continue
+		case tg.kind == kindTracepoint:
+			backend, err := t.attachTracepoint(tg.name)
+			if err != nil {
+				t.skip(tg, reason(err))
+				continue
+			}
+			t.attached(tg, backend)
+		case !t.symbols.Has(tg.name):
+			t.skip(tg, "not in /proc/kallsyms (inlined or not built into this kernel)")
+		default:
+			funcs = append(funcs, tg)
 		}
-		t.attachTarget(tg)
 	}
+	t.attachFuncs(funcs)
 	if _, err := t.attachTracepoint(consumeTracepoint); err != nil {
 		t.log.Warn("freed packets are not forgotten: a reused skb address may show a stray hop", "target", consumeTracepoint, "err", err)
 	}
@@ -225,19 +244,23 @@ func (t *Tracer) createMaps() error {
 	return nil
 }
 
-// loadProgram loads one program of the object, sharing the maps; adjust
-// may change its spec first (the attach type for kprobe-multi).
-func (t *Tracer) loadProgram(name string, adjust func(*ebpf.ProgramSpec)) (*ebpf.Program, error) {
-	ps, ok := t.spec.Programs[name]
-	if !ok {
-		return nil, fmt.Errorf("loading BPF program %s: not in the object", name)
-	}
+// loadPrograms loads programs of the object in one collection,
+// sharing the maps; adjust may change their specs first (the attach
+// type for kprobe-multi).
+func (t *Tracer) loadPrograms(names []string, adjust func(*ebpf.ProgramSpec)) (map[string]*ebpf.Program, error) {
 	s := *t.spec
-	ps = ps.Copy()
-	if adjust != nil {
-		adjust(ps)
+	s.Programs = make(map[string]*ebpf.ProgramSpec, len(names))
+	for _, name := range names {
+		ps, ok := t.spec.Programs[name]
+		if !ok {
+			return nil, fmt.Errorf("loading BPF program %s: not in the object", name)
+		}
+		ps = ps.Copy()
+		if adjust != nil {
+			adjust(ps)
+		}
+		s.Programs[name] = ps
 	}
-	s.Programs = map[string]*ebpf.ProgramSpec{name: ps}
 	start := time.Now()
 	defer func() { t.loadTime += time.Since(start) }()
 	coll, err := ebpf.NewCollectionWithOptions(&s, ebpf.CollectionOptions{
@@ -246,48 +269,106 @@ func (t *Tracer) loadProgram(name string, adjust func(*ebpf.ProgramSpec)) (*ebpf
 		Programs:        ebpf.ProgramOptions{KernelTypes: t.kernel, ExtraRelocationTargets: t.modules, LogSizeStart: 1 << 20},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("loading BPF program %s: %w", name, err)
+		if len(names) == 1 {
+			return nil, fmt.Errorf("loading BPF program %s: %w", names[0], err)
+		}
+		return nil, fmt.Errorf("loading %d BPF programs: %w", len(names), err)
 	}
 	defer coll.Close()
-	return coll.DetachProgram(name), nil
+	progs := make(map[string]*ebpf.Program, len(names))
+	for _, name := range names {
+		progs[name] = coll.DetachProgram(name)
+	}
+	return progs, nil
 }
 
-// attachTarget tries the backends for one target in order and keeps the
-// first that attaches; if none does, the target goes to Unseen.
-func (t *Tracer) attachTarget(tg target) {
-	if tg.kind == kindTracepoint {
-		backend, err := t.attachTracepoint(tg.name)
-		if err != nil {
-			t.skip(tg, reason(err))
-			return
-		}
-		t.attached(tg, backend)
-		return
-	}
-	if !t.symbols.Has(tg.name) {
-		t.skip(tg, "not in /proc/kallsyms (inlined or not built into this kernel)")
-		return
-	}
-	var order []Backend
-	switch t.opts.Backend {
-	case BackendAuto:
+// attachFuncs tries the backends in order: each loads the programs of
+// the targets still pending in one batch, and the targets it cannot
+// attach go on to the next; those no backend attaches go to Unseen.
+func (t *Tracer) attachFuncs(pending []target) {
+	order := []Backend{t.opts.Backend}
+	if t.opts.Backend == BackendAuto {
 		order = []Backend{BackendFentry, BackendKprobe, BackendKprobeMulti}
-	default:
-		order = []Backend{t.opts.Backend}
 	}
-	var why []string
+	why := map[string][]string{}
 	for _, b := range order {
-		err := t.attachFunc(tg, b)
-		if err == nil {
-			t.attached(tg, string(b))
-			return
+		if len(pending) == 0 {
+			break
 		}
-		t.log.Debug("attaching", "target", tg.name, "backend", b, "err", err)
-		why = append(why, backendReason(b, err))
+		var names []string
+		for _, tg := range pending {
+			names = append(names, programNames(tg, b)...)
+		}
+		loaded := t.loadBatch(names, b)
+		var next []target
+		for _, tg := range pending {
+			if err := t.attachFunc(tg, b, loaded); err != nil {
+				t.log.Debug("attaching", "target", tg.name, "backend", b, "err", err)
+				why[tg.name] = append(why[tg.name], backendReason(tg, b, err))
+				next = append(next, tg)
+				continue
+			}
+			t.attached(tg, string(b))
+		}
+		for _, l := range loaded {
+			if l.prog != nil && !l.used {
+				l.prog.Close()
+			}
+		}
+		pending = next
 	}
-	t.skip(tg, strings.Join(why, "; "))
+	for _, tg := range pending {
+		t.skip(tg, strings.Join(why[tg.name], "; "))
+	}
 }
 
+// programNames are a function target's programs for a backend, the
+// return probe first: an entry probe without its exit would push frames
+// nobody pops.
+func programNames(tg target, b Backend) []string {
+	entry, exit := "kprobe_", "kretprobe_"
+	if b == BackendFentry {
+		entry, exit = "fentry_", "fexit_"
+	}
+	var names []string
+	if tg.kind == kindExit || tg.kind == kindEntryExit {
+		names = append(names, exit+tg.name)
+	}
+	if tg.kind == kindEntry || tg.kind == kindEntryExit {
+		names = append(names, entry+tg.name)
+	}
+	return names
+}
+
+type loadedProgram struct {
+	prog *ebpf.Program
+	err  error
+	used bool
+}
+
+// loadBatch loads the named programs in one collection; if the kernel
+// refuses one of them, it loads them one by one so the others still
+// load.
+func (t *Tracer) loadBatch(names []string, b Backend) map[string]*loadedProgram {
+	adjust := func(*ebpf.ProgramSpec) {}
+	if b == BackendKprobeMulti {
+		adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
+	}
+	out := make(map[string]*loadedProgram, len(names))
+	progs, err := t.loadPrograms(names, adjust)
+	if err == nil {
+		for name, p := range progs {
+			out[name] = &loadedProgram{prog: p}
+		}
+		return out
+	}
+	t.log.Debug("loading programs one by one", "backend", b, "err", err)
+	for _, name := range names {
+		ps, err := t.loadPrograms([]string{name}, adjust)
+		out[name] = &loadedProgram{prog: ps[name], err: err}
+	}
+	return out
+}
 func (t *Tracer) attached(tg target, backend string) {
 	t.attach = append(t.attach, Attachment{Target: tg.name, Backend: backend})
 	t.log.Debug("attached", "target", tg.name, "backend", backend)
@@ -300,9 +381,12 @@ func (t *Tracer) skip(tg target, why string) {
 }
 
 // backendReason says in a few words why a backend could not attach.
-func backendReason(b Backend, err error) string {
+func backendReason(tg target, b Backend, err error) string {
 	var ve *ebpf.VerifierError
 	switch {
+	case b == BackendFentry && tg.args > 6 && errors.As(err, &ve) && logMentions(ve, "arguments"):
+		// Linux before 6.6 (x86) builds no trampoline for them.
+		return fmt.Sprintf("fentry on this kernel refuses functions with more than 6 arguments (it has %d)", tg.args)
 	case b == BackendKprobe && !kprobePMU():
 		return "kprobes are not available on this kernel"
 	case errors.Is(err, ebpf.ErrNotSupported):
@@ -336,6 +420,15 @@ func reason(err error) string {
 	return err.Error()
 }
 
+func logMentions(ve *ebpf.VerifierError, word string) bool {
+	for _, l := range ve.Log {
+		if strings.Contains(l, word) {
+			return true
+		}
+	}
+	return false
+}
+
 // lastLine is the verifier's complaint: its last line before the
 // statistics.
 func lastLine(ve *ebpf.VerifierError) string {
@@ -352,27 +445,33 @@ func lastLine(ve *ebpf.VerifierError) string {
 
 // attachTracepoint attaches NAME's tp_btf program, or its raw_tp one.
 func (t *Tracer) attachTracepoint(name string) (string, error) {
-	prog, err := t.loadProgram("tp_btf_"+name, nil)
-	if err == nil {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
-		if err == nil {
-			t.keep(prog, l)
-			return "tp_btf", nil
-		}
-		prog.Close()
+	errBTF := t.attachTracepointWith("tp_btf_"+name, func(p *ebpf.Program) (link.Link, error) {
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	})
+	if errBTF == nil {
+		return "tp_btf", nil
 	}
-	errBTF := err
-	prog, err = t.loadProgram("raw_tp_"+name, nil)
+	err := t.attachTracepointWith("raw_tp_"+name, func(p *ebpf.Program) (link.Link, error) {
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: p})
+	})
 	if err != nil {
 		return "", fmt.Errorf("tp_btf: %w; raw_tp: %w", errBTF, err)
 	}
-	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: prog})
-	if err != nil {
-		prog.Close()
-		return "", fmt.Errorf("tp_btf: %w; raw_tp: %w", errBTF, err)
-	}
-	t.keep(prog, l)
 	return "raw_tp", nil
+}
+
+func (t *Tracer) attachTracepointWith(prog string, attach func(*ebpf.Program) (link.Link, error)) error {
+	progs, err := t.loadPrograms([]string{prog}, nil)
+	if err != nil {
+		return err
+	}
+	l, err := attach(progs[prog])
+	if err != nil {
+		progs[prog].Close()
+		return err
+	}
+	t.keep(progs[prog], l)
+	return nil
 }
 
 func (t *Tracer) keep(p *ebpf.Program, l link.Link) {
@@ -380,70 +479,51 @@ func (t *Tracer) keep(p *ebpf.Program, l link.Link) {
 	t.links = append(t.links, l)
 }
 
-// attachFunc attaches a function target's entry and/or exit programs
-// with one backend, both or neither.
-func (t *Tracer) attachFunc(tg target, b Backend) error {
-	type half struct {
-		prog string
-		exit bool
-	}
-	var halves []half
-	prefixEntry, prefixExit := "kprobe_", "kretprobe_"
-	if b == BackendFentry {
-		prefixEntry, prefixExit = "fentry_", "fexit_"
-	}
-	if tg.kind == kindEntry || tg.kind == kindEntryExit {
-		halves = append(halves, half{prefixEntry + tg.name, false})
-	}
-	if tg.kind == kindExit || tg.kind == kindEntryExit {
-		halves = append(halves, half{prefixExit + tg.name, true})
-	}
-	// The exit half first: an entry probe without its exit would push
-	// frames nobody pops.
-	if len(halves) == 2 {
-		halves[0], halves[1] = halves[1], halves[0]
-	}
-	var progs []*ebpf.Program
+// attachFunc attaches a function target's loaded entry and/or exit
+// programs with one backend: both or neither.
+func (t *Tracer) attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) error {
 	var links []link.Link
 	undo := func() {
 		for _, l := range links {
 			l.Close()
 		}
-		for _, p := range progs {
-			p.Close()
-		}
 	}
-	for _, h := range halves {
-		var adjust func(*ebpf.ProgramSpec)
-		if b == BackendKprobeMulti {
-			adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
-		}
-		prog, err := t.loadProgram(h.prog, adjust)
-		if err != nil {
+	var progs []*loadedProgram
+	for _, name := range programNames(tg, b) {
+		lp := loaded[name]
+		if lp == nil || lp.err != nil {
 			undo()
-			return err
+			if lp == nil {
+				return fmt.Errorf("loading BPF program %s: not loaded", name)
+			}
+			return lp.err
 		}
-		progs = append(progs, prog)
+		exit := strings.HasPrefix(name, "kretprobe_") || strings.HasPrefix(name, "fexit_")
 		var l link.Link
+		var err error
 		switch {
 		case b == BackendFentry:
-			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
-		case b == BackendKprobe && !h.exit:
-			l, err = link.Kprobe(tg.name, prog, nil)
-		case b == BackendKprobe && h.exit:
-			l, err = link.Kretprobe(tg.name, prog, nil)
-		case b == BackendKprobeMulti && !h.exit:
-			l, err = link.KprobeMulti(prog, link.KprobeMultiOptions{Symbols: []string{tg.name}})
-		case b == BackendKprobeMulti && h.exit:
-			l, err = link.KretprobeMulti(prog, link.KprobeMultiOptions{Symbols: []string{tg.name}})
+			l, err = link.AttachTracing(link.TracingOptions{Program: lp.prog})
+		case b == BackendKprobe && !exit:
+			l, err = link.Kprobe(tg.name, lp.prog, nil)
+		case b == BackendKprobe && exit:
+			l, err = link.Kretprobe(tg.name, lp.prog, nil)
+		case b == BackendKprobeMulti && !exit:
+			l, err = link.KprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}})
+		case b == BackendKprobeMulti && exit:
+			l, err = link.KretprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}})
 		}
 		if err != nil {
 			undo()
 			return err
 		}
 		links = append(links, l)
+		progs = append(progs, lp)
 	}
-	t.progs = append(t.progs, progs...)
+	for _, lp := range progs {
+		lp.used = true
+		t.progs = append(t.progs, lp.prog)
+	}
 	t.links = append(t.links, links...)
 	return nil
 }
@@ -510,7 +590,13 @@ func (t *Tracer) Lost() (uint64, error) {
 }
 
 // Close detaches every program and frees the maps. It unblocks Read.
+// Calls after the first return nil.
 func (t *Tracer) Close() error {
+	t.closeOnce.Do(func() { t.closeErr = t.close() })
+	return t.closeErr
+}
+
+func (t *Tracer) close() error {
 	var errs []error
 	for _, l := range t.links {
 		errs = append(errs, l.Close())
@@ -526,7 +612,23 @@ func (t *Tracer) Close() error {
 	for _, m := range t.maps {
 		errs = append(errs, m.Close())
 	}
+	t.maps = nil
 	return errors.Join(errs...)
 }
 
 var _ io.Closer = (*Tracer)(nil)
+
+// NetNSInode is the inode number of a network namespace, as Filter.NetNS
+// wants it: name is a name under /run/netns ("blue", as ip netns names
+// it) or a path (/proc/PID/ns/net).
+func NetNSInode(name string) (uint32, error) {
+	path := name
+	if !strings.Contains(name, "/") {
+		path = "/run/netns/" + name
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("finding network namespace %s: %w", name, err)
+	}
+	return uint32(st.Ino), nil
+}

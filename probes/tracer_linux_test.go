@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 // netnsInode is the inode of a host's network namespace, as the probes
 // report it.
-func netnsInode(t *testing.T, h *lab.Host) uint32 {
+func netnsInode(t testing.TB, h *lab.Host) uint32 {
 	t.Helper()
 	fi, err := os.Stat(h.NetNSPath())
 	if err != nil {
@@ -97,11 +98,20 @@ func TestTraceOnTracepointsSeesLabPackets(t *testing.T) {
 		}
 	}
 
+	// What this kernel hides depends on it: on the development host
+	// (no ip_vs, no kprobes, fentry refused) the IPVS hops and the
+	// function hops are each named with the reason.
 	unseen := strings.Join(tr.Unseen(), "\n")
-	for _, want := range []string{
-		"ip_vs_in_hook: the ip_vs module is not loaded: packets entering IPVS",
-		"ip_vs_conn_new: the ip_vs module is not loaded: the connection IPVS creates is not shown",
-	} {
+	var wants []string
+	if _, err := os.Stat("/sys/module/ip_vs"); err != nil {
+		wants = append(wants,
+			"ip_vs_in_hook: the ip_vs module is not loaded: packets entering IPVS",
+			"ip_vs_conn_new: the ip_vs module is not loaded: the connection IPVS creates is not shown")
+	}
+	if _, err := os.Stat("/sys/bus/event_source/devices/kprobe"); err != nil && !attachedWith(tr, "fentry") {
+		wants = append(wants, "ip_local_deliver: fentry is refused by this kernel (operation not permitted); kprobes are not available on this kernel; kprobe-multi is not available on this kernel: IPv4 delivery to the local stack is not shown")
+	}
+	for _, want := range wants {
 		if !strings.Contains(unseen, want) {
 			t.Errorf("Unseen does not say %q:\n%s", want, unseen)
 		}
@@ -114,5 +124,54 @@ func TestTraceOnTracepointsSeesLabPackets(t *testing.T) {
 	}
 	if _, err := tr.Read(ctx); !errors.Is(err, probes.ErrClosed) {
 		t.Errorf("Read after Close: %v, want ErrClosed", err)
+	}
+}
+
+func attachedWith(tr *probes.Tracer, backend string) bool {
+	for _, a := range tr.Attachments() {
+		if a.Backend == backend {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOpenWithoutPrivilegesNamesTheCapability runs Open as nobody (the
+// test binary re-executed under setpriv) and expects ErrPermission,
+// whose text names CAP_BPF.
+func TestOpenWithoutPrivilegesNamesTheCapability(t *testing.T) {
+	if os.Getenv("LVSKIT_PROBES_AS_NOBODY") == "1" {
+		_, err := probes.Open(probes.Options{WithoutIPVS: true})
+		if !errors.Is(err, probes.ErrPermission) || !strings.Contains(err.Error(), "CAP_BPF") {
+			t.Fatalf("Open as nobody: %v, want ErrPermission naming CAP_BPF", err)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop to nobody")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		os.Args[0], "-test.run=^TestOpenWithoutPrivilegesNamesTheCapability$", "-test.v")
+	cmd.Env = append(os.Environ(), "LVSKIT_PROBES_AS_NOBODY=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("as nobody, the test did not run:\n%s", out)
+	}
+}
+
+func TestOpenWithoutIPVSSaysSo(t *testing.T) {
+	if _, err := os.Stat("/sys/module/ip_vs"); err == nil {
+		t.Skip("ip_vs is loaded on this machine")
+	}
+	_, err := probes.Open(probes.Options{})
+	if !errors.Is(err, probes.ErrIPVSNotLoaded) || !strings.Contains(err.Error(), "modprobe ip_vs") {
+		t.Errorf("Open without ip_vs: %v, want ErrIPVSNotLoaded saying how to fix it", err)
 	}
 }

@@ -30,3 +30,8 @@ func (*Tracer) Lost() (uint64, error) { return 0, ErrUnsupported }
 
 // Close does nothing.
 func (*Tracer) Close() error { return nil }
+
+// NetNSInode returns ErrUnsupported.
+func NetNSInode(name string) (uint32, error) {
+	return 0, fmt.Errorf("finding network namespace %s: %w", name, ErrUnsupported)
+}

@@ -5,6 +5,8 @@ package probes_test
 import (
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,5 +29,30 @@ func TestVMAttachEverything(t *testing.T) {
 	}
 	for _, u := range tr.Unseen() {
 		t.Errorf("unseen: %s", u)
+	}
+}
+
+// TestVMForcedBackendNamesWhatItCannotSee: a forced backend the kernel
+// cannot use for a function skips it with one line naming it, why, and
+// the hop it hides (Debian's 6.1: fentry refuses 7-argument functions,
+// and there is no kprobe-multi); on 6.12 everything attaches.
+func TestVMForcedBackendNamesWhatItCannotSee(t *testing.T) {
+	old := kernelRelease(t) == "6.1"
+	for backend, want := range map[probes.Backend]string{
+		probes.BackendFentry:      "ip_vs_conn_new: fentry on this kernel refuses functions with more than 6 arguments (it has 7): the connection IPVS creates is not shown",
+		probes.BackendKprobeMulti: "ip_vs_in_hook: kprobe-multi is not available on this kernel: packets entering IPVS and its verdicts are not shown",
+	} {
+		tr, err := probes.Open(probes.Options{Backend: backend})
+		if err != nil {
+			t.Fatalf("%s: %v", backend, err)
+		}
+		unseen := tr.Unseen()
+		tr.Close()
+		switch {
+		case old && !slices.Contains(unseen, want):
+			t.Errorf("%s on 6.1: Unseen does not say %q:\n%s", backend, want, strings.Join(unseen, "\n"))
+		case !old && len(unseen) != 0:
+			t.Errorf("%s on %s: %s", backend, kernelRelease(t), strings.Join(unseen, "\n"))
+		}
 	}
 }

@@ -35,7 +35,9 @@ type vmLab struct {
 	realServers                    map[string]netip.Addr
 }
 
-func newVMLab(t *testing.T) *vmLab {
+func newVMLab(t *testing.T) *vmLab { return newVMLabTB(t) }
+
+func newVMLabTB(t testing.TB) *vmLab {
 	t.Helper()
 	v := &vmLab{
 		drVIP:       netip.MustParseAddrPort("10.77.0.200:80"),
@@ -104,7 +106,7 @@ func newVMLab(t *testing.T) *vmLab {
 // configureTunnelRealServer makes h an IP-in-IP real server for vip: the
 // VIP on tunl0, reverse path filtering off so decapsulated packets are
 // accepted.
-func configureTunnelRealServer(t *testing.T, h *lab.Host, vip netip.Addr) {
+func configureTunnelRealServer(t testing.TB, h *lab.Host, vip netip.Addr) {
 	t.Helper()
 	ctx := context.Background()
 	if out, err := h.Run(ctx, "ip", "link", "set", "tunl0", "up"); err != nil {
@@ -121,7 +123,7 @@ func configureTunnelRealServer(t *testing.T, h *lab.Host, vip netip.Addr) {
 }
 
 // serveName runs an HTTP server on h:80 that answers with its name.
-func serveName(t *testing.T, h *lab.Host) {
+func serveName(t testing.TB, h *lab.Host) {
 	t.Helper()
 	ln, err := h.Listen("tcp", ":80")
 	if err != nil {

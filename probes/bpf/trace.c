@@ -198,9 +198,12 @@ static __always_inline void push(__u64 skb, __u16 fn, __u8 hook)
 	__u32 d = fs->depth;
 	if (d >= MAX_DEPTH)
 		return;
-	fs->f[d].skb = skb;
-	fs->f[d].fn = fn;
-	fs->f[d].hook = hook;
+	/* The mask keeps 6.1's verifier sure of the bound. */
+	struct frame *f = &fs->f[d & (MAX_DEPTH - 1)];
+	f->skb = skb;
+	f->fn = fn;
+	f->hook = hook;
+	f->replaced = 0;
 	fs->depth = d + 1;
 }
 
@@ -214,7 +217,7 @@ static __always_inline int pop(struct frame *out)
 	if (d == 0 || d > MAX_DEPTH)
 		return 0;
 	d--;
-	*out = fs->f[d];
+	*out = fs->f[d & (MAX_DEPTH - 1)];
 	fs->depth = d;
 	return 1;
 }
@@ -227,7 +230,7 @@ static __always_inline struct frame *top_frame(void)
 	__u32 d = fs->depth;
 	if (d == 0 || d > MAX_DEPTH)
 		return NULL;
-	return &fs->f[d - 1];
+	return &fs->f[(d - 1) & (MAX_DEPTH - 1)];
 }
 
 static __always_inline int top(struct frame *out)
@@ -590,9 +593,12 @@ static __always_inline int hop(struct hop_args *a)
 		bpf_probe_read_kernel_str(e->msg, sizeof(e->msg), a->msg);
 	if (!p)
 		p = pkt_start(skb, a->at_receive, &avail);
+	/* A constant size, which every verifier accepts: the head buffer
+	 * ends with skb_shared_info, so PKT_MAX bytes from a header inside
+	 * it are readable; pkt_len says how many are the packet's. */
 	if (avail > PKT_MAX)
 		avail = PKT_MAX;
-	if (avail > 0 && bpf_probe_read_kernel(e->pkt, avail & (PKT_MAX * 2 - 1), p) == 0) {
+	if (avail > 0 && bpf_probe_read_kernel(e->pkt, PKT_MAX, p) == 0) {
 		e->pkt_len = avail;
 		e->flags |= EV_PKT;
 	}

@@ -1,0 +1,240 @@
+package probes
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// kernels are the Debian kernels the fixtures under testdata/ were
+// captured on, in the VM (TestVMTracePaths and TestVMCaptureFixtures
+// with LVSKIT_TRACE_CAPTURE set).
+var kernels = []string{"6.1", "6.12"}
+
+func fixtureDecoder(t testing.TB, kernel string) *decoder {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/skb_drop_reason-" + kernel + ".btf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons, err := DropReasons(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("testdata/kallsyms-" + kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := ParseKallsyms(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &decoder{dropReasons: reasons, symbols: syms}
+}
+
+func recorded(t testing.TB, kernel, name string) []Event {
+	t.Helper()
+	f, err := os.Open("testdata/records-" + kernel + "-" + name + ".bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := readRecords(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 0 {
+		t.Fatalf("%s %s: no records", kernel, name)
+	}
+	d := fixtureDecoder(t, kernel)
+	var evs []Event
+	for i, r := range recs {
+		ev, err := d.decode(r)
+		if err != nil {
+			t.Fatalf("%s %s record %d: %v", kernel, name, i, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+func find(evs []Event, ok func(Event) bool) *Event {
+	if i := slices.IndexFunc(evs, ok); i >= 0 {
+		return &evs[i]
+	}
+	return nil
+}
+
+// The drop reason numbers differ between the kernels; the names come
+// from each kernel's BTF.
+func TestDropReasonsFromEachKernelsBTF(t *testing.T) {
+	for kernel, want := range map[string]map[uint32]string{
+		"6.1":  {7: "NETFILTER_DROP", 2: "NO_SOCKET", 1: "NOT_SPECIFIED"},
+		"6.12": {11: "NETFILTER_DROP", 3: "NO_SOCKET", 2: "NOT_SPECIFIED", 1: "SKB_CONSUMED"},
+	} {
+		d := fixtureDecoder(t, kernel)
+		for n, name := range want {
+			if d.dropReasons[n] != name {
+				t.Errorf("%s: reason %d is %q, want %s", kernel, n, d.dropReasons[n], name)
+			}
+		}
+	}
+}
+
+func TestDecodeRecordedDirectRoute(t *testing.T) {
+	for _, k := range kernels {
+		evs := recorded(t, k, "dr")
+		vip := netip.MustParseAddrPort("10.77.0.200:80")
+		rx := find(evs, func(e Event) bool { return e.Hop.Func == "netif_receive_skb" && e.TCPFlags == "SYN" })
+		if rx == nil || rx.Tuple.Protocol != "TCP" || rx.Tuple.Dst != vip || rx.Hop.Device != "eth0" || rx.NetNS == 0 || rx.SKB == 0 {
+			t.Errorf("%s: the SYN as received: %+v", k, rx)
+		}
+		s := find(evs, func(e Event) bool { return e.Hop.Func == "ip_vs_schedule" && e.Hop.RealServer != nil })
+		if s == nil {
+			t.Fatalf("%s: no ip_vs_schedule hop that chose a real server", k)
+		}
+		rs := s.Hop.RealServer
+		if (rs.Address.Addr() != netip.MustParseAddr("10.77.0.21") && rs.Address.Addr() != netip.MustParseAddr("10.77.0.22")) ||
+			rs.Address.Port() != 80 || rs.Weight != 1 || rs.Forwarding != DirectRoute {
+			t.Errorf("%s: real server %+v", k, rs)
+		}
+		if svc := s.Hop.Service; svc == nil || svc.Address != vip || svc.Protocol != "TCP" || svc.Scheduler != "rr" || svc.FWMark != 0 {
+			t.Errorf("%s: service %+v", k, s.Hop.Service)
+		}
+		if c := s.Hop.Conn; c == nil || c.Virtual != vip || c.RealServer != rs.Address || c.Client.Addr() != netip.MustParseAddr("10.77.0.2") || c.Forwarding != DirectRoute || c.Protocol != "TCP" {
+			t.Errorf("%s: connection %+v", k, s.Hop.Conn)
+		}
+		if !strings.HasPrefix(s.Hop.Note, "rr chose 10.77.0.2") {
+			t.Errorf("%s: note %q", k, s.Hop.Note)
+		}
+		stolen := find(evs, func(e Event) bool { return e.Hop.Func == "ip_vs_in_hook" && e.Hop.Verdict == VerdictStolen })
+		if stolen == nil || stolen.Hop.Hook != "LOCAL_IN" {
+			t.Errorf("%s: no ip_vs_in_hook at LOCAL_IN returning STOLEN: %+v", k, stolen)
+		}
+		found := find(evs, func(e Event) bool {
+			return e.Hop.Func == "ip_vs_conn_in_get" && e.Hop.Conn != nil && strings.HasPrefix(e.Hop.Note, "connection found (")
+		})
+		if found == nil {
+			t.Errorf("%s: no later packet found its connection", k)
+		}
+	}
+}
+
+func TestDecodeRecordedNATReply(t *testing.T) {
+	for _, k := range kernels {
+		evs := recorded(t, k, "nat")
+		vip := netip.MustParseAddrPort("10.77.0.100:80")
+		out := find(evs, func(e Event) bool { return e.Hop.Func == "ip_vs_conn_out_get" && e.Hop.Conn != nil })
+		if out == nil || out.Hop.Conn.Virtual != vip || out.Hop.Conn.Forwarding != Masquerade || !strings.HasPrefix(out.Hop.Note, "reply of connection") {
+			t.Fatalf("%s: the reply's connection lookup: %+v", k, out)
+		}
+		exit := find(evs, func(e Event) bool {
+			return e.SKB == out.SKB && e.Hop.Func == "ip_vs_out_hook" && e.Hop.Verdict == VerdictAccept
+		})
+		if exit == nil || exit.Hop.Hook != "FORWARD" || exit.Tuple.Src != vip {
+			t.Errorf("%s: the reply leaving ip_vs_out_hook: %+v, want FORWARD, ACCEPT, source rewritten to %v", k, exit, vip)
+		}
+		xmit := find(evs, func(e Event) bool { return e.Hop.Func == "ip_vs_nat_xmit" })
+		if xmit == nil || !strings.HasPrefix(xmit.Hop.Note, "masquerade to 10.78.0.11:80") {
+			t.Errorf("%s: the masquerade transmit: %+v", k, xmit)
+		}
+	}
+}
+
+func TestDecodeRecordedTunnel(t *testing.T) {
+	for _, k := range kernels {
+		evs := recorded(t, k, "tun")
+		q := find(evs, func(e Event) bool { return e.Hop.Func == "net_dev_queue" && e.Outer != nil })
+		if q == nil {
+			t.Fatalf("%s: no encapsulated packet queued", k)
+		}
+		if q.Outer.Protocol != "IPIP" || q.Outer.Dst.Addr() != netip.MustParseAddr("10.77.0.31") ||
+			q.Tuple.Dst != netip.MustParseAddrPort("10.77.0.150:80") || q.Tuple.Protocol != "TCP" {
+			t.Errorf("%s: queued %+v outer %+v", k, q.Tuple, q.Outer)
+		}
+		x := find(evs, func(e Event) bool { return e.Hop.Func == "ip_vs_tunnel_xmit" })
+		if x == nil || x.Hop.Conn == nil || x.Hop.Conn.Forwarding != Tunnel {
+			t.Errorf("%s: tunnel transmit %+v", k, x)
+		}
+	}
+}
+
+func TestDecodeRecordedNoDestination(t *testing.T) {
+	for _, k := range kernels {
+		evs := recorded(t, k, "weight0")
+		e := find(evs, func(e Event) bool { return e.Hop.Func == "ip_vs_scheduler_err" })
+		if e == nil || e.Hop.Service == nil || e.Hop.Service.Address != netip.MustParseAddrPort("10.77.0.250:80") ||
+			e.Hop.Note != "IPVS found no destination: no destination available" {
+			t.Errorf("%s: %+v", k, e)
+		}
+		drop := find(evs, func(e Event) bool { return e.Hop.Func == "kfree_skb" })
+		if drop == nil || drop.Hop.DropReason != "NETFILTER_DROP" || !strings.HasPrefix(drop.Hop.DropLocation, "nf_hook_slow+0x") {
+			t.Errorf("%s: drop %+v", k, drop)
+		}
+		v := find(evs, func(e Event) bool { return e.Hop.Func == "ip_vs_in_hook" && e.Hop.Verdict != "" })
+		if v == nil || v.Hop.Verdict != VerdictDrop {
+			t.Errorf("%s: ip_vs_in_hook's verdict %+v, want DROP", k, v)
+		}
+	}
+}
+
+func TestDecodeRecordedLocalStack(t *testing.T) {
+	for _, k := range kernels {
+		evs := recorded(t, k, "noservice")
+		if x := find(evs, func(e Event) bool { return isXmitName(e.Hop.Func) }); x != nil {
+			t.Errorf("%s: a packet to a port with no service was transmitted by %s", k, x.Hop.Func)
+		}
+		drop := find(evs, func(e Event) bool { return e.Hop.Func == "kfree_skb" })
+		if drop == nil || drop.Hop.DropReason != "NO_SOCKET" {
+			t.Errorf("%s: drop %+v, want NO_SOCKET", k, drop)
+		}
+	}
+}
+
+func isXmitName(f string) bool { return strings.HasPrefix(f, "ip_vs_") && strings.Contains(f, "_xmit") }
+
+// Bad records are errors, never panics.
+func TestDecodeRejectsShortAndUnknownRecords(t *testing.T) {
+	d := &decoder{}
+	if _, err := d.decode(make([]byte, 10)); err == nil {
+		t.Error("a 10-byte record decoded")
+	}
+	rec := make([]byte, rawEventSize)
+	rec[72] = 0xff // fn: unknown
+	if _, err := d.decode(rec); err == nil || !strings.Contains(err.Error(), "unknown function") {
+		t.Errorf("unknown function: %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, k := range kernels {
+		for _, name := range []string{"dr", "tun"} {
+			fh, err := os.Open("testdata/records-" + k + "-" + name + ".bin")
+			if err != nil {
+				f.Fatal(err)
+			}
+			recs, err := readRecords(fh)
+			fh.Close()
+			if err != nil {
+				f.Fatal(err)
+			}
+			for _, r := range recs[:min(len(recs), 5)] {
+				f.Add(r)
+			}
+		}
+	}
+	d := &decoder{}
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		d.decode(rec)
+	})
+}
