@@ -99,6 +99,17 @@ func localWhy(p *Path) string {
 }
 
 func unknownWhy(p *Path, opts GrouperOptions) string {
+	for i := len(p.Hops) - 1; i >= 0; i-- {
+		h := p.Hops[i]
+		if kindOf(h) != kindQueue {
+			continue
+		}
+		first := p.Hops[0]
+		if first.Func == FuncLocalOut || first.Func == FuncIP6LocalOut || first.Hook == "LOCAL_OUT" {
+			return "this host's own packet, queued on " + h.Device + ": IPVS let it pass"
+		}
+		return "queued on " + h.Device + " without IPVS taking it"
+	}
 	if opts.Hidden {
 		return "its end was not seen: the hops that would tell are not visible on this kernel (see the summary)"
 	}
