@@ -68,7 +68,7 @@ func TestCollectStopsAfterCount(t *testing.T) {
 func TestCollectEndsOpenPathsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	evs := append([]probes.Event{event(9, 0, probes.Hop{Func: probes.FuncReceive, Device: "eth0"})}, forwardedPacket(1, time.Millisecond)...)
+	evs := append(forwardedPacket(1, 0), event(9, time.Millisecond, probes.Hop{Func: probes.FuncReceive, Device: "eth0"}))
 	src := probestest.NewSource(evs...)
 	var got []probes.Path
 	sum, err := probes.Collect(ctx, src, probes.CollectOptions{}, func(p probes.Path) error {

@@ -279,18 +279,23 @@ func (g *Grouper) Close() []Path {
 // Open is the number of paths not ended yet.
 func (g *Grouper) Open() int { return len(g.open) }
 
+// end finishes the due paths in the order they started, up to the
+// first path that started earlier and is not due yet: paths come out in
+// the order the packets arrived (a packet waits at most Idle for an
+// older one whose end is not seen).
 func (g *Grouper) end(due func(*openPath) bool) []Path {
-	var ops []*openPath
+	ops := make([]*openPath, 0, len(g.open))
 	for _, op := range g.open {
-		if due(op) {
-			ops = append(ops, op)
-		}
+		ops = append(ops, op)
 	}
 	slices.SortFunc(ops, func(a, b *openPath) int {
 		return cmp.Or(cmp.Compare(a.path.Hops[0].At, b.path.Hops[0].At), cmp.Compare(a.seq, b.seq))
 	})
 	var out []Path
 	for _, op := range ops {
+		if !due(op) {
+			break
+		}
 		out = append(out, g.finish(op))
 	}
 	return out

@@ -289,6 +289,23 @@ func TestLingeringPathsEndOnFlush(t *testing.T) {
 	}
 }
 
+// Paths come out in the order their packets arrived: one that ended
+// waits for an older one still open, until that one ends or goes idle.
+func TestPathsEndInArrivalOrder(t *testing.T) {
+	g := NewGrouper(GrouperOptions{})
+	g.Add(recv(0x1, 0))                     // arrives first, its end unseen
+	for _, e := range drSYN(0x2, 10, rs1) { // arrives second, transmitted
+		g.Add(e)
+	}
+	if got := g.Flush(time.Second + 100*ms); len(got) != 0 {
+		t.Fatalf("ended %d paths before the older one", len(got))
+	}
+	got := g.Flush(time.Second + 600*ms)
+	if len(got) != 2 || got[0].Outcome != OutcomeUnknown || got[1].Outcome != OutcomeForwarded {
+		t.Errorf("ended %+v, want the idle one then the forwarded one", got)
+	}
+}
+
 func TestFlushEndsOnlyIdlePaths(t *testing.T) {
 	g := NewGrouper(GrouperOptions{Idle: 100 * ms})
 	g.Add(recv(0x10, 0))       // at 1s
