@@ -60,6 +60,7 @@ type Grouper struct {
 	open  map[uint64]*openPath
 	moved map[uint64]uint64 // an skb tunnel mode replaced -> its successor
 	seq   uint64
+	swept time.Duration // the event time of the last sweep for ended paths
 	sum   Summary
 }
 
@@ -91,7 +92,13 @@ func NewGrouper(opts GrouperOptions) *Grouper {
 // by the time of e: those transmitted or freed more than Linger before
 // it, and an older packet's whose skb address the kernel reused.
 func (g *Grouper) Add(e Event) []Path {
-	done := g.end(func(op *openPath) bool { return op.ended && op.skb != e.SKB && e.Hop.At-op.last > g.opts.Linger })
+	var done []Path
+	// Sweeping sorts the open paths: a few times per linger time, not
+	// per event.
+	if e.Hop.At-g.swept >= g.opts.Linger/4 {
+		g.swept = e.Hop.At
+		done = g.end(func(op *openPath) bool { return op.ended && op.skb != e.SKB && e.Hop.At-op.last > g.opts.Linger })
+	}
 	if e.PrevSKB != 0 && e.PrevSKB != e.SKB {
 		// Tunnel mode copied the packet into a new skb: the path follows.
 		if op := g.open[e.PrevSKB]; op != nil {

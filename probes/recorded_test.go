@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lvskit/lvskit/internal/schematest"
 )
@@ -67,5 +68,30 @@ func TestRecordedPaths(t *testing.T) {
 				golden(t, fmt.Sprintf("testdata/render/recorded-%s-%s.txt", k, tc.name), text.Bytes())
 			})
 		}
+	}
+}
+
+// BenchmarkGroupRecorded replays the events recorded for the DR service
+// on 6.12, as many packets one after another, through a Grouper: the
+// user-space cost of a trace per event.
+func BenchmarkGroupRecorded(b *testing.B) {
+	evs := recorded(b, "6.12", "dr")
+	span := evs[len(evs)-1].Hop.At - evs[0].Hop.At + time.Millisecond
+	g := NewGrouper(GrouperOptions{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for i := range b.N {
+		shift := time.Duration(i) * span
+		for _, e := range evs {
+			e.SKB += uint64(i) << 32
+			e.Hop.At += shift
+			n += len(g.Add(e))
+		}
+	}
+	n += len(g.Close())
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+	if n == 0 {
+		b.Fatal("no paths")
 	}
 }
