@@ -2,6 +2,7 @@ package probes
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"os"
 	"slices"
@@ -203,6 +204,31 @@ func TestDecodeRecordedLocalStack(t *testing.T) {
 
 func isXmitName(f string) bool { return strings.HasPrefix(f, "ip_vs_") && strings.Contains(f, "_xmit") }
 
+// parse reads every field where encoding/binary does.
+func TestParseMatchesEncodingBinary(t *testing.T) {
+	for _, k := range kernels {
+		f, err := os.Open("testdata/records-" + k + "-tun.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := readRecords(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rec := range recs {
+			var fast, slow rawEvent
+			fast.parse(rec)
+			if _, err := binary.Decode(rec, binary.LittleEndian, &slow); err != nil {
+				t.Fatal(err)
+			}
+			if fast != slow {
+				t.Fatalf("%s record %d: parse %+v\nbinary %+v", k, i, fast, slow)
+			}
+		}
+	}
+}
+
 // Bad records are errors, never panics.
 func TestDecodeRejectsShortAndUnknownRecords(t *testing.T) {
 	d := &decoder{}
@@ -237,4 +263,26 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		d.decode(rec)
 	})
+}
+
+// BenchmarkDecode decodes the records captured on 6.12 (DR): the
+// reader's cost per event.
+func BenchmarkDecode(b *testing.B) {
+	f, err := os.Open("testdata/records-6.12-dr.bin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs, err := readRecords(f)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := fixtureDecoder(b, "6.12")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := d.decode(recs[i%len(recs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -159,7 +159,12 @@ func (v *vmLab) open(t *testing.T, f probes.Filter, backend probes.Backend) (*pr
 }
 
 // capture writes a run's raw records (and what decoding them needs) to
-// LVSKIT_TRACE_CAPTURE/records-KERNEL-NAME.bin.
+// LVSKIT_TRACE_CAPTURE/records-KERNEL-NAME.bin. To refresh the fixtures,
+// for VM_KERNEL=6.1 and 6.12:
+//
+//	mkdir -p /tmp/cap && LVSKIT_VM_RW=/tmp/cap LVSKIT_TRACE_CAPTURE=/tmp/cap \
+//	  go test -tags vmtest -run '^TestVM(TracePaths|CaptureFixtures)$' -exec $PWD/scripts/vm/run ./probes/
+//	cp /tmp/cap/* probes/testdata/
 func capture(t *testing.T, name string, rec *bytes.Buffer) {
 	dir := os.Getenv("LVSKIT_TRACE_CAPTURE")
 	if dir == "" {
