@@ -15,7 +15,7 @@ type Mode string
 
 const (
 	// ModeFull is `lvsdiag --vip V`: checks 1-8 (4 only when this host
-	// is a real server of the VIP).
+	// is a real server of the VIP), and 9 with --trace.
 	ModeFull Mode = "full"
 	// ModeRealServer is `lvsdiag rs --vip V`, run on a real server:
 	// check 4.
@@ -45,6 +45,10 @@ type Options struct {
 	Listen  time.Duration
 	// PingCount is the number of echo requests per address.
 	PingCount int
+	// Trace adds check 9: trace the packets to VIP:port through this
+	// host's IPVS (a director) for the listen window, while lvsdiag's
+	// own connection (and any client's) passes.
+	Trace bool
 }
 
 // Defaults of Options.
@@ -106,6 +110,7 @@ const (
 	CheckFailover     CheckID = "failover"
 	CheckVRRP         CheckID = "vrrp"
 	CheckConnections  CheckID = "connections"
+	CheckPacketPath   CheckID = "packet-path"
 )
 
 // checkDef is one check of the list.
@@ -125,6 +130,7 @@ var checks = []checkDef{
 	{6, CheckFailover, "After failover", checkFailover},
 	{7, CheckVRRP, "VRRP on the segment", checkVRRP},
 	{8, CheckConnections, "Connection table", checkConnections},
+	{9, CheckPacketPath, "Packet path (eBPF trace through IPVS)", checkTrace},
 }
 
 // Status is how a check ended.
@@ -242,6 +248,10 @@ func Run(ctx context.Context, env *Env, opts Options) (*Report, error) {
 			// In the full run check 4 applies only where the VIP is on lo.
 			c.run = checkRealServerHere
 			defs = append(defs, c)
+		case opts.Mode == ModeFull && c.ID == CheckPacketPath:
+			if opts.Trace {
+				defs = append(defs, c)
+			}
 		case opts.Mode == ModeFull:
 			defs = append(defs, c)
 		}

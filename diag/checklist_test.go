@@ -79,6 +79,7 @@ type world struct {
 	config   *config.Config
 	noRoutes bool
 	route    *diag.Route // the default route; nil means via 10.77.0.1 on eth0
+	tracer   *diagtest.Tracer
 }
 
 func newWorld() *world {
@@ -195,6 +196,9 @@ func (w *world) env() (*diag.Env, *diagtest.Pinger, *diagtest.Prober) {
 	}
 	if w.status != nil {
 		env.LVSD = &diagtest.Status{S: *w.status}
+	}
+	if w.tracer != nil {
+		env.Tracer = w.tracer
 	}
 	if w.ipvs != nil {
 		env.IPVS = w.ipvs

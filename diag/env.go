@@ -47,6 +47,10 @@ type Env struct {
 	Config *config.Config
 	// VRRP listens passively for VRRP adverts.
 	VRRP VRRPListener
+	// Tracer traces packets through this host's IPVS (--trace); nil
+	// when it cannot here (TracerErr says why).
+	Tracer    Tracer
+	TracerErr error
 	// Logger logs what the checks do at debug level; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.

@@ -27,7 +27,15 @@ func goldenReports(t *testing.T) map[string]*diag.Report {
 	w.links[0].Prefixes[1] = netip.PrefixFrom(vip, 24)
 	rs := w.run(t)
 
-	reps := map[string]*diag.Report{"clean": clean, "faults": faults, "rs": rs}
+	// On the director with --trace: every real server quiesced, the
+	// traced packet dropped for want of a destination.
+	w = newWorld()
+	w.onDirector(t)
+	w.opts.Trace = true
+	w.tracer = &diagtest.Tracer{Paths: w.quiesceAll(t)}
+	trace := w.run(t)
+
+	reps := map[string]*diag.Report{"clean": clean, "faults": faults, "rs": rs, "trace": trace}
 	// Durations are the only thing that varies between runs.
 	for _, r := range reps {
 		r.Duration = 2600 * time.Millisecond

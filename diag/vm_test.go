@@ -26,7 +26,7 @@ import (
 // from make build) runs in the director's namespace and reads IPVS over
 // netlink, /proc/net/ip_vs_conn and the net.ipv4.vs sysctls.
 
-func lvsdiagBinary(t *testing.T) string {
+func lvsdiagBinary(t testing.TB) string {
 	t.Helper()
 	p, err := filepath.Abs(filepath.Join("..", "bin", "lvsdiag"))
 	if err != nil {

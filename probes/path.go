@@ -185,6 +185,8 @@ type Path struct {
 // Summary counts a whole run.
 type Summary struct {
 	Packets int
+	// ByOutcome counts packets per outcome.
+	ByOutcome map[Outcome]int
 	// ByRealServer counts forwarded packets per real server.
 	ByRealServer map[netip.AddrPort]int
 	// Drops counts dropped packets per reason (Path.Why).

@@ -23,6 +23,8 @@ pkgs=(
 	# make lint-deb: Debian's package checker; contrib/: promtool checks
 	# and unit-tests the alerting rules (Debian's prometheus package)
 	lintian prometheus
+	# lvsdiag trace's throughput benchmark: bpftrace is the baseline (VM only: it needs kprobes)
+	bpftrace
 )
 
 missing=()

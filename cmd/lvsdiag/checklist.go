@@ -35,8 +35,10 @@ view, sysctls, firewall), 3 each real server as if pinned in /etc/hosts,
 4 the real server's own setup (only where the VIP is on lo; else run
 lvsdiag rs there), 5 who answers ARP for the VIP, 6 after failover (the
 master's MAC, its gratuitous ARP, stale neighbour entries), 7 the VRRP
-census, 8 the IPVS connection table. A check that cannot run here says
-why; the others still run.
+census, 8 the IPVS connection table; with --trace on a director, 9 the
+packet path: each packet to VIP:port traced through IPVS with eBPF while
+lvsdiag's own connection passes. A check that cannot run here says why;
+the others still run.
 
 Exit status: 0 clean, 1 findings at or above --fail-on, 2 could not run
 (bad flags, or no check could run).
@@ -82,6 +84,9 @@ func runChecklist(mode string, args []string, stdout, stderr io.Writer) int {
 		return diag.ExitCouldNotRun
 	}
 	defer env.Close()
+	if opts.Diag.Trace {
+		env.Tracer = systemTracer{logger: logger}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := diag.Run(ctx, env, opts.Diag)
@@ -173,7 +178,8 @@ func parseChecklistFlags(mode string, args []string, stderr io.Writer) (checklis
 		fs.StringVar(&probe, "probe", "auto", "how to probe real servers: auto (https on 443/8443, http on 80/8080, else tcp), http, https or tcp")
 		fs.StringVar(&opts.LVSD, "lvsd", "", "lvsd's status API: http://HOST:PORT, HOST:PORT or unix:/path (default: none)")
 		fs.StringVar(&opts.Config, "config", "", "lvsd's config file: its services' real servers and its VRRP instances")
-		fs.DurationVar(&opts.Diag.Listen, "listen", diag.DefaultListen, "how long to watch the link for VRRP adverts and ARP (at most half of --timeout)")
+		fs.DurationVar(&opts.Diag.Listen, "listen", diag.DefaultListen, "how long to watch the link for VRRP adverts and ARP, and to trace with --trace (at most half of --timeout)")
+		fs.BoolVar(&opts.Diag.Trace, "trace", false, "on the director: trace lvsdiag's own connection to VIP:port (and clients' packets) through IPVS with eBPF for the listen window (check 9; needs root)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return opts, err

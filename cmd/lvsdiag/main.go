@@ -15,13 +15,17 @@ const usage = `lvsdiag: the LVS on-call checklist
 Usage:
   lvsdiag --vip ADDR [--port N] [--host NAME] [--lvsd URL] [--config FILE]
           [--interface IF] [--timeout D] [--output text|json|markdown]
-          [--fail-on info|warning|critical]
+          [--fail-on info|warning|critical] [--trace]
   lvsdiag rs --vip ADDR [--port N]        run on a real server
   lvsdiag vrrp --interface IF [--duration 5s] [--config FILE]
-  lvsdiag trace ...                       not built yet
+  lvsdiag trace --vip ADDR [--port N] [--client ADDR|PREFIX] [--rs ADDR]
+          [--proto tcp|udp|sctp] [--netns NAME|INODE] [--interface IF]
+          [--count N] [--duration D] [--backend auto|fentry|kprobe|kprobe-multi]
+          [--output text|json]            each packet's path through IPVS (eBPF)
 
-lvsdiag --help, lvsdiag run --help, lvsdiag rs --help and lvsdiag vrrp --help
-list every flag; lvsdiag --version prints the version.
+lvsdiag --help, lvsdiag run --help, lvsdiag rs --help, lvsdiag vrrp --help
+and lvsdiag trace --help list every flag; lvsdiag --version prints the
+version.
 Exit status: 0 clean, 1 findings at or above --fail-on, 2 could not run.
 `
 
@@ -39,8 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "run":
 			return runChecklist("run", args[1:], stdout, stderr)
 		case "trace":
-			fmt.Fprintln(stderr, "lvsdiag trace: not built yet")
-			return 2
+			return runTrace(args[1:], stdout, stderr)
 		case "version", "-version", "--version":
 			fmt.Fprintln(stdout, buildinfo.String("lvsdiag"))
 			return 0

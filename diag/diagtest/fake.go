@@ -14,6 +14,7 @@ import (
 
 	"github.com/lvskit/lvskit/diag"
 	"github.com/lvskit/lvskit/director/statusapi"
+	"github.com/lvskit/lvskit/probes"
 )
 
 // Pinger answers pings from Results; an address without one gets no
@@ -206,4 +207,48 @@ func (v *VRRP) Listen(_ context.Context, iface string, _ time.Duration) (*diag.V
 	c := *v.Census
 	c.Interface = iface
 	return &c, nil
+}
+
+// Tracer answers a trace with fixed paths, as if they passed while it
+// ran, and records the requests.
+type Tracer struct {
+	mu       sync.Mutex
+	Paths    []probes.Path
+	Lost     uint64
+	Unseen   []string
+	Err      error
+	requests []diag.TraceRequest
+}
+
+var _ diag.Tracer = (*Tracer)(nil)
+
+// Trace implements diag.Tracer: it calls req.Ready, then returns the
+// paths (at most req.Count) and their summary.
+func (t *Tracer) Trace(_ context.Context, req diag.TraceRequest) (diag.TraceResult, error) {
+	t.mu.Lock()
+	t.requests = append(t.requests, req)
+	paths, err := slices.Clone(t.Paths), t.Err
+	t.mu.Unlock()
+	if err != nil {
+		return diag.TraceResult{}, err
+	}
+	if req.Ready != nil {
+		req.Ready()
+	}
+	if req.Count > 0 && len(paths) > req.Count {
+		paths = paths[:req.Count]
+	}
+	sum := probes.NewGrouper(probes.GrouperOptions{}).Summary()
+	for _, p := range paths {
+		sum.Add(p)
+	}
+	sum.Lost, sum.Unseen = t.Lost, t.Unseen
+	return diag.TraceResult{Paths: paths, Summary: sum}, nil
+}
+
+// Requests returns the traces asked for.
+func (t *Tracer) Requests() []diag.TraceRequest {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.requests)
 }

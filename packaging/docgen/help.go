@@ -80,7 +80,7 @@ func ParseHelp(name, text string) (Help, error) {
 
 // flagLine is "  -name placeholder" or "  -v\tdescription" (a short
 // boolean's description on the same line).
-var flagLine = regexp.MustCompile(`^  -([A-Za-z0-9][A-Za-z0-9-]*)(?: ([A-Za-z]+))?(?:\t(.*))?$`)
+var flagLine = regexp.MustCompile(`^  -([A-Za-z0-9][A-Za-z0-9-]*)(?: ([A-Za-z]+(?:\|[A-Za-z]+)*))?(?:\t(.*))?$`)
 
 func parseFlags(name string, lines []string, firstLine int) ([]Flag, error) {
 	var flags []Flag

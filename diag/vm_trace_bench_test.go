@@ -1,0 +1,188 @@
+//go:build vmtest && linux && amd64
+
+package diag
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkVMTraceThroughput: the cost of tracing to the traffic a
+// director passes. The client opens short TCP connections to a
+// direct-routing VIP (a bounded loop of connect + close), side by side
+// in one VM run: lvsdiag trace with a filter that matches nothing
+// (another client); lvsdiag trace matching every packet (JSON lines);
+// and the baseline a user would reach for, a bpftrace script on the
+// same IPVS functions and tracepoints printing a line per hit. Each
+// traced run is measured between two untraced runs and reported as a
+// share of their mean, with the events lvsdiag lost. Goals:
+// >= 95% of untraced with the non-matching filter; a matching trace
+// costing no more than bpftrace.
+func BenchmarkVMTraceThroughput(b *testing.B) {
+	if _, err := exec.LookPath("bpftrace"); err != nil {
+		b.Skipf("needs Debian's bpftrace (scripts/install-deps.sh): %v", err)
+	}
+	x := newTraceLab(b)
+	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
+	defer cancel()
+	const conns, rounds = 300, 3
+	vip := netip.AddrPortFrom(netip.MustParseAddr(traceVIP), 80)
+
+	measure := func(name string) float64 {
+		var rates []float64
+		for range rounds {
+			start := time.Now()
+			for i := range conns {
+				c, err := x.client.DialContext(ctx, "tcp", vip.String())
+				if err != nil {
+					b.Fatalf("%s: connection %d: %v", name, i, err)
+				}
+				c.Close()
+			}
+			rates = append(rates, conns/time.Since(start).Seconds())
+		}
+		slices.Sort(rates)
+		return rates[len(rates)/2]
+	}
+	// Each traced run sits between two untraced runs, and its ratio is
+	// to their mean: the VM shares the host's CPUs, whose load drifts
+	// over minutes.
+	type result struct {
+		name                  string
+		before, traced, after float64
+		note                  string
+	}
+	var results []result
+	run := func(name string, traced func() (float64, string)) {
+		r := result{name: name, before: measure("untraced")}
+		r.traced, r.note = traced()
+		r.after = measure("untraced")
+		results = append(results, r)
+		b.Logf("%-28s %7.1f conn/s (untraced %.1f before, %.1f after) %s", name, r.traced, r.before, r.after, r.note)
+	}
+
+	// lvsdiag trace, started in the director's namespace; measured once
+	// it says it is tracing.
+	lvsdiag := func(name string, args ...string) func() (float64, string) {
+		return func() (float64, string) {
+			p := x.director.Start(ctx, lvsdiagBinary(b), append([]string{"trace", "--vip", traceVIP, "--port", "80", "--output", "json"}, args...)...)
+			wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+			_, err := p.WaitForOutput(wctx, "lvsdiag trace: tracing")
+			wcancel()
+			if err != nil {
+				b.Fatalf("%s: %v\n%s", name, err, p.Output())
+			}
+			rate := measure(name)
+			// SIGTERM ends the trace like Ctrl-C: it detaches (slow under
+			// TCG, longer than Stop waits) and prints its summary.
+			if err := syscall.Kill(p.Pid(), syscall.SIGTERM); err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			select {
+			case <-p.Done():
+			case <-time.After(3 * time.Minute):
+				b.Fatalf("%s: lvsdiag trace did not end after SIGTERM:\n%s", name, p.Output())
+			}
+			return rate, traceSummary(p.Output())
+		}
+	}
+	run("lvsdiag trace, no match", lvsdiag("no match", "--client", "10.77.0.99"))
+	run("lvsdiag trace, every packet", lvsdiag("every packet"))
+
+	// bpftrace on the same functions, in the VM's root namespace (its
+	// probes are global), printing a line per hit as a user's script
+	// would; its output is counted, not kept.
+	script := `BEGIN { printf("ready\n"); }
+kprobe:ip_vs_in_hook, kprobe:ip_vs_out_hook, kprobe:ip_vs_conn_in_get, kprobe:ip_vs_conn_out_get,
+kprobe:tcp_conn_schedule, kprobe:ip_vs_schedule, kprobe:ip_vs_conn_new, kprobe:ip_vs_dr_xmit, kprobe:ip_vs_nat_xmit,
+kprobe:ip_vs_tunnel_xmit, kprobe:ip_local_deliver, kprobe:ip_output
+{ printf("%s %llx %llu\n", probe, arg1, nsecs); }
+tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:kfree_skb
+{ printf("%s %llx %llu\n", probe, args->skbaddr, nsecs); }`
+	run("bpftrace, every packet", func() (float64, string) {
+		rate, lines := withBpftrace(ctx, b, script, func() float64 { return measure("bpftrace") })
+		return rate, fmt.Sprintf("(%d lines printed)", lines)
+	})
+
+	b.Logf("each traced run as a share of the untraced runs around it:")
+	for _, r := range results {
+		pct := 100 * r.traced / ((r.before + r.after) / 2)
+		b.Logf("  %-28s %5.1f%%", r.name, pct)
+		b.ReportMetric(pct, strings.NewReplacer(" ", "-", ",", "").Replace(r.name)+"-%-of-untraced")
+	}
+}
+
+// traceSummary picks the events lost and packets from lvsdiag trace's
+// JSON summary line.
+func traceSummary(out string) string {
+	for line := range strings.Lines(out) {
+		var s struct {
+			Type    string
+			Packets int
+			Lost    uint64
+		}
+		if json.Unmarshal([]byte(line), &s) == nil && s.Type == "summary" {
+			return fmt.Sprintf("(%d packets traced, %d events lost)", s.Packets, s.Lost)
+		}
+	}
+	return "(no summary)"
+}
+
+// withBpftrace runs the script, waits until its probes are attached,
+// runs fn, then stops bpftrace and returns fn's result and how many
+// lines bpftrace printed.
+func withBpftrace(ctx context.Context, b *testing.B, script string, fn func() float64) (float64, int) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bpftrace", "-e", script)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("bpftrace: %v", err)
+	}
+	attached := make(chan struct{})
+	lines := 0
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		sc := bufio.NewScanner(out)
+		once := sync.OnceFunc(func() { close(attached) })
+		for sc.Scan() {
+			switch t := sc.Text(); {
+			case strings.HasPrefix(t, "Attaching "):
+				continue
+			case t == "ready": // BEGIN runs once every probe is attached
+				once()
+				continue
+			}
+			lines++
+		}
+		once()
+	})
+	select {
+	case <-attached:
+	case <-time.After(3 * time.Minute):
+		b.Fatalf("bpftrace did not attach: %s", stderr.String())
+	}
+	rate := fn()
+	cancel()
+	wg.Wait()
+	cmd.Wait()
+	if lines == 0 {
+		b.Fatalf("bpftrace printed nothing: %s", stderr.String())
+	}
+	return rate, lines
+}

@@ -1,0 +1,158 @@
+package probes_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/probes"
+	"github.com/lvskit/lvskit/probes/probestest"
+)
+
+var (
+	client = netip.MustParseAddrPort("10.77.0.2:40000")
+	vip    = netip.MustParseAddrPort("10.77.0.100:80")
+	rs     = netip.MustParseAddrPort("10.77.0.21:80")
+)
+
+func event(skb uint64, at time.Duration, h probes.Hop) probes.Event {
+	h.At = at
+	return probes.Event{SKB: skb, Hop: h, Tuple: probes.Tuple{Protocol: "TCP", Src: client, Dst: vip}}
+}
+
+// forwardedPacket is one packet IPVS sent to rs by direct routing.
+func forwardedPacket(skb uint64, at time.Duration) []probes.Event {
+	c := &probes.Conn{Protocol: "TCP", Client: client, Virtual: vip, RealServer: rs, Forwarding: probes.DirectRoute}
+	return []probes.Event{
+		event(skb, at, probes.Hop{Func: probes.FuncReceive, Device: "eth0"}),
+		event(skb, at+time.Microsecond, probes.Hop{Func: probes.FuncDRXmit, Conn: c}),
+		event(skb, at+2*time.Microsecond, probes.Hop{Func: probes.FuncQueue, Device: "eth0"}),
+	}
+}
+
+func outcomes(ps []probes.Path) []probes.Outcome {
+	var out []probes.Outcome
+	for _, p := range ps {
+		out = append(out, p.Outcome)
+	}
+	return out
+}
+
+func TestCollectStopsAfterCount(t *testing.T) {
+	var evs []probes.Event
+	for i := range 3 {
+		evs = append(evs, forwardedPacket(uint64(i+1), time.Duration(i)*time.Millisecond)...)
+	}
+	src := probestest.NewSource(evs...)
+	var got []probes.Path
+	sum, err := probes.Collect(t.Context(), src, probes.CollectOptions{Count: 2}, func(p probes.Path) error {
+		got = append(got, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || sum.Packets != 2 || sum.ByRealServer[rs] != 2 {
+		t.Errorf("%d paths, summary %+v; want 2 and 2", len(got), sum)
+	}
+	if !src.Closed() {
+		t.Error("the trace was not closed")
+	}
+}
+
+// A cancelled run (Ctrl-C, --duration) still prints the packets it saw
+// whose end it had not seen.
+func TestCollectEndsOpenPathsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	evs := append(forwardedPacket(1, 0), event(9, time.Millisecond, probes.Hop{Func: probes.FuncReceive, Device: "eth0"}))
+	src := probestest.NewSource(evs...)
+	var got []probes.Path
+	sum, err := probes.Collect(ctx, src, probes.CollectOptions{}, func(p probes.Path) error {
+		got = append(got, p)
+		cancel() // after the first ended path
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []probes.Outcome{probes.OutcomeForwarded, probes.OutcomeUnknown}; !slices.Equal(outcomes(got), want) {
+		t.Errorf("outcomes %v, want %v", outcomes(got), want)
+	}
+	if sum.Packets != 2 || sum.ByOutcome[probes.OutcomeUnknown] != 1 {
+		t.Errorf("summary %+v", sum)
+	}
+}
+
+func TestCollectFlushesIdlePathsOnTick(t *testing.T) {
+	tick := make(chan time.Time)
+	evs := append([]probes.Event{event(9, time.Second, probes.Hop{Func: probes.FuncReceive, Device: "eth0"})},
+		forwardedPacket(1, time.Second+time.Millisecond)...)
+	src := probestest.NewSource(evs...)
+	// Each tick's time comes before the tick, so the flush sees it.
+	nows := make(chan time.Duration, 1)
+	go func() {
+		<-src.Waiting()                          // every event was handed over
+		nows <- time.Second + 2*time.Millisecond // the forwarded packet still lingers
+		tick <- time.Time{}
+		nows <- 2 * time.Second // both are idle now
+		tick <- time.Time{}
+	}()
+	var got []probes.Path
+	flushes := 0
+	opts := probes.CollectOptions{Count: 2, Tick: tick, Now: func() time.Duration { flushes++; return <-nows }}
+	_, err := probes.Collect(t.Context(), src, opts, func(p probes.Path) error {
+		got = append(got, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []probes.Outcome{probes.OutcomeUnknown, probes.OutcomeForwarded}; !slices.Equal(outcomes(got), want) {
+		t.Errorf("outcomes %v, want %v (both ended by the second tick)", outcomes(got), want)
+	}
+	if flushes != 2 {
+		t.Errorf("flushed %d times, want 2", flushes)
+	}
+}
+
+func TestCollectReturnsTheTracesError(t *testing.T) {
+	src := probestest.NewSource(forwardedPacket(1, 0)...)
+	boom := errors.New("ring buffer: boom")
+	src.Fail(boom)
+	n := 0
+	_, err := probes.Collect(t.Context(), src, probes.CollectOptions{}, func(probes.Path) error { n++; return nil })
+	if !errors.Is(err, boom) {
+		t.Errorf("error %v, want one wrapping %v", err, boom)
+	}
+	if n != 1 {
+		t.Errorf("%d paths shown, want the 1 seen before the error", n)
+	}
+}
+
+func TestCollectStopsWhenOutputFails(t *testing.T) {
+	src := probestest.NewSource(append(forwardedPacket(1, 0), forwardedPacket(2, time.Millisecond)...)...)
+	broken := errors.New("write /dev/stdout: broken pipe")
+	n := 0
+	_, err := probes.Collect(t.Context(), src, probes.CollectOptions{}, func(probes.Path) error { n++; return broken })
+	if !errors.Is(err, broken) || n != 1 {
+		t.Errorf("%d writes, error %v; want 1 and %v", n, err, broken)
+	}
+}
+
+func TestCollectReportsLostEventsAndHiddenHops(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	src := probestest.NewSource(forwardedPacket(1, 0)...)
+	src.LostEvents = 7
+	src.UnseenHops = []string{"ip_vs_conn_new: no kprobes"}
+	sum, err := probes.Collect(ctx, src, probes.CollectOptions{}, func(probes.Path) error { cancel(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Lost != 7 || !slices.Equal(sum.Unseen, src.UnseenHops) {
+		t.Errorf("summary %+v", sum)
+	}
+}

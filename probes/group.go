@@ -1,0 +1,319 @@
+package probes
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// DefaultIdle is how long a path may go without a new hop before Flush
+// ends it: longer than any packet spends in one host's stack, short
+// enough that a person sees the packet while the traffic still flows.
+const DefaultIdle = 500 * time.Millisecond
+
+// DefaultLinger is how long (kernel time) a path that was transmitted
+// or freed stays open for the hops that report after the end: the
+// return of the hook and the transmit function that sent the packet
+// fire after it was queued.
+const DefaultLinger = 5 * time.Millisecond
+
+// GrouperOptions configure a Grouper.
+type GrouperOptions struct {
+	// Idle is how long (kernel time) a path may go without a new hop
+	// before Flush ends it; zero means DefaultIdle.
+	Idle time.Duration
+	// Linger is how long (kernel time) an ended path takes the hops that
+	// report after its end; zero means DefaultLinger.
+	Linger time.Duration
+	// Boot is the wall-clock time of the kernel's monotonic clock's
+	// zero: a path's At is Boot plus its first hop's At, where the first
+	// event has no Time.
+	Boot time.Time
+	// Destinations lists a service's real servers as the kernel holds
+	// them, to say why IPVS found no destination ("all real servers of
+	// TCP 192.168.0.100:80 have weight 0"); nil, or false, when unknown.
+	Destinations func(Service) ([]Destination, bool)
+	// Hidden says that some hops cannot be seen on this kernel (the
+	// Summary's Unseen): a path that ends out of sight says so.
+	Hidden bool
+}
+
+// Destination is a real server of a virtual service as the kernel's
+// table lists it (/proc/net/ip_vs).
+type Destination struct {
+	Address        netip.AddrPort
+	Weight         int32
+	UpperThreshold uint32
+	ActiveConns    uint32
+	InactiveConns  uint32
+}
+
+// A Grouper joins Events into Paths, one per packet, by skb address. It
+// is a pure state machine: Add, Flush and Close return the paths they
+// end, in the order their first hops were seen, and the clock is the
+// kernel's, from the events (Flush is told the time). It is not safe
+// for concurrent use.
+type Grouper struct {
+	opts  GrouperOptions
+	open  map[uint64]*openPath
+	moved map[uint64]uint64 // an skb tunnel mode replaced -> its successor
+	seq   uint64
+	swept time.Duration // the event time of the last sweep for ended paths
+	sum   Summary
+}
+
+type openPath struct {
+	path Path
+	skb  uint64
+	seq  uint64
+	last time.Duration
+	// ended: the packet was queued to a device or freed; the path
+	// lingers for late hops until Linger has passed.
+	ended bool
+}
+
+// NewGrouper returns a Grouper with no open paths.
+func NewGrouper(opts GrouperOptions) *Grouper {
+	if opts.Idle <= 0 {
+		opts.Idle = DefaultIdle
+	}
+	if opts.Linger <= 0 {
+		opts.Linger = DefaultLinger
+	}
+	return &Grouper{
+		opts: opts, open: map[uint64]*openPath{}, moved: map[uint64]uint64{},
+		sum: Summary{ByOutcome: map[Outcome]int{}, ByRealServer: map[netip.AddrPort]int{}, Drops: map[string]int{}},
+	}
+}
+
+// Add joins e to its packet's path and returns the paths that ended
+// by the time of e: those transmitted or freed more than Linger before
+// it, and an older packet's whose skb address the kernel reused.
+func (g *Grouper) Add(e Event) []Path {
+	var done []Path
+	// Sweeping sorts the open paths: a few times per linger time, not
+	// per event.
+	if e.Hop.At-g.swept >= g.opts.Linger/4 {
+		g.swept = e.Hop.At
+		done = g.end(func(op *openPath) bool { return op.ended && op.skb != e.SKB && e.Hop.At-op.last > g.opts.Linger })
+	}
+	if e.PrevSKB != 0 && e.PrevSKB != e.SKB {
+		// Tunnel mode copied the packet into a new skb: the path follows.
+		if op := g.open[e.PrevSKB]; op != nil {
+			if stale := g.open[e.SKB]; stale != nil {
+				done = append(done, g.finish(stale))
+			}
+			delete(g.open, e.PrevSKB)
+			op.skb = e.SKB
+			g.open[e.SKB] = op
+			g.moved[e.PrevSKB] = e.SKB
+		}
+	}
+	if g.open[e.SKB] == nil {
+		if to, ok := g.moved[e.SKB]; ok {
+			// The replaced skb, freed after the copy: a hop of the path
+			// that moved on, not the end of it.
+			if op := g.open[to]; op != nil {
+				g.append(op, e)
+			}
+			if k := kindOf(e.Hop); k == kindFree || k == kindDrop {
+				delete(g.moved, e.SKB)
+			}
+			return done
+		}
+	}
+	op := g.open[e.SKB]
+	if op != nil && (op.ended && startsPacket(e.Hop) || !op.ended && reused(op, e)) {
+		done = append(done, g.finish(op))
+		op = nil
+	}
+	if op == nil {
+		g.seq++
+		op = &openPath{skb: e.SKB, seq: g.seq, path: Path{NetNS: e.NetNS, Device: e.Hop.Device}}
+		switch {
+		case !e.Time.IsZero():
+			op.path.At = e.Time
+		case !g.opts.Boot.IsZero():
+			op.path.At = g.opts.Boot.Add(e.Hop.At)
+		}
+		g.open[e.SKB] = op
+	}
+	g.append(op, e)
+	if !op.ended && ends(op.path.Hops) {
+		op.ended = true
+	}
+	return done
+}
+
+// startsPacket reports whether a hop is where a packet enters a
+// namespace's stack: after an end, a new packet in a reused skb.
+func startsPacket(h Hop) bool {
+	switch h.Func {
+	case FuncReceive, FuncLocalOut, FuncIP6LocalOut:
+		return true
+	}
+	return false
+}
+
+func (g *Grouper) append(op *openPath, e Event) {
+	p := &op.path
+	h := e.Hop
+	p.Hops = append(p.Hops, h)
+	op.last = max(op.last, h.At)
+	if p.Device == "" {
+		p.Device = h.Device
+	}
+	if p.Tuple.Protocol == "" && e.Tuple.Protocol != "" {
+		p.Tuple, p.TCPFlags = e.Tuple, e.TCPFlags
+	}
+	if p.Outer == nil && e.Outer != nil {
+		o := *e.Outer
+		p.Outer = &o
+	}
+	if h.Service != nil {
+		p.Service = h.Service
+	}
+	if h.RealServer != nil {
+		p.RealServer = h.RealServer
+	}
+	if h.Conn != nil {
+		p.Conn = h.Conn
+	}
+}
+
+// reused reports whether e is a new packet in an skb whose old packet's
+// end went unseen: a second arrival from the same device in the same
+// namespace.
+func reused(op *openPath, e Event) bool {
+	if e.Hop.Func != FuncReceive {
+		return false
+	}
+	for _, h := range op.path.Hops {
+		if h.Func == FuncReceive && h.Device == e.Hop.Device && op.path.NetNS == e.NetNS {
+			return true
+		}
+	}
+	return false
+}
+
+// ends reports whether the last hop ends the packet's path in this
+// host: queued to a device, or freed. The old skb tunnel mode frees
+// after copying the packet is not the end.
+func ends(hops []Hop) bool {
+	switch kindOf(hops[len(hops)-1]) {
+	case kindQueue, kindDrop:
+		return true
+	case kindFree:
+		for i := len(hops) - 2; i >= 0; i-- {
+			switch k := kindOf(hops[i]); {
+			case k == kindQueue:
+				return true
+			case k == kindXmit:
+				f, _ := xmitForwarding(hops[i].Func)
+				return f != Tunnel
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func (g *Grouper) finish(op *openPath) Path {
+	delete(g.open, op.skb)
+	for from, to := range g.moved {
+		if to == op.skb {
+			delete(g.moved, from)
+		}
+	}
+	p := op.path
+	p.Outcome, p.Why = decide(&p, g.opts)
+	g.count(p)
+	return p
+}
+
+func (g *Grouper) count(p Path) { g.sum.Add(p) }
+
+// Add counts one ended path.
+func (s *Summary) Add(p Path) {
+	if s.ByOutcome == nil {
+		s.ByOutcome = map[Outcome]int{}
+	}
+	if s.ByRealServer == nil {
+		s.ByRealServer = map[netip.AddrPort]int{}
+	}
+	if s.Drops == nil {
+		s.Drops = map[string]int{}
+	}
+	s.Packets++
+	s.ByOutcome[p.Outcome]++
+	switch p.Outcome {
+	case OutcomeForwarded:
+		if rs := p.chosen(); rs.IsValid() {
+			s.ByRealServer[rs]++
+		}
+	case OutcomeDropped:
+		s.Drops[p.Why]++
+	}
+}
+
+// chosen is the real server the packet went to, if the trace saw it.
+func (p *Path) chosen() netip.AddrPort {
+	if p.Conn != nil && p.Conn.RealServer.IsValid() {
+		return p.Conn.RealServer
+	}
+	if p.RealServer != nil {
+		return p.RealServer.Address
+	}
+	return netip.AddrPort{}
+}
+
+// Flush ends the paths that have had no hop for the idle time at now
+// (the kernel's monotonic clock), and the ended ones past their linger,
+// and returns them.
+func (g *Grouper) Flush(now time.Duration) []Path {
+	return g.end(func(op *openPath) bool {
+		return now-op.last >= g.opts.Idle || op.ended && now-op.last > g.opts.Linger
+	})
+}
+
+// Close ends every open path, at the end of a trace.
+func (g *Grouper) Close() []Path {
+	return g.end(func(*openPath) bool { return true })
+}
+
+// Open is the number of paths not ended yet.
+func (g *Grouper) Open() int { return len(g.open) }
+
+// end finishes the due paths in the order they started, up to the
+// first path that started earlier and is not due yet: paths come out in
+// the order the packets arrived (a packet waits at most Idle for an
+// older one whose end is not seen).
+func (g *Grouper) end(due func(*openPath) bool) []Path {
+	ops := make([]*openPath, 0, len(g.open))
+	for _, op := range g.open {
+		ops = append(ops, op)
+	}
+	slices.SortFunc(ops, func(a, b *openPath) int {
+		return cmp.Or(cmp.Compare(a.path.Hops[0].At, b.path.Hops[0].At), cmp.Compare(a.seq, b.seq))
+	})
+	var out []Path
+	for _, op := range ops {
+		if !due(op) {
+			break
+		}
+		out = append(out, g.finish(op))
+	}
+	return out
+}
+
+// Summary counts the paths ended so far. Lost and Unseen are the
+// loader's to fill in.
+func (g *Grouper) Summary() Summary {
+	s := g.sum
+	s.ByOutcome = maps.Clone(g.sum.ByOutcome)
+	s.ByRealServer = maps.Clone(g.sum.ByRealServer)
+	s.Drops = maps.Clone(g.sum.Drops)
+	return s
+}
