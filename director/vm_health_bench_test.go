@@ -1,0 +1,488 @@
+//go:build vmtest
+
+package director_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/internal/lab"
+)
+
+// The health-check benchmark's lab: the real servers are one process (this
+// test binary) listening on many ports of a dummy address in their own
+// namespace; each checker run gets a fresh director namespace routed to
+// it, so neither checker finds the other's IPVS rules or TIME_WAIT
+// sockets on its side.
+const (
+	hcServerAddr = "10.66.0.1"
+	hcFirstPort  = 20000
+	hcVIP        = "10.79.1.1"
+)
+
+// hcServers serves /health on many ports and counts, per kind, what it
+// served: accepted connections and complete HTTP responses.
+type hcServers struct {
+	accepts   atomic.Int64
+	responses atomic.Int64
+}
+
+const hcResponse = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
+
+func startHCServers(b *testing.B, h *lab.Host, n int) *hcServers {
+	s := &hcServers{}
+	for i := range n {
+		ln, err := h.Listen("tcp4", fmt.Sprintf("%s:%d", hcServerAddr, hcFirstPort+i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		go s.serve(ln) // ends when the lab closes ln at teardown
+	}
+	return s
+}
+
+func (s *hcServers) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s.accepts.Add(1)
+		go s.answer(c)
+	}
+}
+
+// answer reads a request's head and sends the response; a TCP check's
+// connection closes before sending anything.
+func (s *hcServers) answer(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	var buf [1024]byte
+	var req []byte
+	for !bytes.Contains(req, []byte("\r\n\r\n")) {
+		m, err := c.Read(buf[:])
+		if err != nil {
+			return
+		}
+		req = append(req, buf[:m]...)
+	}
+	if _, err := c.Write([]byte(hcResponse)); err == nil {
+		s.responses.Add(1)
+	}
+}
+
+// served is the count that a check of kind makes grow by one.
+func (s *hcServers) served(kind string) int64 {
+	if kind == "http" {
+		return s.responses.Load()
+	}
+	return s.accepts.Load()
+}
+
+// hcRun is one measured run of one checker.
+type hcRun struct {
+	tool          string
+	cpuShare      float64 // of one core
+	servedPerSec  float64
+	cpuPerCheck   time.Duration
+	syscallsCheck float64
+	topSyscalls   string
+	serverShare   float64 // the servers' CPU (this process), of one core
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuTicks is utime+stime of every thread of pid, in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces: fields start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
+	}
+	return utime + stime, nil
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+// syscallCount counts, with strace -c -f attached to every thread of
+// pid, the syscalls over d, and returns them with the busiest syscalls
+// and what the servers served while strace was attached. (The kernel's
+// own per-thread counting, a hist trigger on raw_syscalls:sys_enter,
+// patches kernel text when enabled, which crashes the kernel under
+// multi-threaded TCG.)
+//
+// Each check makes exactly one connect() in both checkers, so the checks
+// made under strace are its count of connect calls: strace slows the
+// process down, and the servers' count over the same window would
+// include connections made just before it attached.
+func syscallCount(b *testing.B, pid int, d time.Duration) (calls, connects int64, top string) {
+	out := filepath.Join(b.TempDir(), "strace.txt")
+	cmd := exec.Command("strace", "-c", "-f", "-o", out, "-p", strconv.Itoa(pid))
+	stderr := &lineWaiter{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting strace: %v", err)
+	}
+	// strace says "Process N attached with M threads" once it has
+	// attached to all: the window starts then.
+	deadline := time.Now().Add(30 * time.Second)
+	for stderr.count("attached") == 0 {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			b.Fatalf("strace did not attach to %d within 30s: %s", pid, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling strace's output, with a deadline
+	}
+	timer := time.NewTimer(d)
+	<-timer.C
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			b.Fatalf("strace -p %d: %v: %s", pid, err, stderr.String())
+		}
+	}
+	text, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatalf("reading strace's summary: %v (stderr: %s)", err, stderr.String())
+	}
+	calls = -1
+	var names []string
+	for _, line := range strings.Split(string(text), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[0] == "%" || strings.HasPrefix(f[0], "-") {
+			continue
+		}
+		n, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			continue
+		}
+		name := f[len(f)-1]
+		if name == "connect" {
+			connects = n
+		}
+		if name == "total" {
+			calls = n
+		} else if len(names) < 10 {
+			names = append(names, fmt.Sprintf("%s=%d", name, n))
+		}
+	}
+	if calls < 0 {
+		b.Fatalf("strace's summary has no total line:\n%s\nstderr: %s", text, stderr.String())
+	}
+	return calls, connects, strings.Join(names, " ")
+}
+
+// lineWaiter is a concurrency-safe output buffer that can be searched.
+type lineWaiter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *lineWaiter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *lineWaiter) count(substr string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Count(w.buf.Bytes(), []byte(substr))
+}
+
+func (w *lineWaiter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// hcWindows are the benchmark's phases, from LVSKIT_HC_WARMUP,
+// LVSKIT_HC_WINDOW and LVSKIT_HC_SYSCALLS (seconds).
+type hcWindows struct{ warmup, cpu, syscalls time.Duration }
+
+func hcWindowsFromEnv() hcWindows {
+	get := func(name string, def int) time.Duration {
+		if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+			def = v
+		}
+		return time.Duration(def) * time.Second
+	}
+	return hcWindows{warmup: get("LVSKIT_HC_WARMUP", 8), cpu: get("LVSKIT_HC_WINDOW", 10), syscalls: get("LVSKIT_HC_SYSCALLS", 4)}
+}
+
+// measureChecker waits for checks to flow, warms up, then measures
+// pid's CPU against what the servers served over a window, then counts
+// syscalls over a second window (strace slows the process, so not
+// during the first).
+func measureChecker(b *testing.B, tool, kind string, pid int, srv *hcServers, w hcWindows, done <-chan struct{}) hcRun {
+	start := srv.served(kind)
+	deadline := time.Now().Add(60 * time.Second)
+	for srv.served(kind) == start {
+		select {
+		case <-done:
+			b.Fatalf("%s exited before checking", tool)
+		default:
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s checked nothing within 60s", tool)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the servers' counter, with a deadline
+	}
+	wait := func(d time.Duration) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-done:
+			b.Fatalf("%s exited during the measurement", tool)
+		}
+	}
+	wait(w.warmup)
+
+	ticks0, err := cpuTicks(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	served0, t0 := srv.served(kind), time.Now()
+	self0 := selfCPU()
+	wait(w.cpu)
+	selfUsed := selfCPU() - self0
+	ticks1, err := cpuTicks(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	served, wall := srv.served(kind)-served0, time.Since(t0)
+	cpu := time.Duration(ticks1-ticks0) * time.Second / clockTicks
+
+	calls, connects, top := syscallCount(b, pid, w.syscalls)
+
+	return hcRun{
+		tool:          tool,
+		serverShare:   selfUsed.Seconds() / wall.Seconds(),
+		cpuShare:      cpu.Seconds() / wall.Seconds(),
+		servedPerSec:  float64(served) / wall.Seconds(),
+		cpuPerCheck:   cpu / time.Duration(max(served, 1)),
+		syscallsCheck: float64(calls) / float64(max(connects, 1)),
+		topSyscalls:   top,
+	}
+}
+
+// keepalivedCheckConfig checks n real servers with keepalived's TCP_CHECK or
+// HTTP_GET every second, with a 1s connect timeout.
+func keepalivedCheckConfig(kind string, n int) string {
+	var b strings.Builder
+	b.WriteString("global_defs {\n  router_id lvskit-bench\n}\n")
+	fmt.Fprintf(&b, "virtual_server %s 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n", hcVIP)
+	for i := range n {
+		fmt.Fprintf(&b, "  real_server %s %d {\n    weight 1\n", hcServerAddr, hcFirstPort+i)
+		if kind == "http" {
+			b.WriteString("    HTTP_GET {\n      url {\n        path /health\n        status_code 200\n      }\n      connect_timeout 1\n    }\n")
+		} else {
+			b.WriteString("    TCP_CHECK {\n      connect_timeout 1\n    }\n")
+		}
+		b.WriteString("  }\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// lvsdHealthConfig is the same service for lvsd: interval 1s, timeout
+// 1s, and the status API and metrics on, as a director runs it.
+func lvsdHealthConfig(dir, kind string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lvsd:\n  state_dir: %s\n  status_listen: unix:%s/status.sock\n  metrics_listen: unix:%s/metrics.sock\n  resync_interval: 60s\n", dir, dir, dir)
+	fmt.Fprintf(&b, "virtual_services:\n  - name: bench\n    protocol: tcp\n    address: %s\n    port: 80\n    scheduler: rr\n    forwarding: masquerade\n", hcVIP)
+	b.WriteString("    health_check:\n      type: " + kind + "\n")
+	if kind == "http" {
+		b.WriteString("      path: /health\n")
+	}
+	b.WriteString("      interval: 1s\n      timeout: 1s\n      rise: 1\n      fall: 1\n    real_servers:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "      - {address: %s, port: %d}\n", hcServerAddr, hcFirstPort+i)
+	}
+	return b.String()
+}
+
+// BenchmarkVMHealthChecksVsKeepalived runs lvsd and keepalived --check
+// side by side in one VM against the same real servers (one process
+// serving /health on 1,000 and 5,000 ports), TCP and HTTP checks every
+// second with a 1s timeout, alternating lvsd and keepalived twice with
+// fresh processes and namespaces. For each run it prints the checker's
+// CPU (utime+stime of all its threads over the window, as a share of one
+// core), the checks the servers served per second, CPU per check, and
+// syscalls per check (strace -c -f over every thread, in a separate
+// window; all syscalls over the connect calls); then the ratios
+// lvsd/keepalived of CPU and syscalls per check. It runs
+// once, whatever b.N is (about 8 minutes under TCG).
+func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
+	lvsd := lvsdBinary(b)
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		b.Skipf("keepalived is not installed (scripts/install-deps.sh): %v", err)
+	}
+	w := hcWindowsFromEnv()
+	sizes := []int{1000, 5000}
+	if s := os.Getenv("LVSKIT_HC_SIZES"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n <= 0 || n > 20000 {
+				b.Fatalf("LVSKIT_HC_SIZES=%q: want a comma-separated list of counts up to 20000", s)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	kinds := []string{"tcp", "http"}
+	if s := os.Getenv("LVSKIT_HC_KINDS"); s != "" {
+		kinds = strings.Split(s, ",")
+	}
+
+	l := lab.New(b, lab.Options{Subnet: mustPrefix("10.78.0.0/24")})
+	rs := l.AddHost("servers", "10.78.0.2/24")
+	rs.AddDummy("hc0", hcServerAddr+"/32")
+	srv := startHCServers(b, rs, slices.Max(sizes))
+
+	runs := 0
+	newDirector := func() *lab.Host {
+		runs++
+		h := l.AddHost(fmt.Sprintf("d%d", runs))
+		h.AddDummy("vip0", hcVIP+"/32")
+		h.AddRoute(hcServerAddr+"/32", "10.78.0.2")
+		return h
+	}
+
+	b.ResetTimer()
+	var summary strings.Builder
+	fmt.Fprintf(&summary, "%-5s %5s %-10s %8s %10s %12s %14s\n", "check", "rs", "checker", "cpu", "served/s", "cpu/check", "syscalls/check")
+	lastLen := 0
+	for _, n := range sizes {
+		for _, kind := range kinds {
+			var ours, theirs []hcRun
+			for round := range 2 {
+				ours = append(ours, runLvsdChecks(b, newDirector(), lvsd, kind, n, srv, w))
+				theirs = append(theirs, runKeepalivedChecks(b, newDirector(), kind, n, srv, w))
+				for _, r := range []hcRun{ours[round], theirs[round]} {
+					fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
+					fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; top syscalls: %s", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
+					fmt.Print(summary.String()[lastLen:])
+					lastLen = summary.Len()
+				}
+			}
+			cpuRatio := meanCPUPerCheck(ours).Seconds() / meanCPUPerCheck(theirs).Seconds()
+			sysRatio := meanSyscalls(ours) / meanSyscalls(theirs)
+			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n, cpuRatio, sysRatio)
+			b.ReportMetric(cpuRatio, fmt.Sprintf("%s%d-cpu-ratio", kind, n))
+			b.ReportMetric(sysRatio, fmt.Sprintf("%s%d-syscall-ratio", kind, n))
+			b.ReportMetric(meanServed(ours), fmt.Sprintf("%s%d-lvsd-served/s", kind, n))
+			b.ReportMetric(meanServed(theirs), fmt.Sprintf("%s%d-keepalived-served/s", kind, n))
+		}
+	}
+	fmt.Printf("health checks every 1s, timeout 1s; windows: warm-up %v, cpu %v, syscalls %v; load average at the end: %s\n%s", w.warmup, w.cpu, w.syscalls, loadAverage(), summary.String())
+	os.Stdout.Sync()
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func meanCPUPerCheck(rs []hcRun) time.Duration {
+	var sum time.Duration
+	for _, r := range rs {
+		sum += r.cpuPerCheck
+	}
+	return sum / time.Duration(len(rs))
+}
+
+func meanSyscalls(rs []hcRun) float64 {
+	var sum float64
+	for _, r := range rs {
+		sum += r.syscallsCheck
+	}
+	return sum / float64(len(rs))
+}
+
+func meanServed(rs []hcRun) float64 {
+	var sum float64
+	for _, r := range rs {
+		sum += r.servedPerSec
+	}
+	return sum / float64(len(rs))
+}
+
+func runLvsdChecks(b *testing.B, h *lab.Host, lvsd, kind string, n int, srv *hcServers, w hcWindows) hcRun {
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "lvsd.yaml")
+	if err := os.WriteFile(cfg, []byte(lvsdHealthConfig(dir, kind, n)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := h.Start(ctx, lvsd, "--config", cfg)
+	defer p.Stop()
+	return measureChecker(b, "lvsd", kind, p.Pid(), srv, w, p.Done())
+}
+
+func runKeepalivedChecks(b *testing.B, h *lab.Host, kind string, n int, srv *hcServers, w hcWindows) hcRun {
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(cfg, []byte(keepalivedCheckConfig(kind, n)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	checkersPid := filepath.Join(dir, "checkers.pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := h.Start(ctx, "keepalived", "--check", "--dont-fork", "--log-console", "--use-file", cfg,
+		"--pid", filepath.Join(dir, "keepalived.pid"), "--checkers_pid", checkersPid)
+	defer p.Stop()
+	// The parent only watches its children: the checker process is
+	// the one to measure.
+	var pid int
+	deadline := time.Now().Add(60 * time.Second)
+	for pid == 0 {
+		if s, err := os.ReadFile(checkersPid); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(s)))
+		}
+		select {
+		case <-p.Done():
+			b.Fatalf("keepalived exited: %v\n%s", p.Err(), p.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("keepalived wrote no checker pid within 60s:\n%s", p.Output())
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the pid file, with a deadline
+	}
+	return measureChecker(b, "keepalived", kind, pid, srv, w, p.Done())
+}
