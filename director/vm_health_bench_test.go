@@ -371,6 +371,11 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 		kinds = strings.Split(s, ",")
 	}
 
+	// 5,000 listeners and their connections, and the checkers (which
+	// inherit the limit) with as many sockets.
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 65536, Max: 65536}); err != nil {
+		b.Fatalf("raising the open files limit to 65536: %v", err)
+	}
 	l := lab.New(b, lab.Options{Subnet: mustPrefix("10.78.0.0/24")})
 	rs := l.AddHost("servers", "10.78.0.2/24")
 	rs.AddDummy("hc0", hcServerAddr+"/32")
