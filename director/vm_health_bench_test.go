@@ -103,6 +103,14 @@ type hcRun struct {
 	syscallsCheck float64
 	topSyscalls   string
 	serverShare   float64 // the servers' CPU (this process), of one core
+	// profiled: lvsd ran with --cpu-profile; publishShare is the share
+	// of its CPU samples in what the daemon does with each result
+	// (health.Scheduler.publish: the log, OnTransition, OnResult with
+	// the metrics), schedulerShare in the scheduler's handling of the
+	// event loop's results (publish included), loopShare in the event
+	// loop.
+	profiled                                bool
+	publishShare, schedulerShare, loopShare float64
 }
 
 // selfCPU is this process's CPU time so far.
@@ -398,11 +406,17 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 		for _, kind := range kinds {
 			var ours, theirs []hcRun
 			for round := range 2 {
-				ours = append(ours, runLvsdChecks(b, newDirector(), lvsd, kind, n, srv, w))
+				// The second round's lvsd is profiled: where its CPU goes.
+				ours = append(ours, runLvsdChecks(b, newDirector(), lvsd, kind, n, srv, w, round == 1))
 				theirs = append(theirs, runKeepalivedChecks(b, newDirector(), kind, n, srv, w))
 				for _, r := range []hcRun{ours[round], theirs[round]} {
 					fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
 					fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; top syscalls: %s", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
+					if r.profiled {
+						fmt.Printf("%s %d lvsd round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
+							kind, n, round+1, 100*r.publishShare, 100*r.schedulerShare, 100*r.loopShare)
+						b.ReportMetric(100*r.publishShare, fmt.Sprintf("%s%d-daemon-per-result-%%", kind, n))
+					}
 					fmt.Print(summary.String()[lastLen:])
 					lastLen = summary.Len()
 				}
@@ -446,7 +460,7 @@ func meanServed(rs []hcRun) float64 {
 	return sum / float64(len(rs))
 }
 
-func runLvsdChecks(b *testing.B, h *lab.Host, lvsd, kind string, n int, srv *hcServers, w hcWindows) hcRun {
+func runLvsdChecks(b *testing.B, h *lab.Host, lvsd, kind string, n int, srv *hcServers, w hcWindows, profile bool) hcRun {
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "lvsd.yaml")
 	if err := os.WriteFile(cfg, []byte(lvsdHealthConfig(dir, kind, n)), 0o600); err != nil {
@@ -454,9 +468,27 @@ func runLvsdChecks(b *testing.B, h *lab.Host, lvsd, kind string, n int, srv *hcS
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := h.Start(ctx, lvsd, "--config", cfg)
+	args := []string{"--config", cfg}
+	prof := filepath.Join(dir, "cpu.pprof")
+	if profile {
+		args = append(args, "--cpu-profile", prof)
+	}
+	p := h.Start(ctx, lvsd, args...)
 	defer p.Stop()
-	return measureChecker(b, "lvsd", kind, p.Pid(), srv, w, p.Done())
+	r := measureChecker(b, "lvsd", kind, p.Pid(), srv, w, p.Done())
+	if !profile {
+		return r
+	}
+	if err := p.Stop(); err != nil {
+		b.Fatalf("stopping lvsd: %v", err)
+	}
+	shares, err := profileShares(prof, "health.(*Scheduler).publish", "health.(*Scheduler).deliver", "health.(*netLoop)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.profiled = true
+	r.publishShare, r.schedulerShare, r.loopShare = shares[0], shares[1], shares[2]
+	return r
 }
 
 func runKeepalivedChecks(b *testing.B, h *lab.Host, kind string, n int, srv *hcServers, w hcWindows) hcRun {
