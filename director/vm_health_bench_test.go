@@ -151,12 +151,9 @@ const clockTicks = 100 // USER_HZ on Linux
 // own per-thread counting, a hist trigger on raw_syscalls:sys_enter,
 // patches kernel text when enabled, which crashes the kernel under
 // multi-threaded TCG.)
-//
-// Each check makes exactly one connect() in both checkers, so the checks
-// made under strace are its count of connect calls: strace slows the
-// process down, and the servers' count over the same window would
-// include connections made just before it attached.
-func syscallCount(b *testing.B, pid int, d time.Duration) (calls, connects int64, top string) {
+// The window starts once strace says it has attached to every thread;
+// served counts the checks the servers served meanwhile.
+func syscallCount(b *testing.B, pid int, d time.Duration, served func() int64) (calls, connects, checks int64, top string) {
 	out := filepath.Join(b.TempDir(), "strace.txt")
 	cmd := exec.Command("strace", "-c", "-f", "-o", out, "-p", strconv.Itoa(pid))
 	stderr := &lineWaiter{}
@@ -175,8 +172,10 @@ func syscallCount(b *testing.B, pid int, d time.Duration) (calls, connects int64
 		}
 		time.Sleep(10 * time.Millisecond) // polling strace's output, with a deadline
 	}
+	served0 := served()
 	timer := time.NewTimer(d)
 	<-timer.C
+	checks = served() - served0
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
 		var ee *exec.ExitError
@@ -212,7 +211,7 @@ func syscallCount(b *testing.B, pid int, d time.Duration) (calls, connects int64
 	if calls < 0 {
 		b.Fatalf("strace's summary has no total line:\n%s\nstderr: %s", text, stderr.String())
 	}
-	return calls, connects, strings.Join(names, " ")
+	return calls, connects, checks, strings.Join(names, " ")
 }
 
 // lineWaiter is a concurrency-safe output buffer that can be searched.
@@ -297,7 +296,7 @@ func measureChecker(b *testing.B, tool, kind string, pid int, srv *hcServers, w 
 	served, wall := srv.served(kind)-served0, time.Since(t0)
 	cpu := time.Duration(ticks1-ticks0) * time.Second / clockTicks
 
-	calls, connects, top := syscallCount(b, pid, w.syscalls)
+	calls, connects, checks, top := syscallCount(b, pid, w.syscalls, func() int64 { return srv.served(kind) })
 
 	return hcRun{
 		tool:          tool,
@@ -305,8 +304,8 @@ func measureChecker(b *testing.B, tool, kind string, pid int, srv *hcServers, w 
 		cpuShare:      cpu.Seconds() / wall.Seconds(),
 		servedPerSec:  float64(served) / wall.Seconds(),
 		cpuPerCheck:   cpu / time.Duration(max(served, 1)),
-		syscallsCheck: float64(calls) / float64(max(connects, 1)),
-		topSyscalls:   top,
+		syscallsCheck: float64(calls) / float64(max(checks, 1)),
+		topSyscalls:   fmt.Sprintf("%d syscalls, %d connect calls, %d checks served under strace; %s", calls, connects, checks, top),
 	}
 }
 
@@ -354,8 +353,12 @@ func lvsdHealthConfig(dir, kind string, n int) string {
 // CPU (utime+stime of all its threads over the window, as a share of one
 // core), the checks the servers served per second, CPU per check, and
 // syscalls per check (strace -c -f over every thread, in a separate
-// window; all syscalls over the connect calls); then the ratios
-// lvsd/keepalived of CPU and syscalls per check. It runs
+// window, over the checks the servers served in it); then the ratios
+// lvsd/keepalived of CPU and syscalls per check.
+//
+// LVSKIT_HC_BASELINE_LVSD names another lvsd binary (an older build) to
+// run as a third checker in each round, "lvsd-base", for a before/after
+// figure in the same run. It runs
 // once, whatever b.N is (about 8 minutes under TCG).
 func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	lvsd := lvsdBinary(b)
@@ -363,6 +366,7 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 		b.Skipf("keepalived is not installed (scripts/install-deps.sh): %v", err)
 	}
 	w := hcWindowsFromEnv()
+	baseline := os.Getenv("LVSKIT_HC_BASELINE_LVSD")
 	sizes := []int{1000, 5000}
 	if s := os.Getenv("LVSKIT_HC_SIZES"); s != "" {
 		sizes = nil
@@ -404,14 +408,21 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	lastLen := 0
 	for _, n := range sizes {
 		for _, kind := range kinds {
-			var ours, theirs []hcRun
+			var ours, theirs, base []hcRun
 			for round := range 2 {
+				if baseline != "" {
+					r := runLvsdChecks(b, newDirector(), baseline, kind, n, srv, w, false)
+					r.tool = "lvsd-base"
+					base = append(base, r)
+					fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
+					fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
+				}
 				// The second round's lvsd is profiled: where its CPU goes.
 				ours = append(ours, runLvsdChecks(b, newDirector(), lvsd, kind, n, srv, w, round == 1))
 				theirs = append(theirs, runKeepalivedChecks(b, newDirector(), kind, n, srv, w))
 				for _, r := range []hcRun{ours[round], theirs[round]} {
 					fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
-					fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; top syscalls: %s", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
+					fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
 					if r.profiled {
 						fmt.Printf("%s %d lvsd round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
 							kind, n, round+1, 100*r.publishShare, 100*r.schedulerShare, 100*r.loopShare)
@@ -424,6 +435,10 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 			cpuRatio := meanCPUPerCheck(ours).Seconds() / meanCPUPerCheck(theirs).Seconds()
 			sysRatio := meanSyscalls(ours) / meanSyscalls(theirs)
 			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n, cpuRatio, sysRatio)
+			if len(base) > 0 {
+				fmt.Fprintf(&summary, "%-5s %5d ratio lvsd-base/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n,
+					meanCPUPerCheck(base).Seconds()/meanCPUPerCheck(theirs).Seconds(), meanSyscalls(base)/meanSyscalls(theirs))
+			}
 			b.ReportMetric(cpuRatio, fmt.Sprintf("%s%d-cpu-ratio", kind, n))
 			b.ReportMetric(sysRatio, fmt.Sprintf("%s%d-syscall-ratio", kind, n))
 			b.ReportMetric(meanServed(ours), fmt.Sprintf("%s%d-lvsd-served/s", kind, n))
