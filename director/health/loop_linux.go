@@ -36,6 +36,7 @@ type netLoop struct {
 	stopping  bool
 	stopped   bool // the goroutine ended: submit refuses
 	sleeping  atomic.Bool
+	tick      atomic.Pointer[func() (time.Time, bool)]
 
 	// The rest belongs to the loop's goroutine.
 	probes  map[int]*probe // in flight, by socket
@@ -169,6 +170,16 @@ func (l *netLoop) stop() {
 	<-l.done
 }
 
+// tickWith makes the loop call tick (the Scheduler's dispatch) once in
+// each round and sleep no later than the due time it returns.
+func (l *netLoop) tickWith(tick func() (time.Time, bool)) {
+	l.tick.Store(&tick)
+	l.wake()
+}
+
+// ended is closed when the loop's goroutine has ended.
+func (l *netLoop) ended() <-chan struct{} { return l.done }
+
 // wake interrupts epoll_wait, if the loop sleeps in it.
 func (l *netLoop) wake() {
 	if l.sleeping.CompareAndSwap(true, false) {
@@ -222,9 +233,18 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 		l.expire(now)
 		l.flush()
 
-		timeout := -1
+		var wakeAt time.Time
 		if len(l.timers) > 0 {
-			d := l.timers[0].deadline.Sub(now)
+			wakeAt = l.timers[0].deadline
+		}
+		if tick := l.tick.Load(); tick != nil {
+			if due, ok := (*tick)(); ok && (wakeAt.IsZero() || due.Before(wakeAt)) {
+				wakeAt = due
+			}
+		}
+		timeout := -1
+		if !wakeAt.IsZero() {
+			d := max(wakeAt.Sub(time.Now()), 0)
 			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
 		}
 		l.sleeping.Store(true)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"time"
 )
 
 // netLoop is the event loop; there is none on this system.
@@ -27,3 +28,7 @@ func (p *probe) reset(*loopTarget, *entry) {}
 func (l *netLoop) submit(*probe) bool      { return false }
 func (l *netLoop) cancel(*probe)           {}
 func (l *netLoop) stop()                   {}
+
+func (l *netLoop) wake()                             {}
+func (l *netLoop) ended() <-chan struct{}            { return nil }
+func (l *netLoop) tickWith(func() (time.Time, bool)) {}

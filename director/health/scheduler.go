@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -114,12 +115,13 @@ type Scheduler struct {
 	entries map[string]*entry
 	queue   dueQueue
 	rng     *rand.Rand
-	runCtx  context.Context // set by Run
-	busy    int             // checks running
-	pending []*entry        // due, waiting for a slot
-	loop    *netLoop        // the event loop, while Run runs one
-	armedAt time.Time       // when Run's timer fires; zero when stopped
-	slack   time.Duration   // see dispatchSlack
+	runCtx  context.Context         // set by Run
+	busy    int                     // checks running
+	pending []*entry                // due, waiting for a slot
+	loop    *netLoop                // the event loop, while Run runs one
+	armedAt time.Time               // when Run's timer fires; zero when stopped
+	slack   time.Duration           // see dispatchSlack
+	ticker  atomic.Pointer[netLoop] // the event loop when it starts the due checks
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -299,6 +301,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	timer := s.clock.NewTimer()
 	defer s.shutdown(timer)
+	if loop != nil && s.slack > 0 {
+		// On the system clock the event loop also starts the due
+		// checks: its epoll_wait sleeps until the next deadline or due
+		// check, whichever is first, and Run has nothing to do.
+		s.ticker.Store(loop)
+		loop.tickWith(s.dispatch)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-loop.ended():
+			s.ticker.Store(nil) // its epoll broke: back to Run's timer
+		}
+	}
 	for {
 		if next, ok := s.dispatch(); ok {
 			timer.ResetAt(next)
@@ -322,6 +337,7 @@ func (s *Scheduler) shutdown(timer Timer) {
 	s.mu.Unlock()
 	if loop != nil {
 		loop.stop() // after which it delivers nothing more
+		s.ticker.Store(nil)
 	}
 	s.wg.Wait()
 }
@@ -515,6 +531,10 @@ func (s *Scheduler) publish(n notice) {
 
 // signal wakes Run to look at the queue again.
 func (s *Scheduler) signal() {
+	if l := s.ticker.Load(); l != nil {
+		l.wake()
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
