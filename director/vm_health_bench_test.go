@@ -100,6 +100,8 @@ type hcRun struct {
 	cpuShare      float64 // of one core
 	servedPerSec  float64
 	cpuPerCheck   time.Duration
+	cpu           time.Duration // over the window
+	served        int64         // over the window
 	syscallsCheck float64
 	topSyscalls   string
 	serverShare   float64 // the servers' CPU (this process), of one core
@@ -304,6 +306,8 @@ func measureChecker(b *testing.B, tool, kind string, pid int, srv *hcServers, w 
 		cpuShare:      cpu.Seconds() / wall.Seconds(),
 		servedPerSec:  float64(served) / wall.Seconds(),
 		cpuPerCheck:   cpu / time.Duration(max(served, 1)),
+		cpu:           cpu,
+		served:        served,
 		syscallsCheck: float64(calls) / float64(max(checks, 1)),
 		topSyscalls:   fmt.Sprintf("%d syscalls, %d connect calls, %d checks served under strace; %s", calls, connects, checks, top),
 	}
@@ -451,12 +455,17 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
+// meanCPUPerCheck is the rounds' CPU over the checks they served,
+// pooled: a round starved of CPU by the host serves few checks and
+// would weigh too much in a mean of ratios.
 func meanCPUPerCheck(rs []hcRun) time.Duration {
-	var sum time.Duration
+	var cpu time.Duration
+	var served int64
 	for _, r := range rs {
-		sum += r.cpuPerCheck
+		cpu += r.cpu
+		served += r.served
 	}
-	return sum / time.Duration(len(rs))
+	return cpu / time.Duration(max(served, 1))
 }
 
 func meanSyscalls(rs []hcRun) float64 {
