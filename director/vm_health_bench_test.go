@@ -504,11 +504,14 @@ func runLvsdChecks(b *testing.B, h *lab.Host, lvsd, kind string, n int, srv *hcS
 		return r
 	}
 	if err := p.Stop(); err != nil {
-		b.Fatalf("stopping lvsd: %v", err)
+		fmt.Printf("%s %d lvsd: stopping: %v\n", kind, n, err)
 	}
 	shares, err := profileShares(prof, "health.(*Scheduler).publish", "health.(*Scheduler).deliver", "health.(*netLoop)")
 	if err != nil {
-		b.Fatal(err)
+		// lvsd did not stop within the lab's 5s on a starved VM, and
+		// was killed before writing its profile.
+		fmt.Printf("%s %d lvsd: no profile: %v\n", kind, n, err)
+		return r
 	}
 	r.profiled = true
 	r.publishShare, r.schedulerShare, r.loopShare = shares[0], shares[1], shares[2]

@@ -39,10 +39,16 @@ type netLoop struct {
 	tick      atomic.Pointer[func() (time.Time, bool)]
 
 	// The rest belongs to the loop's goroutine.
-	probes  map[int]*probe // in flight, by socket
-	timers  probeHeap
-	results []loopResult
-	buf     []byte
+	probes map[int]*probe // in flight, by socket
+	// Sockets of passed HTTP checks waiting for the server's FIN
+	// before they are closed, so that TIME_WAIT stays on the server's
+	// side as with keepalived (which reads to the end of the
+	// connection): by socket, and in the order they were added.
+	draining map[int]time.Time
+	drainQ   []drainingSocket
+	timers   probeHeap
+	results  []loopResult
+	buf      []byte
 }
 
 // probePhase is how far a check has come.
@@ -111,7 +117,7 @@ func startNetLoop(opts netLoopOptions) (*netLoop, error) {
 	}
 	l := &netLoop{
 		epfd: epfd, evfd: evfd, deliver: opts.Deliver, done: make(chan struct{}),
-		probes: map[int]*probe{}, buf: make([]byte, 32<<10),
+		probes: map[int]*probe{}, draining: map[int]time.Time{}, buf: make([]byte, 32<<10),
 	}
 	ready := make(chan error, 1)
 	go l.run(opts.NetNS, ready)
@@ -194,6 +200,9 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 		for fd := range l.probes {
 			unix.Close(fd)
 		}
+		for fd := range l.draining {
+			unix.Close(fd)
+		}
 		unix.Close(l.evfd)
 		unix.Close(l.epfd)
 		l.mu.Lock()
@@ -237,6 +246,9 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 		if len(l.timers) > 0 {
 			wakeAt = l.timers[0].deadline
 		}
+		if len(l.drainQ) > 0 && (wakeAt.IsZero() || l.drainQ[0].until.Before(wakeAt)) {
+			wakeAt = l.drainQ[0].until
+		}
 		if tick := l.tick.Load(); tick != nil {
 			if due, ok := (*tick)(); ok && (wakeAt.IsZero() || due.Before(wakeAt)) {
 				wakeAt = due
@@ -274,6 +286,10 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 			}
 			if p := l.probes[fd]; p != nil {
 				l.step(p, ev.Events)
+			} else if _, ok := l.draining[fd]; ok {
+				// The server's FIN (or more than it announced): done.
+				delete(l.draining, fd)
+				unix.Close(fd)
 			}
 		}
 		l.expire(now)
@@ -390,7 +406,7 @@ func (l *netLoop) receive(p *probe) {
 			return
 		case n == 0:
 			if p.phase == phaseBody {
-				l.judge(p)
+				l.judge(p, true)
 			} else {
 				l.finish(p, failed(p.start, p.fail(io.EOF)))
 			}
@@ -460,12 +476,13 @@ func (l *netLoop) consume(p *probe, data []byte) {
 	}
 	p.taken += take
 	if p.taken >= p.want {
-		l.judge(p)
+		l.judge(p, false)
 	}
 }
 
-// judge ends an HTTP check whose body has been read.
-func (l *netLoop) judge(p *probe) {
+// judge ends an HTTP check whose body has been read, up to the end of
+// the connection when eof is true.
+func (l *netLoop) judge(p *probe, eof bool) {
 	var got []byte
 	if p.sum != nil {
 		got = p.sum.Sum(nil)
@@ -475,11 +492,50 @@ func (l *netLoop) judge(p *probe) {
 		l.finish(p, failed(p.start, err))
 		return
 	}
-	l.finish(p, passed(p.start, "%s", msg))
+	r := passed(p.start, "%s", msg)
+	if !eof && p.taken == p.length && p.fd >= 0 {
+		// The whole body came by its Content-Length; the server's FIN
+		// is on its way.
+		fd := p.fd
+		delete(l.probes, fd)
+		p.fd = -1
+		until := time.Now().Add(drainFor)
+		l.draining[fd] = until
+		l.drainQ = append(l.drainQ, drainingSocket{fd, until})
+	}
+	l.finish(p, r)
+}
+
+// drainFor is how long a passed HTTP check's socket waits for the
+// server's FIN before it is closed anyway.
+const drainFor = 250 * time.Millisecond
+
+type drainingSocket struct {
+	fd    int
+	until time.Time
+}
+
+// sweep closes the sockets that waited drainFor for a FIN in vain.
+func (l *netLoop) sweep(now time.Time) {
+	n := 0
+	for _, d := range l.drainQ {
+		if d.until.After(now) {
+			break
+		}
+		n++
+		if until, ok := l.draining[d.fd]; ok && until.Equal(d.until) {
+			delete(l.draining, d.fd)
+			unix.Close(d.fd)
+		}
+	}
+	if n > 0 {
+		l.drainQ = append(l.drainQ[:0], l.drainQ[n:]...)
+	}
 }
 
 // expire ends the checks whose deadline has passed.
 func (l *netLoop) expire(now time.Time) {
+	l.sweep(now)
 	for len(l.timers) > 0 && !l.timers[0].deadline.After(now) {
 		p := l.timers[0]
 		l.finish(p, failed(p.start, newError(ErrTimeout, os.ErrDeadlineExceeded, "timeout after %s %s %s", p.t.timeout, progressive(p.op()), p.t.target)))

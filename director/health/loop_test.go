@@ -1,6 +1,7 @@
 package health_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -205,5 +206,51 @@ func TestEventLoopNotForHTTPSOrDialers(t *testing.T) {
 		if _, ok := health.CheckOnEventLoop("", c); ok {
 			t.Errorf("%T ran on the event loop", c)
 		}
+	}
+}
+
+// TestEventLoopLeavesTimeWaitToTheServer: after a response with its
+// Content-Length, the loop waits for the server to close first, as
+// keepalived (which reads to the end of the connection) does, so the
+// TIME_WAIT sockets pile up on the real servers rather than on the
+// director; the result does not wait for it.
+func TestEventLoopLeavesTimeWaitToTheServer(t *testing.T) {
+	closedFirst := make(chan bool, 1)
+	s := newServer(t, func(c net.Conn, _ <-chan struct{}) {
+		if _, err := readRequest(c); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		closedFirst <- err == io.EOF
+	})
+	results := make(chan health.Result, 10)
+	sched := health.NewScheduler(health.SchedulerOptions{
+		Jitter:   -1,
+		OnResult: func(_ string, r health.Result) { results <- r },
+	})
+	err := sched.Update([]health.Target{{ID: "rs", Check: health.HTTPCheck{Address: s.Addr(), Timeout: time.Second}, Policy: health.Policy{Interval: time.Hour}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sched.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var r health.Result
+	select {
+	case r = <-results:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result within 10s")
+	}
+	if !r.Up {
+		t.Fatalf("check failed: %s", r.Reason)
+	}
+	if r.Duration > 90*time.Millisecond {
+		t.Errorf("the result took %v: it waited for the server's FIN", r.Duration)
+	}
+	if <-closedFirst {
+		t.Error("the checker closed its end before the server did (TIME_WAIT on the director)")
 	}
 }
