@@ -287,7 +287,7 @@ func measureChecker(b *testing.B, tool, kind string, pid int, srv *hcServers, w 
 	if err != nil {
 		b.Fatal(err)
 	}
-	served0, t0 := srv.served(kind), time.Now()
+	served0, accepts0, t0 := srv.served(kind), srv.accepts.Load(), time.Now()
 	self0 := selfCPU()
 	wait(w.cpu)
 	selfUsed := selfCPU() - self0
@@ -295,7 +295,7 @@ func measureChecker(b *testing.B, tool, kind string, pid int, srv *hcServers, w 
 	if err != nil {
 		b.Fatal(err)
 	}
-	served, wall := srv.served(kind)-served0, time.Since(t0)
+	served, accepted, wall := srv.served(kind)-served0, srv.accepts.Load()-accepts0, time.Since(t0)
 	cpu := time.Duration(ticks1-ticks0) * time.Second / clockTicks
 
 	calls, connects, checks, top := syscallCount(b, pid, w.syscalls, func() int64 { return srv.served(kind) })
@@ -309,7 +309,7 @@ func measureChecker(b *testing.B, tool, kind string, pid int, srv *hcServers, w 
 		cpu:           cpu,
 		served:        served,
 		syscallsCheck: float64(calls) / float64(max(checks, 1)),
-		topSyscalls:   fmt.Sprintf("%d syscalls, %d connect calls, %d checks served under strace; %s", calls, connects, checks, top),
+		topSyscalls:   fmt.Sprintf("%.0f connections accepted/s; %d syscalls, %d connect calls, %d checks served under strace; %s", float64(accepted)/wall.Seconds(), calls, connects, checks, top),
 	}
 }
 

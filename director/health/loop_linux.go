@@ -368,6 +368,11 @@ func (l *netLoop) step(p *probe, events uint32) {
 			return
 		}
 		p.phase = phaseHead
+		if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+			// The response cannot be there yet: its arrival is the
+			// next edge. (A read now would only say EAGAIN.)
+			return
+		}
 	}
 	l.receive(p)
 }
