@@ -38,16 +38,17 @@ const (
 // hcServers serves /health on many ports and counts, per kind, what it
 // served: accepted connections and complete HTTP responses.
 type hcServers struct {
+	first     int // port of the first listener
 	accepts   atomic.Int64
 	responses atomic.Int64
 }
 
 const hcResponse = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
 
-func startHCServers(b *testing.B, h *lab.Host, n int) *hcServers {
-	s := &hcServers{}
+func startHCServers(b *testing.B, h *lab.Host, n, first int) *hcServers {
+	s := &hcServers{first: first}
 	for i := range n {
-		ln, err := h.Listen("tcp4", fmt.Sprintf("%s:%d", hcServerAddr, hcFirstPort+i))
+		ln, err := h.Listen("tcp4", fmt.Sprintf("%s:%d", hcServerAddr, first+i))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -102,6 +103,7 @@ type hcRun struct {
 	cpuPerCheck   time.Duration
 	cpu           time.Duration // over the window
 	served        int64         // over the window
+	accepted      int64         // connections, over the window
 	syscallsCheck float64
 	topSyscalls   string
 	serverShare   float64 // the servers' CPU (this process), of one core
@@ -254,73 +256,107 @@ func hcWindowsFromEnv() hcWindows {
 	return hcWindows{warmup: get("LVSKIT_HC_WARMUP", 8), cpu: get("LVSKIT_HC_WINDOW", 10), syscalls: get("LVSKIT_HC_SYSCALLS", 4)}
 }
 
-// measureChecker waits for checks to flow, warms up, then measures
-// pid's CPU against what the servers served over a window, then counts
-// syscalls over a second window (strace slows the process, so not
-// during the first).
-func measureChecker(b *testing.B, tool, kind string, pid int, srv *hcServers, w hcWindows, done <-chan struct{}) hcRun {
-	start := srv.served(kind)
+// hcChecker is a running checker: lvsd or keepalived's checker process.
+type hcChecker struct {
+	tool   string
+	pid    int
+	srv    *hcServers // the real servers it checks
+	done   <-chan struct{}
+	finish func(*hcRun) // stops it; fills in its profile, if any
+}
+
+// measureTogether measures checkers that run at the same time, each on
+// its own real servers: they wait for the same host, so a window in which
+// the shared machine starves the VM starves them all. It waits for
+// checks to flow, warms up, measures each one's CPU against what its
+// servers served over one window, then counts each one's syscalls in a
+// window of its own (strace slows the process: not during the first).
+func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) []hcRun {
 	deadline := time.Now().Add(60 * time.Second)
-	for srv.served(kind) == start {
-		select {
-		case <-done:
-			b.Fatalf("%s exited before checking", tool)
-		default:
+	for _, c := range cs {
+		start := c.srv.served(kind)
+		for c.srv.served(kind) == start {
+			select {
+			case <-c.done:
+				b.Fatalf("%s exited before checking", c.tool)
+			default:
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s checked nothing within 60s", c.tool)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the servers' counter, with a deadline
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s checked nothing within 60s", tool)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the servers' counter, with a deadline
 	}
 	wait := func(d time.Duration) {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
-		case <-done:
-			b.Fatalf("%s exited during the measurement", tool)
+		case <-cs[0].done:
+			b.Fatalf("%s exited during the measurement", cs[0].tool)
+		}
+		for _, c := range cs {
+			select {
+			case <-c.done:
+				b.Fatalf("%s exited during the measurement", c.tool)
+			default:
+			}
 		}
 	}
 	wait(w.warmup)
 
-	ticks0, err := cpuTicks(pid)
-	if err != nil {
-		b.Fatal(err)
+	ticks0 := make([]int64, len(cs))
+	served0 := make([]int64, len(cs))
+	accepts0 := make([]int64, len(cs))
+	for i, c := range cs {
+		var err error
+		if ticks0[i], err = cpuTicks(c.pid); err != nil {
+			b.Fatal(err)
+		}
+		served0[i], accepts0[i] = c.srv.served(kind), c.srv.accepts.Load()
 	}
-	served0, accepts0, t0 := srv.served(kind), srv.accepts.Load(), time.Now()
-	self0 := selfCPU()
+	t0, self0 := time.Now(), selfCPU()
 	wait(w.cpu)
-	selfUsed := selfCPU() - self0
-	ticks1, err := cpuTicks(pid)
-	if err != nil {
-		b.Fatal(err)
+	wall, selfUsed := time.Since(t0), selfCPU()-self0
+	runs := make([]hcRun, len(cs))
+	for i, c := range cs {
+		ticks1, err := cpuTicks(c.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		served, accepted := c.srv.served(kind)-served0[i], c.srv.accepts.Load()-accepts0[i]
+		cpu := time.Duration(ticks1-ticks0[i]) * time.Second / clockTicks
+		runs[i] = hcRun{
+			tool:         c.tool,
+			serverShare:  selfUsed.Seconds() / wall.Seconds(),
+			cpuShare:     cpu.Seconds() / wall.Seconds(),
+			servedPerSec: float64(served) / wall.Seconds(),
+			cpuPerCheck:  cpu / time.Duration(max(served, 1)),
+			cpu:          cpu,
+			served:       served,
+			accepted:     accepted,
+		}
 	}
-	served, accepted, wall := srv.served(kind)-served0, srv.accepts.Load()-accepts0, time.Since(t0)
-	cpu := time.Duration(ticks1-ticks0) * time.Second / clockTicks
-
-	calls, connects, checks, top := syscallCount(b, pid, w.syscalls, func() int64 { return srv.served(kind) })
-
-	return hcRun{
-		tool:          tool,
-		serverShare:   selfUsed.Seconds() / wall.Seconds(),
-		cpuShare:      cpu.Seconds() / wall.Seconds(),
-		servedPerSec:  float64(served) / wall.Seconds(),
-		cpuPerCheck:   cpu / time.Duration(max(served, 1)),
-		cpu:           cpu,
-		served:        served,
-		syscallsCheck: float64(calls) / float64(max(checks, 1)),
-		topSyscalls:   fmt.Sprintf("%.0f connections accepted/s; %d syscalls, %d connect calls, %d checks served under strace; %s", float64(accepted)/wall.Seconds(), calls, connects, checks, top),
+	for i, c := range cs {
+		calls, connects, checks, top := syscallCount(b, c.pid, w.syscalls, func() int64 { return c.srv.served(kind) })
+		runs[i].syscallsCheck = float64(calls) / float64(max(checks, 1))
+		runs[i].topSyscalls = fmt.Sprintf("%.0f connections accepted/s; %d syscalls, %d connect calls, %d checks served under strace; %s",
+			float64(runs[i].accepted)/wall.Seconds(), calls, connects, checks, top)
 	}
+	for i, c := range cs {
+		c.finish(&runs[i])
+	}
+	return runs
 }
 
 // keepalivedCheckConfig checks n real servers with keepalived's TCP_CHECK or
 // HTTP_GET every second, with a 1s connect timeout.
-func keepalivedCheckConfig(kind string, n int) string {
+func keepalivedCheckConfig(kind string, n, first int) string {
 	var b strings.Builder
 	b.WriteString("global_defs {\n  router_id lvskit-bench\n}\n")
 	fmt.Fprintf(&b, "virtual_server %s 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n", hcVIP)
 	for i := range n {
-		fmt.Fprintf(&b, "  real_server %s %d {\n    weight 1\n", hcServerAddr, hcFirstPort+i)
+		fmt.Fprintf(&b, "  real_server %s %d {\n    weight 1\n", hcServerAddr, first+i)
 		if kind == "http" {
 			b.WriteString("    HTTP_GET {\n      url {\n        path /health\n        status_code 200\n      }\n      connect_timeout 1\n    }\n")
 		} else {
@@ -334,7 +370,7 @@ func keepalivedCheckConfig(kind string, n int) string {
 
 // lvsdHealthConfig is the same service for lvsd: interval 1s, timeout
 // 1s, and the status API and metrics on, as a director runs it.
-func lvsdHealthConfig(dir, kind string, n int) string {
+func lvsdHealthConfig(dir, kind string, n, first int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lvsd:\n  state_dir: %s\n  status_listen: unix:%s/status.sock\n  metrics_listen: unix:%s/metrics.sock\n  resync_interval: 60s\n", dir, dir, dir)
 	fmt.Fprintf(&b, "virtual_services:\n  - name: bench\n    protocol: tcp\n    address: %s\n    port: 80\n    scheduler: rr\n    forwarding: masquerade\n", hcVIP)
@@ -344,26 +380,29 @@ func lvsdHealthConfig(dir, kind string, n int) string {
 	}
 	b.WriteString("      interval: 1s\n      timeout: 1s\n      rise: 1\n      fall: 1\n    real_servers:\n")
 	for i := range n {
-		fmt.Fprintf(&b, "      - {address: %s, port: %d}\n", hcServerAddr, hcFirstPort+i)
+		fmt.Fprintf(&b, "      - {address: %s, port: %d}\n", hcServerAddr, first+i)
 	}
 	return b.String()
 }
 
 // BenchmarkVMHealthChecksVsKeepalived runs lvsd and keepalived --check
-// side by side in one VM against the same real servers (one process
-// serving /health on 1,000 and 5,000 ports), TCP and HTTP checks every
-// second with a 1s timeout, alternating lvsd and keepalived twice with
-// fresh processes and namespaces. For each run it prints the checker's
-// CPU (utime+stime of all its threads over the window, as a share of one
-// core), the checks the servers served per second, CPU per check, and
-// syscalls per check (strace -c -f over every thread, in a separate
-// window, over the checks the servers served in it); then the ratios
-// lvsd/keepalived of CPU and syscalls per check.
+// side by side in one VM, at the same time, each on its own block of
+// real servers (one process serving /health on 1,000 or 5,000 ports per
+// block): TCP and HTTP checks every second with a 1s timeout, two
+// rounds with fresh processes and namespaces, the blocks swapped
+// between rounds. Running them at once rather than one after the other
+// makes the ratio fair on a shared host, whose load starves the VM in
+// bursts. For each checker it prints its CPU (utime+stime of all its
+// threads over the window, as a share of one core), the checks its
+// servers served per second, CPU per check, and syscalls per check
+// (strace -c -f over every thread, in a window of its own, over the
+// checks its servers served in it); then the ratios lvsd/keepalived of
+// CPU and syscalls per check, pooled over the rounds. It runs once,
+// whatever b.N is (about 6 minutes under TCG).
 //
-// LVSKIT_HC_BASELINE_LVSD names another lvsd binary (an older build) to
-// run as a third checker in each round, "lvsd-base", for a before/after
-// figure in the same run. It runs
-// once, whatever b.N is (about 8 minutes under TCG).
+// LVSKIT_HC_BASELINE_LVSD names another lvsd binary (an older build):
+// each round then also runs it beside keepalived, as "lvsd-base", for a
+// before/after figure in the same run.
 func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	lvsd := lvsdBinary(b)
 	if _, err := exec.LookPath("keepalived"); err != nil {
@@ -395,7 +434,12 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	l := lab.New(b, lab.Options{Subnet: mustPrefix("10.78.0.0/24")})
 	rs := l.AddHost("servers", "10.78.0.2/24")
 	rs.AddDummy("hc0", hcServerAddr+"/32")
-	srv := startHCServers(b, rs, slices.Max(sizes))
+	// Two blocks of real servers: lvsd checks one while keepalived
+	// checks the other, swapping each round.
+	blocks := [2]*hcServers{
+		startHCServers(b, rs, slices.Max(sizes), hcFirstPort),
+		startHCServers(b, rs, slices.Max(sizes), hcFirstPort+10000),
+	}
 
 	runs := 0
 	newDirector := func() *lab.Host {
@@ -412,36 +456,42 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	lastLen := 0
 	for _, n := range sizes {
 		for _, kind := range kinds {
-			var ours, theirs, base []hcRun
+			var ours, theirs, base, theirsBase []hcRun
+			row := func(r hcRun, round int) {
+				fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
+				fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
+				if r.profiled {
+					fmt.Printf("%s %d lvsd round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
+						kind, n, round+1, 100*r.publishShare, 100*r.schedulerShare, 100*r.loopShare)
+					b.ReportMetric(100*r.publishShare, fmt.Sprintf("%s%d-daemon-per-result-%%", kind, n))
+				}
+				fmt.Print(summary.String()[lastLen:])
+				lastLen = summary.Len()
+			}
 			for round := range 2 {
+				mine, other := blocks[round%2], blocks[1-round%2]
 				if baseline != "" {
-					r := runLvsdChecks(b, newDirector(), baseline, kind, n, srv, w, false)
-					r.tool = "lvsd-base"
-					base = append(base, r)
-					fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
-					fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
+					rs := measureTogether(b, kind, w,
+						startLvsd(b, newDirector(), baseline, "lvsd-base", kind, n, mine, false),
+						startKeepalived(b, newDirector(), kind, n, other))
+					base, theirsBase = append(base, rs[0]), append(theirsBase, rs[1])
+					row(rs[0], round)
+					row(rs[1], round)
 				}
 				// The second round's lvsd is profiled: where its CPU goes.
-				ours = append(ours, runLvsdChecks(b, newDirector(), lvsd, kind, n, srv, w, round == 1))
-				theirs = append(theirs, runKeepalivedChecks(b, newDirector(), kind, n, srv, w))
-				for _, r := range []hcRun{ours[round], theirs[round]} {
-					fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
-					fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
-					if r.profiled {
-						fmt.Printf("%s %d lvsd round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
-							kind, n, round+1, 100*r.publishShare, 100*r.schedulerShare, 100*r.loopShare)
-						b.ReportMetric(100*r.publishShare, fmt.Sprintf("%s%d-daemon-per-result-%%", kind, n))
-					}
-					fmt.Print(summary.String()[lastLen:])
-					lastLen = summary.Len()
-				}
+				rs := measureTogether(b, kind, w,
+					startLvsd(b, newDirector(), lvsd, "lvsd", kind, n, mine, round == 1),
+					startKeepalived(b, newDirector(), kind, n, other))
+				ours, theirs = append(ours, rs[0]), append(theirs, rs[1])
+				row(rs[0], round)
+				row(rs[1], round)
 			}
 			cpuRatio := meanCPUPerCheck(ours).Seconds() / meanCPUPerCheck(theirs).Seconds()
 			sysRatio := meanSyscalls(ours) / meanSyscalls(theirs)
 			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n, cpuRatio, sysRatio)
 			if len(base) > 0 {
 				fmt.Fprintf(&summary, "%-5s %5d ratio lvsd-base/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n,
-					meanCPUPerCheck(base).Seconds()/meanCPUPerCheck(theirs).Seconds(), meanSyscalls(base)/meanSyscalls(theirs))
+					meanCPUPerCheck(base).Seconds()/meanCPUPerCheck(theirsBase).Seconds(), meanSyscalls(base)/meanSyscalls(theirsBase))
 			}
 			b.ReportMetric(cpuRatio, fmt.Sprintf("%s%d-cpu-ratio", kind, n))
 			b.ReportMetric(sysRatio, fmt.Sprintf("%s%d-syscall-ratio", kind, n))
@@ -484,52 +534,47 @@ func meanServed(rs []hcRun) float64 {
 	return sum / float64(len(rs))
 }
 
-func runLvsdChecks(b *testing.B, h *lab.Host, lvsd, kind string, n int, srv *hcServers, w hcWindows, profile bool) hcRun {
+func startLvsd(b *testing.B, h *lab.Host, bin, tool, kind string, n int, srv *hcServers, profile bool) *hcChecker {
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "lvsd.yaml")
-	if err := os.WriteFile(cfg, []byte(lvsdHealthConfig(dir, kind, n)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(lvsdHealthConfig(dir, kind, n, srv.first)), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	args := []string{"--config", cfg}
 	prof := filepath.Join(dir, "cpu.pprof")
 	if profile {
 		args = append(args, "--cpu-profile", prof)
 	}
-	p := h.Start(ctx, lvsd, args...)
-	defer p.Stop()
-	r := measureChecker(b, "lvsd", kind, p.Pid(), srv, w, p.Done())
-	if !profile {
-		return r
+	p := h.Start(context.Background(), bin, args...)
+	finish := func(r *hcRun) {
+		if err := p.Stop(); err != nil {
+			fmt.Printf("%s %d %s: stopping: %v\n", kind, n, tool, err)
+		}
+		if !profile {
+			return
+		}
+		shares, err := profileShares(prof, "health.(*Scheduler).publish", "health.(*Scheduler).deliver", "health.(*netLoop)")
+		if err != nil {
+			// lvsd did not stop within the lab's 5s on a starved VM,
+			// and was killed before writing its profile.
+			fmt.Printf("%s %d %s: no profile: %v\n", kind, n, tool, err)
+			return
+		}
+		r.profiled = true
+		r.publishShare, r.schedulerShare, r.loopShare = shares[0], shares[1], shares[2]
 	}
-	if err := p.Stop(); err != nil {
-		fmt.Printf("%s %d lvsd: stopping: %v\n", kind, n, err)
-	}
-	shares, err := profileShares(prof, "health.(*Scheduler).publish", "health.(*Scheduler).deliver", "health.(*netLoop)")
-	if err != nil {
-		// lvsd did not stop within the lab's 5s on a starved VM, and
-		// was killed before writing its profile.
-		fmt.Printf("%s %d lvsd: no profile: %v\n", kind, n, err)
-		return r
-	}
-	r.profiled = true
-	r.publishShare, r.schedulerShare, r.loopShare = shares[0], shares[1], shares[2]
-	return r
+	return &hcChecker{tool: tool, pid: p.Pid(), srv: srv, done: p.Done(), finish: finish}
 }
 
-func runKeepalivedChecks(b *testing.B, h *lab.Host, kind string, n int, srv *hcServers, w hcWindows) hcRun {
+func startKeepalived(b *testing.B, h *lab.Host, kind string, n int, srv *hcServers) *hcChecker {
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(cfg, []byte(keepalivedCheckConfig(kind, n)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(keepalivedCheckConfig(kind, n, srv.first)), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	checkersPid := filepath.Join(dir, "checkers.pid")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	p := h.Start(ctx, "keepalived", "--check", "--dont-fork", "--log-console", "--use-file", cfg,
+	p := h.Start(context.Background(), "keepalived", "--check", "--dont-fork", "--log-console", "--use-file", cfg,
 		"--pid", filepath.Join(dir, "keepalived.pid"), "--checkers_pid", checkersPid)
-	defer p.Stop()
 	// The parent only watches its children: the checker process is
 	// the one to measure.
 	var pid int
@@ -548,5 +593,5 @@ func runKeepalivedChecks(b *testing.B, h *lab.Host, kind string, n int, srv *hcS
 		}
 		time.Sleep(50 * time.Millisecond) // polling for the pid file, with a deadline
 	}
-	return measureChecker(b, "keepalived", kind, pid, srv, w, p.Done())
+	return &hcChecker{tool: "keepalived", pid: pid, srv: srv, done: p.Done(), finish: func(*hcRun) { _ = p.Stop() }}
 }
