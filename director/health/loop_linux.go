@@ -49,6 +49,7 @@ type netLoop struct {
 	timers   probeHeap
 	results  []loopResult
 	buf      []byte
+	now      time.Time // when epoll_wait last returned: the time of what the loop does
 }
 
 // probePhase is how far a check has come.
@@ -228,14 +229,15 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 		if stopping {
 			return
 		}
-		now := time.Now()
+		l.now = time.Now()
+		now := l.now
 		for i, p := range batch {
 			l.begin(p, now)
 			batch[i] = nil
 		}
 		for i, p := range cancels {
 			if p.phase != phaseIdle && p.e != nil {
-				l.finish(p, failed(p.start, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target)))
+				l.failCheck(p, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target))
 			}
 			cancels[i] = nil
 		}
@@ -256,7 +258,7 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 		}
 		timeout := -1
 		if !wakeAt.IsZero() {
-			d := max(wakeAt.Sub(time.Now()), 0)
+			d := max(wakeAt.Sub(l.now), 0)
 			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
 		}
 		l.sleeping.Store(true)
@@ -271,12 +273,13 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 			// Only a broken epoll descriptor gets here: fail what is in
 			// flight and let the scheduler run checks on goroutines.
 			for _, p := range l.probes {
-				l.finish(p, failed(p.start, fmt.Errorf("health check event loop: epoll_wait: %w", err)))
+				l.failCheck(p, fmt.Errorf("health check event loop: epoll_wait: %w", err))
 			}
 			l.flush()
 			return
 		}
-		now = time.Now()
+		l.now = time.Now()
+		now = l.now
 		for _, ev := range events[:max(n, 0)] {
 			fd := int(ev.Fd)
 			if fd == l.evfd {
@@ -316,13 +319,13 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		l.finish(p, failed(p.start, p.fail(os.NewSyscallError("socket", err))))
+		l.failCheck(p, p.fail(os.NewSyscallError("socket", err)))
 		return
 	}
 	err = unix.Connect(fd, p.t.sockaddr.(unix.Sockaddr))
 	if err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
-		l.finish(p, failed(p.start, p.fail(err)))
+		l.failCheck(p, p.fail(err))
 		return
 	}
 	// Edge-triggered: the connect's completion, then the response,
@@ -330,7 +333,7 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLET, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		unix.Close(fd)
-		l.finish(p, failed(p.start, p.fail(os.NewSyscallError("epoll_ctl", err))))
+		l.failCheck(p, p.fail(os.NewSyscallError("epoll_ctl", err)))
 		return
 	}
 	p.fd = fd
@@ -350,7 +353,7 @@ func (l *netLoop) step(p *probe, events uint32) {
 				err = unix.Errno(errno)
 			}
 			if err != nil {
-				l.finish(p, failed(p.start, p.fail(err)))
+				l.failCheck(p, p.fail(err))
 				return
 			}
 		}
@@ -358,7 +361,7 @@ func (l *netLoop) step(p *probe, events uint32) {
 			return
 		}
 		if p.t.http == nil {
-			l.finish(p, passed(p.start, "connected to %s", p.t.target))
+			l.pass(p, "connected to %s", p.t.target)
 			return
 		}
 		p.phase = phaseSend
@@ -388,7 +391,7 @@ func (l *netLoop) send(p *probe) bool {
 		case err == unix.EAGAIN:
 			return false
 		case err != nil:
-			l.finish(p, failed(p.start, p.fail(err)))
+			l.failCheck(p, p.fail(err))
 			return false
 		}
 		p.sent += n
@@ -407,13 +410,13 @@ func (l *netLoop) receive(p *probe) {
 		case err == unix.EAGAIN:
 			return
 		case err != nil:
-			l.finish(p, failed(p.start, p.fail(err)))
+			l.failCheck(p, p.fail(err))
 			return
 		case n == 0:
 			if p.phase == phaseBody {
 				l.judge(p, true)
 			} else {
-				l.finish(p, failed(p.start, p.fail(io.EOF)))
+				l.failCheck(p, p.fail(io.EOF))
 			}
 			return
 		}
@@ -429,14 +432,14 @@ func (l *netLoop) consume(p *probe, data []byte) {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
 			if len(p.line)+len(data) >= headerLineBytes {
-				l.finish(p, failed(p.start, newError(ErrBadResponse, nil, "malformed response from %s: header line longer than %d bytes", p.t.target, headerLineBytes)))
+				l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: header line longer than %d bytes", p.t.target, headerLineBytes))
 				return
 			}
 			p.line = append(p.line, data...)
 			return
 		}
 		if len(p.line)+i+1 > headerLineBytes {
-			l.finish(p, failed(p.start, newError(ErrBadResponse, nil, "malformed response from %s: header line longer than %d bytes", p.t.target, headerLineBytes)))
+			l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: header line longer than %d bytes", p.t.target, headerLineBytes))
 			return
 		}
 		line := data[:i+1]
@@ -447,7 +450,7 @@ func (l *netLoop) consume(p *probe, data []byte) {
 		data = data[i+1:]
 		p.headBytes += len(line)
 		if p.headBytes > maxHeaderBytes {
-			l.finish(p, failed(p.start, newError(ErrBadResponse, nil, "malformed response from %s: headers longer than %d bytes", p.t.target, maxHeaderBytes)))
+			l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: headers longer than %d bytes", p.t.target, maxHeaderBytes))
 			return
 		}
 		done, err := c.headLine(p.lines, line, &p.code, &p.length)
@@ -455,16 +458,16 @@ func (l *netLoop) consume(p *probe, data []byte) {
 		p.line = p.line[:0]
 		switch {
 		case err != nil:
-			l.finish(p, failed(p.start, err))
+			l.failCheck(p, err)
 			return
 		case !done:
 			continue
 		case !c.statusOK(p.code):
-			l.finish(p, failed(p.start, newError(ErrUnexpectedStatus, nil, "HTTP %d from %s", p.code, p.t.target)))
+			l.failCheck(p, newError(ErrUnexpectedStatus, nil, "HTTP %d from %s", p.code, p.t.target))
 			return
 		}
 		if p.want, err = c.bodyWant(p.length); err != nil {
-			l.finish(p, failed(p.start, err))
+			l.failCheck(p, err)
 			return
 		}
 		if c.digest != nil {
@@ -494,17 +497,17 @@ func (l *netLoop) judge(p *probe, eof bool) {
 	}
 	msg, err := p.t.http.judgeBody(p.code, p.length, p.taken, got)
 	if err != nil {
-		l.finish(p, failed(p.start, err))
+		l.failCheck(p, err)
 		return
 	}
-	r := passed(p.start, "%s", msg)
+	r := Result{Up: true, Reason: msg, Time: p.start}
 	if !eof && p.taken == p.length && p.fd >= 0 {
 		// The whole body came by its Content-Length; the server's FIN
 		// is on its way.
 		fd := p.fd
 		delete(l.probes, fd)
 		p.fd = -1
-		until := time.Now().Add(drainFor)
+		until := l.now.Add(drainFor)
 		l.draining[fd] = until
 		l.drainQ = append(l.drainQ, drainingSocket{fd, until})
 	}
@@ -543,12 +546,25 @@ func (l *netLoop) expire(now time.Time) {
 	l.sweep(now)
 	for len(l.timers) > 0 && !l.timers[0].deadline.After(now) {
 		p := l.timers[0]
-		l.finish(p, failed(p.start, newError(ErrTimeout, os.ErrDeadlineExceeded, "timeout after %s %s %s", p.t.timeout, progressive(p.op()), p.t.target)))
+		l.failCheck(p, newError(ErrTimeout, os.ErrDeadlineExceeded, "timeout after %s %s %s", p.t.timeout, progressive(p.op()), p.t.target))
 	}
 }
 
-// finish closes p's socket and queues its result.
+// pass ends p's check as passed.
+func (l *netLoop) pass(p *probe, format string, args ...any) {
+	l.finish(p, Result{Up: true, Reason: fmt.Sprintf(format, args...), Time: p.start})
+}
+
+// failCheck ends p's check as failed with err.
+func (l *netLoop) failCheck(p *probe, err error) {
+	l.finish(p, Result{Reason: err.Error(), Err: err, Time: p.start})
+}
+
+// finish closes p's socket and queues its result, timed on the loop's
+// clock reading (in a VM without a usable TSC every reading of the
+// clock is a syscall).
 func (l *netLoop) finish(p *probe, r Result) {
+	r.Duration = l.now.Sub(p.start)
 	if p.fd >= 0 {
 		unix.Close(p.fd)
 		delete(l.probes, p.fd)

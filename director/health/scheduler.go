@@ -428,10 +428,11 @@ func (s *Scheduler) nextLocked() *entry {
 func (s *Scheduler) deliver(batch []loopResult) {
 	notes := make([]notice, 0, len(batch))
 	var wake bool
+	now := s.clock.Now() // one reading for the batch
 	s.mu.Lock()
 	for _, lr := range batch {
 		lr.e.onLoop = false
-		if n, ok := s.observeLocked(lr.e, lr.r); ok {
+		if n, ok := s.observeLocked(lr.e, lr.r, now); ok {
 			notes = append(notes, n)
 			wake = wake || n.wake
 		}
@@ -458,8 +459,9 @@ func (s *Scheduler) check(e *entry) {
 		r = checker.Check(ctx)
 	}
 
+	now := s.clock.Now()
 	s.mu.Lock()
-	n, ok := s.observeLocked(e, r)
+	n, ok := s.observeLocked(e, r, now)
 	s.mu.Unlock()
 	if !ok {
 		return
@@ -479,9 +481,9 @@ type notice struct {
 }
 
 // observeLocked feeds r, the result of e's check, to e's machine and
-// queues e's next check. It returns false when the result is dropped (e
-// removed, or Run ending).
-func (s *Scheduler) observeLocked(e *entry, r Result) (notice, bool) {
+// queues e's next check from now. It returns false when the result is
+// dropped (e removed, or Run ending).
+func (s *Scheduler) observeLocked(e *entry, r Result, now time.Time) (notice, bool) {
 	e.running = false
 	if e.cancel != nil {
 		e.cancel()
@@ -492,7 +494,6 @@ func (s *Scheduler) observeLocked(e *entry, r Result) (notice, bool) {
 	}
 	step := e.machine.Observe(r)
 	policy := e.machine.Policy()
-	now := s.clock.Now()
 	if step.Retry {
 		e.due = now.Add(policy.RetryDelay)
 	} else {
