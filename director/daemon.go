@@ -132,7 +132,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		ref, ok := d.targets[id]
 		d.mu.Unlock()
 		if ok {
-			opts.Metrics.ObserveCheck(ref.service.String(), ref.rs.String(), r)
+			opts.Metrics.ObserveCheck(ref.serviceLabel, ref.rsLabel, r)
 		}
 		if userResult != nil {
 			userResult(id, r)
@@ -316,7 +316,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	refs := map[string]targetRef{}
 	for _, ds := range desired {
 		for _, r := range ds.RealServers {
-			refs[targetID(ds.Service.ServiceKey, r.Key())] = targetRef{ds.Service.ServiceKey, r.Key()}
+			refs[targetID(ds.Service.ServiceKey, r.Key())] = newTargetRef(ds.Service.ServiceKey, r.Key())
 		}
 	}
 	d.mu.Lock()
@@ -415,6 +415,13 @@ func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealSe
 type targetRef struct {
 	service ipvs.ServiceKey
 	rs      ipvs.RealServerKey
+	// The metrics' labels of service and rs, made once rather than for
+	// every check result.
+	serviceLabel, rsLabel string
+}
+
+func newTargetRef(k ipvs.ServiceKey, rk ipvs.RealServerKey) targetRef {
+	return targetRef{service: k, rs: rk, serviceLabel: k.String(), rsLabel: rk.String()}
 }
 
 func (d *Daemon) onTransition(tr health.Transition) {

@@ -16,6 +16,8 @@ pkgs=(
 	iproute2 iputils-ping procps keepalived nginx-light arping tcpdump nftables iptables curl
 	# bench/: peak RSS of a run
 	time
+	# director's health-check benchmark: syscalls per check of lvsd and keepalived
+	strace
 	# director's scrape benchmark: node_exporter's ipvs collector, the baseline
 	prometheus-node-exporter
 	# probes/: eBPF objects are generated with clang

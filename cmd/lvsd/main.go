@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +52,9 @@ type options struct {
 	// skipScripts leaves commands unchecked (check and plan only).
 	skipScripts bool
 	version     bool
+	// cpuProfile is a file to write a CPU profile of the daemon's run
+	// to (for benchmarks and bug reports).
+	cpuProfile string
 }
 
 func main() {
@@ -68,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.config, "config", "/etc/lvsd/lvsd.yaml", "the config `file`")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) of the daemon's run to a new `file`")
 	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
 	fs.BoolVar(&o.skipScripts, "skip-script-checks", false, "check, plan: do not resolve the config's commands nor check who could change them (to validate a config away from the director; the daemon always checks)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -321,6 +326,14 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "lvsd: --cpu-profile: %v\n", err)
+			return 2
+		}
+		defer stopProfile()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -380,4 +393,21 @@ func versioned(status func() director.Status) func() director.Status {
 		st.Version = buildinfo.Version()
 		return st
 	}
+}
+
+// startCPUProfile profiles the process into path, a new file (an
+// existing file or symlink there is refused) readable by its owner only.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting CPU profile into %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -51,11 +51,16 @@ type Env struct {
 	// Logger is for checkers that log (a Spec of the caller's own);
 	// the built-in ones report through their Results only. Nil discards.
 	Logger *slog.Logger
+
+	// defaultDialer is set when Dialer was nil: the Scheduler's event
+	// loop may then make the connections itself.
+	defaultDialer bool
 }
 
 func (env Env) withDefaults() Env {
 	if env.Dialer == nil {
 		env.Dialer = &net.Dialer{KeepAlive: -1}
+		env.defaultDialer = true
 	}
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)

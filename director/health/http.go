@@ -105,6 +105,7 @@ type HTTPChecker struct {
 	maxBody  int64
 	timeout  time.Duration
 	tls      *tls.Config
+	loop     *loopTarget // nil: not on the Scheduler's event loop
 }
 
 // NewHTTPChecker validates spec, loads its CA file if any, and returns
@@ -174,6 +175,9 @@ func NewHTTPChecker(spec HTTPCheck, env Env) (*HTTPChecker, error) {
 		host = c.target
 	}
 	c.request = fmt.Appendf(nil, "GET %s HTTP/1.0\r\nUser-Agent: %s\r\nHost: %s\r\nConnection: close\r\n\r\n", path, agent, host)
+	if c.tls == nil && c.env.defaultDialer {
+		c.loop = newLoopTarget(spec.Address, c.timeout, c)
+	}
 	return c, nil
 }
 
@@ -269,23 +273,34 @@ func (c *HTTPChecker) readHead(a *attempt, br *bufio.Reader) (code int, length i
 		case total > maxHeaderBytes:
 			return 0, 0, newError(ErrBadResponse, nil, "malformed response from %s: headers longer than %d bytes", c.target, maxHeaderBytes)
 		}
-		line = bytes.TrimRight(line, "\r\n")
-		if n == 0 {
-			if code, err = parseStatusLine(line); err != nil {
-				return 0, 0, newError(ErrBadResponse, err, "malformed status line from %s: %q", c.target, truncate(string(line), 64))
-			}
-			continue
-		}
-		if len(line) == 0 {
-			return code, length, nil
-		}
-		name, value, ok := bytes.Cut(line, []byte{':'})
-		if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Content-Length") {
-			if v, err := strconv.ParseInt(string(bytes.TrimSpace(value)), 10, 64); err == nil && v >= 0 {
-				length = v
-			}
+		done, err := c.headLine(n, line, &code, &length)
+		if err != nil || done {
+			return code, length, err
 		}
 	}
+}
+
+// headLine takes the nth line (from 0) of a response's head, with its
+// line end, into code (the status line's) and length (a valid
+// Content-Length's); done is true at the blank line that ends the head.
+func (c *HTTPChecker) headLine(n int, line []byte, code *int, length *int64) (done bool, err error) {
+	line = bytes.TrimRight(line, "\r\n")
+	if n == 0 {
+		if *code, err = parseStatusLine(line); err != nil {
+			return false, newError(ErrBadResponse, err, "malformed status line from %s: %q", c.target, truncate(string(line), 64))
+		}
+		return false, nil
+	}
+	if len(line) == 0 {
+		return true, nil
+	}
+	name, value, ok := bytes.Cut(line, []byte{':'})
+	if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Content-Length") {
+		if v, err := strconv.ParseInt(string(bytes.TrimSpace(value)), 10, 64); err == nil && v >= 0 {
+			*length = v
+		}
+	}
+	return false, nil
 }
 
 // parseStatusLine returns the code of "HTTP/1.1 200 OK".
@@ -317,12 +332,9 @@ func (c *HTTPChecker) statusOK(code int) bool {
 // readBody streams the body into the digest (or discards it), stopping
 // at Content-Length, at the cap, or at the end of the connection.
 func (c *HTTPChecker) readBody(a *attempt, br *bufio.Reader, code int, length int64) (string, error) {
-	if c.digest != nil && length > c.maxBody {
-		return "", newError(ErrBodyTooLarge, nil, "body of %d bytes from %s exceeds the %d-byte cap", length, c.target, c.maxBody)
-	}
-	want := c.maxBody + 1 // up to the end of the connection, noticing a body past the cap
-	if length >= 0 {
-		want = min(length, c.maxBody)
+	want, err := c.bodyWant(length)
+	if err != nil {
+		return "", err
 	}
 	var sum hash.Hash
 	var w io.Writer = io.Discard
@@ -336,6 +348,32 @@ func (c *HTTPChecker) readBody(a *attempt, br *bufio.Reader, code int, length in
 	if err != nil {
 		return "", a.fail("reading body from", err)
 	}
+	var got []byte
+	if sum != nil {
+		got = sum.Sum(nil)
+	}
+	return c.judgeBody(code, length, n, got)
+}
+
+// bodyWant is how many bytes of the body to read: up to Content-Length
+// (or the cap), else up to the end of the connection, noticing a body
+// past the cap. It fails at once when Content-Length is past the cap
+// and the body's digest is checked.
+func (c *HTTPChecker) bodyWant(length int64) (int64, error) {
+	if c.digest != nil && length > c.maxBody {
+		return 0, newError(ErrBodyTooLarge, nil, "body of %d bytes from %s exceeds the %d-byte cap", length, c.target, c.maxBody)
+	}
+	if length >= 0 {
+		return min(length, c.maxBody), nil
+	}
+	return c.maxBody + 1, nil
+}
+
+// judgeBody judges a response of status code whose body had n bytes
+// read (up to bodyWant's count, or fewer at the end of the connection)
+// with MD5 digest got (nil when no digest is checked).
+func (c *HTTPChecker) judgeBody(code int, length, n int64, got []byte) (string, error) {
+	want := min(length, c.maxBody)
 	switch {
 	case length >= 0 && n < want:
 		return "", newError(ErrBadResponse, nil, "short body from %s: %d of %d bytes", c.target, n, length)
@@ -344,7 +382,6 @@ func (c *HTTPChecker) readBody(a *attempt, br *bufio.Reader, code int, length in
 	case c.digest == nil:
 		return fmt.Sprintf("HTTP %d from %s", code, c.target), nil
 	}
-	got := sum.Sum(nil)
 	if !bytes.Equal(got, c.digest) {
 		return "", newError(ErrDigestMismatch, nil, "HTTP %d from %s with body digest %x, want %x", code, c.target, got, c.digest)
 	}

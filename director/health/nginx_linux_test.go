@@ -194,3 +194,70 @@ func TestNginx(t *testing.T) {
 		}
 	}
 }
+
+// TestNginxOnEventLoopInNamespace runs the Scheduler's event loop in
+// a director namespace (SchedulerOptions.NetNS) against Debian's nginx
+// in a real server namespace, which only the lab's namespaces can
+// reach: TCP and HTTP checks with a digest pass, and a stopped nginx is
+// refused.
+func TestNginxOnEventLoopInNamespace(t *testing.T) {
+	l := lab.New(t, lab.Options{}) // skips without root
+	director := l.AddHost("director", "10.77.0.10/24")
+	rs := l.AddHost("rs1", "10.77.0.11/24")
+	const body = "hello from rs1\n"
+	nginx := rs.StartNginx(lab.HTTPOptions{Body: body})
+	httpAddr := netip.MustParseAddrPort("10.77.0.11:80")
+
+	results := make(chan idResult, 100)
+	s := health.NewScheduler(health.SchedulerOptions{
+		NetNS:    director.NetNSPath(),
+		Jitter:   -1,
+		OnResult: func(id string, r health.Result) { results <- idResult{id, r} },
+	})
+	policy := health.Policy{Interval: 100 * time.Millisecond, Initial: health.StateUp}
+	err := s.Update([]health.Target{
+		{ID: "tcp", Check: health.TCPCheck{Address: httpAddr, Timeout: 2 * time.Second}, Policy: policy},
+		{ID: "http", Check: health.HTTPCheck{Address: httpAddr, Path: "/index.html", Digest: md5hex(body), Timeout: 2 * time.Second}, Policy: policy},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// next waits for a result of each target that satisfies ok.
+	next := func(what string, ok func(id string, r health.Result) bool) {
+		t.Helper()
+		got := map[string]bool{}
+		deadline := time.After(10 * time.Second)
+		for len(got) < 2 {
+			select {
+			case r := <-results:
+				if ok(r.id, r.r) {
+					got[r.id] = true
+				}
+			case <-deadline:
+				t.Fatalf("no %s result of each target within 10s (got %v)", what, got)
+			}
+		}
+	}
+	want := map[string]string{"tcp": "connected to 10.77.0.11:80", "http": "HTTP 200 from 10.77.0.11:80, digest matches"}
+	next("passing", func(id string, r health.Result) bool {
+		if !r.Up || r.Reason != want[id] {
+			t.Errorf("%s: up=%v %q, want up %q", id, r.Up, r.Reason, want[id])
+		}
+		return true
+	})
+	if err := nginx.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	next("refused", func(_ string, r health.Result) bool {
+		return !r.Up && r.Reason == "connect 10.77.0.11:80: connection refused"
+	})
+
+	if err := health.NewScheduler(health.SchedulerOptions{NetNS: "/nonexistent/netns"}).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "/nonexistent/netns") {
+		t.Errorf("Run with a missing namespace: %v, want an error naming it", err)
+	}
+}

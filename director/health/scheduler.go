@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,11 @@ const (
 	// DefaultJitter is the share of an interval by which each check's
 	// start moves at random, either way.
 	DefaultJitter = 0.1
+	// dispatchSlack: on the system clock, checks due within this much
+	// of the first due one start with it, so that a thousand targets
+	// checked every second wake the scheduler a few hundred times a
+	// second rather than a thousand.
+	dispatchSlack = 5 * time.Millisecond
 )
 
 // Target is one thing to check, usually one real server of one virtual
@@ -63,7 +69,15 @@ type SchedulerOptions struct {
 	// timeout runs on the system clock.)
 	Clock Clock
 	// Dialer opens the checks' connections; nil means Env's default.
+	// With no Dialer, on Linux, TCP and plain HTTP checks run on one
+	// event loop (non-blocking sockets and epoll) instead of a goroutine
+	// each; with one, every check goes through it on its own goroutine.
 	Dialer Dialer
+	// NetNS, when set, is the path of a network namespace
+	// (/run/netns/NAME) in which the event loop makes its checks'
+	// connections (Linux only; Run fails elsewhere). Checks through a
+	// Dialer, HTTPS, scripts and DNS are not affected.
+	NetNS string
 	// MaxConcurrent bounds the checks running at once; zero means
 	// DefaultMaxConcurrent. Checks due while all slots are busy wait in
 	// due order. A check holds a slot for at most its timeout.
@@ -76,9 +90,9 @@ type SchedulerOptions struct {
 	// Seed seeds the jitter; zero means a random seed.
 	Seed uint64
 	// OnResult, if set, receives every result, retries included (for
-	// metrics). It is called from the goroutine that ran the check,
-	// concurrently for different targets and in order for one target;
-	// it must not block.
+	// metrics). It is called from the goroutine that ran the check (the
+	// event loop's, for checks run there), concurrently for different
+	// targets and in order for one target; it must not block.
 	OnResult func(id string, r Result)
 	// OnTransition, if set, receives every change of state, called like
 	// OnResult, just before OnResult is called with the result that
@@ -101,9 +115,13 @@ type Scheduler struct {
 	entries map[string]*entry
 	queue   dueQueue
 	rng     *rand.Rand
-	runCtx  context.Context // set by Run
-	busy    int             // checks running
-	pending []*entry        // due, waiting for a slot
+	runCtx  context.Context         // set by Run
+	busy    int                     // checks running
+	pending []*entry                // due, waiting for a slot
+	loop    *netLoop                // the event loop, while Run runs one
+	armedAt time.Time               // when Run's timer fires; zero when stopped
+	slack   time.Duration           // see dispatchSlack
+	ticker  atomic.Pointer[netLoop] // the event loop when it starts the due checks
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -119,9 +137,11 @@ type entry struct {
 	round   time.Time // when the current round was due; retries do not move it
 	index   int       // in queue; -1 when not queued
 	running bool
-	ctx     context.Context // of the running check
+	ctx     context.Context // of the running check, on a goroutine
 	cancel  context.CancelFunc
-	gone    bool // removed or replaced
+	probe   *probe // the check on the event loop, reused
+	onLoop  bool   // the running check is on the event loop
+	gone    bool   // removed or replaced
 }
 
 // NewScheduler returns a scheduler with no targets. Add them with
@@ -130,8 +150,10 @@ func NewScheduler(opts SchedulerOptions) *Scheduler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	var slack time.Duration
 	if opts.Clock == nil {
 		opts.Clock = SystemClock{}
+		slack = dispatchSlack
 	}
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = DefaultMaxConcurrent
@@ -152,6 +174,7 @@ func NewScheduler(opts SchedulerOptions) *Scheduler {
 		entries: map[string]*entry{},
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		wake:    make(chan struct{}, 1),
+		slack:   slack,
 	}
 }
 
@@ -245,7 +268,9 @@ func (s *Scheduler) removeLocked(e *entry) {
 	if e.index >= 0 {
 		heap.Remove(&s.queue, e.index)
 	}
-	if e.cancel != nil {
+	if e.onLoop {
+		s.loop.cancel(e.probe)
+	} else if e.cancel != nil {
 		e.cancel()
 	}
 	delete(s.entries, e.target.ID)
@@ -262,8 +287,33 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	s.mu.Unlock()
 
+	loop, err := startNetLoop(netLoopOptions{NetNS: s.opts.NetNS, Deliver: s.deliver})
+	switch {
+	case err == nil:
+		s.mu.Lock()
+		s.loop = loop
+		s.mu.Unlock()
+	case s.opts.NetNS != "":
+		return fmt.Errorf("health scheduler: %w", err)
+	case !errors.Is(err, errNoNetLoop):
+		s.log.Warn("health checks run on a goroutine each", "err", err)
+	}
+
 	timer := s.clock.NewTimer()
 	defer s.shutdown(timer)
+	if loop != nil && s.slack > 0 {
+		// On the system clock the event loop also starts the due
+		// checks: its epoll_wait sleeps until the next deadline or due
+		// check, whichever is first, and Run has nothing to do.
+		s.ticker.Store(loop)
+		loop.tickWith(s.dispatch)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-loop.ended():
+			s.ticker.Store(nil) // its epoll broke: back to Run's timer
+		}
+	}
 	for {
 		if next, ok := s.dispatch(); ok {
 			timer.ResetAt(next)
@@ -282,11 +332,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) shutdown(timer Timer) {
 	timer.Stop()
 	s.mu.Lock()
-	for _, e := range s.pending {
-		e.cancel()
-	}
 	s.pending = nil
+	loop := s.loop
 	s.mu.Unlock()
+	if loop != nil {
+		loop.stop() // after which it delivers nothing more
+		s.ticker.Store(nil)
+	}
 	s.wg.Wait()
 }
 
@@ -295,22 +347,48 @@ func (s *Scheduler) shutdown(timer Timer) {
 func (s *Scheduler) dispatch() (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.clock.Now()
-	for len(s.queue) > 0 && !s.queue[0].due.After(now) {
+	limit := s.clock.Now().Add(s.slack)
+	for len(s.queue) > 0 && !s.queue[0].due.After(limit) {
 		e := heap.Pop(&s.queue).(*entry)
 		e.running = true
-		e.ctx, e.cancel = context.WithCancel(s.runCtx)
 		if s.busy < s.opts.MaxConcurrent {
 			s.busy++
+			if s.submitLocked(e) {
+				continue
+			}
+			e.ctx, e.cancel = context.WithCancel(s.runCtx)
 			s.wg.Go(func() { s.work(e) })
 		} else {
 			s.pending = append(s.pending, e)
 		}
 	}
 	if len(s.queue) == 0 {
+		s.armedAt = time.Time{}
 		return time.Time{}, false
 	}
-	return s.queue[0].due, true
+	s.armedAt = s.queue[0].due
+	return s.armedAt, true
+}
+
+// submitLocked starts e's check on the event loop, if there is one and
+// the check can run there.
+func (s *Scheduler) submitLocked(e *entry) bool {
+	if s.loop == nil {
+		return false
+	}
+	t, ok := loopTargetOf(e.checker)
+	if !ok {
+		return false
+	}
+	if e.probe == nil {
+		e.probe = &probe{}
+	}
+	e.probe.reset(t, e)
+	if !s.loop.submit(e.probe) {
+		return false
+	}
+	e.onLoop = true
+	return true
 }
 
 // work runs e's check, then the waiting ones, until none waits.
@@ -318,15 +396,56 @@ func (s *Scheduler) work(e *entry) {
 	for e != nil {
 		s.check(e)
 		s.mu.Lock()
-		e = nil
-		if len(s.pending) > 0 {
-			e = s.pending[0]
-			s.pending[0] = nil
-			s.pending = s.pending[1:]
-		} else {
-			s.busy--
-		}
+		e = s.nextLocked()
 		s.mu.Unlock()
+	}
+}
+
+// nextLocked gives the slot of a check that ended to the first waiting
+// check: it returns that check when it is to run on the caller's
+// goroutine, nil when it went to the event loop or none waits (then the
+// slot is free).
+func (s *Scheduler) nextLocked() *entry {
+	for len(s.pending) > 0 {
+		e := s.pending[0]
+		s.pending[0] = nil
+		s.pending = s.pending[1:]
+		if e.gone {
+			e.running = false
+			continue
+		}
+		if s.submitLocked(e) {
+			return nil
+		}
+		e.ctx, e.cancel = context.WithCancel(s.runCtx)
+		return e
+	}
+	s.busy--
+	return nil
+}
+
+// deliver takes a batch of results from the event loop.
+func (s *Scheduler) deliver(batch []loopResult) {
+	notes := make([]notice, 0, len(batch))
+	var wake bool
+	now := s.clock.Now() // one reading for the batch
+	s.mu.Lock()
+	for _, lr := range batch {
+		lr.e.onLoop = false
+		if n, ok := s.observeLocked(lr.e, lr.r, now); ok {
+			notes = append(notes, n)
+			wake = wake || n.wake
+		}
+		if next := s.nextLocked(); next != nil {
+			s.wg.Go(func() { s.work(next) })
+		}
+	}
+	s.mu.Unlock()
+	if wake {
+		s.signal()
+	}
+	for _, n := range notes {
+		s.publish(n)
 	}
 }
 
@@ -340,17 +459,41 @@ func (s *Scheduler) check(e *entry) {
 		r = checker.Check(ctx)
 	}
 
+	now := s.clock.Now()
 	s.mu.Lock()
-	e.running = false
-	e.cancel()
-	e.ctx, e.cancel = nil, nil
-	if e.gone || s.runCtx.Err() != nil {
-		s.mu.Unlock()
+	n, ok := s.observeLocked(e, r, now)
+	s.mu.Unlock()
+	if !ok {
 		return
+	}
+	if n.wake {
+		s.signal()
+	}
+	s.publish(n)
+}
+
+// notice is what a result makes the scheduler publish.
+type notice struct {
+	id         string
+	r          Result
+	transition *Transition
+	wake       bool // Run must look at the queue again
+}
+
+// observeLocked feeds r, the result of e's check, to e's machine and
+// queues e's next check from now. It returns false when the result is
+// dropped (e removed, or Run ending).
+func (s *Scheduler) observeLocked(e *entry, r Result, now time.Time) (notice, bool) {
+	e.running = false
+	if e.cancel != nil {
+		e.cancel()
+		e.ctx, e.cancel = nil, nil
+	}
+	if e.gone || s.runCtx.Err() != nil {
+		return notice{}, false
 	}
 	step := e.machine.Observe(r)
 	policy := e.machine.Policy()
-	now := s.clock.Now()
 	if step.Retry {
 		e.due = now.Add(policy.RetryDelay)
 	} else {
@@ -361,30 +504,38 @@ func (s *Scheduler) check(e *entry) {
 		e.round = e.due
 	}
 	heap.Push(&s.queue, e)
-	var t Transition
+	n := notice{id: e.target.ID, r: r, wake: s.armedAt.IsZero() || e.due.Before(s.armedAt)}
 	if step.Transition != nil {
-		t = *step.Transition
+		t := *step.Transition
 		t.Target = e.target.ID
 		e.since = t.Time
+		n.transition = &t
 	}
-	id := e.target.ID
-	s.mu.Unlock()
-	s.signal()
+	return n, true
+}
 
-	if step.Transition != nil {
-		s.log.Info("health transition", "target", id, "from", t.From, "to", t.To, "reason", t.Reason)
+// publish logs a result and hands it to the callbacks.
+func (s *Scheduler) publish(n notice) {
+	if t := n.transition; t != nil {
+		s.log.Info("health transition", "target", n.id, "from", t.From, "to", t.To, "reason", t.Reason)
 		if s.opts.OnTransition != nil {
-			s.opts.OnTransition(t)
+			s.opts.OnTransition(*t)
 		}
 	}
-	s.log.Debug("health check", "target", id, "up", r.Up, "reason", r.Reason, "duration", r.Duration)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("health check", "target", n.id, "up", n.r.Up, "reason", n.r.Reason, "duration", n.r.Duration)
+	}
 	if s.opts.OnResult != nil {
-		s.opts.OnResult(id, r)
+		s.opts.OnResult(n.id, n.r)
 	}
 }
 
 // signal wakes Run to look at the queue again.
 func (s *Scheduler) signal() {
+	if l := s.ticker.Load(); l != nil {
+		l.wake()
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:

@@ -24,6 +24,7 @@ type TCPChecker struct {
 	spec    TCPCheck
 	timeout time.Duration
 	env     Env
+	loop    *loopTarget // nil: not on the Scheduler's event loop
 }
 
 // NewTCPChecker validates spec and returns its checker.
@@ -31,7 +32,11 @@ func NewTCPChecker(spec TCPCheck, env Env) (*TCPChecker, error) {
 	if !spec.Address.IsValid() || spec.Address.Port() == 0 {
 		return nil, fmt.Errorf("tcp check of %s: need an address and a port", spec.Address)
 	}
-	return &TCPChecker{spec: spec, timeout: timeoutOrDefault(spec.Timeout), env: env.withDefaults()}, nil
+	c := &TCPChecker{spec: spec, timeout: timeoutOrDefault(spec.Timeout), env: env.withDefaults()}
+	if c.env.defaultDialer {
+		c.loop = newLoopTarget(spec.Address, c.timeout, nil)
+	}
+	return c, nil
 }
 
 // Check connects and closes the connection at once.

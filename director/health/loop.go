@@ -1,0 +1,65 @@
+package health
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// The event loop: on Linux the Scheduler runs TCP connects and plain
+// HTTP GETs (no TLS, no Dialer of the caller's) on one goroutine over
+// non-blocking sockets and epoll, with their deadlines in one heap and
+// their results handed back in batches, instead of a goroutine and a
+// net.Dialer per check. Checker.Check, HTTPS, scripts, DNS and checks
+// through a caller's Dialer keep a goroutine each; so does every check
+// on other systems.
+
+// errNoNetLoop is startNetLoop's answer where there is no event loop.
+var errNoNetLoop = errors.New("no event loop for health checks on this system")
+
+// loopTarget is what the event loop needs to run a check.
+type loopTarget struct {
+	addr     netip.AddrPort
+	target   string // addr as messages show it
+	timeout  time.Duration
+	sockaddr any          // the platform's socket address of addr
+	http     *HTTPChecker // nil: a TCP connect
+}
+
+// newLoopTarget describes a check for the event loop; nil when the
+// check cannot run there (an address with a zone).
+func newLoopTarget(addr netip.AddrPort, timeout time.Duration, http *HTTPChecker) *loopTarget {
+	sa, ok := loopSockaddr(addr)
+	if !ok {
+		return nil
+	}
+	return &loopTarget{addr: addr, target: addr.String(), timeout: timeout, sockaddr: sa, http: http}
+}
+
+// loopTargetOf returns the event loop's description of c's check, if it
+// can run there.
+func loopTargetOf(c Checker) (*loopTarget, bool) {
+	switch c := c.(type) {
+	case *TCPChecker:
+		return c.loop, c.loop != nil
+	case *HTTPChecker:
+		return c.loop, c.loop != nil
+	}
+	return nil, false
+}
+
+// loopResult is a finished check of the event loop.
+type loopResult struct {
+	e *entry
+	r Result
+}
+
+// netLoopOptions configure the event loop.
+type netLoopOptions struct {
+	// NetNS is the path of a network namespace to make the
+	// connections in; empty means the process's.
+	NetNS string
+	// Deliver receives each batch of finished checks, on the loop's
+	// goroutine; it must not keep the slice.
+	Deliver func([]loopResult)
+}

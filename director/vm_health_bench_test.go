@@ -1,0 +1,599 @@
+//go:build vmtest
+
+package director_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/internal/lab"
+)
+
+// The health-check benchmark's lab: the real servers are one process (this
+// test binary) listening on many ports of a dummy address in their own
+// namespace; each checker run gets a fresh director namespace routed to
+// it, so neither checker finds the other's IPVS rules or TIME_WAIT
+// sockets on its side.
+const (
+	hcServerAddr = "10.66.0.1"
+	hcFirstPort  = 20000
+	hcVIP        = "10.79.1.1"
+)
+
+// hcServers serves /health on many ports and counts, per kind, what it
+// served: accepted connections and complete HTTP responses.
+type hcServers struct {
+	first     int // port of the first listener
+	accepts   atomic.Int64
+	responses atomic.Int64
+}
+
+const hcResponse = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
+
+func startHCServers(b *testing.B, h *lab.Host, n, first int) *hcServers {
+	s := &hcServers{first: first}
+	for i := range n {
+		ln, err := h.Listen("tcp4", fmt.Sprintf("%s:%d", hcServerAddr, first+i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		go s.serve(ln) // ends when the lab closes ln at teardown
+	}
+	return s
+}
+
+func (s *hcServers) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s.accepts.Add(1)
+		go s.answer(c)
+	}
+}
+
+// answer reads a request's head and sends the response; a TCP check's
+// connection closes before sending anything.
+func (s *hcServers) answer(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	var buf [1024]byte
+	var req []byte
+	for !bytes.Contains(req, []byte("\r\n\r\n")) {
+		m, err := c.Read(buf[:])
+		if err != nil {
+			return
+		}
+		req = append(req, buf[:m]...)
+	}
+	if _, err := c.Write([]byte(hcResponse)); err == nil {
+		s.responses.Add(1)
+	}
+}
+
+// served is the count that a check of kind makes grow by one.
+func (s *hcServers) served(kind string) int64 {
+	if kind == "http" {
+		return s.responses.Load()
+	}
+	return s.accepts.Load()
+}
+
+// hcRun is one measured run of one checker.
+type hcRun struct {
+	tool          string
+	cpuShare      float64 // of one core
+	servedPerSec  float64
+	cpuPerCheck   time.Duration
+	cpu           time.Duration // over the window
+	served        int64         // over the window
+	accepted      int64         // connections, over the window
+	syscallsCheck float64
+	topSyscalls   string
+	serverShare   float64 // the servers' CPU (this process), of one core
+	// profiled: lvsd ran with --cpu-profile; publishShare is the share
+	// of its CPU samples in what the daemon does with each result
+	// (health.Scheduler.publish: the log, OnTransition, OnResult with
+	// the metrics), schedulerShare in the scheduler's handling of the
+	// event loop's results (publish included), loopShare in the event
+	// loop.
+	profiled                                bool
+	publishShare, schedulerShare, loopShare float64
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuTicks is utime+stime of every thread of pid, in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces: fields start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
+	}
+	return utime + stime, nil
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+// syscallCount counts, with strace -c -f attached to every thread of
+// pid, the syscalls over d, and returns them with the busiest syscalls
+// and what the servers served while strace was attached. (The kernel's
+// own per-thread counting, a hist trigger on raw_syscalls:sys_enter,
+// patches kernel text when enabled, which crashes the kernel under
+// multi-threaded TCG.)
+// The window starts once strace says it has attached to every thread;
+// served counts the checks the servers served meanwhile.
+func syscallCount(b *testing.B, pid int, d time.Duration, served func() int64) (calls, connects, checks int64, top string) {
+	out := filepath.Join(b.TempDir(), "strace.txt")
+	cmd := exec.Command("strace", "-c", "-f", "-o", out, "-p", strconv.Itoa(pid))
+	stderr := &lineWaiter{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting strace: %v", err)
+	}
+	// strace says "Process N attached with M threads" once it has
+	// attached to all: the window starts then.
+	deadline := time.Now().Add(30 * time.Second)
+	for stderr.count("attached") == 0 {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			b.Fatalf("strace did not attach to %d within 30s: %s", pid, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling strace's output, with a deadline
+	}
+	served0 := served()
+	timer := time.NewTimer(d)
+	<-timer.C
+	checks = served() - served0
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			b.Fatalf("strace -p %d: %v: %s", pid, err, stderr.String())
+		}
+	}
+	text, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatalf("reading strace's summary: %v (stderr: %s)", err, stderr.String())
+	}
+	calls = -1
+	var names []string
+	for _, line := range strings.Split(string(text), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[0] == "%" || strings.HasPrefix(f[0], "-") {
+			continue
+		}
+		n, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			continue
+		}
+		name := f[len(f)-1]
+		if name == "connect" {
+			connects = n
+		}
+		if name == "total" {
+			calls = n
+		} else if len(names) < 10 {
+			names = append(names, fmt.Sprintf("%s=%d", name, n))
+		}
+	}
+	if calls < 0 {
+		b.Fatalf("strace's summary has no total line:\n%s\nstderr: %s", text, stderr.String())
+	}
+	return calls, connects, checks, strings.Join(names, " ")
+}
+
+// lineWaiter is a concurrency-safe output buffer that can be searched.
+type lineWaiter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *lineWaiter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *lineWaiter) count(substr string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Count(w.buf.Bytes(), []byte(substr))
+}
+
+func (w *lineWaiter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// hcWindows are the benchmark's phases, from LVSKIT_HC_WARMUP,
+// LVSKIT_HC_WINDOW and LVSKIT_HC_SYSCALLS (seconds).
+type hcWindows struct{ warmup, cpu, syscalls time.Duration }
+
+func hcWindowsFromEnv() hcWindows {
+	get := func(name string, def int) time.Duration {
+		if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+			def = v
+		}
+		return time.Duration(def) * time.Second
+	}
+	return hcWindows{warmup: get("LVSKIT_HC_WARMUP", 8), cpu: get("LVSKIT_HC_WINDOW", 10), syscalls: get("LVSKIT_HC_SYSCALLS", 4)}
+}
+
+// hcChecker is a running checker: lvsd or keepalived's checker process.
+type hcChecker struct {
+	tool   string
+	pid    int
+	srv    *hcServers // the real servers it checks
+	done   <-chan struct{}
+	finish func(*hcRun) // stops it; fills in its profile, if any
+}
+
+// measureTogether measures checkers that run at the same time, each on
+// its own real servers: they wait for the same host, so a window in which
+// the shared machine starves the VM starves them all. It waits for
+// checks to flow, warms up, measures each one's CPU against what its
+// servers served over one window, then counts each one's syscalls in a
+// window of its own (strace slows the process: not during the first).
+func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) []hcRun {
+	// Starting with 5,000 real servers (IPVS writes, config parsing)
+	// takes a starved VM minutes.
+	deadline := time.Now().Add(4 * time.Minute)
+	for _, c := range cs {
+		start := c.srv.served(kind)
+		for c.srv.served(kind) == start {
+			select {
+			case <-c.done:
+				b.Fatalf("%s exited before checking", c.tool)
+			default:
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s checked nothing within 4 minutes", c.tool)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the servers' counter, with a deadline
+		}
+	}
+	wait := func(d time.Duration) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-cs[0].done:
+			b.Fatalf("%s exited during the measurement", cs[0].tool)
+		}
+		for _, c := range cs {
+			select {
+			case <-c.done:
+				b.Fatalf("%s exited during the measurement", c.tool)
+			default:
+			}
+		}
+	}
+	wait(w.warmup)
+
+	ticks0 := make([]int64, len(cs))
+	served0 := make([]int64, len(cs))
+	accepts0 := make([]int64, len(cs))
+	for i, c := range cs {
+		var err error
+		if ticks0[i], err = cpuTicks(c.pid); err != nil {
+			b.Fatal(err)
+		}
+		served0[i], accepts0[i] = c.srv.served(kind), c.srv.accepts.Load()
+	}
+	t0, self0 := time.Now(), selfCPU()
+	wait(w.cpu)
+	wall, selfUsed := time.Since(t0), selfCPU()-self0
+	runs := make([]hcRun, len(cs))
+	for i, c := range cs {
+		ticks1, err := cpuTicks(c.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		served, accepted := c.srv.served(kind)-served0[i], c.srv.accepts.Load()-accepts0[i]
+		cpu := time.Duration(ticks1-ticks0[i]) * time.Second / clockTicks
+		runs[i] = hcRun{
+			tool:         c.tool,
+			serverShare:  selfUsed.Seconds() / wall.Seconds(),
+			cpuShare:     cpu.Seconds() / wall.Seconds(),
+			servedPerSec: float64(served) / wall.Seconds(),
+			cpuPerCheck:  cpu / time.Duration(max(served, 1)),
+			cpu:          cpu,
+			served:       served,
+			accepted:     accepted,
+		}
+	}
+	for i, c := range cs {
+		calls, connects, checks, top := syscallCount(b, c.pid, w.syscalls, func() int64 { return c.srv.served(kind) })
+		runs[i].syscallsCheck = float64(calls) / float64(max(checks, 1))
+		runs[i].topSyscalls = fmt.Sprintf("%.0f connections accepted/s; %d syscalls, %d connect calls, %d checks served under strace; %s",
+			float64(runs[i].accepted)/wall.Seconds(), calls, connects, checks, top)
+	}
+	for i, c := range cs {
+		c.finish(&runs[i])
+	}
+	return runs
+}
+
+// keepalivedCheckConfig checks n real servers with keepalived's TCP_CHECK or
+// HTTP_GET every second, with a 1s connect timeout.
+func keepalivedCheckConfig(kind string, n, first int) string {
+	var b strings.Builder
+	b.WriteString("global_defs {\n  router_id lvskit-bench\n}\n")
+	fmt.Fprintf(&b, "virtual_server %s 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n", hcVIP)
+	for i := range n {
+		fmt.Fprintf(&b, "  real_server %s %d {\n    weight 1\n", hcServerAddr, first+i)
+		if kind == "http" {
+			b.WriteString("    HTTP_GET {\n      url {\n        path /health\n        status_code 200\n      }\n      connect_timeout 1\n    }\n")
+		} else {
+			b.WriteString("    TCP_CHECK {\n      connect_timeout 1\n    }\n")
+		}
+		b.WriteString("  }\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// lvsdHealthConfig is the same service for lvsd: interval 1s, timeout
+// 1s, and the status API and metrics on, as a director runs it.
+func lvsdHealthConfig(dir, kind string, n, first int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lvsd:\n  state_dir: %s\n  status_listen: unix:%s/status.sock\n  metrics_listen: unix:%s/metrics.sock\n  resync_interval: 60s\n", dir, dir, dir)
+	fmt.Fprintf(&b, "virtual_services:\n  - name: bench\n    protocol: tcp\n    address: %s\n    port: 80\n    scheduler: rr\n    forwarding: masquerade\n", hcVIP)
+	b.WriteString("    health_check:\n      type: " + kind + "\n")
+	if kind == "http" {
+		b.WriteString("      path: /health\n")
+	}
+	b.WriteString("      interval: 1s\n      timeout: 1s\n      rise: 1\n      fall: 1\n    real_servers:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "      - {address: %s, port: %d}\n", hcServerAddr, first+i)
+	}
+	return b.String()
+}
+
+// BenchmarkVMHealthChecksVsKeepalived runs lvsd and keepalived --check
+// side by side in one VM, at the same time, each on its own block of
+// real servers (one process serving /health on 1,000 or 5,000 ports per
+// block): TCP and HTTP checks every second with a 1s timeout, two
+// rounds with fresh processes and namespaces, the blocks swapped
+// between rounds. Running them at once rather than one after the other
+// makes the ratio fair on a shared host, whose load starves the VM in
+// bursts. For each checker it prints its CPU (utime+stime of all its
+// threads over the window, as a share of one core), the checks its
+// servers served per second, CPU per check, and syscalls per check
+// (strace -c -f over every thread, in a window of its own, over the
+// checks its servers served in it); then the ratios lvsd/keepalived of
+// CPU and syscalls per check, pooled over the rounds. It runs once,
+// whatever b.N is (about 6 minutes under TCG).
+//
+// LVSKIT_HC_BASELINE_LVSD names another lvsd binary (an older build):
+// each round then also runs it beside keepalived, as "lvsd-base", for a
+// before/after figure in the same run.
+func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
+	lvsd := lvsdBinary(b)
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		b.Skipf("keepalived is not installed (scripts/install-deps.sh): %v", err)
+	}
+	w := hcWindowsFromEnv()
+	baseline := os.Getenv("LVSKIT_HC_BASELINE_LVSD")
+	sizes := []int{1000, 5000}
+	if s := os.Getenv("LVSKIT_HC_SIZES"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n <= 0 || n > 20000 {
+				b.Fatalf("LVSKIT_HC_SIZES=%q: want a comma-separated list of counts up to 20000", s)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	kinds := []string{"tcp", "http"}
+	if s := os.Getenv("LVSKIT_HC_KINDS"); s != "" {
+		kinds = strings.Split(s, ",")
+	}
+
+	// 5,000 listeners and their connections, and the checkers (which
+	// inherit the limit) with as many sockets.
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 65536, Max: 65536}); err != nil {
+		b.Fatalf("raising the open files limit to 65536: %v", err)
+	}
+	l := lab.New(b, lab.Options{Subnet: mustPrefix("10.78.0.0/24")})
+	rs := l.AddHost("servers", "10.78.0.2/24")
+	rs.AddDummy("hc0", hcServerAddr+"/32")
+	// Two blocks of real servers: lvsd checks one while keepalived
+	// checks the other, swapping each round.
+	blocks := [2]*hcServers{
+		startHCServers(b, rs, slices.Max(sizes), hcFirstPort),
+		startHCServers(b, rs, slices.Max(sizes), hcFirstPort+10000),
+	}
+
+	runs := 0
+	newDirector := func() *lab.Host {
+		runs++
+		h := l.AddHost(fmt.Sprintf("d%d", runs))
+		h.AddDummy("vip0", hcVIP+"/32")
+		h.AddRoute(hcServerAddr+"/32", "10.78.0.2")
+		return h
+	}
+
+	b.ResetTimer()
+	var summary strings.Builder
+	fmt.Fprintf(&summary, "%-5s %5s %-10s %8s %10s %12s %14s\n", "check", "rs", "checker", "cpu", "served/s", "cpu/check", "syscalls/check")
+	lastLen := 0
+	for _, n := range sizes {
+		for _, kind := range kinds {
+			var ours, theirs, base, theirsBase []hcRun
+			row := func(r hcRun, round int) {
+				fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
+				fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
+				if r.profiled {
+					fmt.Printf("%s %d lvsd round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
+						kind, n, round+1, 100*r.publishShare, 100*r.schedulerShare, 100*r.loopShare)
+					b.ReportMetric(100*r.publishShare, fmt.Sprintf("%s%d-daemon-per-result-%%", kind, n))
+				}
+				fmt.Print(summary.String()[lastLen:])
+				lastLen = summary.Len()
+			}
+			for round := range 2 {
+				mine, other := blocks[round%2], blocks[1-round%2]
+				if baseline != "" {
+					rs := measureTogether(b, kind, w,
+						startLvsd(b, newDirector(), baseline, "lvsd-base", kind, n, mine, false),
+						startKeepalived(b, newDirector(), kind, n, other))
+					base, theirsBase = append(base, rs[0]), append(theirsBase, rs[1])
+					row(rs[0], round)
+					row(rs[1], round)
+				}
+				// The second round's lvsd is profiled: where its CPU goes.
+				rs := measureTogether(b, kind, w,
+					startLvsd(b, newDirector(), lvsd, "lvsd", kind, n, mine, round == 1),
+					startKeepalived(b, newDirector(), kind, n, other))
+				ours, theirs = append(ours, rs[0]), append(theirs, rs[1])
+				row(rs[0], round)
+				row(rs[1], round)
+			}
+			cpuRatio := meanCPUPerCheck(ours).Seconds() / meanCPUPerCheck(theirs).Seconds()
+			sysRatio := meanSyscalls(ours) / meanSyscalls(theirs)
+			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n, cpuRatio, sysRatio)
+			if len(base) > 0 {
+				fmt.Fprintf(&summary, "%-5s %5d ratio lvsd-base/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n,
+					meanCPUPerCheck(base).Seconds()/meanCPUPerCheck(theirsBase).Seconds(), meanSyscalls(base)/meanSyscalls(theirsBase))
+			}
+			b.ReportMetric(cpuRatio, fmt.Sprintf("%s%d-cpu-ratio", kind, n))
+			b.ReportMetric(sysRatio, fmt.Sprintf("%s%d-syscall-ratio", kind, n))
+			b.ReportMetric(meanServed(ours), fmt.Sprintf("%s%d-lvsd-served/s", kind, n))
+			b.ReportMetric(meanServed(theirs), fmt.Sprintf("%s%d-keepalived-served/s", kind, n))
+		}
+	}
+	fmt.Printf("health checks every 1s, timeout 1s; windows: warm-up %v, cpu %v, syscalls %v; load average at the end: %s\n%s", w.warmup, w.cpu, w.syscalls, loadAverage(), summary.String())
+	os.Stdout.Sync()
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// meanCPUPerCheck is the rounds' CPU over the checks they served,
+// pooled: a round starved of CPU by the host serves few checks and
+// would weigh too much in a mean of ratios.
+func meanCPUPerCheck(rs []hcRun) time.Duration {
+	var cpu time.Duration
+	var served int64
+	for _, r := range rs {
+		cpu += r.cpu
+		served += r.served
+	}
+	return cpu / time.Duration(max(served, 1))
+}
+
+func meanSyscalls(rs []hcRun) float64 {
+	var sum float64
+	for _, r := range rs {
+		sum += r.syscallsCheck
+	}
+	return sum / float64(len(rs))
+}
+
+func meanServed(rs []hcRun) float64 {
+	var sum float64
+	for _, r := range rs {
+		sum += r.servedPerSec
+	}
+	return sum / float64(len(rs))
+}
+
+func startLvsd(b *testing.B, h *lab.Host, bin, tool, kind string, n int, srv *hcServers, profile bool) *hcChecker {
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "lvsd.yaml")
+	if err := os.WriteFile(cfg, []byte(lvsdHealthConfig(dir, kind, n, srv.first)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	args := []string{"--config", cfg}
+	prof := filepath.Join(dir, "cpu.pprof")
+	if profile {
+		args = append(args, "--cpu-profile", prof)
+	}
+	p := h.Start(context.Background(), bin, args...)
+	finish := func(r *hcRun) {
+		if err := p.Stop(); err != nil {
+			fmt.Printf("%s %d %s: stopping: %v\n", kind, n, tool, err)
+		}
+		if !profile {
+			return
+		}
+		shares, err := profileShares(prof, "health.(*Scheduler).publish", "health.(*Scheduler).deliver", "health.(*netLoop)")
+		if err != nil {
+			// lvsd did not stop within the lab's 5s on a starved VM,
+			// and was killed before writing its profile.
+			fmt.Printf("%s %d %s: no profile: %v\n", kind, n, tool, err)
+			return
+		}
+		r.profiled = true
+		r.publishShare, r.schedulerShare, r.loopShare = shares[0], shares[1], shares[2]
+	}
+	return &hcChecker{tool: tool, pid: p.Pid(), srv: srv, done: p.Done(), finish: finish}
+}
+
+func startKeepalived(b *testing.B, h *lab.Host, kind string, n int, srv *hcServers) *hcChecker {
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(cfg, []byte(keepalivedCheckConfig(kind, n, srv.first)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	checkersPid := filepath.Join(dir, "checkers.pid")
+	p := h.Start(context.Background(), "keepalived", "--check", "--dont-fork", "--log-console", "--use-file", cfg,
+		"--pid", filepath.Join(dir, "keepalived.pid"), "--checkers_pid", checkersPid)
+	// The parent only watches its children: the checker process is
+	// the one to measure.
+	var pid int
+	deadline := time.Now().Add(60 * time.Second)
+	for pid == 0 {
+		if s, err := os.ReadFile(checkersPid); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(s)))
+		}
+		select {
+		case <-p.Done():
+			b.Fatalf("keepalived exited: %v\n%s", p.Err(), p.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("keepalived wrote no checker pid within 60s:\n%s", p.Output())
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the pid file, with a deadline
+	}
+	return &hcChecker{tool: "keepalived", pid: pid, srv: srv, done: p.Done(), finish: func(*hcRun) { _ = p.Stop() }}
+}
