@@ -514,6 +514,9 @@ func (d *Daemon) applyGlobals(cfg *config.Config) {
 		if g.ExpireQuiescentTemplate != nil {
 			set("expire_quiescent_template", b[*g.ExpireQuiescentTemplate])
 		}
+		if g.SloppyTCP != nil {
+			set("sloppy_tcp", b[*g.SloppyTCP])
+		}
 		if g.ConnReuseMode != nil {
 			set("conn_reuse_mode", strconv.Itoa(*g.ConnReuseMode))
 		}

@@ -169,7 +169,14 @@ func check(o options, stdout, stderr io.Writer) int {
 	if n := len(cfg.VRRP.Instances); n > 0 {
 		vrrpInstances = fmt.Sprintf(", %d vrrp instances", n)
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Column, w.Message)
+	}
+	warnings := ""
+	if n := len(cfg.Warnings()); n > 0 {
+		warnings = fmt.Sprintf(" (%d warnings)", n)
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances, warnings)
 	return 0
 }
 
