@@ -226,6 +226,9 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn(w.Message, "at", fmt.Sprintf("%s:%d:%d", w.File, w.Line, w.Column))
+	}
 	c, err := openIPVS(cfg, log)
 	switch {
 	case errors.Is(err, ipvs.ErrIPVSUnavailable) && !cfg.NeedsIPVS():
