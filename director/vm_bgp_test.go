@@ -1,0 +1,282 @@
+//go:build vmtest
+
+package director_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/internal/lab"
+)
+
+// bgpLab is a router running BIRD 2 with ECMP over three lvsd directors
+// that announce one VIP with their embedded GoBGP, three DR real servers
+// and a client, all on one bridge: the client reaches the VIP through the
+// router, which picks a director by an L4 hash; the director's IPVS picks
+// a real server with mh, and the real server answers the client directly.
+type bgpLab struct {
+	ctx       context.Context
+	lab       *lab.Lab
+	router    *lab.Host
+	client    *lab.Host
+	directors []*lab.Host
+	lvsd      []*lab.Process
+	bird      *lab.Process
+}
+
+const (
+	bgpVIP       = "10.83.100.1"
+	bgpRouter    = "10.83.0.1"
+	bgpHoldTime  = 3 * time.Second
+	bgpLabTimout = 4 * time.Minute
+)
+
+const birdConfig = `log stderr all;
+router id 10.83.0.1;
+protocol device { scan time 1; }
+protocol kernel {
+	ipv4 { import none; export all; };
+	merge paths on;
+}
+template bgp director {
+	local 10.83.0.1 as 65000;
+	hold time 3;
+	keepalive time 1;
+	connect retry time 1;
+	ipv4 { import all; export none; };
+}
+protocol bgp d1 from director { neighbor 10.83.0.11 as 65001; }
+protocol bgp d2 from director { neighbor 10.83.0.12 as 65001; }
+protocol bgp d3 from director { neighbor 10.83.0.13 as 65001; }
+`
+
+const bgpDirectorConfig = `lvsd:
+  state_dir: %[1]s
+  status_listen: unix:%[1]s/status.sock
+  metrics_listen: ""
+  resync_interval: 2s
+  flush_on_stop: true
+ipvs:
+  sloppy_tcp: true
+bgp:
+  asn: 65001
+  router_id: %[2]s
+  peers:
+    - {address: 10.83.0.1, asn: 65000, local_address: %[2]s, hold_time: 3s, keepalive: 1s}
+virtual_services:
+  - address: 10.83.100.1
+    port: 80
+    scheduler: mh
+    scheduler_flags: [mh-port]
+    forwarding: direct_route
+    on_failure: quiesce
+    announce: bgp
+    health_check: {type: tcp, interval: 500ms, timeout: 400ms, rise: 1, fall: 2}
+    real_servers:
+      - {address: 10.83.0.21}
+      - {address: 10.83.0.22}
+      - {address: 10.83.0.23}
+`
+
+func newBGPLab(t *testing.T) *bgpLab {
+	t.Helper()
+	bin := lvsdBinary(t)
+	bird, err := exec.LookPath("bird")
+	if err != nil {
+		t.Fatalf("bird (Debian's bird2) is missing: run scripts/install-deps.sh: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bgpLabTimout)
+	t.Cleanup(cancel)
+	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.83.0.0/24")})
+	bl := &bgpLab{ctx: ctx, lab: l}
+
+	bl.router = l.AddHost("router", bgpRouter+"/24")
+	bl.router.EnableForwarding()
+	for _, k := range []string{"all", "default", lab.HostInterface} {
+		// The directors are on the client's link: a redirect would send
+		// the client straight to one of them, past ECMP.
+		bl.router.SetSysctl("net.ipv4.conf."+k+".send_redirects", "0")
+	}
+	bl.router.SetSysctl("net.ipv4.fib_multipath_hash_policy", "1") // L4: spread by ports too
+
+	bl.client = l.AddHost("client", "10.83.0.2/24")
+	bl.client.AddRoute(bgpVIP+"/32", bgpRouter)
+
+	for i := range 3 {
+		rs := l.AddHost(fmt.Sprintf("rs%d", i+1), fmt.Sprintf("10.83.0.%d/24", 21+i))
+		rs.ConfigureDRRealServer(bgpVIP)
+		rs.StartGoHTTP(lab.HTTPOptions{})
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bird.conf")
+	if err := os.WriteFile(cfg, []byte(birdConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bl.bird = bl.router.Start(ctx, bird, "-f", "-c", cfg, "-s", filepath.Join(dir, "bird.ctl"))
+
+	for i := range 3 {
+		addr := fmt.Sprintf("10.83.0.%d", 11+i)
+		h := l.AddHost(fmt.Sprintf("d%d", i+1), addr+"/24")
+		h.AddAddr("lo", bgpVIP+"/32")
+		bl.directors = append(bl.directors, h)
+		state := t.TempDir()
+		c := filepath.Join(state, "lvsd.yaml")
+		if err := os.WriteFile(c, []byte(fmt.Sprintf(bgpDirectorConfig, state, addr)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		bl.lvsd = append(bl.lvsd, h.Start(ctx, bin, "--config", c, "--log-level", "debug"))
+	}
+	return bl
+}
+
+// nexthops returns the router's kernel nexthops for the VIP.
+func (bl *bgpLab) nexthops(t *testing.T) []string {
+	t.Helper()
+	out := run(t, bl.router, "ip", "-4", "route", "show", bgpVIP+"/32")
+	var hops []string
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "10.83.0.") {
+			hops = append(hops, f)
+		}
+	}
+	return hops
+}
+
+func (bl *bgpLab) waitHops(t *testing.T, d time.Duration, want ...string) time.Duration {
+	t.Helper()
+	return waitFor(t, d, fmt.Sprintf("the router's route to %s via %v", bgpVIP, want), func() bool {
+		got := bl.nexthops(t)
+		if len(got) != len(want) {
+			return false
+		}
+		for _, w := range want {
+			if !strings.Contains(strings.Join(got, " "), w) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// requests opens n new connections from the client, one after another,
+// and returns how many got an answer.
+func (bl *bgpLab) requests(t *testing.T, n int) int {
+	t.Helper()
+	ok := 0
+	for range n {
+		ctx, cancel := context.WithTimeout(bl.ctx, 2*time.Second)
+		c, err := bl.client.DialContext(ctx, "tcp", bgpVIP+":80")
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+			b, _ := io.ReadAll(c)
+			c.Close()
+			if strings.Contains(string(b), "200 OK") {
+				ok++
+			}
+		}
+		cancel()
+	}
+	return ok
+}
+
+// conns counts the IPVS connection entries of a director from the client.
+func (bl *bgpLab) conns(t *testing.T, h *lab.Host) int {
+	t.Helper()
+	return strings.Count(run(t, h, "ipvsadm", "-Lnc"), "10.83.0.2:")
+}
+
+// TestVMBGPActiveActive: three lvsd directors announce the VIP to BIRD,
+// which installs one route with three nexthops; new connections spread
+// over the three; a director whose real servers all fail its checks
+// withdraws and traffic goes on through the others; SIGTERM withdraws
+// before lvsd flushes IPVS; kill -9 loses the route as soon as the kernel
+// closes the session, and a director gone silent at the hold time.
+func TestVMBGPActiveActive(t *testing.T) {
+	bl := newBGPLab(t)
+	d1, d2, d3 := "10.83.0.11", "10.83.0.12", "10.83.0.13"
+	took := bl.waitHops(t, 90*time.Second, d1, d2, d3)
+	t.Logf("three nexthops on the router %v after the directors started", took.Round(time.Millisecond))
+
+	// New connections spread over the three directors.
+	const n = 90
+	if got := bl.requests(t, n); got != n {
+		t.Fatalf("%d of %d requests answered with three directors", got, n)
+	}
+	var spread []int
+	for _, h := range bl.directors {
+		spread = append(spread, bl.conns(t, h))
+	}
+	t.Logf("FIGURE spread of %d new connections over three directors: %v", n, spread)
+	for i, c := range spread {
+		if c < n/10 {
+			t.Errorf("director d%d took %d of %d connections: ECMP does not spread (%v)", i+1, c, n, spread)
+		}
+	}
+
+	// Every real server fails d1's checks (only d1's: its own source
+	// address is dropped on the way out): d1 withdraws, the others serve.
+	run(t, bl.directors[0], "nft", "add table ip lab; add chain ip lab out { type filter hook output priority 0; }; add rule ip lab out ip saddr 10.83.0.11 tcp dport 80 drop")
+	took = bl.waitHops(t, 30*time.Second, d2, d3)
+	t.Logf("FIGURE health-driven withdraw: route via d1 gone %v after its checks were blocked (fall 2 x 500ms)", took.Round(time.Millisecond))
+	if got := bl.requests(t, 30); got != 30 {
+		t.Errorf("%d of 30 requests answered after d1 withdrew", got)
+	}
+	run(t, bl.directors[0], "nft", "delete table ip lab")
+	bl.waitHops(t, 30*time.Second, d1, d2, d3)
+
+	// SIGTERM of d2: withdrawn before its IPVS services go.
+	start := time.Now()
+	if err := bl.lvsd[1].Stop(); err != nil {
+		t.Errorf("stopping d2's lvsd: %v", err)
+	}
+	took = bl.waitHops(t, 10*time.Second, d1, d3)
+	t.Logf("FIGURE graceful stop: route via d2 gone %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	out := bl.lvsd[1].Output()
+	wd := strings.Index(out, "bgp: "+bgpVIP+"/32 withdrawn")
+	fl := strings.Index(out, "removed the services lvsd owns")
+	if wd < 0 || fl < 0 || wd > fl {
+		t.Errorf("d2 did not withdraw before flushing IPVS (withdraw at %d, flush at %d in its log):\n%s", wd, fl, out)
+	}
+	if got := bl.requests(t, 30); got != 30 {
+		t.Errorf("%d of 30 requests answered after d2 stopped", got)
+	}
+
+	// kill -9 of d3: lvsd cannot withdraw, but its kernel closes the
+	// session's socket, and BIRD drops the route as soon as it sees that.
+	start = time.Now()
+	if err := syscall.Kill(-bl.lvsd[2].Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	bl.waitHops(t, 4*bgpHoldTime, d1)
+	lost := time.Since(start)
+	t.Logf("FIGURE kill -9: route via d3 gone %v after the kill (the kernel closed the session; hold time %v)", lost.Round(time.Millisecond), bgpHoldTime)
+	if lost > bgpHoldTime+2*time.Second {
+		t.Errorf("route via d3 lasted %v after kill -9, more than the hold time %v and 2s", lost, bgpHoldTime)
+	}
+	if got := bl.requests(t, 30); got != 30 {
+		t.Errorf("%d of 30 requests answered with d1 alone", got)
+	}
+
+	// d1's host goes silent (its link drops everything): nothing closes
+	// the session, so the route lasts until the hold time runs out.
+	run(t, bl.directors[0], "ip", "link", "set", lab.HostInterface, "down")
+	start = time.Now() // after the command: starting a process is slow under TCG
+	waitFor(t, 4*bgpHoldTime, "the route via d1 gone", func() bool { return len(bl.nexthops(t)) == 0 })
+	lost = time.Since(start)
+	t.Logf("FIGURE silent director: route via d1 gone %v after its link went down (hold time %v)", lost.Round(time.Millisecond), bgpHoldTime)
+	// Not before the hold time (nothing else tells the router), and not
+	// long after it (the slack is for a loaded emulated VM).
+	if lost < bgpHoldTime-time.Second || lost > 3*bgpHoldTime {
+		t.Errorf("route via a silent director lasted %v, want about the hold time %v", lost, bgpHoldTime)
+	}
+}
