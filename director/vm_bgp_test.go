@@ -3,9 +3,12 @@
 package director_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -66,7 +69,7 @@ const bgpDirectorConfig = `lvsd:
   resync_interval: 2s
   flush_on_stop: true
 ipvs:
-  sloppy_tcp: true
+  sloppy_tcp: %[5]v
 bgp:
   asn: 65001
   router_id: %[2]s
@@ -75,8 +78,8 @@ bgp:
 virtual_services:
   - address: 10.83.100.1
     port: 80
-    scheduler: mh
-    scheduler_flags: [mh-port]
+    scheduler: %[3]s
+    scheduler_flags: %[4]s
     forwarding: direct_route
     on_failure: quiesce
     announce: bgp
@@ -87,7 +90,15 @@ virtual_services:
       - {address: 10.83.0.23}
 `
 
-func newBGPLab(t *testing.T) *bgpLab {
+// bgpLabOptions vary the directors' service.
+type bgpLabOptions struct {
+	Scheduler string // default mh
+	Flags     string // YAML list; default [mh-port] with mh
+	// NoSloppyTCP leaves net.ipv4.vs.sloppy_tcp off.
+	NoSloppyTCP bool
+}
+
+func newBGPLab(t *testing.T, opts bgpLabOptions) *bgpLab {
 	t.Helper()
 	bin := lvsdBinary(t)
 	bird, err := exec.LookPath("bird")
@@ -114,12 +125,19 @@ func newBGPLab(t *testing.T) *bgpLab {
 	for i := range 3 {
 		rs := l.AddHost(fmt.Sprintf("rs%d", i+1), fmt.Sprintf("10.83.0.%d/24", 21+i))
 		rs.ConfigureDRRealServer(bgpVIP)
-		rs.StartGoHTTP(lab.HTTPOptions{})
+		// Keep-alive on: the failover figure needs long-lived connections.
+		rs.StartGoHTTP(lab.HTTPOptions{}).SetKeepAlivesEnabled(true)
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "bird.conf")
 	if err := os.WriteFile(cfg, []byte(birdConfig), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if opts.Scheduler == "" {
+		opts.Scheduler, opts.Flags = "mh", "[mh-port]"
+	}
+	if opts.Flags == "" {
+		opts.Flags = "[]"
 	}
 	bl.bird = bl.router.Start(ctx, bird, "-f", "-c", cfg, "-s", filepath.Join(dir, "bird.ctl"))
 
@@ -130,7 +148,7 @@ func newBGPLab(t *testing.T) *bgpLab {
 		bl.directors = append(bl.directors, h)
 		state := t.TempDir()
 		c := filepath.Join(state, "lvsd.yaml")
-		if err := os.WriteFile(c, []byte(fmt.Sprintf(bgpDirectorConfig, state, addr)), 0o600); err != nil {
+		if err := os.WriteFile(c, []byte(fmt.Sprintf(bgpDirectorConfig, state, addr, opts.Scheduler, opts.Flags, !opts.NoSloppyTCP)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		bl.lvsd = append(bl.lvsd, h.Start(ctx, bin, "--config", c, "--log-level", "debug"))
@@ -202,7 +220,7 @@ func (bl *bgpLab) conns(t *testing.T, h *lab.Host) int {
 // before lvsd flushes IPVS; kill -9 loses the route as soon as the kernel
 // closes the session, and a director gone silent at the hold time.
 func TestVMBGPActiveActive(t *testing.T) {
-	bl := newBGPLab(t)
+	bl := newBGPLab(t, bgpLabOptions{})
 	d1, d2, d3 := "10.83.0.11", "10.83.0.12", "10.83.0.13"
 	took := bl.waitHops(t, 90*time.Second, d1, d2, d3)
 	t.Logf("three nexthops on the router %v after the directors started", took.Round(time.Millisecond))
@@ -278,5 +296,109 @@ func TestVMBGPActiveActive(t *testing.T) {
 	// long after it (the slack is for a loaded emulated VM).
 	if lost < bgpHoldTime-time.Second || lost > 3*bgpHoldTime {
 		t.Errorf("route via a silent director lasted %v, want about the hold time %v", lost, bgpHoldTime)
+	}
+}
+
+// keptConn is one long-lived client connection (HTTP/1.1 keep-alive).
+type keptConn struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func (k *keptConn) get() error {
+	k.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(k.c, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(k.r, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return nil
+}
+
+// brokenOnDirectorDeath opens n keep-alive connections, kills director 0
+// as a host dies (lvsd killed, link down: no withdraw, no reset), waits
+// until the router has dropped its route (hold time), then sends one
+// more request on every connection and counts those that fail.
+func brokenOnDirectorDeath(t *testing.T, bl *bgpLab, n int) (broken int) {
+	t.Helper()
+	bl.waitHops(t, 90*time.Second, "10.83.0.11", "10.83.0.12", "10.83.0.13")
+	conns := make([]*keptConn, 0, n)
+	for range n {
+		ctx, cancel := context.WithTimeout(bl.ctx, 5*time.Second)
+		c, err := bl.client.DialContext(ctx, "tcp", bgpVIP+":80")
+		cancel()
+		if err != nil {
+			t.Fatalf("connecting to the VIP: %v", err)
+		}
+		k := &keptConn{c: c, r: bufio.NewReader(c)}
+		t.Cleanup(func() { c.Close() })
+		if err := k.get(); err != nil {
+			t.Fatalf("first request: %v", err)
+		}
+		conns = append(conns, k)
+	}
+	on := bl.conns(t, bl.directors[0])
+	if err := syscall.Kill(-bl.lvsd[0].Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	run(t, bl.directors[0], "ip", "link", "set", lab.HostInterface, "down")
+	bl.waitHops(t, 4*bgpHoldTime, "10.83.0.12", "10.83.0.13")
+	var firstErr error
+	for _, k := range conns {
+		if err := k.get(); err != nil {
+			broken++
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	if firstErr != nil {
+		t.Logf("first broken connection: %v", firstErr)
+	}
+	t.Logf("%d of %d connections were through the dead director", on, n)
+	return broken
+}
+
+// TestVMBGPDirectorDeathBreaksFewFlowsWithMaglev is the issue's figure:
+// the share of established connections broken when one of three
+// directors dies, mh with mh-port and sloppy_tcp against rr, side by side
+// in one VM run.
+func TestVMBGPDirectorDeathBreaksFewFlowsWithMaglev(t *testing.T) {
+	const n = 60
+	results := map[string]int{}
+	for _, v := range []struct {
+		name string
+		opts bgpLabOptions
+	}{
+		{"mh", bgpLabOptions{Scheduler: "mh"}},
+		{"rr", bgpLabOptions{Scheduler: "rr"}},
+		{"mh-without-sloppy_tcp", bgpLabOptions{Scheduler: "mh", NoSloppyTCP: true}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			bl := newBGPLab(t, v.opts)
+			results[v.name] = brokenOnDirectorDeath(t, bl, n)
+			t.Logf("FIGURE %s: %d of %d established connections broken when one of three directors died", v.name, results[v.name], n)
+		})
+	}
+	if results["mh-without-sloppy_tcp"] <= results["mh"] {
+		t.Errorf("mh without sloppy_tcp broke no more connections than with it (%d vs %d)", results["mh-without-sloppy_tcp"], results["mh"])
+	}
+	if b := results["mh"]; b > n/100 {
+		t.Errorf("mh + sloppy_tcp broke %d of %d connections, want at most 1%%", b, n)
+	}
+	// The control: rr picks another real server on the director that takes
+	// a flow over, so the lab must show broken connections with it, or it
+	// did not move any flow and proves nothing about mh.
+	if results["rr"] <= results["mh"] {
+		t.Errorf("rr broke no more connections than mh (%d vs %d): no flow moved to another director", results["rr"], results["mh"])
 	}
 }
