@@ -318,6 +318,9 @@ func checkDirector(ctx context.Context, r *run) outcome {
 	if v.Status != nil {
 		r.directorStatus(v, &o)
 	}
+	if v.Status != nil && v.Status.BGP != nil {
+		r.directorBGP(v, &o)
+	}
 	if local {
 		r.directorVIP(ctx, v, &o)
 		r.directorSysctls(v, &o)
