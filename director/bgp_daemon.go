@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -239,6 +240,20 @@ func (d *Daemon) bgpUpdate() {
 	}
 }
 
+// bgpReloaded says so when a reload changes the bgp section: the speaker
+// keeps running as started (which services are announced does follow).
+func (d *Daemon) bgpReloaded(cfg *config.Config) {
+	r := d.bgpRT()
+	switch {
+	case r == nil && cfg.BGP.ASN != 0:
+		d.log.Warn("bgp: the reloaded config adds a bgp section; it takes effect when lvsd restarts")
+		d.event("bgp", "", "", "reload: the bgp section takes effect when lvsd restarts")
+	case r != nil && !reflect.DeepEqual(r.cfg, cfg.BGP):
+		d.log.Warn("bgp: the reloaded config changes the bgp section; the speaker keeps its settings until lvsd restarts")
+		d.event("bgp", "", "", "reload: changes to the bgp section take effect when lvsd restarts")
+	}
+}
+
 // bgpPollPeers records the peers' sessions, with an event when one
 // changes state.
 func (d *Daemon) bgpPollPeers() {
@@ -286,6 +301,12 @@ func (d *Daemon) stopBGP() {
 	r.phase = bgp.Stopping
 	r.mu.Unlock()
 	d.bgpUpdate()
+	if drain := r.cfg.StopDrain; drain > 0 {
+		// The routers need a moment to move the flows: until then they
+		// still arrive here, and must find IPVS in place.
+		d.log.Info("bgp: withdrawn; waiting before stopping", "stop_drain", drain)
+		time.Sleep(drain)
+	}
 	if err := r.speaker.Close(); err != nil {
 		d.log.Error("stopping bgp", "err", err)
 	}

@@ -29,6 +29,7 @@ bgp:
   router_id: 10.0.0.2
   peers: [{address: 10.0.0.1, asn: 65000}]
   communities: ["65001:7"]
+  stop_drain: 0s
 virtual_services:
   - address: 192.168.0.100
     port: 80
@@ -251,4 +252,23 @@ func TestBGPMetrics(t *testing.T) {
 	waitFor(t, "a peer-up event", func() bool {
 		return slices.ContainsFunc(d.Status().Events, func(e Event) bool { return e.Message == "peer 10.0.0.1 (as 65000) up" })
 	})
+}
+
+func TestBGPReloadSaysSpeakerChangesWaitForARestart(t *testing.T) {
+	srv := newFlakyServer(t)
+	sp := bgptest.New()
+	d, path, _, _ := startBGPDaemon(t, ipvstest.New(), sp, srv.port())
+	waitFor(t, "announced", func() bool { return announced(sp) })
+	writeConfig(t, path, strings.Replace(fmt.Sprintf(bgpDaemonConfig, srv.port(), 1), `"65001:7"`, `"65001:8"`, 1))
+	if err := d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(d.Status().Events, func(e Event) bool {
+		return e.Kind == "bgp" && e.Message == "reload: changes to the bgp section take effect when lvsd restarts"
+	}) {
+		t.Errorf("no event says the bgp change waits for a restart: %v", d.Status().Events)
+	}
+	if !announced(sp) {
+		t.Error("a reload withdrew the VIP")
+	}
 }

@@ -305,6 +305,7 @@ func (d *Daemon) reload() error {
 	d.mu.Unlock()
 	d.setConfig(cfg)
 	d.vrrpReloaded(cfg)
+	d.bgpReloaded(cfg)
 	d.applyGlobals(cfg)
 	if err := d.apply(cfg); err != nil {
 		d.event("config", "", "", "reload: "+err.Error())

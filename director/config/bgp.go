@@ -62,6 +62,11 @@ type BGP struct {
 	// once every service of it has at least this share up (and one at
 	// least). At least low_watermark; default: low_watermark.
 	HighWatermark Ratio `yaml:"high_watermark"`
+	// StopDrain (stop_drain) is how long lvsd waits on SIGTERM between
+	// withdrawing its VIPs and stopping BGP and IPVS, so that the routers
+	// move the flows elsewhere before this director stops forwarding
+	// them. Default 1s; 0s to stop at once.
+	StopDrain time.Duration `yaml:"stop_drain"`
 }
 
 // BGPPeer is one BGP neighbour.
@@ -97,6 +102,9 @@ type BGPPeer struct {
 
 // Default BGP timers, as GoBGP's and most routers'.
 const DefaultBGPHoldTime = 90 * time.Second
+
+// DefaultBGPStopDrain is the wait between withdrawing and stopping.
+const DefaultBGPStopDrain = time.Second
 
 // BGPCommunity is a standard community, ASN:value in 32 bits.
 type BGPCommunity uint32
@@ -224,6 +232,11 @@ func (c *checker) bgpSection(b *BGP) {
 		} else {
 			seen[p.Address] = p
 		}
+	}
+	if !c.written(&b.StopDrain) {
+		b.StopDrain = DefaultBGPStopDrain
+	} else if c.valid(&b.StopDrain) && (b.StopDrain < 0 || b.StopDrain > time.Minute) {
+		c.at(&b.StopDrain, "stop_drain: %v is out of range: write 0s to 1m (default %v)", b.StopDrain, DefaultBGPStopDrain)
 	}
 	if !c.written(&b.LowWatermark) {
 		b.LowWatermark = 0

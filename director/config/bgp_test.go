@@ -97,6 +97,7 @@ func TestBGPErrors(t *testing.T) {
   neighbors: []
   low_watermark: 80%
   high_watermark: 120%
+  stop_drain: 2m
 virtual_services:
   - {address: 192.168.0.100, port: 80, announce: bgp}
 `,
@@ -107,6 +108,7 @@ virtual_services:
 			`lvsd.yaml:4:16: listen_port: lvsd does not listen on every address: write listen_addresses too (the addresses the peers connect to)`,
 			`lvsd.yaml:5:3: unknown key "neighbors" in bgp: write peers (a list)`,
 			`lvsd.yaml:7:19: high_watermark: "120%" is not a share: write a percentage from 0% to 100% ("50%") or a fraction from 0 to 1 (0.5)`,
+			`lvsd.yaml:8:15: stop_drain: 2m0s is out of range: write 0s to 1m (default 1s)`,
 		},
 	}, {
 		name: "peers",

@@ -96,7 +96,7 @@ func formatConfig(cfg *Config) string {
 		w("ipvs sloppy_tcp: %v", *g.SloppyTCP)
 	}
 	if b := cfg.BGP; b.ASN != 0 {
-		w("bgp: asn=%d router_id=%v listen=%d %v communities=%v med=%d watermarks=%v..%v", b.ASN, b.RouterID, b.ListenPort, b.ListenAddresses, b.Communities, b.MED, b.LowWatermark, b.HighWatermark)
+		w("bgp: asn=%d router_id=%v listen=%d %v communities=%v med=%d watermarks=%v..%v stop_drain=%v", b.ASN, b.RouterID, b.ListenPort, b.ListenAddresses, b.Communities, b.MED, b.LowWatermark, b.HighWatermark, b.StopDrain)
 		for _, p := range b.Peers {
 			w("  peer %v asn=%d port=%d local=%v hold=%v keepalive=%v password=%v passive=%v multihop=%d", p.Address, p.ASN, p.Port, p.LocalAddress, p.HoldTime, p.Keepalive, p.Password != "", p.Passive, p.MultihopTTL)
 		}
