@@ -272,3 +272,43 @@ func TestBGPReloadSaysSpeakerChangesWaitForARestart(t *testing.T) {
 		t.Error("a reload withdrew the VIP")
 	}
 }
+
+// With announce: both, the VIP is announced only while this director is
+// the VRRP master of it.
+func TestBGPAnnounceBothFollowsVRRPMaster(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, `
+lvsd:
+  resync_interval: 1h
+bgp:
+  asn: 65001
+  router_id: 10.0.0.2
+  peers: [{address: 10.0.0.1, asn: 65000}]
+  stop_drain: 0s
+virtual_services:
+  - {address: 192.168.0.100, port: 80, scheduler: mh, scheduler_flags: [mh-port], announce: both, real_servers: [{address: 10.0.0.1}]}
+vrrp:
+  instances:
+    - {name: VI_1, interface: eth0, virtual_router_id: 51, priority: 150, source_address: 192.0.2.2, virtual_addresses: [192.168.0.100]}
+`)
+	fv := newFakeVRRP()
+	sp := bgptest.New()
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options(),
+		BGP: BGPOptions{Open: func(config.BGP, *slog.Logger) (bgp.Speaker, error) { return sp, nil }, Interval: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	waitFor(t, "the VIP reported withdrawn as backup", func() bool { return strings.Contains(vipReason(d), "not VRRP master") })
+	if announced(sp) {
+		t.Fatal("announced while backup")
+	}
+	fv.clock.Advance(4 * time.Second) // nobody else advertises: master
+	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
+	waitFor(t, "announced as master", func() bool { return announced(sp) })
+}
