@@ -217,10 +217,13 @@ func (d *Daemon) bgpUpdate() {
 		now := d.now()
 		r.mu.Lock()
 		if err != nil {
+			repeated := r.lastErr == err.Error()
 			r.lastErr = err.Error()
 			r.mu.Unlock()
-			d.log.Error("bgp", "vip", c.addr.String(), "err", err)
-			d.event("bgp", "", "", err.Error())
+			if !repeated { // retried every tick: say it once
+				d.log.Error("bgp", "vip", c.addr.String(), "err", err)
+				d.event("bgp", "", "", err.Error())
+			}
 			continue
 		}
 		verb := "withdrawn"

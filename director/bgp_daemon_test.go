@@ -312,3 +312,28 @@ vrrp:
 	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
 	waitFor(t, "announced as master", func() bool { return announced(sp) })
 }
+
+func TestBGPSpeakerErrorsAreRetriedAndReportedOnce(t *testing.T) {
+	srv := newFlakyServer(t)
+	sp := bgptest.New()
+	sp.Fail(errors.New("bgp server hasn't started yet"))
+	d, _, _, _ := startBGPDaemon(t, ipvstest.New(), sp, srv.port())
+	waitFor(t, "several attempts", func() bool { return len(sp.Calls()) >= 5 })
+	if st := d.Status().BGP; !strings.Contains(st.Error, "hasn't started yet") {
+		t.Errorf("status error = %q", st.Error)
+	}
+	n := 0
+	for _, e := range d.Status().Events {
+		if e.Kind == "bgp" && strings.Contains(e.Message, "hasn't started yet") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d timeline events for one repeated error, want 1", n)
+	}
+	sp.Fail(nil)
+	waitFor(t, "announced once the speaker works", func() bool { return announced(sp) })
+	if st := d.Status().BGP; st.Error != "" {
+		t.Errorf("status error after success = %q", st.Error)
+	}
+}
