@@ -4,6 +4,9 @@ GO        ?= go
 VM_RUN    := $(CURDIR)/scripts/vm/run
 VM_KERNEL ?= 6.12
 export VM_KERNEL
+# The kernels the VM tier runs on, every time: Debian's 6.12 (bookworm-
+# security) and 6.1 (bookworm). `make test-vm VM_KERNELS=6.12` runs one.
+VM_KERNELS ?= 6.12 6.1
 # Packages with kernel-VM tests (files tagged vmtest); each boots the VM once.
 VM_PKGS    = $(shell grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
 BENCH_PKGS = ./director/ ./director/ipvs/ ./director/health/ ./director/config/ ./tui/
@@ -27,11 +30,14 @@ test-unit: fmt-check vet
 	$(GO) test -count=1 ./...
 
 vm-kit:
-	scripts/vm/prepare-kit.sh
+	@for k in $(VM_KERNELS); do VM_KERNEL=$$k scripts/vm/prepare-kit.sh || exit 1; done
 
-# -p 1: each VM takes both cores.
+# -p 1: each VM takes both cores. Each kernel in VM_KERNELS in turn.
 test-vm: vm-kit build
-	$(GO) test -count=1 -p 1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
+	@for k in $(VM_KERNELS); do \
+		echo "test-vm: kernel $$k"; \
+		VM_KERNEL=$$k $(GO) test -count=1 -p 1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS) || exit 1; \
+	done
 
 test: build test-unit test-vm
 

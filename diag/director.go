@@ -183,14 +183,11 @@ func (r *run) gatherDirector(ctx context.Context) *directorView {
 	return v
 }
 
-// statusKeyMatches parses a status key ("TCP 192.168.0.100:80").
+// statusKeyMatches reports whether a status key ("TCP 192.168.0.100:80")
+// names a service of the VIP.
 func (r *run) statusKeyMatches(key string) bool {
-	f := strings.Fields(key)
-	if len(f) != 2 || f[0] == "FWM" {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(f[1])
-	return err == nil && r.matchesVIP(ap.Addr(), ap.Port())
+	k, err := ipvs.ParseServiceKey(key)
+	return err == nil && !k.IsFWMark() && r.matchesVIP(k.Address, k.Port)
 }
 
 // realServerAddrs are the distinct addresses of the VIP's real servers.
@@ -320,6 +317,11 @@ func checkDirector(ctx context.Context, r *run) outcome {
 	}
 	if v.Status != nil && v.Status.BGP != nil {
 		r.directorBGP(v, &o)
+	}
+	if local && r.env.Config != nil {
+		for _, f := range scriptFindings(r.env.Config) {
+			o.add(f)
+		}
 	}
 	if local {
 		r.directorVIP(ctx, v, &o)

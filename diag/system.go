@@ -18,6 +18,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/director/vrrp"
 )
@@ -58,7 +59,9 @@ func NewSystemEnv(opts SystemOptions) (*Env, error) {
 		env.LVSDLocal = statusapi.IsLocal(opts.LVSD)
 	}
 	if opts.ConfigPath != "" {
-		cfg, err := config.Load(opts.ConfigPath, config.LoadOptions{})
+		// The scripts are checked as lvsd would, and reported as
+		// findings rather than refused.
+		cfg, err := config.Load(opts.ConfigPath, config.LoadOptions{Scripts: scripts.OS(), AuditScripts: true})
 		if err != nil {
 			return nil, fmt.Errorf("--config %s: %w", opts.ConfigPath, err)
 		}

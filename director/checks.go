@@ -57,11 +57,8 @@ func checkSpec(hc *config.HealthCheck, target netip.AddrPort) (health.Spec, erro
 		}
 		return spec, nil
 	case config.CheckScript:
-		argv := hc.Command
-		if hc.Shell {
-			argv = append([]string{"/bin/sh", "-c"}, hc.Command...)
-		}
-		return health.ScriptCheck{Argv: argv, Timeout: hc.Timeout}, nil
+		p := hc.Run()
+		return health.ScriptCheck{Argv: p.Args, Path: p.Path, User: p.User, Timeout: hc.Timeout}, nil
 	case config.CheckDNS:
 		return health.DNSCheck{Address: target, Name: hc.QueryName, Type: hc.QueryType, Timeout: hc.Timeout}, nil
 	}

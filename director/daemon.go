@@ -14,6 +14,7 @@ import (
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/scripts"
 )
 
 // DaemonOptions configure a Daemon. Only cmd/lvsd wires real ones; tests
@@ -35,8 +36,9 @@ type DaemonOptions struct {
 	// WriteSysctl sets a sysctl ("net.ipv4.vs.expire_nodest_conn"). Nil
 	// skips the IPVS sysctls.
 	WriteSysctl func(key, value string) error
-	// RunCommand runs a quorum command without a shell. Nil logs only.
-	RunCommand func(ctx context.Context, argv []string) error
+	// RunCommand runs a quorum or notify command (scripts.Program.Run).
+	// Nil logs only.
+	RunCommand func(ctx context.Context, p scripts.Program) error
 	// Notify tells the service manager about state changes
 	// ("READY=1", "RELOADING=1", "STOPPING=1", "STATUS=..."). Nil skips.
 	Notify func(state string)
@@ -102,6 +104,10 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	cfg, err := config.Load(opts.ConfigPath, opts.Load)
 	if err != nil {
 		return nil, err
+	}
+	logScriptWarnings(opts.Logger, cfg)
+	if w := cfg.RootScriptsWarning; w != "" {
+		opts.Logger.Warn(w, "setting", "lvsd.script_user")
 	}
 	stateDir := opts.StateDir
 	if stateDir == "" {
@@ -303,6 +309,7 @@ func (d *Daemon) reload() error {
 	d.mu.Lock()
 	d.reloadErr = nil
 	d.mu.Unlock()
+	logScriptWarnings(d.log, cfg)
 	d.setConfig(cfg)
 	d.vrrpReloaded(cfg)
 	d.bgpReloaded(cfg)
@@ -315,6 +322,15 @@ func (d *Daemon) reload() error {
 	d.log.Info("config reloaded", "config", d.opts.ConfigPath, "services", len(cfg.VirtualServices))
 	d.event("config", "", "", "reloaded")
 	return nil
+}
+
+// logScriptWarnings logs, at every start and reload, the scripts that
+// run although others could change them (insecure_scripts) and that
+// scripts run as root for want of a script user.
+func logScriptWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.ScriptWarnings {
+		log.Warn(w, "config", cfg.Files[0])
+	}
 }
 
 // apply updates the health targets and the whole desired table.
@@ -404,10 +420,11 @@ func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealSe
 	if known && now == was {
 		return
 	}
-	argv, what := q.DownCommand, "lost"
+	prog, what := q.Run(false), "lost"
 	if now {
-		argv, what = q.UpCommand, "gained"
+		prog, what = q.Run(true), "gained"
 	}
+	argv := prog.Args
 	msg := fmt.Sprintf("quorum %s: up weight %d, quorum %d±%d", what, w, q.Weight, q.Hysteresis)
 	d.log.Warn(msg, "service", k.String())
 	d.event("quorum", k.String(), "", msg)
@@ -417,7 +434,7 @@ func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealSe
 			defer d.cmds.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if err := d.opts.RunCommand(ctx, argv); err != nil {
+			if err := d.opts.RunCommand(ctx, prog); err != nil {
 				d.log.Error("quorum command failed", "service", k.String(), "command", argv, "err", err)
 				d.event("quorum", k.String(), "", fmt.Sprintf("command %q failed: %v", argv, err))
 			}

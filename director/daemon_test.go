@@ -14,6 +14,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/scripts"
 )
 
 // flakyServer is a loopback TCP listener a test can stop and restart on
@@ -317,8 +318,8 @@ virtual_services:
 	ran := make(chan string, 10)
 	d, err := NewDaemon(DaemonOptions{
 		ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(),
-		RunCommand: func(_ context.Context, argv []string) error {
-			ran <- strings.Join(argv, " ")
+		RunCommand: func(_ context.Context, p scripts.Program) error {
+			ran <- strings.Join(p.Args, " ")
 			return nil
 		},
 	})

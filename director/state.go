@@ -95,7 +95,7 @@ func LoadOwned(dir string) (map[ipvs.ServiceKey]bool, error) {
 
 // SaveOwned writes the set of owned services to dir atomically: a new file
 // created exclusively with mode 0600 next to the old one, synced, then
-// renamed over it. Neither the directory's last element nor the file is
+// renamed over it, and the directory synced. Neither the directory's last element nor the file is
 // followed if it is a symlink.
 func SaveOwned(dir string, owned map[ipvs.ServiceKey]bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -142,5 +142,20 @@ func SaveOwned(dir string, owned map[ipvs.ServiceKey]bool) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("replacing state file %s: %w", path, err)
 	}
+	// The rename is durable only once the directory is: without this a
+	// crash can bring back the old file (or none) after a new one was
+	// reported saved.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("syncing state directory %s: %w", dir, err)
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

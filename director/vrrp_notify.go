@@ -17,6 +17,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/vrrp"
 )
 
@@ -25,25 +26,25 @@ const NotifyTimeout = 30 * time.Second
 
 // notifier runs notify commands in the background, without a shell.
 type notifier struct {
-	run   func(ctx context.Context, argv []string) error
+	run   func(ctx context.Context, p scripts.Program) error
 	log   *slog.Logger
 	event func(kind, service, rs, msg string)
 	wg    sync.WaitGroup
 }
 
-func (n *notifier) start(what string, argv []string) {
-	if len(argv) == 0 {
+func (n *notifier) start(what string, p scripts.Program) {
+	if len(p.Args) == 0 {
 		return
 	}
+	argv := p.Args
 	if n.run == nil {
 		n.log.Info("notify command not run (no runner)", "for", what, "command", argv)
 		return
 	}
-	argv = slices.Clone(argv)
 	n.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), NotifyTimeout)
 		defer cancel()
-		if err := n.run(ctx, argv); err != nil {
+		if err := n.run(ctx, p); err != nil {
 			n.log.Error("notify command failed", "for", what, "command", argv, "err", err)
 			n.event("vrrp", "", "", fmt.Sprintf("notify command %q for %s failed: %v", argv, what, err))
 		}
@@ -75,16 +76,17 @@ func (n *notifier) fire(cmds *config.VRRPNotify, kind, name string, state vrrp.S
 	what := strings.ToLower(kind) + " " + name
 	switch state {
 	case vrrp.Master:
-		n.start(what, cmds.Master)
+		n.start(what, cmds.Run("master"))
 	case vrrp.Backup:
-		n.start(what, cmds.Backup)
+		n.start(what, cmds.Run("backup"))
 	case vrrp.Fault:
-		n.start(what, cmds.Fault)
+		n.start(what, cmds.Run("fault"))
 	default:
-		n.start(what, cmds.Stop)
+		n.start(what, cmds.Run("stop"))
 	}
-	if len(cmds.Any) > 0 {
-		n.start(what, append(slices.Clone(cmds.Any), kind, name, notifyState(state), strconv.Itoa(int(priority))))
+	if p := cmds.Run("any"); len(p.Args) > 0 {
+		p.Args = append(slices.Clone(p.Args), kind, name, notifyState(state), strconv.Itoa(int(priority)))
+		n.start(what, p)
 	}
 }
 

@@ -245,13 +245,10 @@ func scriptTargets(v config.VRRP) []health.Target {
 		if !used[sc.Name] {
 			continue
 		}
-		argv := sc.Command
-		if sc.Shell {
-			argv = []string{"/bin/sh", "-c", strings.Join(sc.Command, " ")}
-		}
+		p := sc.Run()
 		out = append(out, health.Target{
 			ID:     scriptTargetPrefix + sc.Name,
-			Check:  health.ScriptCheck{Argv: argv, Timeout: sc.Timeout},
+			Check:  health.ScriptCheck{Argv: p.Args, Path: p.Path, User: p.User, Timeout: sc.Timeout},
 			Policy: health.Policy{Interval: sc.Interval, Rise: sc.Rise, Fall: sc.Fall},
 		})
 	}

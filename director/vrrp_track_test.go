@@ -14,6 +14,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/vrrp/vrrptest"
 )
 
@@ -154,10 +155,10 @@ type commandLog struct {
 	runs []string
 }
 
-func (c *commandLog) run(_ context.Context, argv []string) error {
+func (c *commandLog) run(_ context.Context, p scripts.Program) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.runs = append(c.runs, strings.Join(argv, " "))
+	c.runs = append(c.runs, strings.Join(p.Args, " "))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gdamore/tcell/v2"
@@ -39,9 +40,10 @@ const (
 // App is lvstop's terminal UI. Everything in it below the tview widgets
 // belongs to the UI goroutine: frames arrive through QueueUpdateDraw.
 type App struct {
-	opts AppOptions
-	tv   *tview.Application
-	coll *Collector
+	opts  AppOptions
+	tv    *tview.Application
+	coll  *Collector
+	saves sync.WaitGroup // saves in flight
 
 	header   *tview.TextView
 	pages    *tview.Pages
@@ -172,16 +174,14 @@ func helpWidth() int {
 	return w
 }
 
-// Run shows the UI until q or ctx ends.
+// Run shows the UI until q or ctx ends. It returns once every goroutine
+// it started (the collector, the expiry ticker, saves in flight) is done.
 func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a.coll.Run(ctx)
-	}()
-	go func() {
+	var wg sync.WaitGroup
+	wg.Go(func() { a.coll.Run(ctx) })
+	wg.Go(func() {
 		// Expiry counts down between snapshots; quit when ctx ends.
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -198,10 +198,11 @@ func (a *App) Run(ctx context.Context) error {
 				})
 			}
 		}
-	}()
+	})
 	err := a.tv.Run()
 	cancel()
-	<-done
+	wg.Wait()
+	a.saves.Wait()
 	return err
 }
 
@@ -675,7 +676,8 @@ func (a *App) save() {
 	}
 	f := a.frame
 	a.flash("saving...", Plain)
-	go func() {
+	// Run waits for a save in flight before it returns.
+	a.saves.Go(func() {
 		var conns io.ReadCloser
 		if f.Snap.HaveConns {
 			c, err := a.opts.Source.OpenConnTable()
@@ -696,5 +698,5 @@ func (a *App) save() {
 			}
 			a.flash("saved, replay with: lvstop --proc "+dir, Good)
 		})
-	}()
+	})
 }

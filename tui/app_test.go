@@ -15,7 +15,7 @@ import (
 
 // simApp runs an App on a simulation screen for a test.
 type simApp struct {
-	t      *testing.T
+	t      testing.TB
 	app    *App
 	screen tcell.SimulationScreen
 	draws  chan struct{}
@@ -26,7 +26,7 @@ type simApp struct {
 	last string // the screen after the last draw
 }
 
-func startSim(t *testing.T, src Source, w, h int, tick <-chan time.Time) *simApp {
+func startSim(t testing.TB, src Source, w, h int, tick <-chan time.Time) *simApp {
 	t.Helper()
 	screen := tcell.NewSimulationScreen("UTF-8")
 	if tick == nil {
@@ -286,7 +286,9 @@ func (s *slowSource) Collect(ctx context.Context, q ConnQuery) (*Snapshot, error
 }
 
 // TestAppAnswersKeysDuringSlowRefresh: while a collection is stuck, keys
-// are answered within 100 ms.
+// are still answered (the UI never waits for the source), and ticks that
+// come meanwhile are skipped. How fast they are answered is
+// BenchmarkKeyDuringSlowRefresh's figure, not an assertion here.
 func TestAppAnswersKeysDuringSlowRefresh(t *testing.T) {
 	src := &slowSource{Source: labSource(t), started: make(chan struct{}, 16), release: make(chan struct{})}
 	tick := make(chan time.Time)
@@ -296,23 +298,37 @@ func TestAppAnswersKeysDuringSlowRefresh(t *testing.T) {
 	s.waitText("10.0.0.100:80")
 	s.runes("r") // a refresh that now hangs
 	<-src.started
-	var worst time.Duration
 	for _, k := range []string{"?", "?", "p", "p", "s"} {
 		before := s.text()
-		start := time.Now()
 		s.runes(k)
 		s.waitFor("the answer to "+k, func(txt string) bool { return txt != before })
-		worst = max(worst, time.Since(start))
-	}
-	t.Logf("slowest key answered in %v while a refresh was in flight", worst)
-	if worst > 100*time.Millisecond {
-		t.Errorf("a key took %v to answer during a slow refresh, want <= 100ms", worst)
 	}
 	tick <- time.Now() // skipped: the refresh is still running
 	tick <- time.Now()
 	if got := s.app.coll.Skipped(); got < 1 {
 		t.Errorf("ticks during a running refresh: %d skipped, want them skipped", got)
 	}
+	close(src.release)
+}
+
+// BenchmarkKeyDuringSlowRefresh measures how long a key takes to reach
+// the screen while a refresh hangs (ns/op is one key: the help toggled).
+func BenchmarkKeyDuringSlowRefresh(b *testing.B) {
+	src := &slowSource{Source: labSource(b), started: make(chan struct{}, 16), release: make(chan struct{})}
+	tick := make(chan time.Time)
+	s := startSim(b, src, 120, 30, tick)
+	src.release <- struct{}{}
+	<-src.started
+	s.waitText("10.0.0.100:80")
+	s.runes("r")
+	<-src.started
+	b.ResetTimer()
+	for b.Loop() {
+		before := s.text()
+		s.runes("?")
+		s.waitFor("the help toggled", func(txt string) bool { return txt != before })
+	}
+	b.StopTimer()
 	close(src.release)
 }
 

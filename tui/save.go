@@ -206,7 +206,7 @@ func mergeSavedReport(s *Snapshot, r Report) {
 	s.VRRP = r.VRRP
 	s.BGP = r.BGP
 	for _, rs := range r.Services {
-		key, err := ParseServiceKey(rs.Key)
+		key, err := ipvs.ParseServiceKey(rs.Key)
 		if err != nil {
 			continue
 		}

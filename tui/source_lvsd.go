@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -79,7 +78,7 @@ func (l *LVSDSource) Collect(ctx context.Context, q ConnQuery) (*Snapshot, error
 // mergeStatus adds lvsd's names and health to a kernel snapshot.
 func mergeStatus(s *Snapshot, st statusapi.Status) {
 	for _, ss := range st.Services {
-		key, err := ParseServiceKey(ss.Key)
+		key, err := ipvs.ParseServiceKey(ss.Key)
 		if err != nil {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("lvsd service %q: %v", ss.Key, err))
 			continue
@@ -122,7 +121,7 @@ func whyOut(rs statusapi.RealServerStatus) string {
 func snapshotFromStatus(st statusapi.Status) *Snapshot {
 	s := &Snapshot{}
 	for _, ss := range st.Services {
-		key, err := ParseServiceKey(ss.Key)
+		key, err := ipvs.ParseServiceKey(ss.Key)
 		if err != nil {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("lvsd service %q: %v", ss.Key, err))
 			continue
@@ -165,39 +164,4 @@ func parseForwarding(s string) ipvs.Forwarding {
 		return ipvs.Tunnel
 	}
 	return ipvs.Masquerade
-}
-
-// ParseServiceKey parses a key as ipvs.ServiceKey.String writes it:
-// "TCP 192.168.0.100:80", "UDP [2001:db8::1]:53", "FWM 1", "FWM 1 IPv6".
-func ParseServiceKey(s string) (ipvs.ServiceKey, error) {
-	f := strings.Fields(s)
-	if len(f) >= 2 && strings.EqualFold(f[0], "FWM") {
-		mark, err := strconv.ParseUint(f[1], 10, 32)
-		if err != nil || mark == 0 || len(f) > 3 || (len(f) == 3 && f[2] != "IPv6") {
-			return ipvs.ServiceKey{}, fmt.Errorf("want \"FWM <mark>\" or \"FWM <mark> IPv6\"")
-		}
-		fam := ipvs.IPv4
-		if len(f) == 3 {
-			fam = ipvs.IPv6
-		}
-		return ipvs.FWMarkKey(fam, uint32(mark)), nil
-	}
-	if len(f) != 2 {
-		return ipvs.ServiceKey{}, fmt.Errorf("want \"PROTO ADDRESS:PORT\" or \"FWM <mark>\"")
-	}
-	p, err := ipvs.ParseProtocol(f[0])
-	if err != nil {
-		return ipvs.ServiceKey{}, err
-	}
-	ap, err := netip.ParseAddrPort(f[1])
-	if err != nil {
-		return ipvs.ServiceKey{}, fmt.Errorf("bad address:port: %w", err)
-	}
-	switch p {
-	case ipvs.UDP:
-		return ipvs.UDPKey(ap), nil
-	case ipvs.SCTP:
-		return ipvs.SCTPKey(ap), nil
-	}
-	return ipvs.TCPKey(ap), nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -80,19 +79,5 @@ func TestLVSDSourceAddsHealthAndVRRP(t *testing.T) {
 	// The header's clock is the snapshot's time, not 00:00:00.
 	if !alone.Taken.Equal(labTime) {
 		t.Errorf("lvsd alone taken at %v, want %v", alone.Taken, labTime)
-	}
-}
-
-func TestParseServiceKey(t *testing.T) {
-	for _, k := range []ipvs.ServiceKey{ipvs.TCPKey(webVIP), ipvs.FWMarkKey(ipvs.IPv6, 7), ipvs.UDPKey(netip.MustParseAddrPort("[2001:db8::1]:53"))} {
-		got, err := ParseServiceKey(k.String())
-		if err != nil || got != k {
-			t.Errorf("ParseServiceKey(%q) = %v, %v", k.String(), got, err)
-		}
-	}
-	for _, bad := range []string{"", "TCP", "FWM x", "ICMP 1.2.3.4:5", "TCP 1.2.3.4"} {
-		if _, err := ParseServiceKey(bad); err == nil {
-			t.Errorf("ParseServiceKey(%q) succeeded", bad)
-		}
 	}
 }

@@ -20,11 +20,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/lvskit/lvskit/director"
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/scripts"
 )
 
 const usage = `lvsd: the lvskit director daemon
@@ -46,6 +48,8 @@ type options struct {
 	logLevel  string
 	logFormat string
 	modules   string
+	// skipScripts leaves commands unchecked (check and plan only).
+	skipScripts bool
 }
 
 func main() {
@@ -64,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
+	fs.BoolVar(&o.skipScripts, "skip-script-checks", false, "check, plan: do not resolve the config's commands nor check who could change them (to validate a config away from the director; the daemon always checks)")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -86,6 +91,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "":
+		if o.skipScripts {
+			fmt.Fprintln(stderr, "lvsd: --skip-script-checks is for lvsd check and lvsd plan: the daemon always checks its scripts (lvsd.insecure_scripts: true accepts the risk)")
+			return 2
+		}
 		return daemon(o, log, stderr)
 	case "check":
 		return check(o, stdout, stderr)
@@ -117,8 +126,9 @@ func newLogger(o options, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 }
 
-// loadOptions checks schedulers against the running kernel's modules when
-// they can be listed (not on a build host without them).
+// loadOptions checks every command against this system's files and
+// users, and schedulers against the running kernel's modules when they
+// can be listed (not on a build host without them).
 func loadOptions(o options, stderr io.Writer) config.LoadOptions {
 	dir := o.modules
 	if dir == "" {
@@ -126,12 +136,17 @@ func loadOptions(o options, stderr io.Writer) config.LoadOptions {
 			dir = filepath.Join("/lib/modules", strings.TrimSpace(string(rel)))
 		}
 	}
+	opts := config.LoadOptions{Scripts: scripts.OS()}
+	if o.skipScripts {
+		opts.Scripts = nil
+	}
 	caps, err := config.KernelCapabilities(dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: not checking schedulers against the kernel: %v\n", err)
-		return config.LoadOptions{}
+		return opts
 	}
-	return config.LoadOptions{Kernel: &caps}
+	opts.Kernel = &caps
+	return opts
 }
 
 // importKeepalived prints the lvsd config of a keepalived.conf, the
@@ -147,9 +162,19 @@ func importKeepalived(path string, o options, stdout, stderr io.Writer) int {
 	for _, w := range imp.Warnings {
 		fmt.Fprintf(stderr, "lvsd import-keepalived: %s\n", w)
 	}
-	if _, err := config.Parse("imported.yaml", imp.YAML, loadOptions(o, io.Discard)); err != nil {
+	// The scripts are reported, not refused: the import may run away
+	// from the director, and fixing ownership is the next step anyway.
+	lopts := loadOptions(o, io.Discard)
+	lopts.AuditScripts = true
+	cfg, err := config.Parse("imported.yaml", imp.YAML, lopts)
+	if err != nil {
 		fmt.Fprintf(stderr, "lvsd import-keepalived: lvsd would refuse this config; fix these before using it:\n%v\n", err)
 		return 1
+	}
+	for _, s := range cfg.Scripts {
+		if s.Problem != "" {
+			fmt.Fprintf(stderr, "lvsd import-keepalived: %s: %s: lvsd would refuse it on this host: %s\n", s.At, s.What, s.Problem)
+		}
 	}
 	fmt.Fprintf(stderr, "lvsd import-keepalived: %d settings not imported; the config loads: check it with lvsd check --config FILE\n", len(imp.Warnings))
 	return 0
@@ -169,12 +194,21 @@ func check(o options, stdout, stderr io.Writer) int {
 	if n := len(cfg.VRRP.Instances); n > 0 {
 		vrrpInstances = fmt.Sprintf(", %d vrrp instances", n)
 	}
+	nwarn := len(cfg.ScriptWarnings)
+	for _, w := range cfg.ScriptWarnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
+	}
+	if w := cfg.RootScriptsWarning; w != "" {
+		nwarn++
+		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
+	}
 	for _, w := range cfg.Warnings() {
+		nwarn++
 		fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Column, w.Message)
 	}
 	warnings := ""
-	if n := len(cfg.Warnings()); n > 0 {
-		warnings = fmt.Sprintf(" (%d warnings)", n)
+	if nwarn > 0 {
+		warnings = fmt.Sprintf(" (%d warnings)", nwarn)
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances, warnings)
 	return 0
@@ -220,6 +254,30 @@ func plan(o options, stdout, stderr io.Writer) int {
 }
 
 func daemon(o options, log *slog.Logger, stderr io.Writer) int {
+	// No program lvsd runs may inherit a descriptor lvsd inherited.
+	if err := scripts.CloseInheritedOnExec(); err != nil {
+		log.Warn("marking inherited files close-on-exec", "err", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return runDaemon(ctx, daemonSystem{openIPVS: openIPVS, loadModules: modprobe, reload: hup}, o, log, stderr)
+}
+
+// daemonSystem is what runDaemon takes from the machine: the kernel's IPVS
+// and modules, and the reload signal. Tests pass a fake kernel and their
+// own channel.
+type daemonSystem struct {
+	openIPVS    func(*config.Config, *slog.Logger) (ipvs.Client, error)
+	loadModules func([]string) error
+	reload      <-chan os.Signal
+}
+
+// runDaemon is lvsd until ctx ends. It returns only after every goroutine
+// it started (the listeners, the reload loop) has stopped.
+func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logger, stderr io.Writer) int {
 	lopts := loadOptions(o, stderr)
 	cfg, err := config.Load(o.config, lopts)
 	if err != nil {
@@ -229,7 +287,7 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 	for _, w := range cfg.Warnings() {
 		log.Warn(w.Message, "at", fmt.Sprintf("%s:%d:%d", w.File, w.Line, w.Column))
 	}
-	c, err := openIPVS(cfg, log)
+	c, err := sys.openIPVS(cfg, log)
 	switch {
 	case errors.Is(err, ipvs.ErrIPVSUnavailable) && !cfg.NeedsIPVS():
 		// A VRRP-only director, like keepalived with vrrp_instance
@@ -255,7 +313,7 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		Load:        lopts,
 		Client:      c,
 		Logger:      log,
-		LoadModules: modprobe,
+		LoadModules: sys.loadModules,
 		WriteSysctl: writeSysctl,
 		RunCommand:  runCommand(log),
 		Notify:      sdNotify,
@@ -266,8 +324,12 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	// The listeners are opened before the first write so that a taken
 	// port fails the start, not a later scrape; a reload does not move
 	// them.
@@ -288,17 +350,25 @@ func daemon(o options, log *slog.Logger, stderr io.Writer) int {
 			return 2
 		}
 		log.Info("serving "+srv.name, "listen", srv.addr.String())
-		go director.Serve(ctx, ln, srv.handler(), log)
+		name, h := srv.name, srv.handler()
+		wg.Go(func() {
+			if err := director.Serve(ctx, ln, h, log); err != nil {
+				log.Error("stopped serving "+name, "err", err)
+			}
+		})
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			if err := d.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("reload rejected", "err", err)
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sys.reload:
+				if err := d.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					log.Error("reload rejected", "err", err)
+				}
 			}
 		}
-	}()
+	})
 	if err := d.Run(ctx); err != nil {
 		log.Error("lvsd stopped", "err", err)
 		return 1

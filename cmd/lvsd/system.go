@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/lvskit/lvskit/director/scripts"
 )
 
 // modprobe loads kernel modules; built-in ones succeed as no-ops.
@@ -39,11 +41,13 @@ func writeSysctl(key, value string) error {
 	return nil
 }
 
-// runCommand runs a command from an argument list, without a shell.
-func runCommand(log *slog.Logger) func(ctx context.Context, argv []string) error {
-	return func(ctx context.Context, argv []string) error {
-		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
-		log.Info("ran command", "argv", argv, "output", string(bytes.TrimSpace(out)), "err", err)
+// runCommand runs a notify or quorum command: without a shell, as its
+// script user, in its own process group (killed as a whole at the
+// timeout), with a clean environment.
+func runCommand(log *slog.Logger) func(ctx context.Context, p scripts.Program) error {
+	return func(ctx context.Context, p scripts.Program) error {
+		err := p.Run(ctx)
+		log.Info("ran command", "argv", p.Args, "path", p.Path, "user", p.User.String(), "err", err)
 		return err
 	}
 }

@@ -1,10 +1,15 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/lvskit/lvskit/director/scripts"
 )
 
 // bigConfig is a file of n services with 4 real servers each, the size of
@@ -38,5 +43,29 @@ func BenchmarkLoad10000x4(b *testing.B) {
 		if _, err := Parse("big.yaml", data, LoadOptions{FS: fstest.MapFS{}}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkLoad10000x4ScriptChecks loads 10,000 services whose check is
+// a script, without (unchecked) and with (checked) script security on
+// this host's filesystem: the difference is what the checks add to a
+// load (each program is walked once per load, each user looked up once).
+func BenchmarkLoad10000x4ScriptChecks(b *testing.B) {
+	if _, err := os.Stat("/usr/bin/true"); err != nil || runtime.GOOS != "linux" {
+		b.Skip("needs Linux and /usr/bin/true")
+	}
+	data := bytes.ReplaceAll(bigConfig(10000), []byte("health_check: {type: tcp}"), []byte("health_check: {type: script, command: [/usr/bin/true]}"))
+	for _, bm := range []struct {
+		name string
+		host scripts.Host
+	}{{"unchecked", nil}, {"checked", scripts.OS()}} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := Parse("big.yaml", data, LoadOptions{FS: fstest.MapFS{}, Scripts: bm.host}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -58,6 +58,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/lvskit/lvskit/director/scripts"
 )
 
 // Config is a whole lvsd configuration: the main file and its includes.
@@ -90,6 +92,16 @@ type Config struct {
 	// Files are the files this configuration was read from: the main file
 	// first, then the included ones in order.
 	Files []string `yaml:"-"`
+
+	// Scripts are the commands this configuration runs, as Load resolved
+	// and checked them (with LoadOptions.Scripts; empty otherwise).
+	Scripts []ScriptRef `yaml:"-"`
+	// ScriptWarnings are what lvsd logs at every start and reload: the
+	// scripts insecure_scripts lets run.
+	ScriptWarnings []string `yaml:"-"`
+	// RootScriptsWarning, when set, says that scripts run as root because
+	// no script user exists; lvsd logs it once, at start.
+	RootScriptsWarning string `yaml:"-"`
 
 	pos *positions // where each decoded value was written
 
@@ -132,6 +144,20 @@ type Daemon struct {
 	// stops. Default false: rules stay in place so that a restart or an
 	// upgrade does not drop traffic.
 	FlushOnStop bool `yaml:"flush_on_stop"`
+
+	// ScriptUser (script_user) is whom every script and command runs as,
+	// "user" or "user:group" (default: the user's primary group), with
+	// the user's supplementary groups. Default: lvsd_script if that user
+	// exists, else root (and lvsd warns at every start). A check, a
+	// vrrp script, a notify block or a quorum may name its own.
+	ScriptUser string `yaml:"script_user"`
+
+	// InsecureScripts (insecure_scripts) runs scripts that a user other
+	// than root could change (the file, a directory above it, or anything
+	// its symbolic links lead through), logging each at every start and
+	// reload. Default false: lvsd refuses such a config, because whoever
+	// can change a script lvsd runs as root becomes root.
+	InsecureScripts bool `yaml:"insecure_scripts"`
 }
 
 // Defaults of the lvsd section.
@@ -537,6 +563,12 @@ type HealthCheck struct {
 	// Shell (shell) runs command through /bin/sh -c instead; command is
 	// then a single string, the shell script.
 	Shell bool `yaml:"shell"`
+	// ScriptUser (script_user) runs this script as another user than
+	// lvsd.script_user: "user" or "user:group"; "root" for a script that
+	// must be root.
+	ScriptUser string `yaml:"script_user"`
+	// Program is the command as lvsd runs it, resolved at load.
+	Program *scripts.Program `yaml:"-"`
 
 	// QueryName (query_name) is the DNS name asked (dns). Default ".",
 	// as keepalived's DNS_CHECK.
@@ -610,4 +642,10 @@ type Quorum struct {
 	UpCommand []string `yaml:"up_command"`
 	// DownCommand (down_command) runs when the quorum is lost.
 	DownCommand []string `yaml:"down_command"`
+	// ScriptUser (script_user) runs both commands as another user than
+	// lvsd.script_user.
+	ScriptUser string `yaml:"script_user"`
+	// UpProgram and DownProgram are the commands as lvsd runs them,
+	// resolved at load.
+	UpProgram, DownProgram *scripts.Program `yaml:"-"`
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lvskit/lvskit/director/scripts"
 	"gopkg.in/yaml.v3"
 )
 
@@ -71,6 +72,9 @@ func ImportKeepalived(path string, opts ImportOptions) (*Imported, error) {
 
 type kaConverter struct {
 	warnings    []string
+	scriptUser  string // global_defs script_user, as user[:group]
+	security    bool   // global_defs enable_script_security
+	hasScripts  bool
 	vrrpVersion int
 	syncDaemon  *yaml.Node
 	timeouts    *yaml.Node
@@ -162,6 +166,15 @@ func (c *kaConverter) globalDefs(g *kaStmt) error {
 				}
 			}
 			c.syncDaemon = sd
+		case "script_user":
+			// script_user USERNAME [GROUPNAME]
+			u, err := kaUser(s, 1)
+			if err != nil {
+				return err
+			}
+			c.scriptUser = u
+		case "enable_script_security":
+			c.security = true
 		case "lvs_timeouts":
 			t := ymap()
 			for i := 1; i+1 < len(s.words); i += 2 {
@@ -199,6 +212,14 @@ func (c *kaConverter) vrrpScript(s *kaStmt) error {
 			if shell {
 				yput(n, "shell", ybool(true))
 			}
+			c.hasScripts = true
+		case "user":
+			// user USERNAME [GROUPNAME]
+			u, err := kaUser(st, 1)
+			if err != nil {
+				return err
+			}
+			yput(n, "script_user", ystr(u))
 		case "interval", "timeout":
 			d, err := kaSeconds(st)
 			if err != nil {
@@ -233,13 +254,74 @@ func (c *kaConverter) notify(n, cmds *yaml.Node, st *kaStmt) bool {
 	if key == "" {
 		return false
 	}
-	argv, shell := kaCommand(strings.Join(st.words[1:], " "))
-	if shell {
-		// notify commands have no shell option: say so in the argv.
-		argv = yflow("/bin/sh", "-c", strings.Join(st.words[1:], " "))
+	// notify_master COMMAND [USERNAME [GROUPNAME]]: the command is one
+	// word, quoted when it has arguments.
+	if c.commandUser(n, cmds, st, "notify commands") {
+		yput(cmds, key, kaCommandNode(st.words[1]))
+		c.hasScripts = true
 	}
-	yput(cmds, key, argv)
 	return true
+}
+
+// kaCommandNode is a command line as an argument list; notify and quorum
+// commands have no shell option, so shell syntax becomes /bin/sh -c.
+func kaCommandNode(line string) *yaml.Node {
+	argv, shell := kaCommand(line)
+	if shell {
+		argv = yflow("/bin/sh", "-c", line)
+	}
+	return argv
+}
+
+// commandUser turns the USERNAME [GROUPNAME] after a notify or quorum
+// command into the script_user of the block holding the commands (lvsd
+// has one per block). A command whose user differs from the block's
+// (or the block's default) is not imported: it would run as another
+// user than keepalived ran it.
+func (c *kaConverter) commandUser(on, block *yaml.Node, st *kaStmt, what string) bool {
+	u := ""
+	if len(st.words) > 2 {
+		var err error
+		if u, err = kaUser(st, 2); err != nil {
+			c.skip(on, st, err.Error())
+			return false
+		}
+	}
+	set := false
+	for i := 0; i+1 < len(block.Content); i += 2 {
+		switch block.Content[i].Value {
+		case "master", "backup", "fault", "stop", "any", "up_command", "down_command":
+			set = true
+		}
+	}
+	prev := yget(block, "script_user")
+	switch {
+	case !set:
+		if u != "" {
+			yput(block, "script_user", ystr(u))
+		}
+	case prev != u:
+		was := prev
+		if was == "" {
+			was = "the default script user"
+		}
+		c.skip(on, st, fmt.Sprintf("lvsd runs all %s of a block as one script_user, and the others run as %s: run this one as that user too, or through a wrapper", what, was))
+		return false
+	}
+	return true
+}
+
+// kaUser reads USERNAME [GROUPNAME] from word i on as lvsd's user[:group].
+func kaUser(s *kaStmt, i int) (string, error) {
+	w := s.words[i:]
+	if len(w) == 0 || len(w) > 2 {
+		return "", fmt.Errorf("%s: %s: want a user name and optionally a group name", s.at(), s.words[0])
+	}
+	u := strings.Join(w, ":")
+	if _, _, err := scripts.ParseUser(u); err != nil {
+		return "", fmt.Errorf("%s: %s: %w", s.at(), s.words[0], err)
+	}
+	return u, nil
 }
 
 func (c *kaConverter) syncGroup(s *kaStmt) error {
@@ -540,11 +622,11 @@ func (c *kaConverter) virtualServer(s *kaStmt) error {
 			}
 			yput(quorum, map[string]string{"quorum": "weight", "hysteresis": "hysteresis"}[kw], yint(v))
 		case "quorum_up", "quorum_down":
-			argv, shell := kaCommand(strings.Join(st.words[1:], " "))
-			if shell {
-				argv = yflow("/bin/sh", "-c", strings.Join(st.words[1:], " "))
+			// quorum_up COMMAND [USERNAME [GROUPNAME]]
+			if c.commandUser(n, quorum, st, "quorum commands") {
+				yput(quorum, map[string]string{"quorum_up": "up_command", "quorum_down": "down_command"}[kw], kaCommandNode(st.words[1]))
+				c.hasScripts = true
 			}
-			yput(quorum, map[string]string{"quorum_up": "up_command", "quorum_down": "down_command"}[kw], argv)
 		case "inhibit_on_failure":
 			quiesce = -1 // the service says so for all
 		case "real_server":
@@ -732,6 +814,14 @@ func (c *kaConverter) check(rs *yaml.Node, s *kaStmt) (*yaml.Node, error) {
 			if shell {
 				yput(ch, "shell", ybool(true))
 			}
+			c.hasScripts = true
+		case "user":
+			// MISC_CHECK's user USERNAME [GROUPNAME]
+			u, err := kaUser(st, 1)
+			if err != nil {
+				return nil, err
+			}
+			yput(ch, "script_user", ystr(u))
 		case "type":
 			yput(ch, "query_type", ystr(strings.ToUpper(st.words[1])))
 		case "name":
@@ -749,6 +839,19 @@ func (c *kaConverter) check(rs *yaml.Node, s *kaStmt) (*yaml.Node, error) {
 // document assembles the lvsd config.
 func (c *kaConverter) document() *yaml.Node {
 	root := ymap()
+	if c.scriptUser != "" {
+		yput(root, "lvsd", ymap("script_user", ystr(c.scriptUser)))
+	}
+	switch {
+	case !c.hasScripts:
+	case c.security:
+		c.topComments = append(c.topComments, "enable_script_security: lvsd always refuses scripts that users other than root could change.")
+	default:
+		c.topComments = append(c.topComments, "no enable_script_security: keepalived ran scripts that users other than root could change (with a warning);\nlvsd refuses them: run lvsd check --config FILE on the director to find them.")
+	}
+	if c.hasScripts && c.scriptUser == "" {
+		c.topComments = append(c.topComments, "no script_user: keepalived ran scripts as keepalived_script if that user existed, else as root;\nlvsd runs them as lvsd_script if that user exists, else as root: create lvsd_script, or set lvsd.script_user.")
+	}
 	ipvsNode := ymap()
 	if c.timeouts != nil {
 		c.timeouts.Style = yaml.FlowStyle
@@ -803,7 +906,8 @@ func init() {
 		garp_master_repeat garp_master_refresh_repeat lvs_sync_daemon_interface delay_loop lb_algo lvs_sched lb_kind
 		lvs_method protocol persistence_timeout persistence_granularity persistence_engine virtualhost sorry_server
 		quorum hysteresis quorum_up quorum_down uthreshold lthreshold connect_timeout misc_timeout connect_port
-		connect_ip retry nb_get_retry delay_before_retry path digest status_code misc_path type name auth_type auth_pass`) {
+		connect_ip retry nb_get_retry delay_before_retry path digest status_code misc_path type name auth_type auth_pass
+		script_user user`) {
 		kaValued[k] = true
 	}
 }

@@ -122,3 +122,44 @@ func FuzzImportKeepalived(f *testing.F) {
 		}
 	})
 }
+
+// enable_script_security and script_user, global and per script (user
+// in vrrp_script and MISC_CHECK, USERNAME [GROUPNAME] after notify and
+// quorum commands), become lvsd's script_user settings.
+func TestImportKeepalivedScriptSecurity(t *testing.T) {
+	got, err := ImportKeepalived("testdata/keepalived/script-security.conf", ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "keepalived", "script-security.golden.yaml")
+	if flag.Lookup("update") != nil && flag.Lookup("update").Value.String() == "true" {
+		if err := os.WriteFile(golden, got.YAML, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got.YAML)); diff != "" {
+		t.Errorf("import differs from %s (go test -update rewrites it):\n%s", golden, diff)
+	}
+	wantWarnings := []string{
+		"testdata/keepalived/script-security.conf:31: notify_fault /usr/local/libexec/keepalived/notify-fault root: not imported: lvsd runs all notify commands of a block as one script_user, and the others run as notifier: run this one as that user too, or through a wrapper",
+	}
+	if diff := cmp.Diff(wantWarnings, got.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	cfg, err := Parse("imported.yaml", got.YAML, LoadOptions{FS: mapFS(nil)})
+	if err != nil {
+		t.Fatalf("lvsd refuses the import: %v\n%s", err, got.YAML)
+	}
+	if cfg.LVSD.ScriptUser != "keepalived_script:nogroup" || cfg.VRRP.Scripts[0].ScriptUser != "nginx_check" || cfg.VRRP.Scripts[1].ScriptUser != "root:root" ||
+		cfg.VRRP.Instances[0].Notify.ScriptUser != "notifier" || cfg.VirtualServices[0].Quorum.ScriptUser != "pager:pager" ||
+		cfg.VirtualServices[0].HealthCheck.ScriptUser != "web_check" {
+		t.Errorf("script users not carried over:\n%s", got.YAML)
+	}
+	if n := cfg.VRRP.Instances[0].Notify; strings.Join(n.Master, " ") != "/usr/local/libexec/keepalived/notify master" {
+		t.Errorf("notify master %q", n.Master)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lvskit/lvskit/director/scripts"
 	"gopkg.in/yaml.v3"
 )
 
@@ -30,6 +31,17 @@ type LoadOptions struct {
 	// Kernel, when set, also checks the configuration against what the
 	// running kernel offers (see ValidateAgainst).
 	Kernel *Capabilities
+
+	// Scripts, when set, is the system every command the config runs is
+	// resolved and checked against (scripts.OS() in lvsd): a command that
+	// others could change is an error naming who (unless
+	// lvsd.insecure_scripts), and each gets the user it runs as. Without
+	// it, commands are not checked and run as lvsd's own user.
+	Scripts scripts.Host
+
+	// AuditScripts records the problems of the commands in
+	// Config.Scripts instead of refusing the config (lvsdiag).
+	AuditScripts bool
 }
 
 // Load reads the configuration file at path and the files it includes,
@@ -84,6 +96,9 @@ func Parse(name string, data []byte, opts LoadOptions) (*Config, error) {
 	c := &checker{cfg: cfg, errs: &errs}
 	if !halted { // a file given up on would only yield confusing follow-ups
 		c.config()
+	}
+	if opts.Scripts != nil && !halted {
+		c.scriptSecurity(opts.Scripts, opts.AuditScripts)
 	}
 	if opts.Kernel != nil && len(errs) == 0 {
 		c.kernel(*opts.Kernel)

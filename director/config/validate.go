@@ -431,6 +431,7 @@ var checkKeys = map[string][]CheckType{
 	"verify_tls":   {CheckHTTPS},
 	"command":      {CheckScript},
 	"shell":        {CheckScript},
+	"script_user":  {CheckScript},
 	"query_name":   {CheckDNS},
 	"query_type":   {CheckDNS},
 }

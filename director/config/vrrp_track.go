@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lvskit/lvskit/director/scripts"
 	"gopkg.in/yaml.v3"
 )
 
@@ -30,6 +31,12 @@ type VRRPScript struct {
 	Command []string `yaml:"command"`
 	// Shell (shell) runs command through /bin/sh -c instead.
 	Shell bool `yaml:"shell"`
+	// ScriptUser (script_user) runs it as another user than
+	// lvsd.script_user: "user" or "user:group"; "root" for a script that
+	// must be root.
+	ScriptUser string `yaml:"script_user"`
+	// Program is the command as lvsd runs it, resolved at load.
+	Program *scripts.Program `yaml:"-"`
 	// Interval (interval) is how often it runs. Default 1s.
 	Interval time.Duration `yaml:"interval"`
 	// Timeout (timeout) kills a run that takes longer (a failure).
@@ -94,6 +101,12 @@ type VRRPNotify struct {
 	// keepalived's notify: INSTANCE or GROUP, the name, the new state
 	// (MASTER, BACKUP, FAULT or STOP) and the priority.
 	Any []string `yaml:"any"`
+	// ScriptUser (script_user) runs these commands as another user than
+	// lvsd.script_user.
+	ScriptUser string `yaml:"script_user"`
+	// Programs are the commands as lvsd runs them, resolved at load, by
+	// key (master, backup, fault, stop, any).
+	Programs map[string]*scripts.Program `yaml:"-"`
 }
 
 // Defaults of a track script.

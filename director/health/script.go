@@ -5,33 +5,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
+
+	"github.com/lvskit/lvskit/director/scripts"
 )
 
 // DefaultMaxOutput is how much of a script's output a Result keeps.
 const DefaultMaxOutput = 256
 
-// scriptWaitDelay is how long Check waits, after the script exits or is
-// killed, for output pipes that an escaped descendant still holds.
-const scriptWaitDelay = 500 * time.Millisecond
-
 // ScriptCheck passes when a program exits with status 0 (keepalived's
 // MISC_CHECK). The program is executed directly from Argv, never through
-// a shell, in a process group of its own; at the timeout the whole group
-// is killed, and so is anything the program left behind when it exits.
+// a shell, as scripts.Program runs it: in a process group of its own
+// (at the timeout the whole group is killed, and so is anything the
+// program left behind when it exits), with a clean environment, as
+// User.
 type ScriptCheck struct {
-	// Argv is the program and its arguments. Argv[0] is a path, or a
-	// name looked up in PATH.
+	// Argv is the program and its arguments.
 	Argv []string
-	// Env is added to lvsd's environment ("KEY=value").
+	// Path is the executable, resolved and checked when the config was
+	// loaded; empty means Argv[0], a path or a name looked up in
+	// scripts.SafePath.
+	Path string
+	// User is whom the program runs as; nil means lvsd's own user.
+	User *scripts.Credential
+	// Env is added to the environment, which otherwise holds only
+	// PATH=scripts.SafePath ("KEY=value").
 	Env []string
-	// Dir is the working directory; empty means lvsd's.
+	// Dir is the working directory; empty means /.
 	Dir string
 	// MaxOutput caps the bytes of combined stdout and stderr kept for
 	// the reason; zero means DefaultMaxOutput. The rest is discarded as
@@ -64,6 +69,9 @@ func NewScriptChecker(spec ScriptCheck, env Env) (*ScriptChecker, error) {
 		}
 	}
 	spec.Argv, spec.Env = slices.Clone(spec.Argv), slices.Clone(spec.Env)
+	if spec.Path == "" {
+		spec.Path = spec.Argv[0]
+	}
 	c := &ScriptChecker{
 		spec:      spec,
 		env:       env.withDefaults(),
@@ -83,21 +91,14 @@ func (c *ScriptChecker) Check(ctx context.Context) Result {
 	a, cancel := begin(ctx, c.timeout, "script "+c.name)
 	defer cancel()
 	out := &cappedBuffer{max: c.maxOutput}
-	cmd := exec.CommandContext(a.ctx, c.spec.Argv[0], c.spec.Argv[1:]...)
-	cmd.Dir = c.spec.Dir
-	if len(c.spec.Env) > 0 {
-		cmd.Env = append(os.Environ(), c.spec.Env...)
-	}
-	cmd.Stdin = nil
+	cmd := scripts.Program{Path: c.spec.Path, Args: c.spec.Argv, Env: c.spec.Env, Dir: c.spec.Dir, User: c.spec.User}.Command(a.ctx)
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.WaitDelay = scriptWaitDelay
-	ownProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return failed(a.start, newError(nil, err, "starting script %s: %s", c.name, rootCause(err)))
 	}
 	err := cmd.Wait()
-	killProcessGroup(cmd.Process.Pid) // what the script left behind
+	scripts.KillGroup(cmd.Process.Pid) // what the script left behind
 	output := out.summary()
 	switch {
 	case a.ctx.Err() != nil:

@@ -5,7 +5,6 @@ package ipvs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 	moby "github.com/moby/ipvs"
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,8 +42,6 @@ type linuxClient struct {
 	moby   mobyHandle
 }
 
-var quietLogrus sync.Once
-
 // New opens IPVS in the namespace opts.NetNS. It returns ErrIPVSUnavailable
 // when the kernel has no IPVS family: moby/ipvs would report success for
 // every write there and do nothing.
@@ -71,9 +67,11 @@ func New(opts Options) (Client, error) {
 		}
 		return nil, fmt.Errorf("looking up the IPVS netlink family: %w", err)
 	}
-	// moby/ipvs logs through the global logrus logger (and runs modprobe,
-	// a no-op now that the family exists); lvskit logs with slog only.
-	quietLogrus.Do(func() { logrus.SetOutput(io.Discard) })
+	// moby/ipvs writes to the process's logrus logger only from its
+	// one-time setup, and only when `modprobe ip_vs` fails or the IPVS
+	// family is missing. The family was found above, so setup's modprobe
+	// is a no-op and it logs nothing; the process's logrus settings are
+	// the caller's, and lvskit leaves them alone.
 	h, err := moby.New(opts.NetNS)
 	if err != nil {
 		conn.Close()

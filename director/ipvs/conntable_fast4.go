@@ -368,21 +368,6 @@ func same14(a, b *[14]uint64) bool {
 		a[6] == b[6] && a[7] == b[7] && a[8] == b[8] && a[9] == b[9] && a[10] == b[10] && a[11] == b[11] && a[12] == b[12] && a[13] == b[13]
 }
 
-// hexMask has a byte's high bit set iff the byte is a hex digit.
-func hexMask(x uint64) uint64 {
-	const (
-		ones = 0x0101010101010101
-		high = 0x8080808080808080
-	)
-	// With the high bits clear, adding (0x80-k) to a byte sets its high
-	// bit iff byte >= k, with no carry into the next byte.
-	low7 := x &^ high
-	lower := low7 | 0x20*ones
-	isDigit := (low7 + (0x80-'0')*ones) &^ (low7 + (0x80-'9'-1)*ones)
-	isLetter := (lower + (0x80-'a')*ones) &^ (lower + (0x80-'f'-1)*ones)
-	return (isDigit | isLetter) &^ x & high
-}
-
 // validClient6 checks the client's address (%pI6) and port at the start
 // of c: colons where %pI6 puts them and hex digits elsewhere. (Reading
 // the address as five words and checking the colons with masks took more

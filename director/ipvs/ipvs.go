@@ -192,6 +192,45 @@ func (k ServiceKey) String() string {
 	return k.Protocol.String() + " " + netip.AddrPortFrom(k.Address, k.Port).String()
 }
 
+// ParseServiceKey parses a key as String writes it: "TCP 192.168.0.100:80",
+// "UDP [2001:db8::1]:53", "FWM 1", "FWM 1 IPv6". It is the one parser of
+// service keys for every program that reads them (lvsd's status API
+// carries keys in this form). ServiceKey has no MarshalText on purpose:
+// Service embeds it, and the method would turn a whole Service into its
+// key in JSON.
+func ParseServiceKey(s string) (ServiceKey, error) {
+	f := strings.Fields(s)
+	if len(f) >= 2 && strings.EqualFold(f[0], "FWM") {
+		mark, err := strconv.ParseUint(f[1], 10, 32)
+		if err != nil || mark == 0 || len(f) > 3 || (len(f) == 3 && f[2] != "IPv6") {
+			return ServiceKey{}, fmt.Errorf("service key %q: want \"FWM <mark>\" or \"FWM <mark> IPv6\"", s)
+		}
+		fam := IPv4
+		if len(f) == 3 {
+			fam = IPv6
+		}
+		return FWMarkKey(fam, uint32(mark)), nil
+	}
+	if len(f) != 2 {
+		return ServiceKey{}, fmt.Errorf("service key %q: want \"PROTO ADDRESS:PORT\" or \"FWM <mark>\"", s)
+	}
+	p, err := ParseProtocol(f[0])
+	if err != nil {
+		return ServiceKey{}, fmt.Errorf("service key %q: %w", s, err)
+	}
+	ap, err := netip.ParseAddrPort(f[1])
+	if err != nil {
+		return ServiceKey{}, fmt.Errorf("service key %q: bad address:port: %w", s, err)
+	}
+	switch p {
+	case UDP:
+		return UDPKey(ap), nil
+	case SCTP:
+		return SCTPKey(ap), nil
+	}
+	return TCPKey(ap), nil
+}
+
 // Less orders keys: by family, fwmark services after address services,
 // then protocol, address and port.
 func (k ServiceKey) Less(o ServiceKey) bool {

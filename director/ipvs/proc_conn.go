@@ -484,18 +484,8 @@ func hex8(b []byte) (uint32, bool) {
 
 // hexLanes decodes eight ASCII hex digits held big-endian in x.
 func hexLanes(x uint64) (uint32, bool) {
-	const (
-		ones = 0x0101010101010101
-		high = 0x8080808080808080
-	)
-	// Validate: every byte is 0-9, A-F or a-f. With the high bits clear,
-	// adding (0x80-k) to a byte sets its high bit iff byte >= k, with no
-	// carry into the next byte.
-	low7 := x &^ high
-	lower := low7 | 0x20*ones
-	isDigit := (low7 + (0x80-'0')*ones) &^ (low7 + (0x80-'9'-1)*ones)
-	isLetter := (lower + (0x80-'a')*ones) &^ (lower + (0x80-'f'-1)*ones)
-	ok := x&high == 0 && (isDigit|isLetter)&high == high
+	const ones = 0x0101010101010101
+	ok := hexMask(x) == 0x8080808080808080
 	// Convert: a digit's value is its low nibble; a letter's is its low
 	// nibble plus 9 (bit 6 tells letters from digits).
 	v := x&(0x0f*ones) + 9*((x>>6)&ones)
@@ -504,6 +494,21 @@ func hexLanes(x uint64) (uint32, bool) {
 	v = (v | v>>8) & 0x0000ffff0000ffff
 	v = (v | v>>16) & 0xffffffff
 	return uint32(v), ok
+}
+
+// hexMask has a byte's high bit set iff the byte is a hex digit.
+func hexMask(x uint64) uint64 {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	// With the high bits clear, adding (0x80-k) to a byte sets its high
+	// bit iff byte >= k, with no carry into the next byte.
+	low7 := x &^ high
+	lower := low7 | 0x20*ones
+	isDigit := (low7 + (0x80-'0')*ones) &^ (low7 + (0x80-'9'-1)*ones)
+	isLetter := (lower + (0x80-'a')*ones) &^ (lower + (0x80-'f'-1)*ones)
+	return (isDigit | isLetter) &^ x & high
 }
 
 // parseRawAddr parses the address at the start of b, which the kernel

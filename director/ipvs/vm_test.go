@@ -6,6 +6,7 @@
 package ipvs_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/internal/lab"
+	"github.com/sirupsen/logrus"
 )
 
 // newVMClient opens IPVS in a fresh lab host that has a dummy interface
@@ -560,5 +562,30 @@ func TestVMGlobals(t *testing.T) {
 	}
 	if svcs, _ := c.Services(); len(svcs) != 0 {
 		t.Errorf("services left after Flush: %v", svcs)
+	}
+}
+
+// TestVMNewLeavesLogrusAlone: opening IPVS neither logs through nor
+// reconfigures the process's logrus logger (moby/ipvs's), which belongs
+// to the program embedding lvskit.
+func TestVMNewLeavesLogrusAlone(t *testing.T) {
+	var buf bytes.Buffer
+	std := logrus.StandardLogger()
+	old := std.Out
+	std.SetOutput(&buf)
+	t.Cleanup(func() { std.SetOutput(old) })
+	c, err := ipvs.New(ipvs.Options{})
+	if err != nil {
+		t.Fatalf("opening IPVS: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Services(); err != nil {
+		t.Fatalf("listing services: %v", err)
+	}
+	if std.Out != &buf {
+		t.Errorf("ipvs.New replaced logrus's output (%T)", std.Out)
+	}
+	if buf.Len() > 0 {
+		t.Errorf("moby/ipvs logged through logrus: %q", buf.String())
 	}
 }

@@ -55,6 +55,10 @@ func NewClient(target string) (*Client, error) {
 	return c, nil
 }
 
+// Close closes the client's idle connections (and the goroutines that
+// keep them); the client still works after it, opening new ones.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
 // String is the address the client reads, for messages.
 func (c *Client) String() string { return c.base }
 

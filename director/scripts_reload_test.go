@@ -1,0 +1,76 @@
+package director
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/scripts"
+	"github.com/lvskit/lvskit/director/scripts/scriptstest"
+)
+
+// TestReloadRefusesScriptsOthersCanChange: a reload whose quorum command
+// sits in a world-writable directory is refused with the place and the
+// reason, and the running config keeps serving with its own command,
+// which runs as the script user resolved at load.
+func TestReloadRefusesScriptsOthersCanChange(t *testing.T) {
+	h := scriptstest.New()
+	h.AddUser(scripts.Account{Name: "lvsd_script", UID: 998, GID: 998, Groups: []uint32{998}}).AddGroup("lvsd_script", 998)
+	h.Dir("/usr/local/libexec/lvsd", 0o755, 0, 0).File("/usr/local/libexec/lvsd/notify", 0o755, 0, 0)
+	h.Dir("/srv/shared", 0o777, 0, 0).File("/srv/shared/notify", 0o755, 0, 0)
+	conf := func(cmd string) string {
+		return `virtual_services:
+  - address: 192.168.0.100
+    port: 80
+    quorum: {weight: 1, up_command: [` + cmd + `, up]}
+    real_servers:
+      - address: 10.0.0.1
+`
+	}
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, conf("/usr/local/libexec/lvsd/notify"))
+	var mu sync.Mutex
+	var ran []scripts.Program
+	d, err := NewDaemon(DaemonOptions{
+		ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), Load: config.LoadOptions{Scripts: h},
+		RunCommand: func(_ context.Context, p scripts.Program) error {
+			mu.Lock()
+			defer mu.Unlock()
+			ran = append(ran, p)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the up command", func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 1 })
+	mu.Lock()
+	if p := ran[0]; p.Path != "/usr/local/libexec/lvsd/notify" || p.User.String() != "lvsd_script:lvsd_script" || p.User.UID != 998 {
+		t.Errorf("ran %s as %s", p.Path, p.User)
+	}
+	mu.Unlock()
+
+	writeConfig(t, path, conf("/srv/shared/notify"))
+	err = d.Reload(ctx)
+	want := path + ":4:37: up_command: others can change what lvsd runs as user lvsd_script: /srv/shared/notify: /srv/shared is writable by every user (mode 0777)"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("reload: %v\nwant %s...", err, want)
+	}
+	if st := d.Status(); !strings.HasPrefix(st.LastReloadError, want) {
+		t.Errorf("status last reload error %q", st.LastReloadError)
+	}
+	d.mu.Lock()
+	p := d.cfg.VirtualServices[0].Quorum.Run(true)
+	d.mu.Unlock()
+	if p.Path != "/usr/local/libexec/lvsd/notify" {
+		t.Errorf("after the refused reload the quorum command is %s", p.Path)
+	}
+}
