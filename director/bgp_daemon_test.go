@@ -34,7 +34,7 @@ virtual_services:
   - address: 192.168.0.100
     port: 80
     scheduler: mh
-    scheduler_flags: [mh-port]
+    scheduler_flags: [mh-port, mh-fallback]
     on_failure: quiesce
     announce: bgp
     health_check: {type: tcp, connect_ip: 127.0.0.1, connect_port: %s, interval: 100ms, timeout: 100ms, rise: 1, fall: 1}

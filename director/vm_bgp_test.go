@@ -96,7 +96,7 @@ virtual_services:
 // bgpLabOptions vary the directors' service.
 type bgpLabOptions struct {
 	Scheduler string // default mh
-	Flags     string // YAML list; default [mh-port] with mh
+	Flags     string // YAML list; default [mh-port, mh-fallback] with mh
 	// NoSloppyTCP leaves net.ipv4.vs.sloppy_tcp off.
 	NoSloppyTCP bool
 }
@@ -137,7 +137,10 @@ func newBGPLab(t *testing.T, opts bgpLabOptions) *bgpLab {
 		t.Fatal(err)
 	}
 	if opts.Scheduler == "" {
-		opts.Scheduler, opts.Flags = "mh", "[mh-port]"
+		opts.Scheduler = "mh"
+	}
+	if opts.Flags == "" && opts.Scheduler == "mh" {
+		opts.Flags = "[mh-port, mh-fallback]"
 	}
 	if opts.Flags == "" {
 		opts.Flags = "[]"

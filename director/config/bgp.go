@@ -389,7 +389,10 @@ func (c *checker) bgpWarnings() {
 			c.warn(at(&s.Scheduler), "scheduler: mh without mh-port on %s: every connection of one client goes to one real server; write scheduler_flags: [mh-port] to spread by port too", what)
 		}
 		if s.Scheduler == "mh" && s.OnFailure == Remove && c.hasChecks(s) {
-			c.warn(at(&s.OnFailure), "on_failure: remove on %s: a real server that comes back is added again at another place in the kernel's list, and mh builds its table in list order, so the directors' tables can differ until they restart: write on_failure: quiesce (weight 0 keeps the server's place)", what)
+			c.warn(at(&s.OnFailure), "on_failure: remove on %s: a real server that comes back is added again at another place in the kernel's list, and mh builds its table in list order, so the directors' tables can differ until they restart: write on_failure: quiesce (weight 0 keeps the server's place) with scheduler_flags: [mh-port, mh-fallback]", what)
+		}
+		if s.Scheduler == "mh" && s.OnFailure == Quiesce && c.hasChecks(s) && !slices.Contains(s.SchedulerFlags, "mh-fallback") {
+			c.warn(at(&s.SchedulerFlags), "scheduler_flags: mh without mh-fallback on %s, with on_failure: quiesce: a quiesced real server keeps its share of mh's table, and new connections hashed to it find no destination (the director resets them): add mh-fallback", what)
 		}
 		if s.Persistence != nil {
 			c.warn(at(s.Persistence), "persistence on %s: persistence templates live on one director; after a failover a client may move to another real server: leave persistence out and let mh's hash keep clients", what)

@@ -196,6 +196,9 @@ virtual_services:
   - {address: 192.168.0.100, port: 82, scheduler: mh, announce: bgp}
   - {address: 192.168.0.100, port: 83, scheduler: mh, scheduler_flags: [mh-port], forwarding: masquerade, persistence: {}, announce: bgp}
   - {address: 192.168.0.100, port: 84, announce: bgp}
+  - {address: 192.168.0.100, port: 85, scheduler: mh, scheduler_flags: [mh-port], on_failure: quiesce, health_check: {type: tcp}, announce: bgp, real_servers: [{address: 10.0.1.2}]}
+  - {address: 192.168.0.100, port: 86, scheduler: mh, scheduler_flags: [mh-port], health_check: {type: tcp}, announce: bgp, real_servers: [{address: 10.0.1.2}]}
+  - {address: 192.168.0.100, port: 87, scheduler: mh, scheduler_flags: [mh-port, mh-fallback], on_failure: quiesce, health_check: {type: tcp}, announce: bgp, real_servers: [{address: 10.0.1.2}]}
   - {address: 192.168.0.101, port: 80, scheduler: rr}
 `)
 	var got []string
@@ -210,6 +213,8 @@ virtual_services:
 		"lvsd.yaml:6:95: forwarding: masquerade on TCP 192.168.0.100:83",
 		"lvsd.yaml:6:120: persistence on TCP 192.168.0.100:83",
 		"lvsd.yaml:7:5: scheduler: wlc on TCP 192.168.0.100:84",
+		"lvsd.yaml:8:72: scheduler_flags: mh without mh-fallback on TCP 192.168.0.100:85",
+		"lvsd.yaml:9:5: on_failure: remove on TCP 192.168.0.100:86",
 	}
 	if len(got) != len(wantPrefixes) {
 		t.Fatalf("warnings:\n%s\nwant %d", strings.Join(got, "\n"), len(wantPrefixes))
