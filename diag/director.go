@@ -315,6 +315,9 @@ func checkDirector(ctx context.Context, r *run) outcome {
 	if v.Status != nil {
 		r.directorStatus(v, &o)
 	}
+	if v.Status != nil && v.Status.BGP != nil {
+		r.directorBGP(v, &o)
+	}
 	if local && r.env.Config != nil {
 		for _, f := range scriptFindings(r.env.Config) {
 			o.add(f)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lvskit/lvskit/director/config"
@@ -51,6 +52,8 @@ type DaemonOptions struct {
 	Metrics *Metrics
 	// VRRP opens what the config's VRRP instances talk to.
 	VRRP VRRPOptions
+	// BGP opens the speaker of the config's bgp section.
+	BGP BGPOptions
 }
 
 // Daemon is lvsd's engine: it keeps the kernel's IPVS table equal to the
@@ -84,6 +87,9 @@ type Daemon struct {
 	unowned    []ipvs.ServiceKey
 	globalsSet bool
 	vrrp       *vrrpRuntime // nil without VRRP instances
+	bgp        *bgpRuntime  // nil without a bgp section
+
+	applied atomic.Bool // the first apply has been made (BGP may announce)
 }
 
 // NewDaemon loads the config; an invalid config is an error with every
@@ -190,9 +196,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.applyGlobals(cfg)
+	br, err := d.startBGP(cfg) // before the first apply: announces nothing until it succeeds
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.bgp = br
+	d.mu.Unlock()
+	defer d.stopBGP() // on an error return; shutdown stops it first otherwise
+	d.applied.Store(true)
 	if err := d.apply(cfg); err != nil {
 		return err
 	}
+	d.bgpUpdate()
 	vr, err := d.startVRRP(ctx, cfg)
 	if err != nil {
 		return err
@@ -218,6 +234,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	var bgpTick <-chan time.Time
+	if br != nil {
+		iv := d.opts.BGP.Interval
+		if iv <= 0 {
+			iv = time.Second
+		}
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		bgpTick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -235,12 +261,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-resync.C:
 			d.resync()
 		case <-retry.C:
+		case <-bgpTick:
+			d.bgpPollPeers()
 		}
 		res, next := d.rec.Retry(d.now())
 		d.report(res)
 		if !next.IsZero() {
 			retry.Reset(max(next.Sub(d.now()), time.Millisecond))
 		}
+		d.bgpUpdate()
 	}
 }
 
@@ -283,6 +312,7 @@ func (d *Daemon) reload() error {
 	logScriptWarnings(d.log, cfg)
 	d.setConfig(cfg)
 	d.vrrpReloaded(cfg)
+	d.bgpReloaded(cfg)
 	d.applyGlobals(cfg)
 	if err := d.apply(cfg); err != nil {
 		d.event("config", "", "", "reload: "+err.Error())
@@ -474,6 +504,7 @@ func (d *Daemon) resync() {
 	if err != nil {
 		d.log.Error("resync", "err", err)
 		d.event("ipvs", "", "", "resync failed: "+err.Error())
+		d.bgpObserve(Result{}, err)
 		return
 	}
 	if res.Drift > 0 {
@@ -506,6 +537,7 @@ func (d *Daemon) report(res Result) {
 			d.event("ipvs", f.Op.Service.ServiceKey.String(), rsString(f.Op), "failed: "+f.Error())
 		}
 	}
+	d.bgpObserve(res, nil)
 	if len(res.Unowned) > 0 {
 		d.mu.Lock()
 		if !slices.Equal(d.unowned, res.Unowned) {
@@ -537,6 +569,9 @@ func (d *Daemon) applyGlobals(cfg *config.Config) {
 		}
 		if g.ExpireQuiescentTemplate != nil {
 			set("expire_quiescent_template", b[*g.ExpireQuiescentTemplate])
+		}
+		if g.SloppyTCP != nil {
+			set("sloppy_tcp", b[*g.SloppyTCP])
 		}
 		if g.ConnReuseMode != nil {
 			set("conn_reuse_mode", strconv.Itoa(*g.ConnReuseMode))
@@ -582,6 +617,7 @@ func (d *Daemon) applyGlobals(cfg *config.Config) {
 
 func (d *Daemon) shutdown() {
 	d.notify("STOPPING=1")
+	d.stopBGP() // routers stop sending before IPVS goes
 	d.mu.Lock()
 	flush := d.cfg.LVSD.FlushOnStop
 	d.mu.Unlock()
@@ -601,9 +637,10 @@ func (d *Daemon) Status() Status {
 	}
 	kernel := d.rec.Kernel()
 	vrrpStatus := d.vrrpStatus()
+	bgpStatus := d.bgpStatus()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Config: d.opts.ConfigPath, Loaded: d.loaded, Events: d.timeline.Events(), VRRP: vrrpStatus}
+	st := Status{Config: d.opts.ConfigPath, Loaded: d.loaded, Events: d.timeline.Events(), VRRP: vrrpStatus, BGP: bgpStatus}
 	if d.reloadErr != nil {
 		st.LastReloadError = d.reloadErr.Error()
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lvskit's tests and tools need on a Debian 12 machine:
 # the VM harness's host tools, the independent IPVS client (ipvsadm), the
-# real peers of the network tier (keepalived, nginx, arping, tcpdump) and
+# real peers of the network tier (keepalived, nginx, arping, tcpdump, bird2) and
 # the eBPF toolchain. Idempotent; run as root.
 set -euo pipefail
 
@@ -27,6 +27,8 @@ pkgs=(
 	lintian prometheus
 	# lvsdiag trace's throughput benchmark: bpftrace is the baseline (VM only: it needs kprobes)
 	bpftrace
+	# director's BGP lab: the upstream router with ECMP over three lvsd directors
+	bird2
 )
 
 missing=()
@@ -42,6 +44,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the daemons it installs; the tests run their own instances.
-for svc in nginx keepalived prometheus-node-exporter prometheus; do
+for svc in nginx keepalived prometheus-node-exporter prometheus bird; do
 	systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true
 done

@@ -107,6 +107,7 @@ type Report struct {
 	ConnTable     *ReportConnTable       `json:"connection_table"`
 	Services      []ReportService        `json:"services"`
 	VRRP          []statusapi.VRRPStatus `json:"vrrp,omitempty"`
+	BGP           *statusapi.BGPStatus   `json:"bgp,omitempty"`
 	Warnings      []string               `json:"warnings,omitempty"`
 }
 
@@ -192,7 +193,7 @@ func reportStats(s ipvs.Stats) *ReportStats {
 func NewReport(f *Frame) Report {
 	s := f.Snap
 	r := Report{Taken: s.Taken.UTC(), Source: s.Source, Director: s.Director, ActiveConns: f.ActiveConns, InactiveConns: f.InactiveConns,
-		Services: []ReportService{}, VRRP: s.VRRP, Warnings: s.Warnings}
+		Services: []ReportService{}, VRRP: s.VRRP, BGP: s.BGP, Warnings: s.Warnings}
 	if s.HaveInfo {
 		r.IPVS = &ReportIPVS{Version: s.Info.Version.String(), ConnTableSize: s.Info.ConnTableSize}
 	}

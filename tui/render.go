@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
 
 // Level is how a cell should stand out.
@@ -580,10 +581,49 @@ func HeaderLines(f *Frame) []string {
 		}
 		lines = append(lines, line)
 	}
+	if s.BGP != nil {
+		lines = append(lines, bgpHeaderLine(s.BGP))
+	}
 	for _, w := range s.Warnings {
 		lines = append(lines, "! "+w)
 	}
 	return lines
+}
+
+// bgpHeaderLine says what lvsd announces and whether its peers are up:
+// "BGP as 65001: announces 192.168.0.100/32; withdrawn 192.168.0.101/32
+// (TCP 192.168.0.101:80 has no real server up); peers 10.0.0.1 up".
+func bgpHeaderLine(b *statusapi.BGPStatus) string {
+	var announced, withdrawn, peers []string
+	for _, v := range b.VIPs {
+		if v.Announced {
+			announced = append(announced, v.Prefix)
+		} else {
+			withdrawn = append(withdrawn, v.Prefix+" ("+v.Reason+")")
+		}
+	}
+	for _, p := range b.Peers {
+		state := "up"
+		if !p.Up {
+			state = "DOWN (" + p.State + ")"
+		}
+		peers = append(peers, p.Address+" "+state)
+	}
+	parts := []string{}
+	if b.Phase != "running" {
+		parts = append(parts, strings.ToUpper(b.Phase))
+	}
+	if len(announced) > 0 {
+		parts = append(parts, "announces "+strings.Join(announced, " "))
+	}
+	if len(withdrawn) > 0 {
+		parts = append(parts, "withdrawn "+strings.Join(withdrawn, ", "))
+	}
+	if len(peers) == 0 {
+		peers = []string{"none known yet"}
+	}
+	parts = append(parts, "peers "+strings.Join(peers, ", "))
+	return fmt.Sprintf("BGP as %d: %s", b.ASN, strings.Join(parts, "; "))
 }
 
 func hasCounters(s *Snapshot) bool {

@@ -204,6 +204,7 @@ func mergeSavedReport(s *Snapshot, r Report) {
 		s.Director = r.Director
 	}
 	s.VRRP = r.VRRP
+	s.BGP = r.BGP
 	for _, rs := range r.Services {
 		key, err := ipvs.ParseServiceKey(rs.Key)
 		if err != nil {

@@ -48,6 +48,9 @@ type Snapshot struct {
 
 	// VRRP is the state of lvsd's VRRP instances (with --lvsd).
 	VRRP []statusapi.VRRPStatus
+	// BGP is lvsd's BGP speaker and what it announces (with --lvsd, when
+	// lvsd has a bgp section).
+	BGP *statusapi.BGPStatus
 	// HaveHealth is set when health and VRRP came from lvsd.
 	HaveHealth bool
 

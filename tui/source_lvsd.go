@@ -67,6 +67,7 @@ func (l *LVSDSource) Collect(ctx context.Context, q ConnQuery) (*Snapshot, error
 	}
 	s.Source = l.String()
 	s.VRRP = st.VRRP
+	s.BGP = st.BGP
 	s.HaveHealth = true
 	if st.LastReloadError != "" {
 		s.Warnings = append(s.Warnings, "lvsd rejected its last reload: "+st.LastReloadError)

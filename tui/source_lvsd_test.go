@@ -24,6 +24,12 @@ func lvsdServer(t *testing.T) *statusapi.Client {
 			},
 		}},
 		VRRP: []statusapi.VRRPStatus{{Name: "VI_1", VRID: 51, Interface: "eth0", State: "master", Priority: 150, VIPs: []string{"192.168.0.100"}}},
+		BGP: &statusapi.BGPStatus{ASN: 65001, RouterID: "10.0.0.2", Phase: "running",
+			Peers: []statusapi.BGPPeerStatus{{Address: "10.0.0.1", ASN: 65000, State: "established", Up: true}, {Address: "10.0.0.3", ASN: 65000, State: "active"}},
+			VIPs: []statusapi.BGPVIPStatus{
+				{Address: "192.168.0.100", Prefix: "192.168.0.100/32", Announced: true, Reason: "every service at or above the high watermark 0%"},
+				{Address: "192.168.0.101", Prefix: "192.168.0.101/32", Reason: "TCP 192.168.0.101:80 has no real server up"},
+			}},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(st)
@@ -57,6 +63,9 @@ func TestLVSDSourceAddsHealthAndVRRP(t *testing.T) {
 	header := strings.Join(HeaderLines(f), "\n")
 	if !strings.Contains(header, "VRRP VI_1 vrid 51 on eth0: MASTER prio 150 holds 192.168.0.100") {
 		t.Errorf("header lacks VRRP:\n%s", header)
+	}
+	if want := "BGP as 65001: announces 192.168.0.100/32; withdrawn 192.168.0.101/32 (TCP 192.168.0.101:80 has no real server up); peers 10.0.0.1 up, 10.0.0.3 DOWN (active)"; !strings.Contains(header, want) {
+		t.Errorf("header lacks BGP:\n%s\nwant %s", header, want)
 	}
 	if svc.Up() != 1 {
 		t.Errorf("up: %d, want 1 (one down, one at weight 0)", svc.Up())

@@ -207,13 +207,23 @@ func check(o options, stdout, stderr io.Writer) int {
 	if n := len(cfg.VRRP.Instances); n > 0 {
 		vrrpInstances = fmt.Sprintf(", %d vrrp instances", n)
 	}
+	nwarn := len(cfg.ScriptWarnings)
 	for _, w := range cfg.ScriptWarnings {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
 	}
 	if w := cfg.RootScriptsWarning; w != "" {
+		nwarn++
 		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances)
+	for _, w := range cfg.Warnings() {
+		nwarn++
+		fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Column, w.Message)
+	}
+	warnings := ""
+	if nwarn > 0 {
+		warnings = fmt.Sprintf(" (%d warnings)", nwarn)
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances, warnings)
 	return 0
 }
 
@@ -286,6 +296,9 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn(w.Message, "at", fmt.Sprintf("%s:%d:%d", w.File, w.Line, w.Column))
 	}
 	c, err := sys.openIPVS(cfg, log)
 	switch {

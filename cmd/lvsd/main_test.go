@@ -102,3 +102,25 @@ func TestVersion(t *testing.T) {
 		t.Errorf("versioned status: %+v", st)
 	}
 }
+
+func TestCheckWarnsWhenABGPServiceBreaksFlowsOnFailover(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bgp.yaml")
+	os.WriteFile(path, []byte(`ipvs: {sloppy_tcp: true}
+bgp: {asn: 65001, router_id: 10.0.0.2, peers: [{address: 10.0.0.1, asn: 65000}]}
+virtual_services:
+  - {address: 192.168.0.100, port: 80, scheduler: rr, announce: bgp, real_servers: [{address: 10.0.1.2}]}
+`), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "--config", path}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, want 0 (a warning does not fail the check); stderr:\n%s", code, errb.String())
+	}
+	if want := path + ":4:51: warning: scheduler: rr on TCP 192.168.0.100:80"; !strings.Contains(errb.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+	}
+	if !strings.Contains(errb.String(), "Write scheduler: mh, scheduler_flags: [mh-port]") {
+		t.Errorf("the warning does not guide to mh:\n%s", errb.String())
+	}
+	if !strings.Contains(out.String(), "(1 warnings)") {
+		t.Errorf("stdout %q does not count the warning", out.String())
+	}
+}

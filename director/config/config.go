@@ -85,6 +85,10 @@ type Config struct {
 	// director holds the virtual addresses; see VRRP. Main file only.
 	VRRP VRRP `yaml:"vrrp"`
 
+	// BGP (bgp) announces the addresses of services written with
+	// announce: bgp to routers; see BGP. Main file only.
+	BGP BGP `yaml:"bgp"`
+
 	// Files are the files this configuration was read from: the main file
 	// first, then the included ones in order.
 	Files []string `yaml:"-"`
@@ -100,7 +104,14 @@ type Config struct {
 	RootScriptsWarning string `yaml:"-"`
 
 	pos *positions // where each decoded value was written
+
+	warnings []Error // advice that does not stop the config; see Warnings
 }
+
+// Warnings is advice about settings that load but probably do not do what
+// the operator wants (a BGP-announced service whose scheduler breaks flows
+// on failover), each at its file:line, in file order.
+func (c *Config) Warnings() []Error { return c.warnings }
 
 // Includes are the paths named by `include`: one path or a list.
 type Includes []string
@@ -204,6 +215,13 @@ type Globals struct {
 	// net.ipv4.vs.sync_threshold: a connection is synced to the backup
 	// after `threshold` packets and then every `period` packets.
 	SyncThreshold *SyncThreshold `yaml:"sync_threshold"`
+
+	// SloppyTCP (sloppy_tcp) is the sysctl net.ipv4.vs.sloppy_tcp: IPVS
+	// creates a connection entry from any TCP packet, not only a SYN, so
+	// that a director taking over a flow mid-connection (ECMP after
+	// another director's death, or a VRRP failover without sync) forwards
+	// it instead of dropping it.
+	SloppyTCP *bool `yaml:"sloppy_tcp"`
 
 	// SyncDaemon (sync_daemon) runs the kernel's connection sync daemon
 	// so that a backup director knows the connections of the master.
@@ -336,6 +354,13 @@ type VirtualService struct {
 	// Quorum (quorum) runs commands when the weight of the real servers
 	// that are up crosses a threshold.
 	Quorum *Quorum `yaml:"quorum"`
+
+	// Announce (announce) is how the service's address reaches the
+	// network: vrrp (default: held through VRRP, or by hand), bgp
+	// (announced to the bgp peers while it can serve) or both (held
+	// through VRRP and announced while this director is master). Every
+	// service of one address says the same.
+	Announce Announce `yaml:"announce"`
 
 	// RealServers (real_servers) are the service's destinations.
 	RealServers []RealServer `yaml:"real_servers"`

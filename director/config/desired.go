@@ -68,6 +68,8 @@ type DesiredService struct {
 	SorryServer *ipvs.RealServer
 	// Quorum is the service's quorum; nil when none.
 	Quorum *Quorum
+	// Announce is how the service's address reaches the network.
+	Announce Announce
 }
 
 // DesiredRealServer is a real server with its health check.
@@ -118,7 +120,7 @@ func (c *Config) desired(s *VirtualService) DesiredService {
 		svc.NetmaskBits = uint8(p.Netmask)
 		svc.PersistenceEngine = p.Engine
 	}
-	d := DesiredService{Name: s.Name, Service: svc, OnFailure: s.OnFailure}
+	d := DesiredService{Name: s.Name, Service: svc, OnFailure: s.OnFailure, Announce: s.Announce}
 	if c.pos != nil {
 		if at := c.pos.m[s].value; at.known() {
 			d.Source = fmt.Sprintf("%s:%d", at.file, at.line)

@@ -25,6 +25,7 @@ var examples = []string{
 	"ftp-fwmark.yaml",
 	"reference.yaml",
 	"vrrp-pair.yaml",
+	"bgp-ecmp.yaml",
 	"with-includes/lvsd.yaml",
 }
 
@@ -91,6 +92,15 @@ func formatConfig(cfg *Config) string {
 	if g.ExpireQuiescentTemplate != nil {
 		w("ipvs expire_quiescent_template: %v", *g.ExpireQuiescentTemplate)
 	}
+	if g.SloppyTCP != nil {
+		w("ipvs sloppy_tcp: %v", *g.SloppyTCP)
+	}
+	if b := cfg.BGP; b.ASN != 0 {
+		w("bgp: asn=%d router_id=%v listen=%d %v communities=%v med=%d watermarks=%v..%v stop_drain=%v", b.ASN, b.RouterID, b.ListenPort, b.ListenAddresses, b.Communities, b.MED, b.LowWatermark, b.HighWatermark, b.StopDrain)
+		for _, p := range b.Peers {
+			w("  peer %v asn=%d port=%d local=%v hold=%v keepalive=%v password=%v passive=%v multihop=%d", p.Address, p.ASN, p.Port, p.LocalAddress, p.HoldTime, p.Keepalive, p.Password != "", p.Passive, p.MultihopTTL)
+		}
+	}
 	if g.ConnReuseMode != nil {
 		w("ipvs conn_reuse_mode: %d", *g.ConnReuseMode)
 	}
@@ -131,6 +141,9 @@ func formatConfig(cfg *Config) string {
 		w("")
 		w("service %s name=%q source=%s", s.ServiceKey, ds.Name, ds.Source)
 		w("  family=%v scheduler=%s flags=%#x timeout=%d netmask=%d pe=%q on_failure=%s", s.Family, s.Scheduler, uint32(s.Flags), s.Timeout, s.NetmaskBits, s.PersistenceEngine, ds.OnFailure)
+		if ds.Announce.OverBGP() {
+			w("  announce=%s", ds.Announce)
+		}
 		for _, rs := range ds.RealServers {
 			w("  -> %s", formatDestination(rs.RealServer))
 			if h := rs.HealthCheck; h != nil {

@@ -759,7 +759,7 @@ func TestWrongKindLeavesNoFollowUps(t *testing.T) {
       - 10.0.0.2
       - {address: 10.0.0.3, weight: heavy, upper_threshold: 10, lower_threshold: x}
 `}, LoadOptions{}), []string{
-		`lvsd.yaml:2:5: virtual_services: expected a mapping of name, protocol, address, port, fwmark, family, scheduler, scheduler_flags, persistence, one_packet, forwarding, tunnel, health_check, on_failure, sorry_server, quorum or real_servers, got a list`,
+		`lvsd.yaml:2:5: virtual_services: expected a mapping of name, protocol, address, port, fwmark, family, scheduler, scheduler_flags, persistence, one_packet, forwarding, tunnel, health_check, on_failure, sorry_server, quorum, announce or real_servers, got a list`,
 		`lvsd.yaml:5:19: health_check: expected a mapping of type, interval, timeout, rise, fall, retry, retry_delay, connect_ip, connect_port, path, status_codes, digest, host, sni, verify_tls, command, shell, script_user, query_name or query_type, got "tcp"`,
 		`lvsd.yaml:6:19: sorry_server: expected a mapping of address, port, forwarding or tunnel, got "10.0.0.9"`,
 		`lvsd.yaml:8:9: real_servers: expected a mapping of address, port, weight, upper_threshold, lower_threshold, forwarding, tunnel or health_check, got "10.0.0.2"`,

@@ -103,6 +103,10 @@ func Parse(name string, data []byte, opts LoadOptions) (*Config, error) {
 	if opts.Kernel != nil && len(errs) == 0 {
 		c.kernel(*opts.Kernel)
 	}
+	if len(errs) == 0 {
+		c.bgpWarnings()
+		sortErrors(cfg.warnings, cfg.Files)
+	}
 	if len(errs) > 0 {
 		sortErrors(errs, cfg.Files)
 		// A value reached through several aliases is reported once.
@@ -413,6 +417,7 @@ func init() {
 		"ipvs":    fmt.Sprintf(onlyMain, "ipvs"),
 		"include": "include is allowed only in the main file: list every directory there",
 		"vrrp":    fmt.Sprintf(onlyMain, "vrrp"),
+		"bgp":     fmt.Sprintf(onlyMain, "bgp"),
 	}
 	typeNames[reflect.TypeFor[includedFile]()] = "in an included file"
 }

@@ -58,6 +58,7 @@ func (c *checker) config() {
 	c.daemon(&c.cfg.LVSD)
 	c.globals(&c.cfg.IPVS)
 	c.vrrp(&c.cfg.VRRP)
+	defer c.bgp(&c.cfg.BGP) // after the services: it reads their addresses
 	keys := map[ipvs.ServiceKey]*VirtualService{}
 	names := map[string]*VirtualService{}
 	for i := range c.cfg.VirtualServices {
@@ -81,6 +82,12 @@ func (c *checker) config() {
 			}
 		}
 	}
+}
+
+// warn records advice at the value p points to (see Config.Warnings).
+func (c *checker) warn(p any, format string, args ...any) {
+	at := c.cfg.pos.m[p].value
+	c.cfg.warnings = append(c.cfg.warnings, Error{File: at.file, Line: int(at.line), Column: int(at.column), Message: fmt.Sprintf(format, args...)})
 }
 
 // where formats the position of a value for "already defined at ...".

@@ -23,6 +23,9 @@ type Status struct {
 	Unowned []string `json:"unowned,omitempty"`
 	// VRRP are the VRRP instances, in config order; empty without.
 	VRRP []VRRPStatus `json:"vrrp,omitempty"`
+	// BGP is the BGP speaker and what it announces; nil without a bgp
+	// section.
+	BGP *BGPStatus `json:"bgp,omitempty"`
 	// Events are the most recent events, oldest first.
 	Events []Event `json:"events"`
 }
@@ -131,4 +134,42 @@ type Event struct {
 	Service    string `json:"service,omitempty"`
 	RealServer string `json:"real_server,omitempty"`
 	Message    string `json:"message"`
+}
+
+// BGPStatus is lvsd's BGP speaker: its peers and the VIPs it announces.
+type BGPStatus struct {
+	ASN      uint32 `json:"asn"`
+	RouterID string `json:"router_id"`
+	// Phase is "starting" (withdrawn until the first apply succeeds),
+	// "running" or "stopping".
+	Phase string          `json:"phase"`
+	Peers []BGPPeerStatus `json:"peers"`
+	VIPs  []BGPVIPStatus  `json:"vips"`
+	// LastChange is when a VIP was last announced or withdrawn.
+	LastChange time.Time `json:"last_change,omitzero"`
+	// Error is the speaker's last error (an announce that failed), if any.
+	Error string `json:"error,omitempty"`
+}
+
+// BGPPeerStatus is one BGP session.
+type BGPPeerStatus struct {
+	Address string `json:"address"`
+	ASN     uint32 `json:"asn"`
+	// State is the session's state: "established" when up; "idle",
+	// "connect", "active", "opensent", "openconfirm" or "unknown" when not.
+	State string `json:"state"`
+	Up    bool   `json:"up"`
+	// Since is when the session last came up or went down.
+	Since time.Time `json:"since,omitzero"`
+	// Advertised counts the prefixes sent to the peer.
+	Advertised int `json:"advertised"`
+}
+
+// BGPVIPStatus is one address announced over BGP, or withdrawn, and why.
+type BGPVIPStatus struct {
+	Address   string    `json:"address"`
+	Prefix    string    `json:"prefix"`
+	Announced bool      `json:"announced"`
+	Reason    string    `json:"reason"`
+	Since     time.Time `json:"since,omitzero"`
 }
