@@ -1,4 +1,4 @@
-package config
+package keepalived
 
 import (
 	"flag"
@@ -9,18 +9,19 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lvskit/lvskit/director/config"
 )
 
 // A director pair's keepalived.conf (with an include) imports to an lvsd
 // config that lvsd loads, with every keepalived setting lvsd lacks
 // named at its file:line.
 func TestImportKeepalivedGolden(t *testing.T) {
-	got, err := ImportKeepalived("testdata/keepalived/director.conf", ImportOptions{})
+	got, err := Import("testdata/director.conf", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "keepalived", "director.golden.yaml")
-	if flag.Lookup("update") != nil && flag.Lookup("update").Value.String() == "true" {
+	golden := filepath.Join("testdata", "director.golden.yaml")
+	if *update {
 		if err := os.WriteFile(golden, got.YAML, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -33,31 +34,31 @@ func TestImportKeepalivedGolden(t *testing.T) {
 		t.Errorf("import differs from %s (go test -update rewrites it):\n%s", golden, diff)
 	}
 	wantWarnings := []string{
-		"testdata/keepalived/director.conf:3: router_id LVS_A: not imported: a keepalived global setting lvsd has no use for",
-		"testdata/keepalived/director.conf:4: notification_email: not imported: a keepalived global setting lvsd has no use for",
-		"testdata/keepalived/director.conf:27: state MASTER: not imported: lvsd starts every instance as backup; the highest priority becomes master",
-		"testdata/keepalived/director.conf:38: 192.168.0.100/24 dev eth0 label eth0:vip: not imported: lvsd holds virtual addresses as /32 host addresses",
-		"testdata/keepalived/director.conf:52: smtp_alert: not imported: lvsd has no equivalent",
-		"testdata/keepalived/conf.d/web.conf:56: notify_down /usr/local/bin/down.sh: not imported: lvsd has no equivalent",
+		"testdata/director.conf:3: router_id LVS_A: not imported: it does not change what lvsd does with traffic or the virtual addresses",
+		"testdata/director.conf:4: notification_email: not imported: it does not change what lvsd does with traffic or the virtual addresses",
+		"testdata/director.conf:27: state MASTER: not imported: lvsd starts every instance as backup and the highest priority becomes master, as keepalived does after its first adverts",
+		"testdata/director.conf:38: 192.168.0.100/24 dev eth0 label eth0:vip: imported as 192.168.0.100/32: lvsd holds virtual addresses as host addresses; the /24 only adds a prefix route on the master, which the interface's own address normally provides",
+		"testdata/director.conf:52: smtp_alert: not imported: lvsd sends no e-mail",
+		"testdata/conf.d/web.conf:56: notify_down /usr/local/bin/down.sh: not imported: lvsd runs no command when a real server goes up or down: watch the status API or the metrics",
 	}
-	if diff := cmp.Diff(wantWarnings, got.Warnings); diff != "" {
+	if diff := cmp.Diff(wantWarnings, warnings(got)); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 
 	// lvsd loads it, and it means what keepalived meant.
-	cfg, err := Parse("imported.yaml", got.YAML, LoadOptions{FS: mapFS(nil)})
+	cfg, err := config.Parse("imported.yaml", got.YAML, config.LoadOptions{FS: fstest.MapFS{}})
 	if err != nil {
 		t.Fatalf("lvsd refuses the import: %v\n%s", err, got.YAML)
 	}
 	web := cfg.VirtualServices[0]
-	if web.Scheduler != "wlc" || web.Forwarding != DirectRoute || web.Persistence.Netmask != 24 || web.OnFailure != Quiesce ||
+	if web.Scheduler != "wlc" || web.Forwarding != config.DirectRoute || web.Persistence.Netmask != 24 || web.OnFailure != config.Quiesce ||
 		web.HealthCheck.Host != "www.example.com" || web.HealthCheck.Interval.String() != "6s" || web.HealthCheck.Retry != 3 ||
 		web.Quorum.Weight != 2 || web.SorryServer == nil || len(web.RealServers) != 2 || web.RealServers[0].Weight != 2 {
 		t.Errorf("web service: %+v", web)
 	}
 	fw := cfg.VirtualServices[1]
-	if fw.FWMark != 10 || fw.Forwarding != Masquerade || fw.RealServers[0].HealthCheck.Type != CheckTCP ||
-		fw.RealServers[1].HealthCheck.Type != CheckScript || !fw.RealServers[1].HealthCheck.Shell {
+	if fw.FWMark != 10 || fw.Forwarding != config.Masquerade || fw.RealServers[0].HealthCheck.Type != config.CheckTCP ||
+		fw.RealServers[1].HealthCheck.Type != config.CheckScript || !fw.RealServers[1].HealthCheck.Shell {
 		t.Errorf("fwmark service: %+v", fw)
 	}
 	vi := cfg.VRRP.Instances[0]
@@ -92,7 +93,7 @@ func TestImportKeepalivedErrors(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			fsys := fstest.MapFS{"keepalived.conf": {Data: []byte(tc.conf)}}
-			_, err := ImportKeepalived("keepalived.conf", ImportOptions{FS: fsys})
+			_, err := Import("keepalived.conf", Options{FS: fsys})
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("error %v, want none (an include pattern matching nothing includes nothing)", err)
@@ -105,8 +106,8 @@ func TestImportKeepalivedErrors(t *testing.T) {
 
 // FuzzImportKeepalived: any input imports or fails with an error; never
 // a panic.
-func FuzzImportKeepalived(f *testing.F) {
-	for _, p := range []string{"testdata/keepalived/director.conf", "testdata/keepalived/conf.d/web.conf"} {
+func FuzzImport(f *testing.F) {
+	for _, p := range []string{"testdata/director.conf", "testdata/conf.d/web.conf"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -116,7 +117,7 @@ func FuzzImportKeepalived(f *testing.F) {
 	f.Add([]byte("vrrp_instance VI_1 {\n virtual_ipaddress { 10.0.0.1/24 dev\n }\n}\n"))
 	f.Fuzz(func(t *testing.T, conf []byte) {
 		fsys := fstest.MapFS{"keepalived.conf": {Data: conf}}
-		imp, err := ImportKeepalived("keepalived.conf", ImportOptions{FS: fsys})
+		imp, err := Import("keepalived.conf", Options{FS: fsys})
 		if err == nil && len(imp.YAML) == 0 {
 			t.Error("no error and no output")
 		}
@@ -127,12 +128,12 @@ func FuzzImportKeepalived(f *testing.F) {
 // in vrrp_script and MISC_CHECK, USERNAME [GROUPNAME] after notify and
 // quorum commands), become lvsd's script_user settings.
 func TestImportKeepalivedScriptSecurity(t *testing.T) {
-	got, err := ImportKeepalived("testdata/keepalived/script-security.conf", ImportOptions{})
+	got, err := Import("testdata/script-security.conf", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "keepalived", "script-security.golden.yaml")
-	if flag.Lookup("update") != nil && flag.Lookup("update").Value.String() == "true" {
+	golden := filepath.Join("testdata", "script-security.golden.yaml")
+	if *update {
 		if err := os.WriteFile(golden, got.YAML, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -145,12 +146,12 @@ func TestImportKeepalivedScriptSecurity(t *testing.T) {
 		t.Errorf("import differs from %s (go test -update rewrites it):\n%s", golden, diff)
 	}
 	wantWarnings := []string{
-		"testdata/keepalived/script-security.conf:31: notify_fault /usr/local/libexec/keepalived/notify-fault root: not imported: lvsd runs all notify commands of a block as one script_user, and the others run as notifier: run this one as that user too, or through a wrapper",
+		"testdata/script-security.conf:31: notify_fault /usr/local/libexec/keepalived/notify-fault root: not imported: lvsd runs all notify commands of a block as one script_user, and the others run as notifier: run this one as that user too, or through a wrapper",
 	}
-	if diff := cmp.Diff(wantWarnings, got.Warnings); diff != "" {
+	if diff := cmp.Diff(wantWarnings, warnings(got)); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
-	cfg, err := Parse("imported.yaml", got.YAML, LoadOptions{FS: mapFS(nil)})
+	cfg, err := config.Parse("imported.yaml", got.YAML, config.LoadOptions{FS: fstest.MapFS{}})
 	if err != nil {
 		t.Fatalf("lvsd refuses the import: %v\n%s", err, got.YAML)
 	}
@@ -163,3 +164,13 @@ func TestImportKeepalivedScriptSecurity(t *testing.T) {
 		t.Errorf("notify master %q", n.Master)
 	}
 }
+
+func warnings(r *Result) []string {
+	var out []string
+	for _, f := range r.Findings {
+		out = append(out, f.String())
+	}
+	return out
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files")
