@@ -490,8 +490,11 @@ type HealthCheck struct {
 
 	// Interval (interval) is the time between rounds. Default 5s.
 	Interval time.Duration `yaml:"interval"`
-	// Timeout (timeout) bounds one attempt, including a script's run; at
-	// most interval. Default 3s.
+	// Timeout (timeout) bounds one attempt, including a script's run.
+	// Default 3s (or the interval, if shorter). It may be longer than the
+	// interval, as keepalived's connect_timeout may exceed delay_loop: a
+	// check never overlaps itself, the next round starts when a slow one
+	// ends.
 	Timeout time.Duration `yaml:"timeout"`
 	// Rise (rise) is how many good rounds in a row bring a server up.
 	// Default 2.

@@ -489,11 +489,12 @@ func (c *checker) checkTiming(h *HealthCheck) {
 	if !c.written(&h.Timeout) {
 		h.Timeout = min(DefaultCheckTimeout, h.Interval)
 	} else if c.valid(&h.Timeout) {
-		switch {
-		case h.Timeout < time.Millisecond:
+		// A timeout longer than the interval is allowed, as keepalived
+		// allows connect_timeout > delay_loop: the scheduler never
+		// overlaps two rounds of one check, the next round starts when a
+		// slow one ends.
+		if h.Timeout < time.Millisecond {
 			c.at(&h.Timeout, "timeout: %v is too short: write at least 1ms (default %v)", h.Timeout, DefaultCheckTimeout)
-		case h.Timeout > h.Interval && h.Interval > 0:
-			c.at(&h.Timeout, "timeout: %v is longer than interval %v: write a timeout of at most %v, or a longer interval", h.Timeout, h.Interval, h.Interval)
 		}
 	}
 	counts := []struct {

@@ -2,6 +2,7 @@ package keepalived
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,6 +90,9 @@ func TestImportKeepalivedErrors(t *testing.T) {
 		"track weight": {"vrrp_instance VI_1 {\n track_interface {\n  eth0 weight lots\n }\n}\n", `keepalived.conf:3: eth0 weight "lots": want a whole number from -253 to 253`},
 		"bad advert":   {"vrrp_instance VI_1 {\n advert_int soon\n}\n", `keepalived.conf:2: advert_int "soon": want a number of seconds`},
 		"sync daemon":  {"global_defs {\n lvs_sync_daemon eth1\n}\n", "keepalived.conf:2: lvs_sync_daemon needs an interface and a vrrp instance"},
+		"auth AH":      {"vrrp_instance VI_1 {\n authentication {\n  auth_type AH\n  auth_pass x\n }\n}\n", "keepalived.conf:3: auth_type AH: lvsd has no IPsec AH authentication"},
+		"no group":     {"virtual_server group G {\n}\n", "keepalived.conf:1: virtual_server group G: no virtual_server_group G is defined"},
+		"bad range":    {"virtual_server_group G {\n 10.0.0.9-3 80\n}\nvirtual_server group G {\n}\n", "keepalived.conf:2: virtual_server_group entry 10.0.0.9-3"},
 		"bad rs port":  {"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 http {\n }\n}\n", `keepalived.conf:2: real_server "http": want a whole number from 0 to 65535`},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -174,3 +178,24 @@ func warnings(r *Result) []string {
 }
 
 var update = flag.Bool("update", false, "rewrite the golden files")
+
+// What changes behaviour is never a cosmetic finding: a checker lvsd
+// lacks, excluded addresses, a static route; and ranks before the
+// cosmetic ones.
+func TestImportKeepalivedBehaviourChanges(t *testing.T) {
+	conf := "global_defs {\n router_id X\n}\nstatic_routes {\n 10.9.0.0/16 via 10.0.0.1\n}\n" +
+		"vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress {\n  10.0.0.100\n }\n virtual_ipaddress_excluded {\n  10.0.0.101\n }\n}\n" +
+		"virtual_server 10.0.0.100 53 {\n protocol UDP\n real_server 10.0.1.1 53 {\n  UDP_CHECK {\n  }\n }\n}\n"
+	r, err := Import("keepalived.conf", Options{FS: fstest.MapFS{"keepalived.conf": {Data: []byte(conf)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range r.Ranked() {
+		got = append(got, fmt.Sprintf("%s %s %v", f.At, f.Kind, f.Cosmetic))
+	}
+	want := []string{"keepalived.conf:21 check false", "keepalived.conf:4 virtual address false", "keepalived.conf:15 virtual address false", "keepalived.conf:2 global true"}
+	if diff := cmp.Diff(want, got); diff != "" || r.Faithful() {
+		t.Errorf("ranked findings (-want +got):\n%s", diff)
+	}
+}

@@ -29,7 +29,7 @@ func init() {
 		notify_master notify_backup notify_fault notify_stop notify interface virtual_router_id priority version
 		advert_int preempt_delay unicast_src_ip mcast_src_ip garp_master_delay garp_master_refresh garp_interval
 		garp_master_repeat garp_master_refresh_repeat lvs_sync_daemon_interface delay_loop lb_algo lvs_sched lb_kind
-		lvs_method protocol persistence_timeout persistence_granularity persistence_engine virtualhost sorry_server
+		lvs_method protocol persistence_granularity persistence_engine virtualhost sorry_server
 		quorum hysteresis quorum_up quorum_down uthreshold lthreshold connect_timeout misc_timeout connect_port
 		connect_ip retry nb_get_retry delay_before_retry path digest status_code misc_path type name auth_type auth_pass
 		script_user user`) {
