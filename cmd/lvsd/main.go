@@ -55,6 +55,8 @@ type options struct {
 	modules   string
 	// skipScripts leaves commands unchecked (check and plan only).
 	skipScripts bool
+	// configID is keepalived's -i for import-keepalived.
+	configID string
 }
 
 func main() {
@@ -74,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
 	fs.BoolVar(&o.skipScripts, "skip-script-checks", false, "check, plan: do not resolve the config's commands nor check who could change them (to validate a config away from the director; the daemon always checks)")
+	fs.StringVar(&o.configID, "config-id", shortHostname(), "import-keepalived: keepalived's config `id` (its -i) choosing the lines written @ID or @^ID")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if cmd == "import-keepalived" || cmd == "help" && len(args) > 0 && args[0] == "import-keepalived" {
 		if cmd == "help" || slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--help" || a == "-help" }) {
@@ -197,7 +200,10 @@ Exit status:
      fix the listed lines before using it
 
 Flags: --skip-script-checks does not resolve the scripts' commands nor
-check who could change them (for an import away from the director).
+check who could change them (for an import away from the director);
+--config-id ID imports the conditional lines (@ID ..., @^ID ...) as
+keepalived -i ID reads them (default: this host's short name, as
+keepalived's).
 `
 
 // Exit statuses of import-keepalived.
@@ -211,7 +217,7 @@ const (
 // did not carry over on stderr (behaviour changes first), and exits 0
 // only when the result behaves as keepalived did.
 func importKeepalived(path string, o options, stdout, stderr io.Writer) int {
-	imp, err := keepalived.Import(path, keepalived.Options{})
+	imp, err := keepalived.Import(path, keepalived.Options{ConfigID: o.configID})
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd import-keepalived: %v\n", err)
 		return importFailed
@@ -247,6 +253,14 @@ func importKeepalived(path string, o options, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "lvsd import-keepalived: same behaviour as keepalived (%d cosmetic settings left out); check it on the director with lvsd check --config FILE\n", len(imp.Findings))
 	return importFaithful
+}
+
+// shortHostname is keepalived's default config id: the host name up to
+// its first dot.
+func shortHostname() string {
+	h, _ := os.Hostname()
+	h, _, _ = strings.Cut(h, ".")
+	return h
 }
 
 // importedName is what lvsd's own errors call the imported config.

@@ -29,6 +29,10 @@ type Options struct {
 	// FS reads the file and its includes; nil means the operating
 	// system's files.
 	FS fs.FS
+	// ConfigID is keepalived's config id (its -i; keepalived's default
+	// is the short host name): lines starting @ID apply only when it is
+	// ID, lines starting @^ID only when it is not.
+	ConfigID string
 }
 
 // Kind is what a finding is about; findings rank in this order.
@@ -112,13 +116,16 @@ func (r *Result) Ranked() []Finding {
 // the same. Syntax errors and values that cannot be read are errors
 // naming the keepalived file:line; what lvsd lacks are findings.
 func Import(path string, opts Options) (*Result, error) {
-	stmts, err := parse(path, opts.FS)
+	stmts, conditional, err := parse(path, opts.FS, opts.ConfigID)
 	if err != nil {
 		return nil, err
 	}
 	c := &converter{vrrpVersion: defaultVRRPVersion, groups: map[string]*stmt{}, origin: map[*yaml.Node]*stmt{}}
 	if err := c.convert(stmts); err != nil {
 		return nil, err
+	}
+	if conditional > 0 {
+		c.topComments = append(c.topComments, fmt.Sprintf("%d conditional lines (@ID, @^ID) were imported for keepalived config id %q.", conditional, opts.ConfigID))
 	}
 	root := c.document()
 	var buf bytes.Buffer

@@ -199,3 +199,25 @@ func TestImportKeepalivedBehaviourChanges(t *testing.T) {
 		t.Errorf("ranked findings (-want +got):\n%s", diff)
 	}
 }
+
+// Conditional lines apply as keepalived -i ID reads them; \# is a
+// literal #.
+func TestImportKeepalivedConditional(t *testing.T) {
+	conf := "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n@high priority 170\n@low\tpriority 85\n@^high nopreempt\n notify_master /bin/n\\#1\n}\n"
+	for id, want := range map[string]string{"high": "priority: 170\n", "low": "priority: 85\n", "other": ""} {
+		r, err := Import("keepalived.conf", Options{ConfigID: id, FS: fstest.MapFS{"keepalived.conf": {Data: []byte(conf)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := string(r.YAML)
+		if want != "" && !strings.Contains(y, want) || want == "" && strings.Contains(y, "priority:") {
+			t.Errorf("config id %s: want %q in\n%s", id, want, y)
+		}
+		if strings.Contains(y, "preempt: false") != (id != "high") {
+			t.Errorf("config id %s: @^high nopreempt applied wrongly:\n%s", id, y)
+		}
+		if !strings.Contains(y, "master: [/bin/n#1]") {
+			t.Errorf("\\# not a literal #:\n%s", y)
+		}
+	}
+}

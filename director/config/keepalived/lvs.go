@@ -5,6 +5,7 @@ package keepalived
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -458,6 +459,12 @@ func (c *converter) virtualServer(s *stmt) error {
 	})
 	if err != nil {
 		return err
+	}
+	if v.persistenceTimeout == nil && slices.ContainsFunc(ids, func(id identity) bool { return id.fwmark == 0 && id.port == 0 }) {
+		// keepalived: "zero port only valid for persistent services - setting".
+		d := defaultPersistenceTimeout
+		v.persistenceTimeout = &d
+		c.note(v.n, s, KindService, true, "imported with persistence timeout 6m0s: keepalived turns persistence on for a port-0 service, with this default")
 	}
 	c.finishService(v)
 	for i, id := range ids {

@@ -40,7 +40,11 @@ type token struct {
 // spaces), braces and line ends. Comments start with # or ! outside
 // quotes; as in keepalived, \# and \! outside quotes are a literal # and
 // !, and a line ending in \ continues on the next one.
-func tokens(file string, src []byte) ([]token, error) {
+//
+// A line starting @ID applies only when keepalived runs with that config
+// id (its -i, default the short host name), @^ID only when it does not:
+// configID decides, and conditional counts such lines.
+func tokens(file string, src []byte, configID string, conditional *int) ([]token, error) {
 	var toks []token
 	lines := strings.Split(string(src), "\n")
 	for i := 0; i < len(lines); i++ {
@@ -48,6 +52,19 @@ func tokens(file string, src []byte) ([]token, error) {
 		line := lines[i]
 		if !utf8.ValidString(line) {
 			return nil, fmt.Errorf("%s:%d: not UTF-8 text: save the file as UTF-8", file, n)
+		}
+		if t := strings.TrimLeft(line, " \t"); strings.HasPrefix(t, "@") {
+			*conditional++
+			id, rest, _ := strings.Cut(t[1:], " ")
+			if tab := strings.IndexByte(id, '\t'); tab >= 0 {
+				id, rest = id[:tab], id[tab+1:]+" "+rest
+			}
+			negate := strings.HasPrefix(id, "^")
+			if (strings.TrimPrefix(id, "^") == configID) == negate {
+				toks = append(toks, token{line: n, kind: '\n'})
+				continue
+			}
+			line = rest
 		}
 		for strings.HasSuffix(strings.TrimRight(line, " \t\r"), "\\") && i+1 < len(lines) {
 			line = strings.TrimSuffix(strings.TrimRight(line, " \t\r"), "\\") + " " + lines[i+1]
@@ -91,9 +108,11 @@ func tokens(file string, src []byte) ([]token, error) {
 
 // parser reads statements from tokens, expanding includes.
 type parser struct {
-	readFile func(string) ([]byte, error)
-	glob     func(string) ([]string, error)
-	depth    int
+	configID    string
+	conditional int // lines starting @ID or @^ID
+	readFile    func(string) ([]byte, error)
+	glob        func(string) ([]string, error)
+	depth       int
 }
 
 func (p *parser) parseFile(path string) ([]*stmt, error) {
@@ -104,7 +123,7 @@ func (p *parser) parseFile(path string) ([]*stmt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading keepalived config: %w", err)
 	}
-	toks, err := tokens(path, src)
+	toks, err := tokens(path, src, p.configID, &p.conditional)
 	if err != nil {
 		return nil, err
 	}
@@ -208,8 +227,8 @@ func (p *parser) expandIncludes(file string, stmts []*stmt) ([]*stmt, error) {
 }
 
 // parse reads a keepalived.conf and the files it includes.
-func parse(path string, fsys fs.FS) ([]*stmt, error) {
-	p := &parser{readFile: os.ReadFile, glob: filepath.Glob}
+func parse(path string, fsys fs.FS, configID string) ([]*stmt, int, error) {
+	p := &parser{configID: configID, readFile: os.ReadFile, glob: filepath.Glob}
 	if fsys != nil {
 		p.readFile = func(name string) ([]byte, error) { return fs.ReadFile(fsys, strings.TrimPrefix(name, "/")) }
 		p.glob = func(pattern string) ([]string, error) {
@@ -222,5 +241,6 @@ func parse(path string, fsys fs.FS) ([]*stmt, error) {
 			return m, err
 		}
 	}
-	return p.parseFile(path)
+	stmts, err := p.parseFile(path)
+	return stmts, p.conditional, err
 }
