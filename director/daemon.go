@@ -316,7 +316,13 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	refs := map[string]targetRef{}
 	for _, ds := range desired {
 		for _, r := range ds.RealServers {
-			refs[targetID(ds.Service.ServiceKey, r.Key())] = targetRef{ds.Service.ServiceKey, r.Key()}
+			id := targetID(ds.HealthKey(), r.Key())
+			ref, ok := refs[id]
+			if !ok {
+				ref = targetRef{service: ds.HealthKey(), rs: r.Key()}
+			}
+			ref.services = append(ref.services, ds.Service.ServiceKey)
+			refs[id] = ref
 		}
 	}
 	d.mu.Lock()
@@ -357,8 +363,12 @@ func (d *Daemon) apply(cfg *config.Config) error {
 // checked counts as up (keepalived's default), down only after fall
 // failures.
 func (d *Daemon) upLocked(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
+	hk := k
+	if ds, ok := d.desired[k]; ok {
+		hk = ds.HealthKey() // a group's services share their checks
+	}
 	return func(rk ipvs.RealServerKey) bool {
-		return d.states[targetID(k, rk)] != health.StateDown
+		return d.states[targetID(hk, rk)] != health.StateDown
 	}
 }
 
@@ -413,8 +423,11 @@ func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealSe
 }
 
 type targetRef struct {
-	service ipvs.ServiceKey
+	service ipvs.ServiceKey // the HealthKey the check runs under
 	rs      ipvs.RealServerKey
+	// services are the services whose real server this is: one, or
+	// every service of a group.
+	services []ipvs.ServiceKey
 }
 
 func (d *Daemon) onTransition(tr health.Transition) {
@@ -427,7 +440,9 @@ func (d *Daemon) onTransition(tr health.Transition) {
 		} else {
 			delete(d.downs, tr.Target)
 		}
-		d.dirty[ref.service] = true
+		for _, k := range ref.services {
+			d.dirty[k] = true
+		}
 		d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), tr.To)
 	}
 	d.mu.Unlock()
@@ -618,12 +633,12 @@ func (d *Daemon) Status() Status {
 				KernelWeight: kernelWeight(ke, r.Key()), Health: "up",
 				Check: describeCheck(r.HealthCheck, r.CheckTarget),
 			}
-			if c, ok := checks[targetID(k, r.Key())]; ok {
+			if c, ok := checks[targetID(ds.HealthKey(), r.Key())]; ok {
 				rs.Health, rs.Since = c.State.String(), c.Since
 				if c.Checked {
 					rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
 				}
-				if tr, ok := d.downs[targetID(k, r.Key())]; ok && c.State == health.StateDown {
+				if tr, ok := d.downs[targetID(ds.HealthKey(), r.Key())]; ok && c.State == health.StateDown {
 					// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03"
 					rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
 				}

@@ -290,9 +290,14 @@ func check(o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: nothing to check: no virtual services and no vrrp instances: write virtual_services or vrrp.instances (lvsd import-keepalived prints them from a keepalived.conf)\n", o.config)
 		return 1
 	}
-	rs := 0
+	rs, keys := 0, 0
 	for _, s := range cfg.VirtualServices {
 		rs += len(s.RealServers)
+		keys += len(s.Keys())
+	}
+	groups := ""
+	if keys != len(cfg.VirtualServices) {
+		groups = fmt.Sprintf(" (%d IPVS services: groups have one per entry)", keys)
 	}
 	vrrpInstances := ""
 	if n := len(cfg.VRRP.Instances); n > 0 {
@@ -304,7 +309,7 @@ func check(o options, stdout, stderr io.Writer) int {
 	if w := cfg.RootScriptsWarning; w != "" {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", o.config, w)
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances)
+	fmt.Fprintf(stdout, "%s: ok: %d virtual services%s, %d real servers%s\n", o.config, len(cfg.VirtualServices), groups, rs, vrrpInstances)
 	return 0
 }
 

@@ -467,39 +467,50 @@ func (c *converter) virtualServer(s *stmt) error {
 		c.note(v.n, s, KindService, true, "imported with persistence timeout 6m0s: keepalived turns persistence on for a port-0 service, with this default")
 	}
 	c.finishService(v)
-	for i, id := range ids {
-		n := ymap()
-		if id.fwmark != 0 {
-			yput(n, "fwmark", yint(id.fwmark))
-		} else {
-			if v.protocol != "" {
-				yput(n, "protocol", ystr(v.protocol))
+	n := ymap()
+	switch {
+	case len(s.words) == 3 && strings.EqualFold(s.words[1], "group"):
+		var entries []*yaml.Node
+		for _, id := range ids {
+			if id.fwmark != 0 {
+				entries = append(entries, yflowMap("fwmark", yint(id.fwmark)))
+			} else {
+				entries = append(entries, yflowMap("address", ystr(id.address.String()), "port", yint(id.port)))
 			}
-			yput(n, "address", ystr(id.address.String()))
-			yput(n, "port", yint(id.port))
 		}
-		body := v.n
-		if i > 0 {
-			body = copyNode(v.n)
-			body.HeadComment = ""
+		yput(n, "name", ystr(s.words[2]))
+		yput(n, "group", yseq(entries...))
+		if v.protocol != "" && slices.ContainsFunc(ids, func(id identity) bool { return id.fwmark == 0 }) {
+			yput(n, "protocol", ystr(v.protocol))
 		}
-		n.HeadComment = body.HeadComment
-		n.Content = append(n.Content, body.Content...)
-		if id.fwmark != 0 {
-			portless(n)
+	case ids[0].fwmark != 0:
+		yput(n, "fwmark", yint(ids[0].fwmark))
+	default:
+		if v.protocol != "" {
+			yput(n, "protocol", ystr(v.protocol))
 		}
-		if len(ids) > 1 {
-			n.HeadComment = strings.TrimPrefix(n.HeadComment+fmt.Sprintf("\nvirtual_server group %s (%s), entry %d of %d", s.words[2], s.at(), i+1, len(ids)), "\n")
-		}
-		c.origin[n] = s
-		c.services = append(c.services, n)
+		yput(n, "address", ystr(ids[0].address.String()))
+		yput(n, "port", yint(ids[0].port))
 	}
+	n.HeadComment = v.n.HeadComment
+	n.Content = append(n.Content, v.n.Content...)
+	c.realServerPorts(n, ids)
+	c.origin[n] = s
+	c.services = append(c.services, n)
 	return nil
 }
 
-// portless drops the real servers' ports of a fwmark service where lvsd
-// keeps the client's port anyway (every forwarding but masquerade).
-func portless(svc *yaml.Node) {
+// realServerPorts drops the real servers' ports that lvsd derives: where
+// forwarding is not masquerade, the port is the service's (0 for a
+// fwmark service or a group of marks or several ports). keepalived puts
+// the written port in the kernel, where only masquerade uses it.
+func (c *converter) realServerPorts(svc *yaml.Node, ids []identity) {
+	port := ids[0].port
+	for _, id := range ids {
+		if id.fwmark != 0 || id.port != port {
+			port = 0
+		}
+	}
 	fwd := yget(svc, "forwarding")
 	for i := 0; i+1 < len(svc.Content); i += 2 {
 		if svc.Content[i].Value != "real_servers" {
@@ -510,9 +521,16 @@ func portless(svc *yaml.Node) {
 			if f == "" {
 				f = fwd
 			}
-			if f != string(config.Masquerade) {
-				ydel(rs, "port")
+			p := yget(rs, "port")
+			if f == string(config.Masquerade) || p == "" {
+				continue
 			}
+			if p != strconv.Itoa(port) {
+				if st := c.origin[rs]; st != nil {
+					c.note(rs, st, KindRealServer, true, fmt.Sprintf("imported without its port: keepalived puts port %s in the kernel, but %s forwarding does not change the port, so the traffic is the same", p, f))
+				}
+			}
+			ydel(rs, "port")
 		}
 	}
 }
@@ -564,11 +582,6 @@ func groupEntries(g *stmt) ([]identity, error) {
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("%s: virtual_server_group %s has no entries", g.at(), g.words[1])
 	}
-	mixed := false
-	for _, id := range ids {
-		mixed = mixed || (id.fwmark != 0) != (ids[0].fwmark != 0)
-	}
-	_ = mixed
 	return ids, nil
 }
 

@@ -1,7 +1,6 @@
 package keepalived
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -63,26 +62,31 @@ func TestImportKeepalivedFWMark(t *testing.T) {
 	}
 }
 
-// A virtual_server_group becomes one service per entry (an address
-// range is each of its addresses), each with the group's real servers
-// and checks; retry and connect_timeout at the virtual server level
+// A virtual_server_group becomes an lvsd group (an address range is
+// each of its addresses) with the group's real servers and checks,
+// checked once; retry and connect_timeout at the virtual server level
 // apply to the checks, delay_before_retry at the real server to its
 // own.
 func TestImportKeepalivedGroup(t *testing.T) {
 	_, cfg := importFaithful(t, "groups.conf")
+	if len(cfg.VirtualServices) != 1 {
+		t.Fatalf("%d services, want the one group", len(cfg.VirtualServices))
+	}
 	var got []string
-	for _, s := range cfg.VirtualServices {
-		got = append(got, fmt.Sprintf("%s %v:%d fwmark %d", s.Protocol, s.Address, s.Port, s.FWMark))
-		if len(s.RealServers) != 2 || s.HealthCheck != nil {
-			t.Errorf("%+v: real servers %+v", s, s.RealServers)
+	for _, ds := range cfg.Desired() {
+		got = append(got, ds.Service.ServiceKey.String())
+		if len(ds.RealServers) != 2 || ds.HealthKey() != cfg.VirtualServices[0].Key() {
+			t.Errorf("%v: real servers %+v, checks under %v", ds.Service.ServiceKey, ds.RealServers, ds.HealthKey())
 			continue
 		}
-		c0, c1 := s.RealServers[0].HealthCheck, s.RealServers[1].HealthCheck
+		c0, c1 := ds.RealServers[0].HealthCheck, ds.RealServers[1].HealthCheck
 		if c0.Retry != 2 || c0.Timeout != 2*time.Second || c0.RetryDelay != 3*time.Second || c1.RetryDelay != 5*time.Second || c0.Interval != 10*time.Second {
-			t.Errorf("%+v: checks %+v %+v", s.Address, c0, c1)
+			t.Errorf("%v: checks %+v %+v", ds.Service.ServiceKey, c0, c1)
 		}
 	}
-	want := []string{"tcp 192.0.2.20:80 fwmark 0", "tcp 192.0.2.30:80 fwmark 0", "tcp 192.0.2.31:80 fwmark 0", "tcp 192.0.2.32:80 fwmark 0", " invalid IP:0 fwmark 5"}
+	want := []string{"TCP 192.0.2.20:80", "TCP 192.0.2.30:80", "TCP 192.0.2.31:80", "TCP 192.0.2.32:80", "FWM 5"}
+	slices.Sort(want)
+	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("services %q, want %q", got, want)
 	}

@@ -195,13 +195,3 @@ func ydel(m *yaml.Node, key string) {
 		}
 	}
 }
-
-// copyNode copies a node tree.
-func copyNode(n *yaml.Node) *yaml.Node {
-	c := *n
-	c.Content = make([]*yaml.Node, len(n.Content))
-	for i, k := range n.Content {
-		c.Content[i] = copyNode(k)
-	}
-	return &c
-}
