@@ -221,3 +221,26 @@ func TestImportKeepalivedConditional(t *testing.T) {
 		}
 	}
 }
+
+// keepalived's UDP when protocol is left out is written out, not
+// lvsd's TCP.
+func TestImportKeepalivedProtocolDefault(t *testing.T) {
+	conf := "virtual_server 10.0.0.1 53 {\n real_server 10.0.1.1 53 {\n }\n}\nvirtual_server fwmark 3 {\n real_server 10.0.1.1 {\n }\n}\n"
+	r, err := Import("keepalived.conf", Options{FS: fstest.MapFS{"keepalived.conf": {Data: []byte(conf)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("imported.yaml", r.YAML, config.LoadOptions{FS: fstest.MapFS{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.VirtualServices[0].Protocol; p != config.UDP {
+		t.Errorf("protocol %q, want udp as keepalived", p)
+	}
+	if p := cfg.VirtualServices[1].Protocol; p != "" {
+		t.Errorf("fwmark service protocol %q, want none", p)
+	}
+	if len(r.Findings) != 1 || !r.Findings[0].Cosmetic || !strings.Contains(r.Findings[0].Why, "keepalived defaults to UDP") {
+		t.Errorf("findings %v", r.Findings)
+	}
+}

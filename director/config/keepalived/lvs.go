@@ -460,6 +460,12 @@ func (c *converter) virtualServer(s *stmt) error {
 	if err != nil {
 		return err
 	}
+	if v.protocol == "" && slices.ContainsFunc(ids, func(id identity) bool { return id.fwmark == 0 }) {
+		// keepalived: "no protocol set - defaulting to UDP" (the kernel's
+		// protocol 0 would be UDP too).
+		v.protocol = "udp"
+		c.note(v.n, s, KindService, true, "imported with protocol: udp: keepalived defaults to UDP when protocol is left out (and reports it as a config error); write protocol TCP in keepalived.conf if TCP was meant")
+	}
 	if v.persistenceTimeout == nil && slices.ContainsFunc(ids, func(id identity) bool { return id.fwmark == 0 && id.port == 0 }) {
 		// keepalived: "zero port only valid for persistent services - setting".
 		d := defaultPersistenceTimeout
