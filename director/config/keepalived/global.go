@@ -158,7 +158,8 @@ func (c *converter) vrrpScript(s *stmt) error {
 	if yget(n, "command") == "" && !yhas(n, "command") {
 		// keepalived runs a script with no script as a failing one;
 		// such blocks (conditional configs) are left out.
-		c.drop(nil, s, KindVRRP, "the script has no command for this host: lvsd leaves the track script out")
+		c.ignore(nil, s, KindVRRP, "the script has no command (for this config id): keepalived leaves it out, and so does lvsd")
+		c.noScript[s.words[1]] = true
 		return nil
 	}
 	c.origin[n] = s

@@ -120,7 +120,7 @@ func Import(path string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &converter{vrrpVersion: defaultVRRPVersion, groups: map[string]*stmt{}, origin: map[*yaml.Node]*stmt{}}
+	c := &converter{vrrpVersion: defaultVRRPVersion, groups: map[string]*stmt{}, origin: map[*yaml.Node]*stmt{}, noScript: map[string]bool{}}
 	if err := c.convert(stmts); err != nil {
 		return nil, err
 	}
@@ -202,6 +202,7 @@ type converter struct {
 	services    []*yaml.Node
 	groups      map[string]*stmt     // virtual_server_group blocks by name
 	origin      map[*yaml.Node]*stmt // the keepalived block each lvsd block comes from
+	noScript    map[string]bool      // vrrp_script blocks left out for want of a script
 	topComments []string
 }
 

@@ -126,6 +126,10 @@ var instanceHandlers = handlers[*instance]{
 			if err != nil {
 				return err
 			}
+			if c.noScript[t.words[0]] {
+				c.ignore(in.n, t, KindVRRP, "keepalived ignores a track script whose vrrp_script has no script, and so does lvsd")
+				continue
+			}
 			if len(t.words) == 1 {
 				in.trackScripts = append(in.trackScripts, ystr(t.words[0]))
 			} else {
