@@ -264,6 +264,13 @@ func init() {
 	}
 }
 
+// keepalivedSyncGroupKeywords are what keepalived reads in a
+// vrrp_sync_group besides group and the notify commands.
+var keepalivedSyncGroupKeywords = map[string]bool{
+	"global_tracking": true, "sync_group_tracking_weight": true, "track_interface": true, "track_script": true,
+	"track_file": true, "track_process": true, "track_bfd": true, "notify_priority_changes": true, "smtp_alert": true,
+}
+
 func (c *converter) syncGroup(s *stmt) error {
 	if len(s.words) != 2 || !s.hasBlock {
 		return fmt.Errorf("%s: vrrp_sync_group needs a name and a block", s.at())
@@ -272,6 +279,11 @@ func (c *converter) syncGroup(s *stmt) error {
 	err := run(c, syncGroupHandlers, g, s.block, func(c *converter, g *syncGroup, st *stmt) {
 		if st.keyword() == "smtp_alert" {
 			c.ignore(g.n, st, KindVRRP, "lvsd sends no e-mail")
+			return
+		}
+		if len(st.words) == 1 && !st.hasBlock && !keepalivedSyncGroupKeywords[st.keyword()] {
+			// keepalived reports "Unknown keyword" and goes on without it.
+			c.ignore(g.n, st, KindVRRP, "not a keepalived keyword either (instances go inside group { }): keepalived ignores it, and so does lvsd")
 			return
 		}
 		c.drop(g.n, st, KindVRRP, "lvsd sync groups take only instances and notify commands")
