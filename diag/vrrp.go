@@ -55,11 +55,13 @@ func ListenVRRP(ctx context.Context, r vrrp.PacketReader, opts VRRPListenOptions
 	if now == nil {
 		now = time.Now
 	}
+	// start is read before the timer is armed, so the census never
+	// reports less than the duration it listened for.
+	start := now()
 	ctx, cancel := context.WithTimeout(ctx, opts.Duration)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { r.Close() })
 	defer stop()
-	start := now()
 	var obs []VRRPObservation
 	buf := make([]byte, 65536)
 	for {

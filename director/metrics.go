@@ -44,6 +44,10 @@ type MetricsOptions struct {
 	// CheckBuckets are the upper bounds, in seconds, of the check
 	// duration histogram; nil uses DefaultCheckBuckets.
 	CheckBuckets []float64
+	// Version and GoVersion label lvsd_build_info (always 1), so a
+	// dashboard can show which build each director runs; an empty
+	// Version leaves the metric out.
+	Version, GoVersion string
 }
 
 // DefaultCheckBuckets are the check duration histogram's buckets, in
@@ -61,6 +65,7 @@ type Metrics struct {
 	registry *prometheus.Registry
 
 	checks        *prometheus.CounterVec
+	checkTimeouts *prometheus.CounterVec
 	checkDuration [2]prometheus.Observer // down, up
 	healthState   *prometheus.GaugeVec
 	reloads       [2]prometheus.Counter // failure, success
@@ -77,7 +82,7 @@ type targetLabels struct{ service, realServer string }
 // targetMetrics are one real server's check counters, created together
 // so that rate() sees a zero before the first failure.
 type targetMetrics struct {
-	down, up prometheus.Counter
+	down, up, timeout prometheus.Counter
 }
 
 // Label values of lvsd_* metrics.
@@ -116,6 +121,10 @@ func NewMetrics(opts MetricsOptions) (*Metrics, error) {
 			Name: "lvsd_check_total",
 			Help: "Health checks of a real server by result: up (passed) or down (failed). Retries count too.",
 		}, []string{labelService, labelRealServer, labelResult}),
+		checkTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lvsd_check_timeouts_total",
+			Help: "Health checks of a real server that failed by not finishing within their timeout (counted in lvsd_check_total{result=\"down\"} too).",
+		}, []string{labelService, labelRealServer}),
 		healthState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lvsd_real_server_health",
 			Help: "Health state of a checked real server after rise/fall: 1 up, 0 down, -1 not decided yet.",
@@ -146,13 +155,16 @@ func NewMetrics(opts MetricsOptions) (*Metrics, error) {
 	m.reloads = [2]prometheus.Counter{reloads.WithLabelValues("failure"), reloads.WithLabelValues("success")}
 
 	cs := []prometheus.Collector{
-		m.checks, durations, m.healthState, reloads, m.lastReloadOK, m.lastReloadTS, m.errs,
+		m.checks, m.checkTimeouts, durations, m.healthState, reloads, m.lastReloadOK, m.lastReloadTS, m.errs,
 		newIPVSCollector(opts.ProcRoot, opts.Logger, m.errs.WithLabelValues("metrics")),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
 	if opts.ReconcilerStats != nil {
 		cs = append(cs, newReconcileCollector(opts.ReconcilerStats))
+	}
+	if opts.Version != "" {
+		cs = append(cs, buildInfo(opts.Version, opts.GoVersion))
 	}
 	for _, c := range cs {
 		if err := m.registry.Register(c); err != nil {
@@ -192,6 +204,9 @@ func (m *Metrics) ObserveCheck(service, realServer string, r health.Result) {
 		up = 1
 	} else {
 		t.down.Inc()
+		if errors.Is(r.Err, health.ErrTimeout) {
+			t.timeout.Inc()
+		}
 	}
 	m.checkDuration[up].Observe(r.Duration.Seconds())
 }
@@ -203,8 +218,9 @@ func (m *Metrics) target(service, realServer string) *targetMetrics {
 	t := m.targets[k]
 	if t == nil {
 		t = &targetMetrics{
-			down: m.checks.WithLabelValues(service, realServer, "down"),
-			up:   m.checks.WithLabelValues(service, realServer, "up"),
+			down:    m.checks.WithLabelValues(service, realServer, "down"),
+			up:      m.checks.WithLabelValues(service, realServer, "up"),
+			timeout: m.checkTimeouts.WithLabelValues(service, realServer),
 		}
 		m.targets[k] = t
 	}
@@ -239,6 +255,7 @@ func (m *Metrics) ForgetRealServer(service, realServer string) {
 	m.mu.Unlock()
 	m.checks.DeleteLabelValues(service, realServer, "down")
 	m.checks.DeleteLabelValues(service, realServer, "up")
+	m.checkTimeouts.DeleteLabelValues(service, realServer)
 	m.healthState.DeleteLabelValues(service, realServer)
 }
 
@@ -266,6 +283,18 @@ func (m *Metrics) CountError(kind string) {
 		return
 	}
 	m.errs.WithLabelValues(kind).Inc()
+}
+
+// buildInfo is lvsd_build_info{version,goversion} = 1, in the style of
+// Prometheus's own *_build_info metrics: join on it to label other
+// series with the version.
+func buildInfo(version, goVersion string) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lvsd_build_info",
+		Help: "Always 1; its labels say which lvsd build this is: version (git describe) and goversion (the Go toolchain).",
+	}, []string{"version", "goversion"})
+	g.WithLabelValues(version, goVersion).Set(1)
+	return g
 }
 
 // slogPrinter lets promhttp log through slog.

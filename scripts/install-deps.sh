@@ -20,6 +20,9 @@ pkgs=(
 	prometheus-node-exporter
 	# probes/: eBPF objects are generated with clang
 	clang llvm
+	# make lint-deb: Debian's package checker; contrib/: promtool checks
+	# and unit-tests the alerting rules (Debian's prometheus package)
+	lintian prometheus
 )
 
 missing=()
@@ -35,6 +38,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the daemons it installs; the tests run their own instances.
-for svc in nginx keepalived prometheus-node-exporter; do
+for svc in nginx keepalived prometheus-node-exporter prometheus; do
 	systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true
 done

@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +30,7 @@ import (
 	"github.com/lvskit/lvskit/director/config/keepalived"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/scripts"
+	"github.com/lvskit/lvskit/internal/buildinfo"
 )
 
 const usage = `lvsd: the lvskit director daemon
@@ -42,7 +42,7 @@ Usage:
   lvsd import-keepalived FILE         print the lvsd config of a keepalived.conf
                                       (exit 0 same behaviour, 3 changed: lvsd help import-keepalived)
   lvsd help [import-keepalived]
-  lvsd version
+  lvsd version                        print the version (also: lvsd --version)
 
 Flags:
 `
@@ -57,6 +57,7 @@ type options struct {
 	skipScripts bool
 	// configID is keepalived's -i for import-keepalived.
 	configID string
+	version  bool
 }
 
 func main() {
@@ -77,6 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
 	fs.BoolVar(&o.skipScripts, "skip-script-checks", false, "check, plan: do not resolve the config's commands nor check who could change them (to validate a config away from the director; the daemon always checks)")
 	fs.StringVar(&o.configID, "config-id", shortHostname(), "import-keepalived: keepalived's config `id` (its -i) choosing the lines written @ID or @^ID")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if cmd == "import-keepalived" || cmd == "help" && len(args) > 0 && args[0] == "import-keepalived" {
 		if cmd == "help" || slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--help" || a == "-help" }) {
@@ -89,6 +91,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if o.version {
+		cmd = "version"
 	}
 	if cmd == "import-keepalived" {
 		if fs.NArg() != 1 {
@@ -118,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "plan":
 		return plan(o, stdout, stderr)
 	case "version":
-		fmt.Fprintf(stdout, "lvsd (lvskit) %s\n", runtime.Version())
+		fmt.Fprintln(stdout, buildinfo.String("lvsd"))
 		return 0
 	case "help":
 		fs.SetOutput(stdout)
@@ -399,6 +404,8 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 	metrics, err := director.NewMetrics(director.MetricsOptions{
 		Logger:          log,
 		ReconcilerStats: func() director.Stats { return d.Reconciler().Stats() },
+		Version:         buildinfo.Version(),
+		GoVersion:       buildinfo.GoVersion(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
@@ -434,7 +441,7 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		addr    config.ListenAddress
 		handler func() http.Handler
 	}{
-		{"status API", cfg.LVSD.StatusListen, func() http.Handler { return director.NewStatusHandler(d.Status) }},
+		{"status API", cfg.LVSD.StatusListen, func() http.Handler { return director.NewStatusHandler(versioned(d.Status)) }},
 		{"metrics", cfg.LVSD.MetricsListen, metrics.Handler},
 	} {
 		if srv.addr.IsZero() {
@@ -470,4 +477,13 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		return 1
 	}
 	return 0
+}
+
+// versioned stamps the build's version on every status the API serves.
+func versioned(status func() director.Status) func() director.Status {
+	return func() director.Status {
+		st := status()
+		st.Version = buildinfo.Version()
+		return st
+	}
 }

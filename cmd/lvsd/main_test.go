@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lvskit/lvskit/director"
+	"github.com/lvskit/lvskit/internal/buildinfo"
 )
 
 func TestCheckReportsEveryErrorAndExits1(t *testing.T) {
@@ -136,5 +139,21 @@ func TestCheckEmptyConfig(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"check", "--skip-script-checks", "--config", p}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "nothing to check") {
 		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// --version and the version subcommand say the same, on stdout, exit 0;
+// the status API carries the same version.
+func TestVersion(t *testing.T) {
+	want := buildinfo.String("lvsd") + "\n"
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 || out.String() != want {
+			t.Errorf("%q: exit %d, stdout %q, want %q\n%s", args, code, out.String(), want, errb.String())
+		}
+	}
+	st := versioned(func() director.Status { return director.Status{Config: "x"} })()
+	if st.Version != buildinfo.Version() || st.Config != "x" {
+		t.Errorf("versioned status: %+v", st)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/lvskit/lvskit/internal/buildinfo"
 )
 
 const usage = `lvsdiag: the LVS on-call checklist
@@ -18,7 +20,8 @@ Usage:
   lvsdiag vrrp --interface IF [--duration 5s] [--config FILE]
   lvsdiag trace ...                       not built yet
 
-lvsdiag --help, lvsdiag rs --help and lvsdiag vrrp --help list every flag.
+lvsdiag --help, lvsdiag run --help, lvsdiag rs --help and lvsdiag vrrp --help
+list every flag; lvsdiag --version prints the version.
 Exit status: 0 clean, 1 findings at or above --fail-on, 2 could not run.
 `
 
@@ -38,6 +41,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "trace":
 			fmt.Fprintln(stderr, "lvsdiag trace: not built yet")
 			return 2
+		case "version", "-version", "--version":
+			fmt.Fprintln(stdout, buildinfo.String("lvsdiag"))
+			return 0
 		case "help", "-h", "-help", "--help":
 			fmt.Fprint(stdout, usage)
 			return 0

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/statusapi"
+	"github.com/lvskit/lvskit/internal/buildinfo"
 	"github.com/lvskit/lvskit/tui"
 )
 
@@ -39,6 +40,7 @@ type options struct {
 	interval time.Duration
 	saveDir  string
 	logFile  string
+	version  bool
 }
 
 // usageError is a bad command line: exit 2.
@@ -57,6 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.interval, "interval", 2*time.Second, "time between snapshots")
 	fs.StringVar(&o.saveDir, "save-dir", ".", "where the w key saves snapshot trees")
 	fs.StringVar(&o.logFile, "log", "", "write a debug log to this `FILE`")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	printUsage := func() {
 		fmt.Fprint(stderr, usage)
 		fs.SetOutput(stderr)
@@ -101,6 +104,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "lvstop: %v\n", err)
 		return 2
+	}
+	if o.version {
+		fmt.Fprintln(stdout, buildinfo.String("lvstop"))
+		return 0
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if o.logFile != "" {

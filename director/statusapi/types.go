@@ -9,6 +9,9 @@ import "time"
 // Status is what lvsd publishes about itself: GET /status serves it as
 // JSON. It is a snapshot: nothing in it changes after it is taken.
 type Status struct {
+	// Version is the lvsd build serving this status ("1.2.0", as
+	// `lvsd --version` prints it); empty from an lvsd that predates it.
+	Version string `json:"version,omitempty"`
 	// Config is the file the running config came from; Loaded is when.
 	Config string    `json:"config"`
 	Loaded time.Time `json:"loaded"`

@@ -108,7 +108,7 @@ func TestImportKeepalivedErrors(t *testing.T) {
 	}
 }
 
-// FuzzImportKeepalived: any input imports or fails with an error; never
+// FuzzImport: any input imports or fails with an error; never
 // a panic.
 func FuzzImport(f *testing.F) {
 	for _, p := range []string{"testdata/director.conf", "testdata/conf.d/web.conf"} {
@@ -119,6 +119,14 @@ func FuzzImport(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("vrrp_instance VI_1 {\n virtual_ipaddress { 10.0.0.1/24 dev\n }\n}\n"))
+	for _, p := range []string{"testdata/representative/groups.conf", "testdata/representative/fwmark.conf", "testdata/representative/persistence.conf", "testdata/representative/vrrp.conf"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("@high vrrp_script s {\n@^high script /x\\#1 \\\n arg\n}\n"))
 	f.Fuzz(func(t *testing.T, conf []byte) {
 		fsys := fstest.MapFS{"keepalived.conf": {Data: conf}}
 		imp, err := Import("keepalived.conf", Options{FS: fsys})
