@@ -50,6 +50,9 @@ func keepalivedParityConfigs(t *testing.T) []string {
 	return out
 }
 
+// lvsdStart serializes the start of the lvsd processes.
+var lvsdStart sync.Mutex
+
 // parityConfigID is keepalived's -i for both sides, so conditional
 // lines read the same.
 const parityConfigID = "lvskit"
@@ -159,13 +162,27 @@ func keepalivedParity(t *testing.T, lvsd, conf string, stubsMu *sync.Mutex) (boo
 	ka.Start(context.Background(), "keepalived", "--dont-fork", "--log-console", "--log-detail", "-i", parityConfigID,
 		"-f", conf, "-p", filepath.Join(kdir, "keepalived.pid"), "-r", filepath.Join(kdir, "vrrp.pid"),
 		"-c", filepath.Join(kdir, "checkers.pid"))
+	// lvsd processes start one at a time, each until it has installed
+	// its services: twenty modprobe runs at once under TCG have been
+	// seen to hang past the test's deadline on 6.1.
+	lvsdStart.Lock()
 	lp := lv.Start(context.Background(), lvsd, "--config", imported, "--log-level", "debug")
+	services := len(cfg.Desired())
+	installed := time.Now().Add(60 * time.Second)
+	for strings.Count(ipvsadm(t, lv, "-Sn"), "-A ") < services && time.Now().Before(installed) {
+		select {
+		case <-lp.Done():
+			lvsdStart.Unlock()
+			t.Fatalf("lvsd stopped: %v\n%s", lp.Err(), lp.Output())
+		case <-time.After(200 * time.Millisecond): // polling a condition, with a deadline
+		}
+	}
+	lvsdStart.Unlock()
 
 	// lvsd has converged when it has installed every service and every
 	// real server it checks is out (absent or weight 0): none of them
 	// exists.
 	checked := checkedRealServers(cfg)
-	services := len(cfg.Desired())
 	deadline := time.Now().Add(150 * time.Second)
 	for {
 		if time.Now().After(deadline) {
@@ -183,7 +200,11 @@ func keepalivedParity(t *testing.T, lvsd, conf string, stubsMu *sync.Mutex) (boo
 	}
 	want := canonical(ipvsadm(t, lv, "-Sn"))
 	wantThr := canonicalThresholds(ipvsadm(t, lv, "-Ln", "--thresholds"))
-	// keepalived gets the rest of the time to reach the same table.
+	// keepalived gets at least 100 s more to reach the same table (a
+	// check of delay_loop 60 s may start a minute after lvsd's).
+	if later := time.Now().Add(100 * time.Second); later.After(deadline) {
+		deadline = later
+	}
 	var got, gotThr string
 	for {
 		got, gotThr = canonical(ipvsadm(t, ka, "-Sn")), canonicalThresholds(ipvsadm(t, ka, "-Ln", "--thresholds"))
