@@ -17,21 +17,28 @@ func targetID(k ipvs.ServiceKey, rk ipvs.RealServerKey) string {
 }
 
 // healthTargets builds the health targets of a config: one per checked
-// real server.
+// real server, and one for all the services of a group (which share
+// their HealthKey).
 func healthTargets(desired []config.DesiredService) ([]health.Target, error) {
 	var out []health.Target
+	seen := map[string]bool{}
 	for _, ds := range desired {
 		for _, r := range ds.RealServers {
 			if r.HealthCheck == nil || r.HealthCheck.Type == config.CheckNone {
 				continue
 			}
+			id := targetID(ds.HealthKey(), r.Key())
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
 			spec, err := checkSpec(r.HealthCheck, r.CheckTarget)
 			if err != nil {
 				return nil, fmt.Errorf("health check of %v in %v (%s): %w", r.Key(), ds.Service.ServiceKey, ds.Source, err)
 			}
 			hc := r.HealthCheck
 			out = append(out, health.Target{
-				ID:    targetID(ds.Service.ServiceKey, r.Key()),
+				ID:    id,
 				Check: spec,
 				Policy: health.Policy{
 					Interval: hc.Interval, Rise: hc.Rise, Fall: hc.Fall,

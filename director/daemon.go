@@ -346,7 +346,13 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	refs := map[string]targetRef{}
 	for _, ds := range desired {
 		for _, r := range ds.RealServers {
-			refs[targetID(ds.Service.ServiceKey, r.Key())] = newTargetRef(ds.Service.ServiceKey, r.Key())
+			id := targetID(ds.HealthKey(), r.Key())
+			ref, ok := refs[id]
+			if !ok {
+				ref = newTargetRef(ds.HealthKey(), r.Key())
+			}
+			ref.services = append(ref.services, ds.Service.ServiceKey)
+			refs[id] = ref
 		}
 	}
 	d.mu.Lock()
@@ -387,8 +393,12 @@ func (d *Daemon) apply(cfg *config.Config) error {
 // checked counts as up (keepalived's default), down only after fall
 // failures.
 func (d *Daemon) upLocked(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
+	hk := k
+	if ds, ok := d.desired[k]; ok {
+		hk = ds.HealthKey() // a group's services share their checks
+	}
 	return func(rk ipvs.RealServerKey) bool {
-		return d.states[targetID(k, rk)] != health.StateDown
+		return d.states[targetID(hk, rk)] != health.StateDown
 	}
 }
 
@@ -443,8 +453,11 @@ func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealSe
 }
 
 type targetRef struct {
-	service ipvs.ServiceKey
+	service ipvs.ServiceKey // the HealthKey the check runs under
 	rs      ipvs.RealServerKey
+	// services are the services whose real server this is: one, or
+	// every service of a group.
+	services []ipvs.ServiceKey
 	// The metrics' labels of service and rs, made once rather than for
 	// every check result.
 	serviceLabel, rsLabel string
@@ -464,7 +477,9 @@ func (d *Daemon) onTransition(tr health.Transition) {
 		} else {
 			delete(d.downs, tr.Target)
 		}
-		d.dirty[ref.service] = true
+		for _, k := range ref.services {
+			d.dirty[k] = true
+		}
 		d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), tr.To)
 	}
 	d.mu.Unlock()
@@ -662,12 +677,12 @@ func (d *Daemon) Status() Status {
 				KernelWeight: kernelWeight(ke, r.Key()), Health: "up",
 				Check: describeCheck(r.HealthCheck, r.CheckTarget),
 			}
-			if c, ok := checks[targetID(k, r.Key())]; ok {
+			if c, ok := checks[targetID(ds.HealthKey(), r.Key())]; ok {
 				rs.Health, rs.Since = c.State.String(), c.Since
 				if c.Checked {
 					rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
 				}
-				if tr, ok := d.downs[targetID(k, r.Key())]; ok && c.State == health.StateDown {
+				if tr, ok := d.downs[targetID(ds.HealthKey(), r.Key())]; ok && c.State == health.StateDown {
 					// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03"
 					rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
 				}

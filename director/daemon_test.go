@@ -352,3 +352,41 @@ virtual_services:
 	srv.start()
 	next("/usr/local/bin/quorum up")
 }
+
+// A group's real server is checked once for all its services, and a
+// failure takes it out of every one of them.
+func TestDaemonGroupSharesOneCheckPerRealServer(t *testing.T) {
+	srv := newFlakyServer(t)
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, fmt.Sprintf(`
+lvsd:
+  resync_interval: 1h
+virtual_services:
+  - name: web
+    group:
+      - {address: 192.168.0.100, port: 80}
+      - {address: 192.168.0.101, port: 80}
+    scheduler: wrr
+    on_failure: quiesce
+    health_check: {type: tcp, connect_ip: 127.0.0.1, connect_port: %s, interval: 100ms, timeout: 100ms, rise: 1, fall: 2}
+    real_servers:
+      - {address: 10.0.0.1, weight: 3}
+`, srv.port()))
+	f := ipvstest.New()
+	d, _, _ := startDaemon(t, f, path)
+	waitFor(t, "both services installed", func() bool {
+		return weightOf(f, "192.168.0.100:80", "10.0.0.1") == 3 && weightOf(f, "192.168.0.101:80", "10.0.0.1") == 3
+	})
+	if n := len(d.sched.Status()); n != 1 {
+		t.Errorf("%d health targets, want 1 for the group's one real server", n)
+	}
+	srv.stop()
+	waitFor(t, "10.0.0.1 quiesced in both services", func() bool {
+		return weightOf(f, "192.168.0.100:80", "10.0.0.1") == 0 && weightOf(f, "192.168.0.101:80", "10.0.0.1") == 0
+	})
+	for _, s := range d.Status().Services {
+		if rs := s.RealServers[0]; rs.Health != "down" {
+			t.Errorf("%+v: 10.0.0.1 health %q, want down", s, rs.Health)
+		}
+	}
+}

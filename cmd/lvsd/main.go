@@ -18,13 +18,17 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/lvskit/lvskit/director"
 	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/config/keepalived"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/internal/buildinfo"
@@ -37,7 +41,8 @@ Usage:
   lvsd check --config FILE            validate a config, print every error (exit 1)
   lvsd plan --config FILE             print the IPVS writes the config needs now
   lvsd import-keepalived FILE         print the lvsd config of a keepalived.conf
-                                      (what cannot be imported: on stderr and as comments)
+                                      (exit 0 same behaviour, 3 changed: lvsd help import-keepalived)
+  lvsd help [import-keepalived]
   lvsd version                        print the version (also: lvsd --version)
 
 Flags:
@@ -51,7 +56,9 @@ type options struct {
 	modules   string
 	// skipScripts leaves commands unchecked (check and plan only).
 	skipScripts bool
-	version     bool
+	// configID is keepalived's -i for import-keepalived.
+	configID string
+	version  bool
 	// cpuProfile is a file to write a CPU profile of the daemon's run
 	// to (for benchmarks and bug reports).
 	cpuProfile string
@@ -75,8 +82,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile (pprof) of the daemon's run to a new `file`")
 	fs.StringVar(&o.modules, "modules-dir", "", "kernel modules `dir` to check schedulers against (default /lib/modules/$(uname -r))")
 	fs.BoolVar(&o.skipScripts, "skip-script-checks", false, "check, plan: do not resolve the config's commands nor check who could change them (to validate a config away from the director; the daemon always checks)")
+	fs.StringVar(&o.configID, "config-id", shortHostname(), "import-keepalived: keepalived's config `id` (its -i) choosing the lines written @ID or @^ID")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	if cmd == "import-keepalived" || cmd == "help" && len(args) > 0 && args[0] == "import-keepalived" {
+		if cmd == "help" || slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--help" || a == "-help" }) {
+			fmt.Fprint(stdout, importUsage)
+			return 0
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -117,7 +131,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, buildinfo.String("lvsd"))
 		return 0
 	case "help":
-		fs.Usage()
+		fs.SetOutput(stdout)
+		fmt.Fprint(stdout, usage)
+		fs.PrintDefaults()
 		return 0
 	}
 	fmt.Fprintf(stderr, "lvsd: unknown command %q (want check, plan, import-keepalived or version)\n", cmd)
@@ -162,35 +178,116 @@ func loadOptions(o options, stderr io.Writer) config.LoadOptions {
 	return opts
 }
 
-// importKeepalived prints the lvsd config of a keepalived.conf, the
-// settings it could not import on stderr, and fails (exit 1) when lvsd
-// would refuse the result, saying why.
+const importUsage = `lvsd import-keepalived FILE > lvsd.yaml
+
+Prints the lvsd config that does what the keepalived.conf FILE (and the
+files it includes) does: its virtual servers (address:port, fwmark and
+virtual_server_group), real servers and checks (TCP_CHECK, HTTP_GET,
+SSL_GET, MISC_CHECK, DNS_CHECK), VRRP instances, track scripts, sync
+groups, the connection sync daemon and lvs_timeouts. keepalived's
+defaults are written out where lvsd's differ (NAT forwarding, delay_loop
+60s, connect_timeout 5s, one retry, ...), so the result behaves as
+keepalived did.
+
+What lvsd does not carry over as it is goes to stderr, each with the
+keepalived file:line, ranked: services, real servers, checks, virtual
+addresses, VRRP and scripts first (these change behaviour), then what
+changes nothing lvsd does with traffic or the addresses (router_id,
+e-mail alerts, ...). Each is also a comment in the output next to where
+it belonged.
+
+Exit status:
+  0  imported: lvsd does with traffic and the virtual addresses what
+     keepalived did (only cosmetic settings left out); check it on the
+     director with lvsd check --config FILE
+  1  not imported: the keepalived.conf cannot be read (file:line says
+     where), or lvsd would refuse the result (each refusal names the
+     keepalived line it comes from)
+  2  usage error
+  3  imported, but behaviour changes: services, real servers, checks,
+     virtual addresses, VRRP settings or scripts were left out or
+     changed (listed first on stderr); the config is printed and loads,
+     fix the listed lines before using it
+
+Flags: --skip-script-checks does not resolve the scripts' commands nor
+check who could change them (for an import away from the director);
+--config-id ID imports the conditional lines (@ID ..., @^ID ...) as
+keepalived -i ID reads them (default: this host's short name, as
+keepalived's).
+`
+
+// Exit statuses of import-keepalived.
+const (
+	importFaithful = 0
+	importFailed   = 1
+	importChanged  = 3
+)
+
+// importKeepalived prints the lvsd config of a keepalived.conf, what it
+// did not carry over on stderr (behaviour changes first), and exits 0
+// only when the result behaves as keepalived did.
 func importKeepalived(path string, o options, stdout, stderr io.Writer) int {
-	imp, err := config.ImportKeepalived(path, config.ImportOptions{})
+	imp, err := keepalived.Import(path, keepalived.Options{ConfigID: o.configID})
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd import-keepalived: %v\n", err)
-		return 1
+		return importFailed
 	}
 	stdout.Write(imp.YAML)
-	for _, w := range imp.Warnings {
-		fmt.Fprintf(stderr, "lvsd import-keepalived: %s\n", w)
+	changed := 0
+	for _, f := range imp.Ranked() {
+		label := "changes behaviour"
+		if f.Cosmetic {
+			label = "cosmetic"
+		} else {
+			changed++
+		}
+		fmt.Fprintf(stderr, "lvsd import-keepalived: %s (%s, %s)\n", f, f.Kind, label)
 	}
 	// The scripts are reported, not refused: the import may run away
 	// from the director, and fixing ownership is the next step anyway.
 	lopts := loadOptions(o, io.Discard)
-	lopts.AuditScripts = true
-	cfg, err := config.Parse("imported.yaml", imp.YAML, lopts)
+	lopts.AuditScripts = !o.skipScripts
+	cfg, err := config.Parse(importedName, imp.YAML, lopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "lvsd import-keepalived: lvsd would refuse this config; fix these before using it:\n%v\n", err)
-		return 1
+		fmt.Fprintf(stderr, "lvsd import-keepalived: lvsd would refuse this config; fix these in %s before using it:\n%s\n", path, fromKeepalived(err.Error(), imp))
+		return importFailed
 	}
 	for _, s := range cfg.Scripts {
 		if s.Problem != "" {
-			fmt.Fprintf(stderr, "lvsd import-keepalived: %s: %s: lvsd would refuse it on this host: %s\n", s.At, s.What, s.Problem)
+			fmt.Fprintf(stderr, "lvsd import-keepalived: %s: %s: lvsd would refuse it on this host: %s\n", fromKeepalived(s.At, imp), s.What, s.Problem)
 		}
 	}
-	fmt.Fprintf(stderr, "lvsd import-keepalived: %d settings not imported; the config loads: check it with lvsd check --config FILE\n", len(imp.Warnings))
-	return 0
+	if changed > 0 {
+		fmt.Fprintf(stderr, "lvsd import-keepalived: %d settings change behaviour (listed first), %d cosmetic ones left out: exit %d\n", changed, len(imp.Findings)-changed, importChanged)
+		return importChanged
+	}
+	fmt.Fprintf(stderr, "lvsd import-keepalived: same behaviour as keepalived (%d cosmetic settings left out); check it on the director with lvsd check --config FILE\n", len(imp.Findings))
+	return importFaithful
+}
+
+// shortHostname is keepalived's default config id: the host name up to
+// its first dot.
+func shortHostname() string {
+	h, _ := os.Hostname()
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}
+
+// importedName is what lvsd's own errors call the imported config.
+const importedName = "imported.yaml"
+
+var importedLine = regexp.MustCompile(regexp.QuoteMeta(importedName) + `:(\d+)(:\d+)?`)
+
+// fromKeepalived rewrites the imported.yaml:LINE:COL positions of lvsd's
+// errors into the keepalived file:line the setting came from.
+func fromKeepalived(msg string, imp *keepalived.Result) string {
+	return importedLine.ReplaceAllStringFunc(msg, func(m string) string {
+		line, _ := strconv.Atoi(importedLine.FindStringSubmatch(m)[1])
+		if at := imp.Origin(line); at != "" {
+			return at + " (lvsd config line " + strconv.Itoa(line) + ")"
+		}
+		return "lvsd config line " + strconv.Itoa(line)
+	})
 }
 
 func check(o options, stdout, stderr io.Writer) int {
@@ -199,9 +296,18 @@ func check(o options, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	rs := 0
+	if len(cfg.VirtualServices) == 0 && len(cfg.VRRP.Instances) == 0 {
+		fmt.Fprintf(stderr, "%s: nothing to check: no virtual services and no vrrp instances: write virtual_services or vrrp.instances (lvsd import-keepalived prints them from a keepalived.conf)\n", o.config)
+		return 1
+	}
+	rs, keys := 0, 0
 	for _, s := range cfg.VirtualServices {
 		rs += len(s.RealServers)
+		keys += len(s.Keys())
+	}
+	groups := ""
+	if keys != len(cfg.VirtualServices) {
+		groups = fmt.Sprintf(" (%d IPVS services: groups have one per entry)", keys)
 	}
 	vrrpInstances := ""
 	if n := len(cfg.VRRP.Instances); n > 0 {
@@ -223,7 +329,7 @@ func check(o options, stdout, stderr io.Writer) int {
 	if nwarn > 0 {
 		warnings = fmt.Sprintf(" (%d warnings)", nwarn)
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d virtual services, %d real servers%s%s\n", o.config, len(cfg.VirtualServices), rs, vrrpInstances, warnings)
+	fmt.Fprintf(stdout, "%s: ok: %d virtual services%s, %d real servers%s%s\n", o.config, len(cfg.VirtualServices), groups, rs, vrrpInstances, warnings)
 	return 0
 }
 

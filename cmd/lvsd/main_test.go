@@ -53,11 +53,12 @@ func TestBadFlagsExit2(t *testing.T) {
 }
 
 // import-keepalived prints a config lvsd accepts on stdout, and what it
-// could not import on stderr; a keepalived.conf it cannot read exits 1
-// with the file and line; no file is a usage error.
+// could not import on stderr, behaviour changes first; a notify_down
+// lvsd cannot run makes it exit 3; a keepalived.conf it cannot read
+// exits 1 with the file and line; no file is a usage error.
 func TestImportKeepalived(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"import-keepalived", "../../director/config/testdata/keepalived/director.conf"}, &out, &errb); code != 0 {
+	if code := run([]string{"import-keepalived", "../../director/config/keepalived/testdata/director.conf"}, &out, &errb); code != 3 {
 		t.Fatalf("exit %d\n%s", code, errb.String())
 	}
 	imported := filepath.Join(t.TempDir(), "lvsd.yaml")
@@ -66,8 +67,12 @@ func TestImportKeepalived(t *testing.T) {
 	if code := run([]string{"check", "--skip-script-checks", "--config", imported}, &checkOut, &checkErr); code != 0 || !strings.Contains(checkOut.String(), "ok: 2 virtual services, 4 real servers, 2 vrrp instances") {
 		t.Errorf("lvsd check of the import: exit %d\n%s%s", code, checkOut.String(), checkErr.String())
 	}
+	if first, _, _ := strings.Cut(errb.String(), "\n"); !strings.Contains(first, "web.conf:56: notify_down") || !strings.Contains(first, "changes behaviour") {
+		t.Errorf("the behaviour change is not listed first: %q", first)
+	}
 	for _, want := range []string{
 		"director.conf:52: smtp_alert: not imported",
+		"1 settings change behaviour (listed first), 5 cosmetic ones left out: exit 3",
 		": notify master of vrrp instance VI_web: lvsd would refuse it on this host: /usr/local/bin/notify.sh: /usr/local/bin/notify.sh not found",
 	} {
 		if !strings.Contains(errb.String(), want) {
@@ -84,6 +89,56 @@ func TestImportKeepalived(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"import-keepalived"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "name the keepalived config") {
 		t.Errorf("no file: exit %d\n%s", code, errb.String())
+	}
+}
+
+// The help of import-keepalived explains the exit statuses, on stdout,
+// both ways of asking.
+func TestImportKeepalivedHelp(t *testing.T) {
+	for _, args := range [][]string{{"import-keepalived", "--help"}, {"help", "import-keepalived"}, {"import-keepalived", "-h"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 || !strings.Contains(out.String(), "3  imported, but behaviour changes") || errb.Len() != 0 {
+			t.Errorf("%v: exit %d\nstdout %s\nstderr %s", args, code, out.String(), errb.String())
+		}
+	}
+}
+
+// keepalived's own samples: the fwmark one imports with the same
+// behaviour; UDP_CHECK exits 3 naming the checker's line; a check lvsd
+// refuses names the keepalived line it came from.
+func TestImportKeepalivedOutcomes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, conf string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(conf), 0o600)
+		return p
+	}
+	fwmark := write("fwmark.conf", "virtual_server fwmark 1 {\n delay_loop 6\n lb_algo rr\n lb_kind DR\n persistence_timeout 900\n protocol TCP\n real_server 192.168.201.100 {\n  TCP_CHECK {\n   connect_port 80\n   connect_timeout 3\n  }\n }\n}\n")
+	udp := write("udp.conf", "virtual_server 10.0.0.1 53 {\n protocol UDP\n real_server 10.0.1.1 53 {\n  UDP_CHECK {\n   connect_timeout 3\n  }\n }\n}\n")
+	refused := write("refused.conf", "virtual_server fwmark 7 {\n lb_kind DR\n real_server 10.0.1.1 {\n  TCP_CHECK {\n   connect_timeout 3\n  }\n }\n}\n")
+	for _, tc := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{fwmark, 0, "same behaviour as keepalived"},
+		{udp, 3, udp + ":4: UDP_CHECK: not imported: lvsd has no UDP checker yet"},
+		{refused, 1, refused + ":4 (lvsd config line"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"import-keepalived", "--skip-script-checks", tc.path}, &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%s: exit %d, want %d with %q:\n%s", filepath.Base(tc.path), code, tc.code, tc.want, errb.String())
+		}
+	}
+}
+
+// lvsd check on a config with nothing in it says so and fails.
+func TestCheckEmptyConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lvsd.yaml")
+	os.WriteFile(p, []byte("# nothing yet\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "--skip-script-checks", "--config", p}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "nothing to check") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }
 

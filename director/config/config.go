@@ -313,6 +313,17 @@ type VirtualService struct {
 	// address and may be left out.
 	Family Family `yaml:"family"`
 
+	// Group (group) puts one set of real servers, checks, sorry server
+	// and quorum behind several virtual addresses and ports or firewall
+	// marks, as keepalived's virtual_server_group: each entry is an IPVS
+	// service of its own (protocol, scheduler, persistence and the rest
+	// apply to each), each real server is checked once for the whole
+	// group, and the quorum commands run once. Instead of address, port
+	// and fwmark. A real server's port defaults to the entries' port when
+	// every entry is an address with the same port; otherwise the group
+	// is port-less as a fwmark service is (ports only with masquerade).
+	Group []GroupEntry `yaml:"group"`
+
 	// Scheduler (scheduler) is the IPVS scheduler: rr, wrr, lc, wlc,
 	// lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh or twos. Default wlc, as
 	// ipvsadm's.
@@ -364,6 +375,18 @@ type VirtualService struct {
 
 	// RealServers (real_servers) are the service's destinations.
 	RealServers []RealServer `yaml:"real_servers"`
+}
+
+// GroupEntry is one virtual address and port, or one firewall mark, of
+// a group: {address: 192.168.0.100, port: 80} or {fwmark: 5}.
+type GroupEntry struct {
+	// Address (address) is a virtual IP address; with port.
+	Address netip.Addr `yaml:"address"`
+	// Port (port) is its port; 0 (every port) needs persistence.
+	Port uint16 `yaml:"port"`
+	// FWMark (fwmark) is a firewall mark instead of address and port;
+	// the service's protocol does not apply to it.
+	FWMark uint32 `yaml:"fwmark"`
 }
 
 // Protocol is a virtual service's protocol: tcp, udp or sctp.
@@ -515,8 +538,11 @@ type HealthCheck struct {
 
 	// Interval (interval) is the time between rounds. Default 5s.
 	Interval time.Duration `yaml:"interval"`
-	// Timeout (timeout) bounds one attempt, including a script's run; at
-	// most interval. Default 3s.
+	// Timeout (timeout) bounds one attempt, including a script's run.
+	// Default 3s (or the interval, if shorter). It may be longer than the
+	// interval, as keepalived's connect_timeout may exceed delay_loop: a
+	// check never overlaps itself, the next round starts when a slow one
+	// ends.
 	Timeout time.Duration `yaml:"timeout"`
 	// Rise (rise) is how many good rounds in a row bring a server up.
 	// Default 2.

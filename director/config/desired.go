@@ -12,12 +12,57 @@ import (
 // IsFWMark reports whether the service is identified by a firewall mark.
 func (s *VirtualService) IsFWMark() bool { return s.FWMark != 0 }
 
-// Key is the service's IPVS key.
+// IsGroup reports whether the service is a group of several keys.
+func (s *VirtualService) IsGroup() bool { return len(s.Group) > 0 }
+
+// Key is the service's IPVS key; a group's first entry's.
 func (s *VirtualService) Key() ipvs.ServiceKey {
+	if s.IsGroup() {
+		return s.entryKey(s.Group[0])
+	}
 	if s.IsFWMark() {
 		return ipvs.FWMarkKey(s.Family.ipvs(), s.FWMark)
 	}
 	return ipvs.ServiceKey{Family: s.Family.ipvs(), Protocol: s.Protocol.ipvs(), Address: s.Address, Port: s.Port}
+}
+
+// Keys are the IPVS keys of the service: one, or one per group entry.
+func (s *VirtualService) Keys() []ipvs.ServiceKey {
+	if !s.IsGroup() {
+		return []ipvs.ServiceKey{s.Key()}
+	}
+	out := make([]ipvs.ServiceKey, 0, len(s.Group))
+	for _, e := range s.Group {
+		out = append(out, s.entryKey(e))
+	}
+	return out
+}
+
+func (s *VirtualService) entryKey(e GroupEntry) ipvs.ServiceKey {
+	if e.FWMark != 0 {
+		return ipvs.FWMarkKey(s.Family.ipvs(), e.FWMark)
+	}
+	return ipvs.ServiceKey{Family: familyOf(e.Address).ipvs(), Protocol: s.Protocol.ipvs(), Address: e.Address, Port: e.Port}
+}
+
+// realServerPort is the port real servers get when they write none, and
+// the one direct routing and tunnels keep: the service's, 0 for a fwmark
+// service, and for a group its entries' port when they are all addresses
+// with the same port, else 0.
+func (s *VirtualService) realServerPort() uint16 {
+	switch {
+	case s.IsGroup():
+		p := s.Group[0].Port
+		for _, e := range s.Group {
+			if e.FWMark != 0 || e.Port != p {
+				return 0
+			}
+		}
+		return p
+	case s.IsFWMark():
+		return 0
+	}
+	return s.Port
 }
 
 func (f Family) ipvs() ipvs.Family {
@@ -66,10 +111,15 @@ type DesiredService struct {
 	OnFailure OnFailure
 	// SorryServer is installed while no real server is up; nil when none.
 	SorryServer *ipvs.RealServer
-	// Quorum is the service's quorum; nil when none.
+	// Quorum is the service's quorum; nil when none. In a group, only
+	// the first entry's runs commands.
 	Quorum *Quorum
 	// Announce is how the service's address reaches the network.
 	Announce Announce
+	// CheckKey is the key whose health checks this service's real
+	// servers share: its own, or its group's first entry's, so that a
+	// group checks each real server once.
+	CheckKey ipvs.ServiceKey
 }
 
 // DesiredRealServer is a real server with its health check.
@@ -89,7 +139,23 @@ type DesiredRealServer struct {
 func (c *Config) Desired() []DesiredService {
 	out := make([]DesiredService, 0, len(c.VirtualServices))
 	for i := range c.VirtualServices {
-		out = append(out, c.desired(&c.VirtualServices[i]))
+		s := &c.VirtualServices[i]
+		d := c.desired(s)
+		for j, k := range s.Keys() {
+			e := d
+			if j > 0 {
+				e = d.clone()
+				if e.Quorum != nil {
+					// The group's quorum commands run once, from the
+					// first entry.
+					e.Quorum.UpCommand, e.Quorum.DownCommand = nil, nil
+					e.Quorum.UpProgram, e.Quorum.DownProgram = nil, nil
+				}
+			}
+			e.Service.ServiceKey = k
+			e.CheckKey = d.Service.ServiceKey
+			out = append(out, e)
+		}
 	}
 	slices.SortStableFunc(out, func(a, b DesiredService) int {
 		switch {
@@ -168,6 +234,30 @@ func (c *Config) desired(s *VirtualService) DesiredService {
 		cp.UpCommand = slices.Clone(q.UpCommand)
 		cp.DownCommand = slices.Clone(q.DownCommand)
 		d.Quorum = &cp
+	}
+	return d
+}
+
+// HealthKey is the key the service's health checks run under: CheckKey,
+// or the service's own key when CheckKey is unset.
+func (d DesiredService) HealthKey() ipvs.ServiceKey {
+	if d.CheckKey == (ipvs.ServiceKey{}) {
+		return d.Service.ServiceKey
+	}
+	return d.CheckKey
+}
+
+// clone copies a desired service deeply enough to change its key,
+// quorum and real servers apart from the original.
+func (d DesiredService) clone() DesiredService {
+	d.RealServers = slices.Clone(d.RealServers)
+	if d.SorryServer != nil {
+		ss := *d.SorryServer
+		d.SorryServer = &ss
+	}
+	if d.Quorum != nil {
+		q := *d.Quorum
+		d.Quorum = &q
 	}
 	return d
 }

@@ -22,6 +22,7 @@ var examples = []string{
 	"persistence.yaml",
 	"port0-persistence.yaml",
 	"fwmark-web.yaml",
+	"group.yaml",
 	"ftp-fwmark.yaml",
 	"reference.yaml",
 	"vrrp-pair.yaml",
@@ -143,6 +144,9 @@ func formatConfig(cfg *Config) string {
 		w("  family=%v scheduler=%s flags=%#x timeout=%d netmask=%d pe=%q on_failure=%s", s.Family, s.Scheduler, uint32(s.Flags), s.Timeout, s.NetmaskBits, s.PersistenceEngine, ds.OnFailure)
 		if ds.Announce.OverBGP() {
 			w("  announce=%s", ds.Announce)
+		}
+		if ds.CheckKey != s.ServiceKey {
+			w("  checks shared with %s", ds.CheckKey)
 		}
 		for _, rs := range ds.RealServers {
 			w("  -> %s", formatDestination(rs.RealServer))

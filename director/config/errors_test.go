@@ -185,6 +185,46 @@ var errorCases = []struct {
 		},
 	},
 	{
+		name: "group",
+		file: `virtual_services:
+  - address: 192.168.0.100
+    group:
+      - {address: 192.168.0.100, port: 80}
+      - {address: 192.168.0.100, port: 80}
+      - {address: 2001:db8::1, port: 80}
+      - {fwmark: 5, port: 80}
+      - {port: 443}
+      - {address: 192.168.0.101, port: 0}
+    forwarding: direct_route
+    real_servers:
+      - {address: 10.0.0.2, port: 8080}
+  - group: []
+`,
+		want: []string{
+			"lvsd.yaml:2:5: a group's addresses, ports and marks are its entries: move this into group, or remove group",
+			"lvsd.yaml:6:19: address: 2001:db8::1 is not ipv4 as the group's first address: put IPv4 and IPv6 in separate groups",
+			"lvsd.yaml:7:9: a group entry is an address and a port, or a fwmark: not both: split it into two entries",
+			"lvsd.yaml:8:9: a group entry needs address and port, or fwmark: write {address: 192.168.0.100, port: 80} or {fwmark: 5}",
+			"lvsd.yaml:9:40: port: 0 (every port) needs persistence: add persistence: {timeout: 300s} to the service, or write the entry's port",
+			"lvsd.yaml:12:35: port: a real server of a group (marks, or several ports) service with direct_route forwarding keeps the client's port: remove port, or use forwarding: masquerade to change it",
+			"lvsd.yaml:13:12: group: empty: write its entries, such as [{address: 192.168.0.100, port: 80}, {fwmark: 5}]",
+		},
+	},
+	{
+		name: "group_duplicates",
+		file: `virtual_services:
+  - group:
+      - {address: 192.168.0.100, port: 80}
+      - {address: 192.168.0.100, port: 80}
+      - {fwmark: 5}
+  - fwmark: 5
+`,
+		want: []string{
+			"lvsd.yaml:2:5: duplicate virtual service TCP 192.168.0.100:80: the group lists it twice: remove one entry",
+			"lvsd.yaml:6:5: duplicate virtual service FWM 5: it is already defined at lvsd.yaml:2:5: merge the two entries into one",
+		},
+	},
+	{
 		name: "check_timing",
 		file: `virtual_services:
   - address: 192.168.0.100
@@ -192,7 +232,6 @@ var errorCases = []struct {
     health_check: {type: tcp, interval: 1s, timeout: 2s, rise: 0, fall: -1}
 `,
 		want: []string{
-			"lvsd.yaml:4:54: timeout: 2s is longer than interval 1s: write a timeout of at most 1s, or a longer interval",
 			"lvsd.yaml:4:64: rise: 0 is too small: write 1 or more (default 2)",
 			"lvsd.yaml:4:73: fall: -1 is too small: write 1 or more (default 3)",
 		},
@@ -759,7 +798,7 @@ func TestWrongKindLeavesNoFollowUps(t *testing.T) {
       - 10.0.0.2
       - {address: 10.0.0.3, weight: heavy, upper_threshold: 10, lower_threshold: x}
 `}, LoadOptions{}), []string{
-		`lvsd.yaml:2:5: virtual_services: expected a mapping of name, protocol, address, port, fwmark, family, scheduler, scheduler_flags, persistence, one_packet, forwarding, tunnel, health_check, on_failure, sorry_server, quorum, announce or real_servers, got a list`,
+		`lvsd.yaml:2:5: virtual_services: expected a mapping of name, protocol, address, port, fwmark, family, group, scheduler, scheduler_flags, persistence, one_packet, forwarding, tunnel, health_check, on_failure, sorry_server, quorum, announce or real_servers, got a list`,
 		`lvsd.yaml:5:19: health_check: expected a mapping of type, interval, timeout, rise, fall, retry, retry_delay, connect_ip, connect_port, path, status_codes, digest, host, sni, verify_tls, command, shell, script_user, query_name or query_type, got "tcp"`,
 		`lvsd.yaml:6:19: sorry_server: expected a mapping of address, port, forwarding or tunnel, got "10.0.0.9"`,
 		`lvsd.yaml:8:9: real_servers: expected a mapping of address, port, weight, upper_threshold, lower_threshold, forwarding, tunnel or health_check, got "10.0.0.2"`,

@@ -66,13 +66,16 @@ func (c *checker) config() {
 		if !c.service(s) {
 			continue
 		}
-		k := s.Key()
-		if first, dup := keys[k]; dup && c.where(first) == c.where(s) {
-			c.at(s, "duplicate virtual service %s: an alias repeats it: use the alias once, or change port or address after a merge key (<<: *web)", k)
-		} else if dup {
-			c.at(s, "duplicate virtual service %s: it is already defined at %s: merge the two entries into one", k, c.where(first))
-		} else {
-			keys[k] = s
+		for _, k := range s.Keys() {
+			if first, dup := keys[k]; dup && first == s {
+				c.at(s, "duplicate virtual service %s: the group lists it twice: remove one entry", k)
+			} else if dup && c.where(first) == c.where(s) {
+				c.at(s, "duplicate virtual service %s: an alias repeats it: use the alias once, or change port or address after a merge key (<<: *web)", k)
+			} else if dup {
+				c.at(s, "duplicate virtual service %s: it is already defined at %s: merge the two entries into one", k, c.where(first))
+			} else {
+				keys[k] = s
+			}
 		}
 		if s.Name != "" {
 			if first, dup := names[s.Name]; dup {
@@ -207,7 +210,7 @@ func (c *checker) service(s *VirtualService) bool {
 	keyed := c.identity(s)
 	c.scheduler(s)
 	c.persistence(s)
-	if s.OnePacket && !s.IsFWMark() && s.Protocol != UDP && c.valid(&s.OnePacket) {
+	if s.OnePacket && !s.IsFWMark() && s.Protocol != UDP && c.valid(&s.OnePacket) && !slices.ContainsFunc(s.Group, func(e GroupEntry) bool { return e.FWMark != 0 }) {
 		c.atKey(&s.OnePacket, "one_packet applies only to UDP: remove it, or write protocol: udp")
 	}
 	if !c.written(&s.Forwarding) {
@@ -246,6 +249,9 @@ func (c *checker) service(s *VirtualService) bool {
 
 // identity checks the address, port, protocol, fwmark and family.
 func (c *checker) identity(s *VirtualService) bool {
+	if c.written(&s.Group) {
+		return c.group(s)
+	}
 	if c.written(&s.FWMark) {
 		ok := c.valid(&s.FWMark)
 		if ok && s.FWMark == 0 {
@@ -295,6 +301,77 @@ func (c *checker) identity(s *VirtualService) bool {
 	}
 	s.Family = fam
 	return true
+}
+
+// group checks a group's entries: each an address and a port, or a
+// fwmark; the addresses of one family, which the fwmark entries take.
+func (c *checker) group(s *VirtualService) bool {
+	for _, p := range []any{&s.Address, &s.Port, &s.FWMark} {
+		if c.written(p) {
+			c.atKey(p, "a group's addresses, ports and marks are its entries: move this into group, or remove group")
+		}
+	}
+	if !c.valid(&s.Group) {
+		return false
+	}
+	if len(s.Group) == 0 {
+		c.at(&s.Group, "group: empty: write its entries, such as [{address: 192.168.0.100, port: 80}, {fwmark: 5}]")
+		return false
+	}
+	if !c.written(&s.Protocol) {
+		s.Protocol = TCP
+	}
+	ok := !c.written(&s.Protocol) || c.valid(&s.Protocol)
+	var fam Family
+	for i := range s.Group {
+		e := &s.Group[i]
+		if !c.valid(e) {
+			ok = false
+			continue
+		}
+		if c.written(&e.FWMark) {
+			switch {
+			case !c.valid(&e.FWMark):
+				ok = false
+			case e.FWMark == 0:
+				c.at(&e.FWMark, "fwmark: 0 is not a mark: write 1 or more, the value your nft or iptables rule sets")
+				ok = false
+			case c.written(&e.Address) || c.written(&e.Port):
+				c.at(e, "a group entry is an address and a port, or a fwmark: not both: split it into two entries")
+				ok = false
+			}
+			continue
+		}
+		switch {
+		case !c.written(&e.Address) || !c.written(&e.Port):
+			c.at(e, "a group entry needs address and port, or fwmark: write {address: 192.168.0.100, port: 80} or {fwmark: 5}")
+			ok = false
+			continue
+		case !c.valid(&e.Address) || !c.valid(&e.Port):
+			ok = false
+			continue
+		}
+		if msg := unicast(e.Address); msg != "" {
+			c.at(&e.Address, "address: %s %s: write the virtual IP address clients connect to", e.Address, msg)
+			ok = false
+			continue
+		}
+		if fam == "" {
+			fam = familyOf(e.Address)
+		} else if familyOf(e.Address) != fam {
+			c.at(&e.Address, "address: %s is not %s as the group's first address: put IPv4 and IPv6 in separate groups", e.Address, fam)
+			ok = false
+		}
+	}
+	switch {
+	case fam != "" && c.valid(&s.Family) && s.Family != fam:
+		c.at(&s.Family, "family: %s does not match the group's addresses, which are %s: remove family", s.Family, fam)
+	case fam != "":
+		s.Family = fam
+	case !c.written(&s.Family):
+		s.Family = IPv4
+	}
+	return ok
 }
 
 func familyOf(a netip.Addr) Family {
@@ -355,6 +432,11 @@ func (c *checker) persistence(s *VirtualService) {
 	if p == nil {
 		if c.valid(&s.Port) && s.Port == 0 && !s.IsFWMark() {
 			c.at(&s.Port, "port: 0 (every port) needs persistence: add persistence: {timeout: 300s}, or write the service's port")
+		}
+		for i := range s.Group {
+			if e := &s.Group[i]; c.valid(&e.Port) && e.Port == 0 && e.FWMark == 0 {
+				c.at(&e.Port, "port: 0 (every port) needs persistence: add persistence: {timeout: 300s} to the service, or write the entry's port")
+			}
 		}
 		return
 	}
@@ -496,11 +578,12 @@ func (c *checker) checkTiming(h *HealthCheck) {
 	if !c.written(&h.Timeout) {
 		h.Timeout = min(DefaultCheckTimeout, h.Interval)
 	} else if c.valid(&h.Timeout) {
-		switch {
-		case h.Timeout < time.Millisecond:
+		// A timeout longer than the interval is allowed, as keepalived
+		// allows connect_timeout > delay_loop: the scheduler never
+		// overlaps two rounds of one check, the next round starts when a
+		// slow one ends.
+		if h.Timeout < time.Millisecond {
 			c.at(&h.Timeout, "timeout: %v is too short: write at least 1ms (default %v)", h.Timeout, DefaultCheckTimeout)
-		case h.Timeout > h.Interval && h.Interval > 0:
-			c.at(&h.Timeout, "timeout: %v is longer than interval %v: write a timeout of at most %v, or a longer interval", h.Timeout, h.Interval, h.Interval)
 		}
 	}
 	counts := []struct {
@@ -623,16 +706,13 @@ func (c *checker) destination(s *VirtualService, what string, self any, addr *ne
 			c.at(addr, "address: %s is %s but the service is %s: only tunnel forwarding can cross address families", *addr, familyOf(*addr), s.Family)
 		}
 	}
-	svcPort := s.Port
-	if s.IsFWMark() {
-		svcPort = 0
-	}
+	svcPort := s.realServerPort()
 	switch {
 	case !c.written(port):
 		*port = svcPort
 	case !c.valid(port):
 		ok = false
-	case !s.IsFWMark() && !c.valid(&s.Port):
+	case !s.IsFWMark() && !s.IsGroup() && !c.valid(&s.Port):
 		// the service's port is broken: nothing to compare with
 	case *fwd != Masquerade && *port != svcPort && svcPort == 0:
 		c.at(port, "port: a %s of a %s service with %s forwarding keeps the client's port: remove port, or use forwarding: masquerade to change it", what, portless(s), *fwd)
@@ -643,7 +723,10 @@ func (c *checker) destination(s *VirtualService, what string, self any, addr *ne
 }
 
 func portless(s *VirtualService) string {
-	if s.IsFWMark() {
+	switch {
+	case s.IsGroup():
+		return "group (marks, or several ports)"
+	case s.IsFWMark():
 		return "fwmark"
 	}
 	return "port-0"

@@ -1,8 +1,8 @@
-package config
+package keepalived
 
 // Reading keepalived.conf: a tokenizer and a parser into statements with
 // their blocks, each knowing its file and line, with `include` expanded.
-// keepalived.go converts the statements (keepalived_import.go).
+// import.go converts the statements.
 
 import (
 	"fmt"
@@ -13,38 +13,62 @@ import (
 	"unicode/utf8"
 )
 
-// kaStmt is one keepalived statement: its words, and the statements of
+// stmt is one keepalived statement: its words, and the statements of
 // its block if it has one.
-type kaStmt struct {
+type stmt struct {
 	words    []string
 	file     string
 	line     int
 	hasBlock bool
-	block    []*kaStmt
+	block    []*stmt
 }
 
-func (s *kaStmt) at() string { return fmt.Sprintf("%s:%d", s.file, s.line) }
+func (s *stmt) at() string { return fmt.Sprintf("%s:%d", s.file, s.line) }
 
-func (s *kaStmt) keyword() string { return strings.ToLower(s.words[0]) }
+func (s *stmt) keyword() string { return strings.ToLower(s.words[0]) }
 
-func (s *kaStmt) String() string { return strings.Join(s.words, " ") }
+func (s *stmt) String() string { return strings.Join(s.words, " ") }
 
-type kaToken struct {
+type token struct {
 	text   string
 	line   int
 	quoted bool
 	kind   byte // 'w' word, '{', '}', '\n'
 }
 
-// kaTokens splits one file into tokens: words (quoted strings keep their
+// tokens splits one file into tokens: words (quoted strings keep their
 // spaces), braces and line ends. Comments start with # or ! outside
-// quotes.
-func kaTokens(file string, src []byte) ([]kaToken, error) {
-	var toks []kaToken
-	for i, line := range strings.Split(string(src), "\n") {
+// quotes; as in keepalived, \# and \! outside quotes are a literal # and
+// !, and a line ending in \ continues on the next one.
+//
+// A line starting @ID applies only when keepalived runs with that config
+// id (its -i, default the short host name), @^ID only when it does not:
+// configID decides, and conditional counts such lines.
+func tokens(file string, src []byte, configID string, conditional *int) ([]token, error) {
+	var toks []token
+	lines := strings.Split(string(src), "\n")
+	for i := 0; i < len(lines); i++ {
 		n := i + 1
+		line := lines[i]
 		if !utf8.ValidString(line) {
 			return nil, fmt.Errorf("%s:%d: not UTF-8 text: save the file as UTF-8", file, n)
+		}
+		if t := strings.TrimLeft(line, " \t"); strings.HasPrefix(t, "@") {
+			*conditional++
+			id, rest, _ := strings.Cut(t[1:], " ")
+			if tab := strings.IndexByte(id, '\t'); tab >= 0 {
+				id, rest = id[:tab], id[tab+1:]+" "+rest
+			}
+			negate := strings.HasPrefix(id, "^")
+			if (strings.TrimPrefix(id, "^") == configID) == negate {
+				toks = append(toks, token{line: n, kind: '\n'})
+				continue
+			}
+			line = rest
+		}
+		for strings.HasSuffix(strings.TrimRight(line, " \t\r"), "\\") && i+1 < len(lines) {
+			line = strings.TrimSuffix(strings.TrimRight(line, " \t\r"), "\\") + " " + lines[i+1]
+			i++
 		}
 		for j := 0; j < len(line); {
 			c := line[j]
@@ -54,37 +78,44 @@ func kaTokens(file string, src []byte) ([]kaToken, error) {
 			case c == '#' || c == '!':
 				j = len(line)
 			case c == '{' || c == '}':
-				toks = append(toks, kaToken{text: string(c), line: n, kind: c})
+				toks = append(toks, token{text: string(c), line: n, kind: c})
 				j++
 			case c == '"':
 				end := strings.IndexByte(line[j+1:], '"')
 				if end < 0 {
 					return nil, fmt.Errorf("%s:%d: unterminated quoted string: close it with \"", file, n)
 				}
-				toks = append(toks, kaToken{text: line[j+1 : j+1+end], line: n, quoted: true, kind: 'w'})
+				toks = append(toks, token{text: line[j+1 : j+1+end], line: n, quoted: true, kind: 'w'})
 				j += end + 2
 			default:
+				var w strings.Builder
 				k := j
 				for k < len(line) && !strings.ContainsRune(" \t\r{}\"#!", rune(line[k])) {
+					if line[k] == '\\' && k+1 < len(line) && (line[k+1] == '#' || line[k+1] == '!') {
+						k++
+					}
+					w.WriteByte(line[k])
 					k++
 				}
-				toks = append(toks, kaToken{text: line[j:k], line: n, kind: 'w'})
+				toks = append(toks, token{text: w.String(), line: n, kind: 'w'})
 				j = k
 			}
 		}
-		toks = append(toks, kaToken{line: n, kind: '\n'})
+		toks = append(toks, token{line: n, kind: '\n'})
 	}
 	return toks, nil
 }
 
-// kaParser reads statements from tokens, expanding includes.
-type kaParser struct {
-	readFile func(string) ([]byte, error)
-	glob     func(string) ([]string, error)
-	depth    int
+// parser reads statements from tokens, expanding includes.
+type parser struct {
+	configID    string
+	conditional int // lines starting @ID or @^ID
+	readFile    func(string) ([]byte, error)
+	glob        func(string) ([]string, error)
+	depth       int
 }
 
-func (p *kaParser) parseFile(path string) ([]*kaStmt, error) {
+func (p *parser) parseFile(path string) ([]*stmt, error) {
 	if p.depth > 8 {
 		return nil, fmt.Errorf("%s: includes nested more than 8 deep: an include loop?", path)
 	}
@@ -92,7 +123,7 @@ func (p *kaParser) parseFile(path string) ([]*kaStmt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading keepalived config: %w", err)
 	}
-	toks, err := kaTokens(path, src)
+	toks, err := tokens(path, src, p.configID, &p.conditional)
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +137,8 @@ func (p *kaParser) parseFile(path string) ([]*kaStmt, error) {
 
 // statements reads until the end of the tokens or, inside a block, the
 // closing brace.
-func (p *kaParser) statements(file string, toks []kaToken, i *int, inBlock bool) ([]*kaStmt, error) {
-	var out []*kaStmt
+func (p *parser) statements(file string, toks []token, i *int, inBlock bool) ([]*stmt, error) {
+	var out []*stmt
 	openLine := 0
 	if *i > 0 {
 		openLine = toks[*i-1].line
@@ -126,7 +157,7 @@ func (p *kaParser) statements(file string, toks []kaToken, i *int, inBlock bool)
 		case '{':
 			return nil, fmt.Errorf("%s:%d: a { opens a block with no keyword before it", file, t.line)
 		default:
-			s := &kaStmt{file: file, line: t.line}
+			s := &stmt{file: file, line: t.line}
 			for *i < len(toks) && toks[*i].kind == 'w' {
 				s.words = append(s.words, toks[*i].text)
 				*i++
@@ -157,8 +188,8 @@ func (p *kaParser) statements(file string, toks []kaToken, i *int, inBlock bool)
 // expandIncludes replaces `include GLOB` statements, at any depth, by
 // the statements of the files they name (relative to the including
 // file's directory), in name order.
-func (p *kaParser) expandIncludes(file string, stmts []*kaStmt) ([]*kaStmt, error) {
-	var out []*kaStmt
+func (p *parser) expandIncludes(file string, stmts []*stmt) ([]*stmt, error) {
+	var out []*stmt
 	for _, s := range stmts {
 		if s.keyword() != "include" {
 			if s.hasBlock {
@@ -195,9 +226,9 @@ func (p *kaParser) expandIncludes(file string, stmts []*kaStmt) ([]*kaStmt, erro
 	return out, nil
 }
 
-// parseKeepalived reads a keepalived.conf and the files it includes.
-func parseKeepalived(path string, fsys fs.FS) ([]*kaStmt, error) {
-	p := &kaParser{readFile: os.ReadFile, glob: filepath.Glob}
+// parse reads a keepalived.conf and the files it includes.
+func parse(path string, fsys fs.FS, configID string) ([]*stmt, int, error) {
+	p := &parser{configID: configID, readFile: os.ReadFile, glob: filepath.Glob}
 	if fsys != nil {
 		p.readFile = func(name string) ([]byte, error) { return fs.ReadFile(fsys, strings.TrimPrefix(name, "/")) }
 		p.glob = func(pattern string) ([]string, error) {
@@ -210,5 +241,6 @@ func parseKeepalived(path string, fsys fs.FS) ([]*kaStmt, error) {
 			return m, err
 		}
 	}
-	return p.parseFile(path)
+	stmts, err := p.parseFile(path)
+	return stmts, p.conditional, err
 }

@@ -1,0 +1,752 @@
+package keepalived
+
+// virtual_server, virtual_server_group, real_server and the checkers.
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lvskit/lvskit/director/config"
+	"gopkg.in/yaml.v3"
+)
+
+// keepalived's defaults (keepalived/check/check_data.c, check_api.c,
+// check_http.c, check_misc.c, check_dns.c, include/libipvs.h), written
+// out wherever lvsd's differ.
+const (
+	defaultDelayLoop          = 60 * time.Second  // virtual server delay_loop
+	defaultConnectTimeout     = 5 * time.Second   // virtual server connect_timeout
+	defaultPersistenceTimeout = 360 * time.Second // IPVS_SVC_PERSISTENT_TIMEOUT
+	defaultRetry              = 1                 // every checker but MISC_CHECK and DNS_CHECK
+	defaultRetryDelay         = 1 * time.Second   // every checker but HTTP_GET, SSL_GET and DNS_CHECK
+	defaultHTTPRetryDelay     = 3 * time.Second   // HTTP_GET, SSL_GET
+	defaultDNSRetry           = 3                 // DNS_CHECK
+	// MISC_CHECK: retry 0; misc_timeout defaults to the virtual server's
+	// delay_loop. DNS_CHECK: delay_before_retry defaults to delay_loop.
+)
+
+// timing are the check settings keepalived inherits from the virtual
+// server to the real server to the checker; nil is unset.
+type timing struct {
+	delayLoop, connectTimeout, retryDelay *time.Duration
+	retry                                 *int
+}
+
+// service is a virtual_server block being imported.
+type service struct {
+	n                  *yaml.Node // every key but the identity (address, port, protocol, fwmark)
+	s                  *stmt
+	fwmark             bool
+	protocol           string
+	timing             timing
+	host               string
+	quorum             *yaml.Node
+	persistence        *yaml.Node
+	persistenceTimeout *time.Duration // nil: none written
+	forwarding         bool
+	inhibit            bool
+	realServers        []*realServer
+}
+
+// realServer is a real_server block being imported.
+type realServer struct {
+	n       *yaml.Node
+	s       *stmt
+	port    bool
+	timing  timing
+	host    string
+	inhibit *bool
+	check   *check
+}
+
+// check is a checker block being imported.
+type check struct {
+	n           *yaml.Node
+	kind        string // the keepalived keyword, lower case
+	timing      timing
+	urls        int
+	miscTimeout *time.Duration
+}
+
+func timingHandlers[T any](get func(T) (*timing, *yaml.Node), kind Kind) handlers[T] {
+	dur := func(set func(*timing, time.Duration)) func(*converter, T, *stmt) error {
+		return func(c *converter, t T, s *stmt) error {
+			d, err := seconds(s)
+			tm, _ := get(t)
+			set(tm, d)
+			return err
+		}
+	}
+	h := handlers[T]{
+		"delay_loop":         dur(func(t *timing, d time.Duration) { t.delayLoop = &d }),
+		"connect_timeout":    dur(func(t *timing, d time.Duration) { t.connectTimeout = &d }),
+		"delay_before_retry": dur(func(t *timing, d time.Duration) { t.retryDelay = &d }),
+		"retry": func(c *converter, t T, s *stmt) error {
+			v, err := intArg(s, 1, 0, 100)
+			tm, _ := get(t)
+			tm.retry = &v
+			return err
+		},
+		"warmup": func(c *converter, t T, s *stmt) error {
+			_, n := get(t)
+			c.drop(n, s, kind, "lvsd starts checking at once, with a random delay of up to one interval")
+			return nil
+		},
+		"smtp_alert": func(c *converter, t T, s *stmt) error {
+			_, n := get(t)
+			c.ignore(n, s, kind, "lvsd sends no e-mail")
+			return nil
+		},
+	}
+	alias(h, "retry", "nb_get_retry")
+	return h
+}
+
+var serviceHandlers = timingHandlers(func(v *service) (*timing, *yaml.Node) { return &v.timing, v.n }, KindService)
+
+func init() {
+	h := serviceHandlers
+	h["lb_algo"] = func(c *converter, v *service, s *stmt) error {
+		yput(v.n, "scheduler", ystr(strings.ToLower(s.words[1])))
+		return nil
+	}
+	alias(h, "lb_algo", "lvs_sched")
+	for _, f := range []string{"flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback"} {
+		h[f] = func(c *converter, v *service, s *stmt) error {
+			var flags []*yaml.Node
+			for i := 0; i+1 < len(v.n.Content); i += 2 {
+				if v.n.Content[i].Value == "scheduler_flags" {
+					flags = v.n.Content[i+1].Content
+				}
+			}
+			yput(v.n, "scheduler_flags", yflowSeq(append(flags, ystr(s.keyword()))...))
+			return nil
+		}
+	}
+	h["hashed"] = func(c *converter, v *service, s *stmt) error {
+		c.drop(v.n, s, KindService, "hashed is not a flag lvsd sets: write scheduler_flags [flag-1] if your scheduler needs it")
+		return nil
+	}
+	h["lb_kind"] = func(c *converter, v *service, s *stmt) error {
+		f, err := forwarding(s)
+		yput(v.n, "forwarding", ystr(f))
+		v.forwarding = true
+		return err
+	}
+	alias(h, "lb_kind", "lvs_method")
+	h["protocol"] = func(c *converter, v *service, s *stmt) error {
+		p := strings.ToLower(s.words[1])
+		if p != "tcp" && p != "udp" && p != "sctp" {
+			return fmt.Errorf("%s: protocol %s: want TCP, UDP or SCTP", s.at(), s.words[1])
+		}
+		v.protocol = p
+		if v.fwmark {
+			c.ignore(v.n, s, KindService, "keepalived ignores protocol on a fwmark service, and so does lvsd: the firewall rule that sets the mark chooses the packets")
+		}
+		return nil
+	}
+	h["persistence_timeout"] = func(c *converter, v *service, s *stmt) error {
+		d := defaultPersistenceTimeout
+		if len(s.words) > 1 {
+			n, err := strconv.Atoi(s.words[1])
+			if err != nil || n < 0 || n > 31*86400 {
+				return fmt.Errorf("%s: persistence_timeout %q: want whole seconds, at most 2678400 (31 days)", s.at(), s.words[1])
+			}
+			if n == 0 {
+				c.note(v.n, s, KindService, true, "imported as no persistence: keepalived refuses 0 and runs the service without persistence")
+				v.persistenceTimeout = nil
+				return nil
+			}
+			d = time.Duration(n) * time.Second
+		}
+		v.persistenceTimeout = &d
+		return nil
+	}
+	h["persistence_granularity"] = func(c *converter, v *service, s *stmt) error {
+		yput(v.persistence, "netmask", ystr(s.words[1]))
+		if v.persistenceTimeout == nil {
+			// keepalived turns persistence on with its default timeout.
+			d := defaultPersistenceTimeout
+			v.persistenceTimeout = &d
+		}
+		return nil
+	}
+	h["persistence_engine"] = func(c *converter, v *service, s *stmt) error {
+		yput(v.persistence, "engine", ystr(s.words[1]))
+		return nil
+	}
+	h["ops"] = func(c *converter, v *service, s *stmt) error {
+		yput(v.n, "one_packet", ybool(true))
+		return nil
+	}
+	h["virtualhost"] = func(c *converter, v *service, s *stmt) error {
+		v.host = s.words[1]
+		return nil
+	}
+	h["ip_family"] = func(c *converter, v *service, s *stmt) error {
+		switch strings.ToLower(s.words[1]) {
+		case "inet":
+		case "inet6":
+			if v.fwmark {
+				yput(v.n, "family", ystr(string(config.IPv6)))
+			}
+		default:
+			return fmt.Errorf("%s: ip_family %s: want inet or inet6", s.at(), s.words[1])
+		}
+		return nil
+	}
+	h["sorry_server"] = func(c *converter, v *service, s *stmt) error {
+		if len(s.words) < 2 || len(s.words) > 3 {
+			return fmt.Errorf("%s: sorry_server needs an address and a port", s.at())
+		}
+		if _, err := netip.ParseAddr(s.words[1]); err != nil {
+			return fmt.Errorf("%s: sorry_server %s: not an address", s.at(), s.words[1])
+		}
+		ss := yflowMap("address", ystr(s.words[1]))
+		if len(s.words) == 3 {
+			p, err := intArg(s, 2, 0, 65535)
+			if err != nil {
+				return err
+			}
+			yput(ss, "port", yint(p))
+		}
+		if f := yget(v.n, "sorry_server_forwarding"); f != "" {
+			yput(ss, "forwarding", ystr(f))
+		}
+		yput(v.n, "sorry_server", ss)
+		return nil
+	}
+	h["sorry_server_lvs_method"] = func(c *converter, v *service, s *stmt) error {
+		f, err := forwarding(s)
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(v.n.Content); i += 2 {
+			if v.n.Content[i].Value == "sorry_server" {
+				yput(v.n.Content[i+1], "forwarding", ystr(f))
+				return nil
+			}
+		}
+		c.ignore(v.n, s, KindService, "there is no sorry_server before it")
+		return nil
+	}
+	h["quorum"] = func(c *converter, v *service, s *stmt) error {
+		n, err := intArg(s, 1, 1, 1<<30)
+		yput(v.quorum, "weight", yint(n))
+		return err
+	}
+	h["hysteresis"] = func(c *converter, v *service, s *stmt) error {
+		n, err := intArg(s, 1, 0, 1<<30)
+		yput(v.quorum, "hysteresis", yint(n))
+		return err
+	}
+	for kw, key := range map[string]string{"quorum_up": "up_command", "quorum_down": "down_command"} {
+		h[kw] = func(c *converter, v *service, s *stmt) error {
+			// quorum_up COMMAND [USERNAME [GROUPNAME]]
+			if c.commandUser(v.n, v.quorum, s, "quorum commands") {
+				yput(v.quorum, key, commandNode(s.words[1]))
+				c.hasScripts = true
+			}
+			return nil
+		}
+	}
+	h["inhibit_on_failure"] = func(c *converter, v *service, s *stmt) error {
+		v.inhibit = true
+		return nil
+	}
+	h["real_server"] = func(c *converter, v *service, s *stmt) error {
+		rs, err := c.realServer(v, s)
+		if err == nil {
+			v.realServers = append(v.realServers, rs)
+		}
+		return err
+	}
+	h["alpha"] = func(c *converter, v *service, s *stmt) error {
+		c.drop(v.n, s, KindRealServer, "lvsd adds real servers as up and takes them out after their first failed checks; keepalived's alpha keeps them out until their first good check")
+		return nil
+	}
+	h["omega"] = func(c *converter, v *service, s *stmt) error {
+		c.drop(v.n, s, KindScript, "lvsd does not run quorum_down when it stops")
+		return nil
+	}
+}
+
+var realServerHandlers = timingHandlers(func(r *realServer) (*timing, *yaml.Node) { return &r.timing, r.n }, KindRealServer)
+
+// checkers are the keepalived checkers lvsd has, by keyword.
+var checkers = map[string]config.CheckType{
+	"http_get": config.CheckHTTP, "ssl_get": config.CheckHTTPS, "tcp_check": config.CheckTCP,
+	"misc_check": config.CheckScript, "dns_check": config.CheckDNS,
+}
+
+func init() {
+	h := realServerHandlers
+	h["weight"] = func(c *converter, r *realServer, s *stmt) error {
+		w, err := intArg(s, 1, 0, config.MaxWeight)
+		yput(r.n, "weight", yint(w))
+		return err
+	}
+	for kw, key := range map[string]string{"uthreshold": "upper_threshold", "lthreshold": "lower_threshold"} {
+		h[kw] = func(c *converter, r *realServer, s *stmt) error {
+			v, err := intArg(s, 1, 0, 1<<31)
+			yput(r.n, key, yint(v))
+			return err
+		}
+	}
+	h["lvs_method"] = func(c *converter, r *realServer, s *stmt) error {
+		f, err := forwarding(s)
+		yput(r.n, "forwarding", ystr(f))
+		return err
+	}
+	h["inhibit_on_failure"] = func(c *converter, r *realServer, s *stmt) error {
+		t := true
+		r.inhibit = &t
+		return nil
+	}
+	h["virtualhost"] = func(c *converter, r *realServer, s *stmt) error {
+		r.host = s.words[1]
+		return nil
+	}
+	for kw := range checkers {
+		h[kw] = func(c *converter, r *realServer, s *stmt) error {
+			if r.check != nil {
+				c.drop(r.n, s, KindCheck, "lvsd runs one check per real server: the first one was imported")
+				return nil
+			}
+			ch, err := c.check(r, s)
+			r.check = ch
+			return err
+		}
+	}
+	for _, kw := range []string{"udp_check", "ping_check", "smtp_check", "bfd_check", "file_check"} {
+		h[kw] = func(c *converter, r *realServer, s *stmt) error {
+			c.drop(r.n, s, KindCheck, fmt.Sprintf("lvsd has no %s checker yet: the real server is imported unchecked (always up), where keepalived took it out when the check failed", strings.ToUpper(strings.TrimSuffix(kw, "_check"))))
+			return nil
+		}
+	}
+	for _, kw := range []string{"notify_up", "notify_down"} {
+		h[kw] = func(c *converter, r *realServer, s *stmt) error {
+			c.drop(r.n, s, KindScript, "lvsd runs no command when a real server goes up or down: watch the status API or the metrics")
+			return nil
+		}
+	}
+}
+
+var checkHandlers = timingHandlers(func(ch *check) (*timing, *yaml.Node) { return &ch.timing, ch.n }, KindCheck)
+
+func init() {
+	h := checkHandlers
+	h["misc_timeout"] = func(c *converter, ch *check, s *stmt) error {
+		d, err := seconds(s)
+		ch.miscTimeout = &d
+		return err
+	}
+	h["connect_port"] = func(c *converter, ch *check, s *stmt) error {
+		p, err := intArg(s, 1, 1, 65535)
+		yput(ch.n, "connect_port", yint(p))
+		return err
+	}
+	h["connect_ip"] = func(c *converter, ch *check, s *stmt) error {
+		yput(ch.n, "connect_ip", ystr(s.words[1]))
+		return nil
+	}
+	h["virtualhost"] = func(c *converter, ch *check, s *stmt) error {
+		yput(ch.n, "host", ystr(s.words[1]))
+		return nil
+	}
+	h["url"] = func(c *converter, ch *check, s *stmt) error {
+		ch.urls++
+		if ch.urls > 1 {
+			c.drop(ch.n, s, KindCheck, "lvsd checks one url per real server: the first one was imported")
+			return nil
+		}
+		return run(c, urlHandlers, ch, s.block, func(c *converter, ch *check, u *stmt) {
+			c.drop(ch.n, u, KindCheck, "lvsd's http check has no equivalent")
+		})
+	}
+	h["misc_path"] = func(c *converter, ch *check, s *stmt) error {
+		argv, shell := command(strings.Join(s.words[1:], " "))
+		yput(ch.n, "command", argv)
+		if shell {
+			yput(ch.n, "shell", ybool(true))
+		}
+		c.hasScripts = true
+		return nil
+	}
+	h["user"] = func(c *converter, ch *check, s *stmt) error {
+		// MISC_CHECK's user USERNAME [GROUPNAME]
+		u, err := user(s, 1)
+		yput(ch.n, "script_user", ystr(u))
+		return err
+	}
+	h["type"] = func(c *converter, ch *check, s *stmt) error {
+		yput(ch.n, "query_type", ystr(strings.ToUpper(s.words[1])))
+		return nil
+	}
+	h["name"] = func(c *converter, ch *check, s *stmt) error {
+		yput(ch.n, "query_name", ystr(s.words[1]))
+		return nil
+	}
+	h["misc_dynamic"] = func(c *converter, ch *check, s *stmt) error {
+		c.drop(ch.n, s, KindCheck, "lvsd does not set weights from a script's exit code: the script decides up or down only")
+		return nil
+	}
+}
+
+var urlHandlers = handlers[*check]{
+	"path":   func(c *converter, ch *check, s *stmt) error { yput(ch.n, "path", ystr(s.words[1])); return nil },
+	"digest": func(c *converter, ch *check, s *stmt) error { yput(ch.n, "digest", ystr(s.words[1])); return nil },
+	"status_code": func(c *converter, ch *check, s *stmt) error {
+		var codes []*yaml.Node
+		for _, w := range s.words[1:] {
+			codes = append(codes, ystr(w))
+		}
+		yput(ch.n, "status_codes", yflowSeq(codes...))
+		return nil
+	},
+}
+
+// identity is one VIP:port or fwmark a virtual service stands for.
+type identity struct {
+	address netip.Addr
+	port    int
+	fwmark  int
+}
+
+func (c *converter) virtualServer(s *stmt) error {
+	var ids []identity
+	v := &service{n: ymap(), s: s, quorum: ymap(), persistence: ymap()}
+	switch {
+	case len(s.words) == 3 && strings.EqualFold(s.words[1], "fwmark"):
+		m, err := intArg(s, 2, 1, 1<<32-1)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, identity{fwmark: m})
+		v.fwmark = true
+	case len(s.words) == 3 && strings.EqualFold(s.words[1], "group"):
+		g, ok := c.groups[s.words[2]]
+		if !ok {
+			return fmt.Errorf("%s: virtual_server group %s: no virtual_server_group %s is defined: define it, or fix the name", s.at(), s.words[2], s.words[2])
+		}
+		var err error
+		if ids, err = groupEntries(g); err != nil {
+			return err
+		}
+		v.fwmark = ids[0].fwmark != 0
+	case len(s.words) == 3:
+		a, err := netip.ParseAddr(s.words[1])
+		if err != nil {
+			return fmt.Errorf("%s: virtual_server %s: not an address", s.at(), s.words[1])
+		}
+		p, err := intArg(s, 2, 0, 65535)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, identity{address: a, port: p})
+	default:
+		return fmt.Errorf("%s: virtual_server: want ADDRESS PORT, fwmark MARK or group NAME", s.at())
+	}
+	if !s.hasBlock {
+		return fmt.Errorf("%s: virtual_server needs a block", s.at())
+	}
+	err := run(c, serviceHandlers, v, s.block, func(c *converter, v *service, st *stmt) {
+		c.drop(v.n, st, KindService, "lvsd has no equivalent")
+	})
+	if err != nil {
+		return err
+	}
+	if v.protocol == "" && slices.ContainsFunc(ids, func(id identity) bool { return id.fwmark == 0 }) {
+		// keepalived: "no protocol set - defaulting to UDP" (the kernel's
+		// protocol 0 would be UDP too).
+		v.protocol = "udp"
+		c.note(v.n, s, KindService, true, "imported with protocol: udp: keepalived defaults to UDP when protocol is left out (and reports it as a config error); write protocol TCP in keepalived.conf if TCP was meant")
+	}
+	if v.persistenceTimeout == nil && slices.ContainsFunc(ids, func(id identity) bool { return id.fwmark == 0 && id.port == 0 }) {
+		// keepalived: "zero port only valid for persistent services - setting".
+		d := defaultPersistenceTimeout
+		v.persistenceTimeout = &d
+		c.note(v.n, s, KindService, true, "imported with persistence timeout 6m0s: keepalived turns persistence on for a port-0 service, with this default")
+	}
+	c.finishService(v)
+	n := ymap()
+	switch {
+	case len(s.words) == 3 && strings.EqualFold(s.words[1], "group"):
+		var entries []*yaml.Node
+		for _, id := range ids {
+			if id.fwmark != 0 {
+				entries = append(entries, yflowMap("fwmark", yint(id.fwmark)))
+			} else {
+				entries = append(entries, yflowMap("address", ystr(id.address.String()), "port", yint(id.port)))
+			}
+		}
+		yput(n, "name", ystr(s.words[2]))
+		yput(n, "group", yseq(entries...))
+		if v.protocol != "" && slices.ContainsFunc(ids, func(id identity) bool { return id.fwmark == 0 }) {
+			yput(n, "protocol", ystr(v.protocol))
+		}
+	case ids[0].fwmark != 0:
+		yput(n, "fwmark", yint(ids[0].fwmark))
+	default:
+		if v.protocol != "" {
+			yput(n, "protocol", ystr(v.protocol))
+		}
+		yput(n, "address", ystr(ids[0].address.String()))
+		yput(n, "port", yint(ids[0].port))
+	}
+	n.HeadComment = v.n.HeadComment
+	n.Content = append(n.Content, v.n.Content...)
+	c.realServerPorts(n, ids)
+	c.origin[n] = s
+	c.services = append(c.services, n)
+	return nil
+}
+
+// realServerPorts drops the real servers' ports that lvsd derives: where
+// forwarding is not masquerade, the port is the service's (0 for a
+// fwmark service or a group of marks or several ports). keepalived puts
+// the written port in the kernel, where only masquerade uses it.
+func (c *converter) realServerPorts(svc *yaml.Node, ids []identity) {
+	port := ids[0].port
+	for _, id := range ids {
+		if id.fwmark != 0 || id.port != port {
+			port = 0
+		}
+	}
+	fwd := yget(svc, "forwarding")
+	for i := 0; i+1 < len(svc.Content); i += 2 {
+		if svc.Content[i].Value != "real_servers" {
+			continue
+		}
+		for _, rs := range svc.Content[i+1].Content {
+			f := yget(rs, "forwarding")
+			if f == "" {
+				f = fwd
+			}
+			p := yget(rs, "port")
+			if f == string(config.Masquerade) || p == "" {
+				continue
+			}
+			if p != strconv.Itoa(port) {
+				if st := c.origin[rs]; st != nil {
+					c.note(rs, st, KindRealServer, true, fmt.Sprintf("imported without its port: keepalived puts port %s in the kernel, but %s forwarding does not change the port, so the traffic is the same", p, f))
+				}
+			}
+			ydel(rs, "port")
+		}
+	}
+}
+
+// groupEntries reads a virtual_server_group's entries: ADDRESS PORT,
+// A.B.C.D-E PORT (a range of the last byte) and fwmark MARK.
+func groupEntries(g *stmt) ([]identity, error) {
+	var ids []identity
+	for _, e := range g.block {
+		if strings.EqualFold(e.words[0], "fwmark") {
+			m, err := intArg(e, 1, 1, 1<<32-1)
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, identity{fwmark: m})
+			continue
+		}
+		if len(e.words) != 2 {
+			return nil, fmt.Errorf("%s: virtual_server_group entry %s: want ADDRESS PORT, A.B.C.D-E PORT or fwmark MARK", e.at(), e)
+		}
+		p, err := intArg(e, 1, 0, 65535)
+		if err != nil {
+			return nil, err
+		}
+		first, last, _ := strings.Cut(e.words[0], "-")
+		a, err := netip.ParseAddr(first)
+		if err != nil {
+			return nil, fmt.Errorf("%s: virtual_server_group entry %s: not an address", e.at(), first)
+		}
+		end := a
+		if last != "" {
+			n, err := strconv.Atoi(last)
+			b := a.As16()
+			lastByte := int(b[15])
+			if err != nil || !a.Is4() || n < lastByte || n > 255 {
+				return nil, fmt.Errorf("%s: virtual_server_group entry %s: want a range of the last byte of an IPv4 address, such as 192.168.0.3-10", e.at(), e.words[0])
+			}
+			b4 := a.As4()
+			b4[3] = byte(n)
+			end = netip.AddrFrom4(b4)
+		}
+		for x := a; ; x = x.Next() {
+			ids = append(ids, identity{address: x, port: p})
+			if x == end {
+				break
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s: virtual_server_group %s has no entries", g.at(), g.words[1])
+	}
+	return ids, nil
+}
+
+// finishService writes keepalived's defaults and the real servers into
+// v.n.
+func (c *converter) finishService(v *service) {
+	if !v.forwarding {
+		// keepalived: "no forwarding method set, setting default NAT".
+		yput(v.n, "forwarding", ystr(string(config.Masquerade)))
+	}
+	if v.persistenceTimeout != nil {
+		yput(v.persistence, "timeout", ystr(v.persistenceTimeout.String()))
+	}
+	if v.persistenceTimeout != nil {
+		v.persistence.Style = yaml.FlowStyle
+		// timeout first, as people write it.
+		t := ymap("timeout", ystr(v.persistenceTimeout.String()))
+		for i := 0; i+1 < len(v.persistence.Content); i += 2 {
+			if v.persistence.Content[i].Value != "timeout" {
+				yput(t, v.persistence.Content[i].Value, v.persistence.Content[i+1])
+			}
+		}
+		t.Style = yaml.FlowStyle
+		yput(v.n, "persistence", t)
+	} else if len(v.persistence.Content) > 0 {
+		v.persistence.Style = yaml.FlowStyle
+		yput(v.n, "persistence", v.persistence)
+	}
+	if len(v.quorum.Content) > 0 {
+		yput(v.n, "quorum", v.quorum)
+	}
+	inhibit := 0
+	for _, rs := range v.realServers {
+		if rs.inhibit == nil && v.inhibit || rs.inhibit != nil && *rs.inhibit {
+			inhibit++
+		}
+	}
+	switch {
+	case inhibit > 0 && inhibit == len(v.realServers):
+		yput(v.n, "on_failure", ystr(string(config.Quiesce)))
+	case inhibit > 0:
+		yput(v.n, "on_failure", ystr(string(config.Quiesce)))
+		c.note(v.n, v.s, KindRealServer, false, "inhibit_on_failure on some real servers only: lvsd quiesces every real server of the service")
+	}
+	var checks []*yaml.Node
+	for _, rs := range v.realServers {
+		var ch *yaml.Node
+		if rs.check != nil {
+			ch = c.finishCheck(v, rs, rs.check)
+		}
+		checks = append(checks, ch)
+	}
+	if len(checks) > 0 && checks[0] != nil && allSame(checks) {
+		yput(v.n, "health_check", checks[0])
+	} else {
+		for i, ch := range checks {
+			if ch != nil {
+				yput(v.realServers[i].n, "health_check", ch)
+			}
+		}
+	}
+	var rss []*yaml.Node
+	for _, rs := range v.realServers {
+		rss = append(rss, rs.n)
+	}
+	if len(rss) > 0 {
+		yput(v.n, "real_servers", yseq(rss...))
+	}
+}
+
+// finishCheck writes a check's timing as keepalived resolves it: the
+// checker's own setting, else the real server's, else the virtual
+// server's, else the checker's default.
+func (c *converter) finishCheck(v *service, rs *realServer, ch *check) *yaml.Node {
+	pick := func(get func(timing) *time.Duration, def time.Duration) time.Duration {
+		for _, t := range []timing{ch.timing, rs.timing, v.timing} {
+			if d := get(t); d != nil {
+				return *d
+			}
+		}
+		return def
+	}
+	svcDelay := defaultDelayLoop
+	if v.timing.delayLoop != nil {
+		svcDelay = *v.timing.delayLoop
+	}
+	interval := pick(func(t timing) *time.Duration { return t.delayLoop }, defaultDelayLoop)
+	timeout := pick(func(t timing) *time.Duration { return t.connectTimeout }, defaultConnectTimeout)
+	retry, retryDelay := defaultRetry, defaultRetryDelay
+	switch ch.kind {
+	case "misc_check":
+		retry = 0
+		timeout = svcDelay // keepalived: misc_timeout, else the virtual server's delay_loop
+		if ch.miscTimeout != nil {
+			timeout = *ch.miscTimeout
+		}
+	case "http_get", "ssl_get":
+		retryDelay = defaultHTTPRetryDelay
+	case "dns_check":
+		retry, retryDelay = defaultDNSRetry, interval
+	}
+	for _, t := range []timing{ch.timing, rs.timing, v.timing} {
+		if t.retry != nil {
+			retry = *t.retry
+			break
+		}
+	}
+	retryDelay = pick(func(t timing) *time.Duration { return t.retryDelay }, retryDelay)
+	host := rs.host
+	if host == "" {
+		host = v.host
+	}
+	typ := yget(ch.n, "type")
+	if host != "" && (typ == string(config.CheckHTTP) || typ == string(config.CheckHTTPS)) && yget(ch.n, "host") == "" {
+		yput(ch.n, "host", ystr(host))
+	}
+	yput(ch.n, "interval", ystr(interval.String()))
+	yput(ch.n, "timeout", ystr(timeout.String()))
+	// keepalived takes a server out after one failed round (after its
+	// retries) and back after one good one.
+	yput(ch.n, "rise", yint(1))
+	yput(ch.n, "fall", yint(1))
+	yput(ch.n, "retry", yint(retry))
+	if retry > 0 {
+		yput(ch.n, "retry_delay", ystr(retryDelay.String()))
+	}
+	return ch.n
+}
+
+// realServer reads a real_server block: ADDRESS [PORT].
+func (c *converter) realServer(v *service, s *stmt) (*realServer, error) {
+	if len(s.words) < 2 || len(s.words) > 3 {
+		return nil, fmt.Errorf("%s: real_server needs an address and a port (a fwmark service's real servers may leave the port out)", s.at())
+	}
+	if _, err := netip.ParseAddr(s.words[1]); err != nil {
+		return nil, fmt.Errorf("%s: real_server %s: not an address", s.at(), s.words[1])
+	}
+	rs := &realServer{n: ymap("address", ystr(s.words[1])), s: s}
+	c.origin[rs.n] = s
+	if len(s.words) == 3 {
+		port, err := intArg(s, 2, 0, 65535)
+		if err != nil {
+			return nil, err
+		}
+		yput(rs.n, "port", yint(port))
+		rs.port = true
+	}
+	err := run(c, realServerHandlers, rs, s.block, func(c *converter, rs *realServer, st *stmt) {
+		c.drop(rs.n, st, KindRealServer, "lvsd has no equivalent")
+	})
+	return rs, err
+}
+
+// check reads one checker block.
+func (c *converter) check(rs *realServer, s *stmt) (*check, error) {
+	ch := &check{n: ymap("type", ystr(string(checkers[s.keyword()]))), kind: s.keyword()}
+	c.origin[ch.n] = s
+	err := run(c, checkHandlers, ch, s.block, func(c *converter, ch *check, st *stmt) {
+		c.drop(ch.n, st, KindCheck, "lvsd's "+yget(ch.n, "type")+" check has no equivalent")
+	})
+	return ch, err
+}
