@@ -223,7 +223,7 @@ func note(fn fnID, r *rawEvent, h *Hop) string {
 		if h.Conn == nil {
 			return "no connection created"
 		}
-		return "new connection (" + forwardingWords(h.Conn.Forwarding) + ")"
+		return "new connection (" + h.Conn.Forwarding.Describe() + ")"
 	case fnIPVSSchedulerErr:
 		msg := cString(r.Msg[:])
 		if msg == "" {
@@ -236,25 +236,9 @@ func note(fn fnID, r *rawEvent, h *Hop) string {
 		return "dropped: " + h.DropReason
 	}
 	if isXmit(fn) && h.Conn != nil {
-		return forwardingWords(h.Conn.Forwarding) + " to " + h.Conn.RealServer.String()
+		return h.Conn.Forwarding.Describe() + " to " + h.Conn.RealServer.String()
 	}
 	return ""
-}
-
-func forwardingWords(f Forwarding) string {
-	switch f {
-	case Masquerade:
-		return "masquerade"
-	case LocalNode:
-		return "local node"
-	case Tunnel:
-		return "tunnel"
-	case DirectRoute:
-		return "direct route"
-	case Bypass:
-		return "bypass"
-	}
-	return f.String()
 }
 
 func decodeConn(c *rawConn) *Conn {

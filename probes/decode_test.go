@@ -146,7 +146,7 @@ func TestDecodeRecordedNATReply(t *testing.T) {
 			t.Errorf("%s: the reply leaving ip_vs_out_hook: %+v, want FORWARD, ACCEPT, source rewritten to %v", k, exit, vip)
 		}
 		xmit := find(evs, func(e Event) bool { return e.Hop.Func == "ip_vs_nat_xmit" })
-		if xmit == nil || !strings.HasPrefix(xmit.Hop.Note, "masquerade to 10.78.0.11:80") {
+		if xmit == nil || !strings.HasPrefix(xmit.Hop.Note, "NAT to 10.78.0.11:80") {
 			t.Errorf("%s: the masquerade transmit: %+v", k, xmit)
 		}
 	}
