@@ -222,6 +222,13 @@ func packetText(p probes.Path) string {
 func pathFindingID(p probes.Path) string {
 	switch p.Outcome {
 	case probes.OutcomeLocal:
+		if strings.HasPrefix(p.Tuple.Protocol, "ICMP") {
+			// A ping to the VIP, or an ICMP error about the flow, is
+			// the director's own stack's to answer: not a missing
+			// service. (The reachability check pings the VIP while
+			// the trace runs.)
+			return ""
+		}
 		return "trace-local-stack"
 	case probes.OutcomeDropped:
 		switch {

@@ -45,6 +45,10 @@ func facts(opts probes.GrouperOptions, packets ...[]probes.Event) traceFacts {
 func TestTraceFindings(t *testing.T) {
 	nat := facts(probes.GrouperOptions{}, pkt(1).Forwarded(trRS1, probes.Masquerade, "rr"), pkt(2).Forwarded(trRS2, probes.Masquerade, "rr"), pkt(3).NATReply(trRS1))
 	nat.NAT = []netip.AddrPort{trRS1, trRS2}
+	// The director answering a ping to its VIP (the reachability check's)
+	// while the trace runs is no finding.
+	ping := facts(probes.GrouperOptions{}, pkt(1).Forwarded(trRS1, probes.DirectRoute, "rr"), pkt(2).LocalStack())
+	ping.Paths[1].Tuple = probes.Tuple{Protocol: "ICMP", Src: netip.AddrPortFrom(trVIP.Addr(), 0), Dst: netip.AddrPortFrom(trVIP.Addr(), 0)}
 	for _, tc := range []struct {
 		name  string
 		facts traceFacts
@@ -63,6 +67,7 @@ func TestTraceFindings(t *testing.T) {
 			want:     []string{"trace-local-stack | packets to 10.77.0.100:80"},
 			evidence: "TCP 10.77.0.2:40000 -> 10.77.0.100:80 [SYN]: netif_receive_skb -> ip_vs_in_hook -> tcp_v4_rcv -> consume_skb => local",
 			fix:      "ipvsadm -A --tcp-service 10.77.0.100:80 -s wlc"},
+		{name: "a ping to the VIP goes to the local stack", facts: ping},
 		{name: "rp_filter", facts: facts(probes.GrouperOptions{}, pkt(1).KernelDrop("IP_RPFILTER", "ip_rcv_finish_core+0x1b2")),
 			want: []string{"trace-kernel-dropped | packets to 10.77.0.100:80"}, evidence: "the reverse path filter (rp_filter)", fix: "rp_filter=2"},
 		{name: "firewall", facts: facts(probes.GrouperOptions{}, pkt(1).KernelDrop("NETFILTER_DROP", "nf_hook_slow+0x8d")),
