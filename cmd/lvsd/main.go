@@ -297,8 +297,10 @@ func check(o options, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if len(cfg.VirtualServices) == 0 && len(cfg.VRRP.Instances) == 0 {
-		fmt.Fprintf(stderr, "%s: nothing to check: no virtual services and no vrrp instances: write virtual_services or vrrp.instances (lvsd import-keepalived prints them from a keepalived.conf)\n", o.config)
-		return 1
+		// Valid (the packaged default config is like this: lvsd serves
+		// its status and metrics and installs nothing), but rarely what
+		// was meant: say so, without failing the unit's ExecStartPre.
+		fmt.Fprintf(stderr, "%s: warning: nothing to check: no virtual services and no vrrp instances: lvsd will install nothing; write virtual_services or vrrp.instances (lvsd import-keepalived prints them from a keepalived.conf)\n", o.config)
 	}
 	rs, keys := 0, 0
 	for _, s := range cfg.VirtualServices {
