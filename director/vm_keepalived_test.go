@@ -73,6 +73,14 @@ const parityConfigID = "lvskit"
 // (behaviour changes, e.g. a UDP_CHECK lvsd cannot run) is compared and
 // reported, and must not match by chance only when the import says why.
 func TestVMKeepalivedParity(t *testing.T) {
+	if os.Getenv("LVSKIT_PARITY") == "" {
+		// Out of `make test` for now: one CI run hung the 6.12 guest here
+		// (every process blocked, the serial log quiet after keepalived's
+		// shutdowns) while forty namespaces set up and tore down IPVS at
+		// once; other runs passed on both kernels. `make test-parity`
+		// runs it.
+		t.Skip("run with LVSKIT_PARITY=1 (make test-parity): an intermittent guest hang keeps it out of make test")
+	}
 	requireRoot(t)
 	requireKeepalived(t)
 	if _, err := exec.LookPath("ipvsadm"); err != nil {
