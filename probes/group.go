@@ -125,7 +125,7 @@ func (g *Grouper) Add(e Event) []Path {
 		}
 	}
 	op := g.open[e.SKB]
-	if op != nil && (op.ended && startsPacket(e.Hop) || !op.ended && reused(op, e)) {
+	if op != nil && (op.ended && !lateHop(e.Hop) || !op.ended && reused(op, e)) {
 		done = append(done, g.finish(op))
 		op = nil
 	}
@@ -145,16 +145,6 @@ func (g *Grouper) Add(e Event) []Path {
 		op.ended = true
 	}
 	return done
-}
-
-// startsPacket reports whether a hop is where a packet enters a
-// namespace's stack: after an end, a new packet in a reused skb.
-func startsPacket(h Hop) bool {
-	switch h.Func {
-	case FuncReceive, FuncLocalOut, FuncIP6LocalOut:
-		return true
-	}
-	return false
 }
 
 func (g *Grouper) append(op *openPath, e Event) {
@@ -181,6 +171,23 @@ func (g *Grouper) append(op *openPath, e Event) {
 	if h.Conn != nil {
 		p.Conn = h.Conn
 	}
+}
+
+// lateHop reports whether a hop can still belong to a packet that was
+// queued or freed: a hook's or transmitter's return, a second queue
+// event, a free or a drop after queueing (a qdisc's). Any other hop in
+// the same skb is a new packet in a reused address: on 6.1 the real
+// server's reply to a NAT service is often allocated where the
+// request's skb was, and its first traced hop is ip_vs_conn_out_get,
+// not a receive.
+func lateHop(h Hop) bool {
+	switch kindOf(h) {
+	case kindQueue, kindFree, kindDrop:
+		return true
+	case kindHook:
+		return h.Verdict != ""
+	}
+	return false
 }
 
 // reused reports whether e is a new packet in an skb whose old packet's

@@ -276,6 +276,30 @@ func TestNewPacketInAnEndedSKBStartsAPath(t *testing.T) {
 	}
 }
 
+// On 6.1 a NAT reply is often allocated in the skb its request was
+// queued in a moment before, and the trace first sees it at
+// ip_vs_conn_out_get (the receive does not match the filter): it is a
+// new packet, not a late hop of the request.
+func TestNATReplyInTheRequestsSKBIsANewPacket(t *testing.T) {
+	g := NewGrouper(GrouperOptions{})
+	var ended []Path
+	for _, e := range drSYN(0x7, 0, rs1) {
+		ended = append(ended, g.Add(e)...)
+	}
+	reply := withTuple(ev(0x7, 300, Hop{Func: FuncConnOutGet, Conn: conn(rs1, Masquerade, "ESTABLISHED")}), rs1, cli, "PSH|ACK")
+	ended = append(ended, g.Add(reply)...)
+	if len(ended) != 1 || g.Open() != 1 {
+		t.Fatalf("%d ended, %d open; want the request ended and the reply open", len(ended), g.Open())
+	}
+	if p := ended[0]; p.Tuple.Dst != vipPort || p.Hops[len(p.Hops)-1].Func != FuncQueue {
+		t.Errorf("the request's path: %v ending at %s, want it to end where it was queued", p.Tuple, p.Hops[len(p.Hops)-1].Func)
+	}
+	rest := g.Close()
+	if len(rest) != 1 || rest[0].Tuple.Src != rs1 || rest[0].Hops[0].Func != FuncConnOutGet {
+		t.Errorf("the reply's path: %+v, want one path from %v starting at ip_vs_conn_out_get", rest, rs1)
+	}
+}
+
 func TestLingeringPathsEndOnFlush(t *testing.T) {
 	g := NewGrouper(GrouperOptions{Linger: time.Millisecond})
 	for _, e := range drSYN(0x7, 0, rs1) {

@@ -270,6 +270,7 @@ func pathOf(evs []probes.Event, client netip.AddrPort, flags string) []probes.Ev
 	}
 	skbs := map[uint64]bool{evs[start].SKB: true}
 	path := []probes.Event{evs[start]}
+	queued := false
 	for _, e := range evs[start+1:] {
 		if e.PrevSKB != 0 && skbs[e.PrevSKB] {
 			skbs[e.SKB] = true
@@ -277,15 +278,27 @@ func pathOf(evs []probes.Event, client netip.AddrPort, flags string) []probes.Ev
 		if !skbs[e.SKB] {
 			continue
 		}
-		if e.Hop.Func == "netif_receive_skb" {
+		if e.Hop.Func == "netif_receive_skb" || queued && !late(e.Hop) {
 			break // the address was reused by the next packet
 		}
+		queued = queued || e.Hop.Func == "net_dev_queue"
 		path = append(path, e)
 		if e.Hop.Func == "kfree_skb" {
 			break
 		}
 	}
 	return path
+}
+
+// late reports whether a hop can follow its packet's queueing: a hook's
+// verdict, another queue event, a free. Anything else in the same skb
+// is the next packet in a reused address (on 6.1 a NAT reply often is).
+func late(h probes.Hop) bool {
+	switch h.Func {
+	case "net_dev_queue", "net_dev_xmit", "kfree_skb", "consume_skb":
+		return true
+	}
+	return h.Hook != "" && h.Verdict != ""
 }
 
 // replyPathOf is the events of the first reply to client that IPVS
