@@ -164,7 +164,8 @@ struct frame {
 	__u16 fn;
 	__u8 hook;
 	__u8 replaced; /* a tunnel transmitter replaced skb */
-	__u8 _pad[4];
+	__u8 traced;   /* skb was traced when a transmitter replaced it */
+	__u8 _pad[3];
 };
 
 struct cpu_frames {
@@ -204,6 +205,7 @@ static __always_inline void push(__u64 skb, __u16 fn, __u8 hook)
 	f->fn = fn;
 	f->hook = hook;
 	f->replaced = 0;
+	f->traced = 0;
 	fs->depth = d + 1;
 }
 
@@ -517,6 +519,7 @@ struct hop_args {
 	__u16 flags;
 	__u8 hook;
 	__u8 at_receive;
+	__u8 known; /* traced already: no need to match */
 };
 
 static __always_inline int hop(struct hop_args *a)
@@ -535,7 +538,7 @@ static __always_inline int hop(struct hop_args *a)
 
 	unsigned int avail = 0;
 	unsigned char *p = NULL;
-	if (!f_all) {
+	if (!f_all && !a->known) {
 		if (!bpf_map_lookup_elem(&traced, &key)) {
 			int ok = 0;
 			if (a->prev_skb && bpf_map_lookup_elem(&traced, &a->prev_skb))
@@ -660,8 +663,14 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 	struct frame f;
 	if (!pop(&f) || f.fn != fn)
 		return 0;
+	/* A packet is traced at the exit only if it matched on the way in or
+	 * inside the hook (a NAT reply matches at ip_vs_conn_out_get, a real
+	 * server filter at ip_vs_schedule): one lookup, no second parse, for
+	 * every packet that does not. */
+	if (!f_all && !f.traced && !bpf_map_lookup_elem(&traced, &f.skb))
+		return 0;
 	struct hop_args a = {.fn = fn, .skb = (struct sk_buff *)f.skb, .hook = f.hook,
-			     .flags = EV_EXIT | EV_HOOK, .ret = ret};
+			     .flags = EV_EXIT | EV_HOOK, .ret = ret, .known = !f_all};
 	return hop(&a);
 }
 
@@ -709,8 +718,15 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 static __always_inline int on_xmit_exit(__u16 fn)
 {
 	struct frame f;
-	if (pop(&f) && f.replaced && !f_all)
-		bpf_map_delete_elem(&traced, &f.skb);
+	if (!pop(&f) || !f.replaced || f_all || !bpf_map_lookup_elem(&traced, &f.skb))
+		return 0;
+	/* The replaced skb is freed: forget it, and tell the hook that
+	 * called the transmitter (it reports its verdict on that skb) that
+	 * it was traced. */
+	struct frame *caller = top_frame();
+	if (caller && caller->skb == f.skb)
+		caller->traced = 1;
+	bpf_map_delete_elem(&traced, &f.skb);
 	return 0;
 }
 
@@ -823,7 +839,9 @@ static __always_inline int on_drop(struct sk_buff *skb, __u64 location, __u32 re
 	struct hop_args a = {.fn = FN_KFREE_SKB, .skb = skb, .hook = NO_HOOK, .flags = EV_DROP,
 			     .location = location, .reason = reason};
 	hop(&a);
-	if (!f_all)
+	/* A lookup first: deleting takes the bucket's lock even for a key
+	 * that is not there, and this fires for every freed packet. */
+	if (!f_all && bpf_map_lookup_elem(&traced, &key))
 		bpf_map_delete_elem(&traced, &key);
 	return 0;
 }
@@ -844,7 +862,8 @@ static __always_inline int on_consume(struct sk_buff *skb)
 		f->replaced = 1;
 		return 0;
 	}
-	bpf_map_delete_elem(&traced, &key);
+	if (bpf_map_lookup_elem(&traced, &key))
+		bpf_map_delete_elem(&traced, &key);
 	return 0;
 }
 
