@@ -2,10 +2,44 @@
 
 package probes
 
+import "time"
+
 // SetAttachParallel sets how many targets attach or detach at once, for
 // benchmarks comparing it; it returns the previous value.
 func SetAttachParallel(n int) int {
 	old := attachParallel
 	attachParallel = n
 	return old
+}
+
+// SetTargets limits the targets Open attaches to those selected (by
+// kernel function or tracepoint name), for benchmarks measuring what
+// each group costs; nil restores all. It returns nothing: callers reset
+// it with SetTargets(nil).
+func SetTargets(selected func(name string) bool) {
+	if selected == nil {
+		selected = func(string) bool { return true }
+	}
+	targetSelected = selected
+}
+
+// ProgramRuns is how often each of the tracer's programs ran and for how
+// long, by program name (the kernel's, cut to 15 bytes), while the
+// kernel's BPF statistics were on (ebpf.EnableStats).
+func ProgramRuns(tr *Tracer) (map[string]uint64, time.Duration, error) {
+	runs := map[string]uint64{}
+	var total time.Duration
+	for _, p := range tr.progs {
+		st, err := p.Stats()
+		if err != nil {
+			return nil, 0, err
+		}
+		info, err := p.Info()
+		if err != nil {
+			return nil, 0, err
+		}
+		runs[info.Name] += st.RunCount
+		total += st.Runtime
+	}
+	return runs, total, nil
 }

@@ -63,6 +63,10 @@ type target struct {
 	kind targetKind
 	// ipvs: the function is in the ip_vs module.
 	ipvs bool
+	// stack: one of the stack's functions, traced only with HopsAll.
+	stack bool
+	// nat: only NAT replies need it (left out with Options.NoNAT).
+	nat bool
 	// args is the function's argument count: fentry on 6.1 refuses
 	// functions with more than 6.
 	args int
@@ -96,17 +100,17 @@ var targets = []target{
 	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
 	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
 	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
-	{fn: fnIPVSOutHook, name: "ip_vs_out_hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "replies IPVS rewrites on their way back (NAT) are not shown"},
-	{fn: fnIPVSConnOutGet, name: "ip_vs_conn_out_get", kind: kindExit, ipvs: true, args: 1, hides: "which connection a reply belongs to is not shown"},
+	{fn: fnIPVSOutHook, name: "ip_vs_out_hook", kind: kindEntryExit, nat: true, ipvs: true, args: 3, hides: "replies IPVS rewrites on their way back (NAT) are not shown"},
+	{fn: fnIPVSConnOutGet, name: "ip_vs_conn_out_get", kind: kindExit, nat: true, ipvs: true, args: 1, hides: "which connection a reply belongs to is not shown"},
 	{fn: fnIPVSForwardICMP, name: "ip_vs_forward_icmp", kind: kindEntryExit, ipvs: true, args: 3, hides: "ICMP errors IPVS forwards are not shown"},
-	{fn: fnIPForward, name: "ip_forward", family: afInet, kind: kindEntry, args: 1, hides: "IPv4 forwarding is not shown"},
-	{fn: fnIPLocalDeliver, name: "ip_local_deliver", family: afInet, kind: kindEntry, args: 1, hides: "IPv4 delivery to the local stack is not shown"},
-	{fn: fnIPLocalOut, name: "ip_local_out", family: afInet, kind: kindEntry, args: 3, hides: "locally sent IPv4 packets are not shown"},
-	{fn: fnIPOutput, name: "ip_output", family: afInet, kind: kindEntry, args: 3, hides: "IPv4 output is not shown"},
-	{fn: fnIP6Forward, name: "ip6_forward", family: afInet6, kind: kindEntry, args: 1, hides: "IPv6 forwarding is not shown"},
-	{fn: fnIP6Input, name: "ip6_input", family: afInet6, kind: kindEntry, args: 1, hides: "IPv6 delivery to the local stack is not shown"},
-	{fn: fnIP6LocalOut, name: "ip6_local_out", family: afInet6, kind: kindEntry, args: 3, hides: "locally sent IPv6 packets are not shown"},
-	{fn: fnIP6Output, name: "ip6_output", family: afInet6, kind: kindEntry, args: 3, hides: "IPv6 output is not shown"},
+	{fn: fnIPForward, name: "ip_forward", family: afInet, kind: kindEntry, stack: true, args: 1, hides: "IPv4 forwarding is not shown"},
+	{fn: fnIPLocalDeliver, name: "ip_local_deliver", family: afInet, kind: kindEntry, stack: true, args: 1, hides: "IPv4 delivery to the local stack is not shown"},
+	{fn: fnIPLocalOut, name: "ip_local_out", family: afInet, kind: kindEntry, stack: true, args: 3, hides: "locally sent IPv4 packets are not shown"},
+	{fn: fnIPOutput, name: "ip_output", family: afInet, kind: kindEntry, stack: true, args: 3, hides: "IPv4 output is not shown"},
+	{fn: fnIP6Forward, name: "ip6_forward", family: afInet6, kind: kindEntry, stack: true, args: 1, hides: "IPv6 forwarding is not shown"},
+	{fn: fnIP6Input, name: "ip6_input", family: afInet6, kind: kindEntry, stack: true, args: 1, hides: "IPv6 delivery to the local stack is not shown"},
+	{fn: fnIP6LocalOut, name: "ip6_local_out", family: afInet6, kind: kindEntry, stack: true, args: 3, hides: "locally sent IPv6 packets are not shown"},
+	{fn: fnIP6Output, name: "ip6_output", family: afInet6, kind: kindEntry, stack: true, args: 3, hides: "IPv6 output is not shown"},
 	{fn: fnNetDevQueue, name: "net_dev_queue", kind: kindTracepoint, hides: "packets queued to a device are not shown"},
 	{fn: fnKfreeSKB, name: "kfree_skb", kind: kindTracepoint, hides: "drops (where and why) are not shown"},
 }

@@ -21,7 +21,8 @@ type traceCpuFrames struct {
 		Fn       uint16
 		Hook     uint8
 		Replaced uint8
-		Pad      [4]uint8
+		Traced   uint8
+		Pad      [3]uint8
 	}
 	Depth uint32
 	_     [4]byte

@@ -24,6 +24,22 @@ const (
 	BackendKprobeMulti Backend = "kprobe-multi"
 )
 
+// Hops chooses which kernel functions a trace reports.
+type Hops string
+
+const (
+	// HopsIPVS: IPVS's functions, and the receive, queue and drop
+	// tracepoints. IPVS's netfilter hooks stand where the stack's input,
+	// forward and output stations are, so a director's packet shows
+	// every decision; each further function would cost every packet in
+	// every namespace one more probe. The default.
+	HopsIPVS Hops = "ipvs"
+	// HopsAll adds the stack's functions: ip_forward, ip_local_deliver,
+	// ip_local_out and ip_output (and IPv6's), for packets that never
+	// reach IPVS's hooks.
+	HopsAll Hops = "all"
+)
+
 // Options configures a Tracer.
 type Options struct {
 	// Filter selects the packets to trace.
@@ -31,6 +47,14 @@ type Options struct {
 	// Backend forces one way of attaching to functions; empty means
 	// BackendAuto.
 	Backend Backend
+	// Hops chooses the functions traced; empty means HopsIPVS.
+	Hops Hops
+	// NoNAT says that no service the filter can match masquerades (the
+	// caller read the kernel's table): replies never pass IPVS, so
+	// ip_vs_out_hook and ip_vs_conn_out_get, which every packet passes
+	// and only NAT replies need, are not attached. A masquerading real
+	// server added during the trace shows its requests, not its replies.
+	NoNAT bool
 	// Logger gets a line per target attached or skipped; nil discards.
 	Logger *slog.Logger
 	// WithoutIPVS lets Open trace the generic hops when the ip_vs module
@@ -63,6 +87,10 @@ var (
 	// ErrUnsupported: tracing is implemented for Linux on amd64 only.
 	ErrUnsupported = errors.New("tracing is implemented for linux/amd64 only")
 )
+
+func (h Hops) valid() bool {
+	return h == "" || h == HopsIPVS || h == HopsAll
+}
 
 func (b Backend) valid() bool {
 	switch b {

@@ -49,6 +49,11 @@ type Tracer struct {
 	closeErr  error
 }
 
+// ringBytes is the ring buffer's size: 16 MiB, about 44,000 events
+// (some 3,000 packets of a director's busiest path) of burst that the
+// reader may fall behind by before events are lost and counted.
+const ringBytes = 16 << 20
+
 // sharedMaps are created once and shared by every program.
 var sharedMaps = []string{"events", "lost", "traced", "frames"}
 
@@ -58,6 +63,10 @@ var sharedMaps = []string{"events", "lost", "traced", "frames"}
 // 7.6 s, fentry 9.0 s against 9.0 s), the kernel serializes the code
 // patching.
 var attachParallel = 1
+
+// targetSelected picks the targets Open attaches: all of them, except
+// in benchmarks that measure what each group of targets costs.
+var targetSelected = func(name string) bool { return true }
 
 // pollInterval bounds how long Read waits before looking at its
 // context again.
@@ -75,6 +84,9 @@ func Open(opts Options) (*Tracer, error) {
 	if opts.Backend == "" {
 		opts.Backend = BackendAuto
 	}
+	if !opts.Hops.valid() {
+		return nil, fmt.Errorf("opening the tracer: hops %q: want ipvs or all", opts.Hops)
+	}
 	consts, err := opts.Filter.compile()
 	if err != nil {
 		return nil, fmt.Errorf("opening the tracer: %w", err)
@@ -91,15 +103,18 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("opening the tracer: %w", ErrIPVSNotLoaded)
 	}
 	began := time.Now()
-	if err := t.loadSymbols(); err != nil {
-		return nil, err
-	}
+	// Reading kallsyms (a few hundred thousand lines the kernel formats
+	// one by one) and parsing the kernel's BTF each take a good part of
+	// a second under emulation: side by side. The symbols are waited for
+	// on every way out of Open.
+	symbols := make(chan error, 1)
+	go func() { symbols <- t.loadSymbols() }()
+	waitSymbols := sync.OnceValue(func() error { return <-symbols })
+	defer waitSymbols()
 	if err := t.loadDropReasons(); err != nil {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
 	t.bootAt = bootTime()
-	prepared := time.Now()
-
 	spec, err := loadTrace()
 	if err != nil {
 		return nil, fmt.Errorf("opening the tracer: loading the BPF object: %w", err)
@@ -111,6 +126,10 @@ func Open(opts Options) (*Tracer, error) {
 	if err := t.loadTypes(ipvsLoaded); err != nil {
 		return nil, err
 	}
+	if err := waitSymbols(); err != nil {
+		return nil, err
+	}
+	prepared := time.Now()
 	if err := t.createMaps(); err != nil {
 		t.Close()
 		return nil, err
@@ -118,6 +137,10 @@ func Open(opts Options) (*Tracer, error) {
 	var funcs []target
 	for _, tg := range targets {
 		switch {
+		case !targetSelected(tg.name):
+		case tg.stack && opts.Hops != HopsAll, tg.nat && opts.NoNAT:
+			// Not asked for, or no packet of the trace needs it:
+			// nothing is hidden.
 		case !tg.canMatch(consts):
 			// e.g. IPv6 functions for an IPv4 VIP: no packet there
 			// can match, so nothing is hidden.
@@ -137,7 +160,8 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 	t.attachFuncs(funcs)
-	if _, err := t.attachTracepoint(consumeTracepoint); err != nil {
+	if !targetSelected(consumeTracepoint) {
+	} else if _, err := t.attachTracepoint(consumeTracepoint); err != nil {
 		t.log.Warn("freed packets are not forgotten: a reused skb address may show a stray hop", "target", consumeTracepoint, "err", err)
 	}
 	if len(t.attach) == 0 {
@@ -239,7 +263,13 @@ func setConstants(spec *ebpf.CollectionSpec, c constants) error {
 
 func (t *Tracer) createMaps() error {
 	for _, name := range sharedMaps {
-		m, err := ebpf.NewMap(t.spec.Maps[name])
+		spec := t.spec.Maps[name]
+		if name == "events" {
+			// The spec itself (this Open's copy of the object): the
+			// programs are loaded against it.
+			spec.MaxEntries = ringBytes
+		}
+		m, err := ebpf.NewMap(spec)
 		if err != nil {
 			if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) {
 				return fmt.Errorf("opening the tracer: creating BPF map %s: %w", name, ErrPermission)

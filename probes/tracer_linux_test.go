@@ -61,6 +61,7 @@ func TestTraceOnTracepointsSeesLabPackets(t *testing.T) {
 			NetNS: netnsInode(t, server),
 		},
 		WithoutIPVS: true,
+		Hops:        probes.HopsAll,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +125,22 @@ func TestTraceOnTracepointsSeesLabPackets(t *testing.T) {
 	}
 	if _, err := tr.Read(ctx); !errors.Is(err, probes.ErrClosed) {
 		t.Errorf("Read after Close: %v, want ErrClosed", err)
+	}
+
+	// The default hops leave the stack's functions out: not attached,
+	// and not named as hidden either (nobody asked for them).
+	def, err := probes.Open(probes.Options{Filter: probes.Filter{Port: 8080, NetNS: netnsInode(t, server)}, WithoutIPVS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer def.Close()
+	for _, a := range def.Attachments() {
+		if a.Target == "ip_local_deliver" || a.Target == "ip_output" {
+			t.Errorf("default hops attached %s", a.Target)
+		}
+	}
+	if u := strings.Join(def.Unseen(), "\n"); strings.Contains(u, "ip_local_deliver") {
+		t.Errorf("default hops name ip_local_deliver as unseen:\n%s", u)
 	}
 }
 

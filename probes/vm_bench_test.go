@@ -3,17 +3,24 @@
 package probes_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/lvskit/lvskit/probes"
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkVMAttach measures Open (resolve, load, attach every target)
@@ -154,4 +161,112 @@ func eventRun(b *testing.B, v *vmLab, tr *probes.Tracer, vip netip.AddrPort, pac
 	elapsed := time.Since(start)
 	lostAfter, _ := tr.Lost()
 	return events, lostAfter - lostBefore, elapsed
+}
+
+// BenchmarkVMProbeCost measures what each group of targets costs a
+// director's traffic with a filter that matches nothing (a client
+// address no packet has): new TCP connections per second from the
+// client to a DR service, traced with one group, as a share of the
+// untraced rate measured just before and after, and the exact number of
+// program runs per connection (the kernel's BPF statistics). The groups:
+// what lvsdiag attaches for this DR service (default hops, NoNAT); the
+// default hops; every hop (HopsAll), with fentry and with kprobes; IPVS's
+// hooks; the tracepoints. Under TCG on a
+// shared host the rates swing by half from one second to the next: the
+// runs per connection are the figure to compare.
+func BenchmarkVMProbeCost(b *testing.B) {
+	v := newVMLabTB(b)
+	// Eight clients at once keep the VM's CPUs busy: the rate is bound by
+	// the work per connection, not by wake-up latency, which under TCG
+	// swings from one second to the next.
+	const conns, clients, rounds = 400, 8, 3
+	rate := func() float64 {
+		var rates []float64
+		for range rounds {
+			start := time.Now()
+			var wg sync.WaitGroup
+			errs := make(chan error, clients)
+			for range clients {
+				wg.Go(func() {
+					for range conns / clients {
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						c, err := v.client.DialContext(ctx, "tcp", v.drVIP.String())
+						cancel()
+						if err != nil {
+							errs <- err
+							return
+						}
+						c.Close()
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+			rates = append(rates, conns/time.Since(start).Seconds())
+		}
+		slices.Sort(rates)
+		return rates[len(rates)/2]
+	}
+	// The untraced rate twice in a row says how much of a difference is
+	// noise.
+	b.Logf("untraced, twice: %.1f, %.1f conn/s", rate(), rate())
+	tracepoints := map[string]bool{"netif_receive_skb": true, "net_dev_queue": true, "kfree_skb": true, "consume_skb": true}
+	groups := []struct {
+		name    string
+		backend probes.Backend
+		hops    probes.Hops
+		noNAT   bool
+		sel     func(string) bool
+	}{
+		{"lvsdiag-dr", probes.BackendAuto, probes.HopsIPVS, true, nil},
+		{"default", probes.BackendAuto, probes.HopsIPVS, false, nil},
+		{"hops-all", probes.BackendAuto, probes.HopsAll, false, nil},
+		{"hops-all-kprobe", probes.BackendKprobe, probes.HopsAll, false, nil},
+		{"hooks", probes.BackendAuto, probes.HopsIPVS, false, func(n string) bool { return strings.HasSuffix(n, "_hook") }},
+		{"tracepoints", probes.BackendAuto, probes.HopsIPVS, false, func(n string) bool { return tracepoints[n] }},
+	}
+	for range b.N {
+		for _, g := range groups {
+			before := rate()
+			probes.SetTargets(g.sel)
+			tr, err := probes.Open(probes.Options{Backend: g.backend, Hops: g.hops, NoNAT: g.noNAT, Filter: probes.Filter{
+				VIP: v.drVIP.Addr(), Port: v.drVIP.Port(), Client: netip.MustParsePrefix("10.77.0.99/32"), NetNS: v.netns}})
+			probes.SetTargets(nil)
+			if err != nil {
+				b.Fatalf("%s: %v", g.name, err)
+			}
+			stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+			if err != nil {
+				b.Fatal(err)
+			}
+			traced := rate()
+			runs, runtime, err := probes.ProgramRuns(tr)
+			stats.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := len(tr.Attachments())
+			tr.Close()
+			after := rate()
+			share := 100 * traced / ((before + after) / 2)
+			var total uint64
+			names := slices.Collect(maps.Keys(runs))
+			slices.SortFunc(names, func(a, b string) int { return cmp.Compare(runs[b], runs[a]) })
+			var top []string
+			for _, name := range names {
+				total += runs[name]
+				if runs[name] > 0 {
+					top = append(top, fmt.Sprintf("%s %.1f", name, float64(runs[name])/(rounds*conns)))
+				}
+			}
+			perConn := float64(total) / (rounds * conns)
+			b.Logf("%-16s %2d targets: %6.1f conn/s traced, %6.1f / %6.1f untraced before / after: %5.1f%%; %.1f program runs per connection, %.1f µs in programs per connection\n    %s",
+				g.name, n, traced, before, after, share, perConn, runtime.Seconds()*1e6/(rounds*conns), strings.Join(top, ", "))
+			b.ReportMetric(share, g.name+"-%")
+			b.ReportMetric(perConn, g.name+"-runs/conn")
+		}
+	}
 }

@@ -141,12 +141,18 @@ func serveName(t testing.TB, h *lab.Host) {
 // fixtures when LVSKIT_TRACE_CAPTURE names a directory.
 func (v *vmLab) open(t *testing.T, f probes.Filter, backend probes.Backend) (*probes.Tracer, *bytes.Buffer) {
 	t.Helper()
+	return v.openHops(t, f, backend, probes.HopsIPVS)
+}
+
+// openHops is open with a choice of hops.
+func (v *vmLab) openHops(t *testing.T, f probes.Filter, backend probes.Backend, hops probes.Hops) (*probes.Tracer, *bytes.Buffer) {
+	t.Helper()
 	if f.NetNS == 0 {
 		f.NetNS = v.netns
 	}
 	var rec bytes.Buffer
 	start := time.Now()
-	tr, err := probes.Open(probes.Options{Filter: f, Backend: backend, Record: &rec})
+	tr, err := probes.Open(probes.Options{Filter: f, Backend: backend, Hops: hops, Record: &rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestVMTracePaths(t *testing.T) {
 	v := newVMLab(t)
 
 	t.Run("DR", func(t *testing.T) {
-		tr, rec := v.open(t, probes.Filter{VIP: v.drVIP.Addr(), Port: v.drVIP.Port()}, probes.BackendAuto)
+		tr, rec := v.openHops(t, probes.Filter{VIP: v.drVIP.Addr(), Port: v.drVIP.Port()}, probes.BackendAuto, probes.HopsAll)
 		client, served := get(t, v.client, v.drVIP)
 		evs := drain(t, tr)
 		capture(t, "dr", rec)
@@ -133,7 +133,7 @@ func TestVMTracePaths(t *testing.T) {
 
 	t.Run("NoServiceOnPort", func(t *testing.T) {
 		vip := netip.AddrPortFrom(v.drVIP.Addr(), 81)
-		tr, rec := v.open(t, probes.Filter{VIP: vip.Addr(), Port: vip.Port()}, probes.BackendAuto)
+		tr, rec := v.openHops(t, probes.Filter{VIP: vip.Addr(), Port: vip.Port()}, probes.BackendAuto, probes.HopsAll)
 		client, err := dialOnly(t, v.client, vip)
 		if err == nil {
 			t.Fatalf("connecting to %v succeeded; nothing listens there", vip)
@@ -155,6 +155,37 @@ func TestVMTracePaths(t *testing.T) {
 		if e := last(syn, "kfree_skb"); e == nil || e.Hop.DropReason != "NO_SOCKET" {
 			t.Errorf("drop hop %+v, want the local stack's NO_SOCKET", e)
 		}
+	})
+
+	// By default the stack's own functions are left out: IPVS's hooks
+	// stand where they are, and each costs every packet a probe. With
+	// NoNAT (lvsdiag's choice when no matched service masquerades), so
+	// are the reply side's.
+	t.Run("DefaultHopsLeaveOutTheStack", func(t *testing.T) {
+		tr, err := probes.Open(probes.Options{Filter: probes.Filter{VIP: v.drVIP.Addr(), Port: v.drVIP.Port(), NetNS: v.netns}, NoNAT: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		for _, a := range tr.Attachments() {
+			if strings.HasPrefix(a.Target, "ip_") && !strings.HasPrefix(a.Target, "ip_vs_") {
+				t.Errorf("%s attached without HopsAll", a.Target)
+			}
+			if a.Target == "ip_vs_out_hook" || a.Target == "ip_vs_conn_out_get" {
+				t.Errorf("%s attached with NoNAT", a.Target)
+			}
+		}
+		if u := tr.Unseen(); len(u) != 0 {
+			t.Errorf("unseen: %v, want nothing hidden that was asked for", u)
+		}
+		client, _ := get(t, v.client, v.drVIP)
+		syn := pathOf(drain(t, tr), client, "SYN")
+		logPath(t, syn)
+		want := []string{"netif_receive_skb", "ip_vs_in_hook(LOCAL_IN)", "ip_vs_dr_xmit", "net_dev_queue"}
+		if !hasInOrder(funcs(syn), want) {
+			t.Errorf("SYN's hops %v, want %v in this order", funcs(syn), want)
+		}
+		checkLost(t, tr)
 	})
 
 	t.Run("FilterMatchesNothing", func(t *testing.T) {

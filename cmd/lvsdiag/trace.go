@@ -31,9 +31,13 @@ type traceOptions struct {
 	Count     int
 	Duration  time.Duration
 	Backend   string
-	Output    string
-	Colour    string
-	Verbose   bool
+	Hops      string
+	// noNAT: no service the filter matches masquerades (from the
+	// kernel's table when the trace starts).
+	noNAT   bool
+	Output  string
+	Colour  string
+	Verbose bool
 }
 
 const traceUsage = `Usage: lvsdiag trace --vip ADDR [flags]
@@ -218,6 +222,7 @@ func parseTraceFlags(args []string, stderr io.Writer) (traceOptions, error) {
 	fs.IntVar(&opts.Count, "count", 0, "stop after `N` packets (0: no limit)")
 	fs.DurationVar(&opts.Duration, "duration", 0, "stop after `D`, like 10s (0: until Ctrl-C)")
 	fs.StringVar(&opts.Backend, "backend", "auto", "how to attach to kernel functions: auto (the best per function), fentry, kprobe or kprobe-multi")
+	fs.StringVar(&opts.Hops, "hops", "ipvs", "which functions to show: ipvs (IPVS's functions and hooks, received, queued, dropped) or all (adds ip_forward, ip_local_deliver, ip_local_out, ip_output: each costs every packet one more probe)")
 	fs.StringVar(&opts.Output, "output", "text", "text (one block per packet), or json (one JSON object a line; see probes/trace.schema.json)")
 	fs.StringVar(&opts.Colour, "colour", "auto", "colour the text: auto (on a terminal, unless NO_COLOR is set), always or never")
 	fs.BoolVar(&opts.Verbose, "v", false, "log what the tracer does to stderr")
@@ -249,6 +254,9 @@ func (o *traceOptions) validate(rest []string) error {
 	}
 	if !slices.Contains([]string{"auto", "fentry", "kprobe", "kprobe-multi"}, o.Backend) {
 		return fmt.Errorf("--backend %q: want auto, fentry, kprobe or kprobe-multi", o.Backend)
+	}
+	if o.Hops != "ipvs" && o.Hops != "all" {
+		return fmt.Errorf("--hops %q: want ipvs or all", o.Hops)
 	}
 	if o.Output != "text" && o.Output != "json" {
 		return fmt.Errorf("--output %q: want text or json", o.Output)
@@ -386,7 +394,7 @@ type systemTracer struct {
 
 // Trace implements diag.Tracer.
 func (s systemTracer) Trace(ctx context.Context, req diag.TraceRequest) (diag.TraceResult, error) {
-	opts := traceOptions{Filter: req.Filter, Backend: "auto"}
+	opts := traceOptions{Filter: req.Filter, Backend: "auto", Hops: "ipvs"}
 	tr, err := openTrace(ctx, &opts, s.logger)
 	if err != nil {
 		return diag.TraceResult{}, err

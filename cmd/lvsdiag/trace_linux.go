@@ -65,11 +65,17 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 		return nil, err
 	}
 	var names []string
+	opts.noNAT = true
 	for _, s := range matched {
 		names = append(names, s.ServiceKey.String())
+		for _, rs := range s.RealServers {
+			if rs.Forwarding == ipvs.Masquerade {
+				opts.noNAT = false
+			}
+		}
 	}
 	logger.Debug("tracing", "services", names, "netns", inode, "backend", opts.Backend)
-	src, err := startTracer(ctx, opts.Filter, opts.Backend, logger)
+	src, err := startTracer(ctx, *opts, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +84,8 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 }
 
 // startTracer loads and attaches the probes with the filter.
-func startTracer(_ context.Context, f probes.Filter, backend string, logger *slog.Logger) (probes.Source, error) {
-	t, err := probes.Open(probes.Options{Filter: f, Backend: probes.Backend(backend), Logger: logger})
+func startTracer(_ context.Context, opts traceOptions, logger *slog.Logger) (probes.Source, error) {
+	t, err := probes.Open(probes.Options{Filter: opts.Filter, Backend: probes.Backend(opts.Backend), Hops: probes.Hops(opts.Hops), NoNAT: opts.noNAT, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
