@@ -73,19 +73,16 @@ type Daemon struct {
 	// syncMu serializes changes to the connection sync daemon.
 	syncMu sync.Mutex
 
-	mu        sync.Mutex
-	cfg       *config.Config
-	loaded    time.Time
-	reloadErr error
-	desired   map[ipvs.ServiceKey]config.DesiredService
-	order     []ipvs.ServiceKey
-	states    map[string]health.State      // by target ID; absent: unchecked
-	downs     map[string]health.Transition // the transition that took a target down
-	// stateAt is the time of the transition states holds: the scheduler
-	// may deliver a target's transitions out of order, and an older one
-	// must not undo a newer one.
-	stateAt    map[string]time.Time
-	targets    map[string]targetRef // target ID -> its service and real server
+	mu         sync.Mutex
+	cfg        *config.Config
+	loaded     time.Time
+	reloadErr  error
+	desired    map[ipvs.ServiceKey]config.DesiredService
+	order      []ipvs.ServiceKey
+	states     map[string]health.State      // by target ID; absent: unchecked
+	downs      map[string]health.Transition // the transition that took a target down
+	targets    map[string]targetRef         // target ID -> its service and real server
+	stateAt    map[string]time.Time         // when states' transition happened: a late older one is ignored
 	quorum     map[ipvs.ServiceKey]bool
 	dirty      map[ipvs.ServiceKey]bool
 	unowned    []ipvs.ServiceKey
