@@ -105,6 +105,9 @@ type VRRPStatus struct {
 	// Tracking are the tracked links and scripts and what they do to the
 	// instance now.
 	Tracking []VRRPTrack `json:"tracking,omitempty"`
+	// SteppedDownUntil is when a drill's step-down ends, while one is on
+	// (POST /vrrp/{instance}/step-down).
+	SteppedDownUntil time.Time `json:"stepped_down_until,omitzero"`
 }
 
 // VRRPTrack is one tracked link or script of a VRRP instance.
@@ -172,4 +175,7 @@ type BGPVIPStatus struct {
 	Announced bool      `json:"announced"`
 	Reason    string    `json:"reason"`
 	Since     time.Time `json:"since,omitzero"`
+	// DrillUntil is when a drill's withdraw ends, while one is on (POST
+	// /bgp/{vip}/withdraw).
+	DrillUntil time.Time `json:"drill_until,omitzero"`
 }

@@ -602,7 +602,7 @@ func TestMasterStepDownSendsPriorityZeroAndWaitsAsBackup(t *testing.T) {
 	// The drill ends: its priority comes back, and it preempts the lower
 	// master by letting the timer run out.
 	h.step(PriorityChanged{Priority: 150})
-	h.at(time.Hour+2*time.Second).step(h.advert(lower, 100))
+	h.at(time.Hour + 2*time.Second).step(h.advert(lower, 100))
 	h.at(time.Hour+2*time.Second+3609375*time.Microsecond).step(TimerExpired{Timer: MasterDownTimer},
 		"send priority 150", "backup -> master", "add 2 addresses accept=false", "announce 2 addresses", "arm adver-timer +1s")
 }
