@@ -413,7 +413,7 @@ func (r *vrrpRuntime) status() []VRRPStatus {
 		if g := r.cfg.SyncGroupOf(in.cfg.Name); g != nil {
 			vs.SyncGroup = g.Name
 		}
-		vs.SteppedDownUntil = r.steppedDownUntil(in.cfg.Name)
+		vs.SteppedDownUntil, vs.NoPreempt = r.steppedDownUntil(in.cfg.Name), !in.cfg.PreemptMode()
 		for _, va := range in.cfg.VirtualAddresses {
 			vs.VIPs = append(vs.VIPs, va.Address.String())
 		}

@@ -108,6 +108,9 @@ type VRRPStatus struct {
 	// SteppedDownUntil is when a drill's step-down ends, while one is on
 	// (POST /vrrp/{instance}/step-down).
 	SteppedDownUntil time.Time `json:"stepped_down_until,omitzero"`
+	// NoPreempt is set when the instance does not preempt a master of
+	// lower priority (preempt: false): after a drill it stays a backup.
+	NoPreempt bool `json:"nopreempt,omitempty"`
 }
 
 // VRRPTrack is one tracked link or script of a VRRP instance.
