@@ -109,6 +109,22 @@ type DrillSummary struct {
 
 const notSeen = time.Duration(-1)
 
+// firstGARP is the new master's first gratuitous ARP: the first after
+// the old master let go (before, the old master may still announce),
+// or after the request when the let-go was not seen.
+func (f *DrillFacts) firstGARP() (GARP, bool) {
+	from := f.Requested
+	if !f.Released.IsZero() {
+		from = f.Released
+	}
+	for _, g := range f.GARPs {
+		if !g.At.Before(from) {
+			return g, true
+		}
+	}
+	return GARP{}, false
+}
+
 func since(t0, t time.Time) time.Duration {
 	if t.IsZero() || t0.IsZero() {
 		return notSeen
@@ -122,11 +138,8 @@ func (f *DrillFacts) Summarize() DrillSummary {
 		Released: since(f.Requested, f.Released), TookOver: since(f.Requested, f.TookOver),
 		FirstGARP: notSeen, FirstForward: notSeen, Restored: since(f.Ended, f.Restored),
 	}
-	for _, g := range f.GARPs {
-		if !g.At.Before(f.Requested) {
-			s.FirstGARP = g.At.Sub(f.Requested)
-			break
-		}
+	if g, ok := f.firstGARP(); ok {
+		s.FirstGARP = g.At.Sub(f.Requested)
 	}
 	// The new director forwards the first request started after the old
 	// one let go (VRRP: only one director holds the VIP; BGP: the route
@@ -277,13 +290,8 @@ func (f *DrillFacts) timeline() [][2]string {
 	add(f.Accepted, "lvsd accepted")
 	add(f.Released, map[DrillKind]string{DrillVRRP: f.Director + " left master", DrillBGP: f.Director + " withdrew " + f.VIP.String()}[f.Kind])
 	add(f.TookOver, f.NewDirector+" became master")
-	if len(f.GARPs) > 0 {
-		for _, g := range f.GARPs {
-			if !g.At.Before(f.Requested) {
-				add(g.At, fmt.Sprintf("first gratuitous ARP for %v from %v", f.VIP, g.MAC))
-				break
-			}
-		}
+	if g, ok := f.firstGARP(); ok {
+		add(g.At, fmt.Sprintf("first gratuitous ARP for %v from %v", f.VIP, g.MAC))
 	}
 	s := f.Summarize()
 	if s.FirstForward != notSeen {
