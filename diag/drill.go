@@ -103,8 +103,12 @@ type DrillSummary struct {
 	Failed        int // failed during the handover (from Requested to Ended)
 	FailedRestore int // failed during the restore (from Ended to the end)
 	LongestOutage time.Duration
-	Long          int
-	LongBroken    int
+	// Slowest is the longest new connection answered during the
+	// handover: a SYN retransmitted to the new director shows here, not
+	// as a failure.
+	Slowest    time.Duration
+	Long       int
+	LongBroken int
 }
 
 const notSeen = time.Duration(-1)
@@ -175,6 +179,9 @@ func (f *DrillFacts) Summarize() DrillSummary {
 		if !p.OK {
 			failing = true
 			continue
+		}
+		if p.Start.Before(ended) {
+			s.Slowest = max(s.Slowest, p.End.Sub(p.Start))
 		}
 		if failing && !lastOK.IsZero() {
 			s.LongestOutage = max(s.LongestOutage, p.End.Sub(lastOK))

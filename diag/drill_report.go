@@ -54,6 +54,7 @@ func (f *DrillFacts) measures() [][2]string {
 		[2]string{"new connections failed (handover)", fmt.Sprintf("%d of %d", s.Failed, s.Requests)},
 		[2]string{"new connections failed (restore)", fmt.Sprint(s.FailedRestore)},
 		[2]string{"longest outage", drillMs(s.LongestOutage)},
+		[2]string{"slowest answered connection (handover)", drillMs(s.Slowest)},
 		[2]string{"long-lived connections broken", fmt.Sprintf("%d of %d", s.LongBroken, s.Long)},
 		[2]string{"restored after the drill ended", drillMs(s.Restored) + restoredState(f.RestoredState)},
 	)
@@ -144,6 +145,7 @@ type drillJSONMeasure struct {
 	Failed               int      `json:"failed"`
 	FailedRestore        int      `json:"failed_restore"`
 	LongestOutageSeconds float64  `json:"longest_outage_seconds"`
+	SlowestSeconds       float64  `json:"slowest_seconds"`
 	Long                 int      `json:"long_lived"`
 	LongBroken           int      `json:"long_lived_broken"`
 }
@@ -170,7 +172,7 @@ func drillJSON(f *DrillFacts, fs []Finding) drillJSONReport {
 		Measured: drillJSONMeasure{
 			ReleasedSeconds: secs(s.Released), TookOverSeconds: secs(s.TookOver), FirstGARPSeconds: secs(s.FirstGARP),
 			FirstForwardSeconds: secs(s.FirstForward), RestoredSeconds: secs(s.Restored),
-			Requests: s.Requests, Failed: s.Failed, FailedRestore: s.FailedRestore, LongestOutageSeconds: s.LongestOutage.Seconds(),
+			Requests: s.Requests, Failed: s.Failed, FailedRestore: s.FailedRestore, LongestOutageSeconds: s.LongestOutage.Seconds(), SlowestSeconds: s.Slowest.Seconds(),
 			Long: s.Long, LongBroken: s.LongBroken,
 		},
 		Timeline: []drillJSONEvent{},

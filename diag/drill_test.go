@@ -60,12 +60,12 @@ var drillCases = []struct {
 			Requested: at(0), Accepted: at(3), Released: at(40), TookOver: at(690), NewDirector: "http://10.90.0.12:9120",
 			ARPWatched: true, GARPs: []GARP{{At: at(-5000), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x11}}, {At: at(688), MAC: mac2}},
 			Ended: at(3000), Restored: at(6800), RestoredState: "unix:/run/lvs1/status.sock master again",
-			Probes: drillProbes(-1000, 8000, func(m int) bool { return m >= 100 && m < 650 }),
+			Probes: drillProbes(-1000, 8000, func(m int) bool { return m >= 50 && m < 700 }),
 			Long:   longConns(4), End: at(8000),
 		},
 		want: DrillSummary{Released: 40 * time.Millisecond, TookOver: 690 * time.Millisecond, FirstGARP: 688 * time.Millisecond,
-			FirstForward: 55 * time.Millisecond, Restored: 3800 * time.Millisecond, Requests: 160, Failed: 11, FailedRestore: 0,
-			LongestOutage: 600 * time.Millisecond, Long: 4, LongBroken: 0},
+			FirstForward: 705 * time.Millisecond, Restored: 3800 * time.Millisecond, Requests: 160, Failed: 13, FailedRestore: 0,
+			LongestOutage: 700 * time.Millisecond, Slowest: 5 * time.Millisecond, Long: 4, LongBroken: 0},
 		ids: "drill-requests-failed",
 	},
 	{
@@ -80,7 +80,7 @@ var drillCases = []struct {
 		},
 		want: DrillSummary{Released: 40 * time.Millisecond, TookOver: 690 * time.Millisecond, FirstGARP: notSeen,
 			FirstForward: 705 * time.Millisecond, Restored: 3800 * time.Millisecond, Requests: 160, Failed: 13, FailedRestore: 2,
-			LongestOutage: 700 * time.Millisecond, Long: 4, LongBroken: 2},
+			LongestOutage: 700 * time.Millisecond, Slowest: 5 * time.Millisecond, Long: 4, LongBroken: 2},
 		ids: "drill-connections-broken drill-no-garp drill-requests-failed",
 	},
 	{
@@ -93,7 +93,7 @@ var drillCases = []struct {
 			Notes: []string{"the route change is seen at the router: run the drill there, or read its FIB"},
 		},
 		want: DrillSummary{Released: 30 * time.Millisecond, TookOver: notSeen, FirstGARP: notSeen, FirstForward: 55 * time.Millisecond,
-			Restored: notSeen, Requests: 200, Long: 6},
+			Restored: notSeen, Requests: 200, Slowest: 5 * time.Millisecond, Long: 6},
 		ids: "drill-not-restored",
 	},
 	{
@@ -104,7 +104,7 @@ var drillCases = []struct {
 			Probes: drillProbes(-1000, 2000, func(m int) bool { return m >= 50 }), End: at(3000),
 		},
 		want: DrillSummary{Released: 40 * time.Millisecond, TookOver: notSeen, FirstGARP: notSeen, FirstForward: notSeen,
-			Restored: notSeen, Requests: 40, Failed: 39, LongestOutage: 2995 * time.Millisecond},
+			Restored: notSeen, Requests: 40, Failed: 39, LongestOutage: 2995 * time.Millisecond, Slowest: 5 * time.Millisecond},
 		ids: "drill-no-takeover drill-requests-failed",
 	},
 }
