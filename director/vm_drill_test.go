@@ -190,6 +190,25 @@ func TestVMDrillVRRP(t *testing.T) {
 	if st.Priority != 150 || !st.SteppedDownUntil.IsZero() || vrrpStateOf(t, socks[1]) != "backup" {
 		t.Errorf("after the drill: lvs1 %+v, lvs2 %s", st, vrrpStateOf(t, socks[1]))
 	}
+
+	// The state is back: a second drill runs the same way (its text
+	// report is the README's example).
+	waitFor(t, 60*time.Second, "the pair settled again", func() bool {
+		st := sockStatus(t, socks[0]).VRRP[0]
+		return st.State == "master" && time.Since(st.Since) > 3*time.Second && vrrpStateOf(t, socks[1]) == "backup"
+	})
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := client.Run(ctx, lvsdiagBin(t), "drill", "--vip", "10.92.0.100", "--lvsd", "unix:"+socks[0], "--lvsd", "unix:"+socks[1],
+		"--interface", lab.HostInterface, "--long", "8", "--timeout", "3s")
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		t.Fatalf("second drill: %v\n%s", err, out)
+	}
+	t.Logf("second drill, text report:\n%s", out)
+	if !strings.Contains(out, "master again") {
+		t.Errorf("the second drill did not see lvs1 master again:\n%s", out)
+	}
 }
 
 // TestVMDrillBGP: the BGP lab (BIRD with ECMP over three lvsd directors,
