@@ -217,3 +217,43 @@ func TestDrillWithdrawsAVIPAndAnnouncesItAgain(t *testing.T) {
 		}
 	}
 }
+
+// A step-down takes the members of the instance's sync group down with
+// it (they hand over together), lowers them to priority 1 after the
+// StepDown, and gives them their priority back when it ends by its hold.
+func TestTrackStateStepDownTakesTheSyncGroup(t *testing.T) {
+	v := trackConfig(t, `vrrp:
+  sync_groups:
+    - {name: G1, instances: [ext, int]}
+  instances:
+    - {name: ext, interface: eth0, virtual_router_id: 51, priority: 150, virtual_addresses: [192.168.0.100]}
+    - {name: int, interface: eth1, virtual_router_id: 52, priority: 120, virtual_addresses: [10.0.0.1]}
+    - {name: other, interface: eth1, virtual_router_id: 53, priority: 110, virtual_addresses: [10.0.0.2]}
+`)
+	s := newTrackState(v)
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	s.stepDowns["ext"] = stepDown{until: t0.Add(30 * time.Second), reason: "drill"}
+	got := postsString(s.decide())
+	want := "ext vrrp.StepDown{Reason:drill}\next vrrp.PriorityChanged{Priority:1}\n" +
+		"int vrrp.StepDown{Reason:drill}\nint vrrp.PriorityChanged{Priority:1}"
+	if got != want {
+		t.Errorf("step-down of ext:\n got: %s\nwant: %s", got, want)
+	}
+	if got := postsString(s.decide()); got != "" {
+		t.Errorf("deciding again posts %q, want nothing", got)
+	}
+	if next := s.nextStepDownEnd(); !next.Equal(t0.Add(30 * time.Second)) {
+		t.Errorf("nextStepDownEnd = %v", next)
+	}
+	s.endStepDowns(t0.Add(29 * time.Second))
+	if got := postsString(s.decide()); got != "" {
+		t.Errorf("before the hold's end: %q", got)
+	}
+	s.endStepDowns(t0.Add(30 * time.Second))
+	if got := postsString(s.decide()); got != "ext vrrp.PriorityChanged{Priority:150}\nint vrrp.PriorityChanged{Priority:120}" {
+		t.Errorf("at the hold's end: %q", got)
+	}
+	if !s.nextStepDownEnd().IsZero() {
+		t.Errorf("a drill is left: %v", s.stepDowns)
+	}
+}
