@@ -58,7 +58,9 @@ func (d *Daemon) StepDown(ctx context.Context, instance string, hold time.Durati
 	a.Until = r.clock.Now().Add(hold)
 	a.Active = true
 	reason := fmt.Sprintf("drill requested through the status API, until %s", a.Until.Format("15:04:05"))
-	r.update(ctx, trackUpdate{kind: "step-down", name: instance, until: a.Until, trackInput: trackInput{reason: reason}})
+	if err := r.drillUpdate(ctx, trackUpdate{kind: "step-down", name: instance, until: a.Until, trackInput: trackInput{reason: reason}}); err != nil {
+		return a, err
+	}
 	a.Message = fmt.Sprintf("%s stepping down for %s (priority 0 advert, then backup at priority %d); it comes back per its preempt settings at %s, or at DELETE",
 		joinNames(a.Instances), hold, stepDownPriority, a.Until.Format(time.RFC3339))
 	d.log.Warn("vrrp drill: stepping down", "instance", instance, "hold", hold, "instances", a.Instances)
@@ -74,7 +76,9 @@ func (d *Daemon) EndStepDown(ctx context.Context, instance string) (statusapi.Dr
 		return a, err
 	}
 	a.Instances = r.groupOf(instance)
-	r.update(ctx, trackUpdate{kind: "step-down", name: instance})
+	if err := r.drillUpdate(ctx, trackUpdate{kind: "step-down", name: instance}); err != nil {
+		return a, err
+	}
 	a.Message = fmt.Sprintf("%s: step-down ended; priority restored, preempting per config", joinNames(a.Instances))
 	d.log.Info("vrrp drill: step-down ended", "instance", instance)
 	d.event("vrrp", "", "", fmt.Sprintf("drill: %s step-down ended", joinNames(a.Instances)))
@@ -97,6 +101,21 @@ func (d *Daemon) drillInstance(instance string) (*vrrpRuntime, error) {
 	}
 	return r, nil
 }
+
+// drillUpdate hands the tracking loop a drill's change, or says why it
+// could not (lvsd stopping, the request gone).
+func (r *vrrpRuntime) drillUpdate(ctx context.Context, u trackUpdate) error {
+	select {
+	case r.updates <- u:
+		return nil
+	case <-r.runCtx.Done():
+		return fmt.Errorf("vrrp instance %s: lvsd is stopping", u.name)
+	case <-ctx.Done():
+		return fmt.Errorf("vrrp instance %s: %w", u.name, ctx.Err())
+	}
+}
+
+var _ Drills = (*Daemon)(nil)
 
 // groupOf is the instance and the other members of its sync group.
 func (r *vrrpRuntime) groupOf(instance string) []string {
