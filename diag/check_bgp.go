@@ -42,6 +42,11 @@ func bgpFindings(f bgpFacts) (notes []string, findings []Finding) {
 	switch {
 	case vip == nil:
 		notes = append(notes, fmt.Sprintf("%s is not announced over BGP by this director (its services are not written with announce: bgp)", f.VIP))
+	case !vip.Announced && !vip.DrillUntil.IsZero():
+		findings = append(findings, Finding{ID: "bgp-vip-drill", Severity: Warning, Subject: "VIP " + vip.Prefix,
+			Evidence: []string{fmt.Sprintf("withdrawn by a failover drill until %s (lvsdiag drill, or a POST to lvsd's socket)", vip.DrillUntil.Format("15:04:05")), "the routers send this director no traffic for it meanwhile"},
+			Fix: "It is announced again by itself at that time, if healthy. To end the drill now, on the director:\n" +
+				"curl --unix-socket /run/lvsd/status.sock -X DELETE http://lvsd/bgp/" + vip.Address + "/withdraw"})
 	case !vip.Announced:
 		findings = append(findings, Finding{ID: "bgp-vip-withdrawn", Severity: Critical, Subject: "VIP " + vip.Prefix,
 			Evidence: []string{fmt.Sprintf("withdrawn since %s: %s", vip.Since.Format("15:04:05"), vip.Reason), "the routers send this director no traffic for it"},

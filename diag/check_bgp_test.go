@@ -35,6 +35,8 @@ func TestBGPFindings(t *testing.T) {
 			nil, "192.168.0.100/32 announced to 10.0.0.1 since 12:00:03"},
 		{"withdrawn says why", statusapi.BGPStatus{ASN: 65001, Phase: "running", Peers: peers(true), VIPs: withdrawn},
 			[]string{"bgp-vip-withdrawn: withdrawn since 12:00:03: TCP 192.168.0.100:80 has no real server up"}, "peers up: 10.0.0.1; down: none"},
+		{"withdrawn by a drill", statusapi.BGPStatus{ASN: 65001, Phase: "running", Peers: peers(true), VIPs: []statusapi.BGPVIPStatus{{Address: "192.168.0.100", Prefix: "192.168.0.100/32", Reason: "withdrawn by a drill until 12:01:03 (status API)", Since: since, DrillUntil: since.Add(time.Minute)}}},
+			[]string{"bgp-vip-drill: withdrawn by a failover drill until 12:01:03 (lvsdiag drill, or a POST to lvsd's socket)"}, "peers up: 10.0.0.1"},
 		{"a peer down", statusapi.BGPStatus{ASN: 65001, Phase: "running", Peers: peers(true, false), VIPs: announced},
 			[]string{"bgp-peer-down: session with 10.0.0.2 (as 65000) is active, not established"}, "down: 10.0.0.2"},
 		{"announced to nobody", statusapi.BGPStatus{ASN: 65001, Phase: "running", Peers: peers(false), VIPs: announced},

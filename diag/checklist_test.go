@@ -619,3 +619,19 @@ func TestClientWithIPVSLoadedIsNotADirector(t *testing.T) {
 		t.Errorf("director notes:\n%s", strings.Join(notes, "\n"))
 	}
 }
+
+// An instance a drill stepped down is named, with how to end the drill.
+func TestDirectorStatusNamesADrillsStepDown(t *testing.T) {
+	w := newWorld()
+	w.status.VRRP[0].Priority, w.status.VRRP[0].SteppedDownUntil = 1, t0.Add(time.Minute)
+	rep := w.run(t)
+	var found *diag.Finding
+	for _, f := range rep.Findings() {
+		if f.ID == "director-vrrp-drill" {
+			found = &f
+		}
+	}
+	if found == nil || !strings.Contains(found.Evidence[0], "priority 1 instead of 100") || !strings.Contains(found.Fix, "DELETE http://lvsd/vrrp/VI_1/step-down") {
+		t.Errorf("finding %+v\n%s", found, dump(t, rep))
+	}
+}

@@ -511,6 +511,12 @@ func (r *run) directorStatus(v *directorView, o *outcome) {
 				Evidence: []string{"state fault: " + in.Reason},
 				Fix:      "The instance cannot take part in VRRP; see the reason above and lvsd's log: journalctl -u lvsd | grep -i vrrp"})
 		}
+		if !in.SteppedDownUntil.IsZero() {
+			o.add(Finding{ID: "director-vrrp-drill", Severity: Warning, Subject: fmt.Sprintf("lvsd VRRP instance %s (VRID %d)", in.Name, in.VRID),
+				Evidence: []string{fmt.Sprintf("stepped down by a failover drill until %s: backup at priority %d instead of %d", in.SteppedDownUntil.Format("15:04:05"), in.Priority, in.ConfiguredPriority)},
+				Fix: "It takes its priority back by itself at that time and preempts per its config. To end the drill now, on the director:\n" +
+					"curl --unix-socket /run/lvsd/status.sock -X DELETE http://lvsd/vrrp/" + in.Name + "/step-down"})
+		}
 	}
 }
 

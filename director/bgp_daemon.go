@@ -53,6 +53,8 @@ type bgpRuntime struct {
 	peers      []bgp.PeerState
 	lastChange time.Time
 	lastErr    string
+	// drills are the VIPs a drill withdraws, and until when.
+	drills map[netip.Addr]time.Time
 }
 
 type vipState struct {
@@ -174,6 +176,7 @@ func (d *Daemon) bgpUpdate() {
 	}
 	d.mu.Unlock()
 
+	now := d.now()
 	r.mu.Lock()
 	in := bgp.Inputs{Phase: r.phase, KernelErr: r.kernelErr, Low: low, High: high}
 	type change struct {
@@ -187,6 +190,13 @@ func (d *Daemon) bgpUpdate() {
 		st := r.vips[v.Address]
 		was := st != nil && st.announced
 		dec := bgp.Decide(in, v, was)
+		if until, ok := r.drills[v.Address]; ok {
+			if now.Before(until) {
+				dec = bgp.Decision{Announce: false, Reason: "withdrawn by a drill until " + until.Format("15:04:05") + " (status API)"}
+			} else {
+				delete(r.drills, v.Address)
+			}
+		}
 		if st == nil || st.announced != dec.Announce {
 			changes = append(changes, change{v.Address, dec})
 		} else {
@@ -339,7 +349,7 @@ func (d *Daemon) bgpStatus() *statusapi.BGPStatus {
 	}
 	for _, a := range slices.SortedFunc(mapsKeys(r.vips), func(a, b netip.Addr) int { return a.Compare(b) }) {
 		v := r.vips[a]
-		st.VIPs = append(st.VIPs, statusapi.BGPVIPStatus{Address: a.String(), Prefix: bgp.HostPrefix(a).String(), Announced: v.announced, Reason: v.reason, Since: v.since})
+		st.VIPs = append(st.VIPs, statusapi.BGPVIPStatus{Address: a.String(), Prefix: bgp.HostPrefix(a).String(), Announced: v.announced, Reason: v.reason, Since: v.since, DrillUntil: r.drills[a]})
 	}
 	return st
 }

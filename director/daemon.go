@@ -82,6 +82,7 @@ type Daemon struct {
 	states     map[string]health.State      // by target ID; absent: unchecked
 	downs      map[string]health.Transition // the transition that took a target down
 	targets    map[string]targetRef         // target ID -> its service and real server
+	stateAt    map[string]time.Time         // when states' transition happened: a late older one is ignored
 	quorum     map[ipvs.ServiceKey]bool
 	dirty      map[ipvs.ServiceKey]bool
 	unowned    []ipvs.ServiceKey
@@ -127,6 +128,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		wake:     make(chan struct{}, 1),
 		states:   map[string]health.State{},
 		downs:    map[string]health.Transition{},
+		stateAt:  map[string]time.Time{},
 		quorum:   map[ipvs.ServiceKey]bool{},
 		dirty:    map[ipvs.ServiceKey]bool{},
 	}
@@ -377,6 +379,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		if _, ok := d.targets[id]; !ok {
 			delete(d.states, id)
 			delete(d.downs, id)
+			delete(d.stateAt, id)
 		}
 	}
 	table := Table{}
@@ -470,8 +473,16 @@ func newTargetRef(k ipvs.ServiceKey, rk ipvs.RealServerKey) targetRef {
 func (d *Daemon) onTransition(tr health.Transition) {
 	d.mu.Lock()
 	ref, found := d.targets[tr.Target]
+	if found && tr.Time.Before(d.stateAt[tr.Target]) {
+		// Delivered after a later transition of the same target (the
+		// scheduler publishes outside its lock): the later one stands.
+		d.mu.Unlock()
+		d.log.Debug("ignoring a health transition older than the target's state", "target", tr.Target, "from", tr.From, "to", tr.To, "at", tr.Time)
+		return
+	}
 	if found {
 		d.states[tr.Target] = tr.To
+		d.stateAt[tr.Target] = tr.Time
 		if tr.To == health.StateDown {
 			d.downs[tr.Target] = tr
 		} else {

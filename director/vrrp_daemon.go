@@ -91,6 +91,10 @@ type vrrpRuntime struct {
 	// syncKick tells the sync daemon's follower that the instance it
 	// follows (ipvs.sync_daemon.vrrp_instance) changed state.
 	syncKick chan struct{}
+
+	// clock times the drills' step-downs; runCtx ends with the runtime.
+	clock  vrrp.Clock
+	runCtx context.Context
 }
 
 type vrrpTransport struct {
@@ -152,7 +156,7 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.cancel = cancel
+	r.cancel, r.clock, r.runCtx = cancel, o.Clock, runCtx
 	r.wg.Go(func() { r.track(runCtx) })
 	if o.WatchLinks != nil {
 		links := r.tracking.links()
@@ -409,6 +413,7 @@ func (r *vrrpRuntime) status() []VRRPStatus {
 		if g := r.cfg.SyncGroupOf(in.cfg.Name); g != nil {
 			vs.SyncGroup = g.Name
 		}
+		vs.SteppedDownUntil, vs.NoPreempt = r.steppedDownUntil(in.cfg.Name), !in.cfg.PreemptMode()
 		for _, va := range in.cfg.VirtualAddresses {
 			vs.VIPs = append(vs.VIPs, va.Address.String())
 		}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/health"
@@ -36,11 +37,18 @@ func (in trackInput) state() string {
 // trackUpdate is a change of one link or script, or of an instance's
 // configured priority (a reload).
 type trackUpdate struct {
-	kind string // "interface", "script" or "priority"
+	kind string // "interface", "script", "priority" or "step-down"
 	name string
 	trackInput
 	priority uint8 // for "priority"
+	// until ends a "step-down" drill (zero: end it now); reason says who
+	// asked.
+	until time.Time
 }
+
+// stepDownPriority is a stepped-down instance's priority: the lowest, so
+// it does not preempt back, but still takes over if nobody advertises.
+const stepDownPriority = 1
 
 // trackRef is one tracked link or script of an instance with the weight
 // in force for it.
@@ -55,19 +63,28 @@ type trackedInstance struct {
 	base  uint8
 	group string
 	refs  []trackRef
-	// priority and fault are what was last posted to the instance.
-	priority uint8
-	fault    string
+	// priority and fault are what was last posted to the instance;
+	// steppedDown whether a StepDown was.
+	priority    uint8
+	fault       string
+	steppedDown bool
 }
 
 // trackState is the tracking state of every instance.
 type trackState struct {
 	inputs    map[[2]string]trackInput // kind, name
 	instances []*trackedInstance
+	// stepDowns are the drills on, by instance: when each ends and why.
+	stepDowns map[string]stepDown
+}
+
+type stepDown struct {
+	until  time.Time
+	reason string
 }
 
 func newTrackState(v config.VRRP) *trackState {
-	s := &trackState{inputs: map[[2]string]trackInput{}}
+	s := &trackState{inputs: map[[2]string]trackInput{}, stepDowns: map[string]stepDown{}}
 	for _, in := range v.Instances {
 		ti := &trackedInstance{name: in.Name, base: uint8(in.Priority), priority: uint8(in.Priority)}
 		if g := v.SyncGroupOf(in.Name); g != nil {
@@ -167,6 +184,16 @@ func (s *trackState) decide() []trackPost {
 	}
 	var posts []trackPost
 	for i, ti := range s.instances {
+		drill, drilled := s.stepDownOf(ti)
+		if drilled && ti.base != 255 {
+			own[i].prio = stepDownPriority
+		}
+		if drilled && !ti.steppedDown {
+			// Step down before lowering the priority: the master's last
+			// advert says 0, not 1.
+			posts = append(posts, trackPost{ti.name, vrrp.StepDown{Reason: drill.reason}})
+		}
+		ti.steppedDown = drilled
 		fault := own[i].fault
 		if fault == "" && ti.group != "" {
 			for j, other := range s.instances {
@@ -189,6 +216,45 @@ func (s *trackState) decide() []trackPost {
 		ti.fault = fault
 	}
 	return posts
+}
+
+// stepDownOf returns the drill an instance is under: its own, or that
+// of another member of its sync group (the group hands over together).
+func (s *trackState) stepDownOf(ti *trackedInstance) (stepDown, bool) {
+	if sd, ok := s.stepDowns[ti.name]; ok {
+		return sd, true
+	}
+	if ti.group == "" {
+		return stepDown{}, false
+	}
+	for _, other := range s.instances {
+		if other.group == ti.group {
+			if sd, ok := s.stepDowns[other.name]; ok {
+				return sd, true
+			}
+		}
+	}
+	return stepDown{}, false
+}
+
+// nextStepDownEnd is when the earliest drill ends; zero without one.
+func (s *trackState) nextStepDownEnd() time.Time {
+	var next time.Time
+	for _, sd := range s.stepDowns {
+		if next.IsZero() || sd.until.Before(next) {
+			next = sd.until
+		}
+	}
+	return next
+}
+
+// endStepDowns ends the drills whose hold has passed at now.
+func (s *trackState) endStepDowns(now time.Time) {
+	for name, sd := range s.stepDowns {
+		if !now.Before(sd.until) {
+			delete(s.stepDowns, name)
+		}
+	}
 }
 
 // base returns an instance's configured priority.
@@ -258,25 +324,44 @@ func scriptTargets(v config.VRRP) []health.Target {
 // track runs the tracking loop until ctx ends: it applies updates and
 // posts what they change.
 func (r *vrrpRuntime) track(ctx context.Context) {
+	holds := r.clock.NewTimer() // the earliest step-down's end
+	defer holds.Stop()
 	for {
+		var posts []trackPost
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-holds.C():
+			r.trackMu.Lock()
+			r.tracking.endStepDowns(now)
+			posts = r.tracking.decide()
 		case u := <-r.updates:
 			r.trackMu.Lock()
-			if u.kind == "priority" {
+			switch u.kind {
+			case "priority":
 				r.tracking.setBase(u.name, u.priority)
-			} else {
+			case "step-down":
+				if u.until.IsZero() {
+					delete(r.tracking.stepDowns, u.name)
+				} else {
+					r.tracking.stepDowns[u.name] = stepDown{until: u.until, reason: u.reason}
+				}
+			default:
 				r.tracking.inputs[[2]string{u.kind, u.name}] = u.trackInput
 			}
-			posts := r.tracking.decide()
-			r.trackMu.Unlock()
-			for _, p := range posts {
-				in := r.byName[p.instance]
-				r.log.Info("vrrp tracking", "instance", p.instance, "event", fmt.Sprintf("%T", p.event), "detail", fmt.Sprintf("%+v", p.event))
-				if err := in.inst.Post(ctx, p.event); err != nil {
-					r.log.Error("vrrp tracking", "instance", p.instance, "err", err)
-				}
+			posts = r.tracking.decide()
+		}
+		if next := r.tracking.nextStepDownEnd(); next.IsZero() {
+			holds.Stop()
+		} else {
+			holds.ResetAt(next)
+		}
+		r.trackMu.Unlock()
+		for _, p := range posts {
+			in := r.byName[p.instance]
+			r.log.Info("vrrp tracking", "instance", p.instance, "event", fmt.Sprintf("%T", p.event), "detail", fmt.Sprintf("%+v", p.event))
+			if err := in.inst.Post(ctx, p.event); err != nil {
+				r.log.Error("vrrp tracking", "instance", p.instance, "err", err)
 			}
 		}
 	}

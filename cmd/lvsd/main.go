@@ -469,7 +469,9 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		addr    config.ListenAddress
 		handler func() http.Handler
 	}{
-		{"status API", cfg.LVSD.StatusListen, func() http.Handler { return director.NewStatusHandler(versioned(d.Status)) }},
+		{"status API", cfg.LVSD.StatusListen, func() http.Handler {
+			return director.NewAPIHandler(cfg.LVSD.StatusListen.Network, versioned(d.Status), d)
+		}},
 		{"metrics", cfg.LVSD.MetricsListen, metrics.Handler},
 	} {
 		if srv.addr.IsZero() {

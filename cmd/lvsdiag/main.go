@@ -22,10 +22,13 @@ Usage:
           [--proto tcp|udp|sctp] [--netns NAME|INODE] [--interface IF]
           [--count N] [--duration D] [--backend auto|fentry|kprobe|kprobe-multi]
           [--output text|json]            each packet's path through IPVS (eBPF)
+  lvsdiag drill --vip ADDR --lvsd SOCKET [--lvsd ADDR ...] [--kind vrrp|bgp]
+          [--hold 60s] [--observe 5s] [--long 8] [--interface IF]
+          [--output text|json|markdown]   hand the VIP over on purpose, measure it
 
-lvsdiag --help, lvsdiag run --help, lvsdiag rs --help, lvsdiag vrrp --help
-and lvsdiag trace --help list every flag; lvsdiag --version prints the
-version.
+lvsdiag --help, lvsdiag run --help, lvsdiag rs --help, lvsdiag vrrp --help,
+lvsdiag trace --help and lvsdiag drill --help list every flag;
+lvsdiag --version prints the version.
 Exit status: 0 clean, 1 findings at or above --fail-on, 2 could not run.
 `
 
@@ -44,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runChecklist("run", args[1:], stdout, stderr)
 		case "trace":
 			return runTrace(args[1:], stdout, stderr)
+		case "drill":
+			return runDrill(args[1:], stdout, stderr)
 		case "version", "-version", "--version":
 			fmt.Fprintln(stdout, buildinfo.String("lvsdiag"))
 			return 0

@@ -126,7 +126,10 @@ type Daemon struct {
 	// StatusListen (status_listen) is where the JSON status API listens:
 	// host:port with an IP address (default 127.0.0.1:9120, loopback
 	// only), or a unix socket path ("/run/lvsd/status.sock" or
-	// "unix:/run/lvsd/status.sock"). An empty string turns it off.
+	// "unix:/run/lvsd/status.sock"). An empty string turns it off. On a
+	// unix socket it also serves the failover drill's actions (step a
+	// VRRP instance down, withdraw a BGP VIP), authorised by the
+	// socket's permissions; never on TCP.
 	StatusListen ListenAddress `yaml:"status_listen"`
 
 	// MetricsListen (metrics_listen) is where Prometheus metrics are

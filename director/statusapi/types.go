@@ -105,6 +105,12 @@ type VRRPStatus struct {
 	// Tracking are the tracked links and scripts and what they do to the
 	// instance now.
 	Tracking []VRRPTrack `json:"tracking,omitempty"`
+	// SteppedDownUntil is when a drill's step-down ends, while one is on
+	// (POST /vrrp/{instance}/step-down).
+	SteppedDownUntil time.Time `json:"stepped_down_until,omitzero"`
+	// NoPreempt is set when the instance does not preempt a master of
+	// lower priority (preempt: false): after a drill it stays a backup.
+	NoPreempt bool `json:"nopreempt,omitempty"`
 }
 
 // VRRPTrack is one tracked link or script of a VRRP instance.
@@ -172,4 +178,7 @@ type BGPVIPStatus struct {
 	Announced bool      `json:"announced"`
 	Reason    string    `json:"reason"`
 	Since     time.Time `json:"since,omitzero"`
+	// DrillUntil is when a drill's withdraw ends, while one is on (POST
+	// /bgp/{vip}/withdraw).
+	DrillUntil time.Time `json:"drill_until,omitzero"`
 }

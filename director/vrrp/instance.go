@@ -233,14 +233,14 @@ func (in *Instance) Stats() InstanceStats {
 func (in *Instance) Done() <-chan struct{} { return in.done }
 
 // Post hands the machine a tracking event: PriorityChanged,
-// FaultDetected or FaultCleared (the hooks for track_interface,
-// track_script and sync groups). It waits for room in the queue until ctx
+// FaultDetected, FaultCleared (the hooks for track_interface,
+// track_script and sync groups) or StepDown (a drill). It waits for room in the queue until ctx
 // is done.
 func (in *Instance) Post(ctx context.Context, ev Event) error {
 	switch ev.(type) {
-	case PriorityChanged, FaultDetected, FaultCleared:
+	case PriorityChanged, FaultDetected, FaultCleared, StepDown:
 	default:
-		return fmt.Errorf("vrrp instance %s: posting %T: only priority and fault events may be posted", in.cfg.Name, ev)
+		return fmt.Errorf("vrrp instance %s: posting %T: only priority, fault and step-down events may be posted", in.cfg.Name, ev)
 	}
 	select {
 	case in.events <- ev:

@@ -59,8 +59,8 @@ func (t Timer) String() string {
 }
 
 // Event is an input to Machine.Step: one of Startup, Shutdown,
-// AdvertReceived, TimerExpired, PriorityChanged, FaultDetected and
-// FaultCleared.
+// AdvertReceived, TimerExpired, PriorityChanged, FaultDetected,
+// FaultCleared and StepDown.
 type Event interface{ isEvent() }
 
 // Startup starts the protocol (Initialize -> Backup, or Master for the
@@ -96,6 +96,14 @@ type FaultDetected struct{ Reason string }
 // Startup.
 type FaultCleared struct{}
 
+// StepDown hands the addresses over on purpose (a failover drill): a
+// master sends a priority-0 advert, drops the addresses and becomes a
+// backup, so a backup takes over after Skew_Time. Unlike FaultDetected
+// the router stays a backup that takes the addresses again if no master
+// advertises. Lower its priority first (PriorityChanged) to keep it from
+// preempting back. Other states ignore it.
+type StepDown struct{ Reason string }
+
 func (Startup) isEvent()         {}
 func (Shutdown) isEvent()        {}
 func (AdvertReceived) isEvent()  {}
@@ -103,6 +111,7 @@ func (TimerExpired) isEvent()    {}
 func (PriorityChanged) isEvent() {}
 func (FaultDetected) isEvent()   {}
 func (FaultCleared) isEvent()    {}
+func (StepDown) isEvent()        {}
 
 // Action is an output of Machine.Step that the caller carries out, in
 // order: SendAdvert, AddAddresses, RemoveAddresses, Announce, ArmTimer,
@@ -307,8 +316,20 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		return m.fault(ev.Reason)
 	case FaultCleared:
 		return m.clearFault(now)
+	case StepDown:
+		return m.stepDown(now, ev.Reason)
 	}
 	return nil
+}
+
+// stepDown leaves Master for Backup with a priority-0 advert.
+func (m *Machine) stepDown(now time.Time, reason string) []Action {
+	if m.state != Master {
+		return nil
+	}
+	acts := m.leaveMaster(0)
+	m.master, m.masterPriority = netip.Addr{}, 0
+	return append(acts, m.becomeBackup(now, "stepped down: "+reason, m.cfg.AdvertInterval)...)
 }
 
 // start leaves Initialize or Fault: RFC 5798 6.4.1.

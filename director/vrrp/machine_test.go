@@ -579,3 +579,40 @@ func TestFaultClearedBeforeStartupStartsNormally(t *testing.T) {
 	h.step(FaultCleared{})
 	h.step(Startup{}, "remove 2 addresses", "initialize -> backup", "arm master-down-timer +"+down100)
 }
+
+// --- StepDown (a failover drill) ---
+
+// A master asked to step down tells the backups with priority 0 (they
+// take over after Skew_Time), drops the addresses and waits as a backup,
+// with its lowered priority; it takes the addresses back only if no
+// master advertises.
+func TestMasterStepDownSendsPriorityZeroAndWaitsAsBackup(t *testing.T) {
+	h := masterHarness(t, nil)
+	h.step(PriorityChanged{Priority: 1}, "send priority 1", "arm adver-timer +1s")
+	// Priority 1, version 2, 1 s: 3 s + 255/256 s.
+	h.step(StepDown{Reason: "drill"},
+		"stop adver-timer", "send priority 0", "remove 2 addresses",
+		"master -> backup", "arm master-down-timer +3.99609375s")
+	// The peer that took over advertises: the stepped-down router stays
+	// a backup although preempt is on (its priority is lower).
+	h.at(time.Hour+time.Second).step(h.advert(lower, 100), "arm master-down-timer +3.99609375s")
+	if s := h.m.State(); s != Backup {
+		t.Fatalf("state %s after the new master's advert", s)
+	}
+	// The drill ends: its priority comes back, and it preempts the lower
+	// master by letting the timer run out.
+	h.step(PriorityChanged{Priority: 150})
+	h.at(time.Hour + 2*time.Second).step(h.advert(lower, 100))
+	h.at(time.Hour+2*time.Second+3609375*time.Microsecond).step(TimerExpired{Timer: MasterDownTimer},
+		"send priority 150", "backup -> master", "add 2 addresses accept=false", "announce 2 addresses", "arm adver-timer +1s")
+}
+
+func TestStepDownOutsideMasterDoesNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	h.step(StepDown{Reason: "drill"})
+	h.step(Startup{}, "remove 2 addresses", "initialize -> backup", "arm master-down-timer +"+down100)
+	h.step(StepDown{Reason: "drill"})
+	if s := h.m.State(); s != Backup {
+		t.Fatalf("state %s", s)
+	}
+}

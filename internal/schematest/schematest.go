@@ -166,6 +166,8 @@ func hasType(v any, t string) bool {
 	case "boolean":
 		_, ok := v.(bool)
 		return ok
+	case "null":
+		return v == nil
 	}
 	return false
 }

@@ -70,7 +70,7 @@ var programs = []program{
 	},
 	{
 		name: "lvsdiag",
-		subs: []string{"run", "rs", "vrrp", "trace"},
+		subs: []string{"run", "rs", "vrrp", "trace", "drill"},
 		extra: []Section{
 			{"Exit status", []string{"0 clean; 1 findings at or above --fail-on; 2 could not run (bad flags, or no check could run)."}},
 		},
