@@ -212,6 +212,41 @@ func TestVMTraceCommand(t *testing.T) {
 			t.Errorf("quiesced service: exit %d, output lacks %q: %s", code, want, stderr)
 		}
 	}
+	// Every real server at its connection threshold (which only netlink
+	// shows): one half-open connection each fills them, and the next
+	// SYN's drop names the thresholds.
+	c, err := ipvs.New(ipvs.Options{NetNS: x.director.NetNSPath()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fullVIP := netip.AddrPortFrom(netip.MustParseAddr(traceVIP), 9090)
+	full := ipvs.TCPKey(fullVIP)
+	if err := c.AddService(ipvs.Service{ServiceKey: full, Scheduler: "rr"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range x.rss {
+		if err := c.AddRealServer(full, ipvs.RealServer{Address: a, Port: 9090, Forwarding: ipvs.DirectRoute, Weight: 1, UpperThreshold: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range x.rss {
+		// Nothing listens on 9090: the real server refuses straight to
+		// the client, and IPVS keeps the connection in SYN_RECV.
+		dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+		if conn, err := x.client.DialContext(dctx, "tcp", fullVIP.String()); err == nil {
+			conn.Close()
+		}
+		dcancel()
+	}
+	stop = x.traffic(ctx, 9090)
+	out, stderr, code = runLVSDiag(ctx, t, x.director, "trace", "--vip", traceVIP, "--port", "9090", "--count", "1", "--duration", "30s")
+	stop()
+	t.Logf("lvsdiag trace --port 9090:\n%s", out)
+	if want := "=> dropped: IPVS found no destination (every real server of TCP 10.77.0.100:9090 with a weight is at its upper connection threshold)"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("real servers at their threshold: exit %d, output lacks %q: %s", code, want, stderr)
+	}
+
 	// A port with no service, traced by the VIP alone: the local stack.
 	stop = x.traffic(ctx, 81)
 	out, stderr, code = runLVSDiag(ctx, t, x.director, "trace", "--vip", traceVIP, "--count", "1", "--duration", "30s")

@@ -74,6 +74,7 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 			}
 		}
 	}
+	addThresholds(&table, matched, nsPath, logger)
 	logger.Debug("tracing", "services", names, "netns", inode, "backend", opts.Backend)
 	src, err := startTracer(ctx, *opts, logger)
 	if err != nil {
@@ -231,4 +232,38 @@ func inNetNS(path string, fn func() error) error {
 	}
 	runtime.UnlockOSThread()
 	return ferr
+}
+
+// addThresholds reads the matched services' real servers over netlink
+// for what /proc/net/ip_vs does not show, their connection thresholds,
+// so that "no destination" can say every real server is at its
+// threshold. Without netlink the trace goes on with /proc's view (no
+// thresholds), and says so in the debug log.
+func addThresholds(table *ipvs.ServiceTable, matched []ipvs.ServiceEntry, nsPath string, logger *slog.Logger) {
+	c, err := ipvs.New(ipvs.Options{NetNS: nsPath})
+	if err != nil {
+		logger.Debug("real servers' thresholds unknown", "err", err)
+		return
+	}
+	defer c.Close()
+	for _, m := range matched {
+		rss, err := c.RealServers(m.ServiceKey)
+		if err != nil {
+			logger.Debug("real servers' thresholds unknown", "service", m.ServiceKey.String(), "err", err)
+			continue
+		}
+		for i := range table.Services {
+			s := &table.Services[i]
+			if s.ServiceKey != m.ServiceKey {
+				continue
+			}
+			for j := range s.RealServers {
+				for _, rs := range rss {
+					if rs.Address == s.RealServers[j].Address && rs.Port == s.RealServers[j].Port {
+						s.RealServers[j].UpperThreshold = rs.UpperThreshold
+					}
+				}
+			}
+		}
+	}
 }
