@@ -33,13 +33,11 @@ func (in trackInput) state() string {
 	return "down"
 }
 
-// trackUpdate is a change of one link or script, or of an instance's
-// configured priority (a reload).
+// trackUpdate is a change of one link or script.
 type trackUpdate struct {
-	kind string // "interface", "script" or "priority"
+	kind string // "interface" or "script"
 	name string
 	trackInput
-	priority uint8 // for "priority"
 }
 
 // trackRef is one tracked link or script of an instance with the weight
@@ -191,12 +189,20 @@ func (s *trackState) decide() []trackPost {
 	return posts
 }
 
-// base returns an instance's configured priority.
-func (s *trackState) base(name string) uint8 {
+// instance returns the tracking view of the named instance, or nil.
+func (s *trackState) instance(name string) *trackedInstance {
 	for _, ti := range s.instances {
 		if ti.name == name {
-			return ti.base
+			return ti
 		}
+	}
+	return nil
+}
+
+// base returns an instance's configured priority.
+func (s *trackState) base(name string) uint8 {
+	if ti := s.instance(name); ti != nil {
+		return ti.base
 	}
 	return 0
 }
@@ -207,14 +213,6 @@ func (r *vrrpRuntime) configuredPriority(name string) uint8 {
 	r.trackMu.Lock()
 	defer r.trackMu.Unlock()
 	return r.tracking.base(name)
-}
-
-func (s *trackState) setBase(name string, p uint8) {
-	for _, ti := range s.instances {
-		if ti.name == name {
-			ti.base = p
-		}
-	}
 }
 
 // status returns an instance's tracks and fault for the status API.
@@ -256,28 +254,35 @@ func scriptTargets(v config.VRRP) []health.Target {
 }
 
 // track runs the tracking loop until ctx ends: it applies updates and
-// posts what they change.
+// posts what they change. A reload waits for the posts in flight.
 func (r *vrrpRuntime) track(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case u := <-r.updates:
+			r.postMu.Lock()
 			r.trackMu.Lock()
-			if u.kind == "priority" {
-				r.tracking.setBase(u.name, u.priority)
-			} else {
-				r.tracking.inputs[[2]string{u.kind, u.name}] = u.trackInput
-			}
+			r.tracking.inputs[[2]string{u.kind, u.name}] = u.trackInput
 			posts := r.tracking.decide()
 			r.trackMu.Unlock()
-			for _, p := range posts {
-				in := r.byName[p.instance]
-				r.log.Info("vrrp tracking", "instance", p.instance, "event", fmt.Sprintf("%T", p.event), "detail", fmt.Sprintf("%+v", p.event))
-				if err := in.inst.Post(ctx, p.event); err != nil {
-					r.log.Error("vrrp tracking", "instance", p.instance, "err", err)
-				}
-			}
+			r.post(ctx, posts)
+			r.postMu.Unlock()
+		}
+	}
+}
+
+// post hands tracking's events to the instances, in order. Callers hold
+// postMu.
+func (r *vrrpRuntime) post(ctx context.Context, posts []trackPost) {
+	for _, p := range posts {
+		in := r.named(p.instance)
+		if in == nil {
+			continue
+		}
+		r.log.Info("vrrp tracking", "instance", p.instance, "event", fmt.Sprintf("%T", p.event), "detail", fmt.Sprintf("%+v", p.event))
+		if err := in.inst.Post(ctx, p.event); err != nil {
+			r.log.Error("vrrp tracking", "instance", p.instance, "err", err)
 		}
 	}
 }

@@ -1,0 +1,324 @@
+package director
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/vrrp/vrrptest"
+	"go.uber.org/goleak"
+)
+
+// Reloading VRRP in place, as keepalived does: an instance that still
+// exists keeps its state (a master stays master, its addresses stay),
+// takes its new settings, and only what changed reaches the wire.
+
+// vrrpInstanceYAML is one instance of the tests' configs.
+func vrrpInstanceYAML(name string, vrid, priority int, vips ...string) string {
+	return fmt.Sprintf(`    - name: %s
+      interface: eth0
+      virtual_router_id: %d
+      priority: %d
+      source_address: 192.0.2.2
+      virtual_addresses: [%s]
+`, name, vrid, priority, strings.Join(vips, ", "))
+}
+
+func vrrpSection(instances ...string) string {
+	return plainConfigVRRP + "vrrp:\n  instances:\n" + strings.Join(instances, "")
+}
+
+type reloadHarness struct {
+	t    *testing.T
+	path string
+	fv   *fakeVRRP
+	d    *Daemon
+	ctx  context.Context
+}
+
+func startReloadHarness(t *testing.T, cfg string) *reloadHarness {
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, cfg)
+	fv := newFakeVRRP()
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return &reloadHarness{t: t, path: path, fv: fv, d: d, ctx: ctx}
+}
+
+func (h *reloadHarness) reload(cfg string) error {
+	writeConfig(h.t, h.path, cfg)
+	return h.d.Reload(h.ctx)
+}
+
+func (h *reloadHarness) state(name string) string {
+	for _, st := range h.d.Status().VRRP {
+		if st.Name == name {
+			return st.State
+		}
+	}
+	return "absent"
+}
+
+func (h *reloadHarness) status(name string) VRRPStatus {
+	for _, st := range h.d.Status().VRRP {
+		if st.Name == name {
+			return st
+		}
+	}
+	h.t.Fatalf("no instance %s in the status", name)
+	return VRRPStatus{}
+}
+
+// events returns the timeline's messages of a kind.
+func (h *reloadHarness) events(kind string) []string {
+	var out []string
+	for _, e := range h.d.Status().Events {
+		if e.Kind == kind {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+// adverts renders the adverts sent since the nth as "vrid/priority".
+func (h *reloadHarness) adverts(from int) []string {
+	var out []string
+	for _, s := range h.fv.wire.Sent()[from:] {
+		a := s.Advert()
+		out = append(out, fmt.Sprintf("%d/%d", a.VRID, a.Priority))
+	}
+	return out
+}
+
+func (h *reloadHarness) eth0() *vrrptest.Addresses {
+	h.fv.mu.Lock()
+	defer h.fv.mu.Unlock()
+	return h.fv.addrs["eth0 "]
+}
+
+func (h *reloadHarness) announcer() *vrrptest.Announcer {
+	h.fv.mu.Lock()
+	defer h.fv.mu.Unlock()
+	return h.fv.announcers["eth0"]
+}
+
+func (h *reloadHarness) waitSent(what string, cond func([]vrrptest.Sent) bool) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	if err := h.fv.wire.WaitSent(ctx, what, cond); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *reloadHarness) becomeMaster(name string) {
+	h.t.Helper()
+	waitFor(h.t, name+" backup", func() bool { return h.state(name) == "backup" })
+	h.fv.clock.Advance(4 * time.Second) // nobody else advertises
+	waitFor(h.t, name+" master", func() bool { return h.state(name) == "master" })
+}
+
+func TestVRRPReloadKeepsTheMasterAndItsAddressesAppliesPriorityAndVIPsInPlace(t *testing.T) {
+	vi := func(priority int, vips ...string) string {
+		return vrrpSection(vrrpInstanceYAML("VI_1", 51, priority, vips...))
+	}
+	h := startReloadHarness(t, vi(150, "192.168.0.100", "192.168.0.101"))
+	h.becomeMaster("VI_1")
+	h.waitSent("the first advert", func(s []vrrptest.Sent) bool { return len(s) >= 1 })
+	ann := h.announcer()
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	if err := ann.WaitRounds(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+
+	// (a) The same VRRP section: nothing reaches the instance.
+	sent := len(h.fv.wire.Sent())
+	if err := h.reload(vi(150, "192.168.0.100", "192.168.0.101")); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.adverts(sent); len(got) != 0 {
+		t.Errorf("an unchanged reload sent adverts %v", got)
+	}
+
+	// (b) A lower priority: one advert at once, still master.
+	if err := h.reload(vi(50, "192.168.0.100", "192.168.0.101")); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.adverts(sent); !slices.Equal(got, []string{"51/50"}) {
+		t.Errorf("adverts after lowering the priority: %v, want one of priority 50", got)
+	}
+	if st := h.status("VI_1"); st.State != "master" || st.Priority != 50 || st.ConfiguredPriority != 50 {
+		t.Errorf("after the priority reload: %+v", st)
+	}
+
+	// (c) An added VIP: added alone, then all announced (keepalived's
+	// garp burst for a reload that adds addresses).
+	sent = len(h.fv.wire.Sent())
+	rounds := len(ann.Rounds())
+	if err := h.reload(vi(50, "192.168.0.100", "192.168.0.101", "192.168.0.102")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eth0().WaitHeld(ctx, addr("192.168.0.100"), addr("192.168.0.101"), addr("192.168.0.102")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.WaitRounds(ctx, rounds+5); err != nil {
+		t.Fatal(err)
+	}
+	h.waitSent("an advert listing 3 addresses", func(s []vrrptest.Sent) bool {
+		return len(s) > sent && len(s[len(s)-1].Advert().Addresses) == 3
+	})
+
+	// (d) A removed VIP: removed alone, no announcement.
+	rounds = len(ann.Rounds())
+	if err := h.reload(vi(50, "192.168.0.100", "192.168.0.102")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eth0().WaitHeld(ctx, addr("192.168.0.100"), addr("192.168.0.102")); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(ann.Rounds()); got != rounds {
+		t.Errorf("removing a VIP sent %d announcement rounds", got-rounds)
+	}
+
+	// The addresses never left: the manager's calls are the start's
+	// cleanup, the takeover, and the reloads' one-address changes.
+	want := []string{
+		"remove [192.168.0.100 192.168.0.101]", "add [192.168.0.100 192.168.0.101]",
+		"add [192.168.0.102]", "remove [192.168.0.101]",
+	}
+	if got := h.eth0().Log(); !slices.Equal(got, want) {
+		t.Errorf("address calls:\n got  %q\n want %q", got, want)
+	}
+	if got := h.events("vrrp"); !slices.Equal(got, []string{
+		"VI_1 (vrid 51 on eth0): initialize -> backup: startup",
+		"VI_1 (vrid 51 on eth0): backup -> master: no advertisement from a master",
+	}) {
+		t.Errorf("state changes: %q, want the start's alone", got)
+	}
+	if st := h.status("VI_1"); st.BecameMaster != 1 {
+		t.Errorf("became master %d times", st.BecameMaster)
+	}
+	config := strings.Join(h.events("config"), "\n")
+	for _, w := range []string{
+		"VI_1: reloaded in place, still master: configured priority 150 -> 50",
+		"VI_1: reloaded in place, still master: +192.168.0.102",
+		"VI_1: reloaded in place, still master: -192.168.0.101",
+	} {
+		if !strings.Contains(config, w) {
+			t.Errorf("the timeline lacks %q:\n%s", w, config)
+		}
+	}
+}
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// New instances start; removed ones stop as at shutdown (a master sends
+// priority 0 and drops its addresses); the others are not touched; no
+// goroutine of the removed ones is left.
+func TestVRRPReloadStartsAddedInstancesAndStopsRemovedOnes(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // after the daemon's stop
+	one := vrrpInstanceYAML("VI_1", 51, 150, "192.168.0.100")
+	two := vrrpInstanceYAML("VI_2", 52, 150, "192.168.0.110")
+	h := startReloadHarness(t, vrrpSection(one))
+	h.becomeMaster("VI_1")
+
+	sent := len(h.fv.wire.Sent())
+	if err := h.reload(vrrpSection(one, two)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "VI_2 backup", func() bool { return h.state("VI_2") == "backup" })
+	if got := h.adverts(sent); len(got) != 0 {
+		t.Errorf("adding VI_2 sent adverts %v (VI_1 must not be touched)", got)
+	}
+	h.fv.clock.Advance(4 * time.Second)
+	waitFor(t, "VI_2 master", func() bool { return h.state("VI_2") == "master" })
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	if err := h.eth0().WaitHeld(ctx, addr("192.168.0.100"), addr("192.168.0.110")); err != nil {
+		t.Fatal(err)
+	}
+
+	sent = len(h.fv.wire.Sent())
+	if err := h.reload(vrrpSection(two)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eth0().WaitHeld(ctx, addr("192.168.0.110")); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.adverts(sent); !slices.Equal(got, []string{"51/0"}) {
+		t.Errorf("adverts on removing VI_1: %v, want its priority-0 advert alone", got)
+	}
+	if h.state("VI_1") != "absent" || h.state("VI_2") != "master" || len(h.d.Status().VRRP) != 1 {
+		t.Errorf("after the reload: %+v", h.d.Status().VRRP)
+	}
+	if got := strings.Join(h.events("config"), "\n"); !strings.Contains(got, "vrrp: 1 instances kept, 0 started, 1 stopped") {
+		t.Errorf("the timeline does not say VI_1 stopped:\n%s", got)
+	}
+}
+
+// keepalived knows an instance by its interface, VRID and family: a new
+// VRID is another instance, whatever the name; a new name on the same
+// VRID is the same one.
+func TestVRRPReloadIdentityIsInterfaceAndVRIDNotName(t *testing.T) {
+	h := startReloadHarness(t, vrrpSection(vrrpInstanceYAML("VI_1", 51, 150, "192.168.0.100")))
+	h.becomeMaster("VI_1")
+
+	sent := len(h.fv.wire.Sent())
+	if err := h.reload(vrrpSection(vrrpInstanceYAML("web", 51, 150, "192.168.0.100"))); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status("web"); st.State != "master" || st.BecameMaster != 1 {
+		t.Errorf("renamed instance: %+v, want the same master", st)
+	}
+	if got := h.adverts(sent); !slices.Equal(got, []string{"51/150"}) {
+		t.Errorf("adverts on a rename: %v", got)
+	}
+
+	sent = len(h.fv.wire.Sent())
+	if err := h.reload(vrrpSection(vrrpInstanceYAML("web", 61, 150, "192.168.0.100"))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "web on vrid 61 backup", func() bool {
+		st := h.d.Status().VRRP
+		return len(st) == 1 && st[0].VRID == 61 && st[0].State == "backup"
+	})
+	if got := h.adverts(sent); !slices.Equal(got, []string{"51/0"}) {
+		t.Errorf("adverts on a new VRID: %v, want vrid 51's priority-0 advert", got)
+	}
+}
+
+// A reload whose VRRP part cannot be carried out is rejected before
+// anything changed.
+func TestVRRPReloadThatCannotOpenAnInterfaceIsRejectedWhole(t *testing.T) {
+	one := vrrpInstanceYAML("VI_1", 51, 150, "192.168.0.100")
+	h := startReloadHarness(t, vrrpSection(one))
+	h.becomeMaster("VI_1")
+	bad := strings.Replace(vrrpInstanceYAML("VI_2", 52, 150, "192.168.0.110"), "interface: eth0", "interface: missing0", 1)
+	lowered := vrrpInstanceYAML("VI_1", 51, 50, "192.168.0.100")
+	err := h.reload(vrrpSection(lowered, bad))
+	if err == nil || !strings.Contains(err.Error(), "vrrp instance VI_2: listening on missing0") {
+		t.Fatalf("reload: %v, want the listening error", err)
+	}
+	if st := h.d.Status().VRRP; len(st) != 1 || st[0].Priority != 150 || st[0].State != "master" {
+		t.Errorf("a rejected reload changed VRRP: %+v", st)
+	}
+}
