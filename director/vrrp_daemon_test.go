@@ -51,8 +51,8 @@ type fakeVRRP struct {
 
 func newFakeVRRP() *fakeVRRP {
 	return &fakeVRRP{
-		clock: vrrptest.NewClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)),
-		wire:  vrrptest.NewWire(),
+		clock:      vrrptest.NewClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)),
+		wire:       vrrptest.NewWire(),
 		addrs:      map[string]*vrrptest.Addresses{},
 		announcers: map[string]*vrrptest.Announcer{},
 	}
@@ -83,7 +83,7 @@ func (f *fakeVRRP) options() VRRPOptions {
 			f.announcers[dev] = a
 			return a, nil
 		},
-		Clock:     f.clock,
+		Clock: f.clock,
 	}
 }
 

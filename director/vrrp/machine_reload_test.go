@@ -123,7 +123,7 @@ func TestReloadedBackupMadeAddressOwnerTakesOverAtOnce(t *testing.T) {
 func TestReloadedInFaultOnlyTakesTheSettings(t *testing.T) {
 	h := backupHarness(t, nil)
 	h.at(time.Second).step(FaultDetected{Reason: "link down"}, "stop master-down-timer", "backup -> fault")
-	h.at(2*time.Second).step(reloaded(func(c *Config) { c.Priority = 200; c.Addresses = addrs("192.0.2.12") }))
+	h.at(2 * time.Second).step(reloaded(func(c *Config) { c.Priority = 200; c.Addresses = addrs("192.0.2.12") }))
 	h.at(3*time.Second).step(FaultCleared{}, "fault -> backup", "arm master-down-timer +3.21875s")
 	if s := h.m.Status(); s.Priority != 200 {
 		t.Fatalf("priority %d after the fault, want the reloaded 200", s.Priority)
@@ -132,8 +132,12 @@ func TestReloadedInFaultOnlyTakesTheSettings(t *testing.T) {
 
 func TestReloadedWithAnotherVRIDOrFamilyOrAnInvalidConfigIsIgnored(t *testing.T) {
 	for name, edit := range map[string]func(*Config){
-		"vrid":    func(c *Config) { c.VRID = 52 },
-		"family":  func(c *Config) { c.Version = Version3; c.PrimaryAddress = netip.MustParseAddr("fe80::1"); c.Addresses = addrs("2001:db8::1") },
+		"vrid": func(c *Config) { c.VRID = 52 },
+		"family": func(c *Config) {
+			c.Version = Version3
+			c.PrimaryAddress = netip.MustParseAddr("fe80::1")
+			c.Addresses = addrs("2001:db8::1")
+		},
 		"invalid": func(c *Config) { c.Addresses = nil },
 	} {
 		t.Run(name, func(t *testing.T) {
