@@ -213,10 +213,11 @@ type vrrpPlan struct {
 	start []*vrrpInstance
 	stop  []*vrrpInstance
 	// What prepare opened and added to the runtime's maps.
-	transports []*vrrpTransport
-	managers   [][2]string
-	announcers []string
-	closers    []io.Closer
+	transports    []*vrrpTransport
+	transportKeys []transportKey
+	managers      [][2]string
+	announcers    []string
+	closers       []io.Closer
 }
 
 // keptInstance is a running instance and what a reload makes of it.
@@ -346,6 +347,7 @@ func (r *vrrpRuntime) newInstance(p *vrrpPlan, c config.VRRPInstance, ic vrrp.In
 		t = &vrrpTransport{c.Interface, fam, vrrp.NewTransport(conn, vrrp.TransportOptions{Logger: r.log.With("interface", c.Interface)})}
 		r.transportByKey[key] = t
 		p.transports = append(p.transports, t)
+		p.transportKeys = append(p.transportKeys, key)
 	}
 	vi := &vrrpInstance{cfg: c, addrs: &vipAddresses{byAddr: addrs}, ann: &vipAnnouncer{byAddr: ann}}
 	var err error
@@ -365,9 +367,8 @@ func (r *vrrpRuntime) newInstance(p *vrrpPlan, c config.VRRPInstance, ic vrrp.In
 
 // drop undoes prepare: closes what it opened and forgets it.
 func (r *vrrpRuntime) drop(p *vrrpPlan) {
-	for _, t := range p.transports {
-		delete(r.transportByKey, transportKey{t.ifname, t.family, true})
-		delete(r.transportByKey, transportKey{t.ifname, t.family, false})
+	for _, k := range p.transportKeys {
+		delete(r.transportByKey, k)
 	}
 	for _, k := range p.managers {
 		delete(r.managers, k)
