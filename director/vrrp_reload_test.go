@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,5 +321,102 @@ func TestVRRPReloadThatCannotOpenAnInterfaceIsRejectedWhole(t *testing.T) {
 	}
 	if st := h.d.Status().VRRP; len(st) != 1 || st[0].Priority != 150 || st[0].State != "master" {
 		t.Errorf("a rejected reload changed VRRP: %+v", st)
+	}
+}
+
+// multiLinks is a WatchLinks that may be called again (a reload that
+// tracks other links starts a new watcher): each watcher reports the
+// links' current states first, then every change.
+type multiLinks struct {
+	mu       sync.Mutex
+	up       map[string]bool
+	watchers []func(string, bool, string)
+	calls    [][]string
+}
+
+func (m *multiLinks) watch(ctx context.Context, names []string, changed func(string, bool, string)) error {
+	m.mu.Lock()
+	m.calls = append(m.calls, names)
+	for _, n := range names {
+		changed(n, m.up[n], "initial")
+	}
+	i := len(m.watchers)
+	m.watchers = append(m.watchers, changed)
+	m.mu.Unlock()
+	<-ctx.Done()
+	m.mu.Lock()
+	m.watchers[i] = nil
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *multiLinks) set(name string, up bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.up[name] = up
+	for _, w := range m.watchers {
+		if w != nil {
+			w(name, up, "set")
+		}
+	}
+}
+
+func (m *multiLinks) watched() [][]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.calls)
+}
+
+// Tracking carries over a reload: an instance in fault for a tracked
+// link stays in fault through a priority change (no fault -> backup ->
+// fault), and a link newly tracked is watched at once.
+func TestVRRPReloadKeepsTrackingState(t *testing.T) {
+	links := &multiLinks{up: map[string]bool{"eth0": true, "eth2": false, "eth3": false}}
+	withTrack := func(priority int, track string) string {
+		return vrrpSection(vrrpInstanceYAML("VI_1", 51, priority, "192.168.0.100") + "      track_interfaces: [" + track + "]\n")
+	}
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, withTrack(150, "eth2"))
+	fv := newFakeVRRP()
+	opts := fv.options()
+	opts.WatchLinks = links.watch
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "VI_1 in fault (eth2 down)", func() bool { return vrrpStates(d)["VI_1"] == "fault 150" })
+
+	writeConfig(t, path, withTrack(120, "eth2"))
+	if err := d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := vrrpStates(d)["VI_1"]; got != "fault 120" {
+		t.Errorf("after the reload: %s, want fault 120", got)
+	}
+	links.set("eth2", true)
+	waitFor(t, "VI_1 backup at 120", func() bool { return vrrpStates(d)["VI_1"] == "backup 120" })
+
+	// eth3 (down) newly tracked with a weight: watched at once, and the
+	// priority follows.
+	writeConfig(t, path, withTrack(120, "eth2, {name: eth3, weight: -30}"))
+	if err := d.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "VI_1 backup at 90", func() bool { return vrrpStates(d)["VI_1"] == "backup 90" })
+	if w := links.watched(); len(w) != 2 || !slices.Equal(w[1], []string{"eth0", "eth2", "eth3"}) {
+		t.Errorf("links watched: %v, want a second watch of eth0 eth2 eth3", w)
+	}
+	var transitions []string
+	for _, e := range d.Status().Events {
+		if e.Kind == "vrrp" {
+			transitions = append(transitions, e.Message)
+		}
+	}
+	if len(transitions) != 3 { // initialize -> backup -> fault -> backup
+		t.Errorf("transitions: %q", transitions)
 	}
 }
