@@ -208,7 +208,9 @@ func (r *vrrpRuntime) canTrack(v config.VRRP) error {
 // instances that go on with a new config, those to start and those to
 // stop. Everything it needed is open; dropping it closes what it opened.
 type vrrpPlan struct {
-	cfg   config.VRRP
+	cfg config.VRRP
+	// order is every instance of cfg, kept or new, in its order.
+	order []*vrrpInstance
 	keep  []keptInstance
 	start []*vrrpInstance
 	stop  []*vrrpInstance
@@ -253,6 +255,7 @@ func (r *vrrpRuntime) prepare(next config.VRRP) (*vrrpPlan, error) {
 		if vi := matchInstance(running, matched, ic); vi != nil {
 			matched[vi] = true
 			p.keep = append(p.keep, keptInstance{vi: vi, cfg: c, ic: ic, addrs: addrs, ann: ann})
+			p.order = append(p.order, vi)
 			continue
 		}
 		vi, err := r.newInstance(p, c, ic, addrs, ann)
@@ -261,6 +264,7 @@ func (r *vrrpRuntime) prepare(next config.VRRP) (*vrrpPlan, error) {
 			return nil, err
 		}
 		p.start = append(p.start, vi)
+		p.order = append(p.order, vi)
 	}
 	for _, vi := range running {
 		if !matched[vi] {
@@ -414,18 +418,12 @@ func (r *vrrpRuntime) apply(p *vrrpPlan) error {
 	r.tracking = nt
 	r.trackMu.Unlock()
 
-	instances := make([]*vrrpInstance, 0, len(p.keep)+len(p.start))
 	byName := map[string]*vrrpInstance{}
-	for _, k := range p.keep {
-		instances = append(instances, k.vi)
-		byName[k.cfg.Name] = k.vi
-	}
-	for _, vi := range p.start {
-		instances = append(instances, vi)
-		byName[vi.cfg.Name] = vi
+	for i, vi := range p.order {
+		byName[p.cfg.Instances[i].Name] = vi
 	}
 	r.instMu.Lock()
-	r.instances, r.byName, r.cfg = instances, byName, p.cfg
+	r.instances, r.byName, r.cfg = p.order, byName, p.cfg
 	r.transports = append(r.transports, p.transports...)
 	r.instMu.Unlock()
 

@@ -243,10 +243,13 @@ func TestVRRPReloadStartsAddedInstancesAndStopsRemovedOnes(t *testing.T) {
 	h.becomeMaster("VI_1")
 
 	sent := len(h.fv.wire.Sent())
-	if err := h.reload(vrrpSection(one, two)); err != nil {
+	if err := h.reload(vrrpSection(two, one)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "VI_2 backup", func() bool { return h.state("VI_2") == "backup" })
+	if st := h.d.Status().VRRP; len(st) != 2 || st[0].Name != "VI_2" || st[1].Name != "VI_1" {
+		t.Errorf("status lists %+v, want VI_2 then VI_1 as the config does", st)
+	}
 	if got := h.adverts(sent); len(got) != 0 {
 		t.Errorf("adding VI_2 sent adverts %v (VI_1 must not be touched)", got)
 	}
