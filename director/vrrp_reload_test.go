@@ -41,6 +41,7 @@ type reloadHarness struct {
 	fv   *fakeVRRP
 	d    *Daemon
 	ctx  context.Context
+	stop func() // stops the daemon (once)
 }
 
 func startReloadHarness(t *testing.T, cfg string) *reloadHarness {
@@ -54,13 +55,14 @@ func startReloadHarness(t *testing.T, cfg string) *reloadHarness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return &reloadHarness{t: t, path: path, fv: fv, d: d, ctx: ctx}
+	t.Cleanup(stop)
+	return &reloadHarness{t: t, path: path, fv: fv, d: d, ctx: ctx, stop: stop}
 }
 
 func (h *reloadHarness) reload(cfg string) error {
@@ -421,5 +423,24 @@ func TestVRRPReloadKeepsTrackingState(t *testing.T) {
 	}
 	if len(transitions) != 3 { // initialize -> backup -> fault -> backup
 		t.Errorf("transitions: %q", transitions)
+	}
+}
+
+// A config without VRRP that a reload gives an instance starts VRRP
+// then, and stopping lvsd still hands over with a priority-0 advert.
+func TestVRRPReloadStartsVRRPWhereThereWasNone(t *testing.T) {
+	h := startReloadHarness(t, plainConfigVRRP)
+	waitFor(t, "the daemon started", func() bool { return len(h.events("daemon")) > 0 })
+	if err := h.reload(vrrpSection(vrrpInstanceYAML("VI_1", 51, 150, "192.168.0.100"))); err != nil {
+		t.Fatal(err)
+	}
+	h.becomeMaster("VI_1")
+	h.waitSent("an advert", func(s []vrrptest.Sent) bool { return len(s) > 0 })
+	h.stop()
+	if got := h.adverts(0); got[len(got)-1] != "51/0" {
+		t.Errorf("adverts %v, want the last of priority 0 (a clean stop)", got)
+	}
+	if held := h.eth0().Held(); len(held) != 0 {
+		t.Errorf("still held after stop: %v", held)
 	}
 }
