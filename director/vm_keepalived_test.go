@@ -323,11 +323,12 @@ func stubScripts(t *testing.T, y []byte) {
 // estimation off in h (net.ipv4.vs.run_estimation=0, before any service
 // exists, so no estimation kthread ever starts there): since 6.2 each
 // namespace's estimation kthread 0 takes the global __ip_vs_mutex, and
-// stopping it while that mutex or est_mutex is held can deadlock every
-// IPVS user of the kernel (upstream reworked this in 2026, "ipvs: fix
-// races around est_mutex and est_cpulist": kthread 0 is now stopped with
-// no mutex held). Forty namespaces adding and deleting services at once
-// make that race likelier; the comparison reads no rates.
+// other paths stop it while holding a mutex; a deadlock there blocks
+// every IPVS user of the kernel, as one CI run of this test on 6.12
+// looked (upstream reworked it in 2026, "ipvs: fix races around
+// est_mutex and est_cpulist"). Forty namespaces adding and deleting
+// services at once make such a race likelier; the comparison reads no
+// rates.
 func prepareDirector(t *testing.T, h *lab.Host, cfg *config.Config) {
 	h.SetSysctl("net.ipv4.vs.run_estimation", "0")
 	ifs := map[string]bool{lab.HostInterface: true}
