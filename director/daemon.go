@@ -218,7 +218,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.vrrp = vr
 	d.mu.Unlock()
-	defer vr.stop() // after the scheduler's stop below: a clean VRRP handover
+	defer func() { // after the scheduler's stop below: a clean VRRP handover
+		d.mu.Lock()
+		vr := d.vrrp // a reload may have started it
+		d.mu.Unlock()
+		vr.stop()
+	}()
 	d.event("daemon", "", "", "started with "+d.opts.ConfigPath)
 	d.notify("READY=1")
 
@@ -299,6 +304,10 @@ func (d *Daemon) reload() error {
 	if err == nil && d.opts.LoadModules != nil {
 		err = d.opts.LoadModules(cfg.Modules())
 	}
+	var vrrpReloaded func()
+	if err == nil {
+		vrrpReloaded, err = d.vrrpPrepareReload(cfg)
+	}
 	if err != nil {
 		d.mu.Lock()
 		d.reloadErr = err
@@ -313,7 +322,7 @@ func (d *Daemon) reload() error {
 	d.mu.Unlock()
 	logScriptWarnings(d.log, cfg)
 	d.setConfig(cfg)
-	d.vrrpReloaded(cfg)
+	vrrpReloaded()
 	d.bgpReloaded(cfg)
 	d.applyGlobals(cfg)
 	if err := d.apply(cfg); err != nil {

@@ -92,10 +92,11 @@ func (d *Daemon) drillInstance(instance string) (*vrrpRuntime, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: vrrp instance %q: this lvsd runs no vrrp instances", ErrNoDrillTarget, instance)
 	}
-	if _, ok := r.byName[instance]; !ok {
-		names := make([]string, 0, len(r.instances))
-		for _, in := range r.instances {
-			names = append(names, in.cfg.Name)
+	if r.named(instance) == nil {
+		instances := r.list()
+		names := make([]string, 0, len(instances))
+		for _, in := range instances {
+			names = append(names, in.config().Name)
 		}
 		return nil, fmt.Errorf("%w: vrrp instance %q: this lvsd runs %s", ErrNoDrillTarget, instance, joinNames(names))
 	}
@@ -119,14 +120,16 @@ var _ Drills = (*Daemon)(nil)
 
 // groupOf is the instance and the other members of its sync group.
 func (r *vrrpRuntime) groupOf(instance string) []string {
-	g := r.cfg.SyncGroupOf(instance)
+	section := r.section()
+	g := section.SyncGroupOf(instance)
 	if g == nil {
 		return []string{instance}
 	}
 	out := []string{instance}
-	for _, in := range r.instances {
-		if in.cfg.Name != instance && r.cfg.SyncGroupOf(in.cfg.Name) != nil && r.cfg.SyncGroupOf(in.cfg.Name).Name == g.Name {
-			out = append(out, in.cfg.Name)
+	for _, in := range r.list() {
+		name := in.config().Name
+		if name != instance && section.SyncGroupOf(name) != nil && section.SyncGroupOf(name).Name == g.Name {
+			out = append(out, name)
 		}
 	}
 	return out

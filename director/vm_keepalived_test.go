@@ -74,12 +74,14 @@ const parityConfigID = "lvskit"
 // reported, and must not match by chance only when the import says why.
 func TestVMKeepalivedParity(t *testing.T) {
 	if os.Getenv("LVSKIT_PARITY") == "" {
-		// Out of `make test` for now: one CI run hung the 6.12 guest here
-		// (every process blocked, the serial log quiet after keepalived's
-		// shutdowns) while forty namespaces set up and tore down IPVS at
-		// once; other runs passed on both kernels. `make test-parity`
+		// Out of `make test`: a run takes 5 to 9 minutes per kernel
+		// under TCG on a shared 2-core host (keepalived's 60 s default
+		// delay_loop), over the suite's budget of about 3. It once hung
+		// the 6.12 guest in CI (every process blocked after keepalived's
+		// shutdowns); see prepareDirector for the estimator deadlock
+		// that fits and what the test does about it. `make test-parity`
 		// runs it.
-		t.Skip("run with LVSKIT_PARITY=1 (make test-parity): an intermittent guest hang keeps it out of make test")
+		t.Skip("run with LVSKIT_PARITY=1 (make test-parity): 5-9 minutes per kernel, too long for make test")
 	}
 	requireRoot(t)
 	requireKeepalived(t)
@@ -317,8 +319,18 @@ func stubScripts(t *testing.T, y []byte) {
 
 // prepareDirector gives h the interfaces the config names (dummies,
 // beside the lab's eth0) and a default route into a dummy link, so that
-// real servers are routable and unreachable.
+// real servers are routable and unreachable. It turns IPVS's rate
+// estimation off in h (net.ipv4.vs.run_estimation=0, before any service
+// exists, so no estimation kthread ever starts there): since 6.2 each
+// namespace's estimation kthread 0 takes the global __ip_vs_mutex, and
+// other paths stop it while holding a mutex; a deadlock there blocks
+// every IPVS user of the kernel, as one CI run of this test on 6.12
+// looked (upstream reworked it in 2026, "ipvs: fix races around
+// est_mutex and est_cpulist"). Forty namespaces adding and deleting
+// services at once make such a race likelier; the comparison reads no
+// rates.
 func prepareDirector(t *testing.T, h *lab.Host, cfg *config.Config) {
+	h.SetSysctl("net.ipv4.vs.run_estimation", "0")
 	ifs := map[string]bool{lab.HostInterface: true}
 	// Each interface gets an address of its own, as on a director (lvsd
 	// needs one on a VRRP instance's interface to send from).

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,28 +61,44 @@ type VRRPOptions struct {
 var ErrNoVRRP = errors.New("vrrp is not available")
 
 // vrrpRuntime is the daemon's running VRRP instances: it owns their
-// goroutines and those of their transports.
+// goroutines and those of their transports. A reload changes it in place
+// (reload): instances that still exist keep their state.
 type vrrpRuntime struct {
-	log        *slog.Logger
+	log     *slog.Logger
+	d       *Daemon
+	opts    VRRPOptions
+	timeout time.Duration
+	runCtx  context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	// instMu guards what reloads replace: the instances, their names,
+	// the transports and the section running now.
+	instMu     sync.Mutex
 	instances  []*vrrpInstance
 	byName     map[string]*vrrpInstance
 	transports []*vrrpTransport
-	closers    []io.Closer
-	timeout    time.Duration
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	// cfg is the section the instances started with; applied is it with
-	// the priorities reloads have changed since.
-	cfg       config.VRRP
-	appliedMu sync.Mutex
-	applied   config.VRRP
+	cfg        config.VRRP
 
-	// Tracking: the state is owned by the track goroutine; trackMu lets
-	// the status API read it.
-	updates  chan trackUpdate
-	trackMu  sync.Mutex
-	tracking *trackState
-	scripts  *health.Scheduler
+	// What is open, shared by the instances; owned by the daemon's
+	// goroutine (start and reloads). Closed at stop.
+	transportByKey map[transportKey]*vrrpTransport
+	managers       map[[2]string]vrrp.AddressManager
+	announcers     map[string]vrrp.Announcer
+	closers        []io.Closer
+
+	// postMu orders what reaches the instances: the tracking loop's
+	// posts and a reload's changes never interleave.
+	postMu sync.Mutex
+
+	// Tracking: the state is owned by the track goroutine and reloads
+	// (under postMu); trackMu lets the status API read it.
+	updates     chan trackUpdate
+	trackMu     sync.Mutex
+	tracking    *trackState
+	scripts     *health.Scheduler
+	watchCancel context.CancelFunc
+	watched     []string
 
 	// notify runs the notify commands; groupStates are the sync groups'
 	// last notified states.
@@ -92,9 +110,8 @@ type vrrpRuntime struct {
 	// follows (ipvs.sync_daemon.vrrp_instance) changed state.
 	syncKick chan struct{}
 
-	// clock times the drills' step-downs; runCtx ends with the runtime.
-	clock  vrrp.Clock
-	runCtx context.Context
+	// clock times the drills' step-downs.
+	clock vrrp.Clock
 }
 
 type vrrpTransport struct {
@@ -104,13 +121,22 @@ type vrrpTransport struct {
 }
 
 type vrrpInstance struct {
-	cfg  config.VRRPInstance
-	inst *vrrp.Instance
+	inst  *vrrp.Instance
+	addrs *vipAddresses
+	ann   *vipAnnouncer
 
 	mu          sync.Mutex
+	cfg         config.VRRPInstance // a reload may replace it
 	since       time.Time
 	reason      string
 	masterSince time.Time
+}
+
+// config returns the instance's section as last loaded.
+func (vi *vrrpInstance) config() config.VRRPInstance {
+	vi.mu.Lock()
+	defer vi.mu.Unlock()
+	return vi.cfg
 }
 
 type transportKey struct {
@@ -140,147 +166,489 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 		o.ShutdownTimeout = 5 * time.Second
 	}
 	r := &vrrpRuntime{
-		log: d.log, timeout: o.ShutdownTimeout, cfg: cfg.VRRP, applied: cfg.VRRP,
-		byName:      map[string]*vrrpInstance{},
-		updates:     make(chan trackUpdate, 64),
-		tracking:    newTrackState(cfg.VRRP),
-		notify:      notifier{run: d.opts.RunCommand, log: d.log, event: d.event},
-		groupStates: map[string]vrrp.State{},
-		syncKick:    make(chan struct{}, 1),
+		log: d.log, d: d, opts: o, timeout: o.ShutdownTimeout,
+		byName:         map[string]*vrrpInstance{},
+		transportByKey: map[transportKey]*vrrpTransport{},
+		managers:       map[[2]string]vrrp.AddressManager{},
+		announcers:     map[string]vrrp.Announcer{},
+		updates:        make(chan trackUpdate, 64),
+		tracking:       newTrackState(config.VRRP{}),
+		notify:         notifier{run: d.opts.RunCommand, log: d.log, event: d.event},
+		groupStates:    map[string]vrrp.State{},
+		syncKick:       make(chan struct{}, 1),
 	}
-	if o.WatchLinks == nil && slices.ContainsFunc(cfg.VRRP.Instances, func(in config.VRRPInstance) bool { return len(in.TrackInterfaces) > 0 }) {
-		return nil, fmt.Errorf("track_interfaces: %w: links cannot be watched here", ErrNoVRRP)
+	if err := r.canTrack(cfg.VRRP); err != nil {
+		return nil, err
 	}
-	if err := r.open(d, o, cfg.VRRP.Instances); err != nil {
-		r.closeAll()
+	plan, err := r.prepare(cfg.VRRP)
+	if err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.cancel, r.clock, r.runCtx = cancel, o.Clock, runCtx
+	r.runCtx, r.cancel, r.clock = runCtx, cancel, o.Clock
 	r.wg.Go(func() { r.track(runCtx) })
-	if o.WatchLinks != nil {
-		links := r.tracking.links()
+	r.wg.Go(func() { d.followSyncDaemon(runCtx, r.syncKick) })
+	if err := r.apply(plan); err != nil {
+		cancel()
+		r.wg.Wait()
+		r.closeAll()
+		return nil, err
+	}
+	d.opts.Metrics.registerVRRP(r.metricsSnapshot)
+	d.log.Info("vrrp started", "instances", len(cfg.VRRP.Instances))
+	return r, nil
+}
+
+// canTrack refuses tracked links where links cannot be watched.
+func (r *vrrpRuntime) canTrack(v config.VRRP) error {
+	if r.opts.WatchLinks == nil && slices.ContainsFunc(v.Instances, func(in config.VRRPInstance) bool { return len(in.TrackInterfaces) > 0 }) {
+		return fmt.Errorf("track_interfaces: %w: links cannot be watched here", ErrNoVRRP)
+	}
+	return nil
+}
+
+// vrrpPlan is what a start or a reload does to the instances: the
+// instances that go on with a new config, those to start and those to
+// stop. Everything it needed is open; dropping it closes what it opened.
+type vrrpPlan struct {
+	cfg config.VRRP
+	// order is every instance of cfg, kept or new, in its order.
+	order []*vrrpInstance
+	keep  []keptInstance
+	start []*vrrpInstance
+	stop  []*vrrpInstance
+	// What prepare opened and added to the runtime's maps.
+	transports    []*vrrpTransport
+	transportKeys []transportKey
+	managers      [][2]string
+	announcers    []string
+	closers       []io.Closer
+}
+
+// keptInstance is a running instance and what a reload makes of it.
+type keptInstance struct {
+	vi    *vrrpInstance
+	cfg   config.VRRPInstance
+	ic    vrrp.InstanceConfig
+	addrs map[netip.Addr]vrrp.AddressManager
+	ann   map[netip.Addr]vrrp.Announcer
+}
+
+// prepare matches next's instances with the running ones as keepalived
+// does (vrrp_exist: the same interface, VRID, family, unicast or
+// multicast, and for unicast the same source address; the name may
+// change), and opens what new ones need. On an error nothing has
+// changed.
+func (r *vrrpRuntime) prepare(next config.VRRP) (*vrrpPlan, error) {
+	p := &vrrpPlan{cfg: next}
+	r.instMu.Lock()
+	running := slices.Clone(r.instances)
+	r.instMu.Unlock()
+	matched := map[*vrrpInstance]bool{}
+	for _, c := range next.Instances {
+		ic, err := instanceConfig(c, r.opts.SourceAddress)
+		if err == nil {
+			err = r.openVIPs(p, c)
+		}
+		if err != nil {
+			r.drop(p)
+			return nil, err
+		}
+		addrs, ann := r.vipEnds(c)
+		if vi := matchInstance(running, matched, ic); vi != nil {
+			matched[vi] = true
+			p.keep = append(p.keep, keptInstance{vi: vi, cfg: c, ic: ic, addrs: addrs, ann: ann})
+			p.order = append(p.order, vi)
+			continue
+		}
+		vi, err := r.newInstance(p, c, ic, addrs, ann)
+		if err != nil {
+			r.drop(p)
+			return nil, err
+		}
+		p.start = append(p.start, vi)
+		p.order = append(p.order, vi)
+	}
+	for _, vi := range running {
+		if !matched[vi] {
+			p.stop = append(p.stop, vi)
+		}
+	}
+	return p, nil
+}
+
+// matchInstance returns the running instance ic is a new config of.
+func matchInstance(running []*vrrpInstance, matched map[*vrrpInstance]bool, ic vrrp.InstanceConfig) *vrrpInstance {
+	for _, vi := range running {
+		rc := vi.inst.Config()
+		switch {
+		case matched[vi], rc.Interface != ic.Interface, rc.Router.VRID != ic.Router.VRID,
+			vrrp.FamilyOf(rc.Router.PrimaryAddress) != vrrp.FamilyOf(ic.Router.PrimaryAddress),
+			(len(rc.UnicastPeers) == 0) != (len(ic.UnicastPeers) == 0),
+			len(ic.UnicastPeers) > 0 && rc.Router.PrimaryAddress != ic.Router.PrimaryAddress:
+			continue
+		}
+		return vi
+	}
+	return nil
+}
+
+// openVIPs opens the address managers and announcers c's addresses need
+// that are not open yet.
+func (r *vrrpRuntime) openVIPs(p *vrrpPlan, c config.VRRPInstance) error {
+	for _, va := range c.VirtualAddresses {
+		dev := cmpOr(va.Dev, c.Interface)
+		mk := [2]string{dev, va.Label}
+		if r.managers[mk] == nil {
+			m, err := r.opts.Addresses(dev, va.Label)
+			if err != nil {
+				return fmt.Errorf("vrrp instance %s: addresses on %s: %w", c.Name, dev, err)
+			}
+			p.keepOpen(m)
+			r.managers[mk] = m
+			p.managers = append(p.managers, mk)
+		}
+		if r.announcers[dev] == nil {
+			a, err := r.opts.Announcer(dev)
+			if err != nil {
+				return fmt.Errorf("vrrp instance %s: announcing on %s: %w", c.Name, dev, err)
+			}
+			p.keepOpen(a)
+			r.announcers[dev] = a
+			p.announcers = append(p.announcers, dev)
+		}
+	}
+	return nil
+}
+
+func (p *vrrpPlan) keepOpen(v any) {
+	if c, ok := v.(io.Closer); ok {
+		p.closers = append(p.closers, c)
+	}
+}
+
+// vipEnds maps c's addresses to their managers and announcers (open).
+func (r *vrrpRuntime) vipEnds(c config.VRRPInstance) (map[netip.Addr]vrrp.AddressManager, map[netip.Addr]vrrp.Announcer) {
+	addrs, ann := map[netip.Addr]vrrp.AddressManager{}, map[netip.Addr]vrrp.Announcer{}
+	for _, va := range c.VirtualAddresses {
+		dev := cmpOr(va.Dev, c.Interface)
+		addrs[va.Address] = r.managers[[2]string{dev, va.Label}]
+		ann[va.Address] = r.announcers[dev]
+	}
+	return addrs, ann
+}
+
+// newInstance builds an instance (not running) on its transport, opened
+// if need be.
+func (r *vrrpRuntime) newInstance(p *vrrpPlan, c config.VRRPInstance, ic vrrp.InstanceConfig,
+	addrs map[netip.Addr]vrrp.AddressManager, ann map[netip.Addr]vrrp.Announcer) (*vrrpInstance, error) {
+	fam := vrrp.FamilyOf(ic.Router.PrimaryAddress)
+	key := transportKey{c.Interface, fam, len(c.UnicastPeers) == 0}
+	t := r.transportByKey[key]
+	if t == nil {
+		conn, err := r.opts.Listen(c.Interface, fam, key.multicast)
+		if err != nil {
+			return nil, fmt.Errorf("vrrp instance %s: listening on %s: %w", c.Name, c.Interface, err)
+		}
+		p.closers = append(p.closers, conn)
+		t = &vrrpTransport{c.Interface, fam, vrrp.NewTransport(conn, vrrp.TransportOptions{Logger: r.log.With("interface", c.Interface)})}
+		r.transportByKey[key] = t
+		p.transports = append(p.transports, t)
+		p.transportKeys = append(p.transportKeys, key)
+	}
+	vi := &vrrpInstance{cfg: c, addrs: &vipAddresses{byAddr: addrs}, ann: &vipAnnouncer{byAddr: ann}}
+	var err error
+	vi.inst, err = vrrp.NewInstance(ic, vrrp.InstanceDeps{
+		Transport: t.Transport,
+		Addresses: vi.addrs,
+		Announcer: vi.ann,
+		Clock:     r.opts.Clock,
+		Logger:    r.log,
+		Observers: []vrrp.Observer{vrrp.ObserverFunc(func(ch vrrp.StateChange) {
+			r.d.vrrpChanged(vi, ch)
+			r.changed(r.d, vi, ch)
+		})},
+	})
+	return vi, err
+}
+
+// drop undoes prepare: closes what it opened and forgets it.
+func (r *vrrpRuntime) drop(p *vrrpPlan) {
+	for _, k := range p.transportKeys {
+		delete(r.transportByKey, k)
+	}
+	for _, k := range p.managers {
+		delete(r.managers, k)
+	}
+	for _, k := range p.announcers {
+		delete(r.announcers, k)
+	}
+	for _, c := range slices.Backward(p.closers) {
+		c.Close()
+	}
+}
+
+// apply carries out a plan: removed instances stop (a master sends
+// priority 0 and drops its addresses), kept ones take their new config
+// in place, new ones start; tracking follows the new section.
+func (r *vrrpRuntime) apply(p *vrrpPlan) error {
+	r.postMu.Lock()
+	defer r.postMu.Unlock()
+	r.closers = append(r.closers, p.closers...)
+	r.stopInstances(p.stop)
+
+	// Tracking: the links' states carry over, and the scripts' whose
+	// command did not change (keepalived's clear_diff_script); a kept
+	// instance carries what was last posted to it.
+	r.trackMu.Lock()
+	old := r.tracking
+	nt := newTrackState(p.cfg)
+	r.instMu.Lock()
+	oldCfg := r.cfg
+	r.instMu.Unlock()
+	sameScript := sameScripts(oldCfg, p.cfg)
+	for k, in := range old.inputs {
+		if k[0] == "interface" || sameScript[k[1]] {
+			nt.inputs[k] = in
+		}
+	}
+	for _, k := range p.keep {
+		if oti, nti := old.instance(k.vi.config().Name), nt.instance(k.cfg.Name); oti != nil && nti != nil {
+			nti.priority, nti.fault, nti.steppedDown = oti.priority, oti.fault, oti.steppedDown
+		}
+	}
+	// Drills go on through a reload, for the instances still there.
+	for name, sd := range old.stepDowns {
+		if nt.instance(name) != nil {
+			nt.stepDowns[name] = sd
+		}
+	}
+	posts := nt.decide()
+	r.tracking = nt
+	r.trackMu.Unlock()
+
+	byName := map[string]*vrrpInstance{}
+	for i, vi := range p.order {
+		byName[p.cfg.Instances[i].Name] = vi
+	}
+	r.instMu.Lock()
+	r.instances, r.byName, r.cfg = p.order, byName, p.cfg
+	r.transports = append(r.transports, p.transports...)
+	r.instMu.Unlock()
+
+	for _, t := range p.transports {
 		r.wg.Go(func() {
-			err := o.WatchLinks(runCtx, links, func(name string, up bool, reason string) {
-				r.update(runCtx, trackUpdate{kind: "interface", name: name, trackInput: trackInput{known: true, up: up, reason: reason}})
-			})
-			if err != nil && runCtx.Err() == nil {
-				d.log.Error("watching tracked links stopped", "err", err)
-				d.event("vrrp", "", "", fmt.Sprintf("watching tracked links stopped: %v", err))
+			if err := t.Run(r.runCtx); err != nil {
+				r.log.Error("vrrp transport stopped", "interface", t.ifname, "family", t.family, "err", err)
+				r.d.event("vrrp", "", "", fmt.Sprintf("transport on %s (%s) stopped: %v", t.ifname, t.family, err))
 			}
 		})
 	}
-	if targets := scriptTargets(cfg.VRRP); len(targets) > 0 {
-		so := o.Scripts
-		so.Logger = d.log.With("vrrp", "track_script")
+	var errs []error
+	for _, k := range p.keep {
+		if err := r.reconfigure(k, nt, &posts); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, vi := range p.start {
+		r.wg.Go(func() {
+			if err := vi.inst.Run(r.runCtx); err != nil {
+				r.log.Error("vrrp instance stopped", "instance", vi.inst.Name(), "err", err)
+				r.d.event("vrrp", "", "", fmt.Sprintf("%s stopped: %v", vi.inst.Name(), err))
+			}
+		})
+	}
+	r.post(r.runCtx, posts)
+	if err := r.trackScripts(p.cfg); err != nil {
+		errs = append(errs, err)
+	}
+	r.watchLinks(nt.links())
+	return errors.Join(errs...)
+}
+
+// reconfigure moves a kept instance to its new config: the addresses
+// it may add are reachable first, those it drops go after. Its priority
+// event, if tracking has one, rides along.
+func (r *vrrpRuntime) reconfigure(k keptInstance, nt *trackState, posts *[]trackPost) error {
+	k.vi.mu.Lock()
+	before := k.vi.cfg
+	k.vi.cfg = k.cfg
+	k.vi.mu.Unlock()
+	k.vi.addrs.merge(k.addrs)
+	k.vi.ann.merge(k.ann)
+	defer k.vi.addrs.set(k.addrs)
+	defer k.vi.ann.set(k.ann)
+	prio := uint8(0)
+	if ti := nt.instance(k.cfg.Name); ti != nil {
+		prio = ti.priority
+	}
+	ic := k.ic
+	if ic.Announce == (vrrp.AnnounceConfig{}) {
+		ic.Announce = vrrp.DefaultAnnounce
+	}
+	if reflect.DeepEqual(ic, k.vi.inst.Config()) {
+		return nil // unchanged: tracking's priority event, if any, is posted as usual
+	}
+	*posts = slices.DeleteFunc(*posts, func(p trackPost) bool {
+		_, isPrio := p.event.(vrrp.PriorityChanged)
+		return isPrio && p.instance == k.cfg.Name
+	})
+	ctx, cancel := context.WithTimeout(r.runCtx, r.timeout)
+	defer cancel()
+	if err := k.vi.inst.Reconfigure(ctx, ic, prio); err != nil {
+		return err
+	}
+	st := k.vi.inst.Status()
+	changes := reloadChanges(before, k.cfg)
+	r.log.Info("vrrp instance reloaded in place", "instance", k.cfg.Name, "state", st.State, "priority", st.Priority, "changes", changes)
+	r.d.event("config", "", "", fmt.Sprintf("%s: reloaded in place, still %s: %s", k.cfg.Name, st.State, changes))
+	return nil
+}
+
+// reloadChanges says what a reload changed in an instance.
+func reloadChanges(a, b config.VRRPInstance) string {
+	var out []string
+	if a.Name != b.Name {
+		out = append(out, fmt.Sprintf("renamed from %s", a.Name))
+	}
+	if a.Priority != b.Priority {
+		out = append(out, fmt.Sprintf("configured priority %d -> %d", a.Priority, b.Priority))
+	}
+	if a.AdvertInterval != b.AdvertInterval {
+		out = append(out, fmt.Sprintf("advert interval %s -> %s", a.AdvertInterval, b.AdvertInterval))
+	}
+	has := func(list []config.VirtualAddress, addr netip.Addr) bool {
+		return slices.ContainsFunc(list, func(va config.VirtualAddress) bool { return va.Address == addr })
+	}
+	for _, va := range b.VirtualAddresses {
+		if !has(a.VirtualAddresses, va.Address) {
+			out = append(out, "+"+va.Address.String())
+		}
+	}
+	for _, va := range a.VirtualAddresses {
+		if !has(b.VirtualAddresses, va.Address) {
+			out = append(out, "-"+va.Address.String())
+		}
+	}
+	if len(out) == 0 {
+		return "settings changed"
+	}
+	return strings.Join(out, ", ")
+}
+
+// stopInstances shuts instances down cleanly, at once, and runs their
+// stop commands.
+func (r *vrrpRuntime) stopInstances(vis []*vrrpInstance) {
+	if len(vis) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, vi := range vis {
+		wg.Go(func() {
+			if err := vi.inst.Shutdown(ctx); err != nil {
+				r.log.Error("stopping vrrp instance", "instance", vi.inst.Name(), "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, vi := range vis {
+		c := vi.config()
+		r.notify.fire(c.Notify, "INSTANCE", c.Name, vrrp.Initialize, 0)
+	}
+}
+
+// sameScripts names the scripts whose check is the same in both
+// sections: their last result still holds.
+func sameScripts(a, b config.VRRP) map[string]bool {
+	old := map[string]health.Target{}
+	for _, t := range scriptTargets(a) {
+		old[t.ID] = t
+	}
+	out := map[string]bool{}
+	for _, t := range scriptTargets(b) {
+		if o, ok := old[t.ID]; ok && reflect.DeepEqual(o.Check, t.Check) {
+			out[strings.TrimPrefix(t.ID, scriptTargetPrefix)] = true
+		}
+	}
+	return out
+}
+
+// trackScripts makes the scripts the section tracks the scheduler's
+// targets, starting the scheduler the first time there are any.
+func (r *vrrpRuntime) trackScripts(v config.VRRP) error {
+	targets := scriptTargets(v)
+	if r.scripts == nil {
+		if len(targets) == 0 {
+			return nil
+		}
+		so := r.opts.Scripts
+		so.Logger = r.log.With("vrrp", "track_script")
 		so.Jitter = -1 // first runs at once: the result counts before Master_Down_Interval
+		ctx := r.runCtx
 		so.OnTransition = func(tr health.Transition) {
 			if u, ok := scriptChanged(tr); ok {
-				r.update(runCtx, u)
+				r.update(ctx, u)
 			}
 		}
 		r.scripts = health.NewScheduler(so)
 		if err := r.scripts.Update(targets); err != nil {
-			cancel()
-			r.wg.Wait()
-			r.closeAll()
-			return nil, fmt.Errorf("vrrp scripts: %w", err)
+			r.scripts = nil
+			return fmt.Errorf("vrrp scripts: %w", err)
 		}
-		r.wg.Go(func() { r.scripts.Run(runCtx) })
+		sc := r.scripts
+		r.wg.Go(func() { sc.Run(ctx) })
+		return nil
 	}
-	r.wg.Go(func() { d.followSyncDaemon(runCtx, r.syncKick) })
-	for _, t := range r.transports {
-		r.wg.Go(func() {
-			if err := t.Run(runCtx); err != nil {
-				d.log.Error("vrrp transport stopped", "interface", t.ifname, "family", t.family, "err", err)
-				d.event("vrrp", "", "", fmt.Sprintf("transport on %s (%s) stopped: %v", t.ifname, t.family, err))
-			}
-		})
-	}
-	for _, in := range r.instances {
-		r.wg.Go(func() {
-			if err := in.inst.Run(runCtx); err != nil {
-				d.log.Error("vrrp instance stopped", "instance", in.cfg.Name, "err", err)
-				d.event("vrrp", "", "", fmt.Sprintf("%s stopped: %v", in.cfg.Name, err))
-			}
-		})
-	}
-	d.opts.Metrics.registerVRRP(r.metricsSnapshot)
-	d.log.Info("vrrp started", "instances", len(r.instances))
-	return r, nil
-}
-
-// open builds the transports and instances.
-func (r *vrrpRuntime) open(d *Daemon, o VRRPOptions, cfgs []config.VRRPInstance) error {
-	transports := map[transportKey]*vrrpTransport{}
-	managers := map[[2]string]vrrp.AddressManager{}
-	announcers := map[string]vrrp.Announcer{}
-	keep := func(v any) {
-		if c, ok := v.(io.Closer); ok {
-			r.closers = append(r.closers, c)
-		}
-	}
-	for _, c := range cfgs {
-		ic, err := instanceConfig(c, o.SourceAddress)
-		if err != nil {
-			return err
-		}
-		fam := vrrp.FamilyOf(ic.Router.PrimaryAddress)
-		key := transportKey{c.Interface, fam, len(c.UnicastPeers) == 0}
-		t := transports[key]
-		if t == nil {
-			conn, err := o.Listen(c.Interface, fam, key.multicast)
-			if err != nil {
-				return fmt.Errorf("vrrp instance %s: listening on %s: %w", c.Name, c.Interface, err)
-			}
-			r.closers = append(r.closers, conn)
-			t = &vrrpTransport{c.Interface, fam, vrrp.NewTransport(conn, vrrp.TransportOptions{Logger: d.log.With("interface", c.Interface)})}
-			transports[key] = t
-			r.transports = append(r.transports, t)
-		}
-		addrs := &vipAddresses{byAddr: map[netip.Addr]vrrp.AddressManager{}}
-		ann := &vipAnnouncer{byAddr: map[netip.Addr]vrrp.Announcer{}}
-		for _, va := range c.VirtualAddresses {
-			dev := cmpOr(va.Dev, c.Interface)
-			mk := [2]string{dev, va.Label}
-			m := managers[mk]
-			if m == nil {
-				if m, err = o.Addresses(dev, va.Label); err != nil {
-					return fmt.Errorf("vrrp instance %s: addresses on %s: %w", c.Name, dev, err)
-				}
-				keep(m)
-				managers[mk] = m
-			}
-			addrs.byAddr[va.Address] = m
-			a := announcers[dev]
-			if a == nil {
-				if a, err = o.Announcer(dev); err != nil {
-					return fmt.Errorf("vrrp instance %s: announcing on %s: %w", c.Name, dev, err)
-				}
-				keep(a)
-				announcers[dev] = a
-			}
-			ann.byAddr[va.Address] = a
-		}
-		vi := &vrrpInstance{cfg: c}
-		vi.inst, err = vrrp.NewInstance(ic, vrrp.InstanceDeps{
-			Transport: t.Transport,
-			Addresses: addrs,
-			Announcer: ann,
-			Clock:     o.Clock,
-			Logger:    d.log,
-			Observers: []vrrp.Observer{vrrp.ObserverFunc(func(ch vrrp.StateChange) {
-				d.vrrpChanged(vi, ch)
-				r.changed(d, vi, ch)
-			})},
-		})
-		if err != nil {
-			return err
-		}
-		r.instances = append(r.instances, vi)
-		r.byName[c.Name] = vi
+	if err := r.scripts.Update(targets); err != nil {
+		return fmt.Errorf("vrrp scripts: %w", err)
 	}
 	return nil
+}
+
+// watchLinks watches links, unless it already does exactly those: a new
+// watcher reports each link's state first.
+func (r *vrrpRuntime) watchLinks(links []string) {
+	if r.opts.WatchLinks == nil || r.watchCancel != nil && slices.Equal(links, r.watched) {
+		return
+	}
+	if r.watchCancel != nil {
+		r.watchCancel() // the old watcher ends on its own; stop waits for it
+	}
+	ctx, cancel := context.WithCancel(r.runCtx)
+	r.watchCancel, r.watched = cancel, links
+	watch := r.opts.WatchLinks
+	r.wg.Go(func() {
+		err := watch(ctx, links, func(name string, up bool, reason string) {
+			r.update(ctx, trackUpdate{kind: "interface", name: name, trackInput: trackInput{known: true, up: up, reason: reason}})
+		})
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("watching tracked links stopped", "err", err)
+			r.d.event("vrrp", "", "", fmt.Sprintf("watching tracked links stopped: %v", err))
+		}
+	})
+}
+
+// list returns the running instances.
+func (r *vrrpRuntime) list() []*vrrpInstance {
+	r.instMu.Lock()
+	defer r.instMu.Unlock()
+	return r.instances
+}
+
+// named returns the running instance of that name, or nil.
+func (r *vrrpRuntime) named(name string) *vrrpInstance {
+	r.instMu.Lock()
+	defer r.instMu.Unlock()
+	return r.byName[name]
+}
+
+// section returns the VRRP section running now.
+func (r *vrrpRuntime) section() config.VRRP {
+	r.instMu.Lock()
+	defer r.instMu.Unlock()
+	return r.cfg
 }
 
 func cmpOr(a, b string) string {
@@ -339,8 +707,9 @@ func (d *Daemon) vrrpChanged(vi *vrrpInstance, ch vrrp.StateChange) {
 	case ch.From == vrrp.Master:
 		vi.masterSince = time.Time{}
 	}
+	iface := vi.cfg.Interface
 	vi.mu.Unlock()
-	msg := fmt.Sprintf("%s (vrid %d on %s): %s -> %s", ch.Instance, ch.VRID, vi.cfg.Interface, ch.From, ch.To)
+	msg := fmt.Sprintf("%s (vrid %d on %s): %s -> %s", ch.Instance, ch.VRID, iface, ch.From, ch.To)
 	if ch.Reason != "" {
 		msg += ": " + ch.Reason
 	}
@@ -354,17 +723,20 @@ func (r *vrrpRuntime) stop() {
 	if r == nil {
 		return
 	}
+	r.postMu.Lock()
+	instances := r.list()
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, in := range r.instances {
+	for _, in := range instances {
 		wg.Go(func() {
 			if err := in.inst.Shutdown(ctx); err != nil {
-				r.log.Error("stopping vrrp instance", "instance", in.cfg.Name, "err", err)
+				r.log.Error("stopping vrrp instance", "instance", in.inst.Name(), "err", err)
 			}
 		})
 	}
 	wg.Wait()
+	r.postMu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 	r.closeAll()
@@ -384,14 +756,17 @@ func (r *vrrpRuntime) status() []VRRPStatus {
 	if r == nil {
 		return nil
 	}
-	out := make([]VRRPStatus, 0, len(r.instances))
-	for _, in := range r.instances {
+	instances := r.list()
+	section := r.section()
+	out := make([]VRRPStatus, 0, len(instances))
+	for _, in := range instances {
+		c := in.config()
 		s := in.inst.Status()
 		stats := in.inst.Stats()
 		vs := VRRPStatus{
-			Name: in.cfg.Name, VRID: uint8(in.cfg.VirtualRouterID), Interface: in.cfg.Interface,
-			Version: in.cfg.Version, State: s.State.String(),
-			Priority: s.Priority, ConfiguredPriority: r.configuredPriority(in.cfg.Name),
+			Name: c.Name, VRID: uint8(c.VirtualRouterID), Interface: c.Interface,
+			Version: c.Version, State: s.State.String(),
+			Priority: s.Priority, ConfiguredPriority: r.configuredPriority(c.Name),
 			MasterPriority:  s.MasterPriority,
 			AdvertsSent:     stats.AdvertsSent,
 			AdvertsReceived: stats.AdvertsReceived,
@@ -405,17 +780,17 @@ func (r *vrrpRuntime) status() []VRRPStatus {
 		vs.Since, vs.Reason, vs.MasterSince = in.since, in.reason, in.masterSince
 		in.mu.Unlock()
 		r.trackMu.Lock()
-		vs.Fault, vs.Tracking = r.tracking.status(in.cfg.Name)
+		vs.Fault, vs.Tracking = r.tracking.status(c.Name)
 		r.trackMu.Unlock()
 		if s.State != vrrp.Fault {
 			vs.Fault = ""
 		}
-		if g := r.cfg.SyncGroupOf(in.cfg.Name); g != nil {
+		if g := section.SyncGroupOf(c.Name); g != nil {
 			vs.SyncGroup = g.Name
 		}
-		vs.SteppedDownUntil, vs.NoPreempt = r.steppedDownUntil(in.cfg.Name), !in.cfg.PreemptMode()
-		for _, va := range in.cfg.VirtualAddresses {
-			vs.VIPs = append(vs.VIPs, va.Address.String())
+		vs.SteppedDownUntil, vs.NoPreempt = r.steppedDownUntil(c.Name), !c.PreemptMode()
+		for _, a := range in.inst.Config().Router.Addresses {
+			vs.VIPs = append(vs.VIPs, a.String())
 		}
 		out = append(out, vs)
 	}
@@ -430,69 +805,76 @@ func (d *Daemon) vrrpStatus() []VRRPStatus {
 	return r.status()
 }
 
-// vrrpReloaded applies what a reload can change in the running VRRP
-// instances: their priorities (lowering a director's priority and
-// reloading is how a master is drained). Any other VRRP change waits for
-// a restart, and the log and timeline say so.
-func (d *Daemon) vrrpReloaded(cfg *config.Config) {
+// vrrpPrepareReload readies the VRRP part of a reload and returns what
+// applies it once the new config is in place. Like keepalived, a reload
+// keeps the state of every instance that still exists (the same
+// interface, VRID, family and unicast or multicast): it takes its new
+// priority, interval, addresses, peers, tracking and notify commands in
+// place; new instances start; removed ones stop as at shutdown (a master
+// sends priority 0). An error (an interface that cannot be opened, a
+// source address that cannot be found) rejects the reload before
+// anything changed.
+func (d *Daemon) vrrpPrepareReload(cfg *config.Config) (func(), error) {
 	d.mu.Lock()
 	r := d.vrrp
 	d.mu.Unlock()
-	running := config.VRRP{}
-	if r != nil {
-		r.appliedMu.Lock()
-		defer r.appliedMu.Unlock()
-		running = r.applied
-	}
-	if len(running.Instances) == 0 && len(cfg.VRRP.Instances) == 0 || reflect.DeepEqual(running, cfg.VRRP) {
-		return
-	}
-	if r != nil {
-		if changed, ok := priorityChanges(running, cfg.VRRP); ok {
-			for name, p := range changed {
-				msg := fmt.Sprintf("%s: configured priority %d -> %d", name, r.configuredPriority(name), p)
-				d.log.Info("vrrp priority reloaded", "instance", name, "priority", p)
-				d.event("config", "", "", msg)
-				r.update(context.Background(), trackUpdate{kind: "priority", name: name, priority: uint8(p)})
-			}
-			r.applied = cfg.VRRP
-			return
+	if r == nil {
+		// VRRP starts with this reload, as it would at start.
+		vr, err := d.startVRRP(context.Background(), cfg)
+		if err != nil {
+			return nil, err
 		}
+		d.mu.Lock()
+		d.vrrp = vr
+		d.mu.Unlock()
+		return func() {}, nil
 	}
-	d.log.Warn("the vrrp section changed beyond priorities: restart lvsd to apply it; the running instances keep their settings")
-	d.event("config", "", "", "vrrp changes beyond priorities need a restart; the running instances keep their settings")
-}
-
-// priorityChanges returns the instances whose priority alone changed;
-// false when anything else differs, or an instance becomes or stops
-// being the address owner (255), which the state machine fixes at start.
-func priorityChanges(running, next config.VRRP) (map[string]int, bool) {
-	if len(running.Instances) != len(next.Instances) {
-		return nil, false
+	if reflect.DeepEqual(r.section(), cfg.VRRP) {
+		return func() {}, nil
 	}
-	out := map[string]int{}
-	a, b := running, next
-	a.Instances, b.Instances = slices.Clone(a.Instances), slices.Clone(b.Instances)
-	for i := range a.Instances {
-		pa, pb := a.Instances[i].Priority, b.Instances[i].Priority
-		if pa != pb {
-			if pa == 255 || pb == 255 {
-				return nil, false
-			}
-			out[a.Instances[i].Name] = pb
+	if err := r.canTrack(cfg.VRRP); err != nil {
+		return nil, err
+	}
+	plan, err := r.prepare(cfg.VRRP)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if len(plan.stop) > 0 || len(plan.start) > 0 {
+			d.event("config", "", "", fmt.Sprintf("vrrp: %d instances kept, %d started, %d stopped", len(plan.keep), len(plan.start), len(plan.stop)))
 		}
-		b.Instances[i].Priority = pa
-	}
-	return out, reflect.DeepEqual(a, b)
+		if err := r.apply(plan); err != nil {
+			d.log.Error("vrrp reload", "err", err)
+			d.event("config", "", "", "vrrp reload: "+err.Error())
+		}
+	}, nil
 }
 
 // vipAddresses sends each address to the manager of its device and
-// label.
+// label. A reload changes the map while the instance runs.
 type vipAddresses struct {
+	mu     sync.Mutex
 	byAddr map[netip.Addr]vrrp.AddressManager
 }
 
+// merge adds m's addresses (a reload's, before the instance takes them).
+func (v *vipAddresses) merge(m map[netip.Addr]vrrp.AddressManager) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	maps.Copy(v.byAddr, m)
+}
+
+// set makes m the addresses (a reload's, once the instance dropped the
+// others).
+func (v *vipAddresses) set(m map[netip.Addr]vrrp.AddressManager) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.byAddr = maps.Clone(m)
+}
+
 func (v *vipAddresses) group(addrs []netip.Addr) ([]vrrp.AddressManager, map[vrrp.AddressManager][]netip.Addr) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	var order []vrrp.AddressManager
 	groups := map[vrrp.AddressManager][]netip.Addr{}
 	for _, a := range addrs {
@@ -530,13 +912,27 @@ func (v *vipAddresses) RemoveAddresses(addrs []netip.Addr) error {
 
 // vipAnnouncer announces each address on its device.
 type vipAnnouncer struct {
+	mu     sync.Mutex
 	byAddr map[netip.Addr]vrrp.Announcer
+}
+
+func (v *vipAnnouncer) merge(m map[netip.Addr]vrrp.Announcer) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	maps.Copy(v.byAddr, m)
+}
+
+func (v *vipAnnouncer) set(m map[netip.Addr]vrrp.Announcer) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.byAddr = maps.Clone(m)
 }
 
 // Announce implements vrrp.Announcer.
 func (v *vipAnnouncer) Announce(addrs []netip.Addr) error {
 	var order []vrrp.Announcer
 	groups := map[vrrp.Announcer][]netip.Addr{}
+	v.mu.Lock()
 	for _, a := range addrs {
 		an := v.byAddr[a]
 		if an == nil {
@@ -547,6 +943,7 @@ func (v *vipAnnouncer) Announce(addrs []netip.Addr) error {
 		}
 		groups[an] = append(groups[an], a)
 	}
+	v.mu.Unlock()
 	var errs []error
 	for _, an := range order {
 		errs = append(errs, an.Announce(groups[an]))

@@ -32,17 +32,21 @@ type vrrpSnapshot struct {
 
 func (r *vrrpRuntime) metricsSnapshot() vrrpSnapshot {
 	var s vrrpSnapshot
-	for _, in := range r.instances {
+	for _, in := range r.list() {
+		c := in.config()
 		st := in.inst.Status()
 		r.trackMu.Lock()
-		_, tracks := r.tracking.status(in.cfg.Name)
+		_, tracks := r.tracking.status(c.Name)
 		r.trackMu.Unlock()
 		s.instances = append(s.instances, vrrpMetricRow{
-			name: in.cfg.Name, iface: in.cfg.Interface, vrid: uint8(in.cfg.VirtualRouterID),
+			name: c.Name, iface: c.Interface, vrid: uint8(c.VirtualRouterID),
 			state: st.State, priority: st.Priority, stats: in.inst.Stats(), tracks: tracks,
 		})
 	}
-	for _, t := range r.transports {
+	r.instMu.Lock()
+	transports := r.transports
+	r.instMu.Unlock()
+	for _, t := range transports {
 		s.transports = append(s.transports, vrrpTransportRow{t.ifname, t.family.String(), t.Stats()})
 	}
 	return s

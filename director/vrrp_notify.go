@@ -97,11 +97,13 @@ func (r *vrrpRuntime) changed(d *Daemon, vi *vrrpInstance, ch vrrp.StateChange) 
 	if ch.To == vrrp.Initialize {
 		return // stopping: stopped() notifies
 	}
-	r.notify.fire(vi.cfg.Notify, "INSTANCE", vi.cfg.Name, ch.To, vi.inst.Status().Priority)
-	if g := r.cfg.SyncGroupOf(vi.cfg.Name); g != nil {
+	c := vi.config()
+	r.notify.fire(c.Notify, "INSTANCE", c.Name, ch.To, vi.inst.Status().Priority)
+	section := r.section()
+	if g := section.SyncGroupOf(c.Name); g != nil {
 		r.groupChanged(g, vi, ch.To)
 	}
-	if sd := d.syncFollows(); sd != "" && sd == vi.cfg.Name {
+	if sd := d.syncFollows(); sd != "" && sd == c.Name {
 		// The follower reads the instance's state itself; a pending
 		// kick covers any number of transitions.
 		select {
@@ -115,7 +117,7 @@ func (r *vrrpRuntime) changed(d *Daemon, vi *vrrpInstance, ch vrrp.StateChange) 
 // in the state the last of them just entered.
 func (r *vrrpRuntime) groupChanged(g *config.VRRPSyncGroup, vi *vrrpInstance, to vrrp.State) {
 	for _, name := range g.Instances {
-		if other := r.byName[name]; other != nil && other != vi && other.inst.Status().State != to {
+		if other := r.named(name); other != nil && other != vi && other.inst.Status().State != to {
 			return
 		}
 	}
@@ -132,11 +134,13 @@ func (r *vrrpRuntime) groupChanged(g *config.VRRPSyncGroup, vi *vrrpInstance, to
 
 // stopped runs the stop commands once the instances have stopped.
 func (r *vrrpRuntime) stopped() {
-	for _, in := range r.instances {
-		r.notify.fire(in.cfg.Notify, "INSTANCE", in.cfg.Name, vrrp.Initialize, 0)
+	for _, in := range r.list() {
+		c := in.config()
+		r.notify.fire(c.Notify, "INSTANCE", c.Name, vrrp.Initialize, 0)
 	}
-	for i := range r.cfg.SyncGroups {
-		g := &r.cfg.SyncGroups[i]
+	section := r.section()
+	for i := range section.SyncGroups {
+		g := &section.SyncGroups[i]
 		r.notify.fire(g.Notify, "GROUP", g.Name, vrrp.Initialize, 0)
 	}
 }
@@ -190,7 +194,7 @@ func (d *Daemon) followedSyncRole(instance string) ipvs.SyncRole {
 	r := d.vrrp
 	d.mu.Unlock()
 	if r != nil {
-		if vi := r.byName[instance]; vi != nil && vi.inst.Status().State == vrrp.Master {
+		if vi := r.named(instance); vi != nil && vi.inst.Status().State == vrrp.Master {
 			return ipvs.SyncMaster
 		}
 	}

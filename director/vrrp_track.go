@@ -34,13 +34,11 @@ func (in trackInput) state() string {
 	return "down"
 }
 
-// trackUpdate is a change of one link or script, or of an instance's
-// configured priority (a reload).
+// trackUpdate is a change of one link or script.
 type trackUpdate struct {
-	kind string // "interface", "script", "priority" or "step-down"
+	kind string // "interface", "script" or "step-down"
 	name string
 	trackInput
-	priority uint8 // for "priority"
 	// until ends a "step-down" drill (zero: end it now); reason says who
 	// asked.
 	until time.Time
@@ -257,12 +255,20 @@ func (s *trackState) endStepDowns(now time.Time) {
 	}
 }
 
-// base returns an instance's configured priority.
-func (s *trackState) base(name string) uint8 {
+// instance returns the tracking view of the named instance, or nil.
+func (s *trackState) instance(name string) *trackedInstance {
 	for _, ti := range s.instances {
 		if ti.name == name {
-			return ti.base
+			return ti
 		}
+	}
+	return nil
+}
+
+// base returns an instance's configured priority.
+func (s *trackState) base(name string) uint8 {
+	if ti := s.instance(name); ti != nil {
+		return ti.base
 	}
 	return 0
 }
@@ -273,14 +279,6 @@ func (r *vrrpRuntime) configuredPriority(name string) uint8 {
 	r.trackMu.Lock()
 	defer r.trackMu.Unlock()
 	return r.tracking.base(name)
-}
-
-func (s *trackState) setBase(name string, p uint8) {
-	for _, ti := range s.instances {
-		if ti.name == name {
-			ti.base = p
-		}
-	}
 }
 
 // status returns an instance's tracks and fault for the status API.
@@ -322,7 +320,7 @@ func scriptTargets(v config.VRRP) []health.Target {
 }
 
 // track runs the tracking loop until ctx ends: it applies updates and
-// posts what they change.
+// posts what they change. A reload waits for the posts in flight.
 func (r *vrrpRuntime) track(ctx context.Context) {
 	holds := r.clock.NewTimer() // the earliest step-down's end
 	defer holds.Stop()
@@ -332,14 +330,14 @@ func (r *vrrpRuntime) track(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-holds.C():
+			r.postMu.Lock()
 			r.trackMu.Lock()
 			r.tracking.endStepDowns(now)
 			posts = r.tracking.decide()
 		case u := <-r.updates:
+			r.postMu.Lock()
 			r.trackMu.Lock()
 			switch u.kind {
-			case "priority":
-				r.tracking.setBase(u.name, u.priority)
 			case "step-down":
 				if u.until.IsZero() {
 					delete(r.tracking.stepDowns, u.name)
@@ -357,12 +355,22 @@ func (r *vrrpRuntime) track(ctx context.Context) {
 			holds.ResetAt(next)
 		}
 		r.trackMu.Unlock()
-		for _, p := range posts {
-			in := r.byName[p.instance]
-			r.log.Info("vrrp tracking", "instance", p.instance, "event", fmt.Sprintf("%T", p.event), "detail", fmt.Sprintf("%+v", p.event))
-			if err := in.inst.Post(ctx, p.event); err != nil {
-				r.log.Error("vrrp tracking", "instance", p.instance, "err", err)
-			}
+		r.post(ctx, posts)
+		r.postMu.Unlock()
+	}
+}
+
+// post hands tracking's events to the instances, in order. Callers hold
+// postMu.
+func (r *vrrpRuntime) post(ctx context.Context, posts []trackPost) {
+	for _, p := range posts {
+		in := r.named(p.instance)
+		if in == nil {
+			continue
+		}
+		r.log.Info("vrrp tracking", "instance", p.instance, "event", fmt.Sprintf("%T", p.event), "detail", fmt.Sprintf("%+v", p.event))
+		if err := in.inst.Post(ctx, p.event); err != nil {
+			r.log.Error("vrrp tracking", "instance", p.instance, "err", err)
 		}
 	}
 }

@@ -27,7 +27,9 @@
 //     timers (from an injected Clock) and tracking events, carries out its
 //     actions through the Transport, an AddressManager and an Announcer
 //     (gratuitous ARP, unsolicited NA, on keepalived's garp_master_*
-//     schedule), and tells Observers of every transition.
+//     schedule), and tells Observers of every transition. Reconfigure
+//     applies a reloaded config in place (the Reconfigured event), keeping
+//     the state as keepalived's reload does.
 //
 // The Linux implementations live in _linux.go files: Listen (raw IP
 // protocol 112 sockets), Snoop (a passive AF_PACKET listener for

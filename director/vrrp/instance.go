@@ -143,11 +143,13 @@ type Instance struct {
 	addrs     AddressManager
 	announcer Announcer
 	clock     Clock
+	baseLog   *slog.Logger
 	log       *slog.Logger
 	observers []Observer
 	dsts      []netip.Addr
 
 	events   chan Event
+	reconf   chan reconfigureRequest
 	shutdown chan struct{}
 	done     chan struct{}
 	started  atomic.Bool
@@ -193,10 +195,12 @@ func NewInstance(cfg InstanceConfig, deps InstanceDeps) (*Instance, error) {
 		addrs:     deps.Addresses,
 		announcer: deps.Announcer,
 		clock:     deps.Clock,
+		baseLog:   log,
 		log:       log.With("instance", cfg.Name, "vrid", cfg.Router.VRID),
 		observers: slices.Clone(deps.Observers),
 		dsts:      dsts,
 		events:    make(chan Event, 16),
+		reconf:    make(chan reconfigureRequest),
 		shutdown:  make(chan struct{}),
 		done:      make(chan struct{}),
 		status:    m.Status(),
@@ -205,7 +209,93 @@ func NewInstance(cfg InstanceConfig, deps InstanceDeps) (*Instance, error) {
 }
 
 // Name returns the instance's name.
-func (in *Instance) Name() string { return in.cfg.Name }
+func (in *Instance) Name() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.cfg.Name
+}
+
+// Config returns the configuration the instance runs with.
+func (in *Instance) Config() InstanceConfig {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	c := in.cfg
+	c.UnicastPeers = slices.Clone(c.UnicastPeers)
+	c.Router.Addresses = slices.Clone(c.Router.Addresses)
+	return c
+}
+
+type reconfigureRequest struct {
+	cfg      InstanceConfig
+	priority uint8
+	done     chan struct{}
+}
+
+// Reconfigure applies a reloaded configuration to the running instance
+// without restarting it: the state machine keeps its state (see
+// Reconfigured for what a master and a backup do), and the unicast
+// peers, the announcement settings and the name take effect at once.
+// priority is the effective priority to run with (0: the configured
+// one). The interface, the VRID, the address family and whether the
+// instance is unicast or multicast are its identity: a config that
+// changes one of them is refused (stop this instance and start another).
+// Reconfigure returns once the change is applied, or when ctx is done.
+func (in *Instance) Reconfigure(ctx context.Context, cfg InstanceConfig, priority uint8) error {
+	if cfg.Announce == (AnnounceConfig{}) {
+		cfg.Announce = DefaultAnnounce
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cur := in.Config()
+	what := ""
+	switch {
+	case cfg.Interface != cur.Interface:
+		what = fmt.Sprintf("interface %s -> %s", cur.Interface, cfg.Interface)
+	case cfg.Router.VRID != cur.Router.VRID:
+		what = fmt.Sprintf("vrid %d -> %d", cur.Router.VRID, cfg.Router.VRID)
+	case FamilyOf(cfg.Router.PrimaryAddress) != FamilyOf(cur.Router.PrimaryAddress):
+		what = fmt.Sprintf("family %s -> %s", FamilyOf(cur.Router.PrimaryAddress), FamilyOf(cfg.Router.PrimaryAddress))
+	case (len(cfg.UnicastPeers) == 0) != (len(cur.UnicastPeers) == 0):
+		what = "unicast <-> multicast"
+	}
+	if what != "" {
+		return fmt.Errorf("vrrp instance %s: reconfiguring: %s needs a new instance", cur.Name, what)
+	}
+	cfg.UnicastPeers = slices.Clone(cfg.UnicastPeers)
+	cfg.Router.Addresses = slices.Clone(cfg.Router.Addresses)
+	req := reconfigureRequest{cfg: cfg, priority: priority, done: make(chan struct{})}
+	select {
+	case in.reconf <- req:
+	case <-in.done:
+		return fmt.Errorf("vrrp instance %s: reconfiguring: instance stopped", cur.Name)
+	case <-ctx.Done():
+		return fmt.Errorf("vrrp instance %s: reconfiguring: %w", cur.Name, ctx.Err())
+	}
+	select {
+	case <-req.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("vrrp instance %s: waiting for the reconfiguration: %w", cur.Name, ctx.Err())
+	}
+}
+
+// reconfigure is Reconfigure on the Run goroutine.
+func (in *Instance) reconfigure(req reconfigureRequest) {
+	defer close(req.done)
+	in.mu.Lock()
+	in.cfg = req.cfg
+	in.mu.Unlock()
+	in.dsts = req.cfg.UnicastPeers
+	if len(in.dsts) == 0 {
+		in.dsts = []netip.Addr{FamilyOf(req.cfg.Router.PrimaryAddress).Group()}
+	}
+	in.announce.cfg = req.cfg.Announce
+	in.log = in.baseLog.With("instance", req.cfg.Name, "vrid", req.cfg.Router.VRID)
+	in.log.Info("vrrp instance reconfigured", "state", in.m.State(), "priority", req.cfg.Router.Priority,
+		"advert_interval", req.cfg.Router.AdvertInterval, "vip", req.cfg.Router.Addresses)
+	in.step(Reconfigured{Config: req.cfg.Router, Priority: req.priority})
+}
 
 // Status returns a snapshot of the state machine.
 func (in *Instance) Status() Status {
@@ -240,15 +330,15 @@ func (in *Instance) Post(ctx context.Context, ev Event) error {
 	switch ev.(type) {
 	case PriorityChanged, FaultDetected, FaultCleared, StepDown:
 	default:
-		return fmt.Errorf("vrrp instance %s: posting %T: only priority, fault and step-down events may be posted", in.cfg.Name, ev)
+		return fmt.Errorf("vrrp instance %s: posting %T: only priority, fault and step-down events may be posted", in.Name(), ev)
 	}
 	select {
 	case in.events <- ev:
 		return nil
 	case <-in.done:
-		return fmt.Errorf("vrrp instance %s: posting %T: instance stopped", in.cfg.Name, ev)
+		return fmt.Errorf("vrrp instance %s: posting %T: instance stopped", in.Name(), ev)
 	case <-ctx.Done():
-		return fmt.Errorf("vrrp instance %s: posting %T: %w", in.cfg.Name, ev, ctx.Err())
+		return fmt.Errorf("vrrp instance %s: posting %T: %w", in.Name(), ev, ctx.Err())
 	}
 }
 
@@ -262,13 +352,13 @@ func (in *Instance) Shutdown(ctx context.Context) error {
 	case <-in.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("vrrp instance %s: shutting down: %w", in.cfg.Name, ctx.Err())
+		return fmt.Errorf("vrrp instance %s: shutting down: %w", in.Name(), ctx.Err())
 	}
 	select {
 	case <-in.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("vrrp instance %s: waiting for shutdown: %w", in.cfg.Name, ctx.Err())
+		return fmt.Errorf("vrrp instance %s: waiting for shutdown: %w", in.Name(), ctx.Err())
 	}
 }
 
@@ -318,6 +408,8 @@ func (in *Instance) Run(ctx context.Context) error {
 			in.announceDue()
 		case ev := <-in.events:
 			in.step(ev)
+		case req := <-in.reconf:
+			in.reconfigure(req)
 		}
 	}
 }
@@ -369,8 +461,10 @@ func (in *Instance) do(now time.Time, a Action) (StateChange, bool) {
 			in.log.Error("adding virtual addresses", "vip", a.Addresses, "err", err)
 		}
 	case RemoveAddresses:
-		in.announce.stop()
-		in.annTimer.Stop()
+		if !a.Partial {
+			in.announce.stop()
+			in.annTimer.Stop()
+		}
 		if err := in.addrs.RemoveAddresses(a.Addresses); err != nil {
 			in.stats.addressErrors.Add(1)
 			in.log.Error("removing virtual addresses", "vip", a.Addresses, "err", err)

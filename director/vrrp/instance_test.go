@@ -411,3 +411,66 @@ func TestUnicastPeersReplaceTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A reload that lowers the master's priority drains it: the backup hears
+// the new priority at once and takes over after its down interval; the
+// old master yields when it hears the backup.
+func TestInstanceReconfiguredToALowerPriorityHandsOverToTheBackup(t *testing.T) {
+	_, clock, a, b := twoNodes(t, nil)
+	ctx := ctxT(t)
+	heard := b.inst.Stats().AdvertsReceived
+	if err := a.inst.Reconfigure(ctx, instanceConfig("a", "10.81.0.1", 50, nil), 0); err != nil {
+		t.Fatal(err)
+	}
+	a.noTransition()
+	if st := a.inst.Status(); st.State != vrrp.Master || st.Priority != 50 {
+		t.Fatalf("a after the reload: %+v", st)
+	}
+	eventually(t, "b to hear a's advert of priority 50", func() bool { return b.inst.Stats().AdvertsReceived > heard })
+	clock.Advance(4 * time.Second) // b discards a's lower adverts: its down timer runs out
+	b.waitState(vrrp.Master)
+	a.waitState(vrrp.Backup)
+}
+
+// Removing one address keeps the announcements of the others going: the
+// second burst after garp_master_delay still goes out.
+func TestInstanceReconfiguredWithoutAnAddressKeepsAnnouncingTheRest(t *testing.T) {
+	wire, clock := vrrptest.NewWire(), vrrptest.NewClock(start)
+	n := startNode(t, wire, clock, instanceConfig("a", "10.81.0.1", 100, nil))
+	clock.Advance(3610 * time.Millisecond)
+	n.waitState(vrrp.Master)
+	ctx := ctxT(t)
+	if err := n.ann.WaitRounds(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	one := instanceConfig("a", "10.81.0.1", 100, func(c *vrrp.InstanceConfig) { c.Router.Addresses = vips[:1] })
+	if err := n.inst.Reconfigure(ctx, one, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.addrs.WaitHeld(ctx, vips[0]); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(5 * time.Second)
+	if err := n.ann.WaitRounds(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	n.noTransition()
+}
+
+func TestInstanceReconfigureRefusesAnotherIdentity(t *testing.T) {
+	wire, clock := vrrptest.NewWire(), vrrptest.NewClock(start)
+	n := startNode(t, wire, clock, instanceConfig("a", "10.81.0.1", 100, nil))
+	for what, edit := range map[string]func(*vrrp.InstanceConfig){
+		"interface eth0 -> eth1": func(c *vrrp.InstanceConfig) { c.Interface = "eth1" },
+		"vrid 51 -> 52":          func(c *vrrp.InstanceConfig) { c.Router.VRID = 52 },
+		"unicast <-> multicast":  func(c *vrrp.InstanceConfig) { c.UnicastPeers = []netip.Addr{netip.MustParseAddr("10.81.0.2")} },
+	} {
+		err := n.inst.Reconfigure(ctxT(t), instanceConfig("a", "10.81.0.1", 100, edit), 0)
+		if err == nil || err.Error() != "vrrp instance a: reconfiguring: "+what+" needs a new instance" {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	if err := n.inst.Reconfigure(ctxT(t), instanceConfig("a", "10.81.0.1", 0, nil), 0); err == nil {
+		t.Error("an invalid config (priority 0) was accepted")
+	}
+}

@@ -60,7 +60,7 @@ func (t Timer) String() string {
 
 // Event is an input to Machine.Step: one of Startup, Shutdown,
 // AdvertReceived, TimerExpired, PriorityChanged, FaultDetected,
-// FaultCleared and StepDown.
+// FaultCleared, Reconfigured and StepDown.
 type Event interface{ isEvent() }
 
 // Startup starts the protocol (Initialize -> Backup, or Master for the
@@ -96,6 +96,31 @@ type FaultDetected struct{ Reason string }
 // Startup.
 type FaultCleared struct{}
 
+// Reconfigured applies a reloaded configuration in place, keeping the
+// state, as keepalived keeps an instance's state across a reload (its
+// vrrp_daemon.c reload path with clear_diff_vrrp and restore_vrrp_state):
+//   - a master stays master: it drops the addresses no longer listed,
+//     adds the new ones and announces them all if any were added (no
+//     announcement otherwise), sends an advert at once with what changed
+//     (priority, interval, addresses) and advertises at the new interval
+//     from then on;
+//   - a backup stays backup and waits a whole Master_Down_Interval of the
+//     new settings from now (keepalived re-arms it too); a version 3
+//     backup keeps the interval it learnt from the master;
+//   - a router that becomes the address owner (priority 255) takes over
+//     at once; one that stops being it stays master until a peer with a
+//     higher priority preempts it;
+//   - a router in fault or not started only takes the settings.
+//
+// Config must be valid and keep the VRID and the address family; a
+// config that does not is ignored (Instance.Reconfigure refuses it with
+// an error). Priority is the effective priority to run with (tracking
+// may move it from Config.Priority); 0 means Config.Priority.
+type Reconfigured struct {
+	Config   Config
+	Priority uint8
+}
+
 // StepDown hands the addresses over on purpose (a failover drill): a
 // master sends a priority-0 advert, drops the addresses and becomes a
 // backup, so a backup takes over after Skew_Time. Unlike FaultDetected
@@ -111,6 +136,7 @@ func (TimerExpired) isEvent()    {}
 func (PriorityChanged) isEvent() {}
 func (FaultDetected) isEvent()   {}
 func (FaultCleared) isEvent()    {}
+func (Reconfigured) isEvent()    {}
 func (StepDown) isEvent()        {}
 
 // Action is an output of Machine.Step that the caller carries out, in
@@ -131,8 +157,13 @@ type AddAddresses struct {
 }
 
 // RemoveAddresses asks for the virtual addresses to be removed; removing
-// an address that is not there is not an error.
-type RemoveAddresses struct{ Addresses []netip.Addr }
+// an address that is not there is not an error. Partial means the router
+// stays master with its other addresses (a reload dropped these): their
+// announcements go on.
+type RemoveAddresses struct {
+	Addresses []netip.Addr
+	Partial   bool
+}
 
 // Announce asks for gratuitous ARP (IPv4) or unsolicited neighbour
 // advertisements with the router flag (IPv6) for the addresses, so hosts
@@ -316,10 +347,79 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		return m.fault(ev.Reason)
 	case FaultCleared:
 		return m.clearFault(now)
+	case Reconfigured:
+		return m.reconfigure(now, ev)
 	case StepDown:
 		return m.stepDown(now, ev.Reason)
 	}
 	return nil
+}
+
+// reconfigure is Reconfigured.
+func (m *Machine) reconfigure(now time.Time, ev Reconfigured) []Action {
+	cfg := ev.Config
+	if cfg.Validate() != nil || cfg.VRID != m.cfg.VRID || FamilyOf(cfg.PrimaryAddress) != FamilyOf(m.primary) {
+		return nil
+	}
+	cfg.Addresses = slices.Clone(cfg.Addresses)
+	old := m.cfg
+	m.cfg = cfg
+	m.primary = cfg.PrimaryAddress.WithZone("")
+	m.priority = cfg.Priority
+	if ev.Priority != 0 && cfg.Priority != 255 {
+		m.priority = min(max(ev.Priority, 1), 254)
+	}
+	if cfg.PreemptDelay != old.PreemptDelay || cfg.NoPreempt {
+		m.preemptAt = time.Time{}
+	}
+	switch m.state {
+	case Master:
+		return m.reconfigureMaster(now, old)
+	case Backup:
+		if cfg.Priority == 255 {
+			acts := []Action{StopTimer{Timer: MasterDownTimer}}
+			return append(acts, m.becomeMaster(now, "reload made this router the address owner (priority 255)")...)
+		}
+		if cfg.Version != Version3 || cfg.Version != old.Version || !m.master.IsValid() {
+			m.masterAdverInterval = cfg.AdvertInterval
+		}
+		m.downAt = now.Add(m.MasterDownInterval())
+		return []Action{ArmTimer{Timer: MasterDownTimer, At: m.downAt}}
+	case Initialize:
+		m.masterAdverInterval = cfg.AdvertInterval
+	}
+	return nil
+}
+
+// reconfigureMaster moves a master to a reloaded config without leaving
+// Master: the address changes, one advert now, the timer at the new
+// interval.
+func (m *Machine) reconfigureMaster(now time.Time, old Config) []Action {
+	var acts []Action
+	var removed, added []netip.Addr
+	for _, a := range old.Addresses {
+		if !slices.Contains(m.cfg.Addresses, a) {
+			removed = append(removed, a)
+		}
+	}
+	for _, a := range m.cfg.Addresses {
+		if !slices.Contains(old.Addresses, a) {
+			added = append(added, a)
+		}
+	}
+	if len(removed) > 0 {
+		acts = append(acts, RemoveAddresses{Addresses: removed, Partial: true})
+	}
+	if len(added) > 0 {
+		acts = append(acts, AddAddresses{Addresses: added, Accept: m.cfg.Priority == 255 || m.cfg.AcceptMode})
+	}
+	if len(added) > 0 {
+		acts = append(acts, Announce{Addresses: m.addresses(), Reason: "reload added addresses"})
+	}
+	m.masterAdverInterval = m.cfg.AdvertInterval
+	m.master, m.masterPriority = m.primary, m.priority
+	m.adverAt = now.Add(m.cfg.AdvertInterval)
+	return append(acts, m.advert(m.priority), ArmTimer{Timer: AdverTimer, At: m.adverAt})
 }
 
 // stepDown leaves Master for Backup with a priority-0 advert.
