@@ -118,6 +118,9 @@ const (
 type decoder struct {
 	dropReasons map[uint32]string
 	symbols     *Symbols
+	// lazySymbols, when symbols is nil, returns them once read (it may
+	// wait for the reader).
+	lazySymbols func() *Symbols
 	packets     packetDecoder
 }
 
@@ -187,6 +190,9 @@ func (d *decoder) dropReason(r uint32) string {
 }
 
 func (d *decoder) location(addr uint64) string {
+	if d.symbols == nil && d.lazySymbols != nil {
+		d.symbols = d.lazySymbols()
+	}
 	if d.symbols != nil {
 		if s, ok := d.symbols.Describe(addr); ok {
 			return s

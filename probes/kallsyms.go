@@ -83,7 +83,7 @@ func ParseKallsyms(r io.Reader) (*Symbols, error) {
 
 // Has reports whether the kernel has a text symbol of that name. It
 // scans the table: callers ask about a few dozen names, once.
-func (s *Symbols) Has(name string) bool { return slices.Contains(s.names, name) }
+func (s *Symbols) Has(name string) bool { return s != nil && slices.Contains(s.names, name) }
 
 // maxFuncSize bounds how far past a symbol an address may be and still
 // be called inside it: kallsyms lists starts, not sizes.

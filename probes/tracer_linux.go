@@ -41,7 +41,8 @@ type Tracer struct {
 	bootAt  time.Time // wall clock at CLOCK_MONOTONIC zero
 	attach  []Attachment
 	unseen  []string
-	symbols *Symbols
+	// waitSymbols returns kallsyms once read (nil if it could not be).
+	waitSymbols func() *Symbols
 
 	loadTime time.Duration // spent loading programs, for the log
 
@@ -103,14 +104,27 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("opening the tracer: %w", ErrIPVSNotLoaded)
 	}
 	began := time.Now()
-	// Reading kallsyms (a few hundred thousand lines the kernel formats
-	// one by one) and parsing the kernel's BTF each take a good part of
-	// a second under emulation: side by side. The symbols are waited for
-	// on every way out of Open.
-	symbols := make(chan error, 1)
-	go func() { symbols <- t.loadSymbols() }()
-	waitSymbols := sync.OnceValue(func() error { return <-symbols })
-	defer waitSymbols()
+	// kallsyms (a few hundred thousand lines the kernel formats one by
+	// one, seconds under emulation) only names drop locations and
+	// answers for functions BTF does not list: it is read beside
+	// everything else, and waited for when first needed and by Close
+	// (or here, if Open fails).
+	symbols := make(chan *Symbols, 1)
+	go func() {
+		syms, err := t.readSymbols()
+		if err != nil {
+			t.log.Warn("drop locations are shown as addresses", "err", err)
+		}
+		symbols <- syms
+	}()
+	t.waitSymbols = sync.OnceValue(func() *Symbols { return <-symbols })
+	t.dec.lazySymbols = t.waitSymbols
+	opened := false
+	defer func() {
+		if !opened {
+			t.waitSymbols()
+		}
+	}()
 	if err := t.loadDropReasons(); err != nil {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
@@ -124,9 +138,6 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	t.spec = spec
 	if err := t.loadTypes(ipvsLoaded); err != nil {
-		return nil, err
-	}
-	if err := waitSymbols(); err != nil {
 		return nil, err
 	}
 	prepared := time.Now()
@@ -153,7 +164,7 @@ func Open(opts Options) (*Tracer, error) {
 				continue
 			}
 			t.attached(tg, backend)
-		case !t.symbols.Has(tg.name):
+		case !t.hasFunction(tg):
 			t.skip(tg, "not in /proc/kallsyms (inlined or not built into this kernel)")
 		default:
 			funcs = append(funcs, tg)
@@ -169,7 +180,7 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("opening the tracer: nothing could be attached:\n%s", strings.Join(t.unseen, "\n"))
 	}
 	t.log.Info("tracer attached", "targets", len(t.attach), "unseen", len(t.unseen),
-		"symbols_and_btf", prepared.Sub(began).Round(time.Millisecond), "load", t.loadTime.Round(time.Millisecond),
+		"btf", prepared.Sub(began).Round(time.Millisecond), "load", t.loadTime.Round(time.Millisecond),
 		"total", time.Since(began).Round(time.Millisecond))
 	rd, err := ringbuf.NewReader(t.maps["events"])
 	if err != nil {
@@ -177,7 +188,29 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("opening the tracer: reading the ring buffer: %w", err)
 	}
 	t.reader = rd
+	opened = true
 	return t, nil
+}
+
+// hasFunction reports whether the kernel has tg as a function that can
+// be probed: in its BTF (vmlinux's, or ip_vs's), or else in kallsyms.
+func (t *Tracer) hasFunction(tg target) bool {
+	specs := []*btf.Spec{t.kernel}
+	if tg.ipvs {
+		specs = t.modules
+	}
+	for _, spec := range specs {
+		if spec == nil {
+			continue
+		}
+		types, _ := spec.AnyTypesByName(tg.name)
+		for _, typ := range types {
+			if _, ok := typ.(*btf.Func); ok {
+				return true
+			}
+		}
+	}
+	return t.waitSymbols().Has(tg.name)
 }
 
 func moduleLoaded(name string) bool {
@@ -185,18 +218,18 @@ func moduleLoaded(name string) bool {
 	return err == nil
 }
 
-func (t *Tracer) loadSymbols() error {
+// readSymbols reads /proc/kallsyms; nil with the error if it cannot.
+func (t *Tracer) readSymbols() (*Symbols, error) {
 	f, err := os.Open("/proc/kallsyms")
 	if err != nil {
-		return fmt.Errorf("opening the tracer: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	syms, err := ParseKallsyms(f)
 	if err != nil {
-		return fmt.Errorf("opening the tracer: /proc/%w", err)
+		return nil, fmt.Errorf("/proc/%w", err)
 	}
-	t.symbols, t.dec.symbols = syms, syms
-	return nil
+	return syms, nil
 }
 
 // loadTypes reads the BTF the programs are relocated against once:
@@ -645,7 +678,12 @@ func (t *Tracer) Lost() (uint64, error) {
 // Close detaches every program and frees the maps. It unblocks Read.
 // Calls after the first return nil.
 func (t *Tracer) Close() error {
-	t.closeOnce.Do(func() { t.closeErr = t.close() })
+	t.closeOnce.Do(func() {
+		t.closeErr = t.close()
+		if t.waitSymbols != nil {
+			t.waitSymbols() // the reader Open started
+		}
+	})
 	return t.closeErr
 }
 

@@ -41,7 +41,7 @@ func benchmarkAttach(b *testing.B) {
 			attached := 0
 			for range b.N {
 				start := time.Now()
-				tr, err := probes.Open(probes.Options{Backend: backend, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+				tr, err := probes.Open(probes.Options{Backend: backend, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 				if err != nil {
 					b.Fatal(err)
 				}
