@@ -12,21 +12,30 @@ import (
 // WriteDrillReport prints a drill's measurements and findings as text,
 // markdown or JSON (diag/drill.schema.json).
 func WriteDrillReport(w io.Writer, f *DrillFacts, fs []Finding, format Format) error {
+	return writeReport(w, format, "drill",
+		func() any { return drillJSON(f, fs) },
+		func(b *strings.Builder) { writeDrillMarkdown(b, f, fs) },
+		func(b *strings.Builder) { writeDrillText(b, f, fs) })
+}
+
+// writeReport renders a report in the format (JSON indented, markdown
+// or text) and writes it at once: a failed encoding writes nothing.
+func writeReport(w io.Writer, format Format, name string, value func() any, markdown, text func(*strings.Builder)) error {
 	var b strings.Builder
 	switch format {
 	case JSON:
 		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(drillJSON(f, fs)); err != nil {
-			return fmt.Errorf("encoding the drill report: %w", err)
+		if err := enc.Encode(value()); err != nil {
+			return fmt.Errorf("encoding the %s report: %w", name, err)
 		}
 	case Markdown:
-		writeDrillMarkdown(&b, f, fs)
+		markdown(&b)
 	default:
-		writeDrillText(&b, f, fs)
+		text(&b)
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
-		return fmt.Errorf("writing the drill report: %w", err)
+		return fmt.Errorf("writing the %s report: %w", name, err)
 	}
 	return nil
 }

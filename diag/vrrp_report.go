@@ -1,7 +1,6 @@
 package diag
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,23 +10,10 @@ import (
 
 // WriteVRRPReport prints the census and its findings in the format.
 func WriteVRRPReport(w io.Writer, c *VRRPCensus, fs []Finding, f Format) error {
-	var b strings.Builder
-	switch f {
-	case JSON:
-		enc := json.NewEncoder(&b)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(vrrpJSON(c, fs)); err != nil {
-			return fmt.Errorf("encoding the vrrp report: %w", err)
-		}
-	case Markdown:
-		writeVRRPMarkdown(&b, c, fs)
-	default:
-		writeVRRPText(&b, c, fs)
-	}
-	if _, err := io.WriteString(w, b.String()); err != nil {
-		return fmt.Errorf("writing the vrrp report: %w", err)
-	}
-	return nil
+	return writeReport(w, f, "vrrp",
+		func() any { return vrrpJSON(c, fs) },
+		func(b *strings.Builder) { writeVRRPMarkdown(b, c, fs) },
+		func(b *strings.Builder) { writeVRRPText(b, c, fs) })
 }
 
 // speakerRow is one line of the census table.
