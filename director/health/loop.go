@@ -19,11 +19,12 @@ var errNoNetLoop = errors.New("no event loop for health checks on this system")
 
 // loopTarget is what the event loop needs to run a check.
 type loopTarget struct {
-	addr     netip.AddrPort
-	target   string // addr as messages show it
-	timeout  time.Duration
-	sockaddr any          // the platform's socket address of addr
-	http     *HTTPChecker // nil: a TCP connect
+	addr      netip.AddrPort
+	target    string // addr as messages show it
+	connected string // a passed TCP check's reason
+	timeout   time.Duration
+	sockaddr  any          // the platform's socket address of addr
+	http      *HTTPChecker // nil: a TCP connect
 }
 
 // newLoopTarget describes a check for the event loop; nil when the
@@ -33,7 +34,8 @@ func newLoopTarget(addr netip.AddrPort, timeout time.Duration, http *HTTPChecker
 	if !ok {
 		return nil
 	}
-	return &loopTarget{addr: addr, target: addr.String(), timeout: timeout, sockaddr: sa, http: http}
+	target := addr.String()
+	return &loopTarget{addr: addr, target: target, connected: "connected to " + target, timeout: timeout, sockaddr: sa, http: http}
 }
 
 // loopTargetOf returns the event loop's description of c's check, if it
@@ -60,6 +62,7 @@ type netLoopOptions struct {
 	// connections in; empty means the process's.
 	NetNS string
 	// Deliver receives each batch of finished checks, on the loop's
-	// goroutine; it must not keep the slice.
-	Deliver func([]loopResult)
+	// goroutine, with the loop's reading of the clock for the round
+	// that finished them; it must not keep the slice.
+	Deliver func(batch []loopResult, now time.Time)
 }
