@@ -549,7 +549,7 @@ func startLvsd(b *testing.B, h *lab.Host, bin, tool, kind string, n int, srv *hc
 	if keep := os.Getenv("LVSKIT_HC_PROFILE_DIR"); keep != "" {
 		// A directory the guest may write (LVSKIT_VM_RW): the profile
 		// outlives the VM, for pprof.
-		prof = filepath.Join(keep, fmt.Sprintf("%s-%s-%d.pprof", tool, kind, n))
+		prof = filepath.Join(keep, fmt.Sprintf("%s-%s-%d-%d.pprof", tool, kind, n, time.Now().UnixNano()))
 	}
 	if profile {
 		args = append(args, "--cpu-profile", prof)

@@ -45,3 +45,10 @@ func CheckOnEventLoop(netns string, cs ...Checker) (rs []Result, ok bool) {
 	}
 	return rs, true
 }
+
+// Wire helpers of the ping check, for its tests.
+var (
+	AppendEcho   = appendEcho
+	ICMPChecksum = icmpChecksum
+	IsEchoReply  = isEchoReply
+)

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,8 @@ type netLoop struct {
 	now      time.Time       // when epoll_wait last returned: the time of what the loop does
 	events   uint32          // the events of the socket being stepped
 	sum      [md5.Size]byte  // judge's digest, kept off the heap
+	echo     []byte          // a ping's echo request, reused
+	pingRaw  [2]bool         // IPv4, IPv6: ICMP sockets are refused, ping on raw ones
 	ev       unix.EpollEvent // epoll_ctl's argument, kept off the heap
 }
 
@@ -80,6 +83,8 @@ const (
 	phaseSend
 	phaseHead
 	phaseBody
+	phaseReply // a datagram check waits for its reply
+	phaseSMTP  // an SMTP check sends and reads its replies
 )
 
 // probe is one check on the event loop. A target's probe is reused by
@@ -101,11 +106,19 @@ type probe struct {
 	length      int64     // Content-Length; -1 when absent
 	want, taken int64     // body bytes to read, read
 	sum         hash.Hash // the body's MD5 when the check has a digest; reused
+
+	out      []byte // what to send (HTTP's request, SMTP's commands)
+	smtpStep int    // the reply an SMTP check waits for
+	seq      uint16 // a ping's echo sequence number
+	rawPing  bool   // the ping went out on a raw socket
 }
 
 func (p *probe) reset(t *loopTarget, e *entry) {
 	line, sum := p.line[:0], p.sum
 	*p = probe{t: t, e: e, fd: -1, index: -1, line: line, length: -1, sum: sum}
+	if t.ping != nil {
+		p.seq = uint16(t.ping.seq.Add(1))
+	}
 }
 
 func loopSockaddr(ap netip.AddrPort) (any, bool) {
@@ -354,14 +367,18 @@ func (l *netLoop) flush() {
 	l.results = l.results[:0]
 }
 
-// begin opens p's connection.
+// begin opens p's connection (or sends its datagram).
 func (l *netLoop) begin(p *probe, now time.Time) {
 	p.start, p.deadline, p.phase = now, now.Add(p.t.timeout), phaseConnect
-	family := unix.AF_INET
-	if _, ok := p.t.sockaddr.(*unix.SockaddrInet6); ok {
-		family = unix.AF_INET6
+	switch p.t.kind {
+	case kindUDP:
+		l.beginUDP(p)
+		return
+	case kindPing:
+		l.beginPing(p)
+		return
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(p.t.family(), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		l.failCheck(p, p.fail(os.NewSyscallError("socket", err)))
 		return
@@ -375,7 +392,12 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 	// Edge-triggered: the connect's completion, then the response,
 	// each wake the loop once; EPOLLRDHUP says when the server's FIN
 	// came with the response.
-	l.ev = unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	l.watch(p, fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET)
+}
+
+// watch makes fd p's socket, waited on for events, until p's deadline.
+func (l *netLoop) watch(p *probe, fd int, events uint32) {
+	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
 		unix.Close(fd)
 		l.failCheck(p, p.fail(os.NewSyscallError("epoll_ctl", err)))
@@ -386,9 +408,25 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 	heap.Push(&l.timers, p)
 }
 
+// family is the address family of t's address.
+func (t *loopTarget) family() int {
+	if _, ok := t.sockaddr.(*unix.SockaddrInet6); ok {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
 // step moves p on after events on its socket.
 func (l *netLoop) step(p *probe, events uint32) {
 	l.events = events
+	switch p.t.kind {
+	case kindUDP:
+		l.stepUDP(p, events)
+		return
+	case kindPing:
+		l.stepPing(p, events)
+		return
+	}
 	if p.phase == phaseConnect {
 		// A refused or unreachable connect reports EPOLLERR (and
 		// EPOLLHUP); its errno is the socket's pending error. Only
@@ -406,11 +444,20 @@ func (l *netLoop) step(p *probe, events uint32) {
 		if events&(unix.EPOLLOUT|unix.EPOLLIN) == 0 {
 			return
 		}
+		if p.t.kind == kindSMTP {
+			p.phase = phaseSMTP
+			l.stepSMTP(p, events)
+			return
+		}
 		if p.t.http == nil {
 			l.finish(p, Result{Up: true, Reason: p.t.connected, Time: p.start})
 			return
 		}
-		p.phase = phaseSend
+		p.phase, p.out = phaseSend, p.t.http.request
+	}
+	if p.phase == phaseSMTP {
+		l.stepSMTP(p, events)
+		return
 	}
 	if p.phase == phaseSend {
 		if !l.send(p) {
@@ -426,9 +473,9 @@ func (l *netLoop) step(p *probe, events uint32) {
 	l.receive(p)
 }
 
-// send writes what is left of the request; true when all of it is sent.
+// send writes what is left of p.out; true when all of it is sent.
 func (l *netLoop) send(p *probe) bool {
-	req := p.t.http.request
+	req := p.out
 	for p.sent < len(req) {
 		n, err := unix.SendmsgN(p.fd, req[p.sent:], nil, nil, unix.MSG_NOSIGNAL)
 		switch {
@@ -596,6 +643,11 @@ func (l *netLoop) expire(now time.Time) {
 	l.sweep(now)
 	for len(l.timers) > 0 && !l.timers[0].deadline.After(now) {
 		p := l.timers[0]
+		if p.t.kind == kindUDP && !p.t.udp.requireReply {
+			// keepalived's UDP_CHECK: silence is no failure.
+			l.finish(p, Result{Up: true, Reason: p.t.udp.silentPass, Time: p.start})
+			continue
+		}
 		l.failCheck(p, newError(ErrTimeout, os.ErrDeadlineExceeded, "timeout after %s %s %s", p.t.timeout, progressive(p.op()), p.t.target))
 	}
 }
@@ -634,6 +686,18 @@ func (p *probe) op() string {
 		return "reading headers from"
 	case p.phase == phaseBody:
 		return "reading body from"
+	case p.phase == phaseSMTP && p.sent < len(p.out):
+		return "sending " + strings.Fields(string(p.out))[0] + " to"
+	case p.phase == phaseSMTP:
+		return smtpOp(p.smtpStep)
+	case p.phase == phaseReply && p.t.kind == kindPing:
+		return "waiting for an echo reply from"
+	case p.phase == phaseReply:
+		return "waiting for a reply from"
+	case p.t.kind == kindPing:
+		return "ping"
+	case p.t.kind == kindUDP:
+		return "sending to"
 	}
 	return "connect"
 }
