@@ -532,8 +532,9 @@ const MaxWeight = 65535
 // bring it back.
 type HealthCheck struct {
 	// Type (type) is tcp (connect), http or https (GET), script (run a
-	// command; exit status 0 means up), dns (query), or none (no check:
-	// always up). Required.
+	// command; exit status 0 means up), dns (query), udp (send a
+	// datagram; an ICMP unreachable means down), ping (ICMP echo), smtp
+	// (greeting, HELO, QUIT), or none (no check: always up). Required.
 	Type CheckType `yaml:"type"`
 
 	// Interval (interval) is the time between rounds. Default 5s.
@@ -603,6 +604,28 @@ type HealthCheck struct {
 	// CNAME, MX, NS, PTR, SOA, SRV or TXT (dns). Default SOA, as
 	// keepalived's DNS_CHECK.
 	QueryType string `yaml:"query_type"`
+
+	// Payload (payload) is the datagram a udp check sends, in hex
+	// digits ("0a1b2c"; spaces allowed, a lone digit is one byte, as
+	// keepalived reads it). Default keepalived's: 32 bytes of "keepalived
+	// check - ".
+	Payload string `yaml:"payload"`
+	// RequireReply (require_reply) makes a udp check fail when no reply
+	// comes within the timeout. Default false: silence passes (only an
+	// ICMP unreachable fails), as keepalived's UDP_CHECK.
+	RequireReply bool `yaml:"require_reply"`
+	// Reply (reply) is what a udp check's reply must start with, in hex
+	// digits as payload; an X digit matches anything. Compared over the
+	// shorter of the two. Implies require_reply.
+	Reply string `yaml:"reply"`
+	// MinReplyBytes and MaxReplyBytes (min_reply_bytes, max_reply_bytes)
+	// bound the length of a udp check's reply when reply is set.
+	// Default 0 and 255, as keepalived.
+	MinReplyBytes int `yaml:"min_reply_bytes"`
+	MaxReplyBytes int `yaml:"max_reply_bytes"`
+	// HELOName (helo_name) is the name an smtp check sends with HELO.
+	// Default smtpchecker.keepalived.org, keepalived's.
+	HELOName string `yaml:"helo_name"`
 }
 
 // CheckType is a kind of health check.
@@ -616,6 +639,9 @@ const (
 	CheckHTTPS  CheckType = "https"
 	CheckScript CheckType = "script"
 	CheckDNS    CheckType = "dns"
+	CheckUDP    CheckType = "udp"
+	CheckPing   CheckType = "ping"
+	CheckSMTP   CheckType = "smtp"
 )
 
 // Health check defaults.
@@ -629,6 +655,8 @@ const (
 	DefaultHTTPPath        = "/"
 	DefaultDNSQueryName    = "."
 	DefaultDNSQueryType    = "SOA"
+	DefaultUDPMaxReply     = 255
+	DefaultHELOName        = "smtpchecker.keepalived.org"
 )
 
 // StatusRange is an inclusive range of HTTP status codes; a single code

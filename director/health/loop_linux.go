@@ -74,6 +74,11 @@ type netLoop struct {
 // check's measured duration and to when its timeout is noticed.
 const batchWindow = time.Millisecond
 
+// yieldEvery is how often the loop yields to Go's scheduler: often
+// enough that sysmon (which preempts a goroutine running for 10ms
+// without passing through the scheduler) never signals it.
+const yieldEvery = 4 * time.Millisecond
+
 // probePhase is how far a check has come.
 type probePhase uint8
 
@@ -258,8 +263,18 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 	var batch, cancels []*probe
 	var woken bool // the last epoll_wait returned sockets' events
 	l.now = time.Now()
+	yielded := l.now
 	for {
 		now := l.now
+		if now.Sub(yielded) >= yieldEvery {
+			// The loop blocks in raw syscalls, never in the
+			// scheduler, so Go's sysmon would take it for a goroutine
+			// that hogs its P and interrupt it with a signal every
+			// 10ms (a costly one in an emulated VM). Yielding now and
+			// then tells the scheduler it is not stuck.
+			runtime.Gosched()
+			yielded = now
+		}
 		l.expire(now)
 		l.flush()
 		var wakeAt time.Time

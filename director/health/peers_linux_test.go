@@ -52,6 +52,13 @@ func TestPingUDPSMTPAgainstPeersInNamespaces(t *testing.T) {
 		}
 	}()
 
+	// The new links may take a moment to pass traffic.
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := director.WaitTCP(wctx, "10.77.0.11:25"); err != nil {
+		t.Fatal(err)
+	}
+
 	const timeout = time.Second
 	targets := []health.Target{
 		{ID: "ping answers", Check: health.PingCheck{Address: netip.MustParseAddr("10.77.0.11"), Timeout: timeout}},
