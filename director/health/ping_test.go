@@ -16,19 +16,27 @@ import (
 // check must say how to allow one, and the test skips.
 func TestPingLoopback(t *testing.T) {
 	t.Parallel()
-	c, err := health.NewPingChecker(health.PingCheck{Address: netip.MustParseAddr("127.0.0.1"), Timeout: 2 * time.Second}, health.Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := c.Check(context.Background())
-	if !r.Up && strings.Contains(r.Reason, "CAP_NET_RAW") {
-		t.Skipf("no ICMP socket for this process: %s", r.Reason)
-	}
-	if !r.Up && strings.Contains(r.Reason, "no event loop") {
-		t.Skip(r.Reason)
-	}
-	if !r.Up || r.Reason != "echo reply from 127.0.0.1" {
-		t.Errorf("up=%v %q, want up %q", r.Up, r.Reason, "echo reply from 127.0.0.1")
+	for _, a := range []string{"127.0.0.1", "::1"} {
+		t.Run(a, func(t *testing.T) {
+			t.Parallel()
+			c, err := health.NewPingChecker(health.PingCheck{Address: netip.MustParseAddr(a), Timeout: 2 * time.Second}, health.Env{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := c.Check(context.Background())
+			if !r.Up && strings.Contains(r.Reason, "CAP_NET_RAW") {
+				t.Skipf("no ICMP socket for this process: %s", r.Reason)
+			}
+			if !r.Up && strings.Contains(r.Reason, "no event loop") {
+				t.Skip(r.Reason)
+			}
+			if a == "::1" && !r.Up && strings.Contains(r.Reason, "address not available") {
+				t.Skipf("no IPv6 loopback here: %s", r.Reason)
+			}
+			if want := "echo reply from " + a; !r.Up || r.Reason != want {
+				t.Errorf("up=%v %q, want up %q", r.Up, r.Reason, want)
+			}
+		})
 	}
 }
 
