@@ -85,7 +85,11 @@ func checkSpec(hc *config.HealthCheck, target netip.AddrPort) (health.Spec, erro
 	case config.CheckPing:
 		return health.PingCheck{Address: target.Addr(), Timeout: hc.Timeout}, nil
 	case config.CheckSMTP:
-		return health.SMTPCheck{Address: target, HELOName: hc.HELOName, Timeout: hc.Timeout}, nil
+		spec := health.SMTPCheck{Address: target, HELOName: hc.HELOName, Timeout: hc.Timeout}
+		if hc.StartTLS {
+			spec.StartTLS = &health.TLSSettings{ServerName: hc.SNI, Verify: hc.VerifyTLS}
+		}
+		return spec, nil
 	}
 	return nil, fmt.Errorf("unknown check type %q", hc.Type)
 }

@@ -32,6 +32,8 @@ func TestUDPPingSMTPChecksReachTheScheduler(t *testing.T) {
       - address: 10.0.0.5
         health_check: {type: smtp, helo_name: lvs1.example.com, connect_port: 2525, timeout: 3s}
       - address: 10.0.0.6
+      - address: 10.0.0.7
+        health_check: {type: smtp, starttls: true, sni: mx.example.com, verify_tls: true, timeout: 3s}
 `), config.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +52,7 @@ func TestUDPPingSMTPChecksReachTheScheduler(t *testing.T) {
 		"UDP 192.168.0.100:53 10.0.0.4:53": health.PingCheck{Address: netip.MustParseAddr("10.0.0.40"), Timeout: time.Second},
 		"TCP 192.168.0.100:25 10.0.0.5:25": health.SMTPCheck{Address: netip.MustParseAddrPort("10.0.0.5:2525"), HELOName: "lvs1.example.com", Timeout: 3 * time.Second},
 		"TCP 192.168.0.100:25 10.0.0.6:25": health.SMTPCheck{Address: netip.MustParseAddrPort("10.0.0.6:25"), HELOName: "smtpchecker.keepalived.org", Timeout: 3 * time.Second},
+		"TCP 192.168.0.100:25 10.0.0.7:25": health.SMTPCheck{Address: netip.MustParseAddrPort("10.0.0.7:25"), HELOName: "smtpchecker.keepalived.org", StartTLS: &health.TLSSettings{ServerName: "mx.example.com", Verify: true}, Timeout: 3 * time.Second},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("specs:\n%#v\nwant:\n%#v", got, want)

@@ -626,6 +626,11 @@ type HealthCheck struct {
 	// HELOName (helo_name) is the name an smtp check sends with HELO.
 	// Default smtpchecker.keepalived.org, keepalived's.
 	HELOName string `yaml:"helo_name"`
+	// StartTLS (starttls) makes an smtp check say EHLO, upgrade the
+	// connection with STARTTLS and say EHLO again over TLS before QUIT;
+	// sni and verify_tls apply then. Default false (keepalived has no
+	// such option).
+	StartTLS bool `yaml:"starttls"`
 }
 
 // CheckType is a kind of health check.

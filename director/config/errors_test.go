@@ -176,6 +176,8 @@ var errorCases = []struct {
         health_check: {type: smtp, helo_name: "a b", payload: "00"}
       - address: 10.0.0.4
         health_check: {type: ping, connect_port: 7}
+      - address: 10.0.0.5
+        health_check: {type: smtp, verify_tls: true}
 `,
 		want: []string{
 			`lvsd.yaml:5:40: payload: 'z' at offset 3 is not a hex digit: write the datagram in hex digits, such as 0a1b2c`,
@@ -186,6 +188,7 @@ var errorCases = []struct {
 			`lvsd.yaml:10:47: helo_name: "a b" is not a host name: write this director's name, such as lvs1.example.com (default smtpchecker.keepalived.org)`,
 			"lvsd.yaml:10:54: payload applies only to udp checks, not smtp: remove it, or write type: udp",
 			"lvsd.yaml:12:36: connect_port applies only to tcp, http, https, dns, udp or smtp checks, not ping: remove it, or write type: tcp",
+			"lvsd.yaml:14:36: sni and verify_tls apply to an smtp check only with starttls: true: add it, or remove them",
 		},
 	},
 	{
@@ -825,7 +828,7 @@ func TestWrongKindLeavesNoFollowUps(t *testing.T) {
       - {address: 10.0.0.3, weight: heavy, upper_threshold: 10, lower_threshold: x}
 `}, LoadOptions{}), []string{
 		`lvsd.yaml:2:5: virtual_services: expected a mapping of name, protocol, address, port, fwmark, family, group, scheduler, scheduler_flags, persistence, one_packet, forwarding, tunnel, health_check, on_failure, sorry_server, quorum, announce or real_servers, got a list`,
-		`lvsd.yaml:5:19: health_check: expected a mapping of type, interval, timeout, rise, fall, retry, retry_delay, connect_ip, connect_port, path, status_codes, digest, host, sni, verify_tls, command, shell, script_user, query_name, query_type, payload, require_reply, reply, min_reply_bytes, max_reply_bytes or helo_name, got "tcp"`,
+		`lvsd.yaml:5:19: health_check: expected a mapping of type, interval, timeout, rise, fall, retry, retry_delay, connect_ip, connect_port, path, status_codes, digest, host, sni, verify_tls, command, shell, script_user, query_name, query_type, payload, require_reply, reply, min_reply_bytes, max_reply_bytes, helo_name or starttls, got "tcp"`,
 		`lvsd.yaml:6:19: sorry_server: expected a mapping of address, port, forwarding or tunnel, got "10.0.0.9"`,
 		`lvsd.yaml:8:9: real_servers: expected a mapping of address, port, weight, upper_threshold, lower_threshold, forwarding, tunnel or health_check, got "10.0.0.2"`,
 		`lvsd.yaml:9:37: weight: expected a whole number, got "heavy"`,

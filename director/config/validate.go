@@ -515,8 +515,9 @@ var checkKeys = map[string][]CheckType{
 	"status_codes":    {CheckHTTP, CheckHTTPS},
 	"digest":          {CheckHTTP, CheckHTTPS},
 	"host":            {CheckHTTP, CheckHTTPS},
-	"sni":             {CheckHTTPS},
-	"verify_tls":      {CheckHTTPS},
+	"sni":             {CheckHTTPS, CheckSMTP},
+	"verify_tls":      {CheckHTTPS, CheckSMTP},
+	"starttls":        {CheckSMTP},
 	"command":         {CheckScript},
 	"shell":           {CheckScript},
 	"script_user":     {CheckScript},
@@ -617,6 +618,12 @@ func (c *checker) udpCheck(h *HealthCheck) {
 }
 
 func (c *checker) smtpCheck(h *HealthCheck) {
+	for _, p := range []any{&h.SNI, &h.VerifyTLS} {
+		if c.written(p) && !h.StartTLS {
+			c.atKey(p, "sni and verify_tls apply to an smtp check only with starttls: true: add it, or remove them")
+		}
+	}
+	c.sni(h)
 	switch {
 	case !c.written(&h.HELOName):
 		h.HELOName = DefaultHELOName
@@ -688,16 +695,21 @@ func (c *checker) httpCheck(h *HealthCheck) {
 	if c.valid(&h.Host) && (h.Host == "" || strings.ContainsAny(h.Host, " \t\r\n/")) {
 		c.at(&h.Host, "host: %q is not a host name: write the Host header the server expects, such as www.example.com", h.Host)
 	}
+	c.sni(h)
+	if h.Type == CheckHTTPS && !c.written(&h.SNI) && h.Host != "" {
+		if _, err := netip.ParseAddr(h.Host); err != nil {
+			h.SNI = h.Host
+		}
+	}
+}
+
+// sni checks a TLS server name.
+func (c *checker) sni(h *HealthCheck) {
 	if c.valid(&h.SNI) {
 		if _, err := netip.ParseAddr(h.SNI); err == nil {
 			c.at(&h.SNI, "sni: %s is an IP address, which TLS cannot send as a server name: write the certificate's host name, or remove sni", h.SNI)
 		} else if h.SNI == "" || strings.ContainsAny(h.SNI, " \t\r\n/:") {
 			c.at(&h.SNI, "sni: %q is not a host name: write the certificate's host name, such as www.example.com", h.SNI)
-		}
-	}
-	if h.Type == CheckHTTPS && !c.written(&h.SNI) && h.Host != "" {
-		if _, err := netip.ParseAddr(h.Host); err != nil {
-			h.SNI = h.Host
 		}
 	}
 }

@@ -3,6 +3,7 @@ package health_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -289,4 +290,76 @@ func errorsIsAny(err error, targets ...error) bool {
 		}
 	}
 	return false
+}
+
+// startTLSPeer is an SMTP server offering STARTTLS (when offer is
+// true) with cert: 220, EHLO 250 (listing STARTTLS), STARTTLS 220, the
+// TLS handshake, EHLO 250 over TLS, QUIT 221. It reports what the
+// client said over TLS on said.
+func startTLSPeer(cert tls.Certificate, offer bool, said chan<- string) func(net.Conn, <-chan struct{}) {
+	return func(c net.Conn, _ <-chan struct{}) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		io.WriteString(c, "220 mx ESMTP\r\n")
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "EHLO ") {
+			return
+		}
+		if offer {
+			io.WriteString(c, "250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
+		} else {
+			io.WriteString(c, "250-mx\r\n250 PIPELINING\r\n")
+		}
+		if line, err := br.ReadString('\n'); err != nil || line != "STARTTLS\r\n" {
+			return
+		}
+		io.WriteString(c, "220 go ahead\r\n")
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		br = bufio.NewReader(tc)
+		for _, reply := range []string{"250 mx\r\n", "221 bye\r\n"} {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			said <- line
+			io.WriteString(tc, reply)
+		}
+	}
+}
+
+// TestSMTPStartTLS: with StartTLS the check says EHLO, upgrades with
+// STARTTLS, says EHLO again and QUIT over TLS (verifying the
+// certificate when asked); a server that does not offer STARTTLS, or
+// whose certificate does not verify, fails.
+func TestSMTPStartTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert, caFile, _ := selfSigned(t, dir, "mx.test")
+	said := make(chan string, 8)
+	s := newServer(t, startTLSPeer(cert, true, said))
+	c, err := health.NewSMTPChecker(health.SMTPCheck{Address: s.Addr(), HELOName: "lvs1.test", StartTLS: &health.TLSSettings{ServerName: "mx.test", Verify: true, CAFile: caFile}, Timeout: 2 * time.Second}, health.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertUp(t, c.Check(context.Background()), "SMTP greeting, STARTTLS, EHLO and QUIT answered by "+s.Addr().String())
+	if a, b := <-said, <-said; a != "EHLO lvs1.test\r\n" || b != "QUIT\r\n" {
+		t.Errorf("over TLS the server got %q, %q; want EHLO lvs1.test, QUIT", a, b)
+	}
+
+	wrongName, err := health.NewSMTPChecker(health.SMTPCheck{Address: s.Addr(), StartTLS: &health.TLSSettings{ServerName: "other.test", Verify: true, CAFile: caFile}, Timeout: 2 * time.Second}, health.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wrongName.Check(context.Background()); r.Up || !strings.Contains(r.Reason, "TLS handshake with "+s.Addr().String()) {
+		t.Errorf("certificate for another name: up=%v %q, want a TLS handshake failure", r.Up, r.Reason)
+	}
+
+	plain := newServer(t, startTLSPeer(cert, false, said))
+	nc, err := health.NewSMTPChecker(health.SMTPCheck{Address: plain.Addr(), StartTLS: &health.TLSSettings{}, Timeout: 2 * time.Second}, health.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertDown(t, nc.Check(context.Background()), health.ErrBadResponse, "SMTP server "+plain.Addr().String()+" does not offer STARTTLS in its reply to EHLO")
 }

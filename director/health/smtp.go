@@ -3,9 +3,12 @@ package health
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,6 +31,12 @@ type SMTPCheck struct {
 	// HELOName is the name sent with HELO; empty means
 	// DefaultHELOName.
 	HELOName string
+	// StartTLS, when set, makes the check say EHLO instead of HELO,
+	// require STARTTLS among the server's extensions, upgrade the
+	// connection with crypto/tls, say EHLO again over TLS and then QUIT
+	// (keepalived has no such option). Such checks run on a goroutine,
+	// as HTTPS checks do.
+	StartTLS *TLSSettings
 	// Timeout bounds the whole check; zero means DefaultTimeout.
 	Timeout time.Duration
 }
@@ -40,6 +49,8 @@ type SMTPChecker struct {
 	env     Env
 	target  string
 	helo    []byte // "HELO name\r\n"
+	ehlo    []byte // "EHLO name\r\n"
+	tls     *tls.Config
 	timeout time.Duration
 	passMsg string
 	loop    *loopTarget // nil: not on the Scheduler's event loop
@@ -59,7 +70,17 @@ func NewSMTPChecker(spec SMTPCheck, env Env) (*SMTPChecker, error) {
 		return nil, fmt.Errorf("smtp check of %s: HELO name %q holds spaces or control characters", c.target, name)
 	}
 	c.helo = []byte("HELO " + name + "\r\n")
+	c.ehlo = []byte("EHLO " + name + "\r\n")
 	c.passMsg = "SMTP greeting, HELO and QUIT answered by " + c.target
+	if spec.StartTLS != nil {
+		cfg, err := tlsConfig(*spec.StartTLS, "", spec.Address)
+		if err != nil {
+			return nil, fmt.Errorf("smtp check of %s: %w", c.target, err)
+		}
+		c.tls = cfg
+		c.passMsg = "SMTP greeting, STARTTLS, EHLO and QUIT answered by " + c.target
+		return c, nil // on a goroutine, as HTTPS
+	}
 	if c.env.defaultDialer {
 		if c.loop = newLoopTarget(spec.Address, c.timeout, nil); c.loop != nil {
 			c.loop.kind = kindSMTP
@@ -74,6 +95,8 @@ const (
 	smtpGreeting = iota
 	smtpHELO
 	smtpQUIT
+	smtpEHLO     // with STARTTLS only
+	smtpStartTLS // with STARTTLS only
 )
 
 var smtpQuit = []byte("QUIT\r\n")
@@ -85,6 +108,10 @@ func smtpWhat(step int) string {
 		return "reply to HELO"
 	case smtpQUIT:
 		return "reply to QUIT"
+	case smtpEHLO:
+		return "reply to EHLO"
+	case smtpStartTLS:
+		return "reply to STARTTLS"
 	}
 	return "greeting"
 }
@@ -128,7 +155,8 @@ func (c *SMTPChecker) smtpReply(step, code int, last []byte) (next []byte, err e
 	return nil, nil
 }
 
-// Check connects, reads the greeting, says HELO and QUIT.
+// Check connects, reads the greeting, says HELO (or EHLO, STARTTLS and
+// EHLO again over TLS) and QUIT.
 func (c *SMTPChecker) Check(ctx context.Context) Result {
 	a, cancel := begin(ctx, c.timeout, c.target)
 	defer cancel()
@@ -139,38 +167,125 @@ func (c *SMTPChecker) Check(ctx context.Context) Result {
 	defer conn.Close()
 	stop := a.watch(conn)
 	defer stop()
-	br := bufio.NewReaderSize(conn, headerLineBytes)
-	for step := smtpGreeting; ; step++ {
-		code, total := 0, 0
-		for {
-			line, err := br.ReadSlice('\n')
-			total += len(line)
-			switch {
-			case errors.Is(err, bufio.ErrBufferFull):
-				return failed(a.start, newError(ErrBadResponse, err, "malformed SMTP reply from %s: a line longer than %d bytes", c.target, headerLineBytes))
-			case total > smtpReplyBytes:
-				return failed(a.start, newError(ErrBadResponse, nil, "malformed SMTP reply from %s: longer than %d bytes", c.target, smtpReplyBytes))
-			case err != nil:
-				return failed(a.start, a.fail(smtpOp(step), err))
-			}
-			done, err := c.smtpLine(step, line, &code)
+	s := &smtpSession{c: c, a: a, conn: conn, br: bufio.NewReaderSize(conn, headerLineBytes)}
+	if err := s.run(); err != nil {
+		return failed(a.start, err)
+	}
+	return passed(a.start, "%s", c.passMsg)
+}
+
+// smtpSession is one blocking SMTP check's conversation.
+type smtpSession struct {
+	c    *SMTPChecker
+	a    *attempt
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func (s *smtpSession) run() error {
+	c := s.c
+	if c.tls == nil {
+		for step := smtpGreeting; ; step++ {
+			code, last, _, err := s.reply(step)
 			if err != nil {
-				return failed(a.start, err)
+				return err
 			}
-			if !done {
-				continue
+			next, err := c.smtpReply(step, code, last)
+			if err != nil || next == nil {
+				return err
 			}
-			next, err := c.smtpReply(step, code, line)
-			if err != nil {
-				return failed(a.start, err)
+			if err := s.send(next); err != nil {
+				return err
 			}
-			if next == nil {
-				return passed(a.start, "%s", c.passMsg)
-			}
-			if _, err := conn.Write(next); err != nil {
-				return failed(a.start, a.fail("sending "+strings.Fields(string(next))[0]+" to", err))
-			}
-			break
+		}
+	}
+	code, last, _, err := s.reply(smtpGreeting)
+	if err == nil {
+		_, err = c.smtpReply(smtpGreeting, code, last)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.ehlo(true); err != nil {
+		return err
+	}
+	if err := s.send([]byte("STARTTLS\r\n")); err != nil {
+		return err
+	}
+	if code, last, _, err = s.reply(smtpStartTLS); err != nil {
+		return err
+	}
+	if code != 220 {
+		return newError(ErrBadResponse, nil, "SMTP reply to STARTTLS from %s: %q, want 220", c.target, truncate(strings.TrimRight(string(last), "\r\n"), 64))
+	}
+	tc := tls.Client(s.conn, c.tls)
+	if err := tc.HandshakeContext(s.a.ctx); err != nil {
+		return s.a.fail("TLS handshake with", err)
+	}
+	s.conn, s.br = tc, bufio.NewReaderSize(tc, headerLineBytes)
+	if err := s.ehlo(false); err != nil {
+		return err
+	}
+	if err := s.send(smtpQuit); err != nil {
+		return err
+	}
+	_, _, _, err = s.reply(smtpQUIT)
+	return err
+}
+
+// ehlo says EHLO and wants 250; with wantTLS, STARTTLS among the
+// extensions the reply lists.
+func (s *smtpSession) ehlo(wantTLS bool) error {
+	if err := s.send(s.c.ehlo); err != nil {
+		return err
+	}
+	code, last, lines, err := s.reply(smtpEHLO)
+	if err != nil {
+		return err
+	}
+	if code != 250 {
+		return newError(ErrBadResponse, nil, "SMTP reply to EHLO from %s: %q, want 250", s.c.target, truncate(strings.TrimRight(string(last), "\r\n"), 64))
+	}
+	if wantTLS && !slices.ContainsFunc(lines, func(l string) bool {
+		f := strings.Fields(l)
+		return len(f) > 0 && strings.EqualFold(f[0], "STARTTLS")
+	}) {
+		return newError(ErrBadResponse, nil, "SMTP server %s does not offer STARTTLS in its reply to EHLO", s.c.target)
+	}
+	return nil
+}
+
+func (s *smtpSession) send(cmd []byte) error {
+	if _, err := s.conn.Write(cmd); err != nil {
+		return s.a.fail("sending "+strings.Fields(string(cmd))[0]+" to", err)
+	}
+	return nil
+}
+
+// reply reads one reply of step: its code, its last line, and the text
+// after the code of each of its lines.
+func (s *smtpSession) reply(step int) (code int, last []byte, texts []string, err error) {
+	total := 0
+	for {
+		line, err := s.br.ReadSlice('\n')
+		total += len(line)
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			return 0, nil, nil, newError(ErrBadResponse, err, "malformed SMTP reply from %s: a line longer than %d bytes", s.c.target, headerLineBytes)
+		case total > smtpReplyBytes:
+			return 0, nil, nil, newError(ErrBadResponse, nil, "malformed SMTP reply from %s: longer than %d bytes", s.c.target, smtpReplyBytes)
+		case err != nil:
+			return 0, nil, nil, s.a.fail(smtpOp(step), err)
+		}
+		done, err := s.c.smtpLine(step, line, &code)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if t := strings.TrimRight(string(line), "\r\n"); len(t) > 4 {
+			texts = append(texts, t[4:])
+		}
+		if done {
+			return code, line, texts, nil
 		}
 	}
 }
