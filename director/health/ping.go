@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -50,9 +51,12 @@ func NewPingChecker(spec PingCheck, env Env) (*PingChecker, error) {
 	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
 		return nil, fmt.Errorf("ping check of %s: need a unicast address", a)
 	}
+	if a.Zone() != "" {
+		return nil, fmt.Errorf("ping check of %s: write the address without a zone", a)
+	}
 	t := newLoopTarget(netip.AddrPortFrom(a.Unmap(), 0), timeoutOrDefault(spec.Timeout), nil)
 	if t == nil {
-		return nil, fmt.Errorf("ping check of %s: an address with a zone cannot be pinged here", a)
+		return nil, fmt.Errorf("ping check of %s: not implemented on %s/%s", a, runtime.GOOS, runtime.GOARCH)
 	}
 	t.kind = kindPing
 	t.target = a.Unmap().String()
