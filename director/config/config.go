@@ -542,8 +542,9 @@ type HealthCheck struct {
 	// Timeout (timeout) bounds one attempt, including a script's run.
 	// Default 3s (or the interval, if shorter). It may be longer than the
 	// interval, as keepalived's connect_timeout may exceed delay_loop: a
-	// check never overlaps itself, the next round starts when a slow one
-	// ends.
+	// check never overlaps itself, and the round after a check that ran
+	// past its next one starts an interval after it ended, as in
+	// keepalived.
 	Timeout time.Duration `yaml:"timeout"`
 	// Rise (rise) is how many good rounds in a row bring a server up.
 	// Default 2.

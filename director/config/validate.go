@@ -643,8 +643,8 @@ func (c *checker) checkTiming(h *HealthCheck) {
 	} else if c.valid(&h.Timeout) {
 		// A timeout longer than the interval is allowed, as keepalived
 		// allows connect_timeout > delay_loop: the scheduler never
-		// overlaps two rounds of one check, the next round starts when a
-		// slow one ends.
+		// overlaps two rounds of one check, and the round after a slow
+		// one starts an interval after it ended.
 		if h.Timeout < time.Millisecond {
 			c.at(&h.Timeout, "timeout: %v is too short: write at least 1ms (default %v)", h.Timeout, DefaultCheckTimeout)
 		}

@@ -510,7 +510,14 @@ func (s *Scheduler) observeLocked(e *entry, r Result, now time.Time) (notice, bo
 	} else {
 		e.due = e.round.Add(s.jitteredLocked(policy.Interval))
 		if e.due.Before(now) {
-			e.due = now // fell behind: check again at once, skipping missed rounds
+			// The check ended after its next round was due (it took
+			// longer than the interval, or the checker fell behind):
+			// as keepalived does, the next round comes an interval
+			// after it ended, skipping the missed ones. Checking again
+			// at once would keep a check always in flight against a
+			// server that is slow to answer, and feed an overloaded
+			// checker more work.
+			e.due = now.Add(s.jitteredLocked(policy.Interval))
 		}
 		e.round = e.due
 	}
