@@ -68,7 +68,8 @@ const parityConfigID = "lvskit"
 // addresses route into a dummy link, where packets vanish): every
 // checked real server fails its check on both sides, and both remove it
 // or set it to weight 0 (inhibit_on_failure), or bring in the sorry
-// server. Scripts the configs name are stubs that exit 1 (so MISC_CHECK
+// server; but a UDP check that requires no reply passes on silence, and
+// both keep its server. Scripts the configs name are stubs that exit 1 (so MISC_CHECK
 // fails the same way on both). Converged means lvsd has taken out every
 // real server its config checks; then keepalived's `ipvsadm -Sn` and
 // `ipvsadm -Ln --thresholds` must equal lvsd's.
@@ -354,9 +355,13 @@ func checkedRealServers(cfg *config.Config) map[ipvs.ServiceKey][]ipvs.RealServe
 	out := map[ipvs.ServiceKey][]ipvs.RealServerKey{}
 	for _, ds := range cfg.Desired() {
 		for _, rs := range ds.RealServers {
-			if rs.HealthCheck != nil {
-				out[ds.Service.ServiceKey] = append(out[ds.Service.ServiceKey], rs.Key())
+			hc := rs.HealthCheck
+			if hc == nil || hc.Type == config.CheckUDP && !hc.RequireReply && hc.Reply == "" {
+				// A UDP check that needs no reply passes on silence,
+				// on both sides: its server stays in.
+				continue
 			}
+			out[ds.Service.ServiceKey] = append(out[ds.Service.ServiceKey], rs.Key())
 		}
 	}
 	return out
