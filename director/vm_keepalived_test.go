@@ -196,10 +196,11 @@ func keepalivedParity(t *testing.T, lvsd, conf string, stubsMu *sync.Mutex) (boo
 	// real server it checks is out (absent or weight 0): none of them
 	// exists.
 	checked := checkedRealServers(cfg)
-	deadline := time.Now().Add(150 * time.Second)
+	wait := max(150*time.Second, slowestFailure(cfg)+30*time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		if time.Now().After(deadline) {
-			t.Fatalf("lvsd did not take out its checked real servers %v within 150s:\n%s\nlvsd:\n%s", checked, ipvsadm(t, lv, "-Sn"), lp.Output())
+			t.Fatalf("lvsd did not take out its checked real servers %v within %v:\n%s\nlvsd:\n%s", checked, wait, ipvsadm(t, lv, "-Sn"), lp.Output())
 		}
 		if dump := ipvsadm(t, lv, "-Sn"); strings.Count(dump, "-A ") == services && allOut(dump, checked) {
 			break
@@ -349,6 +350,23 @@ func prepareDirector(t *testing.T, h *lab.Host, cfg *config.Config) {
 	h.AddDummy("rsnet", "198.18.0.1/15", "2001:db8:ffff::1/64")
 	run(t, h, "ip", "route", "add", "default", "dev", "rsnet")
 	run(t, h, "ip", "-6", "route", "add", "default", "dev", "rsnet")
+}
+
+// slowestFailure is how long the slowest check of cfg may take to take
+// its server out: its first round comes within an interval, and fails
+// after every attempt has timed out (SMTP_CHECK's sample: 30s timeouts,
+// two retries 5s apart, a 60s interval).
+func slowestFailure(cfg *config.Config) time.Duration {
+	var worst time.Duration
+	for _, ds := range cfg.Desired() {
+		for _, rs := range ds.RealServers {
+			if hc := rs.HealthCheck; hc != nil {
+				d := hc.Interval + time.Duration(hc.Retry+1)*hc.Timeout + time.Duration(hc.Retry)*hc.RetryDelay
+				worst = max(worst, time.Duration(hc.Fall)*d)
+			}
+		}
+	}
+	return worst
 }
 
 func checkedRealServers(cfg *config.Config) map[ipvs.ServiceKey][]ipvs.RealServerKey {
