@@ -68,6 +68,28 @@ func checkSpec(hc *config.HealthCheck, target netip.AddrPort) (health.Spec, erro
 		return health.ScriptCheck{Argv: p.Args, Path: p.Path, User: p.User, Timeout: hc.Timeout}, nil
 	case config.CheckDNS:
 		return health.DNSCheck{Address: target, Name: hc.QueryName, Type: hc.QueryType, Timeout: hc.Timeout}, nil
+	case config.CheckUDP:
+		spec := health.UDPCheck{Address: target, RequireReply: hc.RequireReply, MinReplyBytes: hc.MinReplyBytes, MaxReplyBytes: hc.MaxReplyBytes, Timeout: hc.Timeout}
+		var err error
+		if hc.Payload != "" {
+			if spec.Payload, _, err = config.ParseHex(hc.Payload, false); err != nil {
+				return nil, fmt.Errorf("payload: %w", err)
+			}
+		}
+		if hc.Reply != "" {
+			if spec.Reply, spec.ReplyMask, err = config.ParseHex(hc.Reply, true); err != nil {
+				return nil, fmt.Errorf("reply: %w", err)
+			}
+		}
+		return spec, nil
+	case config.CheckPing:
+		return health.PingCheck{Address: target.Addr(), Timeout: hc.Timeout}, nil
+	case config.CheckSMTP:
+		spec := health.SMTPCheck{Address: target, HELOName: hc.HELOName, Timeout: hc.Timeout}
+		if hc.StartTLS {
+			spec.StartTLS = &health.TLSSettings{ServerName: hc.SNI, Verify: hc.VerifyTLS}
+		}
+		return spec, nil
 	}
 	return nil, fmt.Errorf("unknown check type %q", hc.Type)
 }
@@ -83,6 +105,12 @@ func describeCheck(hc *config.HealthCheck, target netip.AddrPort) string {
 		return fmt.Sprintf("script %q", hc.Command)
 	case hc.Type == config.CheckDNS:
 		return fmt.Sprintf("dns %s %s from %v", hc.QueryType, hc.QueryName, target)
+	case hc.Type == config.CheckPing:
+		return fmt.Sprintf("ping %v", target.Addr())
+	case hc.Type == config.CheckUDP:
+		return fmt.Sprintf("udp datagram to %v", target)
+	case hc.Type == config.CheckSMTP:
+		return fmt.Sprintf("smtp HELO %s on %v", hc.HELOName, target)
 	}
 	return fmt.Sprintf("%s connect to %v", hc.Type, target)
 }

@@ -405,6 +405,8 @@ func lvsdHealthConfig(dir, kind string, n, first int) string {
 // LVSKIT_HC_BASELINE_LVSD names another lvsd binary (an older build):
 // each round then also runs it beside keepalived, as "lvsd-base", for a
 // before/after figure in the same run.
+// LVSKIT_HC_PROFILE_DIR keeps the profiled lvsd's CPU profile there
+// (pass the directory in LVSKIT_VM_RW too).
 func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	lvsd := lvsdBinary(b)
 	if _, err := exec.LookPath("keepalived"); err != nil {
@@ -544,6 +546,11 @@ func startLvsd(b *testing.B, h *lab.Host, bin, tool, kind string, n int, srv *hc
 	}
 	args := []string{"--config", cfg}
 	prof := filepath.Join(dir, "cpu.pprof")
+	if keep := os.Getenv("LVSKIT_HC_PROFILE_DIR"); keep != "" {
+		// A directory the guest may write (LVSKIT_VM_RW): the profile
+		// outlives the VM, for pprof.
+		prof = filepath.Join(keep, fmt.Sprintf("%s-%s-%d-%d.pprof", tool, kind, n, time.Now().UnixNano()))
+	}
 	if profile {
 		args = append(args, "--cpu-profile", prof)
 	}

@@ -104,8 +104,9 @@ func TestImportKeepalivedHelp(t *testing.T) {
 }
 
 // keepalived's own samples: the fwmark one imports with the same
-// behaviour; UDP_CHECK exits 3 naming the checker's line; a check lvsd
-// refuses names the keepalived line it came from.
+// behaviour, and so does a UDP_CHECK; BFD_CHECK exits 3 naming the
+// checker's line; a check lvsd refuses names the keepalived line it
+// came from.
 func TestImportKeepalivedOutcomes(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, conf string) string {
@@ -115,6 +116,7 @@ func TestImportKeepalivedOutcomes(t *testing.T) {
 	}
 	fwmark := write("fwmark.conf", "virtual_server fwmark 1 {\n delay_loop 6\n lb_algo rr\n lb_kind DR\n persistence_timeout 900\n protocol TCP\n real_server 192.168.201.100 {\n  TCP_CHECK {\n   connect_port 80\n   connect_timeout 3\n  }\n }\n}\n")
 	udp := write("udp.conf", "virtual_server 10.0.0.1 53 {\n protocol UDP\n real_server 10.0.1.1 53 {\n  UDP_CHECK {\n   connect_timeout 3\n  }\n }\n}\n")
+	bfd := write("bfd.conf", "virtual_server 10.0.0.1 53 {\n protocol UDP\n real_server 10.0.1.1 53 {\n  BFD_CHECK {\n   name b1\n  }\n }\n}\n")
 	refused := write("refused.conf", "virtual_server fwmark 7 {\n lb_kind DR\n real_server 10.0.1.1 {\n  TCP_CHECK {\n   connect_timeout 3\n  }\n }\n}\n")
 	for _, tc := range []struct {
 		path string
@@ -122,7 +124,8 @@ func TestImportKeepalivedOutcomes(t *testing.T) {
 		want string
 	}{
 		{fwmark, 0, "same behaviour as keepalived"},
-		{udp, 3, udp + ":4: UDP_CHECK: not imported: lvsd has no UDP checker yet"},
+		{udp, 0, "same behaviour as keepalived"},
+		{bfd, 3, bfd + ":4: BFD_CHECK: not imported: lvsd has no BFD checker yet"},
 		{refused, 1, refused + ":4 (lvsd config line"},
 	} {
 		var out, errb bytes.Buffer

@@ -535,8 +535,9 @@ const MaxWeight = 65535
 // bring it back.
 type HealthCheck struct {
 	// Type (type) is tcp (connect), http or https (GET), script (run a
-	// command; exit status 0 means up), dns (query), or none (no check:
-	// always up). Required.
+	// command; exit status 0 means up), dns (query), udp (send a
+	// datagram; an ICMP unreachable means down), ping (ICMP echo), smtp
+	// (greeting, HELO, QUIT), or none (no check: always up). Required.
 	Type CheckType `yaml:"type"`
 
 	// Interval (interval) is the time between rounds. Default 5s.
@@ -544,8 +545,9 @@ type HealthCheck struct {
 	// Timeout (timeout) bounds one attempt, including a script's run.
 	// Default 3s (or the interval, if shorter). It may be longer than the
 	// interval, as keepalived's connect_timeout may exceed delay_loop: a
-	// check never overlaps itself, the next round starts when a slow one
-	// ends.
+	// check never overlaps itself, and the round after a check that ran
+	// past its next one starts an interval after it ended, as in
+	// keepalived.
 	Timeout time.Duration `yaml:"timeout"`
 	// Rise (rise) is how many good rounds in a row bring a server up.
 	// Default 2.
@@ -606,6 +608,33 @@ type HealthCheck struct {
 	// CNAME, MX, NS, PTR, SOA, SRV or TXT (dns). Default SOA, as
 	// keepalived's DNS_CHECK.
 	QueryType string `yaml:"query_type"`
+
+	// Payload (payload) is the datagram a udp check sends, in hex
+	// digits ("0a1b2c"; spaces allowed, a lone digit is one byte, as
+	// keepalived reads it). Default keepalived's: 32 bytes of "keepalived
+	// check - ".
+	Payload string `yaml:"payload"`
+	// RequireReply (require_reply) makes a udp check fail when no reply
+	// comes within the timeout. Default false: silence passes (only an
+	// ICMP unreachable fails), as keepalived's UDP_CHECK.
+	RequireReply bool `yaml:"require_reply"`
+	// Reply (reply) is what a udp check's reply must start with, in hex
+	// digits as payload; an X digit matches anything. Compared over the
+	// shorter of the two. Implies require_reply.
+	Reply string `yaml:"reply"`
+	// MinReplyBytes and MaxReplyBytes (min_reply_bytes, max_reply_bytes)
+	// bound the length of a udp check's reply when reply is set.
+	// Default 0 and 255, as keepalived.
+	MinReplyBytes int `yaml:"min_reply_bytes"`
+	MaxReplyBytes int `yaml:"max_reply_bytes"`
+	// HELOName (helo_name) is the name an smtp check sends with HELO.
+	// Default smtpchecker.keepalived.org, keepalived's.
+	HELOName string `yaml:"helo_name"`
+	// StartTLS (starttls) makes an smtp check say EHLO, upgrade the
+	// connection with STARTTLS and say EHLO again over TLS before QUIT;
+	// sni and verify_tls apply then. Default false (keepalived has no
+	// such option).
+	StartTLS bool `yaml:"starttls"`
 }
 
 // CheckType is a kind of health check.
@@ -619,6 +648,9 @@ const (
 	CheckHTTPS  CheckType = "https"
 	CheckScript CheckType = "script"
 	CheckDNS    CheckType = "dns"
+	CheckUDP    CheckType = "udp"
+	CheckPing   CheckType = "ping"
+	CheckSMTP   CheckType = "smtp"
 )
 
 // Health check defaults.
@@ -632,6 +664,8 @@ const (
 	DefaultHTTPPath        = "/"
 	DefaultDNSQueryName    = "."
 	DefaultDNSQueryType    = "SOA"
+	DefaultUDPMaxReply     = 255
+	DefaultHELOName        = "smtpchecker.keepalived.org"
 )
 
 // StatusRange is an inclusive range of HTTP status codes; a single code

@@ -616,7 +616,7 @@ var enumNames = map[reflect.Type][]string{
 	reflect.TypeFor[TunnelType]():     {"ipip", "gue", "gre"},
 	reflect.TypeFor[TunnelChecksum](): {"none", "checksum", "remote"},
 	reflect.TypeFor[OnFailure]():      {"remove", "quiesce"},
-	reflect.TypeFor[CheckType]():      {"tcp", "http", "https", "script", "dns", "none"},
+	reflect.TypeFor[CheckType]():      {"tcp", "http", "https", "script", "dns", "udp", "ping", "smtp", "none"},
 	reflect.TypeFor[SyncRole]():       {"master", "backup", "both"},
 }
 
@@ -628,6 +628,7 @@ var enumAliases = map[string]string{
 	"tun": "tunnel", "ipip_tunnel": "tunnel", "i": "tunnel",
 	"inhibit": "quiesce", "weight_0": "quiesce",
 	"tcp_check": "tcp", "http_get": "http", "ssl_get": "https", "misc_check": "script", "dns_check": "dns",
+	"udp_check": "udp", "ping_check": "ping", "icmp": "ping", "smtp_check": "smtp",
 	"inet": "ipv4", "inet6": "ipv6", "v4": "ipv4", "v6": "ipv6", "4": "ipv4", "6": "ipv6",
 }
 

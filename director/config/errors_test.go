@@ -159,7 +159,36 @@ var errorCases = []struct {
 			"lvsd.yaml:6:7: path applies only to http or https checks, not tcp: remove it, or write type: http",
 			"lvsd.yaml:7:7: command applies only to script checks, not tcp: remove it, or write type: script",
 			"lvsd.yaml:10:36: interval does not apply to type: none (no check): remove it, or choose a check type",
-			"lvsd.yaml:12:23: health_check needs a type: write type: tcp, http, https, script, dns or none",
+			"lvsd.yaml:12:23: health_check needs a type: write type: tcp, http, https, script, dns, udp, ping, smtp or none",
+		},
+	},
+	{
+		name: "check_udp_smtp_ping",
+		file: `virtual_services:
+  - address: 192.168.0.100
+    port: 53
+    protocol: udp
+    health_check: {type: udp, payload: "0a zz", reply: "0aXX", min_reply_bytes: 9, max_reply_bytes: 4}
+    real_servers:
+      - address: 10.0.0.2
+        health_check: {type: udp, max_reply_bytes: 70000, helo_name: mx}
+      - address: 10.0.0.3
+        health_check: {type: smtp, helo_name: "a b", payload: "00"}
+      - address: 10.0.0.4
+        health_check: {type: ping, connect_port: 7}
+      - address: 10.0.0.5
+        health_check: {type: smtp, verify_tls: true}
+`,
+		want: []string{
+			`lvsd.yaml:5:40: payload: 'z' at offset 3 is not a hex digit: write the datagram in hex digits, such as 0a1b2c`,
+			"lvsd.yaml:5:81: min_reply_bytes: 9 is above max_reply_bytes 4: the check could never pass",
+			"lvsd.yaml:8:52: max_reply_bytes: 70000 is out of range: write 0 to 65535",
+			"lvsd.yaml:8:52: min_reply_bytes and max_reply_bytes apply only with reply (as in keepalived): write reply: with the expected bytes, or remove them",
+			"lvsd.yaml:8:59: helo_name applies only to smtp checks, not udp: remove it, or write type: smtp",
+			`lvsd.yaml:10:47: helo_name: "a b" is not a host name: write this director's name, such as lvs1.example.com (default smtpchecker.keepalived.org)`,
+			"lvsd.yaml:10:54: payload applies only to udp checks, not smtp: remove it, or write type: udp",
+			"lvsd.yaml:12:36: connect_port applies only to tcp, http, https, dns, udp or smtp checks, not ping: remove it, or write type: tcp",
+			"lvsd.yaml:14:36: sni and verify_tls apply to an smtp check only with starttls: true: add it, or remove them",
 		},
 	},
 	{
@@ -799,7 +828,7 @@ func TestWrongKindLeavesNoFollowUps(t *testing.T) {
       - {address: 10.0.0.3, weight: heavy, upper_threshold: 10, lower_threshold: x}
 `}, LoadOptions{}), []string{
 		`lvsd.yaml:2:5: virtual_services: expected a mapping of name, protocol, address, port, fwmark, family, group, scheduler, scheduler_flags, persistence, one_packet, forwarding, tunnel, health_check, on_failure, sorry_server, quorum, announce or real_servers, got a list`,
-		`lvsd.yaml:5:19: health_check: expected a mapping of type, interval, timeout, rise, fall, retry, retry_delay, connect_ip, connect_port, path, status_codes, digest, host, sni, verify_tls, command, shell, script_user, query_name or query_type, got "tcp"`,
+		`lvsd.yaml:5:19: health_check: expected a mapping of type, interval, timeout, rise, fall, retry, retry_delay, connect_ip, connect_port, path, status_codes, digest, host, sni, verify_tls, command, shell, script_user, query_name, query_type, payload, require_reply, reply, min_reply_bytes, max_reply_bytes, helo_name or starttls, got "tcp"`,
 		`lvsd.yaml:6:19: sorry_server: expected a mapping of address, port, forwarding or tunnel, got "10.0.0.9"`,
 		`lvsd.yaml:8:9: real_servers: expected a mapping of address, port, weight, upper_threshold, lower_threshold, forwarding, tunnel or health_check, got "10.0.0.2"`,
 		`lvsd.yaml:9:37: weight: expected a whole number, got "heavy"`,

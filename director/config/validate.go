@@ -503,19 +503,26 @@ func (c *checker) tunnelFor(pt **TunnelOptions, fwd Forwarding, whose string, in
 // checkKeys says which check types each health_check key applies to; keys
 // not listed apply to every type but none.
 var checkKeys = map[string][]CheckType{
-	"connect_ip":   {CheckTCP, CheckHTTP, CheckHTTPS, CheckDNS},
-	"connect_port": {CheckTCP, CheckHTTP, CheckHTTPS, CheckDNS},
-	"path":         {CheckHTTP, CheckHTTPS},
-	"status_codes": {CheckHTTP, CheckHTTPS},
-	"digest":       {CheckHTTP, CheckHTTPS},
-	"host":         {CheckHTTP, CheckHTTPS},
-	"sni":          {CheckHTTPS},
-	"verify_tls":   {CheckHTTPS},
-	"command":      {CheckScript},
-	"shell":        {CheckScript},
-	"script_user":  {CheckScript},
-	"query_name":   {CheckDNS},
-	"query_type":   {CheckDNS},
+	"connect_ip":      {CheckTCP, CheckHTTP, CheckHTTPS, CheckDNS, CheckUDP, CheckPing, CheckSMTP},
+	"connect_port":    {CheckTCP, CheckHTTP, CheckHTTPS, CheckDNS, CheckUDP, CheckSMTP},
+	"payload":         {CheckUDP},
+	"require_reply":   {CheckUDP},
+	"reply":           {CheckUDP},
+	"min_reply_bytes": {CheckUDP},
+	"max_reply_bytes": {CheckUDP},
+	"helo_name":       {CheckSMTP},
+	"path":            {CheckHTTP, CheckHTTPS},
+	"status_codes":    {CheckHTTP, CheckHTTPS},
+	"digest":          {CheckHTTP, CheckHTTPS},
+	"host":            {CheckHTTP, CheckHTTPS},
+	"sni":             {CheckHTTPS, CheckSMTP},
+	"verify_tls":      {CheckHTTPS, CheckSMTP},
+	"starttls":        {CheckSMTP},
+	"command":         {CheckScript},
+	"shell":           {CheckScript},
+	"script_user":     {CheckScript},
+	"query_name":      {CheckDNS},
+	"query_type":      {CheckDNS},
 }
 
 // dnsTypes are the record types a dns check may ask for.
@@ -523,7 +530,7 @@ var dnsTypes = []string{"A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "
 
 func (c *checker) healthCheck(h *HealthCheck) {
 	if !c.written(&h.Type) {
-		c.at(h, "health_check needs a type: write type: tcp, http, https, script, dns or none")
+		c.at(h, "health_check needs a type: write type: tcp, http, https, script, dns, udp, ping, smtp or none")
 		return
 	}
 	if !c.valid(&h.Type) {
@@ -566,6 +573,62 @@ func (c *checker) healthCheck(h *HealthCheck) {
 		c.scriptCheck(h)
 	case CheckDNS:
 		c.dnsCheck(h)
+	case CheckUDP:
+		c.udpCheck(h)
+	case CheckSMTP:
+		c.smtpCheck(h)
+	}
+}
+
+func (c *checker) udpCheck(h *HealthCheck) {
+	if c.valid(&h.Payload) {
+		switch data, _, err := ParseHex(h.Payload, false); {
+		case err != nil:
+			c.at(&h.Payload, "payload: %v: write the datagram in hex digits, such as 0a1b2c", err)
+		case len(data) > 65507:
+			c.at(&h.Payload, "payload: %d bytes: a datagram holds at most 65507", len(data))
+		}
+	}
+	if c.valid(&h.Reply) {
+		if _, _, err := ParseHex(h.Reply, true); err != nil {
+			c.at(&h.Reply, "reply: %v: write the expected reply in hex digits, X for a digit that may be anything, such as 0aXX2c", err)
+		}
+	}
+	if !c.written(&h.MaxReplyBytes) {
+		h.MaxReplyBytes = DefaultUDPMaxReply
+	}
+	for _, n := range []struct {
+		name string
+		p    *int
+	}{{"min_reply_bytes", &h.MinReplyBytes}, {"max_reply_bytes", &h.MaxReplyBytes}} {
+		if c.valid(n.p) && (*n.p < 0 || *n.p > 65535) {
+			c.at(n.p, "%s: %d is out of range: write 0 to 65535", n.name, *n.p)
+		}
+	}
+	if c.valid(&h.MinReplyBytes) && c.valid(&h.MaxReplyBytes) && h.MinReplyBytes > h.MaxReplyBytes {
+		c.at(&h.MinReplyBytes, "min_reply_bytes: %d is above max_reply_bytes %d: the check could never pass", h.MinReplyBytes, h.MaxReplyBytes)
+	}
+	if (c.written(&h.MinReplyBytes) || c.written(&h.MaxReplyBytes)) && !c.written(&h.Reply) {
+		p := any(&h.MinReplyBytes)
+		if !c.written(&h.MinReplyBytes) {
+			p = &h.MaxReplyBytes
+		}
+		c.at(p, "min_reply_bytes and max_reply_bytes apply only with reply (as in keepalived): write reply: with the expected bytes, or remove them")
+	}
+}
+
+func (c *checker) smtpCheck(h *HealthCheck) {
+	for _, p := range []any{&h.SNI, &h.VerifyTLS} {
+		if c.written(p) && !h.StartTLS {
+			c.atKey(p, "sni and verify_tls apply to an smtp check only with starttls: true: add it, or remove them")
+		}
+	}
+	c.sni(h)
+	switch {
+	case !c.written(&h.HELOName):
+		h.HELOName = DefaultHELOName
+	case c.valid(&h.HELOName) && (h.HELOName == "" || strings.ContainsAny(h.HELOName, " \t\r\n\x00")):
+		c.at(&h.HELOName, "helo_name: %q is not a host name: write this director's name, such as lvs1.example.com (default %s)", h.HELOName, DefaultHELOName)
 	}
 }
 
@@ -580,8 +643,8 @@ func (c *checker) checkTiming(h *HealthCheck) {
 	} else if c.valid(&h.Timeout) {
 		// A timeout longer than the interval is allowed, as keepalived
 		// allows connect_timeout > delay_loop: the scheduler never
-		// overlaps two rounds of one check, the next round starts when a
-		// slow one ends.
+		// overlaps two rounds of one check, and the round after a slow
+		// one starts an interval after it ended.
 		if h.Timeout < time.Millisecond {
 			c.at(&h.Timeout, "timeout: %v is too short: write at least 1ms (default %v)", h.Timeout, DefaultCheckTimeout)
 		}
@@ -632,16 +695,21 @@ func (c *checker) httpCheck(h *HealthCheck) {
 	if c.valid(&h.Host) && (h.Host == "" || strings.ContainsAny(h.Host, " \t\r\n/")) {
 		c.at(&h.Host, "host: %q is not a host name: write the Host header the server expects, such as www.example.com", h.Host)
 	}
+	c.sni(h)
+	if h.Type == CheckHTTPS && !c.written(&h.SNI) && h.Host != "" {
+		if _, err := netip.ParseAddr(h.Host); err != nil {
+			h.SNI = h.Host
+		}
+	}
+}
+
+// sni checks a TLS server name.
+func (c *checker) sni(h *HealthCheck) {
 	if c.valid(&h.SNI) {
 		if _, err := netip.ParseAddr(h.SNI); err == nil {
 			c.at(&h.SNI, "sni: %s is an IP address, which TLS cannot send as a server name: write the certificate's host name, or remove sni", h.SNI)
 		} else if h.SNI == "" || strings.ContainsAny(h.SNI, " \t\r\n/:") {
 			c.at(&h.SNI, "sni: %q is not a host name: write the certificate's host name, such as www.example.com", h.SNI)
-		}
-	}
-	if h.Type == CheckHTTPS && !c.written(&h.SNI) && h.Host != "" {
-		if _, err := netip.ParseAddr(h.Host); err != nil {
-			h.SNI = h.Host
 		}
 	}
 }
@@ -681,7 +749,7 @@ func (c *checker) dnsCheck(h *HealthCheck) {
 
 // needsPort reports whether a check connects to a port.
 func needsPort(t CheckType) bool {
-	return t == CheckTCP || t == CheckHTTP || t == CheckHTTPS || t == CheckDNS
+	return t == CheckTCP || t == CheckHTTP || t == CheckHTTPS || t == CheckDNS || t == CheckUDP || t == CheckSMTP
 }
 
 // destination checks what real servers and sorry servers share: address,

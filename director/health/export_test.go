@@ -20,7 +20,7 @@ func CheckOnEventLoop(netns string, cs ...Checker) (rs []Result, ok bool) {
 		probes[i].reset(t, e)
 	}
 	results := make(chan loopResult, len(cs))
-	l, err := startNetLoop(netLoopOptions{NetNS: netns, Deliver: func(batch []loopResult) {
+	l, err := startNetLoop(netLoopOptions{NetNS: netns, Deliver: func(batch []loopResult, _ time.Time) {
 		for _, r := range batch {
 			results <- r
 		}
@@ -45,3 +45,10 @@ func CheckOnEventLoop(netns string, cs ...Checker) (rs []Result, ok bool) {
 	}
 	return rs, true
 }
+
+// Wire helpers of the ping check, for its tests.
+var (
+	AppendEcho   = appendEcho
+	ICMPChecksum = icmpChecksum
+	IsEchoReply  = isEchoReply
+)

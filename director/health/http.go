@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -106,6 +107,7 @@ type HTTPChecker struct {
 	timeout  time.Duration
 	tls      *tls.Config
 	loop     *loopTarget // nil: not on the Scheduler's event loop
+	lastPass atomic.Pointer[passMessage]
 }
 
 // NewHTTPChecker validates spec, loads its CA file if any, and returns
@@ -380,12 +382,33 @@ func (c *HTTPChecker) judgeBody(code int, length, n int64, got []byte) (string, 
 	case length < 0 && n > c.maxBody && c.digest != nil:
 		return "", newError(ErrBodyTooLarge, nil, "body from %s exceeds the %d-byte cap", c.target, c.maxBody)
 	case c.digest == nil:
-		return fmt.Sprintf("HTTP %d from %s", code, c.target), nil
+		return c.passMessage(code), nil
 	}
 	if !bytes.Equal(got, c.digest) {
 		return "", newError(ErrDigestMismatch, nil, "HTTP %d from %s with body digest %x, want %x", code, c.target, got, c.digest)
 	}
-	return fmt.Sprintf("HTTP %d from %s, digest matches", code, c.target), nil
+	return c.passMessage(code), nil
+}
+
+// passMessage is the reason of a passed check whose response had status
+// code: "HTTP 200 from 10.0.0.2:80" (", digest matches" with a digest).
+// A server answers with the same code check after check, so the last
+// message is kept rather than formatted for every check.
+func (c *HTTPChecker) passMessage(code int) string {
+	if m := c.lastPass.Load(); m != nil && m.code == code {
+		return m.text
+	}
+	m := &passMessage{code: code, text: fmt.Sprintf("HTTP %d from %s", code, c.target)}
+	if c.digest != nil {
+		m.text += ", digest matches"
+	}
+	c.lastPass.Store(m)
+	return m.text
+}
+
+type passMessage struct {
+	code int
+	text string
 }
 
 // truncate shortens s to at most n bytes, marking the cut.

@@ -1,7 +1,9 @@
 package health
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -17,13 +19,28 @@ import (
 // errNoNetLoop is startNetLoop's answer where there is no event loop.
 var errNoNetLoop = errors.New("no event loop for health checks on this system")
 
+// loopKind is what a check on the event loop does.
+type loopKind uint8
+
+const (
+	kindStream loopKind = iota // a TCP connect, or an HTTP GET when http is set
+	kindUDP
+	kindPing
+	kindSMTP
+)
+
 // loopTarget is what the event loop needs to run a check.
 type loopTarget struct {
-	addr     netip.AddrPort
-	target   string // addr as messages show it
-	timeout  time.Duration
-	sockaddr any          // the platform's socket address of addr
-	http     *HTTPChecker // nil: a TCP connect
+	kind      loopKind
+	addr      netip.AddrPort
+	target    string // addr as messages show it
+	connected string // a passed TCP check's reason
+	timeout   time.Duration
+	sockaddr  any          // the platform's socket address of addr
+	http      *HTTPChecker // kindStream: nil for a TCP connect
+	udp       *UDPChecker
+	ping      *pingState
+	smtp      *SMTPChecker
 }
 
 // newLoopTarget describes a check for the event loop; nil when the
@@ -33,7 +50,8 @@ func newLoopTarget(addr netip.AddrPort, timeout time.Duration, http *HTTPChecker
 	if !ok {
 		return nil
 	}
-	return &loopTarget{addr: addr, target: addr.String(), timeout: timeout, sockaddr: sa, http: http}
+	target := addr.String()
+	return &loopTarget{addr: addr, target: target, connected: "connected to " + target, timeout: timeout, sockaddr: sa, http: http}
 }
 
 // loopTargetOf returns the event loop's description of c's check, if it
@@ -43,6 +61,12 @@ func loopTargetOf(c Checker) (*loopTarget, bool) {
 	case *TCPChecker:
 		return c.loop, c.loop != nil
 	case *HTTPChecker:
+		return c.loop, c.loop != nil
+	case *UDPChecker:
+		return c.loop, c.loop != nil
+	case *PingChecker:
+		return c.loop, c.loop != nil
+	case *SMTPChecker:
 		return c.loop, c.loop != nil
 	}
 	return nil, false
@@ -60,6 +84,50 @@ type netLoopOptions struct {
 	// connections in; empty means the process's.
 	NetNS string
 	// Deliver receives each batch of finished checks, on the loop's
-	// goroutine; it must not keep the slice.
-	Deliver func([]loopResult)
+	// goroutine, with the loop's reading of the clock for the round
+	// that finished them; it must not keep the slice.
+	Deliver func(batch []loopResult, now time.Time)
+}
+
+// checkOnLoop runs t's check once on an event loop of its own: the
+// Checker.Check of checks that have no other way to run (ping). It
+// returns when the check ends or ctx is done.
+func checkOnLoop(ctx context.Context, t *loopTarget) Result {
+	start := time.Now()
+	results := make(chan Result, 1)
+	l, err := startNetLoop(netLoopOptions{Deliver: func(batch []loopResult, _ time.Time) {
+		for _, r := range batch {
+			results <- r.r
+		}
+	}})
+	if err != nil {
+		return failed(start, fmt.Errorf("%s check of %s: %w", t.kindName(), t.target, err))
+	}
+	defer l.stop()
+	p := &probe{}
+	p.reset(t, &entry{})
+	if !l.submit(p) {
+		return failed(start, fmt.Errorf("%s check of %s: the event loop stopped", t.kindName(), t.target))
+	}
+	select {
+	case r := <-results:
+		return r
+	case <-ctx.Done():
+		return failed(start, newError(ErrCanceled, ctx.Err(), "canceled while checking %s", t.target))
+	}
+}
+
+// kindName names t's kind of check for messages.
+func (t *loopTarget) kindName() string {
+	switch {
+	case t.kind == kindUDP:
+		return "udp"
+	case t.kind == kindPing:
+		return "ping"
+	case t.kind == kindSMTP:
+		return "smtp"
+	case t.http != nil:
+		return "http"
+	}
+	return "tcp"
 }

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,11 +24,20 @@ import (
 
 // netLoop runs checks over non-blocking sockets on one goroutine. A
 // check costs socket, connect, epoll_ctl and close (a TCP check), plus
-// one sendmsg and usually one read (an HTTP check); epoll_wait and the
-// deadline heap are shared by all checks in flight.
+// one sendmsg and usually one read (an HTTP check); epoll_wait, the
+// clock reading and the deadline heap are shared by all checks in
+// flight.
+//
+// A round of the loop reads the clock once, right after epoll_wait:
+// the results, the deadlines of the checks it starts and the
+// scheduler's dispatch all use that reading (in a VM without a usable
+// TSC every reading is a syscall). A round that was woken by sockets
+// is followed by a pause of batchWindow before the next epoll_wait, so
+// that under load one wake-up serves the events of many checks rather
+// than one each.
 type netLoop struct {
 	epfd, evfd int
-	deliver    func([]loopResult)
+	deliver    func([]loopResult, time.Time)
 	done       chan struct{} // closed when the loop's goroutine has ended
 
 	mu        sync.Mutex
@@ -36,7 +46,8 @@ type netLoop struct {
 	stopping  bool
 	stopped   bool // the goroutine ended: submit refuses
 	sleeping  atomic.Bool
-	tick      atomic.Pointer[func() (time.Time, bool)]
+	poked     atomic.Bool // wake was called while the loop was awake
+	tick      atomic.Pointer[func(time.Time) (time.Time, bool)]
 
 	// The rest belongs to the loop's goroutine.
 	probes map[int]*probe // in flight, by socket
@@ -49,8 +60,24 @@ type netLoop struct {
 	timers   probeHeap
 	results  []loopResult
 	buf      []byte
-	now      time.Time // when epoll_wait last returned: the time of what the loop does
+	now      time.Time       // when epoll_wait last returned: the time of what the loop does
+	events   uint32          // the events of the socket being stepped
+	sum      [md5.Size]byte  // judge's digest, kept off the heap
+	echo     []byte          // a ping's echo request, reused
+	pingRaw  [2]bool         // IPv4, IPv6: ICMP sockets are refused, ping on raw ones
+	ev       unix.EpollEvent // epoll_ctl's argument, kept off the heap
 }
+
+// batchWindow is how long the loop pauses after a round woken by
+// sockets before it waits again. It bounds the loop to about 1,000
+// wake-ups a second under load, and adds at most this much to a
+// check's measured duration and to when its timeout is noticed.
+const batchWindow = time.Millisecond
+
+// yieldEvery is how often the loop yields to Go's scheduler: often
+// enough that sysmon (which preempts a goroutine running for 10ms
+// without passing through the scheduler) never signals it.
+const yieldEvery = 4 * time.Millisecond
 
 // probePhase is how far a check has come.
 type probePhase uint8
@@ -61,6 +88,8 @@ const (
 	phaseSend
 	phaseHead
 	phaseBody
+	phaseReply // a datagram check waits for its reply
+	phaseSMTP  // an SMTP check sends and reads its replies
 )
 
 // probe is one check on the event loop. A target's probe is reused by
@@ -79,14 +108,22 @@ type probe struct {
 	lines       int    // head lines read
 	headBytes   int
 	code        int
-	length      int64 // Content-Length; -1 when absent
-	want, taken int64 // body bytes to read, read
-	sum         hash.Hash
+	length      int64     // Content-Length; -1 when absent
+	want, taken int64     // body bytes to read, read
+	sum         hash.Hash // the body's MD5 when the check has a digest; reused
+
+	out      []byte // what to send (HTTP's request, SMTP's commands)
+	smtpStep int    // the reply an SMTP check waits for
+	seq      uint16 // a ping's echo sequence number
+	rawPing  bool   // the ping went out on a raw socket
 }
 
 func (p *probe) reset(t *loopTarget, e *entry) {
-	line := p.line[:0]
-	*p = probe{t: t, e: e, fd: -1, index: -1, line: line, length: -1}
+	line, sum := p.line[:0], p.sum
+	*p = probe{t: t, e: e, fd: -1, index: -1, line: line, length: -1, sum: sum}
+	if t.ping != nil {
+		p.seq = uint16(t.ping.seq.Add(1))
+	}
 }
 
 func loopSockaddr(ap netip.AddrPort) (any, bool) {
@@ -178,8 +215,9 @@ func (l *netLoop) stop() {
 }
 
 // tickWith makes the loop call tick (the Scheduler's dispatch) once in
-// each round and sleep no later than the due time it returns.
-func (l *netLoop) tickWith(tick func() (time.Time, bool)) {
+// each round with the round's clock reading, and sleep no later than
+// the due time it returns.
+func (l *netLoop) tickWith(tick func(now time.Time) (time.Time, bool)) {
 	l.tick.Store(&tick)
 	l.wake()
 }
@@ -187,12 +225,15 @@ func (l *netLoop) tickWith(tick func() (time.Time, bool)) {
 // ended is closed when the loop's goroutine has ended.
 func (l *netLoop) ended() <-chan struct{} { return l.done }
 
-// wake interrupts epoll_wait, if the loop sleeps in it.
+// wake interrupts epoll_wait, if the loop sleeps in it, or makes its
+// next one return at once.
 func (l *netLoop) wake() {
 	if l.sleeping.CompareAndSwap(true, false) {
 		var one = [8]byte{1}
 		_, _ = unix.Write(l.evfd, one[:])
+		return
 	}
+	l.poked.Store(true)
 }
 
 func (l *netLoop) run(netns string, ready chan<- error) {
@@ -220,7 +261,30 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 	ready <- nil
 	events := make([]unix.EpollEvent, 256)
 	var batch, cancels []*probe
+	var woken bool // the last epoll_wait returned sockets' events
+	l.now = time.Now()
+	yielded := l.now
 	for {
+		now := l.now
+		if now.Sub(yielded) >= yieldEvery {
+			// The loop blocks in raw syscalls, never in the
+			// scheduler, so Go's sysmon would take it for a goroutine
+			// that hogs its P and interrupt it with a signal every
+			// 10ms (a costly one in an emulated VM). Yielding now and
+			// then tells the scheduler it is not stuck.
+			runtime.Gosched()
+			yielded = now
+		}
+		l.expire(now)
+		l.flush()
+		var wakeAt time.Time
+		if tick := l.tick.Load(); tick != nil {
+			// The scheduler submits the due checks: begun below, in
+			// this round.
+			if due, ok := (*tick)(now); ok {
+				wakeAt = due
+			}
+		}
 		l.mu.Lock()
 		batch, l.submitted = l.submitted, batch[:0]
 		cancels, l.canceled = l.canceled, cancels[:0]
@@ -229,8 +293,6 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 		if stopping {
 			return
 		}
-		l.now = time.Now()
-		now := l.now
 		for i, p := range batch {
 			l.begin(p, now)
 			batch[i] = nil
@@ -241,32 +303,43 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 			}
 			cancels[i] = nil
 		}
-		l.expire(now)
 		l.flush()
 
-		var wakeAt time.Time
-		if len(l.timers) > 0 {
+		if len(l.timers) > 0 && (wakeAt.IsZero() || l.timers[0].deadline.Before(wakeAt)) {
 			wakeAt = l.timers[0].deadline
 		}
 		if len(l.drainQ) > 0 && (wakeAt.IsZero() || l.drainQ[0].until.Before(wakeAt)) {
 			wakeAt = l.drainQ[0].until
 		}
-		if tick := l.tick.Load(); tick != nil {
-			if due, ok := (*tick)(); ok && (wakeAt.IsZero() || due.Before(wakeAt)) {
-				wakeAt = due
-			}
-		}
-		timeout := -1
+		wait := time.Duration(-1)
 		if !wakeAt.IsZero() {
-			d := max(wakeAt.Sub(l.now), 0)
-			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+			wait = max(wakeAt.Sub(now), 0)
 		}
 		l.sleeping.Store(true)
-		l.mu.Lock()
-		if len(l.submitted) > 0 || len(l.canceled) > 0 || l.stopping {
-			timeout = 0
+		if l.poked.Swap(false) {
+			wait = 0
+		} else {
+			l.mu.Lock()
+			if len(l.submitted) > 0 || len(l.canceled) > 0 || l.stopping {
+				wait = 0
+			}
+			l.mu.Unlock()
 		}
-		l.mu.Unlock()
+		if woken && wait != 0 {
+			// Let the events of more checks gather (wake still
+			// interrupts the epoll_wait that follows at once).
+			pause := batchWindow
+			if wait > 0 {
+				pause = min(pause, wait)
+				wait -= pause
+			}
+			ts := unix.NsecToTimespec(int64(pause))
+			_ = unix.Nanosleep(&ts, nil)
+		}
+		timeout := -1
+		if wait >= 0 {
+			timeout = int((wait + time.Millisecond - 1) / time.Millisecond)
+		}
 		n, err := unix.EpollWait(l.epfd, events, timeout)
 		l.sleeping.Store(false)
 		if err != nil && !errors.Is(err, unix.EINTR) {
@@ -279,7 +352,7 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 			return
 		}
 		l.now = time.Now()
-		now = l.now
+		woken = false
 		for _, ev := range events[:max(n, 0)] {
 			fd := int(ev.Fd)
 			if fd == l.evfd {
@@ -287,6 +360,7 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 				_, _ = unix.Read(l.evfd, b[:])
 				continue
 			}
+			woken = true
 			if p := l.probes[fd]; p != nil {
 				l.step(p, ev.Events)
 			} else if _, ok := l.draining[fd]; ok {
@@ -295,8 +369,6 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 				unix.Close(fd)
 			}
 		}
-		l.expire(now)
-		l.flush()
 	}
 }
 
@@ -305,19 +377,23 @@ func (l *netLoop) flush() {
 	if len(l.results) == 0 {
 		return
 	}
-	l.deliver(l.results)
+	l.deliver(l.results, l.now)
 	clear(l.results)
 	l.results = l.results[:0]
 }
 
-// begin opens p's connection.
+// begin opens p's connection (or sends its datagram).
 func (l *netLoop) begin(p *probe, now time.Time) {
 	p.start, p.deadline, p.phase = now, now.Add(p.t.timeout), phaseConnect
-	family := unix.AF_INET
-	if _, ok := p.t.sockaddr.(*unix.SockaddrInet6); ok {
-		family = unix.AF_INET6
+	switch p.t.kind {
+	case kindUDP:
+		l.beginUDP(p)
+		return
+	case kindPing:
+		l.beginPing(p)
+		return
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(p.t.family(), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		l.failCheck(p, p.fail(os.NewSyscallError("socket", err)))
 		return
@@ -329,9 +405,15 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 		return
 	}
 	// Edge-triggered: the connect's completion, then the response,
-	// each wake the loop once.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	// each wake the loop once; EPOLLRDHUP says when the server's FIN
+	// came with the response.
+	l.watch(p, fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET)
+}
+
+// watch makes fd p's socket, waited on for events, until p's deadline.
+func (l *netLoop) watch(p *probe, fd int, events uint32) {
+	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
 		unix.Close(fd)
 		l.failCheck(p, p.fail(os.NewSyscallError("epoll_ctl", err)))
 		return
@@ -341,8 +423,25 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 	heap.Push(&l.timers, p)
 }
 
+// family is the address family of t's address.
+func (t *loopTarget) family() int {
+	if _, ok := t.sockaddr.(*unix.SockaddrInet6); ok {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
 // step moves p on after events on its socket.
 func (l *netLoop) step(p *probe, events uint32) {
+	l.events = events
+	switch p.t.kind {
+	case kindUDP:
+		l.stepUDP(p, events)
+		return
+	case kindPing:
+		l.stepPing(p, events)
+		return
+	}
 	if p.phase == phaseConnect {
 		// A refused or unreachable connect reports EPOLLERR (and
 		// EPOLLHUP); its errno is the socket's pending error. Only
@@ -360,11 +459,20 @@ func (l *netLoop) step(p *probe, events uint32) {
 		if events&(unix.EPOLLOUT|unix.EPOLLIN) == 0 {
 			return
 		}
-		if p.t.http == nil {
-			l.pass(p, "connected to %s", p.t.target)
+		if p.t.kind == kindSMTP {
+			p.phase = phaseSMTP
+			l.stepSMTP(p, events)
 			return
 		}
-		p.phase = phaseSend
+		if p.t.http == nil {
+			l.finish(p, Result{Up: true, Reason: p.t.connected, Time: p.start})
+			return
+		}
+		p.phase, p.out = phaseSend, p.t.http.request
+	}
+	if p.phase == phaseSMTP {
+		l.stepSMTP(p, events)
+		return
 	}
 	if p.phase == phaseSend {
 		if !l.send(p) {
@@ -380,9 +488,9 @@ func (l *netLoop) step(p *probe, events uint32) {
 	l.receive(p)
 }
 
-// send writes what is left of the request; true when all of it is sent.
+// send writes what is left of p.out; true when all of it is sent.
 func (l *netLoop) send(p *probe) bool {
-	req := p.t.http.request
+	req := p.out
 	for p.sent < len(req) {
 		n, err := unix.SendmsgN(p.fd, req[p.sent:], nil, nil, unix.MSG_NOSIGNAL)
 		switch {
@@ -471,7 +579,10 @@ func (l *netLoop) consume(p *probe, data []byte) {
 			return
 		}
 		if c.digest != nil {
-			p.sum = md5.New()
+			if p.sum == nil {
+				p.sum = md5.New()
+			}
+			p.sum.Reset()
 		}
 		p.phase = phaseBody
 	}
@@ -479,7 +590,7 @@ func (l *netLoop) consume(p *probe, data []byte) {
 		return
 	}
 	take := min(int64(len(data)), p.want-p.taken)
-	if p.sum != nil {
+	if c.digest != nil {
 		p.sum.Write(data[:take])
 	}
 	p.taken += take
@@ -492,8 +603,8 @@ func (l *netLoop) consume(p *probe, data []byte) {
 // the connection when eof is true.
 func (l *netLoop) judge(p *probe, eof bool) {
 	var got []byte
-	if p.sum != nil {
-		got = p.sum.Sum(nil)
+	if p.t.http.digest != nil {
+		got = p.sum.Sum(l.sum[:0])
 	}
 	msg, err := p.t.http.judgeBody(p.code, p.length, p.taken, got)
 	if err != nil {
@@ -501,9 +612,10 @@ func (l *netLoop) judge(p *probe, eof bool) {
 		return
 	}
 	r := Result{Up: true, Reason: msg, Time: p.start}
-	if !eof && p.taken == p.length && p.fd >= 0 {
+	if !eof && p.taken == p.length && p.fd >= 0 && l.events&unix.EPOLLRDHUP == 0 {
 		// The whole body came by its Content-Length; the server's FIN
-		// is on its way.
+		// is on its way (had it come with the body, EPOLLRDHUP would
+		// say so, and the socket is closed at once).
 		fd := p.fd
 		delete(l.probes, fd)
 		p.fd = -1
@@ -546,13 +658,13 @@ func (l *netLoop) expire(now time.Time) {
 	l.sweep(now)
 	for len(l.timers) > 0 && !l.timers[0].deadline.After(now) {
 		p := l.timers[0]
+		if p.t.kind == kindUDP && !p.t.udp.requireReply {
+			// keepalived's UDP_CHECK: silence is no failure.
+			l.finish(p, Result{Up: true, Reason: p.t.udp.silentPass, Time: p.start})
+			continue
+		}
 		l.failCheck(p, newError(ErrTimeout, os.ErrDeadlineExceeded, "timeout after %s %s %s", p.t.timeout, progressive(p.op()), p.t.target))
 	}
-}
-
-// pass ends p's check as passed.
-func (l *netLoop) pass(p *probe, format string, args ...any) {
-	l.finish(p, Result{Up: true, Reason: fmt.Sprintf(format, args...), Time: p.start})
 }
 
 // failCheck ends p's check as failed with err.
@@ -589,6 +701,18 @@ func (p *probe) op() string {
 		return "reading headers from"
 	case p.phase == phaseBody:
 		return "reading body from"
+	case p.phase == phaseSMTP && p.sent < len(p.out):
+		return "sending " + strings.Fields(string(p.out))[0] + " to"
+	case p.phase == phaseSMTP:
+		return smtpOp(p.smtpStep)
+	case p.phase == phaseReply && p.t.kind == kindPing:
+		return "waiting for an echo reply from"
+	case p.phase == phaseReply:
+		return "waiting for a reply from"
+	case p.t.kind == kindPing:
+		return "ping"
+	case p.t.kind == kindUDP:
+		return "sending to"
 	}
 	return "connect"
 }

@@ -29,6 +29,6 @@ func (l *netLoop) submit(*probe) bool      { return false }
 func (l *netLoop) cancel(*probe)           {}
 func (l *netLoop) stop()                   {}
 
-func (l *netLoop) wake()                             {}
-func (l *netLoop) ended() <-chan struct{}            { return nil }
-func (l *netLoop) tickWith(func() (time.Time, bool)) {}
+func (l *netLoop) wake()                                      {}
+func (l *netLoop) ended() <-chan struct{}                     { return nil }
+func (l *netLoop) tickWith(func(time.Time) (time.Time, bool)) {}

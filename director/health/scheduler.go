@@ -122,6 +122,7 @@ type Scheduler struct {
 	armedAt time.Time               // when Run's timer fires; zero when stopped
 	slack   time.Duration           // see dispatchSlack
 	ticker  atomic.Pointer[netLoop] // the event loop when it starts the due checks
+	notes   []notice                // deliver's, reused
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -306,7 +307,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		// checks: its epoll_wait sleeps until the next deadline or due
 		// check, whichever is first, and Run has nothing to do.
 		s.ticker.Store(loop)
-		loop.tickWith(s.dispatch)
+		loop.tickWith(s.dispatchAt)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -344,10 +345,14 @@ func (s *Scheduler) shutdown(timer Timer) {
 
 // dispatch starts the checks that are due and returns when the next one
 // is.
-func (s *Scheduler) dispatch() (time.Time, bool) {
+func (s *Scheduler) dispatch() (time.Time, bool) { return s.dispatchAt(s.clock.Now()) }
+
+// dispatchAt is dispatch at now, a reading of the Scheduler's clock (the
+// event loop's, when the loop ticks the Scheduler on the system clock).
+func (s *Scheduler) dispatchAt(now time.Time) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	limit := s.clock.Now().Add(s.slack)
+	limit := now.Add(s.slack)
 	for len(s.queue) > 0 && !s.queue[0].due.After(limit) {
 		e := heap.Pop(&s.queue).(*entry)
 		e.running = true
@@ -424,11 +429,15 @@ func (s *Scheduler) nextLocked() *entry {
 	return nil
 }
 
-// deliver takes a batch of results from the event loop.
-func (s *Scheduler) deliver(batch []loopResult) {
-	notes := make([]notice, 0, len(batch))
+// deliver takes a batch of results from the event loop, whose clock
+// read loopNow for the round that finished them.
+func (s *Scheduler) deliver(batch []loopResult, loopNow time.Time) {
+	notes := s.notes[:0] // only the loop's goroutine calls deliver
 	var wake bool
-	now := s.clock.Now() // one reading for the batch
+	now := loopNow // the system clock: the loop's reading serves
+	if s.slack == 0 {
+		now = s.clock.Now() // an injected clock: one reading for the batch
+	}
 	s.mu.Lock()
 	for _, lr := range batch {
 		lr.e.onLoop = false
@@ -447,6 +456,8 @@ func (s *Scheduler) deliver(batch []loopResult) {
 	for _, n := range notes {
 		s.publish(n)
 	}
+	clear(notes)
+	s.notes = notes[:0]
 }
 
 // check runs one check of e and feeds its result to e's machine.
@@ -499,7 +510,14 @@ func (s *Scheduler) observeLocked(e *entry, r Result, now time.Time) (notice, bo
 	} else {
 		e.due = e.round.Add(s.jitteredLocked(policy.Interval))
 		if e.due.Before(now) {
-			e.due = now // fell behind: check again at once, skipping missed rounds
+			// The check ended after its next round was due (it took
+			// longer than the interval, or the checker fell behind):
+			// as keepalived does, the next round comes an interval
+			// after it ended, skipping the missed ones. Checking again
+			// at once would keep a check always in flight against a
+			// server that is slow to answer, and feed an overloaded
+			// checker more work.
+			e.due = now.Add(s.jitteredLocked(policy.Interval))
 		}
 		e.round = e.due
 	}

@@ -190,6 +190,34 @@ func TestSchedulerRetry(t *testing.T) {
 	}
 }
 
+// TestSchedulerSlowCheckWaitsAnIntervalAfterIt: a check that ends after
+// its next round was due (here 3s into a 1s interval) is followed by the
+// next round one interval after it ended, as in keepalived, not at once;
+// a prompt check keeps the rounds on their schedule.
+func TestSchedulerSlowCheckWaitsAnIntervalAfterIt(t *testing.T) {
+	h := newHarness(t, health.SchedulerOptions{})
+	h.update(h.target("rs1", health.Policy{Interval: time.Second, Fall: 3, Initial: health.StateUp}))
+	fake := h.fakes.Checker("rs1")
+	h.run()
+	select {
+	case <-fake.Calls():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first check did not start")
+	}
+	h.clock.Advance(3 * time.Second)
+	fake.Give(fail("timeout after 3s"))
+	h.result()
+	if st := h.status("rs1"); !st.NextCheck.Equal(epoch.Add(4 * time.Second)) {
+		t.Errorf("after a 3s check the next one is due at %v, want one interval after it ended (%v)", st.NextCheck, epoch.Add(4*time.Second))
+	}
+	fake.Give(pass("ok"))
+	h.clock.Advance(time.Second)
+	h.result()
+	if st := h.status("rs1"); !st.NextCheck.Equal(epoch.Add(5 * time.Second)) {
+		t.Errorf("after a prompt check the next one is due at %v, want %v", st.NextCheck, epoch.Add(5*time.Second))
+	}
+}
+
 // TestSchedulerReload: Update keeps the state of targets whose check did
 // not change, resets those whose check changed, adds and removes others,
 // and cancels a removed target's running check.

@@ -193,7 +193,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 func TestImportKeepalivedBehaviourChanges(t *testing.T) {
 	conf := "global_defs {\n router_id X\n}\nstatic_routes {\n 10.9.0.0/16 via 10.0.0.1\n}\n" +
 		"vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress {\n  10.0.0.100\n }\n virtual_ipaddress_excluded {\n  10.0.0.101\n }\n}\n" +
-		"virtual_server 10.0.0.100 53 {\n protocol UDP\n real_server 10.0.1.1 53 {\n  UDP_CHECK {\n  }\n }\n}\n"
+		"virtual_server 10.0.0.100 53 {\n protocol UDP\n real_server 10.0.1.1 53 {\n  BFD_CHECK {\n  }\n }\n}\n"
 	r, err := Import("keepalived.conf", Options{FS: fstest.MapFS{"keepalived.conf": {Data: []byte(conf)}}})
 	if err != nil {
 		t.Fatal(err)
@@ -250,5 +250,73 @@ func TestImportKeepalivedProtocolDefault(t *testing.T) {
 	}
 	if len(r.Findings) != 1 || !r.Findings[0].Cosmetic || !strings.Contains(r.Findings[0].Why, "keepalived defaults to UDP") {
 		t.Errorf("findings %v", r.Findings)
+	}
+}
+
+// TestImportUDPPingSMTPChecks: keepalived's UDP_CHECK, PING_CHECK and
+// SMTP_CHECK import as lvsd's udp, ping and smtp checks with their
+// options and keepalived's timing defaults (retry 1, 1s apart, connect
+// timeout 5s), and the import says the behaviour is the same; reply
+// lengths without reply data (which keepalived ignores) are left out
+// as cosmetic.
+func TestImportUDPPingSMTPChecks(t *testing.T) {
+	conf := `virtual_server 10.0.0.100 53 {
+ protocol UDP
+ delay_loop 10
+ real_server 10.0.1.1 53 {
+  UDP_CHECK {
+   payload 0a 1b2c
+   require_reply 0aXX
+   min_reply_length 2
+   max_reply_length 100
+  }
+ }
+ real_server 10.0.1.2 53 {
+  UDP_CHECK {
+   require_reply
+   max_reply_length 100
+  }
+ }
+ real_server 10.0.1.3 53 {
+  PING_CHECK {
+   connect_ip 10.0.1.30
+  }
+ }
+}
+virtual_server 10.0.0.100 25 {
+ protocol TCP
+ real_server 10.0.1.4 25 {
+  SMTP_CHECK {
+   helo_name lvs1.example.com
+   connect_timeout 2
+  }
+ }
+}
+`
+	r, err := Import("keepalived.conf", Options{FS: fstest.MapFS{"keepalived.conf": {Data: []byte(conf)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Faithful() {
+		t.Errorf("import not faithful: %+v", r.Ranked())
+	}
+	out := string(r.YAML)
+	for _, want := range []string{
+		"type: udp\n          payload: 0a 1b2c\n          reply: 0aXX\n          min_reply_bytes: 2\n          max_reply_bytes: 100\n          interval: 10s\n          timeout: 5s\n          rise: 1\n          fall: 1\n          retry: 1\n          retry_delay: 1s\n",
+		"type: udp\n          require_reply: true\n          interval: 10s\n",
+		"max_reply_length 100: not imported: keepalived applies it only with require_reply data, and there is none",
+		"type: ping\n          connect_ip: 10.0.1.30\n          interval: 10s\n          timeout: 5s\n",
+		"type: smtp\n      helo_name: lvs1.example.com\n      interval: 1m0s\n      timeout: 2s\n      rise: 1\n      fall: 1\n      retry: 1\n      retry_delay: 1s\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("import lacks %q:\n%s", want, out)
+		}
+	}
+	cfg, err := config.Parse("lvsd.yaml", r.YAML, config.LoadOptions{})
+	if err != nil {
+		t.Fatalf("lvsd refuses the import: %v\n%s", err, out)
+	}
+	if n := len(cfg.Desired()); n != 2 {
+		t.Errorf("%d services, want 2", n)
 	}
 }

@@ -70,6 +70,16 @@ type check struct {
 	timing      timing
 	urls        int
 	miscTimeout *time.Duration
+	// UDP_CHECK: reply data was given; the reply lengths written.
+	reply        bool
+	replyLengths []replyLength
+}
+
+// replyLength is a UDP_CHECK min_reply_length or max_reply_length.
+type replyLength struct {
+	key string
+	n   int
+	s   *stmt
 }
 
 func timingHandlers[T any](get func(T) (*timing, *yaml.Node), kind Kind) handlers[T] {
@@ -281,6 +291,7 @@ var realServerHandlers = timingHandlers(func(r *realServer) (*timing, *yaml.Node
 var checkers = map[string]config.CheckType{
 	"http_get": config.CheckHTTP, "ssl_get": config.CheckHTTPS, "tcp_check": config.CheckTCP,
 	"misc_check": config.CheckScript, "dns_check": config.CheckDNS,
+	"udp_check": config.CheckUDP, "ping_check": config.CheckPing, "smtp_check": config.CheckSMTP,
 }
 
 func init() {
@@ -322,7 +333,7 @@ func init() {
 			return err
 		}
 	}
-	for _, kw := range []string{"udp_check", "ping_check", "smtp_check", "bfd_check", "file_check"} {
+	for _, kw := range []string{"bfd_check", "file_check"} {
 		h[kw] = func(c *converter, r *realServer, s *stmt) error {
 			c.drop(r.n, s, KindCheck, fmt.Sprintf("lvsd has no %s checker yet: the real server is imported unchecked (always up), where keepalived took it out when the check failed", strings.ToUpper(strings.TrimSuffix(kw, "_check"))))
 			return nil
@@ -389,6 +400,50 @@ func init() {
 	}
 	h["name"] = func(c *converter, ch *check, s *stmt) error {
 		yput(ch.n, "query_name", ystr(s.words[1]))
+		return nil
+	}
+	// UDP_CHECK (keepalived/check/check_udp.c).
+	h["payload"] = func(c *converter, ch *check, s *stmt) error {
+		hex := strings.Join(s.words[1:], " ")
+		if _, _, err := config.ParseHex(hex, false); err != nil {
+			c.note(ch.n, s, KindCheck, true, fmt.Sprintf("not imported: %v: keepalived reports an invalid hex string and sends its default payload, as lvsd does without one", err))
+			return nil
+		}
+		yput(ch.n, "payload", ystr(hex))
+		return nil
+	}
+	h["require_reply"] = func(c *converter, ch *check, s *stmt) error {
+		if len(s.words) == 1 {
+			yput(ch.n, "require_reply", ybool(true))
+			return nil
+		}
+		hex := strings.Join(s.words[1:], " ")
+		if _, _, err := config.ParseHex(hex, true); err != nil {
+			// keepalived requires a reply, of any content.
+			c.note(ch.n, s, KindCheck, true, fmt.Sprintf("imported as require_reply without data: %v: keepalived reports an invalid hex string and then accepts any reply", err))
+			yput(ch.n, "require_reply", ybool(true))
+			return nil
+		}
+		ch.reply = true
+		yput(ch.n, "reply", ystr(hex))
+		return nil
+	}
+	for kw, key := range map[string]string{"min_reply_length": "min_reply_bytes", "max_reply_length": "max_reply_bytes"} {
+		h[kw] = func(c *converter, ch *check, s *stmt) error {
+			n, err := intArg(s, 1, 0, 65535)
+			if err == nil {
+				ch.replyLengths = append(ch.replyLengths, replyLength{key, n, s})
+			}
+			return err
+		}
+	}
+	// SMTP_CHECK (keepalived/check/check_smtp.c).
+	h["helo_name"] = func(c *converter, ch *check, s *stmt) error {
+		yput(ch.n, "helo_name", ystr(s.words[1]))
+		return nil
+	}
+	h["host"] = func(c *converter, ch *check, s *stmt) error {
+		c.drop(ch.n, s, KindCheck, "SMTP_CHECK's host block (deprecated in keepalived) checks another address: lvsd runs one check per real server; write connect_ip and connect_port instead")
 		return nil
 	}
 	h["misc_dynamic"] = func(c *converter, ch *check, s *stmt) error {
@@ -696,6 +751,14 @@ func (c *converter) finishCheck(v *service, rs *realServer, ch *check) *yaml.Nod
 		}
 	}
 	retryDelay = pick(func(t timing) *time.Duration { return t.retryDelay }, retryDelay)
+	for _, l := range ch.replyLengths {
+		if !ch.reply {
+			// keepalived checks the lengths only against reply data.
+			c.ignore(ch.n, l.s, KindCheck, "keepalived applies it only with require_reply data, and there is none")
+			continue
+		}
+		yput(ch.n, l.key, yint(l.n))
+	}
 	host := rs.host
 	if host == "" {
 		host = v.host

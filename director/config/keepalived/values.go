@@ -32,7 +32,7 @@ func init() {
 		lvs_method protocol persistence_granularity persistence_engine virtualhost sorry_server
 		quorum hysteresis quorum_up quorum_down uthreshold lthreshold connect_timeout misc_timeout connect_port
 		connect_ip retry nb_get_retry delay_before_retry path digest status_code misc_path type name auth_type auth_pass
-		script_user user`) {
+		script_user user payload min_reply_length max_reply_length helo_name`) {
 		valued[k] = true
 	}
 }
