@@ -72,7 +72,6 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 		r.traced, r.note = traced()
 		r.after = measure("untraced")
 		results = append(results, r)
-		b.Logf("%-28s %7.1f conn/s (untraced %.1f before, %.1f after) %s", name, r.traced, r.before, r.after, r.note)
 	}
 
 	// lvsdiag trace, started in the director's namespace; measured once
@@ -135,12 +134,12 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 			if r.name == name {
 				pct := 100 * r.traced / ((r.before + r.after) / 2)
 				pcts = append(pcts, pct)
-				shares = append(shares, fmt.Sprintf("%.1f%%", pct))
+				shares = append(shares, fmt.Sprintf("%.1f%% (%.0f conn/s, untraced %.0f/%.0f) %s", pct, r.traced, r.before, r.after, r.note))
 			}
 		}
 		slices.Sort(pcts)
 		med := pcts[len(pcts)/2]
-		b.Logf("  %-28s %5.1f%%  (runs: %s)", name, med, strings.Join(shares, ", "))
+		b.Logf("  %-28s %5.1f%%; runs: %s", name, med, strings.Join(shares, "; "))
 		b.ReportMetric(med, strings.NewReplacer(" ", "-", ",", "").Replace(name)+"-%-of-untraced")
 	}
 }
