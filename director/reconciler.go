@@ -20,6 +20,12 @@ type ReconcilerOptions struct {
 	// RetryMin and RetryMax bound the backoff of a service whose writes
 	// failed. Defaults 1s and 1m.
 	RetryMin, RetryMax time.Duration
+	// FullReadEvery: every FullReadEvery-th resync (and the first)
+	// reads every service and real server over netlink; the others read
+	// /proc/net/ip_vs once and ask netlink only about the services whose
+	// lines changed. Default DefaultFullReadEvery; 1 reads everything
+	// every time.
+	FullReadEvery int
 }
 
 // Result says what one reconcile did.
@@ -28,6 +34,10 @@ type Result struct {
 	Failures []Failure // ops it refused, or that were skipped
 	Drift    int       // owned services that differed from what lvsd last wrote
 	Unowned  []ipvs.ServiceKey
+	// FullRead says a resync read the whole table over netlink; Reread
+	// counts the services a resync that did not read over netlink.
+	FullRead bool
+	Reread   int
 }
 
 // Stats are the reconciler's running totals, for metrics.
@@ -36,6 +46,11 @@ type Stats struct {
 	OpsFailed    map[OpKind]uint64
 	Resyncs      uint64
 	DriftRepairs uint64
+	// FullReads counts the resyncs that read the whole table over
+	// netlink; ServicesReread the services the others read over netlink
+	// because their /proc/net/ip_vs lines changed.
+	FullReads      uint64
+	ServicesReread uint64
 }
 
 type retryState struct {
@@ -64,6 +79,13 @@ type Reconciler struct {
 	ownedDirty bool
 	retry      map[ipvs.ServiceKey]*retryState
 	stats      Stats
+	// seen are the /proc/net/ip_vs lines of the last read; nil when
+	// that read failed, which makes the next resync a full one.
+	seen procLines
+	// sinceFull counts the resyncs since the last full read.
+	sinceFull int
+	// procFailed is set once a failed /proc read has been logged.
+	procFailed bool
 }
 
 // NewReconciler loads the owned set from the state directory.
@@ -76,6 +98,9 @@ func NewReconciler(opts ReconcilerOptions) (*Reconciler, error) {
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = time.Minute
+	}
+	if opts.FullReadEvery <= 0 {
+		opts.FullReadEvery = DefaultFullReadEvery
 	}
 	owned := map[ipvs.ServiceKey]bool{}
 	if opts.StateDir != "" {
@@ -95,17 +120,97 @@ func NewReconciler(opts ReconcilerOptions) (*Reconciler, error) {
 	}, nil
 }
 
-// Resync reads the kernel's whole table, counts owned services that
-// drifted from what lvsd last wrote, and applies the difference. Before
-// the first SetDesired it only reads.
+// Resync reads the kernel back, counts owned services that drifted from
+// what lvsd last wrote, and applies the difference. Before the first
+// SetDesired it only reads.
+//
+// Most resyncs read /proc/net/ip_vs once and read over netlink only the
+// services whose lines changed since the last resync (or that it cannot
+// tell apart); every FullReadEvery-th reads the whole table over
+// netlink, which finds what the file does not show (see resync.go).
 func (r *Reconciler) Resync(now time.Time) (Result, error) {
-	kernel, err := ReadTable(r.opts.Client)
+	r.mu.Lock()
+	full := !r.synced || r.seen == nil || r.sinceFull+1 >= r.opts.FullReadEvery
+	r.mu.Unlock()
+	if full {
+		return r.resyncFull(now)
+	}
+	proc, err := r.opts.Client.ServiceTable()
 	if err != nil {
-		return Result{}, fmt.Errorf("reading the kernel's IPVS table: %w", err)
+		r.mu.Lock()
+		if !r.procFailed {
+			r.log.Warn("reading /proc/net/ip_vs failed; resyncs read the whole table over netlink until it works", "err", err)
+			r.procFailed = true
+		}
+		r.seen = nil
+		r.mu.Unlock()
+		return r.resyncFull(now)
+	}
+	r.mu.Lock()
+	reread, unknown, seen := procChanges(proc, r.seen, r.cache)
+	known := make(map[ipvs.ServiceKey]bool, len(reread))
+	for _, k := range reread {
+		known[k] = true
+	}
+	if unknown {
+		for k := range r.cache {
+			known[k] = true
+		}
+	}
+	r.mu.Unlock()
+	if unknown {
+		// Services the cache lacks: only netlink knows their exact keys
+		// (a fwmark service's family).
+		svcs, err := r.opts.Client.Services()
+		if err != nil {
+			return Result{}, fmt.Errorf("listing the kernel's IPVS services: %w", err)
+		}
+		for _, s := range svcs {
+			if !known[s.ServiceKey] {
+				reread = append(reread, s.ServiceKey)
+			}
+		}
+	}
+	entries := make([]*Entry, len(reread))
+	for i, k := range reread {
+		if entries[i], err = readEntry(r.opts.Client, k); err != nil {
+			return Result{}, fmt.Errorf("reading IPVS service %v: %w", k, err)
+		}
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Resyncs++
+	r.stats.ServicesReread += uint64(len(reread))
+	r.sinceFull++
+	r.seen, r.procFailed = seen, false
+	drift := 0
+	for i, k := range reread {
+		if r.owned[k] && !sameEntry(r.cache[k], entries[i]) {
+			drift++
+			r.log.Warn("IPVS service changed behind lvsd's back; repairing", "service", k.String())
+		}
+		if entries[i] == nil {
+			delete(r.cache, k)
+		} else {
+			r.cache[k] = entries[i]
+		}
+	}
+	return r.finishResyncLocked(now, drift, Result{Reread: len(reread)}), nil
+}
+
+// resyncFull reads /proc/net/ip_vs (the lines the next resyncs compare
+// with) and then the whole table over netlink.
+func (r *Reconciler) resyncFull(now time.Time) (Result, error) {
+	kernel, seen, err := r.readFull()
+	if err != nil {
+		return Result{}, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Resyncs++
+	r.stats.FullReads++
+	r.sinceFull = 0
 	drift := 0
 	if r.synced {
 		for k := range r.owned {
@@ -115,26 +220,46 @@ func (r *Reconciler) Resync(now time.Time) (Result, error) {
 			}
 		}
 	}
-	r.cache, r.synced = kernel, true
+	r.cache, r.synced, r.seen = kernel, true, seen
+	return r.finishResyncLocked(now, drift, Result{FullRead: true}), nil
+}
+
+func (r *Reconciler) finishResyncLocked(now time.Time, drift int, read Result) Result {
 	if !r.haveDesired {
-		return Result{}, nil
+		return read
 	}
 	res := r.applyLocked(now, Diff(r.desired, r.cache, r.owned))
-	res.Drift = drift
+	res.Drift, res.FullRead, res.Reread = drift, read.FullRead, read.Reread
 	r.stats.DriftRepairs += uint64(drift)
-	return res, nil
+	return res
+}
+
+// readFull reads /proc/net/ip_vs first (nil lines when it cannot), then
+// every service and real server over netlink: a change between the two
+// reads shows as a changed line at the next resync.
+func (r *Reconciler) readFull() (Table, procLines, error) {
+	var seen procLines
+	if proc, err := r.opts.Client.ServiceTable(); err == nil {
+		_, _, seen = procChanges(proc, nil, nil)
+	}
+	kernel, err := ReadTable(r.opts.Client)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the kernel's IPVS table: %w", err)
+	}
+	return kernel, seen, nil
 }
 
 // ReadKernel fills the cache from the kernel without writing anything:
 // for lvsd plan, which only shows what it would send.
 func (r *Reconciler) ReadKernel() error {
-	kernel, err := ReadTable(r.opts.Client)
+	kernel, seen, err := r.readFull()
 	if err != nil {
-		return fmt.Errorf("reading the kernel's IPVS table: %w", err)
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cache, r.synced = kernel, true
+	r.cache, r.synced, r.seen = kernel, true, seen
+	r.sinceFull = 0
 	return nil
 }
 
@@ -218,6 +343,7 @@ func (r *Reconciler) Stats() Stats {
 	return Stats{
 		OpsSent: maps.Clone(r.stats.OpsSent), OpsFailed: maps.Clone(r.stats.OpsFailed),
 		Resyncs: r.stats.Resyncs, DriftRepairs: r.stats.DriftRepairs,
+		FullReads: r.stats.FullReads, ServicesReread: r.stats.ServicesReread,
 	}
 }
 
