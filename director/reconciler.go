@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,6 +87,11 @@ type Reconciler struct {
 	sinceFull int
 	// procFailed is set once a failed /proc read has been logged.
 	procFailed bool
+	// versions says when each service's cached entry last changed (a
+	// write, or a read that found it different), from the counter
+	// version, so that readers copy only what changed (KernelEntry).
+	versions map[ipvs.ServiceKey]uint64
+	version  uint64
 }
 
 // NewReconciler loads the owned set from the state directory.
@@ -110,13 +116,14 @@ func NewReconciler(opts ReconcilerOptions) (*Reconciler, error) {
 		}
 	}
 	return &Reconciler{
-		opts:    opts,
-		log:     opts.Logger,
-		cache:   Table{},
-		desired: Table{},
-		owned:   owned,
-		retry:   map[ipvs.ServiceKey]*retryState{},
-		stats:   Stats{OpsSent: map[OpKind]uint64{}, OpsFailed: map[OpKind]uint64{}},
+		opts:     opts,
+		log:      opts.Logger,
+		cache:    Table{},
+		desired:  Table{},
+		owned:    owned,
+		retry:    map[ipvs.ServiceKey]*retryState{},
+		versions: map[ipvs.ServiceKey]uint64{},
+		stats:    Stats{OpsSent: map[OpKind]uint64{}, OpsFailed: map[OpKind]uint64{}},
 	}, nil
 }
 
@@ -190,6 +197,9 @@ func (r *Reconciler) Resync(now time.Time) (Result, error) {
 			drift++
 			r.log.Warn("IPVS service changed behind lvsd's back; repairing", "service", k.String())
 		}
+		if !sameEntry(r.cache[k], entries[i]) {
+			r.bumpLocked(k)
+		}
 		if entries[i] == nil {
 			delete(r.cache, k)
 		} else {
@@ -220,7 +230,8 @@ func (r *Reconciler) resyncFull(now time.Time) (Result, error) {
 			}
 		}
 	}
-	r.cache, r.synced, r.seen = kernel, true, seen
+	r.replaceCacheLocked(kernel)
+	r.synced, r.seen = true, seen
 	return r.finishResyncLocked(now, drift, Result{FullRead: true}), nil
 }
 
@@ -258,9 +269,31 @@ func (r *Reconciler) ReadKernel() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cache, r.synced, r.seen = kernel, true, seen
+	r.replaceCacheLocked(kernel)
+	r.synced, r.seen = true, seen
 	r.sinceFull = 0
 	return nil
+}
+
+// replaceCacheLocked puts a full read in place of the cache, bumping the
+// versions of the services it finds different.
+func (r *Reconciler) replaceCacheLocked(kernel Table) {
+	for k, e := range r.cache {
+		if !sameEntry(e, kernel[k]) {
+			r.bumpLocked(k)
+		}
+	}
+	for k := range kernel {
+		if r.cache[k] == nil {
+			r.bumpLocked(k)
+		}
+	}
+	r.cache = kernel
+}
+
+func (r *Reconciler) bumpLocked(k ipvs.ServiceKey) {
+	r.version++
+	r.versions[k] = r.version
 }
 
 // SetDesired replaces the desired table (a config load or reload) and
@@ -354,11 +387,37 @@ func (r *Reconciler) Owned() map[ipvs.ServiceKey]bool {
 	return maps.Clone(r.owned)
 }
 
-// Kernel returns lvsd's copy of the kernel's table.
+// Kernel returns lvsd's copy of the kernel's table. It copies the whole
+// table: to follow a large table, use KernelVersions and KernelEntry.
 func (r *Reconciler) Kernel() Table {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.cache.Clone()
+}
+
+// KernelVersions fills out[i] with the version of keys[i]'s entry in
+// lvsd's copy of the kernel: it changes whenever the entry does (0: never
+// seen). It appends to out[:0] and returns it.
+func (r *Reconciler) KernelVersions(keys []ipvs.ServiceKey, out []uint64) []uint64 {
+	out = out[:0]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		out = append(out, r.versions[k])
+	}
+	return out
+}
+
+// KernelEntry returns a copy of one service in lvsd's copy of the
+// kernel (nil when absent) and its version.
+func (r *Reconciler) KernelEntry(k ipvs.ServiceKey) (*Entry, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.cache[k]
+	if e != nil {
+		e = &Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
+	}
+	return e, r.versions[k]
 }
 
 // applyLocked sends a plan, records failures for retry, re-reads the
@@ -376,6 +435,9 @@ func (r *Reconciler) applyLocked(now time.Time, plan Plan) Result {
 	r.saveOwnedLocked()
 
 	failures := Apply(r.opts.Client, plan.Ops, r.cache)
+	for _, op := range plan.Ops {
+		r.bumpLocked(op.Service.ServiceKey)
+	}
 	failedKeys := map[ipvs.ServiceKey]bool{}
 	for _, f := range failures {
 		failedKeys[f.Op.Service.ServiceKey] = true

@@ -3,6 +3,7 @@
 package ipvs
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,7 +20,9 @@ func (c *linuxClient) ServiceTable() (ServiceTable, error) {
 		return ServiceTable{}, err
 	}
 	defer f.Close()
-	return parseServiceTable(f, path)
+	// Large reads: each read(2) of the file makes the kernel walk its
+	// service table from the start to the offset.
+	return parseServiceTable(bufio.NewReaderSize(f, 1<<20), path)
 }
 
 // openProcNet opens /proc/thread-self/net/NAME in the network namespace
