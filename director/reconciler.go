@@ -206,7 +206,44 @@ func (r *Reconciler) Resync(now time.Time) (Result, error) {
 			r.cache[k] = entries[i]
 		}
 	}
-	return r.finishResyncLocked(now, drift, Result{Reread: len(reread)}), nil
+	if !r.haveDesired {
+		return Result{Reread: len(reread)}, nil
+	}
+	// Only the services read again can differ from what is desired:
+	// every other one is as lvsd last wrote it, or waits for a retry.
+	keys := slices.Clone(reread)
+	for k := range r.retry {
+		keys = append(keys, k)
+	}
+	res := r.applyLocked(now, r.diffKeysLocked(keys))
+	res.Drift, res.Reread = drift, len(reread)
+	r.stats.DriftRepairs += uint64(drift)
+	return res, nil
+}
+
+// diffKeysLocked is Diff(r.desired, r.cache, r.owned) restricted to
+// keys, with the unowned services of the whole cache.
+func (r *Reconciler) diffKeysLocked(keys []ipvs.ServiceKey) Plan {
+	slices.SortFunc(keys, compareKeys)
+	keys = slices.Compact(keys)
+	var plan Plan
+	var removals []Op
+	for _, k := range keys {
+		switch {
+		case r.desired[k] != nil:
+			plan.Ops = appendServiceDiff(plan.Ops, r.desired[k], r.cache[k])
+		case r.cache[k] != nil && r.owned[k]:
+			removals = appendServiceDiff(removals, nil, r.cache[k])
+		}
+	}
+	plan.Ops = append(plan.Ops, removals...)
+	for k := range r.cache {
+		if r.desired[k] == nil && !r.owned[k] {
+			plan.Unowned = append(plan.Unowned, k)
+		}
+	}
+	slices.SortFunc(plan.Unowned, compareKeys)
+	return plan
 }
 
 // resyncFull reads /proc/net/ip_vs (the lines the next resyncs compare
