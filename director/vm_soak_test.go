@@ -54,9 +54,9 @@ func soakChecked(i, j int) bool { return (i*soakRealServers+j)%10 == 3 }
 // soakRS is one real server: a listener the test opens and closes.
 type soakRS struct {
 	checked bool
-	addr netip.AddrPort
-	up   bool
-	ln   net.Listener
+	addr    netip.AddrPort
+	up      bool
+	ln      net.Listener
 	// flips counts the state changes the test made.
 	downs, ups int
 }
