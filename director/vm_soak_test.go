@@ -443,7 +443,10 @@ loop:
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		m := re.FindStringSubmatch(sc.Text())
-		if m == nil {
+		// A first check's transition (from unknown) is none the test
+		// made: its line can reach the output after the status showed
+		// the real server up.
+		if m == nil || strings.HasPrefix(m[4], "first check") {
 			continue
 		}
 		c := seen[m[2]+" "+m[3]]
