@@ -89,6 +89,7 @@ type Daemon struct {
 	globalsSet bool
 	vrrp       *vrrpRuntime // nil without VRRP instances
 	bgp        *bgpRuntime  // nil without a bgp section
+	status     statusCache  // each service's status as last built
 
 	applied atomic.Bool // the first apply has been made (BGP may announce)
 }
@@ -138,6 +139,9 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	hopts.OnResult = func(id string, r health.Result) {
 		d.mu.Lock()
 		ref, ok := d.targets[id]
+		if ok {
+			d.status.invalidate(ref.services) // its last result changed
+		}
 		d.mu.Unlock()
 		if ok {
 			opts.Metrics.ObserveCheck(ref.serviceLabel, ref.rsLabel, r)
@@ -164,6 +168,7 @@ func (d *Daemon) setConfig(cfg *config.Config) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.cfg, d.loaded = cfg, d.now()
+	d.status.reset()
 	d.desired = map[ipvs.ServiceKey]config.DesiredService{}
 	d.order = d.order[:0]
 	for _, ds := range cfg.Desired() {
@@ -396,6 +401,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		table[k] = d.expandLocked(k)
 	}
 	clear(d.dirty)
+	d.status.reset() // the health targets changed
 	d.mu.Unlock()
 	d.report(d.rec.SetDesired(d.now(), table))
 	return nil
@@ -442,6 +448,7 @@ func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealSe
 	if known && now == was {
 		return
 	}
+	d.status.invalidate([]ipvs.ServiceKey{k})
 	prog, what := q.Run(false), "lost"
 	if now {
 		prog, what = q.Run(true), "gained"
@@ -500,6 +507,7 @@ func (d *Daemon) onTransition(tr health.Transition) {
 		for _, k := range ref.services {
 			d.dirty[k] = true
 		}
+		d.status.invalidate(ref.services)
 		d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), tr.To)
 	}
 	d.mu.Unlock()
@@ -664,13 +672,11 @@ func (d *Daemon) shutdown() {
 	d.log.Info("stopping; removed the services lvsd owns", "writes", len(res.Sent), "failures", len(res.Failures))
 }
 
-// Status returns a snapshot for the status API.
+// Status returns a snapshot for the status API. It does not copy the
+// whole table per request: each service's status is kept as last built
+// and rebuilt only when its health, its last check, its quorum, its
+// config or its entry in the kernel changed since (statusCache).
 func (d *Daemon) Status() Status {
-	checks := map[string]health.Status{}
-	for _, s := range d.sched.Status() {
-		checks[s.ID] = s
-	}
-	kernel := d.rec.Kernel()
 	vrrpStatus := d.vrrpStatus()
 	bgpStatus := d.bgpStatus()
 	d.mu.Lock()
@@ -682,39 +688,43 @@ func (d *Daemon) Status() Status {
 	for _, k := range d.unowned {
 		st.Unowned = append(st.Unowned, k.String())
 	}
-	for _, k := range d.order {
-		ds := d.desired[k]
-		ke := kernel[k]
-		ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
-		up := d.upLocked(k)
-		ss.UpWeight = UpWeight(ds, up)
-		if ds.Quorum != nil {
-			ss.Quorum = map[bool]string{true: "up", false: "down"}[d.quorum[k]]
-		}
-		for _, r := range ds.RealServers {
-			rs := RealServerStatus{
-				Address: r.Key().String(), Forwarding: r.Forwarding.String(), Weight: r.Weight,
-				KernelWeight: kernelWeight(ke, r.Key()), Health: "up",
-				Check: describeCheck(r.HealthCheck, r.CheckTarget),
-			}
-			if c, ok := checks[targetID(ds.HealthKey(), r.Key())]; ok {
-				rs.Health, rs.Since = c.State.String(), c.Since
-				if c.Checked {
-					rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
-				}
-				if tr, ok := d.downs[targetID(ds.HealthKey(), r.Key())]; ok && c.State == health.StateDown {
-					// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03"
-					rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
-				}
-			}
-			ss.RealServers = append(ss.RealServers, rs)
-		}
-		if ds.SorryServer != nil && kernelWeight(ke, ds.SorryServer.Key()) >= 0 {
-			ss.SorryServer = ds.SorryServer.Key().String()
-		}
-		st.Services = append(st.Services, ss)
-	}
+	st.Services = d.serviceStatusesLocked()
 	return st
+}
+
+// buildServiceStatusLocked builds one service's status from the config,
+// the health scheduler and the reconciler's copy of the kernel.
+func (d *Daemon) buildServiceStatusLocked(k ipvs.ServiceKey, ke *Entry) ServiceStatus {
+	ds := d.desired[k]
+	ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
+	up := d.upLocked(k)
+	ss.UpWeight = UpWeight(ds, up)
+	if ds.Quorum != nil {
+		ss.Quorum = map[bool]string{true: "up", false: "down"}[d.quorum[k]]
+	}
+	for _, r := range ds.RealServers {
+		rs := RealServerStatus{
+			Address: r.Key().String(), Forwarding: r.Forwarding.String(), Weight: r.Weight,
+			KernelWeight: kernelWeight(ke, r.Key()), Health: "up",
+			Check: describeCheck(r.HealthCheck, r.CheckTarget),
+		}
+		id := targetID(ds.HealthKey(), r.Key())
+		if c, ok := d.sched.Lookup(id); ok {
+			rs.Health, rs.Since = c.State.String(), c.Since
+			if c.Checked {
+				rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
+			}
+			if tr, ok := d.downs[id]; ok && c.State == health.StateDown {
+				// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03"
+				rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
+			}
+		}
+		ss.RealServers = append(ss.RealServers, rs)
+	}
+	if ds.SorryServer != nil && kernelWeight(ke, ds.SorryServer.Key()) >= 0 {
+		ss.SorryServer = ds.SorryServer.Key().String()
+	}
+	return ss
 }
 
 func kernelWeight(e *Entry, rk ipvs.RealServerKey) int32 {

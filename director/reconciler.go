@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,12 @@ type ReconcilerOptions struct {
 	// RetryMin and RetryMax bound the backoff of a service whose writes
 	// failed. Defaults 1s and 1m.
 	RetryMin, RetryMax time.Duration
+	// FullReadEvery: every FullReadEvery-th resync (and the first)
+	// reads every service and real server over netlink; the others read
+	// /proc/net/ip_vs once and ask netlink only about the services whose
+	// lines changed. Default DefaultFullReadEvery; 1 reads everything
+	// every time.
+	FullReadEvery int
 }
 
 // Result says what one reconcile did.
@@ -28,6 +35,10 @@ type Result struct {
 	Failures []Failure // ops it refused, or that were skipped
 	Drift    int       // owned services that differed from what lvsd last wrote
 	Unowned  []ipvs.ServiceKey
+	// FullRead says a resync read the whole table over netlink; Reread
+	// counts the services a resync that did not read over netlink.
+	FullRead bool
+	Reread   int
 }
 
 // Stats are the reconciler's running totals, for metrics.
@@ -36,6 +47,11 @@ type Stats struct {
 	OpsFailed    map[OpKind]uint64
 	Resyncs      uint64
 	DriftRepairs uint64
+	// FullReads counts the resyncs that read the whole table over
+	// netlink; ServicesReread the services the others read over netlink
+	// because their /proc/net/ip_vs lines changed.
+	FullReads      uint64
+	ServicesReread uint64
 }
 
 type retryState struct {
@@ -64,6 +80,18 @@ type Reconciler struct {
 	ownedDirty bool
 	retry      map[ipvs.ServiceKey]*retryState
 	stats      Stats
+	// seen are the /proc/net/ip_vs lines of the last read; nil when
+	// that read failed, which makes the next resync a full one.
+	seen procLines
+	// sinceFull counts the resyncs since the last full read.
+	sinceFull int
+	// procFailed is set once a failed /proc read has been logged.
+	procFailed bool
+	// versions says when each service's cached entry last changed (a
+	// write, or a read that found it different), from the counter
+	// version, so that readers copy only what changed (KernelEntry).
+	versions map[ipvs.ServiceKey]uint64
+	version  uint64
 }
 
 // NewReconciler loads the owned set from the state directory.
@@ -77,6 +105,9 @@ func NewReconciler(opts ReconcilerOptions) (*Reconciler, error) {
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = time.Minute
 	}
+	if opts.FullReadEvery <= 0 {
+		opts.FullReadEvery = DefaultFullReadEvery
+	}
 	owned := map[ipvs.ServiceKey]bool{}
 	if opts.StateDir != "" {
 		var err error
@@ -85,27 +116,148 @@ func NewReconciler(opts ReconcilerOptions) (*Reconciler, error) {
 		}
 	}
 	return &Reconciler{
-		opts:    opts,
-		log:     opts.Logger,
-		cache:   Table{},
-		desired: Table{},
-		owned:   owned,
-		retry:   map[ipvs.ServiceKey]*retryState{},
-		stats:   Stats{OpsSent: map[OpKind]uint64{}, OpsFailed: map[OpKind]uint64{}},
+		opts:     opts,
+		log:      opts.Logger,
+		cache:    Table{},
+		desired:  Table{},
+		owned:    owned,
+		retry:    map[ipvs.ServiceKey]*retryState{},
+		versions: map[ipvs.ServiceKey]uint64{},
+		stats:    Stats{OpsSent: map[OpKind]uint64{}, OpsFailed: map[OpKind]uint64{}},
 	}, nil
 }
 
-// Resync reads the kernel's whole table, counts owned services that
-// drifted from what lvsd last wrote, and applies the difference. Before
-// the first SetDesired it only reads.
+// Resync reads the kernel back, counts owned services that drifted from
+// what lvsd last wrote, and applies the difference. Before the first
+// SetDesired it only reads.
+//
+// Most resyncs read /proc/net/ip_vs once and read over netlink only the
+// services whose lines changed since the last resync (or that it cannot
+// tell apart); every FullReadEvery-th reads the whole table over
+// netlink, which finds what the file does not show (see resync.go).
 func (r *Reconciler) Resync(now time.Time) (Result, error) {
-	kernel, err := ReadTable(r.opts.Client)
+	r.mu.Lock()
+	full := !r.synced || r.seen == nil || r.sinceFull+1 >= r.opts.FullReadEvery
+	r.mu.Unlock()
+	if full {
+		return r.resyncFull(now)
+	}
+	proc, err := r.opts.Client.ServiceTable()
 	if err != nil {
-		return Result{}, fmt.Errorf("reading the kernel's IPVS table: %w", err)
+		r.mu.Lock()
+		if !r.procFailed {
+			r.log.Warn("reading /proc/net/ip_vs failed; resyncs read the whole table over netlink until it works", "err", err)
+			r.procFailed = true
+		}
+		r.seen = nil
+		r.mu.Unlock()
+		return r.resyncFull(now)
+	}
+	r.mu.Lock()
+	reread, unknown, seen := procChanges(proc, r.seen, r.cache)
+	known := make(map[ipvs.ServiceKey]bool, len(reread))
+	for _, k := range reread {
+		known[k] = true
+	}
+	if unknown {
+		for k := range r.cache {
+			known[k] = true
+		}
+	}
+	r.mu.Unlock()
+	if unknown {
+		// Services the cache lacks: only netlink knows their exact keys
+		// (a fwmark service's family).
+		svcs, err := r.opts.Client.Services()
+		if err != nil {
+			return Result{}, fmt.Errorf("listing the kernel's IPVS services: %w", err)
+		}
+		for _, s := range svcs {
+			if !known[s.ServiceKey] {
+				reread = append(reread, s.ServiceKey)
+			}
+		}
+	}
+	entries := make([]*Entry, len(reread))
+	for i, k := range reread {
+		if entries[i], err = readEntry(r.opts.Client, k); err != nil {
+			return Result{}, fmt.Errorf("reading IPVS service %v: %w", k, err)
+		}
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Resyncs++
+	r.stats.ServicesReread += uint64(len(reread))
+	r.sinceFull++
+	r.seen, r.procFailed = seen, false
+	drift := 0
+	for i, k := range reread {
+		if r.owned[k] && !sameEntry(r.cache[k], entries[i]) {
+			drift++
+			r.log.Warn("IPVS service changed behind lvsd's back; repairing", "service", k.String())
+		}
+		if !sameEntry(r.cache[k], entries[i]) {
+			r.bumpLocked(k)
+		}
+		if entries[i] == nil {
+			delete(r.cache, k)
+		} else {
+			r.cache[k] = entries[i]
+		}
+	}
+	if !r.haveDesired {
+		return Result{Reread: len(reread)}, nil
+	}
+	// Only the services read again can differ from what is desired:
+	// every other one is as lvsd last wrote it, or waits for a retry.
+	keys := slices.Clone(reread)
+	for k := range r.retry {
+		keys = append(keys, k)
+	}
+	res := r.applyLocked(now, r.diffKeysLocked(keys))
+	res.Drift, res.Reread = drift, len(reread)
+	r.stats.DriftRepairs += uint64(drift)
+	return res, nil
+}
+
+// diffKeysLocked is Diff(r.desired, r.cache, r.owned) restricted to
+// keys, with the unowned services of the whole cache.
+func (r *Reconciler) diffKeysLocked(keys []ipvs.ServiceKey) Plan {
+	slices.SortFunc(keys, compareKeys)
+	keys = slices.Compact(keys)
+	var plan Plan
+	var removals []Op
+	for _, k := range keys {
+		switch {
+		case r.desired[k] != nil:
+			plan.Ops = appendServiceDiff(plan.Ops, r.desired[k], r.cache[k])
+		case r.cache[k] != nil && r.owned[k]:
+			removals = appendServiceDiff(removals, nil, r.cache[k])
+		}
+	}
+	plan.Ops = append(plan.Ops, removals...)
+	for k := range r.cache {
+		if r.desired[k] == nil && !r.owned[k] {
+			plan.Unowned = append(plan.Unowned, k)
+		}
+	}
+	slices.SortFunc(plan.Unowned, compareKeys)
+	return plan
+}
+
+// resyncFull reads /proc/net/ip_vs (the lines the next resyncs compare
+// with) and then the whole table over netlink.
+func (r *Reconciler) resyncFull(now time.Time) (Result, error) {
+	kernel, seen, err := r.readFull()
+	if err != nil {
+		return Result{}, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Resyncs++
+	r.stats.FullReads++
+	r.sinceFull = 0
 	drift := 0
 	if r.synced {
 		for k := range r.owned {
@@ -115,27 +267,70 @@ func (r *Reconciler) Resync(now time.Time) (Result, error) {
 			}
 		}
 	}
-	r.cache, r.synced = kernel, true
+	r.replaceCacheLocked(kernel)
+	r.synced, r.seen = true, seen
+	return r.finishResyncLocked(now, drift, Result{FullRead: true}), nil
+}
+
+func (r *Reconciler) finishResyncLocked(now time.Time, drift int, read Result) Result {
 	if !r.haveDesired {
-		return Result{}, nil
+		return read
 	}
 	res := r.applyLocked(now, Diff(r.desired, r.cache, r.owned))
-	res.Drift = drift
+	res.Drift, res.FullRead, res.Reread = drift, read.FullRead, read.Reread
 	r.stats.DriftRepairs += uint64(drift)
-	return res, nil
+	return res
+}
+
+// readFull reads /proc/net/ip_vs first (nil lines when it cannot), then
+// every service and real server over netlink: a change between the two
+// reads shows as a changed line at the next resync.
+func (r *Reconciler) readFull() (Table, procLines, error) {
+	var seen procLines
+	if proc, err := r.opts.Client.ServiceTable(); err == nil {
+		_, _, seen = procChanges(proc, nil, nil)
+	}
+	kernel, err := ReadTable(r.opts.Client)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the kernel's IPVS table: %w", err)
+	}
+	return kernel, seen, nil
 }
 
 // ReadKernel fills the cache from the kernel without writing anything:
 // for lvsd plan, which only shows what it would send.
 func (r *Reconciler) ReadKernel() error {
-	kernel, err := ReadTable(r.opts.Client)
+	kernel, seen, err := r.readFull()
 	if err != nil {
-		return fmt.Errorf("reading the kernel's IPVS table: %w", err)
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cache, r.synced = kernel, true
+	r.replaceCacheLocked(kernel)
+	r.synced, r.seen = true, seen
+	r.sinceFull = 0
 	return nil
+}
+
+// replaceCacheLocked puts a full read in place of the cache, bumping the
+// versions of the services it finds different.
+func (r *Reconciler) replaceCacheLocked(kernel Table) {
+	for k, e := range r.cache {
+		if !sameEntry(e, kernel[k]) {
+			r.bumpLocked(k)
+		}
+	}
+	for k := range kernel {
+		if r.cache[k] == nil {
+			r.bumpLocked(k)
+		}
+	}
+	r.cache = kernel
+}
+
+func (r *Reconciler) bumpLocked(k ipvs.ServiceKey) {
+	r.version++
+	r.versions[k] = r.version
 }
 
 // SetDesired replaces the desired table (a config load or reload) and
@@ -218,6 +413,7 @@ func (r *Reconciler) Stats() Stats {
 	return Stats{
 		OpsSent: maps.Clone(r.stats.OpsSent), OpsFailed: maps.Clone(r.stats.OpsFailed),
 		Resyncs: r.stats.Resyncs, DriftRepairs: r.stats.DriftRepairs,
+		FullReads: r.stats.FullReads, ServicesReread: r.stats.ServicesReread,
 	}
 }
 
@@ -228,11 +424,37 @@ func (r *Reconciler) Owned() map[ipvs.ServiceKey]bool {
 	return maps.Clone(r.owned)
 }
 
-// Kernel returns lvsd's copy of the kernel's table.
+// Kernel returns lvsd's copy of the kernel's table. It copies the whole
+// table: to follow a large table, use KernelVersions and KernelEntry.
 func (r *Reconciler) Kernel() Table {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.cache.Clone()
+}
+
+// KernelVersions fills out[i] with the version of keys[i]'s entry in
+// lvsd's copy of the kernel: it changes whenever the entry does (0: never
+// seen). It appends to out[:0] and returns it.
+func (r *Reconciler) KernelVersions(keys []ipvs.ServiceKey, out []uint64) []uint64 {
+	out = out[:0]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		out = append(out, r.versions[k])
+	}
+	return out
+}
+
+// KernelEntry returns a copy of one service in lvsd's copy of the
+// kernel (nil when absent) and its version.
+func (r *Reconciler) KernelEntry(k ipvs.ServiceKey) (*Entry, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.cache[k]
+	if e != nil {
+		e = &Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
+	}
+	return e, r.versions[k]
 }
 
 // applyLocked sends a plan, records failures for retry, re-reads the
@@ -250,6 +472,9 @@ func (r *Reconciler) applyLocked(now time.Time, plan Plan) Result {
 	r.saveOwnedLocked()
 
 	failures := Apply(r.opts.Client, plan.Ops, r.cache)
+	for _, op := range plan.Ops {
+		r.bumpLocked(op.Service.ServiceKey)
+	}
 	failedKeys := map[ipvs.ServiceKey]bool{}
 	for _, f := range failures {
 		failedKeys[f.Op.Service.ServiceKey] = true

@@ -12,6 +12,9 @@ type absentClient struct{ err error }
 
 func (a absentClient) Info() (Info, error)          { return Info{}, a.err }
 func (a absentClient) Services() ([]Service, error) { return nil, nil }
+func (a absentClient) ServiceTable() (ServiceTable, error) {
+	return ServiceTable{}, nil // an empty table, as Services
+}
 func (a absentClient) Service(ServiceKey) (Service, error) {
 	return Service{}, ErrServiceNotFound
 }

@@ -40,6 +40,8 @@ type linuxClient struct {
 	conn   *genetlink.Conn
 	family uint16
 	moby   mobyHandle
+	// netns is the namespace's path (opts.NetNS); empty: the caller's.
+	netns string
 }
 
 // New opens IPVS in the namespace opts.NetNS. It returns ErrIPVSUnavailable
@@ -77,7 +79,9 @@ func New(opts Options) (Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("opening moby/ipvs handle: %w", err)
 	}
-	return newClient(conn, fam.ID, h), nil
+	c := newClient(conn, fam.ID, h)
+	c.netns = opts.NetNS
+	return c, nil
 }
 
 func newClient(conn *genetlink.Conn, family uint16, h mobyHandle) *linuxClient {

@@ -5,6 +5,7 @@
 package ipvstest
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"sync"
@@ -19,6 +20,7 @@ type Op string
 const (
 	OpInfo             Op = "Info"
 	OpServices         Op = "Services"
+	OpServiceTable     Op = "ServiceTable" // a read of /proc/net/ip_vs
 	OpService          Op = "Service"
 	OpAddService       Op = "AddService"
 	OpUpdateService    Op = "UpdateService"
@@ -40,7 +42,7 @@ const (
 // IsWrite reports whether the operation changes kernel state.
 func (o Op) IsWrite() bool {
 	switch o {
-	case OpInfo, OpServices, OpService, OpRealServers, OpTimeouts, OpSyncDaemons:
+	case OpInfo, OpServices, OpServiceTable, OpService, OpRealServers, OpTimeouts, OpSyncDaemons:
 		return false
 	}
 	return true
@@ -481,4 +483,26 @@ func (f *Fake) Close() error {
 	defer f.mu.Unlock()
 	f.closed = true
 	return nil
+}
+
+// ServiceTable renders the fake's table as the kernel prints
+// /proc/net/ip_vs and parses it back, so what a caller gets has exactly
+// the detail (and the loss of detail) of the real file.
+func (f *Fake) ServiceTable() (ipvs.ServiceTable, error) {
+	f.mu.Lock()
+	if err := f.record(Call{Op: OpServiceTable}); err != nil {
+		f.mu.Unlock()
+		return ipvs.ServiceTable{}, err
+	}
+	t := ipvs.ServiceTable{Info: f.info}
+	for _, k := range f.order {
+		s := f.services[k]
+		t.Services = append(t.Services, ipvs.ServiceEntry{Service: s.svc, RealServers: slices.Clone(s.dsts)})
+	}
+	f.mu.Unlock()
+	var b bytes.Buffer
+	if err := ipvs.WriteServiceTable(&b, t); err != nil {
+		return ipvs.ServiceTable{}, err
+	}
+	return ipvs.ParseServiceTable(&b)
 }
