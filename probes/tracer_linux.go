@@ -171,9 +171,10 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 	t.attachFuncs(funcs)
-	if !targetSelected(consumeTracepoint) {
-	} else if _, err := t.attachTracepoint(consumeTracepoint); err != nil {
-		t.log.Warn("freed packets are not forgotten: a reused skb address may show a stray hop", "target", consumeTracepoint, "err", err)
+	if targetSelected(consumeTracepoint) {
+		if _, err := t.attachTracepoint(consumeTracepoint); err != nil {
+			t.log.Warn("freed packets are not forgotten: a reused skb address may show a stray hop", "target", consumeTracepoint, "err", err)
+		}
 	}
 	if len(t.attach) == 0 {
 		t.Close()
