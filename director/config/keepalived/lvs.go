@@ -120,6 +120,14 @@ var serviceHandlers = timingHandlers(func(v *service) (*timing, *yaml.Node) { re
 
 func init() {
 	h := serviceHandlers
+	serviceSchedulerKeywords(h)
+	serviceAddressKeywords(h)
+	serviceFallbackKeywords(h)
+	serviceRealServerKeywords(h)
+}
+
+// serviceSchedulerKeywords: how a virtual service schedules and forwards.
+func serviceSchedulerKeywords(h handlers[*service]) {
 	h["lb_algo"] = func(c *converter, v *service, s *stmt) error {
 		yput(v.n, "scheduler", ystr(strings.ToLower(s.words[1])))
 		return nil
@@ -148,6 +156,11 @@ func init() {
 		return err
 	}
 	alias(h, "lb_kind", "lvs_method")
+}
+
+// serviceAddressKeywords: what a virtual service matches, and how it
+// keeps clients on one real server.
+func serviceAddressKeywords(h handlers[*service]) {
 	h["protocol"] = func(c *converter, v *service, s *stmt) error {
 		p := strings.ToLower(s.words[1])
 		if p != "tcp" && p != "udp" && p != "sctp" {
@@ -209,6 +222,10 @@ func init() {
 		}
 		return nil
 	}
+}
+
+// serviceFallbackKeywords: the sorry server and the quorum.
+func serviceFallbackKeywords(h handlers[*service]) {
 	h["sorry_server"] = func(c *converter, v *service, s *stmt) error {
 		if len(s.words) < 2 || len(s.words) > 3 {
 			return fmt.Errorf("%s: sorry_server needs an address and a port", s.at())
@@ -268,6 +285,11 @@ func init() {
 		v.inhibit = true
 		return nil
 	}
+}
+
+// serviceRealServerKeywords: the real servers, and keepalived's start and
+// stop behaviour around them.
+func serviceRealServerKeywords(h handlers[*service]) {
 	h["real_server"] = func(c *converter, v *service, s *stmt) error {
 		rs, err := c.realServer(v, s)
 		if err == nil {
@@ -351,6 +373,14 @@ var checkHandlers = timingHandlers(func(ch *check) (*timing, *yaml.Node) { retur
 
 func init() {
 	h := checkHandlers
+	checkCommonKeywords(h)
+	checkUDPKeywords(h)
+	checkSMTPKeywords(h)
+}
+
+// checkCommonKeywords: where a check connects, HTTP_GET's urls,
+// MISC_CHECK's script and DNS_CHECK's query.
+func checkCommonKeywords(h handlers[*check]) {
 	h["misc_timeout"] = func(c *converter, ch *check, s *stmt) error {
 		d, err := seconds(s)
 		ch.miscTimeout = &d
@@ -402,7 +432,10 @@ func init() {
 		yput(ch.n, "query_name", ystr(s.words[1]))
 		return nil
 	}
-	// UDP_CHECK (keepalived/check/check_udp.c).
+}
+
+// checkUDPKeywords: UDP_CHECK (keepalived/check/check_udp.c).
+func checkUDPKeywords(h handlers[*check]) {
 	h["payload"] = func(c *converter, ch *check, s *stmt) error {
 		hex := strings.Join(s.words[1:], " ")
 		if _, _, err := config.ParseHex(hex, false); err != nil {
@@ -437,7 +470,10 @@ func init() {
 			return err
 		}
 	}
-	// SMTP_CHECK (keepalived/check/check_smtp.c).
+}
+
+// checkSMTPKeywords: SMTP_CHECK (keepalived/check/check_smtp.c).
+func checkSMTPKeywords(h handlers[*check]) {
 	h["helo_name"] = func(c *converter, ch *check, s *stmt) error {
 		yput(ch.n, "helo_name", ystr(s.words[1]))
 		return nil
