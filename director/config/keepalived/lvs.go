@@ -509,48 +509,71 @@ type identity struct {
 }
 
 func (c *converter) virtualServer(s *stmt) error {
-	var ids []identity
-	v := &service{n: ymap(), s: s, quorum: ymap(), persistence: ymap()}
-	switch {
-	case len(s.words) == 3 && strings.EqualFold(s.words[1], "fwmark"):
-		m, err := intArg(s, 2, 1, 1<<32-1)
-		if err != nil {
-			return err
-		}
-		ids = append(ids, identity{fwmark: m})
-		v.fwmark = true
-	case len(s.words) == 3 && strings.EqualFold(s.words[1], "group"):
-		g, ok := c.groups[s.words[2]]
-		if !ok {
-			return fmt.Errorf("%s: virtual_server group %s: no virtual_server_group %s is defined: define it, or fix the name", s.at(), s.words[2], s.words[2])
-		}
-		var err error
-		if ids, err = groupEntries(g); err != nil {
-			return err
-		}
-		v.fwmark = ids[0].fwmark != 0
-	case len(s.words) == 3:
-		a, err := netip.ParseAddr(s.words[1])
-		if err != nil {
-			return fmt.Errorf("%s: virtual_server %s: not an address", s.at(), s.words[1])
-		}
-		p, err := intArg(s, 2, 0, 65535)
-		if err != nil {
-			return err
-		}
-		ids = append(ids, identity{address: a, port: p})
-	default:
-		return fmt.Errorf("%s: virtual_server: want ADDRESS PORT, fwmark MARK or group NAME", s.at())
+	ids, fwmark, err := c.serviceIdentities(s)
+	if err != nil {
+		return err
 	}
+	v := &service{n: ymap(), s: s, quorum: ymap(), persistence: ymap(), fwmark: fwmark}
 	if !s.hasBlock {
 		return fmt.Errorf("%s: virtual_server needs a block", s.at())
 	}
-	err := run(c, serviceHandlers, v, s.block, func(c *converter, v *service, st *stmt) {
+	err = run(c, serviceHandlers, v, s.block, func(c *converter, v *service, st *stmt) {
 		c.drop(v.n, st, KindService, "lvsd has no equivalent")
 	})
 	if err != nil {
 		return err
 	}
+	c.keepalivedServiceDefaults(v, s, ids)
+	c.finishService(v)
+	n := serviceNode(s, v, ids)
+	n.HeadComment = v.n.HeadComment
+	n.Content = append(n.Content, v.n.Content...)
+	c.realServerPorts(n, ids)
+	c.origin[n] = s
+	c.services = append(c.services, n)
+	return nil
+}
+
+// serviceIdentities reads what a virtual_server line stands for: an
+// address and port, a fwmark, or a virtual_server_group's entries;
+// fwmark says they are marks.
+func (c *converter) serviceIdentities(s *stmt) (ids []identity, fwmark bool, err error) {
+	switch {
+	case len(s.words) == 3 && strings.EqualFold(s.words[1], "fwmark"):
+		m, err := intArg(s, 2, 1, 1<<32-1)
+		if err != nil {
+			return nil, false, err
+		}
+		ids = append(ids, identity{fwmark: m})
+		fwmark = true
+	case len(s.words) == 3 && strings.EqualFold(s.words[1], "group"):
+		g, ok := c.groups[s.words[2]]
+		if !ok {
+			return nil, false, fmt.Errorf("%s: virtual_server group %s: no virtual_server_group %s is defined: define it, or fix the name", s.at(), s.words[2], s.words[2])
+		}
+		if ids, err = groupEntries(g); err != nil {
+			return nil, false, err
+		}
+		fwmark = ids[0].fwmark != 0
+	case len(s.words) == 3:
+		a, err := netip.ParseAddr(s.words[1])
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: virtual_server %s: not an address", s.at(), s.words[1])
+		}
+		p, err := intArg(s, 2, 0, 65535)
+		if err != nil {
+			return nil, false, err
+		}
+		ids = append(ids, identity{address: a, port: p})
+	default:
+		return nil, false, fmt.Errorf("%s: virtual_server: want ADDRESS PORT, fwmark MARK or group NAME", s.at())
+	}
+	return ids, fwmark, nil
+}
+
+// keepalivedServiceDefaults applies what keepalived assumes of a service
+// the config leaves out, with a note that says so.
+func (c *converter) keepalivedServiceDefaults(v *service, s *stmt, ids []identity) {
 	if v.protocol == "" && slices.ContainsFunc(ids, func(id identity) bool { return id.fwmark == 0 }) {
 		// keepalived: "no protocol set - defaulting to UDP" (the kernel's
 		// protocol 0 would be UDP too).
@@ -563,7 +586,11 @@ func (c *converter) virtualServer(s *stmt) error {
 		v.persistenceTimeout = &d
 		c.note(v.n, s, KindService, true, "imported with persistence timeout 6m0s: keepalived turns persistence on for a port-0 service, with this default")
 	}
-	c.finishService(v)
+}
+
+// serviceNode is the lvsd service's identity: a group's entries, a
+// fwmark, or a protocol, address and port.
+func serviceNode(s *stmt, v *service, ids []identity) *yaml.Node {
 	n := ymap()
 	switch {
 	case len(s.words) == 3 && strings.EqualFold(s.words[1], "group"):
@@ -589,12 +616,7 @@ func (c *converter) virtualServer(s *stmt) error {
 		yput(n, "address", ystr(ids[0].address.String()))
 		yput(n, "port", yint(ids[0].port))
 	}
-	n.HeadComment = v.n.HeadComment
-	n.Content = append(n.Content, v.n.Content...)
-	c.realServerPorts(n, ids)
-	c.origin[n] = s
-	c.services = append(c.services, n)
-	return nil
+	return n
 }
 
 // realServerPorts drops the real servers' ports that lvsd derives: where
