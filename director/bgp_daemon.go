@@ -219,6 +219,7 @@ func (d *Daemon) bgpUpdate() {
 	for _, c := range changes {
 		prefix := bgp.HostPrefix(c.addr)
 		var err error
+		d.log.Debug("bgp: telling the speaker", "vip", c.addr.String(), "announce", c.d.Announce)
 		if c.d.Announce {
 			err = r.speaker.Announce(prefix, attrs)
 		} else {
@@ -313,6 +314,7 @@ func (d *Daemon) stopBGP() {
 	}
 	r.phase = bgp.Stopping
 	r.mu.Unlock()
+	d.log.Info("bgp: stopping: withdrawing every VIP first")
 	d.bgpUpdate()
 	if drain := r.cfg.StopDrain; drain > 0 {
 		// The routers need a moment to move the flows: until then they
