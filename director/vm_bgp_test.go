@@ -529,7 +529,7 @@ func brokenOnDirectorDeath(t *testing.T, bl *bgpLab, n int) (broken int) {
 // directors dies, mh with mh-port and sloppy_tcp against rr, side by side
 // in one VM run.
 func TestVMBGPDirectorDeathBreaksFewFlowsWithMaglev(t *testing.T) {
-	const n = 60
+	const n = 200 // 1% of it is two connections
 	results := map[string]int{}
 	for _, v := range []struct {
 		name string
