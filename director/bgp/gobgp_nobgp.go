@@ -5,7 +5,7 @@ package bgp
 import "errors"
 
 // ErrNotBuilt is returned by NewGoBGP in a build without BGP.
-var ErrNotBuilt = errors.New("starting bgp: this lvsd was built without BGP (the nobgp build tag): use a build without -tags nobgp, or remove the config's bgp section")
+var ErrNotBuilt = errors.New("this lvsd was built without BGP (the nobgp build tag): use a build without -tags nobgp, or remove the config's bgp section")
 
 // GoBGP is absent from a build with the nobgp tag: NewGoBGP fails.
 type GoBGP struct{ Speaker }
