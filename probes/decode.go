@@ -366,8 +366,19 @@ type packetDecoder struct {
 	ip4, inner4 layers.IPv4
 	ip6, inner6 layers.IPv6
 	tcp         layers.TCP
+	tcpHeader   [20]byte
 	udp         layers.UDP
 	sctp        layers.SCTP
+}
+
+// fixedTCPHeader is b's first 20 bytes (zero-padded) with a data offset
+// of 5: a TCP header without its options.
+func (pd *packetDecoder) fixedTCPHeader(b []byte) []byte {
+	h := pd.tcpHeader[:]
+	clear(h)
+	copy(h, b)
+	h[12] = 5<<4 | h[12]&0x0f
+	return h
 }
 
 // network decodes an IP header into the given layers and returns its
@@ -418,7 +429,10 @@ func (pd *packetDecoder) decodePacket(b []byte) (Tuple, string, *Tuple) {
 	flags := ""
 	switch proto {
 	case layers.IPProtocolTCP:
-		if len(payload) >= 14 && pd.tcp.DecodeFromBytes(payload, gopacket.NilDecodeFeedback) == nil {
+		// Only the fixed header: what a trace shows needs no options,
+		// and gopacket v1.7.0 panics on some malformed MPTCP options
+		// (FuzzDecode), which any client can send.
+		if len(payload) >= 14 && pd.tcp.DecodeFromBytes(pd.fixedTCPHeader(payload), gopacket.NilDecodeFeedback) == nil {
 			t.Src, t.Dst = netip.AddrPortFrom(src, uint16(pd.tcp.SrcPort)), netip.AddrPortFrom(dst, uint16(pd.tcp.DstPort))
 			flags = tcpFlags(&pd.tcp)
 		}

@@ -286,3 +286,23 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// A client's malformed TCP options (here an MPTCP option whose length
+// points past the header, which made gopacket v1.7.0 panic) cannot stop
+// a trace: the packet's ports and flags are still shown.
+func TestDecodePacketIgnoresMalformedTCPOptions(t *testing.T) {
+	ip := []byte{0x45, 0, 0, 52, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 77, 0, 2, 10, 77, 0, 100}
+	tcp := []byte{
+		0x9c, 0x40, 0, 80, // ports 40000 -> 80
+		0, 0, 0, 1, 0, 0, 0, 0, // seq, ack
+		8 << 4, 0x02, 0xff, 0xff, // data offset 8 (12 bytes of options), SYN
+		0, 0, 0, 0, // checksum, urgent
+		30, 200, 0x50, 0, // MPTCP, length 200 of the 12 there are
+		1, 1, 1, 1, 1, 1, 1, 1,
+	}
+	var pd packetDecoder
+	tuple, flags, outer := pd.decodePacket(append(ip, tcp...))
+	if tuple.Src.Port() != 40000 || tuple.Dst.Port() != 80 || flags != "SYN" || outer != nil {
+		t.Errorf("decoded %+v flags %q outer %v; want 10.77.0.2:40000 -> 10.77.0.100:80 SYN", tuple, flags, outer)
+	}
+}
