@@ -16,6 +16,7 @@ import (
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/reconcile"
 	"github.com/lvskit/lvskit/director/scripts"
+	"github.com/lvskit/lvskit/internal/clock"
 )
 
 // DaemonOptions configure a Daemon. Only cmd/lvsd wires real ones; tests
@@ -29,8 +30,9 @@ type DaemonOptions struct {
 	// Client programs IPVS.
 	Client ipvs.Client
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock times the resyncs, retries and BGP polls and stamps events;
+	// nil means the system clock. Tests pass a clocktest.Clock.
+	Clock clock.Clock
 	// LoadModules loads kernel modules (modprobe) before the first write:
 	// autoloading a scheduler later can deadlock IPVS. Nil skips.
 	LoadModules func(names []string) error
@@ -62,18 +64,19 @@ type DaemonOptions struct {
 type Daemon struct {
 	opts     DaemonOptions
 	log      *slog.Logger
+	clock    clock.Clock
 	now      func() time.Time
 	rec      *reconcile.Reconciler
 	sched    *health.Scheduler
 	timeline *Timeline
 
 	reloads chan chan error
-	wake    chan struct{}
+	inbox   *inbox         // events posted by other goroutines
+	due     deadlines      // when the loop's timers fire; the loop's own
 	cmds    sync.WaitGroup // quorum commands
 
-	// syncMu serializes changes to the connection sync daemon.
-	syncMu sync.Mutex
-
+	// mu guards what Status and the drills read from other goroutines;
+	// only the loop's goroutine writes it.
 	mu         sync.Mutex
 	cfg        *config.Config
 	loaded     time.Time
@@ -101,8 +104,8 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
 	}
 	cfg, err := config.Load(opts.ConfigPath, opts.Load)
 	if err != nil {
@@ -123,11 +126,12 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	d := &Daemon{
 		opts:     opts,
 		log:      opts.Logger,
-		now:      opts.Now,
+		clock:    opts.Clock,
+		now:      opts.Clock.Now,
 		rec:      rec,
 		timeline: NewTimeline(DefaultTimelineSize),
 		reloads:  make(chan chan error),
-		wake:     make(chan struct{}, 1),
+		inbox:    newInbox(),
 		states:   map[string]health.State{},
 		downs:    map[string]health.Transition{},
 		stateAt:  map[string]time.Time{},
@@ -152,7 +156,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		}
 	}
 	hopts.OnTransition = func(tr health.Transition) {
-		d.onTransition(tr)
+		d.inbox.postTransition(tr)
 		if userTransition != nil {
 			userTransition(tr)
 		}
@@ -242,48 +246,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.cmds.Wait()
 	}()
 
-	resync := time.NewTicker(cfg.LVSD.ResyncInterval)
-	defer resync.Stop()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	var bgpTick <-chan time.Time
+	now := d.clock.Now()
+	d.due.resync = now.Add(cfg.LVSD.ResyncInterval)
 	if br != nil {
-		iv := d.opts.BGP.Interval
-		if iv <= 0 {
-			iv = time.Second
-		}
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		bgpTick = t.C
+		d.due.bgpPoll = now.Add(d.bgpPollInterval())
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			d.shutdown()
-			return nil
-		case reply := <-d.reloads:
-			err := d.reload()
-			d.mu.Lock()
-			iv := d.cfg.LVSD.ResyncInterval
-			d.mu.Unlock()
-			resync.Reset(iv)
-			reply <- err
-		case <-d.wake:
-			d.applyDirty()
-		case <-resync.C:
-			d.resync()
-		case <-retry.C:
-		case <-bgpTick:
-			d.bgpPollPeers()
-		}
-		res, next := d.rec.Retry(d.now())
-		d.report(res)
-		if !next.IsZero() {
-			retry.Reset(max(next.Sub(d.now()), time.Millisecond))
-		}
-		d.bgpUpdate()
-	}
+	d.loop(ctx)
+	return nil
 }
 
 // Reload reads the config again. A bad config is rejected with its
@@ -517,10 +486,6 @@ func (d *Daemon) onTransition(tr health.Transition) {
 	}
 	d.log.Info("real server "+tr.To.String(), "service", ref.service.String(), "rs", ref.rs.String(), "reason", tr.Reason)
 	d.event("check", ref.service.String(), ref.rs.String(), fmt.Sprintf("%v -> %v: %s", tr.From, tr.To, tr.Reason))
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
 }
 
 // applyDirty re-expands the services whose health changed and writes only
@@ -625,12 +590,10 @@ func (d *Daemon) applyGlobals(cfg *config.Config) {
 		}
 	}
 	if sd := g.SyncDaemon; sd != nil && sd.VRRPInstance != "" {
-		d.syncMu.Lock()
 		role := d.followedSyncRole(sd.VRRPInstance)
 		if err := d.ensureSyncDaemon(g.SyncDaemonAs(role)); err != nil {
 			d.log.Error("sync daemon", "err", err)
 		}
-		d.syncMu.Unlock()
 		return
 	}
 	want := g.KernelSyncDaemons()

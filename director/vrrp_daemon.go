@@ -65,7 +65,7 @@ var ErrNoVRRP = errors.New("vrrp is not available")
 // (reload): instances that still exist keep their state.
 type vrrpRuntime struct {
 	log     *slog.Logger
-	d       *Daemon
+	host    vrrpHost
 	opts    VRRPOptions
 	timeout time.Duration
 	runCtx  context.Context
@@ -106,12 +106,18 @@ type vrrpRuntime struct {
 	groupMu     sync.Mutex
 	groupStates map[string]vrrp.State
 
-	// syncKick tells the sync daemon's follower that the instance it
-	// follows (ipvs.sync_daemon.vrrp_instance) changed state.
-	syncKick chan struct{}
-
 	// clock times the drills' step-downs.
 	clock vrrp.Clock
+}
+
+// vrrpHost is what the VRRP runtime tells the daemon; it holds no
+// *Daemon.
+type vrrpHost struct {
+	// event adds to the daemon's timeline.
+	event func(kind, service, rs, msg string)
+	// changed posts an instance's transition to the daemon's loop (the
+	// connection sync daemon may follow it).
+	changed func(instance string)
 }
 
 type vrrpTransport struct {
@@ -166,7 +172,8 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 		o.ShutdownTimeout = 5 * time.Second
 	}
 	r := &vrrpRuntime{
-		log: d.log, d: d, opts: o, timeout: o.ShutdownTimeout,
+		log: d.log, opts: o, timeout: o.ShutdownTimeout,
+		host:           vrrpHost{event: d.event, changed: d.inbox.postVRRP},
 		byName:         map[string]*vrrpInstance{},
 		transportByKey: map[transportKey]*vrrpTransport{},
 		managers:       map[[2]string]vrrp.AddressManager{},
@@ -175,7 +182,6 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 		tracking:       newTrackState(config.VRRP{}),
 		notify:         notifier{run: d.opts.RunCommand, log: d.log, event: d.event},
 		groupStates:    map[string]vrrp.State{},
-		syncKick:       make(chan struct{}, 1),
 	}
 	if err := r.canTrack(cfg.VRRP); err != nil {
 		return nil, err
@@ -187,7 +193,6 @@ func (d *Daemon) startVRRP(ctx context.Context, cfg *config.Config) (*vrrpRuntim
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.runCtx, r.cancel, r.clock = runCtx, cancel, o.Clock
 	r.wg.Go(func() { r.track(runCtx) })
-	r.wg.Go(func() { d.followSyncDaemon(runCtx, r.syncKick) })
 	if err := r.apply(plan); err != nil {
 		cancel()
 		r.wg.Wait()
@@ -365,8 +370,8 @@ func (r *vrrpRuntime) newInstance(p *vrrpPlan, c config.VRRPInstance, ic vrrp.In
 		Clock:     r.opts.Clock,
 		Logger:    r.log,
 		Observers: []vrrp.Observer{vrrp.ObserverFunc(func(ch vrrp.StateChange) {
-			r.d.vrrpChanged(vi, ch)
-			r.changed(r.d, vi, ch)
+			r.record(vi, ch)
+			r.changed(vi, ch)
 		})},
 	})
 	return vi, err
@@ -440,7 +445,7 @@ func (r *vrrpRuntime) apply(p *vrrpPlan) error {
 		r.wg.Go(func() {
 			if err := t.Run(r.runCtx); err != nil {
 				r.log.Error("vrrp transport stopped", "interface", t.ifname, "family", t.family, "err", err)
-				r.d.event("vrrp", "", "", fmt.Sprintf("transport on %s (%s) stopped: %v", t.ifname, t.family, err))
+				r.host.event("vrrp", "", "", fmt.Sprintf("transport on %s (%s) stopped: %v", t.ifname, t.family, err))
 			}
 		})
 	}
@@ -454,7 +459,7 @@ func (r *vrrpRuntime) apply(p *vrrpPlan) error {
 		r.wg.Go(func() {
 			if err := vi.inst.Run(r.runCtx); err != nil {
 				r.log.Error("vrrp instance stopped", "instance", vi.inst.Name(), "err", err)
-				r.d.event("vrrp", "", "", fmt.Sprintf("%s stopped: %v", vi.inst.Name(), err))
+				r.host.event("vrrp", "", "", fmt.Sprintf("%s stopped: %v", vi.inst.Name(), err))
 			}
 		})
 	}
@@ -501,7 +506,7 @@ func (r *vrrpRuntime) reconfigure(k keptInstance, nt *trackState, posts *[]track
 	st := k.vi.inst.Status()
 	changes := reloadChanges(before, k.cfg)
 	r.log.Info("vrrp instance reloaded in place", "instance", k.cfg.Name, "state", st.State, "priority", st.Priority, "changes", changes)
-	r.d.event("config", "", "", fmt.Sprintf("%s: reloaded in place, still %s: %s", k.cfg.Name, st.State, changes))
+	r.host.event("config", "", "", fmt.Sprintf("%s: reloaded in place, still %s: %s", k.cfg.Name, st.State, changes))
 	return nil
 }
 
@@ -625,7 +630,7 @@ func (r *vrrpRuntime) watchLinks(links []string) {
 		})
 		if err != nil && ctx.Err() == nil {
 			r.log.Error("watching tracked links stopped", "err", err)
-			r.d.event("vrrp", "", "", fmt.Sprintf("watching tracked links stopped: %v", err))
+			r.host.event("vrrp", "", "", fmt.Sprintf("watching tracked links stopped: %v", err))
 		}
 	})
 }
@@ -697,8 +702,8 @@ func instanceConfig(c config.VRRPInstance, source func(string, vrrp.Family) (net
 	return ic, ic.Validate()
 }
 
-// vrrpChanged is every instance's observer: timeline, log and metrics.
-func (d *Daemon) vrrpChanged(vi *vrrpInstance, ch vrrp.StateChange) {
+// record is every instance's observer: its status and the timeline.
+func (r *vrrpRuntime) record(vi *vrrpInstance, ch vrrp.StateChange) {
 	vi.mu.Lock()
 	vi.since, vi.reason = ch.At, ch.Reason
 	switch {
@@ -713,7 +718,7 @@ func (d *Daemon) vrrpChanged(vi *vrrpInstance, ch vrrp.StateChange) {
 	if ch.Reason != "" {
 		msg += ": " + ch.Reason
 	}
-	d.event("vrrp", "", "", msg)
+	r.host.event("vrrp", "", "", msg)
 }
 
 // stop shuts the instances down cleanly (a master sends priority 0 and
