@@ -196,6 +196,33 @@ func (d *Daemon) notify(state string) {
 // only on a fatal error (the kernel cannot be read at start) or when ctx
 // ends.
 func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	defer d.stopBGP() // shutdown stopped it already, unless the loop did not run
+	defer func() { // after the scheduler's stop below: a clean VRRP handover
+		d.mu.Lock()
+		vr := d.vrrp // a reload may have started it
+		d.mu.Unlock()
+		vr.stop()
+	}()
+
+	schedCtx, stopSched := context.WithCancel(ctx)
+	schedDone := make(chan error, 1)
+	go func() { schedDone <- d.sched.Run(schedCtx) }()
+	defer func() {
+		stopSched()
+		<-schedDone
+		d.cmds.Wait()
+	}()
+	d.loop(ctx)
+	return nil
+}
+
+// start is what Run does before its loop: it programs the kernel as the
+// config says, starts BGP and VRRP, and sets the first deadlines. On an
+// error, nothing it started is left running.
+func (d *Daemon) start(ctx context.Context) (err error) {
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
@@ -215,7 +242,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.bgp = br
 	d.mu.Unlock()
-	defer d.stopBGP() // on an error return; shutdown stops it first otherwise
+	defer func() {
+		if err != nil {
+			d.stopBGP()
+		}
+	}()
 	d.applied.Store(true)
 	if err := d.apply(cfg); err != nil {
 		return err
@@ -228,30 +259,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.vrrp = vr
 	d.mu.Unlock()
-	defer func() { // after the scheduler's stop below: a clean VRRP handover
-		d.mu.Lock()
-		vr := d.vrrp // a reload may have started it
-		d.mu.Unlock()
-		vr.stop()
-	}()
 	d.event("daemon", "", "", "started with "+d.opts.ConfigPath)
 	d.notify("READY=1")
-
-	schedCtx, stopSched := context.WithCancel(ctx)
-	schedDone := make(chan error, 1)
-	go func() { schedDone <- d.sched.Run(schedCtx) }()
-	defer func() {
-		stopSched()
-		<-schedDone
-		d.cmds.Wait()
-	}()
 
 	now := d.clock.Now()
 	d.due.resync = now.Add(cfg.LVSD.ResyncInterval)
 	if br != nil {
 		d.due.bgpPoll = now.Add(d.bgpPollInterval())
 	}
-	d.loop(ctx)
 	return nil
 }
 
