@@ -200,7 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer d.stopBGP() // shutdown stopped it already, unless the loop did not run
-	defer func() { // after the scheduler's stop below: a clean VRRP handover
+	defer func() {    // after the scheduler's stop below: a clean VRRP handover
 		d.mu.Lock()
 		vr := d.vrrp // a reload may have started it
 		d.mu.Unlock()
