@@ -6,7 +6,6 @@ package director
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/config"
-	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/vrrp"
 )
@@ -136,68 +134,4 @@ func (r *vrrpRuntime) stopped() {
 		g := &section.SyncGroups[i]
 		r.notify.fire(g.Notify, "GROUP", g.Name, vrrp.Initialize, 0)
 	}
-}
-
-// followSyncDaemon puts the connection sync daemon in the followed
-// instance's role (followedSyncRole) when that instance is among those
-// that changed state, as the running config describes it.
-func (d *Daemon) followSyncDaemon(changed []string) {
-	d.mu.Lock()
-	g := d.cfg.IPVS
-	d.mu.Unlock()
-	if g.SyncDaemon == nil || !slices.Contains(changed, g.SyncDaemon.VRRPInstance) {
-		return // not following VRRP, or not this instance
-	}
-	role := d.followedSyncRole(g.SyncDaemon.VRRPInstance)
-	err := d.ensureSyncDaemon(g.SyncDaemonAs(role))
-	msg := fmt.Sprintf("connection sync daemon switched to %v (vrrp instance %s)", role, g.SyncDaemon.VRRPInstance)
-	if err != nil {
-		msg = fmt.Sprintf("switching the connection sync daemon to %v: %v", role, err)
-		d.log.Error("switching sync daemon", "role", role, "err", err)
-	} else {
-		d.log.Info("sync daemon switched", "role", role)
-	}
-	d.event("vrrp", "", "", msg)
-}
-
-// followedSyncRole is the sync daemon's role while it follows the named
-// VRRP instance: master while the instance is, backup otherwise (and
-// before VRRP runs).
-func (d *Daemon) followedSyncRole(instance string) ipvs.SyncRole {
-	d.mu.Lock()
-	r := d.vrrp
-	d.mu.Unlock()
-	if r != nil {
-		if vi := r.named(instance); vi != nil && vi.inst.Status().State == vrrp.Master {
-			return ipvs.SyncMaster
-		}
-	}
-	return ipvs.SyncBackup
-}
-
-// ensureSyncDaemon makes want the one sync daemon running: the other
-// role is stopped, and want started unless it already runs as written.
-// Only the daemon's loop calls it.
-func (d *Daemon) ensureSyncDaemon(want ipvs.SyncDaemon) error {
-	running, err := d.opts.Client.SyncDaemons()
-	if err != nil {
-		return fmt.Errorf("listing sync daemons: %w", err)
-	}
-	var errs []error
-	keep := false
-	for _, r := range running {
-		if r.Role == want.Role && r.Interface == want.Interface && r.SyncID == want.SyncID {
-			keep = true
-			continue
-		}
-		if err := d.opts.Client.StopSyncDaemon(r.Role); err != nil {
-			errs = append(errs, fmt.Errorf("stopping the %v sync daemon: %w", r.Role, err))
-		}
-	}
-	if !keep {
-		if err := d.opts.Client.StartSyncDaemon(want); err != nil {
-			errs = append(errs, fmt.Errorf("starting the %v sync daemon on %s: %w", want.Role, want.Interface, err))
-		}
-	}
-	return errors.Join(errs...)
 }
