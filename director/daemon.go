@@ -24,6 +24,11 @@ import (
 type DaemonOptions struct {
 	// ConfigPath is the config file, read at start and on Reload.
 	ConfigPath string
+	// Config, if set, is ConfigPath as already loaded with Load (lvsd
+	// loads it once, to open the kernel it needs): NewDaemon uses it
+	// rather than reading the file a second time, which may have
+	// changed in between. Reload always reads the file.
+	Config *config.Config
 	// Load are the options of every config load (the kernel's
 	// capabilities, to reject schedulers it lacks).
 	Load config.LoadOptions
@@ -107,9 +112,12 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
 	}
-	cfg, err := config.Load(opts.ConfigPath, opts.Load)
-	if err != nil {
-		return nil, err
+	cfg := opts.Config
+	if cfg == nil {
+		var err error
+		if cfg, err = config.Load(opts.ConfigPath, opts.Load); err != nil {
+			return nil, err
+		}
 	}
 	logScriptWarnings(opts.Logger, cfg)
 	if w := cfg.RootScriptsWarning; w != "" {
@@ -123,6 +131,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.Metrics.registerReconcile(rec.Stats)
 	d := &Daemon{
 		opts:     opts,
 		log:      opts.Logger,
@@ -165,9 +174,6 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	d.setConfig(cfg)
 	return d, nil
 }
-
-// Reconciler returns the daemon's reconciler (for metrics).
-func (d *Daemon) Reconciler() *reconcile.Reconciler { return d.rec }
 
 func (d *Daemon) setConfig(cfg *config.Config) {
 	d.mu.Lock()

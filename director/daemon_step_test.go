@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/scripts"
@@ -304,5 +305,48 @@ virtual_services:
 	s.step(s.health("10.0.0.1:80", health.StateDown, health.StateUp))
 	if got := took(); len(got) != 3 || got[2] != "/usr/local/bin/quorum up" {
 		t.Fatalf("after 10.0.0.1 came back ran %q", got)
+	}
+}
+
+// lvsd loads its config once at start, to open the kernel it needs, and
+// hands it over: the daemon must install that config, not whatever the
+// file says by the time it starts.
+func TestNewDaemonInstallsTheConfigItIsGivenWithoutReadingTheFileAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, fmt.Sprintf(plainConfig, ""))
+	cfg, err := config.Load(path, config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, path, strings.Replace(fmt.Sprintf(plainConfig, ""), "weight: 3", "weight: 5", 1))
+	f := ipvstest.New()
+	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Config: cfg, Client: f, StateDir: t.TempDir(), Clock: clocktest.NewClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantWrites(t, "start", callStrings(f.Writes()),
+		"AddService TCP 192.168.0.100:80 wrr",
+		"AddRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=3")
+}
+
+// The daemon registers its reconciler's totals with the Metrics it is
+// given: the writes of its start are counted at the next scrape.
+func TestDaemonCountsItsWritesInTheMetricsItIsGiven(t *testing.T) {
+	m, err := NewMetrics(MetricsOptions{ProcRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startStepped(t, fmt.Sprintf(daemonConfig, "quiesce", "9", ""), DaemonOptions{Metrics: m})
+	got := map[string]float64{}
+	if f := family(gather(t, m), "lvsd_reconcile_ops_total"); f != nil {
+		for _, mt := range f.Metric {
+			got[labelMap(mt)["kind"]] = value(mt)
+		}
+	}
+	if got["add-service"] != 1 || got["add-real-server"] != 2 {
+		t.Errorf("lvsd_reconcile_ops_total by kind %v, want 1 add-service and 2 add-real-server", got)
 	}
 }

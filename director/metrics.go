@@ -9,9 +9,11 @@ package director
 // goroutine polls. lvsd's own metrics are lvsd_*.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
 
 // MetricsOptions configure Metrics.
@@ -33,7 +36,9 @@ type MetricsOptions struct {
 	ProcRoot string
 	// ReconcilerStats returns the reconciler's running totals
 	// (Reconciler.Stats); it is called at each scrape and must not
-	// block for long. Nil leaves the reconcile metrics out.
+	// block for long. Nil leaves the reconcile metrics out, unless a
+	// Daemon is given these Metrics: NewDaemon registers its own
+	// reconciler's (leave this nil then).
 	ReconcilerStats func() reconcile.Stats
 	// CheckBuckets are the upper bounds, in seconds, of the check
 	// duration histogram; nil uses DefaultCheckBuckets.
@@ -52,8 +57,10 @@ var DefaultCheckBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1
 // Metrics holds lvsd's Prometheus metrics in a registry of its own (the
 // global registry is not used). The daemon calls its Observe and Set
 // methods as things happen; they are cheap, never block on a scrape, and
-// are safe for concurrent use. Every method is a no-op on a nil
-// *Metrics, so the daemon may run without metrics.
+// are safe for concurrent use. The methods the daemon calls (Observe,
+// Set, Forget, Count) are no-ops on a nil *Metrics, so the daemon may run
+// without metrics; on nil, Registry returns nil, Handler answers 404 and
+// Serve returns ErrNoMetrics.
 type Metrics struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
@@ -170,17 +177,53 @@ func NewMetrics(opts MetricsOptions) (*Metrics, error) {
 
 // Registry returns the registry, for the daemon to add metrics of its
 // own or for a test to gather from.
-func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+func (m *Metrics) Registry() *prometheus.Registry {
+	if m == nil {
+		return nil
+	}
+	return m.registry
+}
 
 // Handler serves the metrics in the Prometheus text, OpenMetrics or
 // protobuf formats, as the scraper asks. A scrape that fails in part
 // (a /proc file that cannot be parsed) serves what it could and logs.
 func (m *Metrics) Handler() http.Handler {
+	if m == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "lvsd runs without metrics", http.StatusNotFound)
+		})
+	}
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
 		ErrorLog:            slogPrinter{m.log},
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 	})
+}
+
+// ErrNoMetrics is Serve's error on a nil *Metrics.
+var ErrNoMetrics = errors.New("metrics are off")
+
+// Serve serves the metrics at /metrics on ln until ctx is done (see
+// statusapi.Serve).
+func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
+	if m == nil {
+		ln.Close()
+		return fmt.Errorf("serving metrics on %v: %w", ln.Addr(), ErrNoMetrics)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	return statusapi.Serve(ctx, ln, mux, m.log)
+}
+
+// registerReconcile adds the reconciler's totals (NewDaemon); a no-op on
+// nil Metrics.
+func (m *Metrics) registerReconcile(stats func() reconcile.Stats) {
+	if m == nil {
+		return
+	}
+	if err := m.registry.Register(newReconcileCollector(stats)); err != nil {
+		m.log.Error("registering reconcile metrics", "err", err)
+	}
 }
 
 // ObserveCheck counts one check result of a real server and records its

@@ -422,19 +422,18 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		return 2
 	}
 	defer c.Close()
-	var d *director.Daemon
 	metrics, err := director.NewMetrics(director.MetricsOptions{
-		Logger:          log,
-		ReconcilerStats: func() reconcile.Stats { return d.Reconciler().Stats() },
-		Version:         buildinfo.Version(),
-		GoVersion:       buildinfo.GoVersion(),
+		Logger:    log,
+		Version:   buildinfo.Version(),
+		GoVersion: buildinfo.GoVersion(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
 		return 2
 	}
-	d, err = director.NewDaemon(director.DaemonOptions{
+	d, err := director.NewDaemon(director.DaemonOptions{
 		ConfigPath:  o.config,
+		Config:      cfg, // read once: the kernel was opened for this one
 		Load:        lopts,
 		Client:      c,
 		Logger:      log,
