@@ -16,6 +16,7 @@ import (
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/reconcile"
 	"github.com/lvskit/lvskit/director/scripts"
+	"github.com/lvskit/lvskit/internal/clock"
 )
 
 // DaemonOptions configure a Daemon. Only cmd/lvsd wires real ones; tests
@@ -23,14 +24,20 @@ import (
 type DaemonOptions struct {
 	// ConfigPath is the config file, read at start and on Reload.
 	ConfigPath string
+	// Config, if set, is ConfigPath as already loaded with Load (lvsd
+	// loads it once, to open the kernel it needs): NewDaemon uses it
+	// rather than reading the file a second time, which may have
+	// changed in between. Reload always reads the file.
+	Config *config.Config
 	// Load are the options of every config load (the kernel's
 	// capabilities, to reject schedulers it lacks).
 	Load config.LoadOptions
 	// Client programs IPVS.
 	Client ipvs.Client
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock times the resyncs, retries and BGP polls and stamps events;
+	// nil means the system clock. Tests pass a clocktest.Clock.
+	Clock clock.Clock
 	// LoadModules loads kernel modules (modprobe) before the first write:
 	// autoloading a scheduler later can deadlock IPVS. Nil skips.
 	LoadModules func(names []string) error
@@ -62,18 +69,19 @@ type DaemonOptions struct {
 type Daemon struct {
 	opts     DaemonOptions
 	log      *slog.Logger
+	clock    clock.Clock
 	now      func() time.Time
 	rec      *reconcile.Reconciler
 	sched    *health.Scheduler
 	timeline *Timeline
 
 	reloads chan chan error
-	wake    chan struct{}
+	inbox   *inbox         // events posted by other goroutines
+	due     deadlines      // when the loop's timers fire; the loop's own
 	cmds    sync.WaitGroup // quorum commands
 
-	// syncMu serializes changes to the connection sync daemon.
-	syncMu sync.Mutex
-
+	// mu guards what Status and the drills read from other goroutines;
+	// only the loop's goroutine writes it.
 	mu         sync.Mutex
 	cfg        *config.Config
 	loaded     time.Time
@@ -101,12 +109,15 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
 	}
-	cfg, err := config.Load(opts.ConfigPath, opts.Load)
-	if err != nil {
-		return nil, err
+	cfg := opts.Config
+	if cfg == nil {
+		var err error
+		if cfg, err = config.Load(opts.ConfigPath, opts.Load); err != nil {
+			return nil, err
+		}
 	}
 	logScriptWarnings(opts.Logger, cfg)
 	if w := cfg.RootScriptsWarning; w != "" {
@@ -120,14 +131,16 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.Metrics.registerReconcile(rec.Stats)
 	d := &Daemon{
 		opts:     opts,
 		log:      opts.Logger,
-		now:      opts.Now,
+		clock:    opts.Clock,
+		now:      opts.Clock.Now,
 		rec:      rec,
 		timeline: NewTimeline(DefaultTimelineSize),
 		reloads:  make(chan chan error),
-		wake:     make(chan struct{}, 1),
+		inbox:    newInbox(),
 		states:   map[string]health.State{},
 		downs:    map[string]health.Transition{},
 		stateAt:  map[string]time.Time{},
@@ -152,7 +165,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		}
 	}
 	hopts.OnTransition = func(tr health.Transition) {
-		d.onTransition(tr)
+		d.inbox.postTransition(tr)
 		if userTransition != nil {
 			userTransition(tr)
 		}
@@ -161,9 +174,6 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	d.setConfig(cfg)
 	return d, nil
 }
-
-// Reconciler returns the daemon's reconciler (for metrics).
-func (d *Daemon) Reconciler() *reconcile.Reconciler { return d.rec }
 
 func (d *Daemon) setConfig(cfg *config.Config) {
 	d.mu.Lock()
@@ -192,6 +202,36 @@ func (d *Daemon) notify(state string) {
 // only on a fatal error (the kernel cannot be read at start) or when ctx
 // ends.
 func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	defer d.stopBGP() // shutdown stopped it already, unless the loop did not run
+	// A stop request withdraws every BGP VIP at once, from its own
+	// goroutine: the loop may be busy with a large apply.
+	defer d.bgpWithdrawOnStop(ctx)()
+	defer func() { // after the scheduler's stop below: a clean VRRP handover
+		d.mu.Lock()
+		vr := d.vrrp // a reload may have started it
+		d.mu.Unlock()
+		vr.stop()
+	}()
+
+	schedCtx, stopSched := context.WithCancel(ctx)
+	schedDone := make(chan error, 1)
+	go func() { schedDone <- d.sched.Run(schedCtx) }()
+	defer func() {
+		stopSched()
+		<-schedDone
+		d.cmds.Wait()
+	}()
+	d.loop(ctx)
+	return nil
+}
+
+// start is what Run does before its loop: it programs the kernel as the
+// config says, starts BGP and VRRP, and sets the first deadlines. On an
+// error, nothing it started is left running.
+func (d *Daemon) start(ctx context.Context) (err error) {
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
@@ -211,8 +251,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.bgp = br
 	d.mu.Unlock()
-	defer d.stopBGP() // on an error return; shutdown stops it first otherwise
-	defer d.bgpWithdrawOnStop(ctx)()
+	defer func() {
+		if err != nil {
+			d.stopBGP()
+		}
+	}()
 	d.applied.Store(true)
 	if err := d.apply(cfg); err != nil {
 		return err
@@ -225,66 +268,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.vrrp = vr
 	d.mu.Unlock()
-	defer func() { // after the scheduler's stop below: a clean VRRP handover
-		d.mu.Lock()
-		vr := d.vrrp // a reload may have started it
-		d.mu.Unlock()
-		vr.stop()
-	}()
 	d.event("daemon", "", "", "started with "+d.opts.ConfigPath)
 	d.notify("READY=1")
 
-	schedCtx, stopSched := context.WithCancel(ctx)
-	schedDone := make(chan error, 1)
-	go func() { schedDone <- d.sched.Run(schedCtx) }()
-	defer func() {
-		stopSched()
-		<-schedDone
-		d.cmds.Wait()
-	}()
-
-	resync := time.NewTicker(cfg.LVSD.ResyncInterval)
-	defer resync.Stop()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	var bgpTick <-chan time.Time
+	now := d.clock.Now()
+	d.due.resync = now.Add(cfg.LVSD.ResyncInterval)
 	if br != nil {
-		iv := d.opts.BGP.Interval
-		if iv <= 0 {
-			iv = time.Second
-		}
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		bgpTick = t.C
+		d.due.bgpPoll = now.Add(d.bgpPollInterval())
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			d.shutdown()
-			return nil
-		case reply := <-d.reloads:
-			err := d.reload()
-			d.mu.Lock()
-			iv := d.cfg.LVSD.ResyncInterval
-			d.mu.Unlock()
-			resync.Reset(iv)
-			reply <- err
-		case <-d.wake:
-			d.applyDirty()
-		case <-resync.C:
-			d.resync()
-		case <-retry.C:
-		case <-bgpTick:
-			d.bgpPollPeers()
-		}
-		res, next := d.rec.Retry(d.now())
-		d.report(res)
-		if !next.IsZero() {
-			retry.Reset(max(next.Sub(d.now()), time.Millisecond))
-		}
-		d.bgpUpdate()
-	}
+	return nil
 }
 
 // Reload reads the config again. A bad config is rejected with its
@@ -409,141 +401,6 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	return nil
 }
 
-// up says whether a real server takes traffic: unchecked or not yet
-// checked counts as up (keepalived's default), down only after fall
-// failures.
-func (d *Daemon) upLocked(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
-	hk := k
-	if ds, ok := d.desired[k]; ok {
-		hk = ds.HealthKey() // a group's services share their checks
-	}
-	return func(rk ipvs.RealServerKey) bool {
-		return d.states[targetID(hk, rk)] != health.StateDown
-	}
-}
-
-func (d *Daemon) expandLocked(k ipvs.ServiceKey) *reconcile.Entry {
-	ds := d.desired[k]
-	up := d.upLocked(k)
-	d.checkQuorumLocked(ds, up)
-	return reconcile.Expand(ds, up)
-}
-
-func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealServerKey) bool) {
-	q := ds.Quorum
-	if q == nil {
-		return
-	}
-	k := ds.Service.ServiceKey
-	w := reconcile.UpWeight(ds, up)
-	was, known := d.quorum[k]
-	now := was
-	switch {
-	case !known:
-		now = w >= q.Weight
-	case was && w < q.Weight-q.Hysteresis:
-		now = false
-	case !was && w >= q.Weight+q.Hysteresis:
-		now = true
-	}
-	d.quorum[k] = now
-	if known && now == was {
-		return
-	}
-	d.status.invalidate([]ipvs.ServiceKey{k})
-	prog, what := q.Run(false), "lost"
-	if now {
-		prog, what = q.Run(true), "gained"
-	}
-	argv := prog.Args
-	msg := fmt.Sprintf("quorum %s: up weight %d, quorum %d±%d", what, w, q.Weight, q.Hysteresis)
-	d.log.Warn(msg, "service", k.String())
-	d.event("quorum", k.String(), "", msg)
-	if len(argv) > 0 && d.opts.RunCommand != nil {
-		d.cmds.Add(1)
-		go func() {
-			defer d.cmds.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := d.opts.RunCommand(ctx, prog); err != nil {
-				d.log.Error("quorum command failed", "service", k.String(), "command", argv, "err", err)
-				d.event("quorum", k.String(), "", fmt.Sprintf("command %q failed: %v", argv, err))
-			}
-		}()
-	}
-}
-
-type targetRef struct {
-	service ipvs.ServiceKey // the HealthKey the check runs under
-	rs      ipvs.RealServerKey
-	// services are the services whose real server this is: one, or
-	// every service of a group.
-	services []ipvs.ServiceKey
-	// The metrics' labels of service and rs, made once rather than for
-	// every check result.
-	serviceLabel, rsLabel string
-}
-
-func newTargetRef(k ipvs.ServiceKey, rk ipvs.RealServerKey) targetRef {
-	return targetRef{service: k, rs: rk, serviceLabel: k.String(), rsLabel: rk.String()}
-}
-
-func (d *Daemon) onTransition(tr health.Transition) {
-	d.mu.Lock()
-	ref, found := d.targets[tr.Target]
-	if found && tr.Time.Before(d.stateAt[tr.Target]) {
-		// Delivered after a later transition of the same target (the
-		// scheduler publishes outside its lock): the later one stands.
-		d.mu.Unlock()
-		d.log.Debug("ignoring a health transition older than the target's state", "target", tr.Target, "from", tr.From, "to", tr.To, "at", tr.Time)
-		return
-	}
-	if found {
-		d.states[tr.Target] = tr.To
-		d.stateAt[tr.Target] = tr.Time
-		if tr.To == health.StateDown {
-			d.downs[tr.Target] = tr
-		} else {
-			delete(d.downs, tr.Target)
-		}
-		for _, k := range ref.services {
-			d.dirty[k] = true
-		}
-		d.status.invalidate(ref.services)
-		d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), tr.To)
-	}
-	d.mu.Unlock()
-	if !found {
-		return // a target a reload just removed
-	}
-	d.log.Info("real server "+tr.To.String(), "service", ref.service.String(), "rs", ref.rs.String(), "reason", tr.Reason)
-	d.event("check", ref.service.String(), ref.rs.String(), fmt.Sprintf("%v -> %v: %s", tr.From, tr.To, tr.Reason))
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
-
-// applyDirty re-expands the services whose health changed and writes only
-// their differences.
-func (d *Daemon) applyDirty() {
-	d.mu.Lock()
-	keys := slices.SortedFunc(maps.Keys(d.dirty), reconcile.CompareKeys)
-	clear(d.dirty)
-	entries := make([]*reconcile.Entry, len(keys))
-	for i, k := range keys {
-		if _, ok := d.desired[k]; ok {
-			entries[i] = d.expandLocked(k)
-		}
-	}
-	d.mu.Unlock()
-	for i, k := range keys {
-		if entries[i] != nil {
-			d.report(d.rec.SetService(d.now(), k, entries[i]))
-		}
-	}
-}
-
 func (d *Daemon) resync() {
 	res, err := d.rec.Resync(d.now())
 	if err != nil {
@@ -590,73 +447,6 @@ func (d *Daemon) report(res reconcile.Result) {
 		}
 		d.unowned = res.Unowned
 		d.mu.Unlock()
-	}
-}
-
-// applyGlobals sets the IPVS timeouts, sysctls and sync daemons. Failures
-// are logged: traffic can flow without them.
-func (d *Daemon) applyGlobals(cfg *config.Config) {
-	g := &cfg.IPVS
-	if t := g.KernelTimeouts(); t != (ipvs.Timeouts{}) {
-		if err := d.opts.Client.SetTimeouts(t); err != nil {
-			d.log.Error("setting IPVS timeouts", "err", err)
-		}
-	}
-	if d.opts.WriteSysctl != nil {
-		set := func(key, value string) {
-			if err := d.opts.WriteSysctl("net.ipv4.vs."+key, value); err != nil {
-				d.log.Error("setting sysctl", "key", "net.ipv4.vs."+key, "err", err)
-			}
-		}
-		b := map[bool]string{false: "0", true: "1"}
-		if g.ExpireNodestConn != nil {
-			set("expire_nodest_conn", b[*g.ExpireNodestConn])
-		}
-		if g.ExpireQuiescentTemplate != nil {
-			set("expire_quiescent_template", b[*g.ExpireQuiescentTemplate])
-		}
-		if g.SloppyTCP != nil {
-			set("sloppy_tcp", b[*g.SloppyTCP])
-		}
-		if g.ConnReuseMode != nil {
-			set("conn_reuse_mode", strconv.Itoa(*g.ConnReuseMode))
-		}
-		if g.SyncThreshold != nil {
-			set("sync_threshold", fmt.Sprintf("%d %d", g.SyncThreshold.Threshold, g.SyncThreshold.Period))
-		}
-	}
-	if sd := g.SyncDaemon; sd != nil && sd.VRRPInstance != "" {
-		d.syncMu.Lock()
-		role := d.followedSyncRole(sd.VRRPInstance)
-		if err := d.ensureSyncDaemon(g.SyncDaemonAs(role)); err != nil {
-			d.log.Error("sync daemon", "err", err)
-		}
-		d.syncMu.Unlock()
-		return
-	}
-	want := g.KernelSyncDaemons()
-	if len(want) == 0 {
-		return
-	}
-	running, err := d.opts.Client.SyncDaemons()
-	if err != nil {
-		d.log.Error("listing sync daemons", "err", err)
-		return
-	}
-	for _, w := range want {
-		i := slices.IndexFunc(running, func(r ipvs.SyncDaemon) bool { return r.Role == w.Role })
-		if i >= 0 && running[i].Interface == w.Interface && running[i].SyncID == w.SyncID {
-			continue
-		}
-		if i >= 0 {
-			if err := d.opts.Client.StopSyncDaemon(w.Role); err != nil {
-				d.log.Error("stopping sync daemon", "err", err)
-				continue
-			}
-		}
-		if err := d.opts.Client.StartSyncDaemon(w); err != nil {
-			d.log.Error("starting sync daemon", "err", err)
-		}
 	}
 }
 

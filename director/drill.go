@@ -217,9 +217,4 @@ func (d *Daemon) drillVIP(vip netip.Addr) (*bgpRuntime, error) {
 
 // kick wakes the daemon's loop, which decides the BGP announcements
 // again.
-func (d *Daemon) kick() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *Daemon) kick() { d.inbox.postDrill() }

@@ -58,10 +58,11 @@ func TestHealthTransitionsDeliveredOutOfOrderLeaveTheLatestState(t *testing.T) {
 				{Target: id, From: health.StateDown, To: health.StateUp, Reason: "1 of 1 successes", Time: t0.Add(100 * time.Millisecond)},
 				{Target: id, From: health.StateUp, To: health.StateDown, Reason: "2 of 2 failures", Time: t0.Add(300 * time.Millisecond)},
 			}
+			var batch []health.Transition
 			for _, i := range tc.order {
-				d.onTransition(trs[i])
+				batch = append(batch, trs[i])
 			}
-			d.applyDirty()
+			d.handle(t0, healthChanged{batch})
 			if w := weightOf(f, "192.168.0.100:80", "10.0.0.1"); w != tc.want {
 				t.Errorf("weight of 10.0.0.1 after delivering %v = %d, want %d (the latest transition's)", tc.order, w, tc.want)
 			}

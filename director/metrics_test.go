@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -538,5 +539,35 @@ func TestMetricsServe(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// A daemon runs without metrics on a nil *Metrics: what it calls does
+// nothing, and what serves them says they are off.
+func TestNilMetricsAreOff(t *testing.T) {
+	var m *Metrics
+	m.ObserveCheck("TCP 192.168.0.100:80", "10.0.0.2:80", health.Result{Up: true})
+	m.SetHealth("TCP 192.168.0.100:80", "10.0.0.2:80", health.StateUp)
+	m.ForgetRealServer("TCP 192.168.0.100:80", "10.0.0.2:80")
+	m.ObserveReload(t0, nil)
+	m.CountError("ipvs")
+	m.registerReconcile(fixtureStats)
+	if r := m.Registry(); r != nil {
+		t.Errorf("Registry() = %v, want nil", r)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("Handler answered %d, want 404", rec.Code)
+	}
+	ln, err := statusapi.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Serve(context.Background(), ln); !errors.Is(err, ErrNoMetrics) {
+		t.Errorf("Serve: %v, want ErrNoMetrics", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Error("Serve on nil Metrics left its listener open")
 	}
 }

@@ -6,7 +6,6 @@ package director
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/config"
-	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/vrrp"
 )
@@ -91,9 +89,9 @@ func (n *notifier) fire(cmds *config.VRRPNotify, kind, name string, state vrrp.S
 }
 
 // changed follows an instance's transition: its notify commands, its
-// sync group's once every member has reached the state, and the sync
-// daemon's role when it follows this instance.
-func (r *vrrpRuntime) changed(d *Daemon, vi *vrrpInstance, ch vrrp.StateChange) {
+// sync group's once every member has reached the state, and the daemon's
+// loop, whose connection sync daemon may follow this instance.
+func (r *vrrpRuntime) changed(vi *vrrpInstance, ch vrrp.StateChange) {
 	if ch.To == vrrp.Initialize {
 		return // stopping: stopped() notifies
 	}
@@ -103,14 +101,7 @@ func (r *vrrpRuntime) changed(d *Daemon, vi *vrrpInstance, ch vrrp.StateChange) 
 	if g := section.SyncGroupOf(c.Name); g != nil {
 		r.groupChanged(g, vi, ch.To)
 	}
-	if sd := d.syncFollows(); sd != "" && sd == c.Name {
-		// The follower reads the instance's state itself; a pending
-		// kick covers any number of transitions.
-		select {
-		case r.syncKick <- struct{}{}:
-		default:
-		}
-	}
+	r.host.changed(c.Name)
 }
 
 // groupChanged notifies a sync group's commands when all its members are
@@ -143,87 +134,4 @@ func (r *vrrpRuntime) stopped() {
 		g := &section.SyncGroups[i]
 		r.notify.fire(g.Notify, "GROUP", g.Name, vrrp.Initialize, 0)
 	}
-}
-
-// syncFollows names the instance the sync daemon follows, or "".
-func (d *Daemon) syncFollows() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if sd := d.cfg.IPVS.SyncDaemon; sd != nil {
-		return sd.VRRPInstance
-	}
-	return ""
-}
-
-// followSyncDaemon puts the sync daemon in the followed instance's role
-// (followedSyncRole) each time it is kicked, until ctx ends, as the
-// running config (reloads included) describes it.
-func (d *Daemon) followSyncDaemon(ctx context.Context, kick <-chan struct{}) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-kick:
-			d.mu.Lock()
-			g := d.cfg.IPVS
-			d.mu.Unlock()
-			if g.SyncDaemon == nil || g.SyncDaemon.VRRPInstance == "" {
-				continue // a reload took the sync daemon off VRRP
-			}
-			d.syncMu.Lock()
-			role := d.followedSyncRole(g.SyncDaemon.VRRPInstance)
-			err := d.ensureSyncDaemon(g.SyncDaemonAs(role))
-			d.syncMu.Unlock()
-			msg := fmt.Sprintf("connection sync daemon switched to %v (vrrp instance %s)", role, g.SyncDaemon.VRRPInstance)
-			if err != nil {
-				msg = fmt.Sprintf("switching the connection sync daemon to %v: %v", role, err)
-				d.log.Error("switching sync daemon", "role", role, "err", err)
-			} else {
-				d.log.Info("sync daemon switched", "role", role)
-			}
-			d.event("vrrp", "", "", msg)
-		}
-	}
-}
-
-// followedSyncRole is the sync daemon's role while it follows the named
-// VRRP instance: master while the instance is, backup otherwise (and
-// before VRRP runs).
-func (d *Daemon) followedSyncRole(instance string) ipvs.SyncRole {
-	d.mu.Lock()
-	r := d.vrrp
-	d.mu.Unlock()
-	if r != nil {
-		if vi := r.named(instance); vi != nil && vi.inst.Status().State == vrrp.Master {
-			return ipvs.SyncMaster
-		}
-	}
-	return ipvs.SyncBackup
-}
-
-// ensureSyncDaemon makes want the one sync daemon running: the other
-// role is stopped, and want started unless it already runs as written.
-// Callers hold syncMu.
-func (d *Daemon) ensureSyncDaemon(want ipvs.SyncDaemon) error {
-	running, err := d.opts.Client.SyncDaemons()
-	if err != nil {
-		return fmt.Errorf("listing sync daemons: %w", err)
-	}
-	var errs []error
-	keep := false
-	for _, r := range running {
-		if r.Role == want.Role && r.Interface == want.Interface && r.SyncID == want.SyncID {
-			keep = true
-			continue
-		}
-		if err := d.opts.Client.StopSyncDaemon(r.Role); err != nil {
-			errs = append(errs, fmt.Errorf("stopping the %v sync daemon: %w", r.Role, err))
-		}
-	}
-	if !keep {
-		if err := d.opts.Client.StartSyncDaemon(want); err != nil {
-			errs = append(errs, fmt.Errorf("starting the %v sync daemon on %s: %w", want.Role, want.Interface, err))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -410,31 +410,24 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 	for _, w := range cfg.Warnings() {
 		log.Warn(w.Message, "at", fmt.Sprintf("%s:%d:%d", w.File, w.Line, w.Column))
 	}
-	c, err := sys.openIPVS(cfg, log)
-	switch {
-	case errors.Is(err, ipvs.ErrIPVSUnavailable) && !cfg.NeedsIPVS():
-		// A VRRP-only director, like keepalived with vrrp_instance
-		// blocks alone: nothing to install, so no ip_vs needed.
-		log.Warn("running VRRP only: "+err.Error(), "reason", "the config has no virtual services and no ipvs settings")
-		c = ipvs.Absent(err)
-	case err != nil:
+	c, err := openKernel(sys, cfg, log)
+	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
 		return 2
 	}
 	defer c.Close()
-	var d *director.Daemon
 	metrics, err := director.NewMetrics(director.MetricsOptions{
-		Logger:          log,
-		ReconcilerStats: func() reconcile.Stats { return d.Reconciler().Stats() },
-		Version:         buildinfo.Version(),
-		GoVersion:       buildinfo.GoVersion(),
+		Logger:    log,
+		Version:   buildinfo.Version(),
+		GoVersion: buildinfo.GoVersion(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
 		return 2
 	}
-	d, err = director.NewDaemon(director.DaemonOptions{
+	d, err := director.NewDaemon(director.DaemonOptions{
 		ConfigPath:  o.config,
+		Config:      cfg, // read once: the kernel was opened for this one
 		Load:        lopts,
 		Client:      c,
 		Logger:      log,
@@ -466,6 +459,36 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 	// The listeners are opened before the first write so that a taken
 	// port fails the start, not a later scrape; a reload does not move
 	// them.
+	if err := serveAPIs(ctx, &wg, cfg, d, metrics, log); err != nil {
+		fmt.Fprintf(stderr, "lvsd: %v\n", err)
+		return 2
+	}
+	wg.Go(func() { followReloads(ctx, sys.reload, d, log) })
+	if err := d.Run(ctx); err != nil {
+		log.Error("lvsd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// openKernel opens IPVS; without it, a config that needs nothing of it
+// (VRRP only) runs on ipvs.Absent.
+func openKernel(sys daemonSystem, cfg *config.Config, log *slog.Logger) (ipvs.Client, error) {
+	c, err := sys.openIPVS(cfg, log)
+	if errors.Is(err, ipvs.ErrIPVSUnavailable) && !cfg.NeedsIPVS() {
+		// A VRRP-only director, like keepalived with vrrp_instance
+		// blocks alone: nothing to install, so no ip_vs needed.
+		log.Warn("running VRRP only: "+err.Error(), "reason", "the config has no virtual services and no ipvs settings")
+		return ipvs.Absent(err), nil
+	}
+	return c, err
+}
+
+// serveAPIs opens the status API's and the metrics' listeners and serves
+// each on a goroutine of wg until ctx ends. A listener that cannot be
+// opened is an error naming it; those opened before are closed by their
+// goroutines when ctx ends.
+func serveAPIs(ctx context.Context, wg *sync.WaitGroup, cfg *config.Config, d *director.Daemon, metrics *director.Metrics, log *slog.Logger) error {
 	for _, srv := range []struct {
 		name    string
 		addr    config.ListenAddress
@@ -481,8 +504,7 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		}
 		ln, err := statusapi.Listen(srv.addr.Network, srv.addr.Address)
 		if err != nil {
-			fmt.Fprintf(stderr, "lvsd: %s on %v: %v\n", srv.name, srv.addr, err)
-			return 2
+			return fmt.Errorf("%s on %v: %w", srv.name, srv.addr, err)
 		}
 		log.Info("serving "+srv.name, "listen", srv.addr.String())
 		name, h := srv.name, srv.handler()
@@ -492,23 +514,22 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 			}
 		})
 	}
-	wg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sys.reload:
-				if err := d.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
-					log.Error("reload rejected", "err", err)
-				}
+	return nil
+}
+
+// followReloads reloads the daemon's config on each signal (SIGHUP) until
+// ctx ends.
+func followReloads(ctx context.Context, signals <-chan os.Signal, d *director.Daemon, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-signals:
+			if err := d.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("reload rejected", "err", err)
 			}
 		}
-	})
-	if err := d.Run(ctx); err != nil {
-		log.Error("lvsd stopped", "err", err)
-		return 1
 	}
-	return 0
 }
 
 // versioned stamps the build's version on every status the API serves.

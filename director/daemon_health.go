@@ -1,0 +1,150 @@
+package director
+
+// Health results into weights: a transition marks the services of its
+// real server dirty, and the loop expands only those again (quiescing or
+// removing a real server that is down), running the quorum commands when
+// a service's up weight crosses its quorum.
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/health"
+	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
+)
+
+// up says whether a real server takes traffic: unchecked or not yet
+// checked counts as up (keepalived's default), down only after fall
+// failures.
+func (d *Daemon) upLocked(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
+	hk := k
+	if ds, ok := d.desired[k]; ok {
+		hk = ds.HealthKey() // a group's services share their checks
+	}
+	return func(rk ipvs.RealServerKey) bool {
+		return d.states[targetID(hk, rk)] != health.StateDown
+	}
+}
+
+func (d *Daemon) expandLocked(k ipvs.ServiceKey) *reconcile.Entry {
+	ds := d.desired[k]
+	up := d.upLocked(k)
+	d.checkQuorumLocked(ds, up)
+	return reconcile.Expand(ds, up)
+}
+
+func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealServerKey) bool) {
+	q := ds.Quorum
+	if q == nil {
+		return
+	}
+	k := ds.Service.ServiceKey
+	w := reconcile.UpWeight(ds, up)
+	was, known := d.quorum[k]
+	now := was
+	switch {
+	case !known:
+		now = w >= q.Weight
+	case was && w < q.Weight-q.Hysteresis:
+		now = false
+	case !was && w >= q.Weight+q.Hysteresis:
+		now = true
+	}
+	d.quorum[k] = now
+	if known && now == was {
+		return
+	}
+	d.status.invalidate([]ipvs.ServiceKey{k})
+	prog, what := q.Run(false), "lost"
+	if now {
+		prog, what = q.Run(true), "gained"
+	}
+	argv := prog.Args
+	msg := fmt.Sprintf("quorum %s: up weight %d, quorum %d±%d", what, w, q.Weight, q.Hysteresis)
+	d.log.Warn(msg, "service", k.String())
+	d.event("quorum", k.String(), "", msg)
+	if len(argv) > 0 && d.opts.RunCommand != nil {
+		d.cmds.Add(1)
+		go func() {
+			defer d.cmds.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := d.opts.RunCommand(ctx, prog); err != nil {
+				d.log.Error("quorum command failed", "service", k.String(), "command", argv, "err", err)
+				d.event("quorum", k.String(), "", fmt.Sprintf("command %q failed: %v", argv, err))
+			}
+		}()
+	}
+}
+
+type targetRef struct {
+	service ipvs.ServiceKey // the HealthKey the check runs under
+	rs      ipvs.RealServerKey
+	// services are the services whose real server this is: one, or
+	// every service of a group.
+	services []ipvs.ServiceKey
+	// The metrics' labels of service and rs, made once rather than for
+	// every check result.
+	serviceLabel, rsLabel string
+}
+
+func newTargetRef(k ipvs.ServiceKey, rk ipvs.RealServerKey) targetRef {
+	return targetRef{service: k, rs: rk, serviceLabel: k.String(), rsLabel: rk.String()}
+}
+
+func (d *Daemon) onTransition(tr health.Transition) {
+	d.mu.Lock()
+	ref, found := d.targets[tr.Target]
+	if found && tr.Time.Before(d.stateAt[tr.Target]) {
+		// Delivered after a later transition of the same target (the
+		// scheduler publishes outside its lock): the later one stands.
+		d.mu.Unlock()
+		d.log.Debug("ignoring a health transition older than the target's state", "target", tr.Target, "from", tr.From, "to", tr.To, "at", tr.Time)
+		return
+	}
+	if found {
+		d.states[tr.Target] = tr.To
+		d.stateAt[tr.Target] = tr.Time
+		if tr.To == health.StateDown {
+			d.downs[tr.Target] = tr
+		} else {
+			delete(d.downs, tr.Target)
+		}
+		for _, k := range ref.services {
+			d.dirty[k] = true
+		}
+		d.status.invalidate(ref.services)
+		d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), tr.To)
+	}
+	d.mu.Unlock()
+	if !found {
+		return // a target a reload just removed
+	}
+	d.log.Info("real server "+tr.To.String(), "service", ref.service.String(), "rs", ref.rs.String(), "reason", tr.Reason)
+	d.event("check", ref.service.String(), ref.rs.String(), fmt.Sprintf("%v -> %v: %s", tr.From, tr.To, tr.Reason))
+}
+
+// applyDirty re-expands the services whose health changed and writes only
+// their differences.
+func (d *Daemon) applyDirty() {
+	d.mu.Lock()
+	keys := slices.SortedFunc(maps.Keys(d.dirty), reconcile.CompareKeys)
+	clear(d.dirty)
+	entries := make([]*reconcile.Entry, len(keys))
+	for i, k := range keys {
+		if _, ok := d.desired[k]; ok {
+			entries[i] = d.expandLocked(k)
+		}
+	}
+	d.mu.Unlock()
+	for i, k := range keys {
+		if entries[i] != nil {
+			d.report(d.rec.SetService(d.now(), k, entries[i]))
+		}
+	}
+}
