@@ -16,6 +16,8 @@ import (
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
 
 // statusCopyingEverything is Daemon.Status as it was before the
@@ -35,7 +37,7 @@ func (d *Daemon) statusCopyingEverything() Status {
 		ds := d.desired[k]
 		ke := kernel[k]
 		ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
-		ss.UpWeight = UpWeight(ds, d.upLocked(k))
+		ss.UpWeight = reconcile.UpWeight(ds, d.upLocked(k))
 		for _, r := range ds.RealServers {
 			rs := RealServerStatus{
 				Address: r.Key().String(), Forwarding: r.Forwarding.String(), Weight: r.Weight,
@@ -109,7 +111,7 @@ func statusBenchDaemon(tb testing.TB, client ipvs.Client, services, realServers 
 // lvstop polls it, n times while real servers flap at about flapsPerSec,
 // and returns each request's latency, sorted.
 func statusLatencies(tb testing.TB, d *Daemon, ids []string, status func() Status, n int, flapsPerSec float64) []time.Duration {
-	h := NewStatusHandler(status)
+	h := statusapi.NewStatusHandler(status)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {

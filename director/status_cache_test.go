@@ -9,6 +9,8 @@ import (
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 )
 
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
 // The status of a service, once built, is kept; it must still follow
 // every change: a health transition, a write lvsd makes, a repair of
 // drift, a reload.

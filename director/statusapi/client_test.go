@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lvskit/lvskit/director"
 	"github.com/lvskit/lvskit/director/statusapi"
 )
 
@@ -31,7 +30,7 @@ func sample() statusapi.Status {
 // The client reads what lvsd's own handler serves, over TCP and over a
 // unix socket, in every address form --lvsd accepts.
 func TestClientReadsDaemonHandler(t *testing.T) {
-	h := director.NewStatusHandler(sample)
+	h := statusapi.NewStatusHandler(sample)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
