@@ -1,4 +1,4 @@
-package director
+package reconcile
 
 import (
 	"fmt"
@@ -9,14 +9,18 @@ import (
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 )
 
-// serviceWith is a service at vip with n real servers 10.1.x.y:80 of
-// weight 1.
+// serviceWith is a wrr service at vip with n direct-routed real servers
+// 10.1.x.y:80 of weight 1.
 func serviceWith(vip string, n int) *Entry {
-	e := &Entry{Service: svc(vip)}
+	e := &Entry{Service: ipvs.Service{ServiceKey: ipvs.TCPKey(netip.MustParseAddrPort(vip)), Scheduler: "wrr", NetmaskBits: 32}}
 	for i := range n {
-		e.RealServers = append(e.RealServers, real(fmt.Sprintf("10.1.%d.%d", i/250, 1+i%250), 1))
+		e.RealServers = append(e.RealServers, realServer(fmt.Sprintf("10.1.%d.%d", i/250, 1+i%250), 1))
 	}
 	return e
+}
+
+func realServer(addr string, w int32) ipvs.RealServer {
+	return ipvs.RealServer{Address: netip.MustParseAddr(addr), Port: 80, Forwarding: ipvs.DirectRoute, Weight: w}
 }
 
 // kernelWith is a fake kernel holding e, and a cache that knows it.
@@ -40,7 +44,7 @@ func TestApplyKeepsTheCacheTrueThroughABatchOfRealServerOps(t *testing.T) {
 	e := serviceWith("192.168.0.100:80", 40)
 	f, cache := kernelWith(t, e)
 	k := e.Service.ServiceKey
-	rs := func(addr string, w int32) ipvs.RealServer { return real(addr, w) }
+	rs := realServer
 	op := func(kind OpKind, r ipvs.RealServer) Op {
 		return Op{Kind: kind, Service: keyOnly(e.Service), RealServer: r}
 	}
