@@ -318,7 +318,8 @@ func keepalivedCheckConfig(kind string, n, first int) string {
 }
 
 // lvsdHealthConfig is the same service for lvsd: interval 1s, timeout
-// 1s, and the status API and metrics on, as a director runs it.
+// 1s, retries as keepalived's defaults, and the status API and metrics
+// on, as a director runs it.
 func lvsdHealthConfig(dir, kind string, n, first int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lvsd:\n  state_dir: %s\n  status_listen: unix:%s/status.sock\n  metrics_listen: unix:%s/metrics.sock\n  resync_interval: 60s\n", dir, dir, dir)
@@ -327,7 +328,15 @@ func lvsdHealthConfig(dir, kind string, n, first int) string {
 	if kind == "http" {
 		b.WriteString("      path: /health\n")
 	}
-	b.WriteString("      interval: 1s\n      timeout: 1s\n      rise: 1\n      fall: 1\n    real_servers:\n")
+	// keepalived's defaults for the checks it runs (retry 1, after
+	// delay_before_retry 1s for TCP_CHECK, 3s for HTTP_GET), as
+	// lvsd import-keepalived writes them: a check that fails is
+	// retried once before the real server goes down on both sides.
+	retryDelay := "1s"
+	if kind == "http" {
+		retryDelay = "3s"
+	}
+	b.WriteString("      interval: 1s\n      timeout: 1s\n      rise: 1\n      fall: 1\n      retry: 1\n      retry_delay: " + retryDelay + "\n    real_servers:\n")
 	for i := range n {
 		fmt.Fprintf(&b, "      - {address: %s, port: %d}\n", hcServerAddr, first+i)
 	}
