@@ -7,16 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"math"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -34,66 +34,6 @@ const (
 	hcFirstPort  = 20000
 	hcVIP        = "10.79.1.1"
 )
-
-// hcServers serves /health on many ports and counts, per kind, what it
-// served: accepted connections and complete HTTP responses.
-type hcServers struct {
-	first     int // port of the first listener
-	accepts   atomic.Int64
-	responses atomic.Int64
-}
-
-const hcResponse = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
-
-func startHCServers(b *testing.B, h *lab.Host, n, first int) *hcServers {
-	s := &hcServers{first: first}
-	for i := range n {
-		ln, err := h.Listen("tcp4", fmt.Sprintf("%s:%d", hcServerAddr, first+i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		go s.serve(ln) // ends when the lab closes ln at teardown
-	}
-	return s
-}
-
-func (s *hcServers) serve(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		s.accepts.Add(1)
-		go s.answer(c)
-	}
-}
-
-// answer reads a request's head and sends the response; a TCP check's
-// connection closes before sending anything.
-func (s *hcServers) answer(c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	var buf [1024]byte
-	var req []byte
-	for !bytes.Contains(req, []byte("\r\n\r\n")) {
-		m, err := c.Read(buf[:])
-		if err != nil {
-			return
-		}
-		req = append(req, buf[:m]...)
-	}
-	if _, err := c.Write([]byte(hcResponse)); err == nil {
-		s.responses.Add(1)
-	}
-}
-
-// served is the count that a check of kind makes grow by one.
-func (s *hcServers) served(kind string) int64 {
-	if kind == "http" {
-		return s.responses.Load()
-	}
-	return s.accepts.Load()
-}
 
 // hcRun is one measured run of one checker.
 type hcRun struct {
@@ -341,7 +281,14 @@ func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) [
 	}
 	for i, c := range cs {
 		calls, connects, checks, top := syscallCount(b, c.pid, w.syscalls, func() int64 { return c.srv.served(kind) })
-		runs[i].syscallsCheck = float64(calls) / float64(max(checks, 1))
+		// Every TCP or HTTP check makes one connect: syscalls per
+		// connect is syscalls per check begun. (strace stops the
+		// process's threads at every syscall, so a slowed checker may
+		// have had few checks served in the window, or none.)
+		runs[i].syscallsCheck = math.NaN()
+		if connects > 0 {
+			runs[i].syscallsCheck = float64(calls) / float64(connects)
+		}
 		runs[i].topSyscalls = fmt.Sprintf("%.0f connections accepted/s; %d syscalls, %d connect calls, %d checks served under strace; %s",
 			float64(runs[i].accepted)/wall.Seconds(), calls, connects, checks, top)
 	}
@@ -371,7 +318,8 @@ func keepalivedCheckConfig(kind string, n, first int) string {
 }
 
 // lvsdHealthConfig is the same service for lvsd: interval 1s, timeout
-// 1s, and the status API and metrics on, as a director runs it.
+// 1s, retries as keepalived's defaults, and the status API and metrics
+// on, as a director runs it.
 func lvsdHealthConfig(dir, kind string, n, first int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lvsd:\n  state_dir: %s\n  status_listen: unix:%s/status.sock\n  metrics_listen: unix:%s/metrics.sock\n  resync_interval: 60s\n", dir, dir, dir)
@@ -380,7 +328,15 @@ func lvsdHealthConfig(dir, kind string, n, first int) string {
 	if kind == "http" {
 		b.WriteString("      path: /health\n")
 	}
-	b.WriteString("      interval: 1s\n      timeout: 1s\n      rise: 1\n      fall: 1\n    real_servers:\n")
+	// keepalived's defaults for the checks it runs (retry 1, after
+	// delay_before_retry 1s for TCP_CHECK, 3s for HTTP_GET), as
+	// lvsd import-keepalived writes them: a check that fails is
+	// retried once before the real server goes down on both sides.
+	retryDelay := "1s"
+	if kind == "http" {
+		retryDelay = "3s"
+	}
+	b.WriteString("      interval: 1s\n      timeout: 1s\n      rise: 1\n      fall: 1\n      retry: 1\n      retry_delay: " + retryDelay + "\n    real_servers:\n")
 	for i := range n {
 		fmt.Fprintf(&b, "      - {address: %s, port: %d}\n", hcServerAddr, first+i)
 	}
@@ -398,7 +354,7 @@ func lvsdHealthConfig(dir, kind string, n, first int) string {
 // threads over the window, as a share of one core), the checks its
 // servers served per second, CPU per check, and syscalls per check
 // (strace -c -f over every thread, in a window of its own, over the
-// checks its servers served in it); then the ratios lvsd/keepalived of
+// connect calls in it: one per check); then the ratios lvsd/keepalived of
 // CPU and syscalls per check, pooled over the rounds. It runs once,
 // whatever b.N is (about 6 minutes under TCG).
 //
@@ -435,14 +391,28 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 65536, Max: 65536}); err != nil {
 		b.Fatalf("raising the open files limit to 65536: %v", err)
 	}
+	// LVSKIT_HC_PIN=1 pins the servers' thread to the last CPU and
+	// the checkers to the others, so that they do not take each
+	// other's CPU.
+	pin := os.Getenv("LVSKIT_HC_PIN") == "1"
+	serverCPU, checkerCPUs := -1, ""
+	if pin {
+		if runtime.NumCPU() < 2 {
+			b.Fatalf("LVSKIT_HC_PIN=1 needs 2 CPUs, the guest has %d (LVSKIT_VM_CPUS)", runtime.NumCPU())
+		}
+		serverCPU = runtime.NumCPU() - 1
+		checkerCPUs = fmt.Sprintf("0-%d", serverCPU-1)
+	}
 	l := lab.New(b, lab.Options{Subnet: mustPrefix("10.78.0.0/24")})
 	rs := l.AddHost("servers", "10.78.0.2/24")
 	rs.AddDummy("hc0", hcServerAddr+"/32")
 	// Two blocks of real servers: lvsd checks one while keepalived
-	// checks the other, swapping each round.
+	// checks the other, swapping each round. One loop serves both.
+	loop := startHCServerLoop(b, serverCPU)
+	addr := netip.MustParseAddr(hcServerAddr).As4()
 	blocks := [2]*hcServers{
-		startHCServers(b, rs, slices.Max(sizes), hcFirstPort),
-		startHCServers(b, rs, slices.Max(sizes), hcFirstPort+10000),
+		loop.listen(b, rs, addr, slices.Max(sizes), hcFirstPort),
+		loop.listen(b, rs, addr, slices.Max(sizes), hcFirstPort+10000),
 	}
 
 	runs := 0
@@ -456,13 +426,13 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 
 	b.ResetTimer()
 	var summary strings.Builder
-	fmt.Fprintf(&summary, "%-5s %5s %-10s %8s %10s %12s %14s\n", "check", "rs", "checker", "cpu", "served/s", "cpu/check", "syscalls/check")
+	fmt.Fprintf(&summary, "%-5s %5s %-10s %8s %10s %7s %12s %14s %8s\n", "check", "rs", "checker", "cpu", "served/s", "of rate", "cpu/check", "syscalls/check", "servers")
 	lastLen := 0
 	for _, n := range sizes {
 		for _, kind := range kinds {
 			var ours, theirs, base, theirsBase []hcRun
 			row := func(r hcRun, round int) {
-				fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %12v %14.1f\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck)
+				fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %6.1f%% %12v %14.1f %7.1f%%\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, 100*r.servedPerSec/float64(n), r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck, 100*r.serverShare)
 				fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
 				if r.profiled {
 					fmt.Printf("%s %d lvsd round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
@@ -476,16 +446,16 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 				mine, other := blocks[round%2], blocks[1-round%2]
 				if baseline != "" {
 					rs := measureTogether(b, kind, w,
-						startLvsd(b, newDirector(), baseline, "lvsd-base", kind, n, mine, false),
-						startKeepalived(b, newDirector(), kind, n, other))
+						startLvsd(b, newDirector(), hcStart{bin: baseline, tool: "lvsd-base", kind: kind, n: n, srv: mine, cpus: checkerCPUs}),
+						startKeepalived(b, newDirector(), hcStart{kind: kind, n: n, srv: other, cpus: checkerCPUs}))
 					base, theirsBase = append(base, rs[0]), append(theirsBase, rs[1])
 					row(rs[0], round)
 					row(rs[1], round)
 				}
 				// The second round's lvsd is profiled: where its CPU goes.
 				rs := measureTogether(b, kind, w,
-					startLvsd(b, newDirector(), lvsd, "lvsd", kind, n, mine, round == 1),
-					startKeepalived(b, newDirector(), kind, n, other))
+					startLvsd(b, newDirector(), hcStart{bin: lvsd, tool: "lvsd", kind: kind, n: n, srv: mine, cpus: checkerCPUs, profile: round == 1}),
+					startKeepalived(b, newDirector(), hcStart{kind: kind, n: n, srv: other, cpus: checkerCPUs}))
 				ours, theirs = append(ours, rs[0]), append(theirs, rs[1])
 				row(rs[0], round)
 				row(rs[1], round)
@@ -503,7 +473,12 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 			b.ReportMetric(meanServed(theirs), fmt.Sprintf("%s%d-keepalived-served/s", kind, n))
 		}
 	}
-	fmt.Printf("health checks every 1s, timeout 1s; windows: warm-up %v, cpu %v, syscalls %v; load average at the end: %s\n%s", w.warmup, w.cpu, w.syscalls, loadAverage(), summary.String())
+	placement := "not pinned: the checkers and the servers share the guest's CPUs"
+	if pin {
+		placement = fmt.Sprintf("servers pinned to CPU %d, checkers to CPUs %s", serverCPU, checkerCPUs)
+	}
+	fmt.Printf("health checks every 1s, timeout 1s; windows: warm-up %v, cpu %v, syscalls %v; %s; \"of rate\" is served/s over the configured rate (one check per real server a second), \"servers\" the servers' CPU (one thread) as a share of one CPU; the guest's load average at the end: %s\n%s",
+		w.warmup, w.cpu, w.syscalls, placement, loadAverage(), summary.String())
 	os.Stdout.Sync()
 }
 
@@ -522,12 +497,18 @@ func meanCPUPerCheck(rs []hcRun) time.Duration {
 	return cpu / time.Duration(max(served, 1))
 }
 
+// meanSyscalls is the mean of the rounds' syscalls per check, over the
+// rounds that have one.
 func meanSyscalls(rs []hcRun) float64 {
 	var sum float64
+	var n int
 	for _, r := range rs {
-		sum += r.syscallsCheck
+		if !math.IsNaN(r.syscallsCheck) {
+			sum += r.syscallsCheck
+			n++
+		}
 	}
-	return sum / float64(len(rs))
+	return sum / float64(n)
 }
 
 func meanServed(rs []hcRun) float64 {
@@ -538,7 +519,27 @@ func meanServed(rs []hcRun) float64 {
 	return sum / float64(len(rs))
 }
 
-func startLvsd(b *testing.B, h *lab.Host, bin, tool, kind string, n int, srv *hcServers, profile bool) *hcChecker {
+// hcStart says which checker to start on what.
+type hcStart struct {
+	bin, tool string // lvsd's binary and its name in the output
+	kind      string // tcp or http
+	n         int    // real servers
+	srv       *hcServers
+	profile   bool   // lvsd writes a CPU profile
+	cpus      string // taskset's CPU list to run on; empty for any
+}
+
+// command is name with args, run under taskset when the checker is
+// pinned.
+func (o hcStart) command(name string, args ...string) (string, []string) {
+	if o.cpus == "" {
+		return name, args
+	}
+	return "taskset", append([]string{"-c", o.cpus, name}, args...)
+}
+
+func startLvsd(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
+	bin, tool, kind, n, srv, profile := o.bin, o.tool, o.kind, o.n, o.srv, o.profile
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "lvsd.yaml")
 	if err := os.WriteFile(cfg, []byte(lvsdHealthConfig(dir, kind, n, srv.first)), 0o600); err != nil {
@@ -554,7 +555,8 @@ func startLvsd(b *testing.B, h *lab.Host, bin, tool, kind string, n int, srv *hc
 	if profile {
 		args = append(args, "--cpu-profile", prof)
 	}
-	p := h.Start(context.Background(), bin, args...)
+	name, args := o.command(bin, args...)
+	p := h.Start(context.Background(), name, args...)
 	finish := func(r *hcRun) {
 		if err := p.Stop(); err != nil {
 			fmt.Printf("%s %d %s: stopping: %v\n", kind, n, tool, err)
@@ -575,15 +577,17 @@ func startLvsd(b *testing.B, h *lab.Host, bin, tool, kind string, n int, srv *hc
 	return &hcChecker{tool: tool, pid: p.Pid(), srv: srv, done: p.Done(), finish: finish}
 }
 
-func startKeepalived(b *testing.B, h *lab.Host, kind string, n int, srv *hcServers) *hcChecker {
+func startKeepalived(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
+	kind, n, srv := o.kind, o.n, o.srv
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "keepalived.conf")
 	if err := os.WriteFile(cfg, []byte(keepalivedCheckConfig(kind, n, srv.first)), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	checkersPid := filepath.Join(dir, "checkers.pid")
-	p := h.Start(context.Background(), "keepalived", "--check", "--dont-fork", "--log-console", "--use-file", cfg,
+	name, args := o.command("keepalived", "--check", "--dont-fork", "--log-console", "--use-file", cfg,
 		"--pid", filepath.Join(dir, "keepalived.pid"), "--checkers_pid", checkersPid)
+	p := h.Start(context.Background(), name, args...)
 	// The parent only watches its children: the checker process is
 	// the one to measure.
 	var pid int

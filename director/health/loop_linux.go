@@ -398,6 +398,18 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 		l.failCheck(p, p.fail(os.NewSyscallError("socket", err)))
 		return
 	}
+	// As keepalived's checkers do: close ends the connection with a
+	// reset, not a FIN. A TCP check's connection, which the checker
+	// closes first, then leaves no TIME_WAIT socket on the director
+	// (at 1,000 checks a second, 60,000 of them that connect's choice
+	// of a local port must step around) and costs four packets instead
+	// of seven; an HTTP check's, closed after the server's FIN, skips
+	// the last FIN and ACK.
+	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &abortiveClose); err != nil {
+		unix.Close(fd)
+		l.failCheck(p, p.fail(os.NewSyscallError("setsockopt SO_LINGER", err)))
+		return
+	}
 	err = unix.Connect(fd, p.t.sockaddr.(unix.Sockaddr))
 	if err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
@@ -409,6 +421,10 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 	// came with the response.
 	l.watch(p, fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET)
 }
+
+// abortiveClose is SO_LINGER on with a zero timeout: close resets the
+// connection.
+var abortiveClose = unix.Linger{Onoff: 1, Linger: 0}
 
 // watch makes fd p's socket, waited on for events, until p's deadline.
 func (l *netLoop) watch(p *probe, fd int, events uint32) {

@@ -29,6 +29,7 @@ func Apply(c ipvs.Client, ops []Op, cache Table) []Failure {
 	var (
 		failures []Failure
 		failed   map[ipvs.ServiceKey]bool
+		index    cacheIndex
 	)
 	for _, op := range ops {
 		k := op.Service.ServiceKey
@@ -46,7 +47,7 @@ func Apply(c ipvs.Client, ops []Op, cache Table) []Failure {
 			}
 			continue
 		}
-		record(cache, op)
+		index = record(cache, index, op)
 	}
 	return failures
 }
@@ -70,34 +71,76 @@ func send(c ipvs.Client, op Op) error {
 	return fmt.Errorf("unknown op kind %v", op.Kind)
 }
 
-// record applies a successful op to the cache.
-func record(cache Table, op Op) {
+// cacheIndex finds the cache's real servers by key, per service: the
+// position of each in its entry's RealServers. A service's index is made
+// the first time an op of one Apply touches one of its real servers, so
+// that a plan of k ops on a service of n real servers (a batch of health
+// transitions) costs O(n + k) rather than O(n·k).
+type cacheIndex map[ipvs.ServiceKey]map[ipvs.RealServerKey]int
+
+// of returns e's index, k's entry in the cache, making it if need be.
+func (x cacheIndex) of(k ipvs.ServiceKey, e *Entry) map[ipvs.RealServerKey]int {
+	m := x[k]
+	if m == nil {
+		m = make(map[ipvs.RealServerKey]int, len(e.RealServers))
+		for i, r := range e.RealServers {
+			m[r.Key()] = i
+		}
+		x[k] = m
+	}
+	return m
+}
+
+// record applies a successful op to the cache, keeping index (made when
+// first needed, and returned) true to it.
+func record(cache Table, index cacheIndex, op Op) cacheIndex {
 	k := op.Service.ServiceKey
 	e := cache[k]
 	switch op.Kind {
 	case AddService:
 		cache[k] = &Entry{Service: op.Service}
+		delete(index, k)
 	case UpdateService:
 		if e != nil {
 			e.Service = op.Service
 		}
 	case DeleteService:
 		delete(cache, k)
+		delete(index, k)
 	case AddRealServer, UpdateRealServer:
 		if e == nil {
-			return
+			return index
 		}
-		i := slices.IndexFunc(e.RealServers, func(r ipvs.RealServer) bool { return r.Key() == op.RealServer.Key() })
-		if i < 0 {
-			e.RealServers = append(e.RealServers, op.RealServer)
-		} else {
+		if index == nil {
+			index = cacheIndex{}
+		}
+		m, rk := index.of(k, e), op.RealServer.Key()
+		if i, ok := m[rk]; ok {
 			e.RealServers[i] = op.RealServer
+		} else {
+			m[rk] = len(e.RealServers)
+			e.RealServers = append(e.RealServers, op.RealServer)
 		}
 	case DeleteRealServer:
-		if e != nil {
-			e.RealServers = slices.DeleteFunc(e.RealServers, func(r ipvs.RealServer) bool { return r.Key() == op.RealServer.Key() })
+		if e == nil {
+			return index
+		}
+		if index == nil {
+			index = cacheIndex{}
+		}
+		m, rk := index.of(k, e), op.RealServer.Key()
+		i, ok := m[rk]
+		if !ok {
+			return index
+		}
+		// The others keep their order: the ones after i move down.
+		e.RealServers = slices.Delete(e.RealServers, i, i+1)
+		delete(m, rk)
+		for j := i; j < len(e.RealServers); j++ {
+			m[e.RealServers[j].Key()] = j
 		}
 	}
+	return index
 }
 
 // ReadTable reads every service and its real servers from the kernel.
