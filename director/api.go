@@ -19,38 +19,51 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
 
 // NewStatusHandler serves the status API from status, which returns a
-// snapshot (Daemon.Status) and is called once per request:
+// snapshot and is called once per request; every service is encoded per
+// request (lvsd serves Daemon.EncodedStatus with
+// NewEncodedStatusHandler, which does not).
+func NewStatusHandler(status func() Status) http.Handler {
+	return NewEncodedStatusHandler(func() (statusapi.Encoded, error) { return statusapi.EncodeStatus(status()) })
+}
+
+// NewEncodedStatusHandler serves the status API from status
+// (Daemon.EncodedStatus), which is called once per request:
 //
 //	GET /status                   the whole Status
-//	GET /status/services          {"services": [...]}
+//	GET /status?vip=ADDR          the whole Status, only ADDR's services
+//	GET /status/services          {"services": [...]} (also ?vip=)
 //	GET /status/events?since=T    {"events": [...]}, the events after T
 //	                              (RFC 3339), oldest first; all without since
 //
 // The partial answers decode into a Status too. Lists are [] rather
-// than null when empty.
-func NewStatusHandler(status func() Status) http.Handler {
+// than null when empty. /status and /status/services carry an ETag and
+// answer 304 to an If-None-Match that names it.
+func NewEncodedStatusHandler(status func() (statusapi.Encoded, error)) http.Handler {
 	mux := http.NewServeMux()
+	encoded := func(w http.ResponseWriter) (statusapi.Encoded, bool) {
+		e, err := status()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+			return e, false
+		}
+		if e.Status.Events == nil {
+			e.Status.Events = []Event{}
+		}
+		return e, true
+	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		s := status()
-		if s.Services == nil {
-			s.Services = []ServiceStatus{}
+		if e, ok := encoded(w); ok {
+			statusapi.ServeEncoded(w, r, e, statusapi.WholeStatus)
 		}
-		if s.Events == nil {
-			s.Events = []Event{}
-		}
-		writeJSON(w, http.StatusOK, s)
 	})
 	mux.HandleFunc("GET /status/services", func(w http.ResponseWriter, r *http.Request) {
-		s := status().Services
-		if s == nil {
-			s = []ServiceStatus{}
+		if e, ok := encoded(w); ok {
+			statusapi.ServeEncoded(w, r, e, statusapi.ServicesOnly)
 		}
-		writeJSON(w, http.StatusOK, struct {
-			Services []ServiceStatus `json:"services"`
-		}{s})
 	})
 	mux.HandleFunc("GET /status/events", func(w http.ResponseWriter, r *http.Request) {
 		var since time.Time
@@ -62,10 +75,14 @@ func NewStatusHandler(status func() Status) http.Handler {
 			}
 			since = t
 		}
+		e, ok := encoded(w)
+		if !ok {
+			return
+		}
 		events := []Event{}
-		for _, e := range status().Events {
-			if since.IsZero() || e.Time.After(since) {
-				events = append(events, e)
+		for _, ev := range e.Status.Events {
+			if since.IsZero() || ev.Time.After(since) {
+				events = append(events, ev)
 			}
 		}
 		writeJSON(w, http.StatusOK, struct {

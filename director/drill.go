@@ -248,7 +248,7 @@ type Drills interface {
 	EndWithdraw(vip netip.Addr) (statusapi.DrillAction, error)
 }
 
-// NewAPIHandler is the status API (NewStatusHandler) on a listener of
+// NewAPIHandler is the status API (NewEncodedStatusHandler) on a listener of
 // network "tcp" or "unix", with the drill actions on a unix socket only:
 //
 //	POST   /vrrp/{instance}/step-down?hold=30s
@@ -260,9 +260,9 @@ type Drills interface {
 // and group) may drill; on TCP, which anything on the machine (or, with
 // a non-loopback status_listen, the network) can reach, the actions
 // answer 403 and say how to reach them. drills nil turns them off.
-func NewAPIHandler(network string, status func() Status, drills Drills) http.Handler {
+func NewAPIHandler(network string, status func() (statusapi.Encoded, error), drills Drills) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", NewStatusHandler(status))
+	mux.Handle("/", NewEncodedStatusHandler(status))
 	if drills == nil {
 		return mux
 	}

@@ -1,6 +1,9 @@
 package director
 
-import "github.com/lvskit/lvskit/director/ipvs"
+import (
+	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/statusapi"
+)
 
 // statusCache keeps each service's ServiceStatus as last built for the
 // status API, so that a request in a table of 10,000 services rebuilds
@@ -12,6 +15,9 @@ type statusCache struct {
 	entries map[ipvs.ServiceKey]*cachedStatus
 	// versions is scratch space for the reconciler's versions.
 	versions []uint64
+	// gen numbers the encodings: each new one gets the next (it is not
+	// reset with the entries, so a reload changes every ETag).
+	gen uint64
 }
 
 type cachedStatus struct {
@@ -21,6 +27,10 @@ type cachedStatus struct {
 	kernel uint64
 	// stale says its health, last check or quorum changed since.
 	stale bool
+	// json is status encoded for the status API, made at the first
+	// request that needs it and never modified; gen numbers it.
+	json []byte
+	gen  uint64
 }
 
 // reset forgets every service (a config load).
@@ -38,12 +48,41 @@ func (c *statusCache) invalidate(keys []ipvs.ServiceKey) {
 // serviceStatusesLocked returns every configured service's status in
 // config order, rebuilding only those that changed.
 func (d *Daemon) serviceStatusesLocked() []ServiceStatus {
+	out := make([]ServiceStatus, 0, len(d.order))
+	for _, e := range d.refreshStatusLocked() {
+		out = append(out, e.status)
+	}
+	return out
+}
+
+// encodedServicesLocked is serviceStatusesLocked encoded for the status
+// API: only services rebuilt since the last request are encoded.
+func (d *Daemon) encodedServicesLocked() ([]statusapi.EncodedService, error) {
+	entries := d.refreshStatusLocked()
+	out := make([]statusapi.EncodedService, 0, len(entries))
+	for _, e := range entries {
+		if e.json == nil {
+			b, err := statusapi.EncodeService(e.status)
+			if err != nil {
+				return nil, err
+			}
+			d.status.gen++
+			e.json, e.gen = b, d.status.gen
+		}
+		out = append(out, statusapi.EncodedService{Key: e.status.Key, JSON: e.json, Gen: e.gen})
+	}
+	return out, nil
+}
+
+// refreshStatusLocked rebuilds the cached statuses that changed and
+// returns every configured service's entry in config order.
+func (d *Daemon) refreshStatusLocked() []*cachedStatus {
 	c := &d.status
 	if c.entries == nil {
 		c.entries = make(map[ipvs.ServiceKey]*cachedStatus, len(d.order))
 	}
 	c.versions = d.rec.KernelVersions(d.order, c.versions)
-	out := make([]ServiceStatus, 0, len(d.order))
+	out := make([]*cachedStatus, 0, len(d.order))
 	for i, k := range d.order {
 		e := c.entries[k]
 		if e == nil || e.stale || e.kernel != c.versions[i] {
@@ -51,7 +90,35 @@ func (d *Daemon) serviceStatusesLocked() []ServiceStatus {
 			e = &cachedStatus{status: d.buildServiceStatusLocked(k, ke), kernel: v}
 			c.entries[k] = e
 		}
-		out = append(out, e.status)
+		out = append(out, e)
 	}
 	return out
+}
+
+// EncodedStatus is Status for the status API: each service comes as
+// JSON, encoded once when it changed and shared by every request after,
+// so that a request at 10,000 services encodes only the services that
+// changed and the rest (timeline, VRRP, BGP).
+func (d *Daemon) EncodedStatus() (statusapi.Encoded, error) {
+	vrrpStatus := d.vrrpStatus()
+	bgpStatus := d.bgpStatus()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	services, err := d.encodedServicesLocked()
+	if err != nil {
+		return statusapi.Encoded{}, err
+	}
+	return statusapi.Encoded{Status: d.statusHeadLocked(vrrpStatus, bgpStatus), Services: services}, nil
+}
+
+// statusHeadLocked is the Status without its services.
+func (d *Daemon) statusHeadLocked(vrrp []VRRPStatus, bgp *statusapi.BGPStatus) Status {
+	st := Status{Config: d.opts.ConfigPath, Loaded: d.loaded, Events: d.timeline.Events(), VRRP: vrrp, BGP: bgp}
+	if d.reloadErr != nil {
+		st.LastReloadError = d.reloadErr.Error()
+	}
+	for _, k := range d.unowned {
+		st.Unowned = append(st.Unowned, k.String())
+	}
+	return st
 }

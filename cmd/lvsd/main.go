@@ -31,6 +31,7 @@ import (
 	"github.com/lvskit/lvskit/director/config/keepalived"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/scripts"
+	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/internal/buildinfo"
 )
 
@@ -470,7 +471,7 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		handler func() http.Handler
 	}{
 		{"status API", cfg.LVSD.StatusListen, func() http.Handler {
-			return director.NewAPIHandler(cfg.LVSD.StatusListen.Network, versioned(d.Status), d)
+			return director.NewAPIHandler(cfg.LVSD.StatusListen.Network, versioned(d.EncodedStatus), d)
 		}},
 		{"metrics", cfg.LVSD.MetricsListen, metrics.Handler},
 	} {
@@ -510,11 +511,11 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 }
 
 // versioned stamps the build's version on every status the API serves.
-func versioned(status func() director.Status) func() director.Status {
-	return func() director.Status {
-		st := status()
-		st.Version = buildinfo.Version()
-		return st
+func versioned(status func() (statusapi.Encoded, error)) func() (statusapi.Encoded, error) {
+	return func() (statusapi.Encoded, error) {
+		e, err := status()
+		e.Status.Version = buildinfo.Version()
+		return e, err
 	}
 }
 

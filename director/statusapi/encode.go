@@ -1,6 +1,7 @@
 package statusapi
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -8,7 +9,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -95,6 +98,16 @@ func keyAddr(key string) (netip.Addr, bool) {
 	return a.Addr().Unmap(), true
 }
 
+// Part is what of an Encoded status a Writer writes.
+type Part int
+
+const (
+	// WholeStatus is the Status (GET /status).
+	WholeStatus Part = iota
+	// ServicesOnly is {"services": [...]} (GET /status/services).
+	ServicesOnly
+)
+
 // Writer writes an Encoded status: its ETag first, then its JSON.
 type Writer struct {
 	e             *Encoded
@@ -103,7 +116,12 @@ type Writer struct {
 
 // NewWriter encodes everything in e but the services (the timeline,
 // VRRP, BGP, a few fields), which is cheap next to them.
-func NewWriter(e *Encoded) (*Writer, error) {
+func NewWriter(e *Encoded) (*Writer, error) { return newWriter(e, WholeStatus) }
+
+func newWriter(e *Encoded, part Part) (*Writer, error) {
+	if part == ServicesOnly {
+		return &Writer{e: e, before: []byte(`{"services":[`), after: []byte(`]}`)}, nil
+	}
 	before, after, err := e.frame()
 	if err != nil {
 		return nil, err
@@ -165,4 +183,93 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 		return n, err
 	}
 	return n, write([]byte{'\n'})
+}
+
+// ServeEncoded answers a GET of part of the status from e, for the
+// status API's handler, with its ETag:
+//
+//	GET /status                     the whole status
+//	GET /status?vip=ADDR            only the services of ADDR (lvsdiag's view)
+//	GET /status/services[?vip=ADDR] {"services": [...]}
+//
+// A request whose If-None-Match names the current ETag gets 304 and no
+// body: a client polling an lvsd that did not change moves no bytes.
+func ServeEncoded(w http.ResponseWriter, r *http.Request, e Encoded, part Part) {
+	if v := r.URL.Query().Get("vip"); v != "" {
+		vip, err := netip.ParseAddr(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("vip=%q: want an IP address like 192.168.0.100 or 2001:db8::100", v))
+			return
+		}
+		e = e.Filter(vip.Unmap())
+	}
+	sw, err := newWriter(&e, part)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	tag := sw.ETag()
+	h.Set("ETag", tag)
+	if noneMatch(r.Header.Get("If-None-Match"), tag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(sw.Len()))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	// 64 KiB writes rather than one per service: the services are
+	// about a kilobyte each.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	// A failed write is the client gone, and there is no one left to
+	// tell.
+	if _, err := sw.WriteTo(bw); err == nil {
+		bw.Flush()
+	}
+}
+
+// noneMatch reports whether an If-None-Match header names tag (or is
+// "*"). The status API's tags are strong; a weak W/ form of the same
+// tag matches too, as RFC 9110's weak comparison says for this header.
+func noneMatch(header, tag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == tag {
+			return true
+		}
+	}
+	return false
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
+}
+
+// EncodeStatus encodes every service of st: an Encoded for a status
+// that is not kept encoded (tests, tools). Each service's Gen is a hash
+// of its JSON, so equal statuses get equal ETags.
+func EncodeStatus(st Status) (Encoded, error) {
+	e := Encoded{Status: st, Services: make([]EncodedService, 0, len(st.Services))}
+	for _, s := range st.Services {
+		b, err := EncodeService(s)
+		if err != nil {
+			return Encoded{}, err
+		}
+		h := fnv.New64a()
+		h.Write(b)
+		e.Services = append(e.Services, EncodedService{Key: s.Key, JSON: b, Gen: h.Sum64()})
+	}
+	return e, nil
 }

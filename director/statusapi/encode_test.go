@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -185,5 +186,14 @@ func TestFilterKeepsTheServicesOfOneVIP(t *testing.T) {
 		if fmt.Sprint(keys) != fmt.Sprint(c.keys) || back.Config != st.Config || len(back.Events) != 1 {
 			t.Errorf("vip %s: services %q, config %q, %d events; want %q and the rest", c.vip, keys, back.Config, len(back.Events), c.keys)
 		}
+	}
+}
+
+// A bad ?vip= is an error that says what is wanted, not every service.
+func TestServeEncodedRejectsABadVIP(t *testing.T) {
+	rec := httptest.NewRecorder()
+	ServeEncoded(rec, httptest.NewRequest("GET", "/status?vip=web", nil), *encoded(t, Status{Services: []ServiceStatus{{Key: "TCP 10.0.0.1:80"}}, Events: []Event{}}), WholeStatus)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `vip=\"web\": want an IP address`) {
+		t.Errorf("?vip=web: %d %s", rec.Code, rec.Body.String())
 	}
 }
