@@ -13,6 +13,10 @@ import (
 // mu guards it.
 type statusCache struct {
 	entries map[ipvs.ServiceKey]*cachedStatus
+	// list is entries in the daemon's config order (d.order, which
+	// changes only with a reset), walked by each request without
+	// hashing 10,000 keys.
+	list []*cachedStatus
 	// versions is scratch space for the reconciler's versions.
 	versions []uint64
 	// gen numbers the encodings: each new one gets the next (it is not
@@ -34,7 +38,7 @@ type cachedStatus struct {
 }
 
 // reset forgets every service (a config load).
-func (c *statusCache) reset() { c.entries = nil }
+func (c *statusCache) reset() { c.entries, c.list = nil, nil }
 
 // invalidate marks services to be rebuilt at the next request.
 func (c *statusCache) invalidate(keys []ipvs.ServiceKey) {
@@ -75,24 +79,24 @@ func (d *Daemon) encodedServicesLocked() ([]statusapi.EncodedService, error) {
 }
 
 // refreshStatusLocked rebuilds the cached statuses that changed and
-// returns every configured service's entry in config order.
+// returns every configured service's entry in config order (the cache's
+// own list: use it under d.mu only).
 func (d *Daemon) refreshStatusLocked() []*cachedStatus {
 	c := &d.status
-	if c.entries == nil {
+	if c.entries == nil || len(c.list) != len(d.order) {
 		c.entries = make(map[ipvs.ServiceKey]*cachedStatus, len(d.order))
+		c.list = make([]*cachedStatus, len(d.order))
 	}
 	c.versions = d.rec.KernelVersions(d.order, c.versions)
-	out := make([]*cachedStatus, 0, len(d.order))
 	for i, k := range d.order {
-		e := c.entries[k]
+		e := c.list[i]
 		if e == nil || e.stale || e.kernel != c.versions[i] {
 			ke, v := d.rec.KernelEntry(k)
 			e = &cachedStatus{status: d.buildServiceStatusLocked(k, ke), kernel: v}
-			c.entries[k] = e
+			c.entries[k], c.list[i] = e, e
 		}
-		out = append(out, e)
 	}
-	return out
+	return c.list
 }
 
 // EncodedStatus is Status for the status API: each service comes as
