@@ -9,7 +9,7 @@ export VM_KERNEL
 VM_KERNELS ?= 6.12 6.1
 # Packages with kernel-VM tests (files tagged vmtest); each boots the VM once.
 VM_PKGS    = $(shell grep -rl --include='*_test.go' '^//go:build vmtest' . | xargs -r -n1 dirname | sort -u)
-BENCH_PKGS = ./director/ ./director/ipvs/ ./director/health/ ./director/config/ ./tui/
+BENCH_PKGS = ./director/ ./director/reconcile/ ./director/ipvs/ ./director/health/ ./director/config/ ./tui/
 # The version --version prints and the .deb carries (git describe).
 VERSION   := $(shell packaging/version.sh)
 LDFLAGS    = -X github.com/lvskit/lvskit/internal/buildinfo.version=$(VERSION)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/bgp"
 	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/reconcile"
 	"github.com/lvskit/lvskit/director/statusapi"
 )
 
@@ -84,14 +85,14 @@ func (d *Daemon) startBGP(cfg *config.Config) (*bgpRuntime, error) {
 // bgpObserve follows the kernel: a result whose writes all failed (or a
 // failed read) means lvsd lost its kernel; the first clean result after
 // the first apply starts announcing.
-func (d *Daemon) bgpObserve(res Result, readErr error) {
+func (d *Daemon) bgpObserve(res reconcile.Result, readErr error) {
 	r := d.bgpRT()
 	if r == nil {
 		return
 	}
 	var failed error
 	for _, f := range res.Failures {
-		if f.Err != errSkipped {
+		if f.Err != reconcile.ErrSkipped {
 			failed = f
 			break
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
 	"github.com/lvskit/lvskit/director/scripts"
 )
 
@@ -62,7 +63,7 @@ type Daemon struct {
 	opts     DaemonOptions
 	log      *slog.Logger
 	now      func() time.Time
-	rec      *Reconciler
+	rec      *reconcile.Reconciler
 	sched    *health.Scheduler
 	timeline *Timeline
 
@@ -115,7 +116,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	if stateDir == "" {
 		stateDir = cfg.LVSD.StateDir
 	}
-	rec, err := NewReconciler(ReconcilerOptions{Client: opts.Client, Logger: opts.Logger, StateDir: stateDir})
+	rec, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: opts.Client, Logger: opts.Logger, StateDir: stateDir})
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +163,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 }
 
 // Reconciler returns the daemon's reconciler (for metrics).
-func (d *Daemon) Reconciler() *Reconciler { return d.rec }
+func (d *Daemon) Reconciler() *reconcile.Reconciler { return d.rec }
 
 func (d *Daemon) setConfig(cfg *config.Config) {
 	d.mu.Lock()
@@ -396,7 +397,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 			delete(d.stateAt, id)
 		}
 	}
-	table := Table{}
+	table := reconcile.Table{}
 	for _, k := range d.order {
 		table[k] = d.expandLocked(k)
 	}
@@ -420,11 +421,11 @@ func (d *Daemon) upLocked(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
 	}
 }
 
-func (d *Daemon) expandLocked(k ipvs.ServiceKey) *Entry {
+func (d *Daemon) expandLocked(k ipvs.ServiceKey) *reconcile.Entry {
 	ds := d.desired[k]
 	up := d.upLocked(k)
 	d.checkQuorumLocked(ds, up)
-	return Expand(ds, up)
+	return reconcile.Expand(ds, up)
 }
 
 func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealServerKey) bool) {
@@ -433,7 +434,7 @@ func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealSe
 		return
 	}
 	k := ds.Service.ServiceKey
-	w := UpWeight(ds, up)
+	w := reconcile.UpWeight(ds, up)
 	was, known := d.quorum[k]
 	now := was
 	switch {
@@ -526,9 +527,9 @@ func (d *Daemon) onTransition(tr health.Transition) {
 // their differences.
 func (d *Daemon) applyDirty() {
 	d.mu.Lock()
-	keys := slices.SortedFunc(maps.Keys(d.dirty), compareKeys)
+	keys := slices.SortedFunc(maps.Keys(d.dirty), reconcile.CompareKeys)
 	clear(d.dirty)
-	entries := make([]*Entry, len(keys))
+	entries := make([]*reconcile.Entry, len(keys))
 	for i, k := range keys {
 		if _, ok := d.desired[k]; ok {
 			entries[i] = d.expandLocked(k)
@@ -547,7 +548,7 @@ func (d *Daemon) resync() {
 	if err != nil {
 		d.log.Error("resync", "err", err)
 		d.event("ipvs", "", "", "resync failed: "+err.Error())
-		d.bgpObserve(Result{}, err)
+		d.bgpObserve(reconcile.Result{}, err)
 		return
 	}
 	if res.Drift > 0 {
@@ -556,14 +557,14 @@ func (d *Daemon) resync() {
 	d.report(res)
 }
 
-func (d *Daemon) report(res Result) {
+func (d *Daemon) report(res reconcile.Result) {
 	if len(res.Sent)+len(res.Failures) > 0 {
-		counts := map[OpKind]int{}
+		counts := map[reconcile.OpKind]int{}
 		for _, op := range res.Sent {
 			counts[op.Kind]++
 		}
 		attrs := []any{"sent", len(res.Sent), "failed", len(res.Failures)}
-		for _, k := range []OpKind{AddService, UpdateService, DeleteService, AddRealServer, UpdateRealServer, DeleteRealServer} {
+		for _, k := range []reconcile.OpKind{reconcile.AddService, reconcile.UpdateService, reconcile.DeleteService, reconcile.AddRealServer, reconcile.UpdateRealServer, reconcile.DeleteRealServer} {
 			if counts[k] > 0 {
 				attrs = append(attrs, k.String(), counts[k])
 			}
@@ -572,12 +573,12 @@ func (d *Daemon) report(res Result) {
 	}
 	for _, op := range res.Sent {
 		d.log.Debug("IPVS write", "op", op.String())
-		d.event("ipvs", op.Service.ServiceKey.String(), rsString(op), op.String())
+		d.event("ipvs", op.Service.ServiceKey.String(), op.RealServerString(), op.String())
 	}
 	for _, f := range res.Failures {
-		if f.Err != errSkipped {
+		if f.Err != reconcile.ErrSkipped {
 			d.opts.Metrics.CountError("ipvs")
-			d.event("ipvs", f.Op.Service.ServiceKey.String(), rsString(f.Op), "failed: "+f.Error())
+			d.event("ipvs", f.Op.Service.ServiceKey.String(), f.Op.RealServerString(), "failed: "+f.Error())
 		}
 	}
 	d.bgpObserve(res, nil)
@@ -668,7 +669,7 @@ func (d *Daemon) shutdown() {
 		d.log.Info("stopping; IPVS rules stay in place (flush_on_stop is off)")
 		return
 	}
-	res := d.rec.SetDesired(d.now(), Table{})
+	res := d.rec.SetDesired(d.now(), reconcile.Table{})
 	d.log.Info("stopping; removed the services lvsd owns", "writes", len(res.Sent), "failures", len(res.Failures))
 }
 
@@ -688,11 +689,11 @@ func (d *Daemon) Status() Status {
 
 // buildServiceStatusLocked builds one service's status from the config,
 // the health scheduler and the reconciler's copy of the kernel.
-func (d *Daemon) buildServiceStatusLocked(k ipvs.ServiceKey, ke *Entry) ServiceStatus {
+func (d *Daemon) buildServiceStatusLocked(k ipvs.ServiceKey, ke *reconcile.Entry) ServiceStatus {
 	ds := d.desired[k]
 	ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
 	up := d.upLocked(k)
-	ss.UpWeight = UpWeight(ds, up)
+	ss.UpWeight = reconcile.UpWeight(ds, up)
 	if ds.Quorum != nil {
 		ss.Quorum = map[bool]string{true: "up", false: "down"}[d.quorum[k]]
 	}
@@ -721,7 +722,7 @@ func (d *Daemon) buildServiceStatusLocked(k ipvs.ServiceKey, ke *Entry) ServiceS
 	return ss
 }
 
-func kernelWeight(e *Entry, rk ipvs.RealServerKey) int32 {
+func kernelWeight(e *reconcile.Entry, rk ipvs.RealServerKey) int32 {
 	if e == nil {
 		return -1
 	}

@@ -6,9 +6,7 @@ package director
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"time"
@@ -17,19 +15,9 @@ import (
 	"github.com/lvskit/lvskit/director/statusapi"
 )
 
-// Errors of the drill actions that the API maps to its answers.
-var (
-	// ErrNoDrillTarget: no such VRRP instance, or no such VIP announced
-	// over BGP.
-	ErrNoDrillTarget = errors.New("no such drill target")
-	// ErrDrillRefused: the target exists but cannot be drilled (an
-	// address owner, a hold out of range).
-	ErrDrillRefused = errors.New("drill refused")
-)
-
 func checkHold(hold time.Duration) error {
 	if hold < statusapi.MinDrillHold || hold > statusapi.MaxDrillHold {
-		return fmt.Errorf("%w: hold %s: want between %s and %s", ErrDrillRefused, hold, statusapi.MinDrillHold, statusapi.MaxDrillHold)
+		return fmt.Errorf("%w: hold %s: want between %s and %s", statusapi.ErrDrillRefused, hold, statusapi.MinDrillHold, statusapi.MaxDrillHold)
 	}
 	return nil
 }
@@ -52,7 +40,7 @@ func (d *Daemon) StepDown(ctx context.Context, instance string, hold time.Durati
 	a.Instances = r.groupOf(instance)
 	for _, name := range a.Instances {
 		if p := r.configuredPriority(name); p == 255 {
-			return a, fmt.Errorf("%w: vrrp instance %s is the address owner (priority 255): it takes its VIPs back at once; give it a priority below 255 to drill it", ErrDrillRefused, name)
+			return a, fmt.Errorf("%w: vrrp instance %s is the address owner (priority 255): it takes its VIPs back at once; give it a priority below 255 to drill it", statusapi.ErrDrillRefused, name)
 		}
 	}
 	a.Until = r.clock.Now().Add(hold)
@@ -90,7 +78,7 @@ func (d *Daemon) drillInstance(instance string) (*vrrpRuntime, error) {
 	r := d.vrrp
 	d.mu.Unlock()
 	if r == nil {
-		return nil, fmt.Errorf("%w: vrrp instance %q: this lvsd runs no vrrp instances", ErrNoDrillTarget, instance)
+		return nil, fmt.Errorf("%w: vrrp instance %q: this lvsd runs no vrrp instances", statusapi.ErrNoDrillTarget, instance)
 	}
 	if r.named(instance) == nil {
 		instances := r.list()
@@ -98,7 +86,7 @@ func (d *Daemon) drillInstance(instance string) (*vrrpRuntime, error) {
 		for _, in := range instances {
 			names = append(names, in.config().Name)
 		}
-		return nil, fmt.Errorf("%w: vrrp instance %q: this lvsd runs %s", ErrNoDrillTarget, instance, joinNames(names))
+		return nil, fmt.Errorf("%w: vrrp instance %q: this lvsd runs %s", statusapi.ErrNoDrillTarget, instance, joinNames(names))
 	}
 	return r, nil
 }
@@ -116,7 +104,7 @@ func (r *vrrpRuntime) drillUpdate(ctx context.Context, u trackUpdate) error {
 	}
 }
 
-var _ Drills = (*Daemon)(nil)
+var _ statusapi.Drills = (*Daemon)(nil)
 
 // groupOf is the instance and the other members of its sync group.
 func (r *vrrpRuntime) groupOf(instance string) []string {
@@ -216,13 +204,13 @@ func (d *Daemon) EndWithdraw(vip netip.Addr) (statusapi.DrillAction, error) {
 func (d *Daemon) drillVIP(vip netip.Addr) (*bgpRuntime, error) {
 	r := d.bgpRT()
 	if r == nil {
-		return nil, fmt.Errorf("%w: vip %v: this lvsd has no bgp section", ErrNoDrillTarget, vip)
+		return nil, fmt.Errorf("%w: vip %v: this lvsd has no bgp section", statusapi.ErrNoDrillTarget, vip)
 	}
 	d.mu.Lock()
 	vips := d.bgpVIPsLocked(nil)
 	d.mu.Unlock()
 	if !slices.ContainsFunc(vips, func(v bgp.VIP) bool { return v.Address == vip }) {
-		return nil, fmt.Errorf("%w: vip %v is not announced over bgp by this lvsd's config", ErrNoDrillTarget, vip)
+		return nil, fmt.Errorf("%w: vip %v is not announced over bgp by this lvsd's config", statusapi.ErrNoDrillTarget, vip)
 	}
 	return r, nil
 }
@@ -234,101 +222,4 @@ func (d *Daemon) kick() {
 	case d.wake <- struct{}{}:
 	default:
 	}
-}
-
-// Drills are the drill actions the API serves (Daemon implements them).
-type Drills interface {
-	// StepDown makes a VRRP instance step down for hold.
-	StepDown(ctx context.Context, instance string, hold time.Duration) (statusapi.DrillAction, error)
-	// EndStepDown ends a step-down.
-	EndStepDown(ctx context.Context, instance string) (statusapi.DrillAction, error)
-	// Withdraw withdraws a VIP's BGP route for hold.
-	Withdraw(vip netip.Addr, hold time.Duration) (statusapi.DrillAction, error)
-	// EndWithdraw ends a withdraw.
-	EndWithdraw(vip netip.Addr) (statusapi.DrillAction, error)
-}
-
-// NewAPIHandler is the status API (NewEncodedStatusHandler) on a listener of
-// network "tcp" or "unix", with the drill actions on a unix socket only:
-//
-//	POST   /vrrp/{instance}/step-down?hold=30s
-//	DELETE /vrrp/{instance}/step-down
-//	POST   /bgp/{vip}/withdraw?hold=30s
-//	DELETE /bgp/{vip}/withdraw
-//
-// Whoever may connect to the socket (its mode is SocketMode: lvsd's user
-// and group) may drill; on TCP, which anything on the machine (or, with
-// a non-loopback status_listen, the network) can reach, the actions
-// answer 403 and say how to reach them. drills nil turns them off.
-func NewAPIHandler(network string, status func() (statusapi.Encoded, error), drills Drills) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/", NewEncodedStatusHandler(status))
-	if drills == nil {
-		return mux
-	}
-	routes := []string{"POST /vrrp/{name}/step-down", "DELETE /vrrp/{name}/step-down", "POST /bgp/{name}/withdraw", "DELETE /bgp/{name}/withdraw"}
-	if network != "unix" {
-		for _, rt := range routes {
-			mux.HandleFunc(rt, func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, http.StatusForbidden, apiError{"drill actions are served only on lvsd's unix socket, whose file permissions authorise them: set lvsd.status_listen: unix:/run/lvsd/status.sock and use it (from another host: ssh -L /tmp/lvsd.sock:/run/lvsd/status.sock DIRECTOR)"})
-			})
-		}
-		return mux
-	}
-	handle := func(w http.ResponseWriter, act func() (statusapi.DrillAction, error)) {
-		a, err := act()
-		switch {
-		case errors.Is(err, ErrNoDrillTarget):
-			writeJSON(w, http.StatusNotFound, apiError{err.Error()})
-		case errors.Is(err, ErrDrillRefused):
-			writeJSON(w, http.StatusConflict, apiError{err.Error()})
-		case err != nil:
-			writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
-		default:
-			writeJSON(w, http.StatusOK, a)
-		}
-	}
-	hold := func(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
-		v := r.URL.Query().Get("hold")
-		if v == "" {
-			return statusapi.DefaultDrillHold, true
-		}
-		h, err := time.ParseDuration(v)
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("hold=%q: want a duration like 30s or 2m", v)})
-			return 0, false
-		}
-		return h, true
-	}
-	vip := func(w http.ResponseWriter, r *http.Request) (netip.Addr, bool) {
-		a, err := netip.ParseAddr(r.PathValue("name"))
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("vip %q: want an IP address like 192.0.2.10", r.PathValue("name"))})
-			return netip.Addr{}, false
-		}
-		return a, true
-	}
-	mux.HandleFunc(routes[0], func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := hold(w, r); ok {
-			handle(w, func() (statusapi.DrillAction, error) { return drills.StepDown(r.Context(), r.PathValue("name"), h) })
-		}
-	})
-	mux.HandleFunc(routes[1], func(w http.ResponseWriter, r *http.Request) {
-		handle(w, func() (statusapi.DrillAction, error) { return drills.EndStepDown(r.Context(), r.PathValue("name")) })
-	})
-	mux.HandleFunc(routes[2], func(w http.ResponseWriter, r *http.Request) {
-		h, ok := hold(w, r)
-		if !ok {
-			return
-		}
-		if a, ok := vip(w, r); ok {
-			handle(w, func() (statusapi.DrillAction, error) { return drills.Withdraw(a, h) })
-		}
-	})
-	mux.HandleFunc(routes[3], func(w http.ResponseWriter, r *http.Request) {
-		if a, ok := vip(w, r); ok {
-			handle(w, func() (statusapi.DrillAction, error) { return drills.EndWithdraw(a) })
-		}
-	})
-	return mux
 }

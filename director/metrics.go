@@ -28,6 +28,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
 )
 
 // MetricsOptions configure Metrics.
@@ -40,7 +41,7 @@ type MetricsOptions struct {
 	// ReconcilerStats returns the reconciler's running totals
 	// (Reconciler.Stats); it is called at each scrape and must not
 	// block for long. Nil leaves the reconcile metrics out.
-	ReconcilerStats func() Stats
+	ReconcilerStats func() reconcile.Stats
 	// CheckBuckets are the upper bounds, in seconds, of the check
 	// duration histogram; nil uses DefaultCheckBuckets.
 	CheckBuckets []float64
@@ -306,14 +307,14 @@ func (p slogPrinter) Println(v ...any) {
 
 // reconcileCollector reads the reconciler's totals at scrape time.
 type reconcileCollector struct {
-	stats                 func() Stats
+	stats                 func() reconcile.Stats
 	opsSent, opsFailed    *prometheus.Desc
 	resyncs, driftRepairs *prometheus.Desc
-	kinds                 []OpKind
+	kinds                 []reconcile.OpKind
 	kindNames             []string
 }
 
-func newReconcileCollector(stats func() Stats) *reconcileCollector {
+func newReconcileCollector(stats func() reconcile.Stats) *reconcileCollector {
 	c := &reconcileCollector{
 		stats: stats,
 		opsSent: prometheus.NewDesc("lvsd_reconcile_ops_total",
@@ -325,7 +326,7 @@ func newReconcileCollector(stats func() Stats) *reconcileCollector {
 		driftRepairs: prometheus.NewDesc("lvsd_drift_repairs_total",
 			"Owned services found changed behind lvsd's back (ipvsadm, a module reload) and rewritten.", nil, nil),
 	}
-	for k := AddService; k <= DeleteRealServer; k++ {
+	for k := reconcile.AddService; k <= reconcile.DeleteRealServer; k++ {
 		c.kinds = append(c.kinds, k)
 		c.kindNames = append(c.kindNames, k.String())
 	}

@@ -3,6 +3,7 @@ package director
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -63,7 +66,7 @@ func writeFile(t testing.TB, path string, b []byte) {
 	}
 }
 
-func newTestMetrics(t testing.TB, root string, stats func() Stats) *Metrics {
+func newTestMetrics(t testing.TB, root string, stats func() reconcile.Stats) *Metrics {
 	t.Helper()
 	m, err := NewMetrics(MetricsOptions{ProcRoot: root, ReconcilerStats: stats})
 	if err != nil {
@@ -143,10 +146,10 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
-func fixtureStats() Stats {
-	return Stats{
-		OpsSent:      map[OpKind]uint64{AddService: 24, AddRealServer: 31, UpdateRealServer: 2},
-		OpsFailed:    map[OpKind]uint64{AddRealServer: 1},
+func fixtureStats() reconcile.Stats {
+	return reconcile.Stats{
+		OpsSent:      map[reconcile.OpKind]uint64{reconcile.AddService: 24, reconcile.AddRealServer: 31, reconcile.UpdateRealServer: 2},
+		OpsFailed:    map[reconcile.OpKind]uint64{reconcile.AddRealServer: 1},
 		Resyncs:      7,
 		DriftRepairs: 1,
 	}
@@ -511,5 +514,29 @@ func BenchmarkCollectIPVS10000x4(b *testing.B) {
 		if n := len(c.backendMetrics(table.Services)); n != 3*40000 {
 			b.Fatalf("%d metrics", n)
 		}
+	}
+}
+
+func TestMetricsServe(t *testing.T) {
+	m := newTestMetrics(t, procRoot(t, "lab"), nil)
+	ln, err := statusapi.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(ctx, ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "node_ipvs_backend_weight{") {
+		t.Errorf("/metrics: %d %.200s", resp.StatusCode, b)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("shutdown: %v", err)
 	}
 }

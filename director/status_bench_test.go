@@ -17,6 +17,8 @@ import (
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
 
 // statusCopyingEverything is Daemon.Status as it was before the
@@ -36,7 +38,7 @@ func (d *Daemon) statusCopyingEverything() Status {
 		ds := d.desired[k]
 		ke := kernel[k]
 		ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
-		ss.UpWeight = UpWeight(ds, d.upLocked(k))
+		ss.UpWeight = reconcile.UpWeight(ds, d.upLocked(k))
 		for _, r := range ds.RealServers {
 			rs := RealServerStatus{
 				Address: r.Key().String(), Forwarding: r.Forwarding.String(), Weight: r.Weight,
@@ -187,9 +189,9 @@ func benchStatus(b *testing.B, client ipvs.Client, services, requests int) {
 		h    http.Handler
 		lat  []time.Duration
 	}{
-		{name: "copying", h: NewStatusHandler(d.statusCopyingEverything)},
-		{name: "cached", h: NewStatusHandler(d.Status)},
-		{name: "encoded", h: NewEncodedStatusHandler(d.EncodedStatus)},
+		{name: "copying", h: statusapi.NewStatusHandler(d.statusCopyingEverything)},
+		{name: "cached", h: statusapi.NewStatusHandler(d.Status)},
+		{name: "encoded", h: statusapi.NewEncodedStatusHandler(d.EncodedStatus)},
 	}
 	for range 3 {
 		for i := range variants {

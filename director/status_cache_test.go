@@ -13,7 +13,10 @@ import (
 
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 // The status of a service, once built, is kept; it must still follow
 // every change: a health transition, a write lvsd makes, a repair of
@@ -70,7 +73,7 @@ func TestStatusFollowsChangesOfACachedService(t *testing.T) {
 func TestEncodedStatusIsTheStatusAsEncodingJSONWritesIt(t *testing.T) {
 	f := ipvstest.New()
 	d, ids := statusBenchDaemon(t, f, 20, 3)
-	h := NewEncodedStatusHandler(d.EncodedStatus)
+	h := statusapi.NewEncodedStatusHandler(d.EncodedStatus)
 	serve := func(header ...string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("GET", "/status", nil)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/reconcile/reconciletest"
 	"github.com/lvskit/lvskit/internal/lab"
 )
 
@@ -50,13 +52,13 @@ func BenchmarkVMScrape10kx4(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer kernel.Close()
-	table := bigTable(services, realServers)
+	table := reconciletest.BigTable(services, realServers)
 	for _, e := range table {
 		for i := range e.RealServers {
 			e.RealServers[i].Address = e.RealServers[i].Address.Next() // never x.y.z.0 or .255 of a local net
 		}
 	}
-	rec, err := NewReconciler(ReconcilerOptions{Client: kernel})
+	rec, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: kernel})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lvskit/lvskit/director"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
 	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/internal/lab"
 )
@@ -390,7 +390,7 @@ loop:
 	var diffKernel, diffStatus []string
 	settled := func() bool {
 		diffKernel, diffStatus = nil, nil
-		table, err := director.ReadTable(kernel)
+		table, err := reconcile.ReadTable(kernel)
 		if err != nil {
 			t.Fatal(err)
 		}

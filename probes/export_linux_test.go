@@ -2,7 +2,11 @@
 
 package probes
 
-import "time"
+import (
+	"time"
+
+	"github.com/cilium/ebpf"
+)
 
 // SetAttachParallel sets how many targets attach or detach at once, for
 // benchmarks comparing it; it returns the previous value.
@@ -42,4 +46,16 @@ func ProgramRuns(tr *Tracer) (map[string]uint64, time.Duration, error) {
 		total += st.Runtime
 	}
 	return runs, total, nil
+}
+
+// SetObject makes Open load the BPF object at path instead of the
+// generated one ("" restores it), for benchmarks that compare an earlier
+// build of the programs with this one in the same VM run. The object
+// must have the same programs, maps and constants.
+func SetObject(path string) {
+	if path == "" {
+		loadSpec = loadTrace
+		return
+	}
+	loadSpec = func() (*ebpf.CollectionSpec, error) { return ebpf.LoadCollectionSpec(path) }
 }

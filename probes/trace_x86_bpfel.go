@@ -16,13 +16,14 @@ import (
 type traceCpuFrames struct {
 	_ structs.HostLayout
 	F [8]struct {
-		_        structs.HostLayout
-		Skb      uint64
-		Fn       uint16
-		Hook     uint8
-		Replaced uint8
-		Traced   uint8
-		Pad      [3]uint8
+		_         structs.HostLayout
+		Skb       uint64
+		Fn        uint16
+		Hook      uint8
+		Replaced  uint8
+		Traced    uint8
+		Elsewhere uint8
+		Pad       [2]uint8
 	}
 	Depth uint32
 	_     [4]byte

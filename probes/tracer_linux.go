@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,7 +46,8 @@ type Tracer struct {
 	// waitSymbols returns kallsyms once read (nil if it could not be).
 	waitSymbols func() *Symbols
 
-	loadTime time.Duration // spent loading programs, for the log
+	loadMu   sync.Mutex
+	loadTime time.Duration // spent loading programs (summed over loaders), for the log
 
 	closeOnce sync.Once
 	closeErr  error
@@ -64,6 +67,10 @@ var sharedMaps = []string{"events", "lost", "traced", "frames"}
 // 7.6 s, fentry 9.0 s against 9.0 s), the kernel serializes the code
 // patching.
 var attachParallel = 1
+
+// loadSpec reads the BPF object: the generated one, except in a
+// benchmark comparing it with an earlier build of it.
+var loadSpec = loadTrace
 
 // targetSelected picks the targets Open attaches: all of them, except
 // in benchmarks that measure what each group of targets costs.
@@ -129,7 +136,7 @@ func Open(opts Options) (*Tracer, error) {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
 	t.bootAt = bootTime()
-	spec, err := loadTrace()
+	spec, err := loadSpec()
 	if err != nil {
 		return nil, fmt.Errorf("opening the tracer: loading the BPF object: %w", err)
 	}
@@ -145,7 +152,7 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, err
 	}
-	var funcs []target
+	var funcs, tracepoints []target
 	for _, tg := range targets {
 		switch {
 		case !targetSelected(tg.name):
@@ -158,24 +165,19 @@ func Open(opts Options) (*Tracer, error) {
 		case tg.ipvs && !ipvsLoaded:
 			t.skip(tg, "the ip_vs module is not loaded")
 		case tg.kind == kindTracepoint:
-			backend, err := t.attachTracepoint(tg.name)
-			if err != nil {
-				t.skip(tg, reason(err))
-				continue
-			}
-			t.attached(tg, backend)
+			tracepoints = append(tracepoints, tg)
 		case !t.hasFunction(tg):
 			t.skip(tg, "not in /proc/kallsyms (inlined or not built into this kernel)")
 		default:
 			funcs = append(funcs, tg)
 		}
 	}
+	// The kernel verifies programs of separate loads side by side: the
+	// tracepoints load while the functions do.
+	tps := make(chan []tracepointResult, 1)
+	go func() { tps <- t.loadTracepoints(tracepoints) }()
 	t.attachFuncs(funcs)
-	if targetSelected(consumeTracepoint) {
-		if _, err := t.attachTracepoint(consumeTracepoint); err != nil {
-			t.log.Warn("freed packets are not forgotten: a reused skb address may show a stray hop", "target", consumeTracepoint, "err", err)
-		}
-	}
+	t.applyTracepoints(<-tps)
 	if len(t.attach) == 0 {
 		t.Close()
 		return nil, fmt.Errorf("opening the tracer: nothing could be attached:\n%s", strings.Join(t.unseen, "\n"))
@@ -333,7 +335,11 @@ func (t *Tracer) loadPrograms(names []string, adjust func(*ebpf.ProgramSpec)) (m
 		s.Programs[name] = ps
 	}
 	start := time.Now()
-	defer func() { t.loadTime += time.Since(start) }()
+	defer func() {
+		t.loadMu.Lock()
+		t.loadTime += time.Since(start)
+		t.loadMu.Unlock()
+	}()
 	coll, err := ebpf.NewCollectionWithOptions(&s, ebpf.CollectionOptions{
 		MapReplacements: t.maps,
 		Cache:           t.btf,
@@ -438,14 +444,35 @@ type loadedProgram struct {
 	used bool
 }
 
-// loadBatch loads the named programs in one collection; if the kernel
-// refuses one of them, it loads them one by one so the others still
-// load.
+// loadBatch loads the named programs in up to loadParallel collections
+// side by side (the kernel verifies privileged loads in parallel); where
+// the kernel refuses one program of a collection, that collection's
+// programs load one by one so the others still load.
 func (t *Tracer) loadBatch(names []string, b Backend) map[string]*loadedProgram {
 	adjust := func(*ebpf.ProgramSpec) {}
 	if b == BackendKprobeMulti {
 		adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
 	}
+	n := max(1, min(loadParallel(), len(names)))
+	parts := make([]map[string]*loadedProgram, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		chunk := names[i*len(names)/n : (i+1)*len(names)/n]
+		wg.Go(func() { parts[i] = t.loadChunk(chunk, b, adjust) })
+	}
+	wg.Wait()
+	out := make(map[string]*loadedProgram, len(names))
+	for _, p := range parts {
+		maps.Copy(out, p)
+	}
+	return out
+}
+
+// loadParallel is how many collections loadBatch loads at once: one per
+// CPU, at most 4 (the programs of one backend are some 20).
+func loadParallel() int { return min(runtime.NumCPU(), 4) }
+
+func (t *Tracer) loadChunk(names []string, b Backend, adjust func(*ebpf.ProgramSpec)) map[string]*loadedProgram {
 	out := make(map[string]*loadedProgram, len(names))
 	progs, err := t.loadPrograms(names, adjust)
 	if err == nil {
@@ -461,6 +488,7 @@ func (t *Tracer) loadBatch(names []string, b Backend) map[string]*loadedProgram 
 	}
 	return out
 }
+
 func (t *Tracer) attached(tg target, backend string) {
 	t.attach = append(t.attach, Attachment{Target: tg.name, Backend: backend})
 	t.log.Debug("attached", "target", tg.name, "backend", backend)
@@ -536,35 +564,84 @@ func lastLine(ve *ebpf.VerifierError) string {
 	return ve.Cause.Error()
 }
 
-// attachTracepoint attaches NAME's tp_btf program, or its raw_tp one.
-func (t *Tracer) attachTracepoint(name string) (string, error) {
-	errBTF := t.attachTracepointWith("tp_btf_"+name, func(p *ebpf.Program) (link.Link, error) {
-		return link.AttachTracing(link.TracingOptions{Program: p})
-	})
-	if errBTF == nil {
-		return "tp_btf", nil
-	}
-	err := t.attachTracepointWith("raw_tp_"+name, func(p *ebpf.Program) (link.Link, error) {
-		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: p})
-	})
-	if err != nil {
-		return "", fmt.Errorf("tp_btf: %w; raw_tp: %w", errBTF, err)
-	}
-	return "raw_tp", nil
+// tracepointResult is one tracepoint's program and link, or why it
+// could not be attached.
+type tracepointResult struct {
+	tg      target
+	backend string
+	prog    *ebpf.Program
+	link    link.Link
+	err     error
 }
 
-func (t *Tracer) attachTracepointWith(prog string, attach func(*ebpf.Program) (link.Link, error)) error {
+// loadTracepoints loads and attaches the tracepoint targets, and the
+// consume_skb tracepoint that keeps traced from holding freed skbs. It
+// changes nothing in t but the load time: applyTracepoints does, so it
+// may run beside attachFuncs.
+func (t *Tracer) loadTracepoints(tgs []target) []tracepointResult {
+	if targetSelected(consumeTracepoint) {
+		tgs = append(tgs, target{name: consumeTracepoint, kind: kindTracepoint})
+	}
+	out := make([]tracepointResult, len(tgs))
+	for i, tg := range tgs {
+		out[i] = t.attachTracepoint(tg)
+	}
+	return out
+}
+
+// applyTracepoints records loadTracepoints' results: the tracepoints'
+// attachments come first in Attachments, as they are the first hops.
+func (t *Tracer) applyTracepoints(results []tracepointResult) {
+	var attach []Attachment
+	for _, r := range results {
+		switch {
+		case r.err != nil && r.tg.name == consumeTracepoint:
+			t.log.Warn("freed packets are not forgotten: a reused skb address may show a stray hop", "target", consumeTracepoint, "err", r.err)
+		case r.err != nil:
+			t.skip(r.tg, reason(r.err))
+		default:
+			t.keep(r.prog, r.link)
+			if r.tg.name != consumeTracepoint {
+				attach = append(attach, Attachment{Target: r.tg.name, Backend: r.backend})
+				t.log.Debug("attached", "target", r.tg.name, "backend", r.backend)
+			}
+		}
+	}
+	t.attach = append(attach, t.attach...)
+}
+
+// attachTracepoint attaches tg's tp_btf program, or its raw_tp one.
+func (t *Tracer) attachTracepoint(tg target) tracepointResult {
+	name := tg.name
+	r := tracepointResult{tg: tg, backend: "tp_btf"}
+	r.prog, r.link, r.err = t.attachTracepointWith("tp_btf_"+name, func(p *ebpf.Program) (link.Link, error) {
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	})
+	if r.err == nil {
+		return r
+	}
+	errBTF := r.err
+	r.backend = "raw_tp"
+	r.prog, r.link, r.err = t.attachTracepointWith("raw_tp_"+name, func(p *ebpf.Program) (link.Link, error) {
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: p})
+	})
+	if r.err != nil {
+		r.err = fmt.Errorf("tp_btf: %w; raw_tp: %w", errBTF, r.err)
+	}
+	return r
+}
+
+func (t *Tracer) attachTracepointWith(prog string, attach func(*ebpf.Program) (link.Link, error)) (*ebpf.Program, link.Link, error) {
 	progs, err := t.loadPrograms([]string{prog}, nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	l, err := attach(progs[prog])
 	if err != nil {
 		progs[prog].Close()
-		return err
+		return nil, nil, err
 	}
-	t.keep(progs[prog], l)
-	return nil
+	return progs[prog], l, nil
 }
 
 func (t *Tracer) keep(p *ebpf.Program, l link.Link) {

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -167,21 +168,28 @@ func eventRun(b *testing.B, v *vmLab, tr *probes.Tracer, vip netip.AddrPort, pac
 // director's traffic with a filter that matches nothing (a client
 // address no packet has): new TCP connections per second from the
 // client to a DR service, traced with one group, as a share of the
-// untraced rate measured just before and after, and the exact number of
-// program runs per connection (the kernel's BPF statistics). The groups:
-// what lvsdiag attaches for this DR service (default hops, NoNAT); the
-// default hops; every hop (HopsAll), with fentry and with kprobes; IPVS's
-// hooks; the tracepoints. Under TCG on a
+// untraced rate measured just before and after; the exact number of
+// program runs per connection and the time spent in the programs per
+// connection (the kernel's BPF statistics), against the guest's busy CPU
+// time per connection (/proc/stat) untraced. The groups: what lvsdiag
+// attaches for this DR service (default hops, NoNAT); the default hops;
+// every hop (HopsAll), with fentry and with kprobes; IPVS's hooks; the
+// tracepoints. With LVSKIT_TRACE_BASELINE_OBJ set to an earlier build of
+// the BPF object (git show REV:probes/trace_x86_bpfel.o), the first two
+// groups also run with it, alternating with this build. Under TCG on a
 // shared host the rates swing by half from one second to the next: the
-// runs per connection are the figure to compare.
+// runs and the programs' time per connection are the figures to compare.
 func BenchmarkVMProbeCost(b *testing.B) {
 	v := newVMLabTB(b)
 	// Eight clients at once keep the VM's CPUs busy: the rate is bound by
 	// the work per connection, not by wake-up latency, which under TCG
 	// swings from one second to the next.
 	const conns, clients, rounds = 400, 8, 3
-	rate := func() float64 {
+	// rate returns the median connections per second of three rounds,
+	// and the guest's busy CPU time per connection over all of them.
+	rate := func() (float64, time.Duration) {
 		var rates []float64
+		busy0 := guestBusy(b)
 		for range rounds {
 			start := time.Now()
 			var wg sync.WaitGroup
@@ -208,33 +216,50 @@ func BenchmarkVMProbeCost(b *testing.B) {
 			rates = append(rates, conns/time.Since(start).Seconds())
 		}
 		slices.Sort(rates)
-		return rates[len(rates)/2]
+		return rates[len(rates)/2], (guestBusy(b) - busy0) / (rounds * conns)
 	}
 	// The untraced rate twice in a row says how much of a difference is
 	// noise.
-	b.Logf("untraced, twice: %.1f, %.1f conn/s", rate(), rate())
+	r1, c1 := rate()
+	r2, c2 := rate()
+	b.Logf("untraced, twice: %.1f, %.1f conn/s; guest CPU %.0f, %.0f µs per connection", r1, r2, us(c1), us(c2))
 	tracepoints := map[string]bool{"netif_receive_skb": true, "net_dev_queue": true, "kfree_skb": true, "consume_skb": true}
-	groups := []struct {
+	type group struct {
 		name    string
 		backend probes.Backend
 		hops    probes.Hops
 		noNAT   bool
 		sel     func(string) bool
-	}{
-		{"lvsdiag-dr", probes.BackendAuto, probes.HopsIPVS, true, nil},
-		{"default", probes.BackendAuto, probes.HopsIPVS, false, nil},
-		{"hops-all", probes.BackendAuto, probes.HopsAll, false, nil},
-		{"hops-all-kprobe", probes.BackendKprobe, probes.HopsAll, false, nil},
-		{"hooks", probes.BackendAuto, probes.HopsIPVS, false, func(n string) bool { return strings.HasSuffix(n, "_hook") }},
-		{"tracepoints", probes.BackendAuto, probes.HopsIPVS, false, func(n string) bool { return tracepoints[n] }},
+		obj     string
+	}
+	groups := []group{
+		{name: "lvsdiag-dr", backend: probes.BackendAuto, hops: probes.HopsIPVS, noNAT: true},
+		{name: "default", backend: probes.BackendAuto, hops: probes.HopsIPVS},
+		{name: "hops-all", backend: probes.BackendAuto, hops: probes.HopsAll},
+		{name: "hops-all-kprobe", backend: probes.BackendKprobe, hops: probes.HopsAll},
+		{name: "hooks", backend: probes.BackendAuto, hops: probes.HopsIPVS, sel: func(n string) bool { return strings.HasSuffix(n, "_hook") }},
+		{name: "tracepoints", backend: probes.BackendAuto, hops: probes.HopsIPVS, sel: func(n string) bool { return tracepoints[n] }},
+	}
+	if obj := os.Getenv("LVSKIT_TRACE_BASELINE_OBJ"); obj != "" {
+		base := groups[:2]
+		var with []group
+		for _, g := range base {
+			old := g
+			old.name += "-baseline"
+			old.obj = obj
+			with = append(with, old, g)
+		}
+		groups = append(with, groups[2:]...)
 	}
 	for range b.N {
 		for _, g := range groups {
-			before := rate()
+			before, _ := rate()
 			probes.SetTargets(g.sel)
+			probes.SetObject(g.obj)
 			tr, err := probes.Open(probes.Options{Backend: g.backend, Hops: g.hops, NoNAT: g.noNAT, Filter: probes.Filter{
 				VIP: v.drVIP.Addr(), Port: v.drVIP.Port(), Client: netip.MustParsePrefix("10.77.0.99/32"), NetNS: v.netns}})
 			probes.SetTargets(nil)
+			probes.SetObject("")
 			if err != nil {
 				b.Fatalf("%s: %v", g.name, err)
 			}
@@ -242,7 +267,7 @@ func BenchmarkVMProbeCost(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			traced := rate()
+			traced, cpu := rate()
 			runs, runtime, err := probes.ProgramRuns(tr)
 			stats.Close()
 			if err != nil {
@@ -250,7 +275,7 @@ func BenchmarkVMProbeCost(b *testing.B) {
 			}
 			n := len(tr.Attachments())
 			tr.Close()
-			after := rate()
+			after, _ := rate()
 			share := 100 * traced / ((before + after) / 2)
 			var total uint64
 			names := slices.Collect(maps.Keys(runs))
@@ -263,10 +288,40 @@ func BenchmarkVMProbeCost(b *testing.B) {
 				}
 			}
 			perConn := float64(total) / (rounds * conns)
-			b.Logf("%-16s %2d targets: %6.1f conn/s traced, %6.1f / %6.1f untraced before / after: %5.1f%%; %.1f program runs per connection, %.1f µs in programs per connection\n    %s",
-				g.name, n, traced, before, after, share, perConn, runtime.Seconds()*1e6/(rounds*conns), strings.Join(top, ", "))
+			inProgs := runtime / (rounds * conns)
+			b.Logf("%-16s %2d targets: %6.1f conn/s traced, %6.1f / %6.1f untraced before / after: %5.1f%%; %.1f program runs per connection, %.1f µs in programs per connection (%.2f µs a run) of %.0f µs guest CPU (%.1f%%)\n    %s",
+				g.name, n, traced, before, after, share, perConn, us(inProgs), us(inProgs)/perConn, us(cpu), 100*us(inProgs)/us(cpu), strings.Join(top, ", "))
 			b.ReportMetric(share, g.name+"-%")
 			b.ReportMetric(perConn, g.name+"-runs/conn")
+			b.ReportMetric(us(inProgs), g.name+"-prog-µs/conn")
+			b.ReportMetric(100*us(inProgs)/us(cpu), g.name+"-prog-%-of-cpu")
 		}
 	}
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// guestBusy is the time the VM's CPUs have not been idle since boot
+// (/proc/stat: all but idle and iowait).
+func guestBusy(b *testing.B) time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		b.Fatalf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy uint64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat: %q: %v", line, err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/config/keepalived"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/internal/buildinfo"
@@ -355,7 +356,7 @@ func plan(o options, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer c.Close()
-	rec, err := director.NewReconciler(director.ReconcilerOptions{Client: c, StateDir: cfg.LVSD.StateDir})
+	rec, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: c, StateDir: cfg.LVSD.StateDir})
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
 		return 2
@@ -364,7 +365,7 @@ func plan(o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lvsd: %v\n", err)
 		return 2
 	}
-	p := rec.Plan(director.DesiredTable(cfg))
+	p := rec.Plan(reconcile.DesiredTable(cfg))
 	for _, op := range p.Ops {
 		fmt.Fprintln(stdout, op)
 	}
@@ -424,7 +425,7 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 	var d *director.Daemon
 	metrics, err := director.NewMetrics(director.MetricsOptions{
 		Logger:          log,
-		ReconcilerStats: func() director.Stats { return d.Reconciler().Stats() },
+		ReconcilerStats: func() reconcile.Stats { return d.Reconciler().Stats() },
 		Version:         buildinfo.Version(),
 		GoVersion:       buildinfo.GoVersion(),
 	})
@@ -471,14 +472,14 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		handler func() http.Handler
 	}{
 		{"status API", cfg.LVSD.StatusListen, func() http.Handler {
-			return director.NewAPIHandler(cfg.LVSD.StatusListen.Network, versioned(d.EncodedStatus), d)
+			return statusapi.NewAPIHandler(cfg.LVSD.StatusListen.Network, versioned(d.EncodedStatus), d)
 		}},
 		{"metrics", cfg.LVSD.MetricsListen, metrics.Handler},
 	} {
 		if srv.addr.IsZero() {
 			continue
 		}
-		ln, err := director.Listen(srv.addr)
+		ln, err := statusapi.Listen(srv.addr.Network, srv.addr.Address)
 		if err != nil {
 			fmt.Fprintf(stderr, "lvsd: %s on %v: %v\n", srv.name, srv.addr, err)
 			return 2
@@ -486,7 +487,7 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		log.Info("serving "+srv.name, "listen", srv.addr.String())
 		name, h := srv.name, srv.handler()
 		wg.Go(func() {
-			if err := director.Serve(ctx, ln, h, log); err != nil {
+			if err := statusapi.Serve(ctx, ln, h, log); err != nil {
 				log.Error("stopped serving "+name, "err", err)
 			}
 		})

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lvskit/lvskit/director"
 	"github.com/lvskit/lvskit/director/statusapi"
 )
 
@@ -35,7 +34,7 @@ func sample() statusapi.Status {
 // The client reads what lvsd's own handler serves, over TCP and over a
 // unix socket, in every address form --lvsd accepts.
 func TestClientReadsDaemonHandler(t *testing.T) {
-	h := director.NewStatusHandler(sample)
+	h := statusapi.NewStatusHandler(sample)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
@@ -129,7 +128,7 @@ func TestIsLocal(t *testing.T) {
 func TestClientAsksOnlyForAChangedStatus(t *testing.T) {
 	var mu sync.Mutex
 	st := sample()
-	h := director.NewStatusHandler(func() statusapi.Status {
+	h := statusapi.NewStatusHandler(func() statusapi.Status {
 		mu.Lock()
 		defer mu.Unlock()
 		return st

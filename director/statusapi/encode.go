@@ -198,14 +198,14 @@ func ServeEncoded(w http.ResponseWriter, r *http.Request, e Encoded, part Part) 
 	if v := r.URL.Query().Get("vip"); v != "" {
 		vip, err := netip.ParseAddr(v)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("vip=%q: want an IP address like 192.168.0.100 or 2001:db8::100", v))
+			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("vip=%q: want an IP address like 192.168.0.100 or 2001:db8::100", v)})
 			return
 		}
 		e = e.Filter(vip.Unmap())
 	}
 	sw, err := newWriter(&e, part)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
 		return
 	}
 	h := w.Header()
@@ -244,17 +244,6 @@ func noneMatch(header, tag string) bool {
 		}
 	}
 	return false
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(struct {
-		Error string `json:"error"`
-	}{msg})
 }
 
 // EncodeStatus encodes every service of st: an Encoded for a status

@@ -1,7 +1,9 @@
 // Package statusapi is lvsd's status API on the wire: the JSON types the
 // daemon serves and a Client that reads them over HTTP or a unix socket.
 // lvstop and lvsdiag import it to read a running lvsd without importing
-// the daemon itself.
+// the daemon itself. The server is here too (NewAPIHandler, Listen,
+// Serve): it takes the daemon's Status as a func and its drill actions
+// as Drills, so it imports nothing of the daemon.
 package statusapi
 
 import "time"

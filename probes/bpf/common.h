@@ -49,6 +49,21 @@ static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
  * READ(v, skb->dev). */
 #define READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), __builtin_preserve_access_index(&(src)))
 
+/* LOAD reads one scalar or pointer field: a plain (CO-RE-relocated)
+ * load when direct, which the verifier allows where the pointer is
+ * typed from BTF (an fentry/fexit or tp_btf argument, or a pointer
+ * loaded from one), else READ. direct must be a constant at every call
+ * site, so that the branch not taken is compiled away: the verifier
+ * refuses a plain load through a kprobe's or raw_tp's untyped pointer
+ * even on a path that never runs. */
+#define LOAD(direct, dst, src)                                                 \
+	do {                                                                   \
+		if (direct)                                                    \
+			(dst) = (src);                                         \
+		else                                                           \
+			READ(dst, src);                                        \
+	} while (0)
+
 /* Kernel structs: only the fields read. */
 struct pt_regs {
 	unsigned long di, si, dx, cx, r8, r9, ax;

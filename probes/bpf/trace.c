@@ -165,7 +165,8 @@ struct frame {
 	__u8 hook;
 	__u8 replaced; /* a tunnel transmitter replaced skb */
 	__u8 traced;   /* skb was traced when a transmitter replaced it */
-	__u8 _pad[3];
+	__u8 elsewhere; /* skb is in a netns the filter leaves out */
+	__u8 _pad[2];
 };
 
 struct cpu_frames {
@@ -191,7 +192,7 @@ static __always_inline struct cpu_frames *cpu_frames(void)
 	return bpf_map_lookup_elem(&frames, &zero);
 }
 
-static __always_inline void push(__u64 skb, __u16 fn, __u8 hook)
+static __always_inline void push(__u64 skb, __u16 fn, __u8 hook, __u8 elsewhere)
 {
 	struct cpu_frames *fs = cpu_frames();
 	if (!fs)
@@ -206,6 +207,7 @@ static __always_inline void push(__u64 skb, __u16 fn, __u8 hook)
 	f->hook = hook;
 	f->replaced = 0;
 	f->traced = 0;
+	f->elsewhere = elsewhere;
 	fs->depth = d + 1;
 }
 
@@ -294,15 +296,15 @@ static __always_inline int match_tuple(const struct tuple *t)
 
 /* pkt_start is where the IP header begins: skb->data at receive, the
  * network header elsewhere (when set). */
-static __always_inline unsigned char *pkt_start(struct sk_buff *skb, int at_receive, unsigned int *avail)
+static __always_inline unsigned char *pkt_start(struct sk_buff *skb, int at_receive, unsigned int *avail, const int direct)
 {
 	unsigned char *head = NULL, *data = NULL;
 	__u16 nh = NET_HEADER_UNSET;
 	unsigned int len = 0;
-	READ(head, skb->head);
-	READ(data, skb->data);
-	READ(len, skb->len);
-	READ(nh, skb->network_header);
+	LOAD(direct, head, skb->head);
+	LOAD(direct, data, skb->data);
+	LOAD(direct, len, skb->len);
+	LOAD(direct, nh, skb->network_header);
 	if (at_receive || nh == NET_HEADER_UNSET) {
 		*avail = len;
 		return data;
@@ -322,7 +324,9 @@ static __always_inline unsigned char *pkt_start(struct sk_buff *skb, int at_rece
 /* parse reads the IP header and ports; 0 if it is not IPv4/IPv6. */
 static __always_inline int parse(unsigned char *p, struct tuple *t)
 {
-	__u8 b[40];
+	/* 48 bytes hold an IPv4 header without options or an IPv6 header,
+	 * and the ports after it: one read for nearly every packet. */
+	__u8 b[48];
 	if (bpf_probe_read_kernel(b, sizeof(b), p))
 		return 0;
 	__u8 ver = b[0] >> 4;
@@ -347,87 +351,111 @@ static __always_inline int parse(unsigned char *p, struct tuple *t)
 	}
 	if (t->proto == 6 || t->proto == 17 || t->proto == 132) {
 		__u16 ports[2];
-		if (bpf_probe_read_kernel(ports, sizeof(ports), p + (l4 & 0x3f)) == 0) {
-			t->sport = __builtin_bswap16(ports[0]);
-			t->dport = __builtin_bswap16(ports[1]);
+		if (l4 == 20) {
+			__builtin_memcpy(ports, &b[20], 4);
+		} else if (l4 == 40) {
+			__builtin_memcpy(ports, &b[40], 4);
+		} else if (bpf_probe_read_kernel(ports, sizeof(ports), p + (l4 & 0x3f))) {
+			return 1;
 		}
+		t->sport = __builtin_bswap16(ports[0]);
+		t->dport = __builtin_bswap16(ports[1]);
 	}
 	return 1;
 }
 
-static __always_inline int match_conn(struct ip_vs_conn *cp)
+/* LOAD_ADDR reads an nf_inet_addr into a __u32[4]. */
+#define LOAD_ADDR(direct, dst, src)                                            \
+	do {                                                                   \
+		if (direct) {                                                  \
+			(dst)[0] = (src).all[0];                               \
+			(dst)[1] = (src).all[1];                               \
+			(dst)[2] = (src).all[2];                               \
+			(dst)[3] = (src).all[3];                               \
+		} else {                                                       \
+			READ(dst, src);                                        \
+		}                                                              \
+	} while (0)
+
+static __always_inline int match_conn(struct ip_vs_conn *cp, const int direct)
 {
 	__u16 af = 0, daf = 0, proto = 0, vport = 0;
 	__u32 vaddr[4] = {}, caddr[4] = {}, daddr[4] = {};
-	READ(af, cp->af);
-	READ(daf, cp->daf);
-	READ(proto, cp->protocol);
+	LOAD(direct, af, cp->af);
+	LOAD(direct, daf, cp->daf);
+	LOAD(direct, proto, cp->protocol);
 	if (f_proto && proto != f_proto)
 		return 0;
 	if (f_vip_af) {
-		READ(vaddr, cp->vaddr);
+		LOAD_ADDR(direct, vaddr, cp->vaddr);
 		if (af != f_vip_af || !addr_eq(vaddr, f_vip))
 			return 0;
 	}
 	if (f_port) {
-		READ(vport, cp->vport);
+		LOAD(direct, vport, cp->vport);
 		if (__builtin_bswap16(vport) != f_port)
 			return 0;
 	}
 	if (f_client_af) {
-		READ(caddr, cp->caddr);
+		LOAD_ADDR(direct, caddr, cp->caddr);
 		if (af != f_client_af || !in_client(caddr))
 			return 0;
 	}
 	if (f_rs_af) {
-		READ(daddr, cp->daddr);
+		LOAD_ADDR(direct, daddr, cp->daddr);
 		if (daf != f_rs_af || !addr_eq(daddr, f_rs))
 			return 0;
 	}
 	return 1;
 }
 
-static __always_inline int match_svc(struct ip_vs_service *svc)
+static __always_inline int match_svc(struct ip_vs_service *svc, const int direct)
 {
 	__u16 af = 0, proto = 0, port = 0;
 	__u32 addr[4] = {};
 	if (f_rs_af || f_client_af)
 		return 0; /* no real server chosen, no client known here */
-	READ(af, svc->af);
-	READ(proto, svc->protocol);
+	LOAD(direct, af, svc->af);
+	LOAD(direct, proto, svc->protocol);
 	if (f_proto && proto != f_proto)
 		return 0;
 	if (f_vip_af) {
-		READ(addr, svc->addr);
+		LOAD_ADDR(direct, addr, svc->addr);
 		if (af != f_vip_af || !addr_eq(addr, f_vip))
 			return 0;
 	}
 	if (f_port) {
-		READ(port, svc->port);
+		LOAD(direct, port, svc->port);
 		if (__builtin_bswap16(port) != f_port)
 			return 0;
 	}
 	return 1;
 }
 
-static __always_inline struct net_device *skb_device(struct sk_buff *skb)
+/* skb_where finds the device an skb is on (skb->dev, else its route's)
+ * and, when want_ns, the inode of its network namespace (the device's,
+ * else its socket's). Direct loads on the common path: an skb with a
+ * device. The device it returns is only ever READ. */
+static __always_inline struct net_device *skb_where(struct sk_buff *skb, const int direct, const int want_ns, __u32 *inum)
 {
 	struct net_device *dev = NULL;
-	READ(dev, skb->dev);
-	if (!dev) {
-		unsigned long refdst = 0;
-		READ(refdst, skb->_skb_refdst);
-		struct dst_entry *dst = (struct dst_entry *)(refdst & ~1UL);
-		if (dst)
-			READ(dev, dst->dev);
-	}
-	return dev;
-}
-
-static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
-{
 	struct net *net = NULL;
-	__u32 inum = 0;
+	LOAD(direct, dev, skb->dev);
+	if (dev) {
+		if (want_ns) {
+			LOAD(direct, net, dev->nd_net.net);
+			if (net)
+				LOAD(direct, *inum, net->ns.inum);
+		}
+		return dev;
+	}
+	unsigned long refdst = 0;
+	READ(refdst, skb->_skb_refdst);
+	struct dst_entry *dst = (struct dst_entry *)(refdst & ~1UL);
+	if (dst)
+		READ(dev, dst->dev);
+	if (!want_ns)
+		return dev;
 	if (dev) {
 		READ(net, dev->nd_net.net);
 	} else {
@@ -437,8 +465,8 @@ static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *d
 			READ(net, sk->__sk_common.skc_net.net);
 	}
 	if (net)
-		READ(inum, net->ns.inum);
-	return inum;
+		READ(*inum, net->ns.inum);
+	return dev;
 }
 
 static __always_inline void read_conn(struct event *e, struct ip_vs_conn *cp)
@@ -515,25 +543,40 @@ struct hop_args {
 	__s64 ret;
 	const char *msg;
 	__u32 reason;
+	__u32 netns;    /* when ns_known */
 	__u16 fn;
 	__u16 flags;
 	__u8 hook;
 	__u8 at_receive;
-	__u8 known; /* traced already: no need to match */
+	__u8 known;    /* traced already: no need to match */
+	__u8 ns_known; /* netns is set and passed the filter */
 };
 
-static __always_inline int hop(struct hop_args *a)
+/* Direct loads: DIRECT where a probe's pointers are typed from BTF
+ * (fentry, fexit, tp_btf), INDIRECT where they are plain numbers
+ * (kprobe, kretprobe, raw_tp, and skbs kept in a frame). */
+#define DIRECT 1
+#define INDIRECT 0
+
+/* hop decides whether the packet is traced and writes its event.
+ * direct_skb says whether a->skb is typed, direct_obj whether a->cp and
+ * a->svc are; both are constants at every call. A packet that does not
+ * match costs, in order: its netns (three loads), one lookup in traced,
+ * and the match itself (a few loads, or one read of its headers). */
+static __always_inline int hop(struct hop_args *a, const int direct_skb, const int direct_obj)
 {
 	struct sk_buff *skb = a->skb;
 	__u64 key = (__u64)skb;
 	if (!skb)
 		return 0;
-	struct net_device *dev = skb_device(skb);
-	__u32 netns = 0;
-	if (f_netns) {
-		netns = skb_netns(skb, dev);
+	__u32 netns = a->netns;
+	struct net_device *dev;
+	if (f_netns && !a->ns_known) {
+		dev = skb_where(skb, direct_skb, 1, &netns);
 		if (netns != f_netns)
 			return 0;
+	} else {
+		dev = skb_where(skb, direct_skb, 0, &netns);
 	}
 
 	unsigned int avail = 0;
@@ -544,12 +587,12 @@ static __always_inline int hop(struct hop_args *a)
 			if (a->prev_skb && bpf_map_lookup_elem(&traced, &a->prev_skb))
 				ok = 1;
 			if (!ok && a->cp)
-				ok = match_conn(a->cp);
+				ok = match_conn(a->cp, direct_obj);
 			if (!ok && a->svc)
-				ok = match_svc(a->svc);
+				ok = match_svc(a->svc, direct_obj);
 			if (!ok && !a->cp && !a->svc) {
 				struct tuple t = {};
-				p = pkt_start(skb, a->at_receive, &avail);
+				p = pkt_start(skb, a->at_receive, &avail, direct_skb);
 				ok = parse(p, &t) && match_tuple(&t);
 			}
 			if (ok && f_ifindex) {
@@ -587,7 +630,9 @@ static __always_inline int hop(struct hop_args *a)
 	e->ret = a->ret;
 	e->location = a->location;
 	e->reason = a->reason;
-	e->netns = f_netns ? netns : skb_netns(skb, dev);
+	if (!f_netns && !a->ns_known)
+		skb_where(skb, INDIRECT, 1, &netns);
+	e->netns = netns;
 	if (dev) {
 		READ(e->ifindex, dev->ifindex);
 		READ(e->ifname, dev->name);
@@ -595,7 +640,7 @@ static __always_inline int hop(struct hop_args *a)
 	if (a->msg)
 		bpf_probe_read_kernel_str(e->msg, sizeof(e->msg), a->msg);
 	if (!p)
-		p = pkt_start(skb, a->at_receive, &avail);
+		p = pkt_start(skb, a->at_receive, &avail, INDIRECT);
 	/* A constant size, which every verifier accepts: the head buffer
 	 * ends with skb_shared_info, so PKT_MAX bytes from a header inside
 	 * it are readable; pkt_len says how many are the packet's. */
@@ -624,7 +669,7 @@ static __always_inline int hop(struct hop_args *a)
 /* prev_of: when the CPU is inside an IPVS transmitter and meets another
  * skb, the transmitter replaced it (tunnel mode's headroom realloc):
  * report the one it came from. */
-static __always_inline __u64 prev_of(struct sk_buff *skb)
+static __always_inline __u64 prev_of(struct sk_buff *skb, const int direct)
 {
 	struct frame *f = top_frame();
 	if (!f || !is_tunnel_xmit(f->fn) || f->skb == (__u64)skb)
@@ -633,7 +678,7 @@ static __always_inline __u64 prev_of(struct sk_buff *skb)
 	 * the ARP request for the real server sent meanwhile. */
 	struct tuple t = {};
 	unsigned int avail;
-	if (!parse(pkt_start(skb, 0, &avail), &t))
+	if (!parse(pkt_start(skb, 0, &avail, direct), &t))
 		return 0;
 	if (t.proto != 4 && t.proto != 41 && t.proto != 47 && t.proto != 17)
 		return 0;
@@ -641,27 +686,40 @@ static __always_inline __u64 prev_of(struct sk_buff *skb)
 	return f->skb;
 }
 
-static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive)
+static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive, const int direct)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .hook = NO_HOOK, .at_receive = at_receive};
-	a.prev_skb = prev_of(skb);
-	return hop(&a);
+	a.prev_skb = prev_of(skb, direct);
+	return hop(&a, direct, direct);
 }
 
-static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct nf_hook_state *state)
+/* A hook's entry decides the netns once for everything IPVS does with
+ * the packet inside it: the frame remembers a packet the filter leaves
+ * out, and the functions without an skb return at once for it. */
+static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct nf_hook_state *state, const int direct)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .hook = NO_HOOK};
-	READ(a.hook, state->hook);
+	__u8 elsewhere = 0;
+	if (f_netns && skb) {
+		skb_where(skb, direct, 1, &a.netns);
+		elsewhere = a.netns != f_netns;
+		a.ns_known = 1;
+	}
+	LOAD(direct, a.hook, state->hook);
+	/* Before the push: prev_of looks at the frame this hook runs in. */
+	if (!elsewhere)
+		a.prev_skb = prev_of(skb, direct);
+	push((__u64)skb, fn, a.hook, elsewhere);
+	if (elsewhere)
+		return 0;
 	a.flags = EV_HOOK;
-	a.prev_skb = prev_of(skb);
-	push((__u64)skb, fn, a.hook);
-	return hop(&a);
+	return hop(&a, direct, direct);
 }
 
 static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 {
 	struct frame f;
-	if (!pop(&f) || f.fn != fn)
+	if (!pop(&f) || f.fn != fn || f.elsewhere)
 		return 0;
 	/* A packet is traced at the exit only if it matched on the way in or
 	 * inside the hook (a NAT reply matches at ip_vs_conn_out_get, a real
@@ -671,19 +729,20 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 		return 0;
 	struct hop_args a = {.fn = fn, .skb = (struct sk_buff *)f.skb, .hook = f.hook,
 			     .flags = EV_EXIT | EV_HOOK, .ret = ret, .known = !f_all};
-	return hop(&a);
+	return hop(&a, INDIRECT, INDIRECT);
 }
 
-/* Functions without an skb argument belong to the skb this CPU is in. */
+/* Functions without an skb argument belong to the skb this CPU is in;
+ * NULL when there is none, or the filter leaves its netns out. */
 static __always_inline struct sk_buff *current_skb(void)
 {
 	struct frame f;
-	if (!top(&f))
+	if (!top(&f) || f.elsewhere)
 		return NULL;
 	return (struct sk_buff *)f.skb;
 }
 
-static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp)
+static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const int direct)
 {
 	/* ip_vs_out_hook asks for every packet whether it is a reply: a "no"
 	 * says nothing. */
@@ -693,26 +752,32 @@ static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp)
 			     .cp = cp, .ret = cp != NULL};
 	if (!cp)
 		a.flags |= EV_NOCONN;
-	return hop(&a);
+	return hop(&a, INDIRECT, direct);
 }
 
 static __always_inline int on_current(__u16 fn)
 {
 	struct hop_args a = {.fn = fn, .skb = current_skb(), .hook = NO_HOOK};
-	return hop(&a);
+	return hop(&a, INDIRECT, INDIRECT);
 }
 
-static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, struct ip_vs_service *svc, const char *msg)
+static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, const int direct_skb,
+				  struct ip_vs_service *svc, const char *msg, const int direct_svc)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .svc = svc, .msg = msg, .hook = NO_HOOK};
-	return hop(&a);
+	return hop(&a, direct_skb, direct_svc);
 }
 
-static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct ip_vs_conn *cp)
+static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct ip_vs_conn *cp, const int direct)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .cp = cp, .hook = NO_HOOK};
-	push((__u64)skb, fn, NO_HOOK);
-	return hop(&a);
+	/* A transmitter runs inside a hook, which decided the netns. */
+	struct frame *caller = top_frame();
+	__u8 elsewhere = caller && caller->elsewhere;
+	push((__u64)skb, fn, NO_HOOK, elsewhere);
+	if (elsewhere)
+		return 0;
+	return hop(&a, direct, direct);
 }
 
 static __always_inline int on_xmit_exit(__u16 fn)
@@ -739,9 +804,9 @@ static __always_inline int on_xmit_exit(__u16 fn)
 
 #define SKB_HOP(func, FN, n)                                                   \
 	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
-	{ return on_skb(FN, (struct sk_buff *)KARG##n(ctx), 0); }              \
+	{ return on_skb(FN, (struct sk_buff *)KARG##n(ctx), 0, INDIRECT); }              \
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
-	{ return on_skb(FN, (struct sk_buff *)ctx[n], 0); }
+	{ return on_skb(FN, (struct sk_buff *)ctx[n], 0, DIRECT); }
 
 SKB_HOP(ip_forward, FN_IP_FORWARD, 0)
 SKB_HOP(ip_local_deliver, FN_IP_LOCAL_DELIVER, 0)
@@ -755,11 +820,11 @@ SKB_HOP(ip6_local_out, FN_IP6_LOCAL_OUT, 2)
 /* Netfilter hook functions (priv, skb, state), with their verdicts. */
 #define HOOK(func, FN)                                                         \
 	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
-	{ return on_hook_entry(FN, (struct sk_buff *)KARG1(ctx), (struct nf_hook_state *)KARG2(ctx)); } \
+	{ return on_hook_entry(FN, (struct sk_buff *)KARG1(ctx), (struct nf_hook_state *)KARG2(ctx), INDIRECT); } \
 	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
 	{ return on_hook_exit(FN, (int)ctx->ax); }                             \
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
-	{ return on_hook_entry(FN, (struct sk_buff *)ctx[1], (struct nf_hook_state *)ctx[2]); } \
+	{ return on_hook_entry(FN, (struct sk_buff *)ctx[1], (struct nf_hook_state *)ctx[2], DIRECT); } \
 	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
 	{ return on_hook_exit(FN, (int)ctx[3]); }
 
@@ -770,9 +835,9 @@ HOOK(ip_vs_forward_icmp, FN_IP_VS_FORWARD_ICMP)
 /* Functions returning a connection; nargs is where fexit finds it. */
 #define CONN_EXIT(func, FN, nargs)                                             \
 	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
-	{ return on_conn_exit(FN, (struct ip_vs_conn *)ctx->ax); }             \
+	{ return on_conn_exit(FN, (struct ip_vs_conn *)ctx->ax, INDIRECT); }             \
 	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
-	{ return on_conn_exit(FN, (struct ip_vs_conn *)ctx[nargs]); }
+	{ return on_conn_exit(FN, (struct ip_vs_conn *)ctx[nargs], DIRECT); }
 
 CONN_EXIT(ip_vs_conn_in_get, FN_IP_VS_CONN_IN_GET, 1)
 CONN_EXIT(ip_vs_conn_out_get, FN_IP_VS_CONN_OUT_GET, 1)
@@ -792,24 +857,24 @@ CURRENT(sctp_conn_schedule, FN_SCTP_CONN_SCHEDULE)
 
 /* ip_vs_scheduler_err(svc, msg): no destination. */
 SEC("kprobe/ip_vs_scheduler_err") int kprobe_ip_vs_scheduler_err(struct pt_regs *ctx)
-{ return on_svc(FN_IP_VS_SCHEDULER_ERR, current_skb(), (struct ip_vs_service *)KARG0(ctx), (const char *)KARG1(ctx)); }
+{ return on_svc(FN_IP_VS_SCHEDULER_ERR, current_skb(), INDIRECT, (struct ip_vs_service *)KARG0(ctx), (const char *)KARG1(ctx), INDIRECT); }
 SEC("fentry/ip_vs_scheduler_err") int fentry_ip_vs_scheduler_err(__u64 *ctx)
-{ return on_svc(FN_IP_VS_SCHEDULER_ERR, current_skb(), (struct ip_vs_service *)ctx[0], (const char *)ctx[1]); }
+{ return on_svc(FN_IP_VS_SCHEDULER_ERR, current_skb(), INDIRECT, (struct ip_vs_service *)ctx[0], (const char *)ctx[1], DIRECT); }
 
 /* ip_vs_leave(svc, skb, pd, iph): IPVS gives the packet up. */
 SEC("kprobe/ip_vs_leave") int kprobe_ip_vs_leave(struct pt_regs *ctx)
-{ return on_svc(FN_IP_VS_LEAVE, (struct sk_buff *)KARG1(ctx), (struct ip_vs_service *)KARG0(ctx), NULL); }
+{ return on_svc(FN_IP_VS_LEAVE, (struct sk_buff *)KARG1(ctx), INDIRECT, (struct ip_vs_service *)KARG0(ctx), NULL, INDIRECT); }
 SEC("fentry/ip_vs_leave") int fentry_ip_vs_leave(__u64 *ctx)
-{ return on_svc(FN_IP_VS_LEAVE, (struct sk_buff *)ctx[1], (struct ip_vs_service *)ctx[0], NULL); }
+{ return on_svc(FN_IP_VS_LEAVE, (struct sk_buff *)ctx[1], DIRECT, (struct ip_vs_service *)ctx[0], NULL, DIRECT); }
 
 /* Transmitters (skb, cp, pp, ipvsh). */
 #define XMIT(func, FN)                                                         \
 	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
-	{ return on_xmit_entry(FN, (struct sk_buff *)KARG0(ctx), (struct ip_vs_conn *)KARG1(ctx)); } \
+	{ return on_xmit_entry(FN, (struct sk_buff *)KARG0(ctx), (struct ip_vs_conn *)KARG1(ctx), INDIRECT); } \
 	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
 	{ return on_xmit_exit(FN); }                                           \
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
-	{ return on_xmit_entry(FN, (struct sk_buff *)ctx[0], (struct ip_vs_conn *)ctx[1]); } \
+	{ return on_xmit_entry(FN, (struct sk_buff *)ctx[0], (struct ip_vs_conn *)ctx[1], DIRECT); } \
 	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
 	{ return on_xmit_exit(FN); }
 
@@ -825,20 +890,35 @@ XMIT(ip_vs_bypass_xmit_v6, FN_IP_VS_BYPASS_XMIT_V6)
 
 /* ---- Tracepoints: tp_btf, or raw_tp where BTF tracing is refused. ---- */
 
-#define TP(tp, body)                                                           \
-	SEC("tp_btf/" #tp) int tp_btf_##tp(__u64 *ctx) body                    \
-	SEC("raw_tp/" #tp) int raw_tp_##tp(__u64 *ctx) body
+/* TP defines both flavours of a tracepoint's program around fn(ctx,
+ * direct): tp_btf's arguments are typed, raw_tp's are not. */
+#define TP(tp, fn)                                                             \
+	SEC("tp_btf/" #tp) int tp_btf_##tp(__u64 *ctx)                         \
+	{ return fn(ctx, DIRECT); }                                            \
+	SEC("raw_tp/" #tp) int raw_tp_##tp(__u64 *ctx)                         \
+	{ return fn(ctx, INDIRECT); }
 
-TP(netif_receive_skb, { return on_skb(FN_NETIF_RECEIVE_SKB, (struct sk_buff *)ctx[0], 1); })
-TP(net_dev_queue, { return on_skb(FN_NET_DEV_QUEUE, (struct sk_buff *)ctx[0], 0); })
+static __always_inline int on_receive(__u64 *ctx, const int direct)
+{
+	return on_skb(FN_NETIF_RECEIVE_SKB, (struct sk_buff *)ctx[0], 1, direct);
+}
+
+static __always_inline int on_queue(__u64 *ctx, const int direct)
+{
+	return on_skb(FN_NET_DEV_QUEUE, (struct sk_buff *)ctx[0], 0, direct);
+}
+
+TP(netif_receive_skb, on_receive)
+TP(net_dev_queue, on_queue)
 
 /* kfree_skb(skb, location, reason): a drop. The skb is gone: forget it. */
-static __always_inline int on_drop(struct sk_buff *skb, __u64 location, __u32 reason)
+static __always_inline int on_drop(__u64 *ctx, const int direct)
 {
+	struct sk_buff *skb = (struct sk_buff *)ctx[0];
 	__u64 key = (__u64)skb;
 	struct hop_args a = {.fn = FN_KFREE_SKB, .skb = skb, .hook = NO_HOOK, .flags = EV_DROP,
-			     .location = location, .reason = reason};
-	hop(&a);
+			     .location = ctx[1], .reason = (__u32)ctx[2]};
+	hop(&a, direct, direct);
 	/* A lookup first: deleting takes the bucket's lock even for a key
 	 * that is not there, and this fires for every freed packet. */
 	if (!f_all && bpf_map_lookup_elem(&traced, &key))
@@ -846,13 +926,13 @@ static __always_inline int on_drop(struct sk_buff *skb, __u64 location, __u32 re
 	return 0;
 }
 
-TP(kfree_skb, { return on_drop((struct sk_buff *)ctx[0], ctx[1], (__u32)ctx[2]); })
+TP(kfree_skb, on_drop)
 
 /* consume_skb(skb): freed after use; its address may come back as
  * another packet. */
-static __always_inline int on_consume(struct sk_buff *skb)
+static __always_inline int on_consume(__u64 *ctx, const int direct)
 {
-	__u64 key = (__u64)skb;
+	__u64 key = ctx[0];
 	if (f_all)
 		return 0;
 	/* A tunnel transmitter frees the skb it replaced before the new one
@@ -867,4 +947,4 @@ static __always_inline int on_consume(struct sk_buff *skb)
 	return 0;
 }
 
-TP(consume_skb, { return on_consume((struct sk_buff *)ctx[0]); })
+TP(consume_skb, on_consume)

@@ -1,4 +1,4 @@
-package director
+package reconcile
 
 import (
 	"net/netip"

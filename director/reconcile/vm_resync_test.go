@@ -1,6 +1,6 @@
 //go:build vmtest
 
-package director
+package reconcile_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/reconcile/reconciletest"
 	"github.com/lvskit/lvskit/internal/lab"
 )
 
@@ -30,7 +32,7 @@ func TestVMResyncRepairsDriftMadeWithIpvsadm(t *testing.T) {
 	}
 	defer kernel.Close()
 	const fullEvery = 20
-	rec, err := NewReconciler(ReconcilerOptions{Client: kernel, FullReadEvery: fullEvery})
+	rec, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: kernel, FullReadEvery: fullEvery})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +43,9 @@ func TestVMResyncRepairsDriftMadeWithIpvsadm(t *testing.T) {
 	v6 := ipvs.Service{ServiceKey: ipvs.TCPKey(netip.MustParseAddrPort("[fd00:100::1]:80")), Scheduler: "wlc", NetmaskBits: 128}
 	fwm := ipvs.Service{ServiceKey: ipvs.FWMarkKey(ipvs.IPv4, 9), Scheduler: "rr", NetmaskBits: 32}
 	desired := tableOf(
-		&Entry{Service: v4, RealServers: []ipvs.RealServer{rs("10.200.0.11", 1), rs("10.200.0.12", 2)}},
-		&Entry{Service: v6, RealServers: []ipvs.RealServer{rs("fd00:200::11", 1)}},
-		&Entry{Service: fwm, RealServers: []ipvs.RealServer{rs("10.200.0.21", 1)}},
+		&reconcile.Entry{Service: v4, RealServers: []ipvs.RealServer{rs("10.200.0.11", 1), rs("10.200.0.12", 2)}},
+		&reconcile.Entry{Service: v6, RealServers: []ipvs.RealServer{rs("fd00:200::11", 1)}},
+		&reconcile.Entry{Service: fwm, RealServers: []ipvs.RealServer{rs("10.200.0.21", 1)}},
 	)
 	if err := rec.ReadKernel(); err != nil {
 		t.Fatal(err)
@@ -69,7 +71,7 @@ func TestVMResyncRepairsDriftMadeWithIpvsadm(t *testing.T) {
 	}
 	want := saved()
 	resyncs := 0
-	resync := func() Result {
+	resync := func() reconcile.Result {
 		t.Helper()
 		res, err := rec.Resync(time.Now())
 		if err != nil {
@@ -150,13 +152,13 @@ func BenchmarkVMResync10kx4(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer kernel.Close()
-	table := bigTable(10000, 4)
+	table := reconciletest.BigTable(10000, 4)
 	for _, e := range table {
 		for i := range e.RealServers {
 			e.RealServers[i].Address = e.RealServers[i].Address.Next() // never x.y.z.0 or .255 of a local net
 		}
 	}
-	incremental, err := NewReconciler(ReconcilerOptions{Client: kernel, FullReadEvery: 1 << 30})
+	incremental, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: kernel, FullReadEvery: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,11 +168,11 @@ func BenchmarkVMResync10kx4(b *testing.B) {
 	if res := incremental.SetDesired(time.Now(), table); len(res.Failures) > 0 || len(res.Sent) != 50000 {
 		b.Fatalf("installing: %d writes, %d failures", len(res.Sent), len(res.Failures))
 	}
-	full, err := NewReconciler(ReconcilerOptions{Client: kernel, FullReadEvery: 1})
+	full, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: kernel, FullReadEvery: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, r := range []*Reconciler{incremental, full} {
+	for _, r := range []*reconcile.Reconciler{incremental, full} {
 		r.SetDesired(time.Now(), table) // no writes: both see the kernel equal to it after a resync
 		if _, err := r.Resync(time.Now()); err != nil {
 			b.Fatal(err)
@@ -224,19 +226,4 @@ func BenchmarkVMResync10kx4(b *testing.B) {
 	if ratio > 2 {
 		b.Errorf("a no-change resync took %.2fx a /proc/net/ip_vs read, goal <= 2", ratio)
 	}
-}
-
-// BenchmarkVMStatus10kx4 is benchStatus against the real kernel: GET
-// /status at 10,000 x 4 while 50 real servers a second flap, the cached
-// Status and the baseline that copies everything, side by side. Goal:
-// p99 <= 50 ms.
-func BenchmarkVMStatus10kx4(b *testing.B) {
-	l := lab.New(b, lab.Options{})
-	h := l.AddHost("director")
-	kernel, err := ipvs.New(ipvs.Options{NetNS: h.NetNSPath()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kernel.Close()
-	benchStatus(b, kernel, 10000, 30)
 }

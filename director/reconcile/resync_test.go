@@ -1,4 +1,4 @@
-package director
+package reconcile_test
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/reconcile/reconciletest"
 )
 
 func calls(f *ipvstest.Fake) []string {
@@ -22,10 +24,10 @@ func calls(f *ipvstest.Fake) []string {
 // settled returns a reconciler that has applied desired and resynced
 // once since (the resync after lvsd's own writes reads the services it
 // wrote again), with the fake's calls reset.
-func settled(t *testing.T, f *ipvstest.Fake, opts ReconcilerOptions, desired Table) *Reconciler {
+func settled(t *testing.T, f *ipvstest.Fake, opts reconcile.ReconcilerOptions, desired reconcile.Table) *reconcile.Reconciler {
 	t.Helper()
 	opts.Client = f
-	r, err := NewReconciler(opts)
+	r, err := reconcile.NewReconciler(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func settled(t *testing.T, f *ipvstest.Fake, opts ReconcilerOptions, desired Tab
 	return r
 }
 
-func resync(t *testing.T, r *Reconciler) Result {
+func resync(t *testing.T, r *reconcile.Reconciler) reconcile.Result {
 	t.Helper()
 	res, err := r.Resync(t0)
 	if err != nil {
@@ -56,7 +58,7 @@ func resync(t *testing.T, r *Reconciler) Result {
 // asks netlink nothing.
 func TestNoChangeResyncOfTenThousandServicesIsOneProcRead(t *testing.T) {
 	f := ipvstest.New()
-	r := settled(t, f, ReconcilerOptions{FullReadEvery: 1000}, bigTable(10000, 4))
+	r := settled(t, f, reconcile.ReconcilerOptions{FullReadEvery: 1000}, reconciletest.BigTable(10000, 4))
 	res := resync(t, r)
 	if diff := cmp.Diff([]string{"ServiceTable"}, calls(f)); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
@@ -70,10 +72,10 @@ func TestNoChangeResyncOfTenThousandServicesIsOneProcRead(t *testing.T) {
 // it wrote, and finds no drift in them.
 func TestResyncAfterOwnWritesRereadsOnlyThoseServices(t *testing.T) {
 	f := ipvstest.New()
-	desired := bigTable(100, 4)
-	r := settled(t, f, ReconcilerOptions{FullReadEvery: 1000}, desired)
+	desired := reconciletest.BigTable(100, 4)
+	r := settled(t, f, reconcile.ReconcilerOptions{FullReadEvery: 1000}, desired)
 	k := desired.Keys()[42]
-	changed := &Entry{Service: desired[k].Service, RealServers: slices.Clone(desired[k].RealServers)}
+	changed := &reconcile.Entry{Service: desired[k].Service, RealServers: slices.Clone(desired[k].RealServers)}
 	changed.RealServers[1].Weight = 0
 	r.SetService(t0, k, changed)
 	f.ResetCalls()
@@ -91,10 +93,10 @@ func TestResyncAfterOwnWritesRereadsOnlyThoseServices(t *testing.T) {
 // reads over netlink only the service that changed.
 func TestResyncRepairsDriftReadingOnlyTheChangedService(t *testing.T) {
 	rs := func(addr string, w int32) ipvs.RealServer { return real(addr, w) }
-	base := func() Table {
+	base := func() reconcile.Table {
 		return tableOf(
-			&Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{rs("10.0.0.1", 1), rs("10.0.0.2", 1)}},
-			&Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{rs("10.0.0.3", 1)}},
+			&reconcile.Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{rs("10.0.0.1", 1), rs("10.0.0.2", 1)}},
+			&reconcile.Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{rs("10.0.0.3", 1)}},
 		)
 	}
 	target := svc("192.168.0.100:80")
@@ -136,7 +138,7 @@ func TestResyncRepairsDriftReadingOnlyTheChangedService(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := ipvstest.New()
-			r := settled(t, f, ReconcilerOptions{FullReadEvery: 1000}, base())
+			r := settled(t, f, reconcile.ReconcilerOptions{FullReadEvery: 1000}, base())
 			if err := tc.drift(f); err != nil {
 				t.Fatal(err)
 			}
@@ -167,8 +169,8 @@ func TestResyncRepairsDriftReadingOnlyTheChangedService(t *testing.T) {
 // learn its key), read, and left alone.
 func TestResyncFindsAServiceAddedBehindItsBack(t *testing.T) {
 	f := ipvstest.New()
-	r := settled(t, f, ReconcilerOptions{FullReadEvery: 1000}, tableOf(
-		&Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
+	r := settled(t, f, reconcile.ReconcilerOptions{FullReadEvery: 1000}, tableOf(
+		&reconcile.Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
 	other := svc("192.168.0.200:443")
 	if err := f.AddService(other); err != nil {
 		t.Fatal(err)
@@ -195,8 +197,8 @@ func TestResyncFindsAServiceAddedBehindItsBack(t *testing.T) {
 func TestDriftProcCannotShowIsRepairedByTheFullRead(t *testing.T) {
 	f := ipvstest.New()
 	s := svc("192.168.0.100:80")
-	r := settled(t, f, ReconcilerOptions{FullReadEvery: 3}, tableOf(
-		&Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
+	r := settled(t, f, reconcile.ReconcilerOptions{FullReadEvery: 3}, tableOf(
+		&reconcile.Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
 	// settled made the full read at ReadKernel and one resync since.
 	changed := real("10.0.0.1", 1)
 	changed.UpperThreshold = 100
@@ -227,10 +229,10 @@ func TestFWMarkServicesOfBothFamiliesAreReadOverNetlink(t *testing.T) {
 	v4 := ipvs.Service{ServiceKey: ipvs.FWMarkKey(ipvs.IPv4, 7), Scheduler: "rr", NetmaskBits: 32}
 	v6 := ipvs.Service{ServiceKey: ipvs.FWMarkKey(ipvs.IPv6, 7), Scheduler: "rr", NetmaskBits: 128}
 	v6only := ipvs.Service{ServiceKey: ipvs.FWMarkKey(ipvs.IPv6, 8), Scheduler: "rr", NetmaskBits: 128}
-	r := settled(t, f, ReconcilerOptions{FullReadEvery: 1000}, tableOf(
-		&Entry{Service: v4, RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}},
-		&Entry{Service: v6, RealServers: []ipvs.RealServer{{Address: netip.MustParseAddr("fd00::1"), Port: 80, Forwarding: ipvs.DirectRoute, Weight: 1}}},
-		&Entry{Service: v6only}, // no real servers: /proc's guess of its family is IPv4
+	r := settled(t, f, reconcile.ReconcilerOptions{FullReadEvery: 1000}, tableOf(
+		&reconcile.Entry{Service: v4, RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}},
+		&reconcile.Entry{Service: v6, RealServers: []ipvs.RealServer{{Address: netip.MustParseAddr("fd00::1"), Port: 80, Forwarding: ipvs.DirectRoute, Weight: 1}}},
+		&reconcile.Entry{Service: v6only}, // no real servers: /proc's guess of its family is IPv4
 	))
 	for range 2 {
 		res := resync(t, r)
@@ -247,7 +249,7 @@ func TestFWMarkServicesOfBothFamiliesAreReadOverNetlink(t *testing.T) {
 func TestResyncReadsOverNetlinkWhenProcFails(t *testing.T) {
 	f := ipvstest.New()
 	s := svc("192.168.0.100:80")
-	r := settled(t, f, ReconcilerOptions{FullReadEvery: 1000}, tableOf(&Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
+	r := settled(t, f, reconcile.ReconcilerOptions{FullReadEvery: 1000}, tableOf(&reconcile.Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
 	f.Hook = func(c ipvstest.Call) error {
 		if c.Op == ipvstest.OpServiceTable {
 			return errors.New("open /proc/thread-self/net/ip_vs: permission denied")

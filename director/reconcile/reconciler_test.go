@@ -1,4 +1,4 @@
-package director
+package reconcile_test
 
 import (
 	"errors"
@@ -14,6 +14,8 @@ import (
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/reconcile/reconciletest"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -26,8 +28,8 @@ func real(addr string, w int32) ipvs.RealServer {
 	return ipvs.RealServer{Address: netip.MustParseAddr(addr), Port: 80, Forwarding: ipvs.DirectRoute, Weight: w}
 }
 
-func tableOf(entries ...*Entry) Table {
-	t := Table{}
+func tableOf(entries ...*reconcile.Entry) reconcile.Table {
+	t := reconcile.Table{}
 	for _, e := range entries {
 		t[e.Service.ServiceKey] = e
 	}
@@ -42,9 +44,9 @@ func writes(f *ipvstest.Fake) []string {
 	return out
 }
 
-func newTestReconciler(t *testing.T, f *ipvstest.Fake, dir string) *Reconciler {
+func newTestReconciler(t *testing.T, f *ipvstest.Fake, dir string) *reconcile.Reconciler {
 	t.Helper()
-	r, err := NewReconciler(ReconcilerOptions{Client: f, StateDir: dir})
+	r, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: f, StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +60,8 @@ func TestColdApplyOrdersServicesBeforeTheirRealServers(t *testing.T) {
 	f := ipvstest.New()
 	r := newTestReconciler(t, f, "")
 	res := r.SetDesired(t0, tableOf(
-		&Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{real("10.0.0.3", 1), real("10.0.0.2", 1)}},
-		&Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 2)}},
+		&reconcile.Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{real("10.0.0.3", 1), real("10.0.0.2", 1)}},
+		&reconcile.Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 2)}},
 	))
 	want := []string{
 		"AddService TCP 192.168.0.100:80 wrr",
@@ -79,7 +81,7 @@ func TestColdApplyOrdersServicesBeforeTheirRealServers(t *testing.T) {
 func TestReloadWithNoChangeSendsNoWrites(t *testing.T) {
 	f := ipvstest.New()
 	r := newTestReconciler(t, f, "")
-	desired := tableOf(&Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}})
+	desired := tableOf(&reconcile.Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}})
 	r.SetDesired(t0, desired)
 	f.ResetCalls()
 	r.SetDesired(t0, desired)
@@ -95,11 +97,11 @@ func TestEditsAreInPlace(t *testing.T) {
 	f := ipvstest.New()
 	r := newTestReconciler(t, f, "")
 	s := svc("192.168.0.100:80")
-	r.SetDesired(t0, tableOf(&Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 1), real("10.0.0.2", 1)}}))
+	r.SetDesired(t0, tableOf(&reconcile.Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 1), real("10.0.0.2", 1)}}))
 	f.ResetCalls()
 
 	s.Scheduler, s.Flags, s.Timeout = "wlc", ipvs.FlagPersistent, 300
-	r.SetDesired(t0, tableOf(&Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 5), real("10.0.0.3", 1)}}))
+	r.SetDesired(t0, tableOf(&reconcile.Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 5), real("10.0.0.3", 1)}}))
 	want := []string{
 		"UpdateService TCP 192.168.0.100:80 wlc",
 		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=5",
@@ -114,11 +116,11 @@ func TestEditsAreInPlace(t *testing.T) {
 func TestRemovalDeletesRealServersBeforeTheirService(t *testing.T) {
 	f := ipvstest.New()
 	r := newTestReconciler(t, f, "")
-	keep := &Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}
-	gone := &Entry{Service: svc("192.168.0.99:80"), RealServers: []ipvs.RealServer{real("10.0.0.8", 1), real("10.0.0.9", 1)}}
+	keep := &reconcile.Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}
+	gone := &reconcile.Entry{Service: svc("192.168.0.99:80"), RealServers: []ipvs.RealServer{real("10.0.0.8", 1), real("10.0.0.9", 1)}}
 	r.SetDesired(t0, tableOf(keep, gone))
 	f.ResetCalls()
-	r.SetDesired(t0, tableOf(keep, &Entry{Service: svc("192.168.0.200:80")}))
+	r.SetDesired(t0, tableOf(keep, &reconcile.Entry{Service: svc("192.168.0.200:80")}))
 	want := []string{
 		"AddService TCP 192.168.0.200:80 wrr",
 		"DeleteRealServer TCP 192.168.0.99:80 -> 10.0.0.8:80",
@@ -140,14 +142,14 @@ func TestRestartWithTheSameConfigWritesNothing(t *testing.T) {
 	dir := t.TempDir()
 	f := ipvstest.New()
 	desired := tableOf(
-		&Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1), real("10.0.0.2", 2)}},
-		&Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{real("10.0.0.3", 1)}},
+		&reconcile.Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1), real("10.0.0.2", 2)}},
+		&reconcile.Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{real("10.0.0.3", 1)}},
 	)
 	first := newTestReconciler(t, f, dir)
 	first.SetDesired(t0, desired)
 	f.ResetCalls()
 
-	again, err := NewReconciler(ReconcilerOptions{Client: f, StateDir: dir})
+	again, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: f, StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +169,7 @@ func TestUnownedRulesAreNeverTouched(t *testing.T) {
 	f.AddRealServer(theirs.ServiceKey, real("172.16.0.2", 1))
 	r := newTestReconciler(t, f, "")
 	f.ResetCalls()
-	res := r.SetDesired(t0, tableOf(&Entry{Service: svc("192.168.0.100:80")}))
+	res := r.SetDesired(t0, tableOf(&reconcile.Entry{Service: svc("192.168.0.100:80")}))
 	for _, c := range f.Writes() {
 		if c.Service.ServiceKey == theirs.ServiceKey {
 			t.Errorf("touched an unowned service: %v", c)
@@ -181,7 +183,7 @@ func TestUnownedRulesAreNeverTouched(t *testing.T) {
 func TestStateFileOwnershipSurvivesARestart(t *testing.T) {
 	dir := t.TempDir()
 	f := ipvstest.New()
-	old := &Entry{Service: svc("192.168.0.50:80"), RealServers: []ipvs.RealServer{real("10.0.0.5", 1)}}
+	old := &reconcile.Entry{Service: svc("192.168.0.50:80"), RealServers: []ipvs.RealServer{real("10.0.0.5", 1)}}
 	r := newTestReconciler(t, f, dir)
 	r.SetDesired(t0, tableOf(old))
 	theirs := svc("172.16.0.1:443")
@@ -191,7 +193,7 @@ func TestStateFileOwnershipSurvivesARestart(t *testing.T) {
 	// is still owned through the state file and so removed; theirs stays.
 	f.ResetCalls()
 	r2 := newTestReconciler(t, f, dir)
-	r2.SetDesired(t0, tableOf(&Entry{Service: svc("192.168.0.100:80")}))
+	r2.SetDesired(t0, tableOf(&reconcile.Entry{Service: svc("192.168.0.100:80")}))
 	got := writes(f)
 	if !slices.Contains(got, "DeleteService TCP 192.168.0.50:80") {
 		t.Errorf("the previously owned service was not removed: %v", got)
@@ -199,14 +201,14 @@ func TestStateFileOwnershipSurvivesARestart(t *testing.T) {
 	if _, err := f.Service(theirs.ServiceKey); err != nil {
 		t.Errorf("unowned service gone: %v", err)
 	}
-	owned, err := LoadOwned(dir)
+	owned, err := reconcile.LoadOwned(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(owned) != 1 || !owned[svc("192.168.0.100:80").ServiceKey] {
 		t.Errorf("state file owns %v, want only the new service", owned)
 	}
-	fi, err := os.Stat(filepath.Join(dir, StateFileName))
+	fi, err := os.Stat(filepath.Join(dir, reconcile.StateFileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,21 +224,21 @@ func TestStateFileIsNeverWrittenThroughASymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An attacker plants the temp name and the final name as links.
-	os.Symlink(target, filepath.Join(dir, StateFileName+".new"))
-	if err := SaveOwned(dir, map[ipvs.ServiceKey]bool{svc("192.168.0.1:80").ServiceKey: true}); err != nil {
+	os.Symlink(target, filepath.Join(dir, reconcile.StateFileName+".new"))
+	if err := reconcile.SaveOwned(dir, map[ipvs.ServiceKey]bool{svc("192.168.0.1:80").ServiceKey: true}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(target); string(b) != "precious\n" {
 		t.Errorf("the link target was written: %q", b)
 	}
-	os.Remove(filepath.Join(dir, StateFileName))
-	os.Symlink(target, filepath.Join(dir, StateFileName))
-	if _, err := LoadOwned(dir); err == nil {
+	os.Remove(filepath.Join(dir, reconcile.StateFileName))
+	os.Symlink(target, filepath.Join(dir, reconcile.StateFileName))
+	if _, err := reconcile.LoadOwned(dir); err == nil {
 		t.Error("LoadOwned followed a symlink")
 	}
 	linkDir := filepath.Join(t.TempDir(), "state")
 	os.Symlink(t.TempDir(), linkDir)
-	if err := SaveOwned(linkDir, nil); err == nil {
+	if err := reconcile.SaveOwned(linkDir, nil); err == nil {
 		t.Error("SaveOwned wrote into a symlinked state directory")
 	}
 }
@@ -245,7 +247,7 @@ func TestResyncRepairsDrift(t *testing.T) {
 	f := ipvstest.New()
 	r := newTestReconciler(t, f, "")
 	s := svc("192.168.0.100:80")
-	r.SetDesired(t0, tableOf(&Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
+	r.SetDesired(t0, tableOf(&reconcile.Entry{Service: s, RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
 	f.DeleteService(s.ServiceKey) // someone ran ipvsadm -D
 	f.ResetCalls()
 	res, err := r.Resync(t0)
@@ -273,8 +275,8 @@ func TestAFailedOpIsRetriedWithBackoffAndDoesNotStopOthers(t *testing.T) {
 		return nil
 	}
 	res := r.SetDesired(t0, tableOf(
-		&Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1), bad}},
-		&Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{real("10.0.0.2", 1)}},
+		&reconcile.Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1), bad}},
+		&reconcile.Entry{Service: svc("192.168.0.101:80"), RealServers: []ipvs.RealServer{real("10.0.0.2", 1)}},
 	))
 	if len(res.Failures) != 1 || res.Failures[0].Op.RealServer.Address != bad.Address {
 		t.Fatalf("failures = %v, want the one real server", res.Failures)
@@ -305,8 +307,8 @@ func TestRealServersOfAFailedServiceAreSkipped(t *testing.T) {
 	f := ipvstest.New()
 	f.SetSchedulers("rr")
 	r := newTestReconciler(t, f, "")
-	res := r.SetDesired(t0, tableOf(&Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
-	if len(res.Failures) != 2 || !errors.Is(res.Failures[0].Err, ipvs.ErrNotSupported) || res.Failures[1].Err != errSkipped {
+	res := r.SetDesired(t0, tableOf(&reconcile.Entry{Service: svc("192.168.0.100:80"), RealServers: []ipvs.RealServer{real("10.0.0.1", 1)}}))
+	if len(res.Failures) != 2 || !errors.Is(res.Failures[0].Err, ipvs.ErrNotSupported) || res.Failures[1].Err != reconcile.ErrSkipped {
 		t.Errorf("failures = %v, want the scheduler error then a skipped real server", res.Failures)
 	}
 	if n := len(f.Writes()); n != 1 {
@@ -319,13 +321,13 @@ func TestRealServersOfAFailedServiceAreSkipped(t *testing.T) {
 func TestOneWeightChangeInTenThousandServicesIsOneWrite(t *testing.T) {
 	f := ipvstest.New()
 	r := newTestReconciler(t, f, "")
-	desired := bigTable(10000, 4)
+	desired := reconciletest.BigTable(10000, 4)
 	r.SetDesired(t0, desired)
 	f.ResetCalls()
 
 	k := desired.Keys()[5000]
 	e := desired[k]
-	changed := &Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
+	changed := &reconcile.Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
 	changed.RealServers[2].Weight = 0
 	r.SetService(t0, k, changed)
 	if w := writes(f); len(w) != 1 || f.Calls()[0].Op != ipvstest.OpUpdateRealServer {
@@ -342,22 +344,6 @@ func TestOneWeightChangeInTenThousandServicesIsOneWrite(t *testing.T) {
 	}
 }
 
-func bigTable(services, realServers int) Table {
-	t := Table{}
-	for i := range services {
-		vip := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 100 + byte(i>>16), byte(i >> 8), byte(i)}), 80)
-		e := &Entry{Service: ipvs.Service{ServiceKey: ipvs.TCPKey(vip), Scheduler: "wrr", NetmaskBits: 32}}
-		for j := range realServers {
-			e.RealServers = append(e.RealServers, ipvs.RealServer{
-				Address: netip.AddrFrom4([4]byte{10, 200 + byte(j), byte(i >> 8), byte(i)}), Port: 80,
-				Forwarding: ipvs.DirectRoute, Weight: 1,
-			})
-		}
-		t[e.Service.ServiceKey] = e
-	}
-	return t
-}
-
 func TestExpandAppliesHealth(t *testing.T) {
 	ds := config.DesiredService{
 		Service: svc("192.168.0.100:80"),
@@ -369,7 +355,7 @@ func TestExpandAppliesHealth(t *testing.T) {
 	down := func(addrs ...string) func(ipvs.RealServerKey) bool {
 		return func(k ipvs.RealServerKey) bool { return !slices.Contains(addrs, k.Address.String()) }
 	}
-	show := func(e *Entry) string {
+	show := func(e *reconcile.Entry) string {
 		s := ""
 		for _, r := range e.RealServers {
 			s += fmt.Sprintf("%v=%d ", r.Address, r.Weight)
@@ -388,11 +374,11 @@ func TestExpandAppliesHealth(t *testing.T) {
 		{config.Remove, []string{"10.0.0.1", "10.0.0.2"}, "10.0.0.99=1 "},
 	} {
 		ds.OnFailure = tc.onFailure
-		if got := show(Expand(ds, down(tc.down...))); got != tc.want {
+		if got := show(reconcile.Expand(ds, down(tc.down...))); got != tc.want {
 			t.Errorf("%s with %v down: %q, want %q", tc.onFailure, tc.down, got, tc.want)
 		}
 	}
-	if w := UpWeight(ds, down("10.0.0.1")); w != 2 {
+	if w := reconcile.UpWeight(ds, down("10.0.0.1")); w != 2 {
 		t.Errorf("UpWeight = %d, want 2", w)
 	}
 }
@@ -401,18 +387,18 @@ func TestExpandAppliesHealth(t *testing.T) {
 // a large table, on the fake kernel: it must not grow with the table.
 func BenchmarkOneChangeIn10000Services(b *testing.B) {
 	f := ipvstest.New()
-	r, err := NewReconciler(ReconcilerOptions{Client: f, StateDir: b.TempDir()})
+	r, err := reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: f, StateDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	desired := bigTable(10000, 4)
+	desired := reconciletest.BigTable(10000, 4)
 	r.SetDesired(t0, desired)
 	keys := desired.Keys()
 	b.ResetTimer()
 	for i := range b.N {
 		k := keys[(i*37)%len(keys)]
 		e := desired[k]
-		changed := &Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
+		changed := &reconcile.Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
 		changed.RealServers[i%4].Weight = int32(i % 2)
 		r.SetService(t0, k, changed)
 		desired[k] = changed

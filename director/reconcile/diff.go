@@ -1,13 +1,19 @@
-// Package director is lvsd's engine: it expands the config into the IPVS
-// table lvsd wants, diffs it against the kernel, and applies the
-// difference as an ordered list of operations; health results decide the
-// weights, and drift is repaired by a periodic resync.
+// Package reconcile keeps the kernel's IPVS table equal to the one lvsd
+// wants, for the services lvsd owns: Expand turns a configured service
+// and its real servers' health into an Entry (config.Config.Desired, in
+// director/config, is the other half: it resolves the config into one
+// DesiredService per IPVS key); Diff computes the ordered operations
+// between two tables; Apply sends them through an ipvs.Client; the
+// Reconciler ties them to a cache of the kernel, so that a change to one
+// real server costs one write, not a read of the whole kernel table, and
+// repairs drift by a periodic Resync. Ownership is remembered across
+// restarts in a state file (LoadOwned, SaveOwned), written with tight
+// modes and never through a symlink; Reconciler.Plan is the dry run
+// behind `lvsd plan`.
 //
-// The parts are pure where they can be: Diff computes operations from two
-// tables, Apply sends them through an ipvs.Client, and the Reconciler ties
-// them to a cache of the kernel so that a change to one real server costs
-// one write, not a read of the whole kernel table.
-package director
+// It knows nothing of the daemon, health checks or VRRP: director wires
+// it to them.
+package reconcile
 
 import (
 	"cmp"
@@ -31,11 +37,13 @@ type Table map[ipvs.ServiceKey]*Entry
 // Keys returns the table's keys in ServiceKey.Less order.
 func (t Table) Keys() []ipvs.ServiceKey {
 	keys := slices.Collect(maps.Keys(t))
-	slices.SortFunc(keys, compareKeys)
+	slices.SortFunc(keys, CompareKeys)
 	return keys
 }
 
-func compareKeys(a, b ipvs.ServiceKey) int {
+// CompareKeys orders service keys as ServiceKey.Less does, for
+// slices.SortFunc.
+func CompareKeys(a, b ipvs.ServiceKey) int {
 	switch {
 	case a.Less(b):
 		return -1

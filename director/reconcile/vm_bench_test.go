@@ -1,6 +1,6 @@
 //go:build vmtest
 
-package director
+package reconcile_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/reconcile"
+	"github.com/lvskit/lvskit/director/reconcile/reconciletest"
 	"github.com/lvskit/lvskit/internal/lab"
 )
 
@@ -49,7 +51,7 @@ func (c *countingClient) DeleteRealServer(k ipvs.ServiceKey, r ipvs.RealServerKe
 }
 
 // ipvsadmRules renders a table as ipvsadm -R input.
-func ipvsadmRules(t Table) string {
+func ipvsadmRules(t reconcile.Table) string {
 	var b strings.Builder
 	for _, k := range t.Keys() {
 		e := t[k]
@@ -75,7 +77,7 @@ func medianOf(d []time.Duration) time.Duration {
 // writes a no-change reload sends (goal 0).
 func BenchmarkVMReconcile10kx4(b *testing.B) {
 	l := lab.New(b, lab.Options{})
-	table := bigTable(10000, 4)
+	table := reconciletest.BigTable(10000, 4)
 	for _, e := range table {
 		for i := range e.RealServers {
 			e.RealServers[i].Address = e.RealServers[i].Address.Next() // never x.y.z.0 or .255 of a local net
@@ -92,7 +94,7 @@ func BenchmarkVMReconcile10kx4(b *testing.B) {
 	// servers searches it, which would slow whichever tool ran second.
 	var (
 		ours, theirs []time.Duration
-		rec          *Reconciler
+		rec          *reconcile.Reconciler
 		c            *countingClient
 	)
 	for round := range 3 {
@@ -110,7 +112,7 @@ func BenchmarkVMReconcile10kx4(b *testing.B) {
 		}
 		defer kernel.Close()
 		c = &countingClient{Client: kernel}
-		rec, err = NewReconciler(ReconcilerOptions{Client: c})
+		rec, err = reconcile.NewReconciler(reconcile.ReconcilerOptions{Client: c})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -136,7 +138,7 @@ func BenchmarkVMReconcile10kx4(b *testing.B) {
 	for i := range 200 {
 		k := keys[(i*37)%len(keys)]
 		e := table[k]
-		changed := &Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
+		changed := &reconcile.Entry{Service: e.Service, RealServers: slices.Clone(e.RealServers)}
 		changed.RealServers[i%4].Weight = int32(i % 2)
 		before := c.writes.Load()
 		start := time.Now()

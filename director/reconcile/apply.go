@@ -1,4 +1,4 @@
-package director
+package reconcile
 
 import (
 	"errors"
@@ -16,9 +16,9 @@ type Failure struct {
 
 func (f Failure) Error() string { return fmt.Sprintf("%v: %v", f.Op, f.Err) }
 
-// errSkipped marks real-server ops not sent because their service could
+// ErrSkipped marks real-server ops not sent because their service could
 // not be added.
-var errSkipped = errors.New("skipped: the service could not be added")
+var ErrSkipped = errors.New("skipped: the service could not be added")
 
 // Apply sends ops in order through c. A failed op does not stop the
 // others; only the real-server ops of a service whose AddService failed
@@ -33,7 +33,7 @@ func Apply(c ipvs.Client, ops []Op, cache Table) []Failure {
 	for _, op := range ops {
 		k := op.Service.ServiceKey
 		if failed[k] && op.Kind != AddService {
-			failures = append(failures, Failure{Op: op, Err: errSkipped})
+			failures = append(failures, Failure{Op: op, Err: ErrSkipped})
 			continue
 		}
 		if err := send(c, op); err != nil {

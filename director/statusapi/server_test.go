@@ -1,10 +1,11 @@
-package director
+package statusapi
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"io/fs"
 	"net"
@@ -17,8 +18,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/lvskit/lvskit/director/config"
 )
 
 func fixtureStatus() Status {
@@ -208,7 +207,7 @@ func fetchStatus(t *testing.T, c *http.Client, url string) Status {
 }
 
 func TestListenTCP(t *testing.T) {
-	ln, err := Listen(config.ListenAddress{Network: "tcp", Address: "127.0.0.1:0"})
+	ln, err := Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,17 +225,17 @@ func TestListenTCP(t *testing.T) {
 }
 
 func TestListenOff(t *testing.T) {
-	if _, err := Listen(config.ListenAddress{}); err == nil {
+	if _, err := Listen("", ""); err == nil {
 		t.Error("no error for a listener that is off")
 	}
-	if _, err := Listen(config.ListenAddress{Network: "unix", Address: "relative.sock"}); err == nil {
+	if _, err := Listen("unix", "relative.sock"); err == nil {
 		t.Error("no error for a relative socket path")
 	}
 }
 
 func TestListenUnix(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "status.sock")
-	ln, err := Listen(config.ListenAddress{Network: "unix", Address: path})
+	ln, err := Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +260,7 @@ func TestListenUnix(t *testing.T) {
 	}
 
 	// A second lvsd must not take over a live socket.
-	if _, err := Listen(config.ListenAddress{Network: "unix", Address: path}); !errors.Is(err, ErrSocketInUse) {
+	if _, err := Listen("unix", path); !errors.Is(err, ErrSocketInUse) {
 		t.Errorf("second Listen: %v, want ErrSocketInUse", err)
 	}
 	fetchStatus(t, unixClient(path), "http://lvsd/status")
@@ -283,7 +282,7 @@ func TestListenStaleSocket(t *testing.T) {
 	}
 	old.SetUnlinkOnClose(false)
 	old.Close()
-	ln, err := Listen(config.ListenAddress{Network: "unix", Address: path})
+	ln, err := Listen("unix", path)
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
@@ -320,7 +319,7 @@ func TestListenRefusesNonSockets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ln, err := Listen(config.ListenAddress{Network: "unix", Address: path})
+			ln, err := Listen("unix", path)
 			if err == nil {
 				ln.Close()
 				t.Fatal("Listen replaced it")
@@ -348,7 +347,7 @@ func TestListenRefusesNonSockets(t *testing.T) {
 // Closing the listener leaves alone whatever replaced its socket.
 func TestListenCloseKeepsReplacement(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "status.sock")
-	ln, err := Listen(config.ListenAddress{Network: "unix", Address: path})
+	ln, err := Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +369,7 @@ func TestServeGraceful(t *testing.T) {
 		<-release
 		return fixtureStatus()
 	})
-	ln, err := Listen(config.ListenAddress{Network: "tcp", Address: "127.0.0.1:0"})
+	ln, err := Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,26 +403,30 @@ func TestServeGraceful(t *testing.T) {
 	}
 }
 
-func TestMetricsServe(t *testing.T) {
-	m := newTestMetrics(t, procRoot(t, "lab"), nil)
-	ln, err := Listen(config.ListenAddress{Network: "tcp", Address: "127.0.0.1:0"})
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, path, got)
+		return
+	}
+	want, err := os.ReadFile(path)
 	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
+	}
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Serve(ctx, ln) }()
-	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "node_ipvs_backend_weight{") {
-		t.Errorf("/metrics: %d %.200s", resp.StatusCode, b)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("shutdown: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package director
+package reconcile
 
 import (
 	"encoding/json"
@@ -112,7 +112,7 @@ func SaveOwned(dir string, owned map[ipvs.ServiceKey]bool) error {
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, compareKeys)
+	slices.SortFunc(keys, CompareKeys)
 	st := stateFile{Version: 1, Services: make([]stateEntry, 0, len(keys))}
 	for _, k := range keys {
 		st.Services = append(st.Services, toStateEntry(k))

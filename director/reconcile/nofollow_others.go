@@ -1,6 +1,6 @@
 //go:build !unix
 
-package director
+package reconcile
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package director
+package reconcile
 
 import (
 	"fmt"
@@ -224,7 +224,7 @@ func (r *Reconciler) Resync(now time.Time) (Result, error) {
 // diffKeysLocked is Diff(r.desired, r.cache, r.owned) restricted to
 // keys, with the unowned services of the whole cache.
 func (r *Reconciler) diffKeysLocked(keys []ipvs.ServiceKey) Plan {
-	slices.SortFunc(keys, compareKeys)
+	slices.SortFunc(keys, CompareKeys)
 	keys = slices.Compact(keys)
 	var plan Plan
 	var removals []Op
@@ -242,7 +242,7 @@ func (r *Reconciler) diffKeysLocked(keys []ipvs.ServiceKey) Plan {
 			plan.Unowned = append(plan.Unowned, k)
 		}
 	}
-	slices.SortFunc(plan.Unowned, compareKeys)
+	slices.SortFunc(plan.Unowned, CompareKeys)
 	return plan
 }
 
@@ -479,9 +479,9 @@ func (r *Reconciler) applyLocked(now time.Time, plan Plan) Result {
 	for _, f := range failures {
 		failedKeys[f.Op.Service.ServiceKey] = true
 		r.stats.OpsFailed[f.Op.Kind]++
-		if f.Err != errSkipped {
+		if f.Err != ErrSkipped {
 			r.log.Error("IPVS write failed", "op", f.Op.Kind.String(), "service", f.Op.Service.ServiceKey.String(),
-				"rs", rsString(f.Op), "err", f.Err)
+				"rs", f.Op.RealServerString(), "err", f.Err)
 		}
 	}
 	for _, op := range plan.Ops {
@@ -548,7 +548,8 @@ func (r *Reconciler) saveOwnedLocked() {
 	r.ownedDirty = false
 }
 
-func rsString(op Op) string {
+// RealServerString names the op's real server; empty for a service op.
+func (op Op) RealServerString() string {
 	if op.Kind < AddRealServer {
 		return ""
 	}

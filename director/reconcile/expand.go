@@ -1,4 +1,4 @@
-package director
+package reconcile
 
 import (
 	"github.com/lvskit/lvskit/director/config"
