@@ -141,7 +141,7 @@ func statusLatencies(tb testing.TB, d *Daemon, ids []string, h http.Handler, n i
 		start := time.Now()
 		h.ServeHTTP(w, httptest.NewRequest("GET", "/status", nil))
 		lat = append(lat, time.Since(start))
-		if w.code != 200 || w.n < 1<<20 {
+		if w.code != 200 || w.n == 0 {
 			tb.Fatalf("GET /status: %d, %d bytes", w.code, w.n)
 		}
 	}

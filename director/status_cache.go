@@ -1,6 +1,9 @@
 package director
 
 import (
+	"slices"
+	"sync/atomic"
+
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/statusapi"
 )
@@ -21,7 +24,7 @@ type statusCache struct {
 	versions []uint64
 	// gen numbers the encodings: each new one gets the next (it is not
 	// reset with the entries, so a reload changes every ETag).
-	gen uint64
+	gen atomic.Uint64
 }
 
 type cachedStatus struct {
@@ -31,8 +34,14 @@ type cachedStatus struct {
 	kernel uint64
 	// stale says its health, last check or quorum changed since.
 	stale bool
-	// json is status encoded for the status API, made at the first
-	// request that needs it and never modified; gen numbers it.
+	// encoded is status encoded for the status API, made at the first
+	// request that needs it, outside the daemon's mu (encoding 10,000
+	// services after a reload takes a while, and the daemon's loop must
+	// not wait for it), and never modified.
+	encoded atomic.Pointer[encodedStatus]
+}
+
+type encodedStatus struct {
 	json []byte
 	gen  uint64
 }
@@ -57,25 +66,6 @@ func (d *Daemon) serviceStatusesLocked() []ServiceStatus {
 		out = append(out, e.status)
 	}
 	return out
-}
-
-// encodedServicesLocked is serviceStatusesLocked encoded for the status
-// API: only services rebuilt since the last request are encoded.
-func (d *Daemon) encodedServicesLocked() ([]statusapi.EncodedService, error) {
-	entries := d.refreshStatusLocked()
-	out := make([]statusapi.EncodedService, 0, len(entries))
-	for _, e := range entries {
-		if e.json == nil {
-			b, err := statusapi.EncodeService(e.status)
-			if err != nil {
-				return nil, err
-			}
-			d.status.gen++
-			e.json, e.gen = b, d.status.gen
-		}
-		out = append(out, statusapi.EncodedService{Key: e.status.Key, JSON: e.json, Gen: e.gen})
-	}
-	return out, nil
 }
 
 // refreshStatusLocked rebuilds the cached statuses that changed and
@@ -107,12 +97,36 @@ func (d *Daemon) EncodedStatus() (statusapi.Encoded, error) {
 	vrrpStatus := d.vrrpStatus()
 	bgpStatus := d.bgpStatus()
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	services, err := d.encodedServicesLocked()
-	if err != nil {
-		return statusapi.Encoded{}, err
+	entries := slices.Clone(d.refreshStatusLocked())
+	head := d.statusHeadLocked(vrrpStatus, bgpStatus)
+	d.mu.Unlock()
+	services := make([]statusapi.EncodedService, 0, len(entries))
+	for _, e := range entries {
+		enc, err := d.status.encode(e)
+		if err != nil {
+			return statusapi.Encoded{}, err
+		}
+		services = append(services, statusapi.EncodedService{Key: e.status.Key, JSON: enc.json, Gen: enc.gen})
 	}
-	return statusapi.Encoded{Status: d.statusHeadLocked(vrrpStatus, bgpStatus), Services: services}, nil
+	return statusapi.Encoded{Status: head, Services: services}, nil
+}
+
+// encode returns e's encoding, made now if no request made it yet. Two
+// requests may both encode a service; the first to store its encoding
+// wins, and both serve that one.
+func (c *statusCache) encode(e *cachedStatus) (*encodedStatus, error) {
+	if enc := e.encoded.Load(); enc != nil {
+		return enc, nil
+	}
+	b, err := statusapi.EncodeService(e.status)
+	if err != nil {
+		return nil, err
+	}
+	enc := &encodedStatus{json: b, gen: c.gen.Add(1)}
+	if !e.encoded.CompareAndSwap(nil, enc) {
+		enc = e.encoded.Load()
+	}
+	return enc, nil
 }
 
 // statusHeadLocked is the Status without its services.

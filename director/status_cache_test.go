@@ -137,3 +137,32 @@ func TestEncodedStatusIsTheStatusAsEncodingJSONWritesIt(t *testing.T) {
 		t.Errorf("If-None-Match with an old tag: %d, want 200", rec.Code)
 	}
 }
+
+// Requests encode services outside the daemon's lock while transitions
+// change them: run under -race, with two clients and flaps at once.
+func TestEncodedStatusUnderConcurrentRequestsAndFlaps(t *testing.T) {
+	d, ids := statusBenchDaemon(t, ipvstest.New(), 50, 4)
+	h := statusapi.NewEncodedStatusHandler(d.EncodedStatus)
+	done := make(chan []int)
+	go func() {
+		var codes []int
+		for range 30 {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+			codes = append(codes, rec.Code)
+		}
+		done <- codes
+	}()
+	statusLatencies(t, d, ids, h, 30, 500)
+	if codes := <-done; slices.ContainsFunc(codes, func(c int) bool { return c != 200 }) {
+		t.Errorf("the other client's answers: %v", codes)
+	}
+	// Once the flaps stop, what is served is the status again.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	var want bytes.Buffer
+	json.NewEncoder(&want).Encode(d.Status())
+	if !bytes.Equal(rec.Body.Bytes(), want.Bytes()) {
+		t.Error("after concurrent requests and flaps, GET /status differs from encoding/json's Status")
+	}
+}
