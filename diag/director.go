@@ -126,7 +126,13 @@ func (r *run) gatherDirector(ctx context.Context) *directorView {
 
 	// lvsd's status API.
 	if r.env.LVSD != nil {
-		st, err := r.env.LVSD.Status(ctx)
+		var st statusapi.Status
+		var err error
+		if vs, ok := r.env.LVSD.(VIPStatusSource); ok {
+			st, err = vs.StatusOfVIP(ctx, r.opts.VIP)
+		} else {
+			st, err = r.env.LVSD.Status(ctx)
+		}
 		if err != nil {
 			v.StatusErr = err
 		} else {
@@ -395,7 +401,7 @@ by hand:
 	}
 	if !v.IPVS && v.Status != nil && len(v.StatusServices) == 0 {
 		o.add(Finding{ID: "director-no-service", Severity: Critical, Subject: "lvsd service for " + r.vipPort(),
-			Evidence: []string{fmt.Sprintf("lvsd (%s) has %d service%s, none for %s", v.Status.Config, len(v.Status.Services), plural(len(v.Status.Services)), r.vipPort())},
+			Evidence: []string{lvsdServicesEvidence(v.Status, r.opts.VIP, r.vipPort())},
 			Fix:      "Add the service to lvsd's config (virtual_services), check it and reload:\n  lvsd check --config " + v.Status.Config + "\n  systemctl reload lvsd"})
 	}
 }
@@ -654,4 +660,23 @@ func shortErr(err error) string {
 		return "ip_vs is not loaded here"
 	}
 	return err.Error()
+}
+
+// lvsdServicesEvidence says what lvsd has instead of a service for
+// vipPort: its services on the VIP's address (other ports or
+// protocols), which is all a status read for the VIP holds.
+func lvsdServicesEvidence(st *statusapi.Status, vip netip.Addr, vipPort string) string {
+	var keys []string
+	for _, s := range st.Services {
+		if k, err := ipvs.ParseServiceKey(s.Key); err == nil && !k.IsFWMark() && k.Address == vip {
+			keys = append(keys, s.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return fmt.Sprintf("lvsd (%s) has no service on %s, so none for %s", st.Config, vip, vipPort)
+	}
+	if len(keys) > 5 {
+		keys = append(keys[:5], fmt.Sprintf("%d more", len(keys)-5))
+	}
+	return fmt.Sprintf("lvsd (%s) has %s on %s, none for %s", st.Config, strings.Join(keys, ", "), vip, vipPort)
 }
