@@ -115,6 +115,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkLab' -benchmem $(BENCH_PKGS)
 	bench/conntable.sh
 	bench/lvstop.sh
+	bench/bgp-cost.sh
 	$(MAKE) bench-vrrp
 	$(MAKE) bench-vm
 	$(MAKE) bench-trace-6.1

@@ -67,14 +67,3 @@ func listOrNone(s []string) string {
 	}
 	return strings.Join(s, ", ")
 }
-
-// directorBGP adds the BGP notes and findings of lvsd's status.
-func (r *run) directorBGP(v *directorView, o *outcome) {
-	notes, findings := bgpFindings(bgpFacts{VIP: r.opts.VIP, BGP: v.Status.BGP})
-	for _, n := range notes {
-		o.note("%s", n)
-	}
-	for _, f := range findings {
-		o.add(f)
-	}
-}

@@ -23,51 +23,67 @@ func (o Options) probeKind(port uint16) ProbeKind {
 	return ProbeTCP
 }
 
+// realServersFacts are what check 3 (Each real server) decides from:
+// each real server's address with its probe's result.
+type realServersFacts struct {
+	target
+	// Known says any source of real servers was at hand (this host's
+	// IPVS, lvsd or its config).
+	Known   bool
+	Targets []netip.AddrPort
+	Results []ProbeResult
+}
+
 func checkRealServers(ctx context.Context, r *run) outcome {
 	if r.env.Prober == nil {
 		return couldNotRun("no prober on this system")
 	}
 	v := r.getDirector(ctx)
-	var targets []netip.AddrPort
+	f := realServersFacts{target: r.target(), Known: v.haveAny()}
 	for _, rs := range v.RealServers {
 		ap := rs.Address
 		if ap.Port() == 0 {
 			ap = netip.AddrPortFrom(ap.Addr(), r.opts.Port)
 		}
-		if ap.Port() == 0 || slices.Contains(targets, ap) {
+		if ap.Port() == 0 || slices.Contains(f.Targets, ap) {
 			continue
 		}
-		targets = append(targets, ap)
+		f.Targets = append(f.Targets, ap)
 	}
-	if len(targets) == 0 {
-		if !v.haveAny() {
-			return couldNotRun("no real servers known: run lvsdiag on the director, or pass --lvsd URL or --config FILE")
-		}
-		return notApplicable("the director has no real servers for %s", r.vipPort())
-	}
-	kind := r.opts.probeKind(targets[0].Port())
-	results := make([]ProbeResult, len(targets))
+	f.Results = make([]ProbeResult, len(f.Targets))
 	var wg sync.WaitGroup
-	for i, t := range targets {
+	for i, t := range f.Targets {
 		wg.Go(func() {
-			results[i] = r.env.Prober.Probe(ctx, ProbeRequest{Kind: r.opts.probeKind(t.Port()), Address: t, Host: r.opts.host(), Path: r.opts.Path})
+			f.Results[i] = r.env.Prober.Probe(ctx, ProbeRequest{Kind: r.opts.probeKind(t.Port()), Address: t, Host: r.opts.host(), Path: r.opts.Path})
 		})
 	}
 	wg.Wait()
+	return realServersFindings(f)
+}
 
+// realServersFindings decides check 3 from its facts: a real server that
+// does not answer, answers with an error, or answers otherwise than the
+// others.
+func realServersFindings(f realServersFacts) outcome {
+	if len(f.Targets) == 0 {
+		if !f.Known {
+			return couldNotRun("no real servers known: run lvsdiag on the director, or pass --lvsd URL or --config FILE")
+		}
+		return notApplicable("the director has no real servers for %s", f.vipPort())
+	}
 	var o outcome
-	if kind != ProbeTCP {
-		o.note("%s GET %s with Host: %s, straight to each real server", strings.ToUpper(string(kind)), r.opts.Path, r.opts.host())
+	if kind := f.probeKind(f.Targets[0].Port()); kind != ProbeTCP {
+		o.note("%s GET %s with Host: %s, straight to each real server", strings.ToUpper(string(kind)), f.Path, f.Host)
 	}
 	var good []int
-	for i, t := range targets {
-		res := results[i]
+	for i, t := range f.Targets {
+		res := f.Results[i]
 		subject := "real server " + t.String()
 		if res.Err != nil {
 			o.note("%s: %v", t, res.Err)
 			o.add(Finding{ID: "rs-unreachable", Severity: Critical, Subject: subject,
-				Evidence: []string{fmt.Sprintf("%s to %s: %v", r.opts.probeKind(t.Port()), t, res.Err)},
-				Fix:      rsFix(r, t)})
+				Evidence: []string{fmt.Sprintf("%s to %s: %v", f.probeKind(t.Port()), t, res.Err)},
+				Fix:      rsFix(f.target, t)})
 			continue
 		}
 		if res.Status == 0 {
@@ -77,13 +93,13 @@ func checkRealServers(ctx context.Context, r *run) outcome {
 		o.note("%s: HTTP %d in %s, %d bytes, sha256 %s", t, res.Status, roundRTT(res.Latency), res.BodyBytes, short(res.Digest))
 		if res.Status >= 500 {
 			o.add(Finding{ID: "rs-http-error", Severity: Critical, Subject: subject,
-				Evidence: []string{fmt.Sprintf("GET %s with Host: %s answered HTTP %d", r.opts.Path, r.opts.host(), res.Status)},
-				Fix:      rsFix(r, t)})
+				Evidence: []string{fmt.Sprintf("GET %s with Host: %s answered HTTP %d", f.Path, f.Host, res.Status)},
+				Fix:      rsFix(f.target, t)})
 			continue
 		}
 		good = append(good, i)
 	}
-	r.compareAnswers(targets, results, good, &o)
+	compareAnswers(f, good, &o)
 	return o
 }
 
@@ -94,12 +110,12 @@ func short(digest string) string {
 	return digest
 }
 
-func rsFix(r *run, t netip.AddrPort) string {
+func rsFix(f target, t netip.AddrPort) string {
 	scheme := "http"
-	if r.opts.probeKind(t.Port()) == ProbeHTTPS {
+	if f.probeKind(t.Port()) == ProbeHTTPS {
 		scheme = "https"
 	}
-	url := fmt.Sprintf("%s://%s", scheme, r.opts.host())
+	url := fmt.Sprintf("%s://%s", scheme, f.Host)
 	if !(scheme == "http" && t.Port() == 80) && !(scheme == "https" && t.Port() == 443) {
 		url += fmt.Sprintf(":%d", t.Port())
 	}
@@ -110,12 +126,13 @@ On the real server: is the service running and listening?
   lvsdiag rs --vip %s --port %d
 Until it is fixed, the director should not send it traffic (lvsd's
 health check takes it out; by hand: ipvsadm -e -t %s -r %s -w 0).`,
-		r.opts.host(), t.Port(), t, url, r.opts.Path, t.Port(), r.opts.VIP, r.opts.Port, r.vipPort(), t)
+		f.Host, t.Port(), t, url, f.Path, t.Port(), f.VIP, f.Port, f.vipPort(), t)
 }
 
 // compareAnswers reports real servers whose status or body differ from
 // the majority's: LVS assumes mirrored servers.
-func (r *run) compareAnswers(targets []netip.AddrPort, results []ProbeResult, good []int, o *outcome) {
+func compareAnswers(f realServersFacts, good []int, o *outcome) {
+	targets, results := f.Targets, f.Results
 	if len(good) < 2 {
 		return
 	}
@@ -151,8 +168,8 @@ func (r *run) compareAnswers(targets []netip.AddrPort, results []ProbeResult, go
 			ev = append(ev, describe(a))
 		}
 		ev = append(ev, "no majority: the same request gets a different answer depending on which real server IPVS picks")
-		o.add(Finding{ID: "rs-content-differs", Severity: Warning, Subject: "real servers of " + r.vipPort(),
-			Evidence: ev, Fix: contentFix(r)})
+		o.add(Finding{ID: "rs-content-differs", Severity: Warning, Subject: "real servers of " + f.vipPort(),
+			Evidence: ev, Fix: contentFix(f.target)})
 		return
 	}
 	for _, a := range order[1:] {
@@ -166,14 +183,14 @@ func (r *run) compareAnswers(targets []netip.AddrPort, results []ProbeResult, go
 			if a.status != majority.status {
 				sev = Critical
 			}
-			o.add(Finding{ID: "rs-content-differs", Severity: sev, Subject: "real server " + targets[i].String(), Evidence: ev, Fix: contentFix(r)})
+			o.add(Finding{ID: "rs-content-differs", Severity: sev, Subject: "real server " + targets[i].String(), Evidence: ev, Fix: contentFix(f.target)})
 		}
 	}
 }
 
-func contentFix(r *run) string {
+func contentFix(f target) string {
 	return fmt.Sprintf(`Compare what the real servers serve, and deploy the same release to all:
   for rs in RS1 RS2; do curl -s --connect-to %s:%d:$rs:%d http://%s%s | sha256sum; done
 If the page is dynamic by design (a date, the server's name), point
-lvsdiag at a static one: --path /static/healthz`, r.opts.host(), r.opts.Port, r.opts.Port, r.opts.host(), r.opts.Path)
+lvsdiag at a static one: --path /static/healthz`, f.Host, f.Port, f.Port, f.Host, f.Path)
 }

@@ -2,18 +2,35 @@ package diag
 
 import (
 	"context"
-	"fmt"
-	"io/fs"
-	"strings"
+	"net/netip"
 
-	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/config"
 )
+
+// vrrpFacts are what check 7 (VRRP on the segment) decides from.
+type vrrpFacts struct {
+	VIP    netip.Addr
+	Census *VRRPCensus
+	// Instances are lvsd's configured VRRP instances (--config).
+	Instances []config.VRRPInstance
+}
 
 func checkVRRP(ctx context.Context, r *run) outcome {
 	c, err := r.getCensus(ctx)
 	if err != nil {
 		return couldNotRun("%v", err)
 	}
+	f := vrrpFacts{VIP: r.opts.VIP, Census: c}
+	if r.env.Config != nil {
+		f.Instances = r.env.Config.VRRP.Instances
+	}
+	return vrrpFindings(f)
+}
+
+// vrrpFindings decides check 7 from its facts: the census's own findings
+// and, with lvsd's config, the routers foreign to it.
+func vrrpFindings(f vrrpFacts) outcome {
+	c := f.Census
 	var o outcome
 	o.note("listened on %s for %s: %d packet%s, %d virtual router%s", c.Interface, c.End.Sub(c.Start).Round(1e6), c.Packets, plural(c.Packets), len(c.Routers), plural(len(c.Routers)))
 	for _, vr := range c.Routers {
@@ -24,134 +41,12 @@ func checkVRRP(ctx context.Context, r *run) outcome {
 	for _, inv := range c.Invalid {
 		o.note("invalid: %d packet%s from %s", inv.Count, plural(inv.Count), inv.Source)
 	}
-	if len(c.Routers) > 0 && len(vipRouters(c, r.opts.VIP)) == 0 {
-		o.note("no virtual router advertises %s", r.opts.VIP)
+	if len(c.Routers) > 0 && len(vipRouters(c, f.VIP)) == 0 {
+		o.note("no virtual router advertises %s", f.VIP)
 	}
 	o.findings = append(o.findings, c.Findings()...)
-	if r.env.Config != nil {
-		o.findings = append(o.findings, c.ForeignRouterFindings(r.env.Config.VRRP.Instances)...)
+	if f.Instances != nil {
+		o.findings = append(o.findings, c.ForeignRouterFindings(f.Instances)...)
 	}
 	return o
-}
-
-func checkConnections(ctx context.Context, r *run) outcome {
-	if r.env.Root == nil {
-		return couldNotRun("no file system to read the connection table from")
-	}
-	conns, err := readConnSummary(r.env.Root)
-	if err != nil {
-		return couldNotRun("the IPVS connection table is not readable here (%s): run lvsdiag on the director", shortErr(err))
-	}
-	v := r.getDirector(ctx)
-	var o outcome
-	ours := map[string]bool{}
-	for _, rs := range v.RealServers {
-		ours[rs.Address.String()] = true
-	}
-	per := map[string]*rsConnCounts{}
-	var order []string
-	for _, g := range conns.SortedGroups() {
-		key := g.RealServer.String()
-		if g.Service.IsFWMark() {
-			if !ours[key] {
-				continue
-			}
-		} else if !r.matchesVIP(g.Service.Address, g.Service.Port) {
-			continue
-		}
-		if per[key] == nil {
-			per[key] = &rsConnCounts{}
-			order = append(order, key)
-		}
-		c := per[key]
-		switch {
-		case g.Template:
-			c.templates += g.Count
-		case g.State == ipvs.StateSynRecv:
-			c.synRecv += g.Count
-		case g.State == ipvs.StateEstablished:
-			c.established += g.Count
-		default:
-			c.other += g.Count
-		}
-	}
-	o.note("%d entries in the connection table, %d for %s", conns.Entries, sumEntries(per), r.vipPort())
-	weights := map[string]rsView{}
-	for _, rs := range v.RealServers {
-		weights[rs.Address.String()] = rs
-	}
-	totalSyn := 0
-	for _, k := range order {
-		totalSyn += per[k].synRecv
-	}
-	for _, k := range order {
-		c := per[k]
-		o.note("%s: %d ESTABLISHED, %d SYN_RECV, %d other, %d persistence templates", k, c.established, c.synRecv, c.other, c.templates)
-		conns := c.synRecv + c.established + c.other
-		if c.synRecv >= 5 && c.synRecv*2 >= conns && c.synRecv*2 > totalSyn {
-			o.add(Finding{ID: "conn-syn-recv", Severity: Critical, Subject: "real server " + k,
-				Evidence: []string{fmt.Sprintf("%d of its %d connections are in SYN_RECV (of %d SYN_RECV for the VIP)", c.synRecv, conns, totalSyn),
-					"the director saw the clients' SYNs but never their ACKs: the real server does not answer them (direct routing: the VIP is missing on it, it answers from the wrong address, or its replies do not reach the clients)"},
-				Fix: fmt.Sprintf("On %s: lvsdiag rs --vip %s --port %d\nFrom the director: curl -sv --connect-to ::%s http://%s/", strings.Split(k, ":")[0], r.opts.VIP, r.opts.Port, k, r.opts.host())})
-		}
-		rs, known := weights[k]
-		if !known {
-			if c.templates > 0 && v.haveAny() {
-				o.add(Finding{ID: "conn-template-dead", Severity: Warning, Subject: "real server " + k,
-					Evidence: []string{fmt.Sprintf("%d persistence templates pin clients to %s, which is no longer a real server of %s", c.templates, k, r.vipPort())},
-					Fix:      templateFix()})
-			}
-			continue
-		}
-		if rs.Weight == 0 && c.established > 0 {
-			o.add(Finding{ID: "conn-quiesced-active", Severity: Info, Subject: "real server " + k,
-				Evidence: []string{fmt.Sprintf("weight 0 (quiesced) with %d established connections: they drain on their own, new ones go elsewhere", c.established)},
-				Fix:      "Nothing to do to drain it. To cut them now: ipvsadm -d " + protoFlag(rs.Service) + " " + serviceArg(rs.Service) + " -r " + k + " (with net.ipv4.vs.expire_nodest_conn=1)"})
-		}
-		if (rs.Weight <= 0 || rs.Health == "down") && c.templates > 0 {
-			o.add(Finding{ID: "conn-template-dead", Severity: Warning, Subject: "real server " + k,
-				Evidence: []string{fmt.Sprintf("%d persistence templates pin clients to %s, which is %s", c.templates, k, deadWhy(rs))},
-				Fix:      templateFix()})
-		}
-	}
-	return o
-}
-
-func deadWhy(rs rsView) string {
-	switch {
-	case rs.Health == "down":
-		return "down (" + rs.Why + ")"
-	case rs.Weight < 0:
-		return "removed"
-	}
-	return "quiesced (weight 0)"
-}
-
-func templateFix() string {
-	return `Let templates of quiesced servers expire at their next use:
-  sysctl -w net.ipv4.vs.expire_quiescent_template=1
-Clients stay pinned until their template's timeout otherwise (ipvsadm -Lnc
-shows it); to move them all now, remove and re-add the real server.`
-}
-
-type rsConnCounts struct {
-	synRecv, established, other, templates int
-}
-
-func sumEntries(m map[string]*rsConnCounts) int {
-	n := 0
-	for _, c := range m {
-		n += c.synRecv + c.established + c.other + c.templates
-	}
-	return n
-}
-
-// readConnSummary counts proc/net/ip_vs_conn under root.
-func readConnSummary(root fs.FS) (*ipvs.ConnSummary, error) {
-	f, err := root.Open("proc/net/ip_vs_conn")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return ipvs.Aggregate(f)
 }

@@ -219,208 +219,243 @@ func (x *drLab) ip(ctx context.Context, t *testing.T, h *lab.Host, args ...strin
 func TestLabChecklist(t *testing.T) {
 	x := newDRLab(t)
 	ctx := labContext(t)
-	rs1, rs2, rs3 := x.rs[0], x.rs[1], x.rs[2]
+	// The scenarios share one lab, in this order: each undoes what it
+	// breaks.
+	for _, sc := range []struct {
+		name string
+		run  func(ctx context.Context, t *testing.T, x *drLab)
+	}{
+		{"clean", labClean},
+		{"arp_ignore=0 on a real server", labArpIgnore0OnARealServer},
+		{"the all-vs-interface trap", labTheAllVsInterfaceTrap},
+		{"VIP on lo as /24", labVIPOnLoAs24},
+		{"VIP missing on a real server", labVIPMissingOnARealServer},
+		{"one real server serves different content", labOneRealServerServesDifferentContent},
+		{"dead real server", labDeadRealServer},
+		{"VRRP blocked by a firewall rule", labVRRPBlockedByAFirewallRule},
+		{"a second keepalived pair on our VRID", labASecondKeepalivedPairOnOurVRID},
+		{"together", labTogether},
+	} {
+		t.Run(sc.name, func(t *testing.T) { sc.run(ctx, t, x) })
+	}
+}
 
-	t.Run("clean", func(t *testing.T) {
-		// The default run, as on-call types it.
-		start := time.Now()
-		rep := x.lvsdiag(ctx, t, x.client, "--vip", labVIP, "--host", labSite, "--lvsd", x.lvsd)
-		wall := time.Since(start)
-		expect(t, "client", rep)
-		if rep.DurationSeconds >= 5 || wall >= 5*time.Second {
-			t.Errorf("the default run took %.2fs (wall %s), want under 5s", rep.DurationSeconds, wall)
+// labClean is TestLabChecklist's scenario "clean".
+func labClean(ctx context.Context, t *testing.T, x *drLab) {
+	// The default run, as on-call types it.
+	start := time.Now()
+	rep := x.lvsdiag(ctx, t, x.client, "--vip", labVIP, "--host", labSite, "--lvsd", x.lvsd)
+	wall := time.Since(start)
+	expect(t, "client", rep)
+	if rep.DurationSeconds >= 5 || wall >= 5*time.Second {
+		t.Errorf("the default run took %.2fs (wall %s), want under 5s", rep.DurationSeconds, wall)
+	}
+	for _, c := range rep.Checks {
+		want := map[string]string{"real-server-config": "not-applicable", "connections": "could-not-run"}[c.ID]
+		if want == "" {
+			want = "ok"
 		}
-		for _, c := range rep.Checks {
-			want := map[string]string{"real-server-config": "not-applicable", "connections": "could-not-run"}[c.ID]
-			if want == "" {
-				want = "ok"
-			}
-			if c.Status != want {
-				t.Errorf("check %s: %s (%s), want %s", c.ID, c.Status, c.Reason, want)
-			}
+		if c.Status != want {
+			t.Errorf("check %s: %s (%s), want %s", c.ID, c.Status, c.Reason, want)
 		}
-		expect(t, "director d1", x.lvsdiag(ctx, t, x.d1, "--vip", labVIP, "--lvsd", x.lvsd, "--config", x.config))
-		for i := range x.rs {
-			expect(t, x.rs[i].Name, x.onRealServer(ctx, t, i))
-		}
-	})
+	}
+	expect(t, "director d1", x.lvsdiag(ctx, t, x.d1, "--vip", labVIP, "--lvsd", x.lvsd, "--config", x.config))
+	for i := range x.rs {
+		expect(t, x.rs[i].Name, x.onRealServer(ctx, t, i))
+	}
+}
 
-	t.Run("arp_ignore=0 on a real server", func(t *testing.T) {
+// labArpIgnore0OnARealServer is TestLabChecklist's scenario "arp_ignore=0 on a real server".
+func labArpIgnore0OnARealServer(ctx context.Context, t *testing.T, x *drLab) {
+	rs1 := x.rs[0]
+	for _, dev := range []string{"all", "eth0"} {
+		rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", "0")
+	}
+	defer func() {
 		for _, dev := range []string{"all", "eth0"} {
-			rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", "0")
+			rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", "1")
 		}
-		defer func() {
-			for _, dev := range []string{"all", "eth0"} {
-				rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", "1")
-			}
-		}()
-		mac := rs1.MAC().String()
-		expect(t, "client", x.fromClient(ctx, t), "arp-vip-leak | real server 10.77.0.21 (MAC "+mac+")")
-		expect(t, "rs1", x.onRealServer(ctx, t, 0), "rs-arp-ignore | arp_ignore on eth0")
-	})
+	}()
+	mac := rs1.MAC().String()
+	expect(t, "client", x.fromClient(ctx, t), "arp-vip-leak | real server 10.77.0.21 (MAC "+mac+")")
+	expect(t, "rs1", x.onRealServer(ctx, t, 0), "rs-arp-ignore | arp_ignore on eth0")
+}
 
-	t.Run("the all-vs-interface trap", func(t *testing.T) {
-		// lo and default set, all and eth0 not: the kernel still answers.
-		for dev, v := range map[string]string{"all": "0", "eth0": "0", "lo": "1", "default": "1"} {
-			rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", v)
-		}
-		rep := x.onRealServer(ctx, t, 0)
-		expect(t, "rs1", rep, "rs-arp-ignore | arp_ignore on eth0")
-		if fs := rep.findings(); len(fs) == 1 && !slices.ContainsFunc(fs[0].Evidence, func(e string) bool { return strings.Contains(e, "lo.arp_ignore = 1 does not help") }) {
-			t.Errorf("the evidence does not explain that lo's setting does not help: %q", fs[0].Evidence)
-		}
-		expect(t, "client", x.fromClient(ctx, t), "arp-vip-leak | real server 10.77.0.21 (MAC "+rs1.MAC().String()+")")
-		// all=1 with eth0=0: the kernel takes the larger, no leak.
-		rs1.SetSysctl("net.ipv4.conf.all.arp_ignore", "1")
-		expect(t, "client, all=1 eth0=0", x.fromClient(ctx, t))
-		expect(t, "rs1, all=1 eth0=0", x.onRealServer(ctx, t, 0))
-		for dev, v := range map[string]string{"eth0": "1", "lo": "0", "default": "0"} {
-			rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", v)
-		}
-	})
+// labTheAllVsInterfaceTrap is TestLabChecklist's scenario "the all-vs-interface trap".
+func labTheAllVsInterfaceTrap(ctx context.Context, t *testing.T, x *drLab) {
+	rs1 := x.rs[0]
+	// lo and default set, all and eth0 not: the kernel still answers.
+	for dev, v := range map[string]string{"all": "0", "eth0": "0", "lo": "1", "default": "1"} {
+		rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", v)
+	}
+	rep := x.onRealServer(ctx, t, 0)
+	expect(t, "rs1", rep, "rs-arp-ignore | arp_ignore on eth0")
+	if fs := rep.findings(); len(fs) == 1 && !slices.ContainsFunc(fs[0].Evidence, func(e string) bool { return strings.Contains(e, "lo.arp_ignore = 1 does not help") }) {
+		t.Errorf("the evidence does not explain that lo's setting does not help: %q", fs[0].Evidence)
+	}
+	expect(t, "client", x.fromClient(ctx, t), "arp-vip-leak | real server 10.77.0.21 (MAC "+rs1.MAC().String()+")")
+	// all=1 with eth0=0: the kernel takes the larger, no leak.
+	rs1.SetSysctl("net.ipv4.conf.all.arp_ignore", "1")
+	expect(t, "client, all=1 eth0=0", x.fromClient(ctx, t))
+	expect(t, "rs1, all=1 eth0=0", x.onRealServer(ctx, t, 0))
+	for dev, v := range map[string]string{"eth0": "1", "lo": "0", "default": "0"} {
+		rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", v)
+	}
+}
 
-	t.Run("VIP on lo as /24", func(t *testing.T) {
-		x.ip(ctx, t, rs2, "addr", "del", labVIP+"/32", "dev", "lo")
-		x.ip(ctx, t, rs2, "addr", "add", labVIP+"/24", "dev", "lo")
-		defer func() {
-			x.ip(ctx, t, rs2, "addr", "del", labVIP+"/24", "dev", "lo")
-			x.ip(ctx, t, rs2, "addr", "add", labVIP+"/32", "dev", "lo")
-		}()
-		expect(t, "rs2", x.onRealServer(ctx, t, 1), "rs-vip-prefix | VIP 10.77.0.100 on lo")
-		// The whole /24 is local on rs2 now: it answers nobody.
-		expect(t, "client", x.fromClient(ctx, t), "reach-loss | real server 10.77.0.22", "rs-unreachable | real server 10.77.0.22:80")
-	})
+// labVIPOnLoAs24 is TestLabChecklist's scenario "VIP on lo as /24".
+func labVIPOnLoAs24(ctx context.Context, t *testing.T, x *drLab) {
+	rs2 := x.rs[1]
+	x.ip(ctx, t, rs2, "addr", "del", labVIP+"/32", "dev", "lo")
+	x.ip(ctx, t, rs2, "addr", "add", labVIP+"/24", "dev", "lo")
+	defer func() {
+		x.ip(ctx, t, rs2, "addr", "del", labVIP+"/24", "dev", "lo")
+		x.ip(ctx, t, rs2, "addr", "add", labVIP+"/32", "dev", "lo")
+	}()
+	expect(t, "rs2", x.onRealServer(ctx, t, 1), "rs-vip-prefix | VIP 10.77.0.100 on lo")
+	// The whole /24 is local on rs2 now: it answers nobody.
+	expect(t, "client", x.fromClient(ctx, t), "reach-loss | real server 10.77.0.22", "rs-unreachable | real server 10.77.0.22:80")
+}
 
-	t.Run("VIP missing on a real server", func(t *testing.T) {
-		x.ip(ctx, t, rs2, "addr", "del", labVIP+"/32", "dev", "lo")
-		defer x.ip(ctx, t, rs2, "addr", "add", labVIP+"/32", "dev", "lo")
-		expect(t, "rs2", x.onRealServer(ctx, t, 1), "rs-vip-missing | VIP 10.77.0.100 on this real server")
-		expect(t, "rs1", x.onRealServer(ctx, t, 0))
-	})
+// labVIPMissingOnARealServer is TestLabChecklist's scenario "VIP missing on a real server".
+func labVIPMissingOnARealServer(ctx context.Context, t *testing.T, x *drLab) {
+	rs2 := x.rs[1]
+	x.ip(ctx, t, rs2, "addr", "del", labVIP+"/32", "dev", "lo")
+	defer x.ip(ctx, t, rs2, "addr", "add", labVIP+"/32", "dev", "lo")
+	expect(t, "rs2", x.onRealServer(ctx, t, 1), "rs-vip-missing | VIP 10.77.0.100 on this real server")
+	expect(t, "rs1", x.onRealServer(ctx, t, 0))
+}
 
-	t.Run("one real server serves different content", func(t *testing.T) {
+// labOneRealServerServesDifferentContent is TestLabChecklist's scenario "one real server serves different content".
+func labOneRealServerServesDifferentContent(ctx context.Context, t *testing.T, x *drLab) {
+	rs3 := x.rs[2]
+	x.nginx[2].Stop()
+	x.nginx[2] = rs3.StartNginx(lab.HTTPOptions{Body: "an old release\n"})
+	defer func() {
 		x.nginx[2].Stop()
-		x.nginx[2] = rs3.StartNginx(lab.HTTPOptions{Body: "an old release\n"})
-		defer func() {
-			x.nginx[2].Stop()
-			x.nginx[2] = rs3.StartNginx(lab.HTTPOptions{Body: labBody})
-		}()
-		expect(t, "client", x.fromClient(ctx, t), "rs-content-differs | real server 10.77.0.23:80")
-	})
+		x.nginx[2] = rs3.StartNginx(lab.HTTPOptions{Body: labBody})
+	}()
+	expect(t, "client", x.fromClient(ctx, t), "rs-content-differs | real server 10.77.0.23:80")
+}
 
-	t.Run("dead real server", func(t *testing.T) {
-		x.ip(ctx, t, rs2, "link", "set", "eth0", "down")
-		defer func() {
-			x.ip(ctx, t, rs2, "link", "set", "eth0", "up")
-			if err := x.client.WaitTCP(ctx, "10.77.0.22:80"); err != nil {
-				t.Fatal(err)
-			}
-		}()
-		expect(t, "client", x.fromClient(ctx, t), "reach-loss | real server 10.77.0.22", "rs-unreachable | real server 10.77.0.22:80")
-	})
+// labDeadRealServer is TestLabChecklist's scenario "dead real server".
+func labDeadRealServer(ctx context.Context, t *testing.T, x *drLab) {
+	rs2 := x.rs[1]
+	x.ip(ctx, t, rs2, "link", "set", "eth0", "down")
+	defer func() {
+		x.ip(ctx, t, rs2, "link", "set", "eth0", "up")
+		if err := x.client.WaitTCP(ctx, "10.77.0.22:80"); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	expect(t, "client", x.fromClient(ctx, t), "reach-loss | real server 10.77.0.22", "rs-unreachable | real server 10.77.0.22:80")
+}
 
-	t.Run("VRRP blocked by a firewall rule", func(t *testing.T) {
-		for _, args := range [][]string{
-			{"add", "table", "inet", "lvskit_test"},
-			{"add", "chain", "inet", "lvskit_test", "input", "{ type filter hook input priority 0; }"},
-			{"add", "rule", "inet", "lvskit_test", "input", "ip", "protocol", "vrrp", "drop"},
-		} {
-			if _, err := x.d2.Run(ctx, "nft", args...); err != nil {
-				t.Fatal(err)
-			}
+// labVRRPBlockedByAFirewallRule is TestLabChecklist's scenario "VRRP blocked by a firewall rule".
+func labVRRPBlockedByAFirewallRule(ctx context.Context, t *testing.T, x *drLab) {
+	for _, args := range [][]string{
+		{"add", "table", "inet", "lvskit_test"},
+		{"add", "chain", "inet", "lvskit_test", "input", "{ type filter hook input priority 0; }"},
+		{"add", "rule", "inet", "lvskit_test", "input", "ip", "protocol", "vrrp", "drop"},
+	} {
+		if _, err := x.d2.Run(ctx, "nft", args...); err != nil {
+			t.Fatal(err)
 		}
-		waitCount(ctx, t, x.k2, "Entering MASTER STATE", 1)
-		defer func() {
-			if _, err := x.d2.Run(ctx, "nft", "delete", "table", "inet", "lvskit_test"); err != nil {
-				t.Fatal(err)
-			}
-			waitCount(ctx, t, x.k2, "Entering BACKUP STATE", 2)
-		}()
-		rep := x.lvsdiag(ctx, t, x.d2, "--vip", labVIP, "--lvsd", x.lvsd)
-		if !slices.Contains(rep.ids(), "director-firewall-drops-vrrp | firewall: nft table inet lvskit_test chain input") {
-			t.Errorf("d2 does not report its rule: %q", rep.ids())
+	}
+	waitCount(ctx, t, x.k2, "Entering MASTER STATE", 1)
+	defer func() {
+		if _, err := x.d2.Run(ctx, "nft", "delete", "table", "inet", "lvskit_test"); err != nil {
+			t.Fatal(err)
 		}
-		if !slices.Contains(rep.ids(), "vrrp-split-brain | VRID 51 (IPv4) on eth0") {
-			t.Errorf("d2 does not report the split brain: %q", rep.ids())
-		}
-		rep = x.fromClient(ctx, t)
-		expect(t, "client", rep, "vrrp-split-brain | VRID 51 (IPv4) on eth0", "arp-vip-multiple | VIP 10.77.0.100 on eth0")
-		if fs := rep.findings(); len(fs) > 0 && !strings.Contains(strings.Join(fs[len(fs)-1].Evidence, "\n")+strings.Join(fs[0].Evidence, "\n"), "10.77.0.11") {
-			t.Errorf("the evidence does not name d2 (10.77.0.11)")
-		}
-	})
+		waitCount(ctx, t, x.k2, "Entering BACKUP STATE", 2)
+	}()
+	rep := x.lvsdiag(ctx, t, x.d2, "--vip", labVIP, "--lvsd", x.lvsd)
+	if !slices.Contains(rep.ids(), "director-firewall-drops-vrrp | firewall: nft table inet lvskit_test chain input") {
+		t.Errorf("d2 does not report its rule: %q", rep.ids())
+	}
+	if !slices.Contains(rep.ids(), "vrrp-split-brain | VRID 51 (IPv4) on eth0") {
+		t.Errorf("d2 does not report the split brain: %q", rep.ids())
+	}
+	rep = x.fromClient(ctx, t)
+	expect(t, "client", rep, "vrrp-split-brain | VRID 51 (IPv4) on eth0", "arp-vip-multiple | VIP 10.77.0.100 on eth0")
+	if fs := rep.findings(); len(fs) > 0 && !strings.Contains(strings.Join(fs[len(fs)-1].Evidence, "\n")+strings.Join(fs[0].Evidence, "\n"), "10.77.0.11") {
+		t.Errorf("the evidence does not name d2 (10.77.0.11)")
+	}
+}
 
-	t.Run("a second keepalived pair on our VRID", func(t *testing.T) {
-		y1, y2 := x.l.AddHost("y1", "10.77.0.31/24"), x.l.AddHost("y2", "10.77.0.32/24")
-		ky1 := startKeepalived(t, y1, 51, 150, "10.77.0.200", "10.77.0.201")
-		ky2 := startKeepalived(t, y2, 51, 100, "10.77.0.200", "10.77.0.201")
-		waitCount(ctx, t, ky1, "Entering MASTER STATE", 1)
-		defer func() {
-			ky1.Stop()
-			ky2.Stop()
-		}()
-		rep := x.fromClient(ctx, t, "--config", x.config)
-		ids := rep.ids()
-		for _, want := range []string{"vrrp-vrid-clash | VRID 51 (IPv4) on eth0", "vrrp-foreign-router | VRID 51 (IPv4) on eth0, source 10.77.0.31"} {
-			if !slices.Contains(ids, want) {
-				t.Errorf("missing %q in %q", want, ids)
-			}
+// labASecondKeepalivedPairOnOurVRID is TestLabChecklist's scenario "a second keepalived pair on our VRID".
+func labASecondKeepalivedPairOnOurVRID(ctx context.Context, t *testing.T, x *drLab) {
+	y1, y2 := x.l.AddHost("y1", "10.77.0.31/24"), x.l.AddHost("y2", "10.77.0.32/24")
+	ky1 := startKeepalived(t, y1, 51, 150, "10.77.0.200", "10.77.0.201")
+	ky2 := startKeepalived(t, y2, 51, 100, "10.77.0.200", "10.77.0.201")
+	waitCount(ctx, t, ky1, "Entering MASTER STATE", 1)
+	defer func() {
+		ky1.Stop()
+		ky2.Stop()
+	}()
+	rep := x.fromClient(ctx, t, "--config", x.config)
+	ids := rep.ids()
+	for _, want := range []string{"vrrp-vrid-clash | VRID 51 (IPv4) on eth0", "vrrp-foreign-router | VRID 51 (IPv4) on eth0, source 10.77.0.31"} {
+		if !slices.Contains(ids, want) {
+			t.Errorf("missing %q in %q", want, ids)
 		}
-		// lvsdiag vrrp --config: the foreign router by its source and VIPs.
-		out, err := x.client.Run(ctx, x.bin, "vrrp", "--interface", "eth0", "--duration", "1s", "--config", x.config, "--output", "json")
+	}
+	// lvsdiag vrrp --config: the foreign router by its source and VIPs.
+	out, err := x.client.Run(ctx, x.bin, "vrrp", "--interface", "eth0", "--duration", "1s", "--config", x.config, "--output", "json")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("lvsdiag vrrp --config: %v, want exit status 1", err)
+	}
+	var vr struct {
+		Findings []Finding `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(out), &vr); err != nil {
+		t.Fatalf("lvsdiag vrrp: %v\n%s", err, out)
+	}
+	foreign := findingsOf(vr.Findings, "vrrp-foreign-router")
+	if len(foreign) == 0 || !strings.Contains(foreign[0].Evidence[0], "advertises VRID 51 for 10.77.0.200 10.77.0.201") {
+		t.Errorf("lvsdiag vrrp --config: %+v", vr.Findings)
+	}
+	// keepalived's masters miss adverts among the foreign ones, so
+	// backups flap: split brains and a second ARP answer may follow
+	// from the clash, nothing else may.
+	for _, f := range rep.findings() {
+		switch {
+		case strings.HasPrefix(f.ID, "vrrp-") && strings.HasPrefix(f.Subject, "VRID 51 (IPv4) on eth0"):
+		case f.ID == "arp-vip-multiple", strings.HasPrefix(f.ID, "failover-"):
+		default:
+			t.Errorf("unrelated finding %s: %s", f.ID, f.Subject)
+		}
+	}
+}
+
+// labTogether is TestLabChecklist's scenario "together".
+func labTogether(ctx context.Context, t *testing.T, x *drLab) {
+	rs1, rs2, rs3 := x.rs[0], x.rs[1], x.rs[2]
+	for _, dev := range []string{"all", "eth0"} {
+		rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", "0")
+	}
+	x.ip(ctx, t, rs2, "addr", "del", labVIP+"/32", "dev", "lo")
+	x.nginx[2].Stop()
+	x.nginx[2] = rs3.StartNginx(lab.HTTPOptions{Body: "an old release\n"})
+	expect(t, "client", x.fromClient(ctx, t),
+		"arp-vip-leak | real server 10.77.0.21 (MAC "+rs1.MAC().String()+")", "rs-content-differs | real server 10.77.0.23:80")
+	expect(t, "rs1", x.onRealServer(ctx, t, 0), "rs-arp-ignore | arp_ignore on eth0")
+	expect(t, "rs2", x.onRealServer(ctx, t, 1), "rs-vip-missing | VIP 10.77.0.100 on this real server")
+	expect(t, "rs3", x.onRealServer(ctx, t, 2))
+	// The text report, as a person reads it (go test -v shows it).
+	for _, run := range []struct {
+		h    *lab.Host
+		args []string
+	}{
+		{x.client, []string{"--vip", labVIP, "--host", labSite, "--lvsd", x.lvsd}},
+		{rs1, []string{"rs", "--vip", labVIP}},
+	} {
+		out, err := run.h.Run(ctx, x.bin, run.args...)
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-			t.Errorf("lvsdiag vrrp --config: %v, want exit status 1", err)
+			t.Errorf("lvsdiag %v: %v, want exit status 1", run.args, err)
 		}
-		var vr struct {
-			Findings []Finding `json:"findings"`
-		}
-		if err := json.Unmarshal([]byte(out), &vr); err != nil {
-			t.Fatalf("lvsdiag vrrp: %v\n%s", err, out)
-		}
-		foreign := findingsOf(vr.Findings, "vrrp-foreign-router")
-		if len(foreign) == 0 || !strings.Contains(foreign[0].Evidence[0], "advertises VRID 51 for 10.77.0.200 10.77.0.201") {
-			t.Errorf("lvsdiag vrrp --config: %+v", vr.Findings)
-		}
-		// keepalived's masters miss adverts among the foreign ones, so
-		// backups flap: split brains and a second ARP answer may follow
-		// from the clash, nothing else may.
-		for _, f := range rep.findings() {
-			switch {
-			case strings.HasPrefix(f.ID, "vrrp-") && strings.HasPrefix(f.Subject, "VRID 51 (IPv4) on eth0"):
-			case f.ID == "arp-vip-multiple", strings.HasPrefix(f.ID, "failover-"):
-			default:
-				t.Errorf("unrelated finding %s: %s", f.ID, f.Subject)
-			}
-		}
-	})
-
-	t.Run("together", func(t *testing.T) {
-		for _, dev := range []string{"all", "eth0"} {
-			rs1.SetSysctl("net.ipv4.conf."+dev+".arp_ignore", "0")
-		}
-		x.ip(ctx, t, rs2, "addr", "del", labVIP+"/32", "dev", "lo")
-		x.nginx[2].Stop()
-		x.nginx[2] = rs3.StartNginx(lab.HTTPOptions{Body: "an old release\n"})
-		expect(t, "client", x.fromClient(ctx, t),
-			"arp-vip-leak | real server 10.77.0.21 (MAC "+rs1.MAC().String()+")", "rs-content-differs | real server 10.77.0.23:80")
-		expect(t, "rs1", x.onRealServer(ctx, t, 0), "rs-arp-ignore | arp_ignore on eth0")
-		expect(t, "rs2", x.onRealServer(ctx, t, 1), "rs-vip-missing | VIP 10.77.0.100 on this real server")
-		expect(t, "rs3", x.onRealServer(ctx, t, 2))
-		// The text report, as a person reads it (go test -v shows it).
-		for _, run := range []struct {
-			h    *lab.Host
-			args []string
-		}{
-			{x.client, []string{"--vip", labVIP, "--host", labSite, "--lvsd", x.lvsd}},
-			{rs1, []string{"rs", "--vip", labVIP}},
-		} {
-			out, err := run.h.Run(ctx, x.bin, run.args...)
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-				t.Errorf("lvsdiag %v: %v, want exit status 1", run.args, err)
-			}
-			t.Logf("$ lvsdiag %s\n%s", strings.Join(run.args, " "), out)
-		}
-	})
+		t.Logf("$ lvsdiag %s\n%s", strings.Join(run.args, " "), out)
+	}
 }

@@ -518,22 +518,8 @@ func (d *drill) request(ctx context.Context) error {
 		return err
 	}
 	defer c.c.Close()
-	c.c.SetDeadline(time.Now().Add(d.o.Timeout))
-	if _, err := fmt.Fprintf(c.c, "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: lvsdiag-drill\r\n\r\n", d.o.Path, d.o.Host); err != nil {
-		return err
-	}
-	resp, err := http.ReadResponse(c.r, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode >= 500 {
-		return fmt.Errorf("answer %s", resp.Status)
-	}
-	return nil
+	_, err = getOnce(c.c, c.r, d.o, "HTTP/1.0")
+	return err
 }
 
 // keptConn is one long-lived connection (HTTP/1.1 keep-alive).
@@ -543,23 +529,34 @@ type keptConn struct {
 }
 
 func (k *keptConn) ask(o DrillOptions) error {
-	k.c.SetDeadline(time.Now().Add(o.Timeout))
-	if _, err := fmt.Fprintf(k.c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: lvsdiag-drill\r\n\r\n", o.Path, o.Host); err != nil {
-		return err
-	}
-	resp, err := http.ReadResponse(k.r, nil)
+	closed, err := getOnce(k.c, k.r, o, "HTTP/1.1")
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode >= 500 {
-		return fmt.Errorf("answer %s", resp.Status)
-	}
-	if resp.Close {
+	if closed {
 		return errors.New("the server closed the keep-alive connection (not a drill failure: use a server that keeps connections open)")
 	}
 	return nil
+}
+
+// getOnce sends one GET o.Path with o.Host on c, in the HTTP version
+// given, and reads the answer through r; an answer of 5xx is an error.
+// closed says the server closes the connection after it.
+func getOnce(c net.Conn, r *bufio.Reader, o DrillOptions, version string) (closed bool, err error) {
+	c.SetDeadline(time.Now().Add(o.Timeout))
+	if _, err := fmt.Fprintf(c, "GET %s %s\r\nHost: %s\r\nUser-Agent: lvsdiag-drill\r\n\r\n", o.Path, version, o.Host); err != nil {
+		return false, err
+	}
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return false, err
+	}
+	if resp.StatusCode >= 500 {
+		return false, fmt.Errorf("answer %s", resp.Status)
+	}
+	return resp.Close, nil
 }

@@ -116,15 +116,22 @@ func writeFindingsText(b *strings.Builder, fs []Finding) {
 	}
 	fmt.Fprintf(b, "%d finding%s:\n", len(fs), plural(len(fs)))
 	for _, f := range fs {
-		fmt.Fprintf(b, "\n[%s] %s: %s\n", strings.ToUpper(f.Severity.String()), f.ID, f.Subject)
-		b.WriteString("  Evidence:\n")
-		for _, e := range f.Evidence {
-			fmt.Fprintf(b, "    - %s\n", e)
-		}
-		b.WriteString("  Fix:\n")
-		for line := range strings.Lines(f.Fix) {
-			fmt.Fprintf(b, "    %s\n", strings.TrimRight(line, "\n"))
-		}
+		writeFindingText(b, f, "", "["+strings.ToUpper(f.Severity.String())+"]")
+	}
+}
+
+// writeFindingText prints one finding as a text block: its header line
+// at indent, led by tag (the severity, coloured or not), its evidence
+// and fix below. Every text report draws its findings with it.
+func writeFindingText(b *strings.Builder, f Finding, indent, tag string) {
+	fmt.Fprintf(b, "\n%s%s %s: %s\n", indent, tag, f.ID, f.Subject)
+	fmt.Fprintf(b, "%s  Evidence:\n", indent)
+	for _, e := range f.Evidence {
+		fmt.Fprintf(b, "%s    - %s\n", indent, e)
+	}
+	fmt.Fprintf(b, "%s  Fix:\n", indent)
+	for line := range strings.Lines(f.Fix) {
+		fmt.Fprintf(b, "%s    %s\n", indent, strings.TrimRight(line, "\n"))
 	}
 }
 
@@ -135,12 +142,19 @@ func writeFindingsMarkdown(b *strings.Builder, fs []Finding) {
 		return
 	}
 	for _, f := range fs {
-		fmt.Fprintf(b, "\n### %s `%s`: %s\n\n", strings.ToUpper(f.Severity.String()), f.ID, mdEscape(f.Subject))
-		for _, e := range f.Evidence {
-			fmt.Fprintf(b, "- %s\n", mdEscape(e))
-		}
-		fmt.Fprintf(b, "\nFix:\n\n```\n%s\n```\n", strings.TrimRight(f.Fix, "\n"))
+		writeFindingMarkdown(b, f, "###")
 	}
+}
+
+// writeFindingMarkdown prints one finding as a markdown section under a
+// heading of the given level ("###"). Every markdown report draws its
+// findings with it.
+func writeFindingMarkdown(b *strings.Builder, f Finding, heading string) {
+	fmt.Fprintf(b, "\n%s %s `%s`: %s\n\n", heading, strings.ToUpper(f.Severity.String()), f.ID, mdEscape(f.Subject))
+	for _, e := range f.Evidence {
+		fmt.Fprintf(b, "- %s\n", mdEscape(e))
+	}
+	fmt.Fprintf(b, "\nFix:\n\n```\n%s\n```\n", strings.TrimRight(f.Fix, "\n"))
 }
 
 var mdEscaper = strings.NewReplacer("|", `\|`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;")

@@ -123,44 +123,30 @@ func FindVRRPDrops(fr FirewallRules) []VRRPDrop {
 	return out
 }
 
-func (r *run) directorFirewall(ctx context.Context, o *outcome) {
-	if r.env.Firewall == nil {
-		o.note("firewall rules not read on this system")
-		return
+// vrrpDropFinding is the finding for a firewall rule (or policy) that
+// drops VRRP on a director.
+func vrrpDropFinding(d VRRPDrop) Finding {
+	ev := []string{fmt.Sprintf("%s: %s", d.Where, d.Rule)}
+	fix := ""
+	if d.Policy {
+		ev = append(ev, "the input policy is drop and no rule accepts VRRP (protocol 112)")
+	} else {
+		ev = append(ev, "this director does not hear its peer's adverts: it becomes master too (split brain), or never hands the VIP back")
 	}
-	fr, err := r.env.Firewall.Rules(ctx)
-	if err != nil {
-		o.note("firewall rules not read: %v", err)
-		return
-	}
-	drops := FindVRRPDrops(fr)
-	if len(drops) == 0 {
-		o.note("no firewall rule drops VRRP (protocol 112)")
-		return
-	}
-	for _, d := range drops {
-		ev := []string{fmt.Sprintf("%s: %s", d.Where, d.Rule)}
-		fix := ""
-		if d.Policy {
-			ev = append(ev, "the input policy is drop and no rule accepts VRRP (protocol 112)")
-		} else {
-			ev = append(ev, "this director does not hear its peer's adverts: it becomes master too (split brain), or never hands the VIP back")
+	if strings.HasPrefix(d.Where, "nft") {
+		fields := strings.Fields(d.Where) // nft table FAMILY NAME chain CHAIN
+		fam, tbl, ch := "inet", "filter", "input"
+		if len(fields) >= 6 {
+			fam, tbl, ch = fields[2], fields[3], fields[5]
 		}
-		if strings.HasPrefix(d.Where, "nft") {
-			fields := strings.Fields(d.Where) // nft table FAMILY NAME chain CHAIN
-			fam, tbl, ch := "inet", "filter", "input"
-			if len(fields) >= 6 {
-				fam, tbl, ch = fields[2], fields[3], fields[5]
-			}
-			fix = fmt.Sprintf(`Let VRRP in before the rule that drops it:
+		fix = fmt.Sprintf(`Let VRRP in before the rule that drops it:
   nft insert rule %s %s %s ip protocol vrrp accept
 Find and delete the dropping rule by its handle:
   nft -a list chain %s %s %s | grep -i -e vrrp -e 112
   nft delete rule %s %s %s handle HANDLE`, fam, tbl, ch, fam, tbl, ch, fam, tbl, ch)
-		} else {
-			fix = "Let VRRP in before the rule that drops it:\n  iptables -I INPUT -p vrrp -j ACCEPT\nand make it permanent where the rules are saved (/etc/iptables/rules.v4)."
-		}
-		o.add(Finding{ID: "director-firewall-drops-vrrp", Severity: Critical, Subject: "firewall: " + d.Where,
-			Evidence: ev, Fix: fix})
+	} else {
+		fix = "Let VRRP in before the rule that drops it:\n  iptables -I INPUT -p vrrp -j ACCEPT\nand make it permanent where the rules are saved (/etc/iptables/rules.v4)."
 	}
+	return Finding{ID: "director-firewall-drops-vrrp", Severity: Critical, Subject: "firewall: " + d.Where,
+		Evidence: ev, Fix: fix}
 }

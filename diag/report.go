@@ -189,15 +189,7 @@ func writeReportText(b *strings.Builder, r *Report, colour bool) {
 			fmt.Fprintf(b, "   %s\n", n)
 		}
 		for _, f := range c.Findings {
-			fmt.Fprintf(b, "\n   %s %s: %s\n", p.severity(f.Severity), f.ID, f.Subject)
-			b.WriteString("     Evidence:\n")
-			for _, e := range f.Evidence {
-				fmt.Fprintf(b, "       - %s\n", e)
-			}
-			b.WriteString("     Fix:\n")
-			for line := range strings.Lines(f.Fix) {
-				fmt.Fprintf(b, "       %s\n", strings.TrimRight(line, "\n"))
-			}
+			writeFindingText(b, f, "   ", p.severity(f.Severity))
 		}
 	}
 }
@@ -221,11 +213,7 @@ func writeReportMarkdown(b *strings.Builder, r *Report) {
 			fmt.Fprintf(b, "- %s\n", mdEscape(n))
 		}
 		for _, f := range c.Findings {
-			fmt.Fprintf(b, "\n#### %s `%s`: %s\n\n", strings.ToUpper(f.Severity.String()), f.ID, mdEscape(f.Subject))
-			for _, e := range f.Evidence {
-				fmt.Fprintf(b, "- %s\n", mdEscape(e))
-			}
-			fmt.Fprintf(b, "\nFix:\n\n```\n%s\n```\n", strings.TrimRight(f.Fix, "\n"))
+			writeFindingMarkdown(b, f, "####")
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,83 +50,20 @@ func listenICMP(addr netip.Addr) (*icmp.PacketConn, string, error) {
 
 // Ping implements Pinger.
 func (icmpPinger) Ping(ctx context.Context, addr netip.Addr, opts PingOptions) (PingResult, error) {
-	c, method, err := listenICMP(addr)
+	e, err := openEcho(addr, opts.Count)
 	if err != nil {
 		return PingResult{}, err
 	}
-	defer c.Close()
-	res := PingResult{Method: method}
-	id := rand.N(0xffff) + 1
-	var dst net.Addr = &net.IPAddr{IP: addr.AsSlice()}
-	if method == "datagram" {
-		dst = &net.UDPAddr{IP: addr.AsSlice()}
-	}
-	var echoType, replyType icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
-	proto := 1
-	if addr.Is6() {
-		echoType, replyType, proto = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, 58
-	}
-
-	var mu sync.Mutex
-	sent := map[int]time.Time{}
-	got := map[int]bool{}
+	defer e.c.Close()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			at := time.Now()
-			m, err := icmp.ParseMessage(proto, buf[:n])
-			if err != nil || m.Type != replyType {
-				continue
-			}
-			echo, ok := m.Body.(*icmp.Echo)
-			if !ok || (method == "raw" && echo.ID != id) || !sameIP(from, addr) {
-				continue
-			}
-			mu.Lock()
-			if t, ok := sent[echo.Seq]; ok && !got[echo.Seq] {
-				got[echo.Seq] = true
-				res.Received++
-				res.RTTs = append(res.RTTs, at.Sub(t))
-			}
-			all := res.Received == opts.Count
-			mu.Unlock()
-			if all {
-				return
-			}
-		}
+		e.receive()
 	}()
-	payload := []byte("lvsdiag reachability check")
-	for seq := range opts.Count {
-		if seq > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(opts.Interval):
-			}
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		b, err := (&icmp.Message{Type: echoType, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}).Marshal(nil)
-		if err != nil {
-			return res, err
-		}
-		mu.Lock()
-		sent[seq] = time.Now()
-		mu.Unlock()
-		if _, err := c.WriteTo(b, dst); err != nil {
-			c.Close()
-			<-done
-			return res, fmt.Errorf("sending echo request to %s: %w", addr, err)
-		}
-		mu.Lock()
-		res.Sent++
-		mu.Unlock()
+	if err := e.send(ctx, opts.Interval); err != nil {
+		e.c.Close()
+		<-done
+		return e.result(), err
 	}
 	// Wait for the replies: the reader stops when all came, at the
 	// timeout, or when ctx is done.
@@ -133,18 +71,122 @@ func (icmpPinger) Ping(ctx context.Context, addr netip.Addr, opts PingOptions) (
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	mu.Lock()
-	if res.Sent < opts.Count {
+	if e.result().Sent < opts.Count {
 		deadline = time.Now()
 	}
-	mu.Unlock()
-	c.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
+	e.c.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { e.c.SetReadDeadline(time.Now()) })
 	defer stop()
 	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	return res, nil
+	return e.result(), nil
+}
+
+// echoSession is one Ping: its socket, the requests it sent and the
+// replies that came back. send and receive run at once; mu guards what
+// they share.
+type echoSession struct {
+	c      *icmp.PacketConn
+	addr   netip.Addr
+	method string
+	id     int
+	dst    net.Addr
+	count  int
+	// echoType and replyType are ICMP's or ICMPv6's echo types; proto
+	// is the protocol number ParseMessage wants.
+	echoType, replyType icmp.Type
+	proto               int
+
+	mu   sync.Mutex
+	sent map[int]time.Time
+	got  map[int]bool
+	res  PingResult
+}
+
+func openEcho(addr netip.Addr, count int) (*echoSession, error) {
+	c, method, err := listenICMP(addr)
+	if err != nil {
+		return nil, err
+	}
+	e := &echoSession{c: c, addr: addr, method: method, id: rand.N(0xffff) + 1, count: count,
+		dst: &net.IPAddr{IP: addr.AsSlice()}, echoType: ipv4.ICMPTypeEcho, replyType: ipv4.ICMPTypeEchoReply, proto: 1,
+		sent: map[int]time.Time{}, got: map[int]bool{}, res: PingResult{Method: method}}
+	if method == "datagram" {
+		e.dst = &net.UDPAddr{IP: addr.AsSlice()}
+	}
+	if addr.Is6() {
+		e.echoType, e.replyType, e.proto = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, 58
+	}
+	return e, nil
+}
+
+// send sends count echo requests, interval apart, until ctx ends.
+func (e *echoSession) send(ctx context.Context, interval time.Duration) error {
+	payload := []byte("lvsdiag reachability check")
+	for seq := range e.count {
+		if seq > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(interval):
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		b, err := (&icmp.Message{Type: e.echoType, Body: &icmp.Echo{ID: e.id, Seq: seq, Data: payload}}).Marshal(nil)
+		if err != nil {
+			return fmt.Errorf("building echo request to %s: %w", e.addr, err)
+		}
+		e.mu.Lock()
+		e.sent[seq] = time.Now()
+		e.mu.Unlock()
+		if _, err := e.c.WriteTo(b, e.dst); err != nil {
+			return fmt.Errorf("sending echo request to %s: %w", e.addr, err)
+		}
+		e.mu.Lock()
+		e.res.Sent++
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// receive records the replies until all came or the socket's read ends
+// (its deadline, or it was closed).
+func (e *echoSession) receive() {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := e.c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		at := time.Now()
+		m, err := icmp.ParseMessage(e.proto, buf[:n])
+		if err != nil || m.Type != e.replyType {
+			continue
+		}
+		echo, ok := m.Body.(*icmp.Echo)
+		if !ok || (e.method == "raw" && echo.ID != e.id) || !sameIP(from, e.addr) {
+			continue
+		}
+		e.mu.Lock()
+		if t, ok := e.sent[echo.Seq]; ok && !e.got[echo.Seq] {
+			e.got[echo.Seq] = true
+			e.res.Received++
+			e.res.RTTs = append(e.res.RTTs, at.Sub(t))
+		}
+		all := e.res.Received == e.count
+		e.mu.Unlock()
+		if all {
+			return
+		}
+	}
+}
+
+func (e *echoSession) result() PingResult {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.res
+	r.RTTs = slices.Clone(r.RTTs)
+	return r
 }
 
 func sameIP(from net.Addr, want netip.Addr) bool {

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lvskit/lvskit/internal/lab"
 )
 
 // BenchmarkVMTraceThroughput: the cost of tracing to the traffic a
@@ -85,7 +87,9 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 			if err != nil {
 				b.Fatalf("%s: %v\n%s", name, err, p.Output())
 			}
+			cpu0, busy0 := cpuOf(b, p.Pid()), cpuOf(b, 0)
 			rate := measure(name)
+			cpu, busy := cpuOf(b, p.Pid())-cpu0, cpuOf(b, 0)-busy0
 			// SIGTERM ends the trace like Ctrl-C: it detaches (slow under
 			// TCG, longer than Stop waits) and prints its summary.
 			if err := syscall.Kill(p.Pid(), syscall.SIGTERM); err != nil {
@@ -96,7 +100,10 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 			case <-time.After(3 * time.Minute):
 				b.Fatalf("%s: lvsdiag trace did not end after SIGTERM:\n%s", name, p.Output())
 			}
-			return rate, traceSummary(p.Output())
+			// How much of the guest's CPU lvsdiag itself took (reading,
+			// decoding, grouping, writing JSON): what is left is the
+			// programs' and the traffic's.
+			return rate, fmt.Sprintf("%s (lvsdiag %.1f%% of the guest's busy CPU)", traceSummary(p.Output()), 100*cpu.Seconds()/busy.Seconds())
 		}
 	}
 	// bpftrace on the same functions, in the VM's root namespace (its
@@ -207,4 +214,20 @@ func withBpftrace(ctx context.Context, b *testing.B, script string, fn func() fl
 		b.Fatalf("bpftrace printed nothing: %s", stderr.String())
 	}
 	return rate, lines
+}
+
+// cpuOf is the CPU time process pid has used, or with pid 0 the time
+// the VM's CPUs have been busy.
+func cpuOf(b *testing.B, pid int) time.Duration {
+	var d time.Duration
+	var err error
+	if pid == 0 {
+		d, err = lab.BusyCPU()
+	} else {
+		d, err = lab.ProcessCPU(pid)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -54,8 +55,15 @@ type bgpRuntime struct {
 	peers      []bgp.PeerState
 	lastChange time.Time
 	lastErr    string
+	closed     bool // the speaker was stopped
 	// drills are the VIPs a drill withdraws, and until when.
 	drills map[netip.Addr]time.Time
+
+	// update serialises bgpUpdate's decide-and-tell, which the daemon's
+	// loop and a stop request run from different goroutines.
+	update sync.Mutex
+	// stopping is done once every VIP has been withdrawn for the stop.
+	stopping sync.Once
 }
 
 type vipState struct {
@@ -177,6 +185,8 @@ func (d *Daemon) bgpUpdate() {
 	}
 	d.mu.Unlock()
 
+	r.update.Lock()
+	defer r.update.Unlock()
 	now := d.now()
 	r.mu.Lock()
 	in := bgp.Inputs{Phase: r.phase, KernelErr: r.kernelErr, Low: low, High: high}
@@ -220,6 +230,7 @@ func (d *Daemon) bgpUpdate() {
 	for _, c := range changes {
 		prefix := bgp.HostPrefix(c.addr)
 		var err error
+		d.log.Debug("bgp: telling the speaker", "vip", c.addr.String(), "announce", c.d.Announce)
 		if c.d.Announce {
 			err = r.speaker.Announce(prefix, attrs)
 		} else {
@@ -300,21 +311,59 @@ func (d *Daemon) bgpPollPeers() {
 	}
 }
 
-// stopBGP withdraws every VIP, then stops the speaker: the routers stop
-// sending traffic before IPVS is flushed or left.
+// bgpWithdrawOnStop withdraws every VIP as soon as ctx ends (SIGTERM),
+// from a goroutine of its own, rather than when the daemon's loop gets to
+// its shutdown: the loop may be in a resync or waiting on the speaker, and
+// the routers should stop sending at once. The returned func waits for
+// that goroutine (or cancels it if ctx has not ended).
+func (d *Daemon) bgpWithdrawOnStop(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	stop := context.AfterFunc(ctx, func() {
+		defer wg.Done()
+		d.bgpWithdrawAll("stop requested")
+	})
+	return func() {
+		if stop() {
+			wg.Done() // never ran
+		}
+		wg.Wait()
+	}
+}
+
+// bgpWithdrawAll enters the stopping phase and withdraws every VIP, once;
+// a second call waits for the first to finish.
+func (d *Daemon) bgpWithdrawAll(why string) {
+	r := d.bgpRT()
+	if r == nil {
+		return
+	}
+	r.stopping.Do(func() {
+		r.mu.Lock()
+		r.phase = bgp.Stopping
+		r.mu.Unlock()
+		d.log.Info("bgp: stopping: withdrawing every VIP first", "trigger", why)
+		d.bgpUpdate()
+	})
+}
+
+// stopBGP withdraws every VIP (unless a stop request did already), waits
+// stop_drain, then stops the speaker: the routers stop sending traffic
+// before IPVS is flushed or left.
 func (d *Daemon) stopBGP() {
 	r := d.bgpRT()
 	if r == nil {
 		return
 	}
+	d.log.Debug("bgp: the daemon's loop reached its shutdown")
+	d.bgpWithdrawAll("shutdown")
 	r.mu.Lock()
-	if r.phase == bgp.Stopping {
-		r.mu.Unlock()
+	closed := r.closed
+	r.closed = true
+	r.mu.Unlock()
+	if closed {
 		return // stopped already
 	}
-	r.phase = bgp.Stopping
-	r.mu.Unlock()
-	d.bgpUpdate()
 	if drain := r.cfg.StopDrain; drain > 0 {
 		// The routers need a moment to move the flows: until then they
 		// still arrive here, and must find IPVS in place.

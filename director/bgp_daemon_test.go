@@ -208,6 +208,48 @@ func TestBGPWithdrawsOnStopBeforeIPVSIsFlushed(t *testing.T) {
 	}
 }
 
+func TestBGPWithdrawsAtOnceOnStopWhileTheLoopIsBusy(t *testing.T) {
+	srv := newFlakyServer(t)
+	f := ipvstest.New()
+	sp := bgptest.New()
+	gate := make(chan struct{})
+	blocked := make(chan struct{})
+	var held, opened sync.Once
+	release := func() { opened.Do(func() { close(gate) }) }
+	// The only real-server update is the reload's weight change below.
+	f.Hook = func(c ipvstest.Call) error {
+		if c.Op == ipvstest.OpUpdateRealServer {
+			held.Do(func() { close(blocked) })
+			<-gate // the daemon's loop is stuck in a kernel write
+		}
+		return nil
+	}
+	d, path, cancel, done := startBGPDaemon(t, f, sp, srv.port())
+	t.Cleanup(release) // after the daemon's cleanup was registered: runs before it
+	waitFor(t, "announced", func() bool { return announced(sp) })
+	writeConfig(t, path, fmt.Sprintf(bgpDaemonConfig, srv.port(), 2))
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- d.Reload(context.Background()) }()
+	<-blocked
+	cancel()
+	waitFor(t, "the VIP withdrawn while the loop is busy", func() bool { return !announced(sp) })
+	if sp.Closed() {
+		t.Error("the speaker was closed before the loop's shutdown (stop_drain and IPVS come first)")
+	}
+	release()
+	if err := <-reloaded; err != nil {
+		t.Errorf("reload: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil // for the cleanup
+	calls := sp.Calls()
+	if n := len(calls); n < 2 || calls[n-2].String() != "withdraw 192.168.0.100/32" || calls[n-1].Op != bgptest.OpClose {
+		t.Errorf("last speaker calls = %v, want one withdraw then close", calls)
+	}
+}
+
 func TestBGPMetrics(t *testing.T) {
 	srv := newFlakyServer(t)
 	m, err := NewMetrics(MetricsOptions{ProcRoot: t.TempDir()})

@@ -212,6 +212,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.bgp = br
 	d.mu.Unlock()
 	defer d.stopBGP() // on an error return; shutdown stops it first otherwise
+	defer d.bgpWithdrawOnStop(ctx)()
 	d.applied.Store(true)
 	if err := d.apply(cfg); err != nil {
 		return err

@@ -27,7 +27,8 @@ type CollectOptions struct {
 	// Count ends the run after this many paths; zero means no limit.
 	Count int
 	// Tick, when set, delivers the times at which idle paths are flushed;
-	// nil means every 20ms.
+	// nil means every 20ms while a path is open (an idle trace does not
+	// wake up).
 	Tick <-chan time.Time
 	// Now is the kernel's monotonic clock (the events' clock), for
 	// flushing idle paths; nil estimates it from the latest event plus
@@ -43,10 +44,24 @@ type CollectOptions struct {
 func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Path) error) (Summary, error) {
 	g := NewGrouper(opts.Grouper)
 	tick := opts.Tick
+	// Without opts.Tick, a timer runs while a path is open: rearm starts
+	// it after an event or a flush that leaves one open, and fired says
+	// it has stopped.
+	armed := false
+	rearm, fired := func() {}, func() {}
 	if tick == nil {
-		t := time.NewTicker(20 * time.Millisecond)
+		const every = 20 * time.Millisecond
+		t := time.NewTimer(every)
+		t.Stop()
 		defer t.Stop()
 		tick = t.C
+		rearm = func() {
+			if !armed && g.Pending() > 0 {
+				t.Reset(every)
+				armed = true
+			}
+		}
+		fired = func() { armed = false }
 	}
 	var lastAt time.Duration
 	var lastWall time.Time
@@ -109,8 +124,11 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 		case e := <-events:
 			lastAt, lastWall = max(lastAt, e.Hop.At), time.Now()
 			running = send(g.Add(e))
+			rearm()
 		case <-tick:
+			fired()
 			running = send(g.Flush(now()))
+			rearm()
 		case err := <-readErr:
 			if ctx.Err() == nil {
 				runErr = fmt.Errorf("reading the trace: %w", err)

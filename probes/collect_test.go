@@ -156,3 +156,24 @@ func TestCollectReportsLostEventsAndHiddenHops(t *testing.T) {
 		t.Errorf("summary %+v", sum)
 	}
 }
+
+// Without a Tick, the timer Collect starts for an open path flushes it
+// once idle, before the run ends.
+func TestCollectFlushesIdlePathsWithItsOwnTimer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	src := probestest.NewSource(event(9, time.Second, probes.Hop{Func: probes.FuncReceive, Device: "eth0"}))
+	opts := probes.CollectOptions{Now: func() time.Duration { return time.Hour }}
+	flushed := false
+	_, err := probes.Collect(ctx, src, opts, func(p probes.Path) error {
+		flushed = ctx.Err() == nil
+		cancel()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !flushed {
+		t.Error("the idle path was ended only when the run ended: no timer flushed it")
+	}
+}

@@ -285,6 +285,10 @@ func (g *Grouper) Flush(now time.Duration) []Path {
 	})
 }
 
+// Pending is how many paths are open: started and not yet ended by Add,
+// Flush or Close.
+func (g *Grouper) Pending() int { return len(g.open) }
+
 // Close ends every open path, at the end of a trace.
 func (g *Grouper) Close() []Path {
 	return g.end(func(*openPath) bool { return true })

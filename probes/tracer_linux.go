@@ -43,7 +43,8 @@ type Tracer struct {
 	bootAt  time.Time // wall clock at CLOCK_MONOTONIC zero
 	attach  []Attachment
 	unseen  []string
-	// waitSymbols returns kallsyms once read (nil if it could not be).
+	// waitSymbols reads kallsyms the first time it is called and returns
+	// it (nil if it could not be read).
 	waitSymbols func() *Symbols
 
 	loadMu   sync.Mutex
@@ -112,26 +113,19 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	began := time.Now()
 	// kallsyms (a few hundred thousand lines the kernel formats one by
-	// one, seconds under emulation) only names drop locations and
-	// answers for functions BTF does not list: it is read beside
-	// everything else, and waited for when first needed and by Close
-	// (or here, if Open fails).
-	symbols := make(chan *Symbols, 1)
-	go func() {
+	// one: a second or two of CPU under emulation) only names drop
+	// locations and answers for functions BTF does not list: it is read
+	// when first needed, so a trace that sees no drop never pays for it
+	// (read in the background at start, it took a fifth of a traced
+	// director's CPU in the first seconds).
+	t.waitSymbols = sync.OnceValue(func() *Symbols {
 		syms, err := t.readSymbols()
 		if err != nil {
 			t.log.Warn("drop locations are shown as addresses", "err", err)
 		}
-		symbols <- syms
-	}()
-	t.waitSymbols = sync.OnceValue(func() *Symbols { return <-symbols })
+		return syms
+	})
 	t.dec.lazySymbols = t.waitSymbols
-	opened := false
-	defer func() {
-		if !opened {
-			t.waitSymbols()
-		}
-	}()
 	if err := t.loadDropReasons(); err != nil {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
@@ -191,7 +185,6 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("opening the tracer: reading the ring buffer: %w", err)
 	}
 	t.reader = rd
-	opened = true
 	return t, nil
 }
 
@@ -756,12 +749,7 @@ func (t *Tracer) Lost() (uint64, error) {
 // Close detaches every program and frees the maps. It unblocks Read.
 // Calls after the first return nil.
 func (t *Tracer) Close() error {
-	t.closeOnce.Do(func() {
-		t.closeErr = t.close()
-		if t.waitSymbols != nil {
-			t.waitSymbols() // the reader Open started
-		}
-	})
+	t.closeOnce.Do(func() { t.closeErr = t.close() })
 	return t.closeErr
 }
 

@@ -13,13 +13,14 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strconv"
+
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/lvskit/lvskit/internal/lab"
 	"github.com/lvskit/lvskit/probes"
 	"golang.org/x/sys/unix"
 )
@@ -189,7 +190,7 @@ func BenchmarkVMProbeCost(b *testing.B) {
 	// and the guest's busy CPU time per connection over all of them.
 	rate := func() (float64, time.Duration) {
 		var rates []float64
-		busy0 := guestBusy(b)
+		busy0 := busyCPU(b)
 		for range rounds {
 			start := time.Now()
 			var wg sync.WaitGroup
@@ -216,7 +217,7 @@ func BenchmarkVMProbeCost(b *testing.B) {
 			rates = append(rates, conns/time.Since(start).Seconds())
 		}
 		slices.Sort(rates)
-		return rates[len(rates)/2], (guestBusy(b) - busy0) / (rounds * conns)
+		return rates[len(rates)/2], (busyCPU(b) - busy0) / (rounds * conns)
 	}
 	// The untraced rate twice in a row says how much of a difference is
 	// noise.
@@ -301,27 +302,10 @@ func BenchmarkVMProbeCost(b *testing.B) {
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// guestBusy is the time the VM's CPUs have not been idle since boot
-// (/proc/stat: all but idle and iowait).
-func guestBusy(b *testing.B) time.Duration {
-	data, err := os.ReadFile("/proc/stat")
+func busyCPU(b *testing.B) time.Duration {
+	d, err := lab.BusyCPU()
 	if err != nil {
 		b.Fatal(err)
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		b.Fatalf("/proc/stat: unexpected first line %q", line)
-	}
-	var busy uint64
-	for i, v := range f[1:] {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			b.Fatalf("/proc/stat: %q: %v", line, err)
-		}
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return time.Duration(busy) * time.Second / 100 // USER_HZ
+	return d
 }

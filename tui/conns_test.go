@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,4 +292,49 @@ func TestProcSourceReadsAFlatCopy(t *testing.T) {
 	if len(a.Services) == 0 || len(a.Services) != len(b.Services) || a.Totals != b.Totals || len(a.Conns.Rows) != len(b.Conns.Rows) {
 		t.Errorf("flat copy: %d services, %d conns; tree: %d services, %d conns", len(a.Services), len(a.Conns.Rows), len(b.Services), len(b.Conns.Rows))
 	}
+}
+
+// TestSavedServiceTableIsTheKernels: a saved tree's ip_vs has the lines
+// the kernel printed (the lab's 6.12 capture, replayed and saved, gives
+// the same service lines, each with the same real server lines; lvstop
+// orders services its own way), so other tools that read
+// /proc/net/ip_vs read it too.
+func TestSavedServiceTableIsTheKernels(t *testing.T) {
+	var m Model
+	f := m.Update(collect(t, labSource(t), ConnQuery{}))
+	path, err := Save(f, nil, SaveOptions{Dir: t.TempDir(), Name: "snap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(path, "proc", "net", "ip_vs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join("..", "director", "ipvs", "testdata", "proc", "lab", "ip_vs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := serviceBlocks(string(got)), serviceBlocks(string(want)); !slices.Equal(g, w) {
+		t.Errorf("saved ip_vs:\n%s\nthe kernel's:\n%s", got, want)
+	}
+}
+
+// serviceBlocks cuts a /proc/net/ip_vs into its header and one block per
+// service (its line, then its real servers' lines sorted), sorted.
+func serviceBlocks(s string) []string {
+	var blocks [][]string
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if strings.HasPrefix(l, "  -> ") && len(blocks) > 0 {
+			blocks[len(blocks)-1] = append(blocks[len(blocks)-1], l)
+			continue
+		}
+		blocks = append(blocks, []string{l})
+	}
+	var out []string
+	for _, b := range blocks {
+		slices.Sort(b[1:])
+		out = append(out, strings.Join(b, ""))
+	}
+	slices.Sort(out)
+	return out
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/bits"
-	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -108,67 +106,24 @@ func safeName(s string) string {
 }
 
 // WriteProcServices writes the snapshot's services as /proc/net/ip_vs
-// does (ip_vs_info_seq_show in the kernel): hex addresses and ports, the
-// persistence timeout in jiffies at ipvs.ProcHZ.
+// does, through ipvs.WriteServiceTable (the one writer of that format):
+// hex addresses and ports, the persistence timeout in jiffies at
+// ipvs.ProcHZ.
 func WriteProcServices(w io.Writer, s *Snapshot) error {
-	bw := bufio.NewWriter(w)
-	info := s.Info
+	t := ipvs.ServiceTable{Info: s.Info, Services: make([]ipvs.ServiceEntry, len(s.Services))}
 	if !s.HaveInfo {
-		info = ipvs.Info{Version: 0x010201, ConnTableSize: 4096}
+		t.Info = ipvs.Info{Version: 0x010201, ConnTableSize: 4096}
 	}
-	fmt.Fprintf(bw, "IP Virtual Server version %s (size=%d)\n", info.Version, info.ConnTableSize)
-	bw.WriteString("Prot LocalAddress:Port Scheduler Flags\n")
-	bw.WriteString("  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n")
 	for i := range s.Services {
 		svc := &s.Services[i]
-		ops := ""
-		if svc.Flags&ipvs.FlagOnePacket != 0 {
-			ops = "ops "
-		}
-		if svc.IsFWMark() {
-			fmt.Fprintf(bw, "FWM  %08X %s %s", svc.FWMark, svc.Scheduler, ops)
-		} else {
-			fmt.Fprintf(bw, "%s  %s %s %s", ipvs.ProcProtocolName(svc.Protocol), procAddrPort(svc.Address, svc.Port), svc.Scheduler, ops)
-		}
-		if svc.Persistent() {
-			fmt.Fprintf(bw, "persistent %d %08X\n", uint64(svc.Timeout)*ipvs.ProcHZ, procMask(svc.Family, svc.NetmaskBits))
-		} else {
-			bw.WriteByte('\n')
-		}
-		for _, r := range svc.RealServers {
-			fmt.Fprintf(bw, "  -> %s      %-7s %-6d %-10d %-10d\n", procAddrPort(r.Address, r.Port), r.Forwarding, r.Weight, r.ActiveConns, r.InactiveConns)
+		e := &t.Services[i]
+		e.Service = svc.Service
+		e.RealServers = make([]ipvs.RealServer, len(svc.RealServers))
+		for j := range svc.RealServers {
+			e.RealServers[j] = svc.RealServers[j].RealServer
 		}
 	}
-	return bw.Flush()
-}
-
-func procAddrPort(a netip.Addr, port uint16) string {
-	if a.Is4() {
-		b := a.As4()
-		return fmt.Sprintf("%02X%02X%02X%02X:%04X", b[0], b[1], b[2], b[3], port)
-	}
-	b := a.As16()
-	var g []string
-	for i := 0; i < 16; i += 2 {
-		g = append(g, fmt.Sprintf("%02x%02x", b[i], b[i+1]))
-	}
-	return fmt.Sprintf("[%s]:%04X", strings.Join(g, ":"), port)
-}
-
-// procMask is the persistence netmask as the kernel prints it: the mask
-// for IPv4; for IPv6 the prefix length, byte-swapped by ntohl() on a
-// little-endian machine.
-func procMask(f ipvs.Family, prefix uint8) uint32 {
-	if f == ipvs.IPv6 {
-		if prefix == 0 {
-			prefix = 128
-		}
-		return bits.ReverseBytes32(uint32(prefix))
-	}
-	if prefix == 0 {
-		prefix = 32
-	}
-	return ^uint32(0) << (32 - prefix)
+	return ipvs.WriteServiceTable(w, t)
 }
 
 // WriteProcStats writes totals as /proc/net/ip_vs_stats does.

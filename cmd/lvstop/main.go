@@ -182,14 +182,17 @@ func openSource(ctx context.Context, o options) (tui.Source, func(), error) {
 			return nil, nothing, usageError{"--lvsd: " + err.Error()}
 		}
 		l := &tui.LVSDSource{Status: c}
-		closeFn := nothing
+		closeKernel := nothing
 		if statusapi.IsLocal(o.lvsd) {
 			// lvsd on this machine: its health on top of the kernel's
 			// counters and connection table, when the kernel can be read.
 			if k, closeK, err := openKernel(); err == nil {
-				l.Base, closeFn = k, closeK
+				l.Base, closeKernel = k, closeK
 			}
 		}
+		// The client's idle keep-alive connection is closed with the
+		// source: run returns with nothing of it left.
+		closeFn := func() { c.Close(); closeKernel() }
 		if _, err := c.Status(ctx); err != nil {
 			closeFn()
 			return nil, nothing, fmt.Errorf("%w\n  is lvsd running, and is %s its status_listen address?", err, o.lvsd)

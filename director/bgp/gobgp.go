@@ -1,8 +1,9 @@
+//go:build !nobgp
+
 package bgp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,43 +16,6 @@ import (
 	bgppacket "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
-
-// Config is what the embedded speaker needs to know.
-type Config struct {
-	ASN      uint32
-	RouterID netip.Addr // IPv4
-	// ListenPort, when not 0, accepts sessions on ListenAddresses (which must
-	// then be given). 0 means no listener: lvsd connects to its peers.
-	ListenPort      uint16
-	ListenAddresses []netip.Addr
-	Peers           []PeerConfig
-}
-
-// PeerConfig is one BGP neighbour, usually the upstream router.
-type PeerConfig struct {
-	Address netip.Addr
-	ASN     uint32
-	// Port is the peer's TCP port; 0 means 179.
-	Port uint16
-	// LocalAddress is the source address of the session; zero lets the kernel choose.
-	LocalAddress netip.Addr
-	// HoldTime and Keepalive are negotiated down by the peer; zero means 90 s
-	// and a third of the hold time.
-	HoldTime  time.Duration
-	Keepalive time.Duration
-	// Password enables TCP MD5 signatures (RFC 2385) on the session.
-	Password string
-	// Passive waits for the peer to connect instead of connecting.
-	Passive bool
-	// MultihopTTL, when not 0, allows an eBGP peer that many hops away.
-	MultihopTTL uint8
-}
-
-// Options are the embedded speaker's collaborators.
-type Options struct {
-	// Logger receives GoBGP's log records (nothing is written elsewhere).
-	Logger *slog.Logger
-}
 
 // GoBGP is a Speaker on an embedded GoBGP server.
 type GoBGP struct {
@@ -85,7 +49,10 @@ func NewGoBGP(cfg Config, opts Options) (*GoBGP, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	g := &GoBGP{
-		srv:       server.NewBgpServer(server.LoggerOption(log.With("component", "gobgp"), nil)),
+		srv: server.NewBgpServer(
+			server.LoggerOption(log.With("component", "gobgp"), nil),
+			server.TimingHookOption(slowOps{log}),
+		),
 		peers:     slices.Clone(cfg.Peers),
 		log:       log,
 		announced: map[netip.Prefix]*apiutil.Path{},
@@ -100,38 +67,6 @@ func NewGoBGP(cfg Config, opts Options) (*GoBGP, error) {
 		return nil, err
 	}
 	return g, nil
-}
-
-func checkConfig(cfg Config) error {
-	if cfg.ASN == 0 {
-		return errors.New("starting bgp: asn must not be 0")
-	}
-	if !cfg.RouterID.Is4() {
-		return fmt.Errorf("starting bgp: router id %v must be an IPv4 address", cfg.RouterID)
-	}
-	if cfg.ListenPort != 0 && len(cfg.ListenAddresses) == 0 {
-		return fmt.Errorf("starting bgp: listen port %d needs listen addresses (lvsd does not listen on every address)", cfg.ListenPort)
-	}
-	seen := map[netip.Addr]bool{}
-	for _, p := range cfg.Peers {
-		if !p.Address.IsValid() {
-			return errors.New("starting bgp: a peer has no address")
-		}
-		if seen[p.Address] {
-			return fmt.Errorf("starting bgp: peer %v is configured twice", p.Address)
-		}
-		seen[p.Address] = true
-		if p.ASN == 0 {
-			return fmt.Errorf("starting bgp: peer %v: asn must not be 0", p.Address)
-		}
-		if p.HoldTime != 0 && p.HoldTime < 3*time.Second {
-			return fmt.Errorf("starting bgp: peer %v: hold time %v must be 0 or at least 3s", p.Address, p.HoldTime)
-		}
-		if p.Keepalive != 0 && p.HoldTime != 0 && p.Keepalive >= p.HoldTime {
-			return fmt.Errorf("starting bgp: peer %v: keepalive %v must be shorter than the hold time %v", p.Address, p.Keepalive, p.HoldTime)
-		}
-	}
-	return nil
 }
 
 func (g *GoBGP) start(cfg Config) error {
@@ -393,4 +328,29 @@ func buildPath(prefix netip.Prefix, attrs Attributes) (*apiutil.Path, error) {
 		pattrs = append(pattrs, bgppacket.NewPathAttributeCommunities(cs))
 	}
 	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: pattrs}, nil
+}
+
+// slowOpThreshold is how long an operation of GoBGP's server loop (an
+// announce, a withdraw, a peer listing, an accepted connection) may wait
+// and run before it is logged: every announce and withdraw goes through
+// that one loop.
+const slowOpThreshold = 20 * time.Millisecond
+
+// slowOps logs, at debug level, the server loop's operations that waited
+// or ran longer than slowOpThreshold.
+type slowOps struct{ log *slog.Logger }
+
+// Observe implements server.FSMTimingHook. GoBGP times an operation from
+// the moment its loop began to wait, so an operation that arrived at an
+// idle loop has a negative wait, and its run includes the idle time.
+func (h slowOps) Observe(op server.FSMOperation, tOp, tWait time.Duration) {
+	if tWait < 0 {
+		tOp += tWait
+		tWait = 0
+	}
+	if tOp+tWait < slowOpThreshold {
+		return
+	}
+	name := map[server.FSMOperation]string{server.FSMMgmtOp: "api call", server.FSMAccept: "accept", server.FSMROAEvent: "roa", server.FSMMessage: "peer message"}[op]
+	h.log.Debug("gobgp: slow server loop operation", "op", name, "waited", tWait, "ran", tOp)
 }

@@ -1,3 +1,5 @@
+//go:build !nobgp
+
 package bgp
 
 import (

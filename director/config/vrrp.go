@@ -323,6 +323,31 @@ func instanceNames(v *VRRP) []string {
 // vrrpInstance checks one instance and fills in its defaults; false when
 // it is too broken to compare with the others.
 func (c *checker) vrrpInstance(in *VRRPInstance) bool {
+	ok := c.vrrpIdentity(in)
+	c.vrrpTimingDefaults(in)
+	fam6, famOK := c.virtualAddresses(in)
+	if !famOK {
+		ok = false
+	}
+	if famOK && fam6 && in.Version == 2 {
+		c.at(&in.Version, "version: 2 carries IPv4 only, and the virtual addresses are IPv6: write version: 3")
+	}
+	c.vrrpPreempt(in)
+	if famOK {
+		c.vrrpPeerAddresses(in, fam6)
+	}
+	c.vrrpAuthentication(in)
+	c.garp(&in.GARP)
+	c.tracking(in)
+	if in.Notify != nil {
+		c.notify(in.Notify)
+	}
+	return ok
+}
+
+// vrrpIdentity checks what names an instance: its name, interface,
+// virtual router ID and virtual addresses, and the version.
+func (c *checker) vrrpIdentity(in *VRRPInstance) bool {
 	ok := true
 	need := func(p any, msg string) {
 		if !c.written(p) {
@@ -353,6 +378,12 @@ func (c *checker) vrrpInstance(in *VRRPInstance) bool {
 		c.at(&in.Version, "version: %d is not a VRRP version: write 2 (RFC 3768, IPv4 only) or 3 (RFC 5798)", in.Version)
 		ok = false
 	}
+	return ok
+}
+
+// vrrpTimingDefaults fills in the priority and advert interval when they
+// are not written, and checks them when they are.
+func (c *checker) vrrpTimingDefaults(in *VRRPInstance) {
 	if !c.written(&in.Priority) {
 		in.Priority = DefaultVRRPPriority
 	} else if c.valid(&in.Priority) && (in.Priority < 1 || in.Priority > 255) {
@@ -363,13 +394,10 @@ func (c *checker) vrrpInstance(in *VRRPInstance) bool {
 	} else if c.valid(&in.AdvertInterval) && (in.Version == 2 || in.Version == 3) {
 		c.advertInterval(in)
 	}
-	fam6, famOK := c.virtualAddresses(in)
-	if !famOK {
-		ok = false
-	}
-	if famOK && fam6 && in.Version == 2 {
-		c.at(&in.Version, "version: 2 carries IPv4 only, and the virtual addresses are IPv6: write version: 3")
-	}
+}
+
+// vrrpPreempt rejects preempt settings that cannot apply.
+func (c *checker) vrrpPreempt(in *VRRPInstance) {
 	if in.Preempt != nil && !*in.Preempt {
 		switch {
 		case in.Priority == 255:
@@ -378,9 +406,14 @@ func (c *checker) vrrpInstance(in *VRRPInstance) bool {
 			c.atKey(&in.PreemptDelay, "preempt_delay with preempt: false: a router that never preempts has nothing to delay; remove one of them")
 		}
 	}
+}
+
+// vrrpPeerAddresses checks the unicast peers and the source address
+// against the virtual addresses' family.
+func (c *checker) vrrpPeerAddresses(in *VRRPInstance, fam6 bool) {
 	for i := range in.UnicastPeers {
 		p := &in.UnicastPeers[i]
-		if !c.valid(p) || !famOK {
+		if !c.valid(p) {
 			continue
 		}
 		switch {
@@ -390,7 +423,7 @@ func (c *checker) vrrpInstance(in *VRRPInstance) bool {
 			c.at(p, "unicast_peers: %s is not of the virtual addresses' family: write the other director's %s address", *p, familyName(fam6))
 		}
 	}
-	if c.valid(&in.SourceAddress) && famOK {
+	if c.valid(&in.SourceAddress) {
 		s := in.SourceAddress
 		switch {
 		case s.IsMulticast() || s.IsUnspecified():
@@ -401,6 +434,10 @@ func (c *checker) vrrpInstance(in *VRRPInstance) bool {
 			c.at(&in.SourceAddress, "source_address: %s is not link-local: IPv6 adverts are sent from the link-local address (fe80::...); leave it out to use the interface's", s)
 		}
 	}
+}
+
+// vrrpAuthentication checks VRRPv2's password.
+func (c *checker) vrrpAuthentication(in *VRRPInstance) {
 	if a := in.Authentication; a != nil {
 		switch {
 		case !c.written(&a.Password):
@@ -412,12 +449,6 @@ func (c *checker) vrrpInstance(in *VRRPInstance) bool {
 			c.at(&a.Password, "password: %d bytes: write 1 to 8 (keepalived cuts longer ones to 8, so the peers would disagree)", len(a.Password))
 		}
 	}
-	c.garp(&in.GARP)
-	c.tracking(in)
-	if in.Notify != nil {
-		c.notify(in.Notify)
-	}
-	return ok
 }
 
 func familyName(ipv6 bool) string {

@@ -157,20 +157,11 @@ func appendPadded(b []byte, s string, width int) []byte { // %-Ns
 }
 
 func appendExpires(b []byte, v uint64) []byte { // %7lu
-	var d [20]byte
-	i := len(d)
-	for {
-		i--
-		d[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	for n := len(d) - i; n < 7; n++ {
+	d := uitoa(v)
+	for n := len(d); n < 7; n++ {
 		b = append(b, ' ')
 	}
-	return append(b, d[i:]...)
+	return append(b, d...)
 }
 
 // appendConnLine formats an entry as ip_vs_conn_seq_show() does:

@@ -83,32 +83,8 @@ func validate(root, schema map[string]any, v any, path string) []string {
 			if !slices.ContainsFunc(kv.([]any), func(e any) bool { return fmt.Sprint(e) == fmt.Sprint(v) }) {
 				fail("%v is not one of %v", v, kv)
 			}
-		case "required":
-			obj, _ := v.(map[string]any)
-			for _, r := range kv.([]any) {
-				if _, ok := obj[r.(string)]; !ok {
-					fail("missing %q", r)
-				}
-			}
-		case "properties":
-			obj, _ := v.(map[string]any)
-			for name, sub := range kv.(map[string]any) {
-				if pv, ok := obj[name]; ok {
-					errs = append(errs, validate(root, sub.(map[string]any), pv, path+"."+name)...)
-				}
-			}
-		case "additionalProperties":
-			if kv != false {
-				fail("validator supports only additionalProperties: false")
-				continue
-			}
-			props, _ := schema["properties"].(map[string]any)
-			obj, _ := v.(map[string]any)
-			for name := range obj {
-				if _, ok := props[name]; !ok {
-					fail("unexpected property %q", name)
-				}
-			}
+		case "required", "properties", "additionalProperties":
+			errs = append(errs, validateObject(root, schema, k, kv, v, path)...)
 		case "oneOf":
 			n := 0
 			for _, sub := range kv.([]any) {
@@ -141,6 +117,40 @@ func validate(root, schema map[string]any, v any, path string) []string {
 			}
 		default:
 			fail("schema keyword %q is not supported by the test's validator", k)
+		}
+	}
+	return errs
+}
+
+// validateObject checks an object's keywords: required, properties
+// and additionalProperties.
+func validateObject(root, schema map[string]any, k string, kv, v any, path string) []string {
+	var errs []string
+	fail := func(format string, args ...any) { errs = append(errs, path+": "+fmt.Sprintf(format, args...)) }
+	obj, _ := v.(map[string]any)
+	switch k {
+	case "required":
+		for _, r := range kv.([]any) {
+			if _, ok := obj[r.(string)]; !ok {
+				fail("missing %q", r)
+			}
+		}
+	case "properties":
+		for name, sub := range kv.(map[string]any) {
+			if pv, ok := obj[name]; ok {
+				errs = append(errs, validate(root, sub.(map[string]any), pv, path+"."+name)...)
+			}
+		}
+	case "additionalProperties":
+		if kv != false {
+			fail("validator supports only additionalProperties: false")
+			break
+		}
+		props, _ := schema["properties"].(map[string]any)
+		for name := range obj {
+			if _, ok := props[name]; !ok {
+				fail("unexpected property %q", name)
+			}
 		}
 	}
 	return errs

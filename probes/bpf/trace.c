@@ -563,9 +563,9 @@ struct hop_args {
  * a->svc are; both are constants at every call. A packet that does not
  * match costs, in order: its netns (three loads), one lookup in traced,
  * and the match itself (a few loads, or one read of its headers). */
-static __always_inline int hop(struct hop_args *a, const int direct_skb, const int direct_obj)
+static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
+				    struct ip_vs_service *svc, const int direct_skb, const int direct_obj)
 {
-	struct sk_buff *skb = a->skb;
 	__u64 key = (__u64)skb;
 	if (!skb)
 		return 0;
@@ -586,11 +586,11 @@ static __always_inline int hop(struct hop_args *a, const int direct_skb, const i
 			int ok = 0;
 			if (a->prev_skb && bpf_map_lookup_elem(&traced, &a->prev_skb))
 				ok = 1;
-			if (!ok && a->cp)
-				ok = match_conn(a->cp, direct_obj);
-			if (!ok && a->svc)
-				ok = match_svc(a->svc, direct_obj);
-			if (!ok && !a->cp && !a->svc) {
+			if (!ok && cp)
+				ok = match_conn(cp, direct_obj);
+			if (!ok && svc)
+				ok = match_svc(svc, direct_obj);
+			if (!ok && !cp && !svc) {
 				struct tuple t = {};
 				p = pkt_start(skb, a->at_receive, &avail, direct_skb);
 				ok = parse(p, &t) && match_tuple(&t);
@@ -650,20 +650,50 @@ static __always_inline int hop(struct hop_args *a, const int direct_skb, const i
 		e->pkt_len = avail;
 		e->flags |= EV_PKT;
 	}
-	if (a->cp) {
-		/* Not READ(dest, a->cp->dest): the builtin would relocate a->cp
-		 * too, against a struct the kernel does not have. */
-		struct ip_vs_conn *cp = a->cp;
+	if (cp) {
 		struct ip_vs_dest *dest = NULL;
 		read_conn(e, cp);
 		READ(dest, cp->dest);
 		if (dest)
 			read_dest(e, dest);
-	} else if (a->svc) {
-		read_svc(e, a->svc);
+	} else if (svc) {
+		read_svc(e, svc);
 	}
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+/* hop's body is compiled once per kind of pointers as a BPF function
+ * that every program calls, not inlined into each of the 70-odd
+ * programs: the object, and its parsing at every start, shrink several
+ * times. skb, cp and svc are passed in registers, which keep the types
+ * the verifier gave them. */
+static __attribute__((noinline)) int hop_typed(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
+					       struct ip_vs_service *svc)
+{
+	return hop_body(a, skb, cp, svc, DIRECT, DIRECT);
+}
+
+static __attribute__((noinline)) int hop_typed_obj(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
+						   struct ip_vs_service *svc)
+{
+	return hop_body(a, skb, cp, svc, INDIRECT, DIRECT);
+}
+
+static __attribute__((noinline)) int hop_untyped(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
+						 struct ip_vs_service *svc)
+{
+	return hop_body(a, skb, cp, svc, INDIRECT, INDIRECT);
+}
+
+/* hop picks the body for the pointers' kinds (constants at every call). */
+static __always_inline int hop(struct hop_args *a, const int direct_skb, const int direct_obj)
+{
+	if (direct_skb && direct_obj)
+		return hop_typed(a, a->skb, a->cp, a->svc);
+	if (direct_obj)
+		return hop_typed_obj(a, a->skb, a->cp, a->svc);
+	return hop_untyped(a, a->skb, a->cp, a->svc);
 }
 
 /* prev_of: when the CPU is inside an IPVS transmitter and meets another

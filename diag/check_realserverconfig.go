@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -20,18 +21,61 @@ func checkRealServerHere(ctx context.Context, r *run) outcome {
 	return notApplicable("run `lvsdiag rs --vip %s` on each real server", r.opts.VIP)
 }
 
+// realServerConfigFacts are what check 4 (Real server configuration)
+// decides from.
+type realServerConfigFacts struct {
+	target
+	Links []Link
+	// Route is the kernel's route to the VIP (nil: not known).
+	Route   *Route
+	Sysctls sysctlFacts
+	// Listeners are the TCP sockets listening on this host, from
+	// /proc/net/tcp and tcp6; ListenersRead says either was read.
+	Listeners     []netip.AddrPort
+	ListenersRead bool
+}
+
 func checkRealServerConfig(ctx context.Context, r *run) outcome {
 	links, err := r.getLinks(ctx)
 	if err != nil {
 		return couldNotRun("reading links: %v", err)
 	}
+	f := realServerConfigFacts{target: r.target(), Links: links}
+	if r.env.Net != nil {
+		if rt, err := r.env.Net.RouteTo(ctx, r.opts.VIP); err == nil {
+			f.Route = &rt
+		}
+	}
+	devs := []string{"all", "default", "lo"}
+	for _, l := range links {
+		if !slices.Contains(devs, l.Name) {
+			devs = append(devs, l.Name)
+		}
+	}
+	f.Sysctls = r.readSysctls(nil, devs, []string{"arp_ignore", "arp_announce", "rp_filter"})
+	if r.env.Root != nil && r.opts.Port != 0 {
+		for _, name := range []string{"proc/net/tcp", "proc/net/tcp6"} {
+			ls, err := readListeners(r.env.Root, name)
+			if err != nil {
+				continue
+			}
+			f.ListenersRead = true
+			f.Listeners = append(f.Listeners, ls...)
+		}
+	}
+	return realServerConfigFindings(f)
+}
+
+// realServerConfigFindings decides check 4 from its facts: the VIP on
+// lo as a host address, ARP kept quiet about it, the tunnel (if any)
+// able to take packets, and something listening on the port.
+func realServerConfigFindings(f realServerConfigFacts) outcome {
 	var o outcome
-	vip := r.opts.VIP
 	var holders []Link
 	var holderPrefix []netip.Prefix
-	for _, l := range links {
+	for _, l := range f.Links {
 		for _, p := range l.Prefixes {
-			if p.Addr() == vip {
+			if p.Addr() == f.VIP {
 				holders = append(holders, l)
 				holderPrefix = append(holderPrefix, p)
 			}
@@ -42,30 +86,28 @@ func checkRealServerConfig(ctx context.Context, r *run) outcome {
 		o.note("the VIP is on %s (%s) as %s", l.Name, l.Kind, holderPrefix[i])
 		tunnel = tunnel || l.Kind == "ipip"
 	}
-	r.rsVIP(holders, holderPrefix, &o)
-	if r.env.Net != nil {
-		if rt, err := r.env.Net.RouteTo(ctx, vip); err == nil {
-			if rt.Local {
-				o.note("route to the VIP: local (this host accepts packets for it)")
-			} else {
-				via := "out of " + rt.Interface
-				if rt.Gateway.IsValid() {
-					via = "via " + rt.Gateway.String() + " on " + rt.Interface
-				}
-				o.note("route to the VIP: %s (not local: packets for the VIP are forwarded or dropped)", via)
+	rsVIPFindings(f, holders, holderPrefix, &o)
+	if rt := f.Route; rt != nil {
+		if rt.Local {
+			o.note("route to the VIP: local (this host accepts packets for it)")
+		} else {
+			via := "out of " + rt.Interface
+			if rt.Gateway.IsValid() {
+				via = "via " + rt.Gateway.String() + " on " + rt.Interface
 			}
+			o.note("route to the VIP: %s (not local: packets for the VIP are forwarded or dropped)", via)
 		}
 	}
-	if vip.Is4() {
-		r.rsARP(links, &o)
+	if f.VIP.Is4() {
+		rsARPFindings(f, &o)
 	}
 	if tunnel {
-		r.rsTunnel(holders, &o)
+		rsTunnelFindings(f, holders, &o)
 	} else {
-		r.rsRPFilter(links, &o)
+		rsRPFilterNotes(f, &o)
 	}
-	if r.opts.Port != 0 {
-		r.rsListening(&o)
+	if f.Port != 0 {
+		rsListeningFindings(f, &o)
 	}
 	return o
 }
@@ -87,8 +129,8 @@ func outward(links []Link) []Link {
 	return out
 }
 
-func (r *run) rsVIP(holders []Link, prefixes []netip.Prefix, o *outcome) {
-	vip := r.opts.VIP
+func rsVIPFindings(f realServerConfigFacts, holders []Link, prefixes []netip.Prefix, o *outcome) {
+	vip := f.VIP
 	full := vip.BitLen()
 	if len(holders) == 0 {
 		o.add(Finding{ID: "rs-vip-missing", Severity: Critical, Subject: "VIP " + vip.String() + " on this real server",
@@ -113,9 +155,9 @@ func (r *run) rsVIP(holders []Link, prefixes []netip.Prefix, o *outcome) {
 	}
 }
 
-// rsARP checks arp_ignore and arp_announce on each outward link. The
+// rsARPFindings checks arp_ignore and arp_announce on each outward link. The
 // kernel uses the larger of net.ipv4.conf.all and the link's value.
-func (r *run) rsARP(links []Link, o *outcome) {
+func rsARPFindings(f realServerConfigFacts, o *outcome) {
 	type knob struct {
 		name   string
 		want   int
@@ -127,15 +169,15 @@ func (r *run) rsARP(links []Link, o *outcome) {
 		{"arp_ignore", 1, Critical, "rs-arp-ignore", "this real server answers ARP requests for the VIP (on lo) from its LAN link: clients and the router may send VIP traffic here, bypassing the director"},
 		{"arp_announce", 2, Warning, "rs-arp-announce", "this real server may use the VIP as the source of its own ARP requests, teaching the LAN that the VIP is at its MAC"},
 	}
-	out := outward(links)
+	out := outward(f.Links)
 	for _, k := range knobs {
-		all, errAll := r.readIfSysctl("all", k.name)
+		all, errAll := f.Sysctls.conf("all", k.name)
 		if errAll != nil {
 			o.note("net.ipv4.conf.all.%s: %v", k.name, errAll)
 			continue
 		}
 		for _, l := range out {
-			dev, err := r.readIfSysctl(l.Name, k.name)
+			dev, err := f.Sysctls.conf(l.Name, k.name)
 			if err != nil {
 				continue
 			}
@@ -151,7 +193,7 @@ func (r *run) rsARP(links []Link, o *outcome) {
 				k.reason,
 			}
 			for _, other := range []string{"default", "lo"} {
-				if n, err := r.readIfSysctl(other, k.name); err == nil && n >= k.want {
+				if n, err := f.Sysctls.conf(other, k.name); err == nil && n >= k.want {
 					why := "it applies only to links created after it was set"
 					if other == "lo" {
 						why = "ARP requests arrive on " + l.Name + ", not on lo"
@@ -169,20 +211,20 @@ EOF`, k.name, k.want, l.Name)})
 	}
 }
 
-func (r *run) rsRPFilter(links []Link, o *outcome) {
-	all, err := r.readIfSysctl("all", "rp_filter")
+func rsRPFilterNotes(f realServerConfigFacts, o *outcome) {
+	all, err := f.Sysctls.conf("all", "rp_filter")
 	if err != nil {
 		return
 	}
-	for _, l := range outward(links) {
-		if dev, err := r.readIfSysctl(l.Name, "rp_filter"); err == nil {
+	for _, l := range outward(f.Links) {
+		if dev, err := f.Sysctls.conf(l.Name, "rp_filter"); err == nil {
 			o.note("rp_filter on %s: all = %d, %s = %d, effective %d (1 strict, 2 loose)", l.Name, all, l.Name, dev, max(all, dev))
 		}
 	}
 }
 
-func (r *run) rsTunnel(holders []Link, o *outcome) {
-	all, _ := r.readIfSysctl("all", "rp_filter")
+func rsTunnelFindings(f realServerConfigFacts, holders []Link, o *outcome) {
+	all, _ := f.Sysctls.conf("all", "rp_filter")
 	for _, l := range holders {
 		if l.Kind != "ipip" {
 			continue
@@ -192,7 +234,7 @@ func (r *run) rsTunnel(holders []Link, o *outcome) {
 				Evidence: []string{l.Name + " holds the VIP but is down: IPIP packets from the director are dropped"},
 				Fix:      "ip link set " + l.Name + " up"})
 		}
-		dev, err := r.readIfSysctl(l.Name, "rp_filter")
+		dev, err := f.Sysctls.conf(l.Name, "rp_filter")
 		if err != nil {
 			continue
 		}
@@ -205,36 +247,25 @@ func (r *run) rsTunnel(holders []Link, o *outcome) {
 	}
 }
 
-// rsListening looks for a TCP listener that takes VIP:port in
-// /proc/net/tcp and tcp6.
-func (r *run) rsListening(o *outcome) {
-	if r.env.Root == nil {
-		return
-	}
-	found, read := false, false
-	for _, f := range []string{"proc/net/tcp", "proc/net/tcp6"} {
-		ls, err := readListeners(r.env.Root, f)
-		if err != nil {
+// rsListeningFindings looks for a TCP listener that takes VIP:port.
+func rsListeningFindings(f realServerConfigFacts, o *outcome) {
+	found := false
+	for _, l := range f.Listeners {
+		if l.Port() != f.Port {
 			continue
 		}
-		read = true
-		for _, l := range ls {
-			if l.Port() != r.opts.Port {
-				continue
-			}
-			a := l.Addr()
-			if a.IsUnspecified() || a.Unmap() == r.opts.VIP {
-				found = true
-				o.note("listening on %s", l)
-			}
+		a := l.Addr()
+		if a.IsUnspecified() || a.Unmap() == f.VIP {
+			found = true
+			o.note("listening on %s", l)
 		}
 	}
-	if !read || found {
+	if !f.ListenersRead || found {
 		return
 	}
-	o.add(Finding{ID: "rs-not-listening", Severity: Critical, Subject: fmt.Sprintf("port %d on this real server", r.opts.Port),
-		Evidence: []string{fmt.Sprintf("nothing listens on %s or on every address (0.0.0.0 or [::]) port %d", r.opts.VIP, r.opts.Port)},
-		Fix:      fmt.Sprintf("Start the service, listening on every address or on the VIP:\n  ss -ltnp | grep -w %d\n  (nginx: listen %d; not listen <this host's address>:%d)", r.opts.Port, r.opts.Port, r.opts.Port)})
+	o.add(Finding{ID: "rs-not-listening", Severity: Critical, Subject: fmt.Sprintf("port %d on this real server", f.Port),
+		Evidence: []string{fmt.Sprintf("nothing listens on %s or on every address (0.0.0.0 or [::]) port %d", f.VIP, f.Port)},
+		Fix:      fmt.Sprintf("Start the service, listening on every address or on the VIP:\n  ss -ltnp | grep -w %d\n  (nginx: listen %d; not listen <this host's address>:%d)", f.Port, f.Port, f.Port)})
 }
 
 // readListeners parses the LISTEN sockets of /proc/net/tcp(6).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,62 +15,53 @@ type pingTarget struct {
 	Role string // "VIP", "director", "real server"
 }
 
-// directorAddrs are the directors' own addresses: the VRRP routers that
-// advertise the VIP, and lvsd's VRRP master.
-func (r *run) directorAddrs(ctx context.Context) []netip.Addr {
-	var out []netip.Addr
-	if c, err := r.getCensus(ctx); err == nil {
-		for _, vr := range vipRouters(c, r.opts.VIP) {
-			for _, s := range vr.Speakers {
-				if containsAddr(s.Addresses, r.opts.VIP) && !slices.Contains(out, s.Source) {
-					out = append(out, s.Source)
-				}
-			}
-		}
-	}
-	if v := r.getDirector(ctx); v.Status != nil {
-		for _, in := range v.Status.VRRP {
-			if a, err := netip.ParseAddr(in.Master); err == nil && containsString(in.VIPs, r.opts.VIP.String()) && !slices.Contains(out, a) {
-				out = append(out, a)
-			}
-		}
-	}
-	return out
+// reachabilityFacts are what check 1 (Reachability) decides from: each
+// target with its ping's result or error.
+type reachabilityFacts struct {
+	target
+	Targets []pingTarget
+	Results []PingResult
+	Errs    []error
 }
 
 func checkReachability(ctx context.Context, r *run) outcome {
 	if r.env.Pinger == nil {
 		return couldNotRun("no ICMP on this system")
 	}
-	targets := []pingTarget{{r.opts.VIP, "VIP"}}
+	f := reachabilityFacts{target: r.target(), Targets: []pingTarget{{r.opts.VIP, "VIP"}}}
 	seen := map[netip.Addr]bool{r.opts.VIP: true}
 	add := func(as []netip.Addr, role string) {
 		for _, a := range as {
 			if !seen[a] {
 				seen[a] = true
-				targets = append(targets, pingTarget{a, role})
+				f.Targets = append(f.Targets, pingTarget{a, role})
 			}
 		}
 	}
 	add(r.directorAddrs(ctx), "director")
 	add(r.getDirector(ctx).realServerAddrs(), "real server")
 
-	results := make([]PingResult, len(targets))
-	errs := make([]error, len(targets))
+	f.Results = make([]PingResult, len(f.Targets))
+	f.Errs = make([]error, len(f.Targets))
 	var wg sync.WaitGroup
 	popts := PingOptions{Count: r.opts.PingCount, Interval: 100 * time.Millisecond, Timeout: time.Second}
 	if dl, ok := ctx.Deadline(); ok {
 		popts.Timeout = min(popts.Timeout, time.Until(dl)/2)
 	}
-	for i, t := range targets {
-		wg.Go(func() { results[i], errs[i] = r.env.Pinger.Ping(ctx, t.Addr, popts) })
+	for i, t := range f.Targets {
+		wg.Go(func() { f.Results[i], f.Errs[i] = r.env.Pinger.Ping(ctx, t.Addr, popts) })
 	}
 	wg.Wait()
+	return reachabilityFindings(f)
+}
 
+// reachabilityFindings decides check 1 from its facts: loss to any
+// target is a finding, total loss a critical one.
+func reachabilityFindings(f reachabilityFacts) outcome {
 	var o outcome
 	ran := false
-	for i, t := range targets {
-		res, err := results[i], errs[i]
+	for i, t := range f.Targets {
+		res, err := f.Results[i], f.Errs[i]
 		if err != nil {
 			o.note("%s %s: could not ping: %v", t.Role, t.Addr, err)
 			continue
@@ -91,17 +81,16 @@ func checkReachability(ctx context.Context, r *run) outcome {
 			sev = Critical
 		}
 		ev := []string{fmt.Sprintf("%d of %d echo requests to %s unanswered (%d%% loss)", res.Sent-res.Received, res.Sent, t.Addr, loss)}
-		o.add(Finding{ID: "reach-loss", Severity: sev, Subject: t.Role + " " + t.Addr.String(), Evidence: ev, Fix: pingFix(t, r.ifaceOr("eth0"))})
+		o.add(Finding{ID: "reach-loss", Severity: sev, Subject: t.Role + " " + t.Addr.String(), Evidence: ev, Fix: pingFix(t, f.ifaceOr("eth0"))})
 	}
 	if !ran {
-		return couldNotRun("ICMP: %v", firstErr(errs))
+		return couldNotRun("ICMP: %v", firstErr(f.Errs))
 	}
-	if m := results[0].Method; m != "" {
+	if m := f.Results[0].Method; m != "" {
 		o.note("(ICMP over %s sockets)", m)
 	}
 	return o
 }
-
 func firstErr(errs []error) error {
 	for _, e := range errs {
 		if e != nil {
