@@ -97,11 +97,16 @@ vm-kit:
 	@for k in $(VM_KERNELS); do VM_KERNEL=$$k scripts/vm/prepare-kit.sh || exit 1; done
 
 # -p 1: each VM takes both cores. Each kernel in VM_KERNELS in turn.
-# The .deb is built first: packaging/'s VM test installs it.
+# The .deb is built first: packaging/'s VM test installs it. On
+# TEST_SOAK_KERNEL the soak runs too, for TEST_SOAK (make soak is the
+# long one; TEST_SOAK= leaves it out).
+TEST_SOAK        ?= 2m
+TEST_SOAK_KERNEL ?= 6.12
 test-vm: vm-kit build deb
 	@for k in $(VM_KERNELS); do \
 		echo "test-vm: kernel $$k"; \
-		VM_KERNEL=$$k LVSKIT_DEB=$(CURDIR)/$(DEB) $(GO) test -count=1 -p 1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS) || exit 1; \
+		soak=; [ "$$k" = "$(TEST_SOAK_KERNEL)" ] && soak='$(TEST_SOAK)'; \
+		VM_KERNEL=$$k LVSKIT_SOAK=$$soak LVSKIT_DEB=$(CURDIR)/$(DEB) $(GO) test -count=1 -p 1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS) || exit 1; \
 	done
 
 test: build test-unit test-vm

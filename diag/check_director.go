@@ -3,10 +3,13 @@ package diag
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
 
 // directorFacts are what check 2 (Director) decides from.
@@ -167,7 +170,7 @@ by hand:
 	}
 	if !v.IPVS && v.Status != nil && len(v.StatusServices) == 0 {
 		o.add(Finding{ID: "director-no-service", Severity: Critical, Subject: "lvsd service for " + f.vipPort(),
-			Evidence: []string{fmt.Sprintf("lvsd (%s) has %d service%s, none for %s", v.Status.Config, len(v.Status.Services), plural(len(v.Status.Services)), f.vipPort())},
+			Evidence: []string{lvsdServicesEvidence(v.Status, f.VIP, f.vipPort())},
 			Fix:      "Add the service to lvsd's config (virtual_services), check it and reload:\n  lvsd check --config " + v.Status.Config + "\n  systemctl reload lvsd"})
 	}
 }
@@ -399,4 +402,23 @@ func directorFirewallFindings(f directorFacts, o *outcome) {
 	for _, d := range drops {
 		o.add(vrrpDropFinding(d))
 	}
+}
+
+// lvsdServicesEvidence says what lvsd has instead of a service for
+// vipPort: its services on the VIP's address (other ports or
+// protocols), which is all a status read for the VIP holds.
+func lvsdServicesEvidence(st *statusapi.Status, vip netip.Addr, vipPort string) string {
+	var keys []string
+	for _, s := range st.Services {
+		if k, err := ipvs.ParseServiceKey(s.Key); err == nil && !k.IsFWMark() && k.Address == vip {
+			keys = append(keys, s.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return fmt.Sprintf("lvsd (%s) has no service on %s, so none for %s", st.Config, vip, vipPort)
+	}
+	if len(keys) > 5 {
+		keys = append(keys[:5], fmt.Sprintf("%d more", len(keys)-5))
+	}
+	return fmt.Sprintf("lvsd (%s) has %s on %s, none for %s", st.Config, strings.Join(keys, ", "), vip, vipPort)
 }

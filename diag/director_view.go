@@ -151,7 +151,13 @@ func (r *run) directorFromStatus(ctx context.Context, v *directorView, m *rsMerg
 	if r.env.LVSD == nil {
 		return
 	}
-	st, err := r.env.LVSD.Status(ctx)
+	var st statusapi.Status
+	var err error
+	if vs, ok := r.env.LVSD.(VIPStatusSource); ok {
+		st, err = vs.StatusOfVIP(ctx, r.opts.VIP)
+	} else {
+		st, err = r.env.LVSD.Status(ctx)
+	}
 	if err != nil {
 		v.StatusErr = err
 		return

@@ -197,6 +197,13 @@ type StatusSource interface {
 	Status(ctx context.Context) (statusapi.Status, error)
 }
 
+// VIPStatusSource is a StatusSource that can read the status with only
+// one address's services (*statusapi.Client: GET /status?vip=): a
+// director with 10,000 services then sends a few kilobytes, not 10 MB.
+type VIPStatusSource interface {
+	StatusOfVIP(ctx context.Context, vip netip.Addr) (statusapi.Status, error)
+}
+
 // VRRPListener takes a VRRP census of a link.
 type VRRPListener interface {
 	Listen(ctx context.Context, iface string, d time.Duration) (*VRRPCensus, error)

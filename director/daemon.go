@@ -473,13 +473,7 @@ func (d *Daemon) Status() Status {
 	bgpStatus := d.bgpStatus()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{Config: d.opts.ConfigPath, Loaded: d.loaded, Events: d.timeline.Events(), VRRP: vrrpStatus, BGP: bgpStatus}
-	if d.reloadErr != nil {
-		st.LastReloadError = d.reloadErr.Error()
-	}
-	for _, k := range d.unowned {
-		st.Unowned = append(st.Unowned, k.String())
-	}
+	st := d.statusHeadLocked(vrrpStatus, bgpStatus)
 	st.Services = d.serviceStatusesLocked()
 	return st
 }

@@ -25,7 +25,7 @@ func serveAPI(t *testing.T, d *Daemon) *statusapi.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: statusapi.NewAPIHandler("unix", d.Status, d)}
+	srv := &http.Server{Handler: statusapi.NewAPIHandler("unix", d.EncodedStatus, d)}
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close(); <-done })
@@ -157,7 +157,7 @@ func TestDrillRefusalsSayWhy(t *testing.T) {
 func TestDrillActionsAreNotServedOnTCP(t *testing.T) {
 	fv := newFakeVRRP()
 	d := startVRRPDaemon(t, fv)
-	srv := httptest.NewServer(statusapi.NewAPIHandler("tcp", d.Status, d))
+	srv := httptest.NewServer(statusapi.NewAPIHandler("tcp", d.EncodedStatus, d))
 	defer srv.Close()
 	c, err := statusapi.NewClient(srv.URL)
 	if err != nil {

@@ -1,12 +1,19 @@
 package director
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/director/statusapi"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -56,5 +63,106 @@ func TestStatusFollowsChangesOfACachedService(t *testing.T) {
 	// reach into it.
 	if first.Services[1].RealServers[0].KernelWeight != 1 {
 		t.Errorf("an earlier snapshot changed: %+v", first.Services[1].RealServers[0])
+	}
+}
+
+// The status API serves lvsd's services from their cached encodings:
+// its bytes are encoding/json's encoding of Daemon.Status, before and
+// after changes (a flap, a write, a reload), and the ETag changes with
+// them.
+func TestEncodedStatusIsTheStatusAsEncodingJSONWritesIt(t *testing.T) {
+	f := ipvstest.New()
+	d, ids := statusBenchDaemon(t, f, 20, 3)
+	h := statusapi.NewEncodedStatusHandler(d.EncodedStatus)
+	serve := func(header ...string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/status", nil)
+		if len(header) == 2 {
+			req.Header.Set(header[0], header[1])
+		}
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	check := func(what string) string {
+		t.Helper()
+		rec := serve()
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(d.Status()); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), want.Bytes()) {
+			t.Fatalf("%s: GET /status (%d) differs from encoding/json's Status:\n got %.300s\nwant %.300s", what, rec.Code, rec.Body.Bytes(), want.Bytes())
+		}
+		if got := rec.Header().Get("Content-Length"); got != strconv.Itoa(want.Len()) {
+			t.Errorf("%s: Content-Length %s, body %d bytes", what, got, want.Len())
+		}
+		return rec.Header().Get("ETag")
+	}
+	tags := map[string]string{}
+	tag := func(what string) {
+		t.Helper()
+		e := check(what)
+		if prev, ok := tags[e]; ok {
+			t.Errorf("%s: ETag %s is the one of %s", what, e, prev)
+		}
+		tags[e] = what
+	}
+	tag("start")
+	if again := check("again"); tags[again] != "start" {
+		t.Errorf("an unchanged status got a new ETag %s", again)
+	}
+	d.onTransition(health.Transition{Target: ids[7], From: health.StateUp, To: health.StateDown, Time: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC), Reason: "2 of 2 failures: <connection> refused & \"gone\""})
+	tag("a transition")
+	d.applyDirty()
+	tag("its write")
+	path := d.opts.ConfigPath
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bytes.Replace(cfg, []byte("scheduler: wrr"), []byte("scheduler: rr"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.reload(); err != nil {
+		t.Fatal(err)
+	}
+	tag("a reload")
+
+	// A client that has the current status is told so, with no body.
+	cur := serve().Header().Get("ETag")
+	if rec := serve("If-None-Match", cur); rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
+		t.Errorf("If-None-Match: %s: %d with %d bytes, want 304 and none", cur, rec.Code, rec.Body.Len())
+	}
+	if rec := serve("If-None-Match", `"0000000000000000"`); rec.Code != 200 {
+		t.Errorf("If-None-Match with an old tag: %d, want 200", rec.Code)
+	}
+}
+
+// Requests encode services outside the daemon's lock while transitions
+// change them: run under -race, with two clients and flaps at once.
+func TestEncodedStatusUnderConcurrentRequestsAndFlaps(t *testing.T) {
+	d, ids := statusBenchDaemon(t, ipvstest.New(), 50, 4)
+	h := statusapi.NewEncodedStatusHandler(d.EncodedStatus)
+	done := make(chan []int)
+	go func() {
+		var codes []int
+		for range 30 {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+			codes = append(codes, rec.Code)
+		}
+		done <- codes
+	}()
+	statusLatencies(t, d, ids, h, 30, 500)
+	if codes := <-done; slices.ContainsFunc(codes, func(c int) bool { return c != 200 }) {
+		t.Errorf("the other client's answers: %v", codes)
+	}
+	// Once the flaps stop, what is served is the status again.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	var want bytes.Buffer
+	json.NewEncoder(&want).Encode(d.Status())
+	if !bytes.Equal(rec.Body.Bytes(), want.Bytes()) {
+		t.Error("after concurrent requests and flaps, GET /status differs from encoding/json's Status")
 	}
 }

@@ -165,6 +165,13 @@ virtual_services:
     health_check: {type: none}
     real_servers:
       - address: 10.99.0.11
+      # Up only while scripts run as the package's lvsd_script user.
+      - address: 10.99.0.13
+        health_check:
+          type: script
+          command: [/bin/sh, -c, 'test "$(id -un)" = lvsd_script']
+          interval: 1s
+          rise: 1
 `
 
 const reloadedService = `  - name: web2
@@ -195,6 +202,14 @@ func TestVMDebInstallsAndLvsdServesAsTheUnitRunsIt(t *testing.T) {
 	}
 	if conf := sh(t, "dpkg-query", "--show", "--showformat", "${Conffiles}", "lvskit"); !strings.Contains(conf, "/etc/lvsd/lvsd.yaml ") {
 		t.Errorf("/etc/lvsd/lvsd.yaml is not a conffile: %q", conf)
+	}
+	// The postinst made the script user, a system account with no home
+	// and no login, and a second configure (a reinstall, an upgrade)
+	// keeps it as it is.
+	user := scriptUser(t)
+	t.Log(sh(t, "dpkg", "--install", deb))
+	if again := scriptUser(t); again != user {
+		t.Errorf("reinstalling changed lvsd_script: %q, then %q", user, again)
 	}
 	for _, prog := range []string{"lvsd", "lvstop", "lvsdiag"} {
 		if got, want := sh(t, "/usr/sbin/"+prog, "--version"), prog+" (lvskit) "+version+", built with go"; !strings.HasPrefix(got, want) {
@@ -331,6 +346,20 @@ func TestVMDebInstallsAndLvsdServesAsTheUnitRunsIt(t *testing.T) {
 	if !kernelServices(t)["TCP 10.99.0.100:80"] {
 		t.Errorf("the kernel has no TCP 10.99.0.100:80: %v", kernelServices(t))
 	}
+	// The packaged default runs scripts as lvsd_script: lvsd does not
+	// warn about root scripts, and the check that passes only as that
+	// user brings its real server up.
+	if strings.Contains(logs.String(), "scripts run as root") {
+		t.Errorf("lvsd warns about scripts running as root although the package made lvsd_script:\n%s", logs.String())
+	}
+	waitFor(t, time.Minute, "the script-checked real server 10.99.0.13:80 up", func() bool {
+		for _, rs := range status(t).Services[0].RealServers {
+			if rs.Address == "10.99.0.13:80" {
+				return rs.Health == "up"
+			}
+		}
+		return false
+	})
 	metrics := get(t, "http://127.0.0.1:9121/metrics")
 	if !strings.Contains(metrics, `lvsd_build_info{goversion="go`) || !strings.Contains(metrics, `version="`+version+`"} 1`) {
 		t.Errorf("/metrics lacks lvsd_build_info for %s", version)
@@ -373,6 +402,34 @@ func TestVMDebInstallsAndLvsdServesAsTheUnitRunsIt(t *testing.T) {
 	if k := kernelServices(t); !k["TCP 10.99.0.100:80"] || !k["TCP 10.99.0.101:80"] {
 		t.Errorf("after stop the kernel has %v: the rules should stay", k)
 	}
+}
+
+// scriptUser is lvsd_script's passwd line; the test fails unless it is
+// a system account (uid below 1000) with its own group, home
+// /nonexistent and no login shell.
+func scriptUser(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("getent", "passwd", "lvsd_script").Output()
+	if err != nil {
+		t.Fatalf("getent passwd lvsd_script: %v: the postinst did not create the user", err)
+	}
+	line := strings.TrimSpace(string(out))
+	f := strings.Split(line, ":")
+	if len(f) != 7 {
+		t.Fatalf("getent passwd lvsd_script: %q", line)
+	}
+	uid, _ := strconv.Atoi(f[2])
+	if uid == 0 || uid >= 1000 || f[5] != "/nonexistent" || !strings.HasSuffix(f[6], "nologin") && f[6] != "/bin/false" {
+		t.Errorf("lvsd_script is %q: want a system uid (1-999), home /nonexistent, no login shell", line)
+	}
+	group, err := exec.Command("getent", "group", f[3]).Output()
+	if err != nil || !strings.HasPrefix(string(group), "lvsd_script:") {
+		t.Errorf("lvsd_script's group %s is %q (%v): want its own group lvsd_script", f[3], group, err)
+	}
+	if _, err := os.Stat("/nonexistent"); err == nil {
+		t.Error("/nonexistent exists: the postinst made lvsd_script a home")
+	}
+	return line
 }
 
 func get(t *testing.T, url string) string {

@@ -495,7 +495,7 @@ func serveAPIs(ctx context.Context, wg *sync.WaitGroup, cfg *config.Config, d *d
 		handler func() http.Handler
 	}{
 		{"status API", cfg.LVSD.StatusListen, func() http.Handler {
-			return statusapi.NewAPIHandler(cfg.LVSD.StatusListen.Network, versioned(d.Status), d)
+			return statusapi.NewAPIHandler(cfg.LVSD.StatusListen.Network, versioned(d.EncodedStatus), d)
 		}},
 		{"metrics", cfg.LVSD.MetricsListen, metrics.Handler},
 	} {
@@ -533,11 +533,11 @@ func followReloads(ctx context.Context, signals <-chan os.Signal, d *director.Da
 }
 
 // versioned stamps the build's version on every status the API serves.
-func versioned(status func() director.Status) func() director.Status {
-	return func() director.Status {
-		st := status()
-		st.Version = buildinfo.Version()
-		return st
+func versioned(status func() (statusapi.Encoded, error)) func() (statusapi.Encoded, error) {
+	return func() (statusapi.Encoded, error) {
+		e, err := status()
+		e.Status.Version = buildinfo.Version()
+		return e, err
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lvskit/lvskit/director"
+	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/internal/buildinfo"
 )
 
@@ -156,9 +157,11 @@ func TestVersion(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, want %q\n%s", args, code, out.String(), want, errb.String())
 		}
 	}
-	st := versioned(func() director.Status { return director.Status{Config: "x"} })()
-	if st.Version != buildinfo.Version() || st.Config != "x" {
-		t.Errorf("versioned status: %+v", st)
+	e, err := versioned(func() (statusapi.Encoded, error) {
+		return statusapi.Encoded{Status: director.Status{Config: "x"}}, nil
+	})()
+	if st := e.Status; err != nil || st.Version != buildinfo.Version() || st.Config != "x" {
+		t.Errorf("versioned status: %+v, %v", st, err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/diag"
+	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/probes"
 )
@@ -188,10 +189,26 @@ func (f *Firewall) Rules(context.Context) (diag.FirewallRules, error) { return f
 type Status struct {
 	S   statusapi.Status
 	Err error
+	// VIPs are the addresses StatusOfVIP was asked for.
+	VIPs []netip.Addr
 }
 
 // Status implements diag.StatusSource.
 func (s *Status) Status(context.Context) (statusapi.Status, error) { return s.S, s.Err }
+
+// StatusOfVIP implements diag.VIPStatusSource as lvsd's GET
+// /status?vip= does: S with only the services on vip.
+func (s *Status) StatusOfVIP(_ context.Context, vip netip.Addr) (statusapi.Status, error) {
+	s.VIPs = append(s.VIPs, vip)
+	st := s.S
+	st.Services = nil
+	for _, svc := range s.S.Services {
+		if k, err := ipvs.ParseServiceKey(svc.Key); err == nil && !k.IsFWMark() && k.Address == vip {
+			st.Services = append(st.Services, svc)
+		}
+	}
+	return st, s.Err
+}
 
 // VRRP returns a fixed census.
 type VRRP struct {

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -16,10 +18,19 @@ import (
 // 10,000 services with their real servers and the timeline fits easily.
 const MaxResponseBytes = 64 << 20
 
-// Client reads a running lvsd's status API.
+// Client reads a running lvsd's status API. It is safe for concurrent
+// use.
 type Client struct {
 	base string // "http://127.0.0.1:9120"
 	http *http.Client
+
+	// The last whole status and its entity tag: Status asks lvsd for it
+	// again only if it changed (If-None-Match), so polling an idle lvsd
+	// with 10,000 services moves no 10 MB of JSON a second.
+	mu       sync.Mutex
+	lastTag  string
+	last     Status
+	lastPath string
 }
 
 // NewClient returns a client of the status API at target, which is what
@@ -62,11 +73,41 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 // String is the address the client reads, for messages.
 func (c *Client) String() string { return c.base }
 
-// Status fetches GET /status.
+// Status fetches GET /status. When lvsd answers that nothing changed
+// since the last call (304 to If-None-Match), it returns the same Status
+// as then: treat a Status as read-only.
 func (c *Client) Status(ctx context.Context) (Status, error) {
+	return c.status(ctx, "/status")
+}
+
+// StatusOfVIP fetches GET /status?vip=VIP: the whole status but only
+// the services of that address (any protocol and port; no fwmark
+// services). It is what lvsdiag needs of a director with a large table.
+func (c *Client) StatusOfVIP(ctx context.Context, vip netip.Addr) (Status, error) {
+	return c.status(ctx, "/status?vip="+url.QueryEscape(vip.String()))
+}
+
+func (c *Client) status(ctx context.Context, path string) (Status, error) {
+	// The remembered status and its tag, taken together: a 304 to this
+	// tag means this status, whatever other calls remember meanwhile.
+	c.mu.Lock()
+	tag, last := "", Status{}
+	if c.lastPath == path {
+		tag, last = c.lastTag, c.last
+	}
+	c.mu.Unlock()
 	var s Status
-	err := c.get(ctx, "/status", &s)
-	return s, err
+	newTag, err := c.getTagged(ctx, path, tag, &s)
+	if err != nil {
+		return Status{}, err
+	}
+	if tag != "" && newTag == tag {
+		return last, nil
+	}
+	c.mu.Lock()
+	c.lastPath, c.lastTag, c.last = path, newTag, s
+	c.mu.Unlock()
+	return s, nil
 }
 
 // Events fetches the events after since (all when zero), oldest first.
@@ -81,15 +122,32 @@ func (c *Client) Events(ctx context.Context, since time.Time) ([]Event, error) {
 }
 
 func (c *Client) get(ctx context.Context, path string, into any) error {
+	_, err := c.getTagged(ctx, path, "", into)
+	return err
+}
+
+// getTagged GETs path into into, unless its entity tag is still tag
+// (304): then into is left alone. It returns the answer's tag.
+func (c *Client) getTagged(ctx context.Context, path, tag string, into any) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return fmt.Errorf("reading lvsd status at %s: %w", c.base, err)
+		return "", fmt.Errorf("reading lvsd status at %s: %w", c.base, err)
+	}
+	if tag != "" {
+		req.Header.Set("If-None-Match", tag)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("reading lvsd status at %s: %w", c.base, err)
+		return "", fmt.Errorf("reading lvsd status at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified && tag != "" {
+		return tag, nil
+	}
+	return resp.Header.Get("ETag"), decodeAnswer(c.base, path, resp, into)
+}
+
+func decodeAnswer(base, path string, resp *http.Response, into any) error {
 	body := io.LimitReader(resp.Body, MaxResponseBytes)
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -97,12 +155,12 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 		}
 		msg, _ := io.ReadAll(io.LimitReader(body, 4096))
 		if json.Unmarshal(msg, &e) == nil && e.Error != "" {
-			return fmt.Errorf("reading lvsd status at %s%s: %s: %s", c.base, path, resp.Status, e.Error)
+			return fmt.Errorf("reading lvsd status at %s%s: %s: %s", base, path, resp.Status, e.Error)
 		}
-		return fmt.Errorf("reading lvsd status at %s%s: %s (is this lvsd's status_listen address?)", c.base, path, resp.Status)
+		return fmt.Errorf("reading lvsd status at %s%s: %s (is this lvsd's status_listen address?)", base, path, resp.Status)
 	}
 	if err := json.NewDecoder(body).Decode(into); err != nil {
-		return fmt.Errorf("reading lvsd status at %s%s: decoding the answer: %w", c.base, path, err)
+		return fmt.Errorf("reading lvsd status at %s%s: decoding the answer: %w", base, path, err)
 	}
 	return nil
 }

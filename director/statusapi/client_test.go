@@ -2,11 +2,15 @@ package statusapi_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,5 +119,71 @@ func TestIsLocal(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// Polling an lvsd that did not change moves no status: the client asks
+// with the ETag it has, lvsd answers 304, and the client returns the
+// status it had; a change is fetched whole.
+func TestClientAsksOnlyForAChangedStatus(t *testing.T) {
+	var mu sync.Mutex
+	st := sample()
+	h := statusapi.NewStatusHandler(func() statusapi.Status {
+		mu.Lock()
+		defer mu.Unlock()
+		return st
+	})
+	var codes []int
+	var bodies int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		mu.Lock()
+		codes = append(codes, rec.Code)
+		bodies += rec.Body.Len()
+		mu.Unlock()
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}))
+	defer srv.Close()
+	c, err := statusapi.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := bodies
+	second, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(codes) != "[200 304]" || bodies != full || !reflect.DeepEqual(first, second) {
+		t.Errorf("an unchanged status: answers %v, %d bytes after %d, same status %v; want [200 304] and no more bytes", codes, bodies, full, reflect.DeepEqual(first, second))
+	}
+	mu.Lock()
+	st.Services[0].RealServers = []statusapi.RealServerStatus{{Address: "10.0.0.2:80", Health: "up"}}
+	mu.Unlock()
+	third, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes[len(codes)-1] != 200 || third.Services[0].RealServers[0].Health != "up" {
+		t.Errorf("a changed status: answer %d, real server %+v; want 200 and the change", codes[len(codes)-1], third.Services[0].RealServers[0])
+	}
+	// A filtered read is its own: it neither uses nor replaces the
+	// whole status's tag.
+	one, err := c.StatusOfVIP(ctx, netip.MustParseAddr("192.168.0.100"))
+	if err != nil || len(one.Services) != 1 {
+		t.Fatalf("StatusOfVIP: %+v, %v", one.Services, err)
+	}
+	other, err := c.StatusOfVIP(ctx, netip.MustParseAddr("192.168.0.7"))
+	if err != nil || len(other.Services) != 0 || other.Config != st.Config {
+		t.Errorf("StatusOfVIP of no service: %+v, %v; want no services and the rest", other, err)
 	}
 }

@@ -26,35 +26,47 @@ var (
 )
 
 // NewStatusHandler serves the status API from status, which returns a
-// snapshot (Daemon.Status) and is called once per request:
+// snapshot and is called once per request; every service is encoded per
+// request (lvsd serves Daemon.EncodedStatus with
+// NewEncodedStatusHandler, which does not).
+func NewStatusHandler(status func() Status) http.Handler {
+	return NewEncodedStatusHandler(func() (Encoded, error) { return EncodeStatus(status()) })
+}
+
+// NewEncodedStatusHandler serves the status API from status
+// (Daemon.EncodedStatus), which is called once per request:
 //
 //	GET /status                   the whole Status
-//	GET /status/services          {"services": [...]}
+//	GET /status?vip=ADDR          the whole Status, only ADDR's services
+//	GET /status/services          {"services": [...]} (also ?vip=)
 //	GET /status/events?since=T    {"events": [...]}, the events after T
 //	                              (RFC 3339), oldest first; all without since
 //
 // The partial answers decode into a Status too. Lists are [] rather
-// than null when empty.
-func NewStatusHandler(status func() Status) http.Handler {
+// than null when empty. /status and /status/services carry an ETag and
+// answer 304 to an If-None-Match that names it.
+func NewEncodedStatusHandler(status func() (Encoded, error)) http.Handler {
 	mux := http.NewServeMux()
+	encoded := func(w http.ResponseWriter) (Encoded, bool) {
+		e, err := status()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+			return e, false
+		}
+		if e.Status.Events == nil {
+			e.Status.Events = []Event{}
+		}
+		return e, true
+	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		s := status()
-		if s.Services == nil {
-			s.Services = []ServiceStatus{}
+		if e, ok := encoded(w); ok {
+			ServeEncoded(w, r, e, WholeStatus)
 		}
-		if s.Events == nil {
-			s.Events = []Event{}
-		}
-		writeJSON(w, http.StatusOK, s)
 	})
 	mux.HandleFunc("GET /status/services", func(w http.ResponseWriter, r *http.Request) {
-		s := status().Services
-		if s == nil {
-			s = []ServiceStatus{}
+		if e, ok := encoded(w); ok {
+			ServeEncoded(w, r, e, ServicesOnly)
 		}
-		writeJSON(w, http.StatusOK, struct {
-			Services []ServiceStatus `json:"services"`
-		}{s})
 	})
 	mux.HandleFunc("GET /status/events", func(w http.ResponseWriter, r *http.Request) {
 		var since time.Time
@@ -66,10 +78,14 @@ func NewStatusHandler(status func() Status) http.Handler {
 			}
 			since = t
 		}
+		e, ok := encoded(w)
+		if !ok {
+			return
+		}
 		events := []Event{}
-		for _, e := range status().Events {
-			if since.IsZero() || e.Time.After(since) {
-				events = append(events, e)
+		for _, ev := range e.Status.Events {
+			if since.IsZero() || ev.Time.After(since) {
+				events = append(events, ev)
 			}
 		}
 		writeJSON(w, http.StatusOK, struct {
@@ -106,7 +122,7 @@ type Drills interface {
 	EndWithdraw(vip netip.Addr) (DrillAction, error)
 }
 
-// NewAPIHandler is the status API (NewStatusHandler) on a listener of
+// NewAPIHandler is the status API (NewEncodedStatusHandler) on a listener of
 // network "tcp" or "unix", with the drill actions on a unix socket only:
 //
 //	POST   /vrrp/{instance}/step-down?hold=30s
@@ -118,9 +134,9 @@ type Drills interface {
 // and group) may drill; on TCP, which anything on the machine (or, with
 // a non-loopback status_listen, the network) can reach, the actions
 // answer 403 and say how to reach them. drills nil turns them off.
-func NewAPIHandler(network string, status func() Status, drills Drills) http.Handler {
+func NewAPIHandler(network string, status func() (Encoded, error), drills Drills) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", NewStatusHandler(status))
+	mux.Handle("/", NewEncodedStatusHandler(status))
 	if drills == nil {
 		return mux
 	}

@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -128,6 +129,7 @@ func Import(path string, opts Options) (*Result, error) {
 		c.topComments = append(c.topComments, fmt.Sprintf("%d conditional lines (@ID, @^ID) were imported for keepalived config id %q.", conditional, opts.ConfigID))
 	}
 	root := c.document()
+	validUTF8Comments(root)
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# lvsd config imported from %s by `lvsd import-keepalived`.\n", path)
 	if n := len(c.findings); n > 0 {
@@ -204,6 +206,24 @@ type converter struct {
 	origin      map[*yaml.Node]*stmt // the keepalived block each lvsd block comes from
 	noScript    map[string]bool      // vrrp_script blocks left out for want of a script
 	topComments []string
+}
+
+// validUTF8Comments replaces the bytes that are not UTF-8 in the
+// comments under n (they quote keepalived statements, which may hold
+// any bytes) with U+FFFD: yaml.v3's emitter panics on them (found by
+// FuzzImport). A value needs nothing: yaml.v3 writes it as !!binary.
+func validUTF8Comments(n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	for _, c := range []*string{&n.HeadComment, &n.LineComment, &n.FootComment} {
+		if !utf8.ValidString(*c) {
+			*c = strings.ToValidUTF8(*c, "\uFFFD")
+		}
+	}
+	for _, k := range n.Content {
+		validUTF8Comments(k)
+	}
 }
 
 // note records a finding, and a comment on the node it belongs to (nil:

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lvskit/lvskit/director/config"
@@ -318,5 +319,19 @@ virtual_server 10.0.0.100 25 {
 	}
 	if n := len(cfg.Desired()); n != 2 {
 		t.Errorf("%d services, want 2", n)
+	}
+}
+
+// A statement with bytes that are not UTF-8 is quoted in its comment
+// with U+FFFD, not a panic of the YAML writer (FuzzImport's crasher
+// 2a602d62537160cc).
+func TestImportQuotesStatementsThatAreNotUTF8(t *testing.T) {
+	fsys := fstest.MapFS{"keepalived.conf": {Data: []byte("\\\n0\x800")}}
+	imp, err := Import("keepalived.conf", Options{FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.Valid(imp.YAML) || !strings.Contains(string(imp.YAML), "0\uFFFD0") {
+		t.Errorf("the import does not quote the statement as 0\\uFFFD0:\n%s", imp.YAML)
 	}
 }

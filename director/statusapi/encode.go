@@ -1,0 +1,264 @@
+package statusapi
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// EncodedService is one service's status as JSON, encoded once by the
+// daemon and kept while the service does not change: at 10,000 services
+// a request then writes the services' bytes rather than encoding them
+// again (about 10 MB of JSON).
+type EncodedService struct {
+	// Key is the service's key, as in ServiceStatus.Key.
+	Key string
+	// JSON is EncodeService's encoding of the service's status. It is
+	// never modified once made: requests share it.
+	JSON []byte
+	// Gen changes whenever JSON does (a new encoding gets a new Gen);
+	// ETags are made of it.
+	Gen uint64
+}
+
+// EncodeService encodes a service's status for an EncodedService: as
+// encoding/json encodes it inside Status, byte for byte.
+func EncodeService(s ServiceStatus) ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the status of %s: %w", s.Key, err)
+	}
+	return b, nil
+}
+
+// Encoded is a Status whose services are already encoded: what the
+// status API serves. Status.Services is ignored; Services stand in for
+// it, in order.
+type Encoded struct {
+	Status   Status
+	Services []EncodedService
+}
+
+// servicesMark is how an empty services list reads in Status's JSON.
+// The key cannot occur earlier in the encoding: the fields before it are
+// strings and times, and inside a JSON string a quote is escaped.
+var servicesMark = []byte(`"services":[]`)
+
+// frame encodes everything but the services, and returns it cut where
+// the services go: before is up to and with `"services":[`, after
+// begins with its `]`.
+func (e *Encoded) frame() (before, after []byte, err error) {
+	st := e.Status
+	st.Services = []ServiceStatus{}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding the status: %w", err)
+	}
+	i := bytes.Index(b, servicesMark)
+	if i < 0 {
+		return nil, nil, errors.New("encoding the status: no services in it")
+	}
+	cut := i + len(servicesMark) - 1
+	return b[:cut], b[cut:], nil
+}
+
+// Filter keeps the services whose address is vip (their protocol and
+// port any; fwmark services have no address and go).
+func (e Encoded) Filter(vip netip.Addr) Encoded {
+	var kept []EncodedService
+	for _, s := range e.Services {
+		if a, ok := keyAddr(s.Key); ok && a == vip {
+			kept = append(kept, s)
+		}
+	}
+	e.Services = kept
+	return e
+}
+
+// keyAddr is the address of a service key: "TCP 192.168.0.100:80",
+// "UDP [2001:db8::53]:53"; a fwmark ("FWM 1") has none.
+func keyAddr(key string) (netip.Addr, bool) {
+	_, ap, ok := strings.Cut(key, " ")
+	if !ok {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddrPort(ap)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Addr().Unmap(), true
+}
+
+// Part is what of an Encoded status a Writer writes.
+type Part int
+
+const (
+	// WholeStatus is the Status (GET /status).
+	WholeStatus Part = iota
+	// ServicesOnly is {"services": [...]} (GET /status/services).
+	ServicesOnly
+)
+
+// Writer writes an Encoded status: its ETag first, then its JSON.
+type Writer struct {
+	e             *Encoded
+	before, after []byte
+}
+
+// NewWriter encodes everything in e but the services (the timeline,
+// VRRP, BGP, a few fields), which is cheap next to them.
+func NewWriter(e *Encoded) (*Writer, error) { return newWriter(e, WholeStatus) }
+
+func newWriter(e *Encoded, part Part) (*Writer, error) {
+	if part == ServicesOnly {
+		return &Writer{e: e, before: []byte(`{"services":[`), after: []byte(`]}`)}, nil
+	}
+	before, after, err := e.frame()
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{e: e, before: before, after: after}, nil
+}
+
+// ETag is a strong entity tag of the JSON that WriteTo writes: it
+// differs whenever a byte would (with the odds of a 64-bit hash), and
+// costs no pass over the services' bytes.
+func (w *Writer) ETag() string {
+	h := fnv.New64a()
+	h.Write(w.before)
+	var b [8]byte
+	for _, s := range w.e.Services {
+		binary.LittleEndian.PutUint64(b[:], s.Gen)
+		h.Write(b[:])
+	}
+	h.Write(w.after)
+	return fmt.Sprintf(`"%016x"`, h.Sum64())
+}
+
+// Len is how many bytes WriteTo writes.
+func (w *Writer) Len() int {
+	n := len(w.before) + len(w.after) + 1
+	for i, s := range w.e.Services {
+		if i > 0 {
+			n++
+		}
+		n += len(s.JSON)
+	}
+	return n
+}
+
+// WriteTo writes the status as json.NewEncoder(out).Encode would write
+// the Status with its services, byte for byte (with its newline).
+func (w *Writer) WriteTo(out io.Writer) (int64, error) {
+	var n int64
+	write := func(b []byte) error {
+		m, err := out.Write(b)
+		n += int64(m)
+		return err
+	}
+	if err := write(w.before); err != nil {
+		return n, err
+	}
+	comma := []byte{','}
+	for i, s := range w.e.Services {
+		if i > 0 {
+			if err := write(comma); err != nil {
+				return n, err
+			}
+		}
+		if err := write(s.JSON); err != nil {
+			return n, err
+		}
+	}
+	if err := write(w.after); err != nil {
+		return n, err
+	}
+	return n, write([]byte{'\n'})
+}
+
+// ServeEncoded answers a GET of part of the status from e, for the
+// status API's handler, with its ETag:
+//
+//	GET /status                     the whole status
+//	GET /status?vip=ADDR            only the services of ADDR (lvsdiag's view)
+//	GET /status/services[?vip=ADDR] {"services": [...]}
+//
+// A request whose If-None-Match names the current ETag gets 304 and no
+// body: a client polling an lvsd that did not change moves no bytes.
+func ServeEncoded(w http.ResponseWriter, r *http.Request, e Encoded, part Part) {
+	if v := r.URL.Query().Get("vip"); v != "" {
+		vip, err := netip.ParseAddr(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("vip=%q: want an IP address like 192.168.0.100 or 2001:db8::100", v)})
+			return
+		}
+		e = e.Filter(vip.Unmap())
+	}
+	sw, err := newWriter(&e, part)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	tag := sw.ETag()
+	h.Set("ETag", tag)
+	if noneMatch(r.Header.Get("If-None-Match"), tag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(sw.Len()))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	// 64 KiB writes rather than one per service: the services are
+	// about a kilobyte each.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	// A failed write is the client gone, and there is no one left to
+	// tell.
+	if _, err := sw.WriteTo(bw); err == nil {
+		bw.Flush()
+	}
+}
+
+// noneMatch reports whether an If-None-Match header names tag (or is
+// "*"). The status API's tags are strong; a weak W/ form of the same
+// tag matches too, as RFC 9110's weak comparison says for this header.
+func noneMatch(header, tag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// EncodeStatus encodes every service of st: an Encoded for a status
+// that is not kept encoded (tests, tools). Each service's Gen is a hash
+// of its JSON, so equal statuses get equal ETags.
+func EncodeStatus(st Status) (Encoded, error) {
+	e := Encoded{Status: st, Services: make([]EncodedService, 0, len(st.Services))}
+	for _, s := range st.Services {
+		b, err := EncodeService(s)
+		if err != nil {
+			return Encoded{}, err
+		}
+		h := fnv.New64a()
+		h.Write(b)
+		e.Services = append(e.Services, EncodedService{Key: s.Key, JSON: b, Gen: h.Sum64()})
+	}
+	return e, nil
+}
