@@ -281,13 +281,11 @@ func TestHostileFiles(t *testing.T) {
 		b.WriteString("{address: 10.0.0.1, port: 1, real_servers: *list}")
 	}
 	b.WriteString("]\n")
-	start := time.Now()
+	// The expansion is capped (a count of values, not a clock): the
+	// bomb ends in this error instead of expanding 200 x 200 x 200.
 	_, err := Parse("bomb.yaml", []byte(b.String()), LoadOptions{FS: fstest.MapFS{}})
 	if err == nil || !strings.Contains(err.Error(), "too many values") {
 		t.Errorf("alias bomb: %v", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Errorf("alias bomb took %v", time.Since(start))
 	}
 
 	_, err = Parse("cycle.yaml", []byte("virtual_services:\n  - &a {<<: *a, port: 1}\n"), LoadOptions{FS: fstest.MapFS{}})
