@@ -1,0 +1,395 @@
+//go:build linux && amd64
+
+// Loading the programs and attaching them, backend by backend.
+
+package probes
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// loadPrograms loads programs of the object in one collection,
+// sharing the maps; adjust may change their specs first (the attach
+// type for kprobe-multi).
+func (t *Tracer) loadPrograms(names []string, adjust func(*ebpf.ProgramSpec)) (map[string]*ebpf.Program, error) {
+	s := *t.spec
+	s.Programs = make(map[string]*ebpf.ProgramSpec, len(names))
+	for _, name := range names {
+		ps, ok := t.spec.Programs[name]
+		if !ok {
+			return nil, fmt.Errorf("loading BPF program %s: not in the object", name)
+		}
+		ps = ps.Copy()
+		if adjust != nil {
+			adjust(ps)
+		}
+		s.Programs[name] = ps
+	}
+	start := time.Now()
+	defer func() {
+		t.loadMu.Lock()
+		t.loadTime += time.Since(start)
+		t.loadMu.Unlock()
+	}()
+	coll, err := ebpf.NewCollectionWithOptions(&s, ebpf.CollectionOptions{
+		MapReplacements: t.maps,
+		Cache:           t.btf,
+		Programs:        ebpf.ProgramOptions{KernelTypes: t.kernel, ExtraRelocationTargets: t.modules, LogSizeStart: 1 << 20},
+	})
+	if err != nil {
+		if len(names) == 1 {
+			return nil, fmt.Errorf("loading BPF program %s: %w", names[0], err)
+		}
+		return nil, fmt.Errorf("loading %d BPF programs: %w", len(names), err)
+	}
+	defer coll.Close()
+	progs := make(map[string]*ebpf.Program, len(names))
+	for _, name := range names {
+		progs[name] = coll.DetachProgram(name)
+	}
+	return progs, nil
+}
+
+// attachFuncs tries the backends in order: each loads the programs of
+// the targets still pending in one batch, and the targets it cannot
+// attach go on to the next; those no backend attaches go to Unseen.
+func (t *Tracer) attachFuncs(pending []target) {
+	order := []Backend{t.opts.Backend}
+	if t.opts.Backend == BackendAuto {
+		order = []Backend{BackendFentry, BackendKprobe, BackendKprobeMulti}
+	}
+	why := map[string][]string{}
+	for _, b := range order {
+		if len(pending) == 0 {
+			break
+		}
+		var names []string
+		for _, tg := range pending {
+			names = append(names, programNames(tg, b)...)
+		}
+		loaded := t.loadBatch(names, b)
+		// Attaching waits for the kernel to patch code and for RCU grace
+		// periods: attachParallel targets attach side by side.
+		errs := make([]error, len(pending))
+		links := make([][]link.Link, len(pending))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, attachParallel)
+		for i, tg := range pending {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				links[i], errs[i] = attachFunc(tg, b, loaded)
+			}()
+		}
+		wg.Wait()
+		var next []target
+		for i, tg := range pending {
+			if err := errs[i]; err != nil {
+				t.log.Debug("attaching", "target", tg.name, "backend", b, "err", err)
+				why[tg.name] = append(why[tg.name], backendReason(tg, b, err))
+				next = append(next, tg)
+				continue
+			}
+			for _, name := range programNames(tg, b) {
+				loaded[name].used = true
+				t.progs = append(t.progs, loaded[name].prog)
+			}
+			t.links = append(t.links, links[i]...)
+			t.attached(tg, string(b))
+		}
+		for _, l := range loaded {
+			if l.prog != nil && !l.used {
+				l.prog.Close()
+			}
+		}
+		pending = next
+	}
+	for _, tg := range pending {
+		t.skip(tg, strings.Join(why[tg.name], "; "))
+	}
+}
+
+// programNames are a function target's programs for a backend, the
+// return probe first: an entry probe without its exit would push frames
+// nobody pops.
+func programNames(tg target, b Backend) []string {
+	entry, exit := "kprobe_", "kretprobe_"
+	if b == BackendFentry {
+		entry, exit = "fentry_", "fexit_"
+	}
+	var names []string
+	if tg.kind == kindExit || tg.kind == kindEntryExit {
+		names = append(names, exit+tg.name)
+	}
+	if tg.kind == kindEntry || tg.kind == kindEntryExit {
+		names = append(names, entry+tg.name)
+	}
+	return names
+}
+
+type loadedProgram struct {
+	prog *ebpf.Program
+	err  error
+	used bool
+}
+
+// loadBatch loads the named programs in up to loadParallel collections
+// side by side (the kernel verifies privileged loads in parallel); where
+// the kernel refuses one program of a collection, that collection's
+// programs load one by one so the others still load.
+func (t *Tracer) loadBatch(names []string, b Backend) map[string]*loadedProgram {
+	adjust := func(*ebpf.ProgramSpec) {}
+	if b == BackendKprobeMulti {
+		adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
+	}
+	n := max(1, min(loadParallel(), len(names)))
+	parts := make([]map[string]*loadedProgram, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		chunk := names[i*len(names)/n : (i+1)*len(names)/n]
+		wg.Go(func() { parts[i] = t.loadChunk(chunk, b, adjust) })
+	}
+	wg.Wait()
+	out := make(map[string]*loadedProgram, len(names))
+	for _, p := range parts {
+		maps.Copy(out, p)
+	}
+	return out
+}
+
+// loadParallel is how many collections loadBatch loads at once: one per
+// CPU, at most 4 (the programs of one backend are some 20).
+func loadParallel() int { return min(runtime.NumCPU(), 4) }
+
+func (t *Tracer) loadChunk(names []string, b Backend, adjust func(*ebpf.ProgramSpec)) map[string]*loadedProgram {
+	out := make(map[string]*loadedProgram, len(names))
+	progs, err := t.loadPrograms(names, adjust)
+	if err == nil {
+		for name, p := range progs {
+			out[name] = &loadedProgram{prog: p}
+		}
+		return out
+	}
+	t.log.Debug("loading programs one by one", "backend", b, "err", err)
+	for _, name := range names {
+		ps, err := t.loadPrograms([]string{name}, adjust)
+		out[name] = &loadedProgram{prog: ps[name], err: err}
+	}
+	return out
+}
+
+func (t *Tracer) attached(tg target, backend string) {
+	t.attach = append(t.attach, Attachment{Target: tg.name, Backend: backend})
+	t.log.Debug("attached", "target", tg.name, "backend", backend)
+}
+
+func (t *Tracer) skip(tg target, why string) {
+	line := tg.name + ": " + why + ": " + tg.hides
+	t.unseen = append(t.unseen, line)
+	t.log.Warn("not traced", "target", tg.name, "why", why, "hides", tg.hides)
+}
+
+// backendReason says in a few words why a backend could not attach.
+func backendReason(tg target, b Backend, err error) string {
+	var ve *ebpf.VerifierError
+	switch {
+	case b == BackendFentry && tg.args > 6 &&
+		(errors.Is(err, ebpf.ErrNotSupported) || errors.As(err, &ve) && logMentions(ve, "arguments")):
+		// Linux before 6.6 (x86) builds no trampoline for them.
+		return fmt.Sprintf("fentry on this kernel refuses functions with more than 6 arguments (it has %d)", tg.args)
+	case b == BackendKprobe && !kprobePMU():
+		return "kprobes are not available on this kernel"
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return string(b) + " is not available on this kernel"
+	case b == BackendFentry && errors.Is(err, syscall.EPERM):
+		return "fentry is refused by this kernel (operation not permitted)"
+	case errors.As(err, &ve):
+		return string(b) + ": the verifier refused it (" + lastLine(ve) + ")"
+	}
+	return string(b) + ": " + err.Error()
+}
+
+// kprobePMU reports whether the kernel has the kprobe perf event source
+// (CONFIG_KPROBES with perf events).
+func kprobePMU() bool {
+	_, err := os.Stat("/sys/bus/event_source/devices/kprobe/type")
+	return err == nil
+}
+
+// reason says in a few words why a kernel refused an attachment.
+func reason(err error) string {
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.Is(err, ErrPermission):
+		return ErrPermission.Error()
+	case errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, os.ErrNotExist) && strings.Contains(err.Error(), "kprobe"):
+		return "not supported by this kernel"
+	case errors.As(err, &ve):
+		return "the verifier refused it (" + lastLine(ve) + ")"
+	}
+	return err.Error()
+}
+
+func logMentions(ve *ebpf.VerifierError, word string) bool {
+	for _, l := range ve.Log {
+		if strings.Contains(l, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastLine is the verifier's complaint: its last line before the
+// statistics.
+func lastLine(ve *ebpf.VerifierError) string {
+	for i := len(ve.Log) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(ve.Log[i])
+		if l == "" || strings.HasPrefix(l, "processed ") || strings.HasPrefix(l, "verification time") ||
+			strings.HasPrefix(l, "stack depth") || strings.HasPrefix(l, "mark_precise") {
+			continue
+		}
+		return l
+	}
+	return ve.Cause.Error()
+}
+
+// tracepointResult is one tracepoint's program and link, or why it
+// could not be attached.
+type tracepointResult struct {
+	tg      target
+	backend string
+	prog    *ebpf.Program
+	link    link.Link
+	err     error
+}
+
+// loadTracepoints loads and attaches the tracepoint targets, and the
+// consume_skb tracepoint that keeps traced from holding freed skbs. It
+// changes nothing in t but the load time: applyTracepoints does, so it
+// may run beside attachFuncs.
+func (t *Tracer) loadTracepoints(tgs []target) []tracepointResult {
+	if targetSelected(consumeTracepoint) {
+		tgs = append(tgs, target{name: consumeTracepoint, kind: kindTracepoint})
+	}
+	out := make([]tracepointResult, len(tgs))
+	for i, tg := range tgs {
+		out[i] = t.attachTracepoint(tg)
+	}
+	return out
+}
+
+// applyTracepoints records loadTracepoints' results: the tracepoints'
+// attachments come first in Attachments, as they are the first hops.
+func (t *Tracer) applyTracepoints(results []tracepointResult) {
+	var attach []Attachment
+	for _, r := range results {
+		switch {
+		case r.err != nil && r.tg.name == consumeTracepoint:
+			t.log.Warn("freed packets are not forgotten: a reused skb address may show a stray hop", "target", consumeTracepoint, "err", r.err)
+		case r.err != nil:
+			t.skip(r.tg, reason(r.err))
+		default:
+			t.keep(r.prog, r.link)
+			if r.tg.name != consumeTracepoint {
+				attach = append(attach, Attachment{Target: r.tg.name, Backend: r.backend})
+				t.log.Debug("attached", "target", r.tg.name, "backend", r.backend)
+			}
+		}
+	}
+	t.attach = append(attach, t.attach...)
+}
+
+// attachTracepoint attaches tg's tp_btf program, or its raw_tp one.
+func (t *Tracer) attachTracepoint(tg target) tracepointResult {
+	name := tg.name
+	r := tracepointResult{tg: tg, backend: "tp_btf"}
+	r.prog, r.link, r.err = t.attachTracepointWith("tp_btf_"+name, func(p *ebpf.Program) (link.Link, error) {
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	})
+	if r.err == nil {
+		return r
+	}
+	errBTF := r.err
+	r.backend = "raw_tp"
+	r.prog, r.link, r.err = t.attachTracepointWith("raw_tp_"+name, func(p *ebpf.Program) (link.Link, error) {
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: p})
+	})
+	if r.err != nil {
+		r.err = fmt.Errorf("tp_btf: %w; raw_tp: %w", errBTF, r.err)
+	}
+	return r
+}
+
+func (t *Tracer) attachTracepointWith(prog string, attach func(*ebpf.Program) (link.Link, error)) (*ebpf.Program, link.Link, error) {
+	progs, err := t.loadPrograms([]string{prog}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := attach(progs[prog])
+	if err != nil {
+		progs[prog].Close()
+		return nil, nil, err
+	}
+	return progs[prog], l, nil
+}
+
+func (t *Tracer) keep(p *ebpf.Program, l link.Link) {
+	t.progs = append(t.progs, p)
+	t.links = append(t.links, l)
+}
+
+// attachFunc attaches a function target's loaded entry and/or exit
+// programs with one backend: both or neither. It only reads loaded, so
+// targets attach concurrently.
+func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.Link, error) {
+	var links []link.Link
+	undo := func() {
+		for _, l := range links {
+			l.Close()
+		}
+	}
+	for _, name := range programNames(tg, b) {
+		lp := loaded[name]
+		if lp == nil || lp.err != nil {
+			undo()
+			if lp == nil {
+				return nil, fmt.Errorf("loading BPF program %s: not loaded", name)
+			}
+			return nil, lp.err
+		}
+		exit := strings.HasPrefix(name, "kretprobe_") || strings.HasPrefix(name, "fexit_")
+		var l link.Link
+		var err error
+		switch {
+		case b == BackendFentry:
+			l, err = link.AttachTracing(link.TracingOptions{Program: lp.prog})
+		case b == BackendKprobe && !exit:
+			l, err = link.Kprobe(tg.name, lp.prog, nil)
+		case b == BackendKprobe && exit:
+			l, err = link.Kretprobe(tg.name, lp.prog, nil)
+		case b == BackendKprobeMulti && !exit:
+			l, err = link.KprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}})
+		case b == BackendKprobeMulti && exit:
+			l, err = link.KretprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}})
+		}
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
