@@ -43,7 +43,9 @@ func fixtureDecoder(t testing.TB, kernel string) *decoder {
 	return &decoder{dropReasons: reasons, symbols: syms}
 }
 
-func recorded(t testing.TB, kernel, name string) []Event {
+// records reads the raw events captured from the VM for one lab
+// service on one kernel (testdata/records-KERNEL-NAME.bin).
+func records(t testing.TB, kernel, name string) [][]byte {
 	t.Helper()
 	f, err := os.Open("testdata/records-" + kernel + "-" + name + ".bin")
 	if err != nil {
@@ -57,6 +59,12 @@ func recorded(t testing.TB, kernel, name string) []Event {
 	if len(recs) == 0 {
 		t.Fatalf("%s %s: no records", kernel, name)
 	}
+	return recs
+}
+
+func recorded(t testing.TB, kernel, name string) []Event {
+	t.Helper()
+	recs := records(t, kernel, name)
 	d := fixtureDecoder(t, kernel)
 	var evs []Event
 	for i, r := range recs {
@@ -268,15 +276,7 @@ func FuzzDecode(f *testing.F) {
 // BenchmarkDecode decodes the records captured on 6.12 (DR): the
 // reader's cost per event.
 func BenchmarkDecode(b *testing.B) {
-	f, err := os.Open("testdata/records-6.12-dr.bin")
-	if err != nil {
-		b.Fatal(err)
-	}
-	recs, err := readRecords(f)
-	f.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
+	recs := records(b, "6.12", "dr")
 	d := fixtureDecoder(b, "6.12")
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -2,7 +2,6 @@ package probes
 
 import (
 	"io"
-	"os"
 	"testing"
 	"time"
 )
@@ -13,15 +12,7 @@ import (
 // paths and written as JSON lines (what --output json does for every
 // traced packet).
 func BenchmarkPipelineRecorded(b *testing.B) {
-	f, err := os.Open("testdata/records-6.12-dr.bin")
-	if err != nil {
-		b.Fatal(err)
-	}
-	recs, err := readRecords(f)
-	f.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
+	recs := records(b, "6.12", "dr")
 	d := fixtureDecoder(b, "6.12")
 	g := NewGrouper(GrouperOptions{})
 	paths := 0
