@@ -582,7 +582,13 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	unsigned int avail = 0;
 	unsigned char *p = NULL;
 	if (!f_all && !a->known) {
-		if (!bpf_map_lookup_elem(&traced, &key)) {
+		/* A packet just received is judged by its own headers, even if
+		 * its address is in traced: that entry is left from an skb
+		 * freed where no tracepoint saw it (TCP frees what it consumed
+		 * with __kfree_skb), and would make an unrelated packet look
+		 * traced. */
+		int was = bpf_map_lookup_elem(&traced, &key) != NULL;
+		if (!was || a->at_receive) {
 			int ok = 0;
 			if (a->prev_skb && bpf_map_lookup_elem(&traced, &a->prev_skb))
 				ok = 1;
@@ -601,10 +607,15 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 					READ(ifindex, dev->ifindex);
 				ok = ifindex == f_ifindex;
 			}
-			if (!ok)
+			if (!ok) {
+				if (was)
+					bpf_map_delete_elem(&traced, &key);
 				return 0;
-			__u8 one = 1;
-			bpf_map_update_elem(&traced, &key, &one, BPF_ANY);
+			}
+			if (!was) {
+				__u8 one = 1;
+				bpf_map_update_elem(&traced, &key, &one, BPF_ANY);
+			}
 		}
 	} else if (f_ifindex) {
 		int ifindex = 0;
