@@ -41,9 +41,9 @@ type Tracer struct {
 	bootAt  time.Time // wall clock at CLOCK_MONOTONIC zero
 	attach  []Attachment
 	unseen  []string
-	// waitSymbols reads kallsyms the first time it is called and returns
+	// kallsyms reads /proc/kallsyms the first time it is called and returns
 	// it (nil if it could not be read).
-	waitSymbols func() *Symbols
+	kallsyms func() *Symbols
 
 	loadMu   sync.Mutex
 	loadTime time.Duration // spent loading programs (summed over loaders), for the log
@@ -116,14 +116,14 @@ func Open(opts Options) (*Tracer, error) {
 	// when first needed, so a trace that sees no drop never pays for it
 	// (read in the background at start, it took a fifth of a traced
 	// director's CPU in the first seconds).
-	t.waitSymbols = sync.OnceValue(func() *Symbols {
+	t.kallsyms = sync.OnceValue(func() *Symbols {
 		syms, err := t.readSymbols()
 		if err != nil {
 			t.log.Warn("drop locations are shown as addresses", "err", err)
 		}
 		return syms
 	})
-	t.dec.lazySymbols = t.waitSymbols
+	t.dec.lazySymbols = t.kallsyms
 	if err := t.loadDropReasons(); err != nil {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
@@ -204,7 +204,7 @@ func (t *Tracer) hasFunction(tg target) bool {
 			}
 		}
 	}
-	return t.waitSymbols().Has(tg.name)
+	return t.kallsyms().Has(tg.name)
 }
 
 func moduleLoaded(name string) bool {
