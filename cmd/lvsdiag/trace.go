@@ -399,9 +399,12 @@ func (s systemTracer) Trace(ctx context.Context, req diag.TraceRequest) (diag.Tr
 	if err != nil {
 		return diag.TraceResult{}, err
 	}
+	// The window ends what is traced; what the probes saw within it is
+	// still decoded and judged, unless the checklist's own time is up.
+	window := ctx
 	if req.Window > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Window)
+		window, cancel = context.WithTimeout(ctx, req.Window)
 		defer cancel()
 	}
 	if req.Ready != nil {
@@ -409,7 +412,7 @@ func (s systemTracer) Trace(ctx context.Context, req diag.TraceRequest) (diag.Tr
 	}
 	tr.Grouper.Hidden = len(tr.Source.Unseen()) > 0
 	var res diag.TraceResult
-	res.Summary, err = probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: req.Count}, func(p probes.Path) error {
+	res.Summary, err = probes.Collect(window, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: req.Count, Abort: ctx.Done()}, func(p probes.Path) error {
 		res.Paths = append(res.Paths, p)
 		return nil
 	})
