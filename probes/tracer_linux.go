@@ -99,6 +99,9 @@ func Open(opts Options) (*Tracer, error) {
 	if !opts.Hops.valid() {
 		return nil, fmt.Errorf("opening the tracer: hops %q: want ipvs or all", opts.Hops)
 	}
+	if err := opts.validShape(); err != nil {
+		return nil, fmt.Errorf("opening the tracer: %w", err)
+	}
 	consts, err := opts.Filter.compile()
 	if err != nil {
 		return nil, fmt.Errorf("opening the tracer: %w", err)
@@ -153,7 +156,7 @@ func Open(opts Options) (*Tracer, error) {
 	for _, tg := range targets {
 		switch {
 		case !targetSelected(tg.name):
-		case tg.stack && opts.Hops != HopsAll, tg.nat && opts.NoNAT:
+		case tg.stack && opts.Hops != HopsAll, tg.nat && opts.NoNAT, !opts.mayPass(tg):
 			// Not asked for, or no packet of the trace needs it:
 			// nothing is hidden.
 		case !tg.canMatch(consts):

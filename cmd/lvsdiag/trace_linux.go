@@ -67,15 +67,10 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 		return nil, err
 	}
 	var names []string
-	opts.noNAT = true
 	for _, s := range matched {
 		names = append(names, s.ServiceKey.String())
-		for _, rs := range s.RealServers {
-			if rs.Forwarding == ipvs.Masquerade {
-				opts.noNAT = false
-			}
-		}
 	}
+	opts.shape = shapeOf(matched)
 	addThresholds(&table, matched, nsPath, logger)
 	logger.Debug("tracing", "services", names, "netns", inode, "backend", opts.Backend)
 	src, err := startTracer(ctx, *opts, logger)
@@ -88,7 +83,8 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 
 // startTracer loads and attaches the probes with the filter.
 func startTracer(_ context.Context, opts traceOptions, logger *slog.Logger) (probes.Source, error) {
-	t, err := probes.Open(probes.Options{Filter: opts.Filter, Backend: probes.Backend(opts.Backend), Hops: probes.Hops(opts.Hops), NoNAT: opts.noNAT, Logger: logger})
+	t, err := probes.Open(probes.Options{Filter: opts.Filter, Backend: probes.Backend(opts.Backend), Hops: probes.Hops(opts.Hops), NoNAT: opts.shape.noNAT,
+		Forwarding: opts.shape.forwarding, Protocols: opts.shape.protocols, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
