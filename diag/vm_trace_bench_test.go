@@ -61,27 +61,11 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 	measure := func(name string) float64 {
 		var rates []float64
 		for range rounds {
-			start := time.Now()
-			var wg sync.WaitGroup
-			errs := make(chan error, workers)
-			for w := range workers {
-				wg.Go(func() {
-					for i := w; i < conns; i += workers {
-						c, err := x.client.DialContext(ctx, "tcp", vip.String())
-						if err != nil {
-							errs <- fmt.Errorf("%s: connection %d: %w", name, i, err)
-							return
-						}
-						c.Close()
-					}
-				})
+			r, err := x.client.ConnectMany(ctx, vip.String(), conns, workers)
+			if err != nil {
+				b.Fatalf("%s: %v", name, err)
 			}
-			wg.Wait()
-			close(errs)
-			if err := <-errs; err != nil {
-				b.Fatal(err)
-			}
-			rates = append(rates, conns/time.Since(start).Seconds())
+			rates = append(rates, r)
 		}
 		slices.Sort(rates)
 		return rates[len(rates)/2]
