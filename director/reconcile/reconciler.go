@@ -382,7 +382,10 @@ func (r *Reconciler) Retry(now time.Time) (Result, time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var plan Plan
-	for k, st := range r.retry {
+	// In key order, as Diff writes: the same failures give the same
+	// writes in the same order.
+	for _, k := range slices.SortedFunc(maps.Keys(r.retry), CompareKeys) {
+		st := r.retry[k]
 		if now.Before(st.next) {
 			continue
 		}
