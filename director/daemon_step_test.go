@@ -32,6 +32,9 @@ type stepped struct {
 func startStepped(t *testing.T, body string, opts DaemonOptions) *stepped {
 	t.Helper()
 	s := &stepped{t: t, f: ipvstest.New(), clk: clocktest.NewClock(t0), path: filepath.Join(t.TempDir(), "lvsd.yaml")}
+	if f, ok := opts.Client.(*ipvstest.Fake); ok { // a test's fake, hooked before the start
+		s.f = f
+	}
 	writeConfig(t, s.path, body)
 	opts.ConfigPath, opts.Client, opts.StateDir, opts.Clock = s.path, s.f, t.TempDir(), s.clk
 	d, err := NewDaemon(opts)
