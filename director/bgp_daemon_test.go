@@ -49,30 +49,6 @@ virtual_services:
 
 var vip100 = netip.MustParsePrefix("192.168.0.100/32")
 
-func startBGPDaemon(t *testing.T, f *ipvstest.Fake, sp *bgptest.Speaker, port string) (*Daemon, string, context.CancelFunc, chan error) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, fmt.Sprintf(bgpDaemonConfig, port, 1))
-	d, err := NewDaemon(DaemonOptions{
-		ConfigPath: path, Client: f, StateDir: t.TempDir(),
-		BGP: BGPOptions{
-			Open:     func(config.BGP, *slog.Logger) (bgp.Speaker, error) { return sp, nil },
-			Interval: 20 * time.Millisecond,
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return d, path, cancel, done
-}
-
 func announced(sp *bgptest.Speaker) bool { return slices.Contains(sp.Announced(), vip100) }
 
 func vipReason(d *Daemon) string {
@@ -377,8 +353,7 @@ func TestBGPReloadSaysSpeakerChangesWaitForARestart(t *testing.T) {
 // With announce: both, the VIP is announced only while this director is
 // the VRRP master of it.
 func TestBGPAnnounceBothFollowsVRRPMaster(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, `
+	body := `
 lvsd:
   resync_interval: 1h
 bgp:
@@ -391,27 +366,22 @@ virtual_services:
 vrrp:
   instances:
     - {name: VI_1, interface: eth0, virtual_router_id: 51, priority: 150, source_address: 192.0.2.2, virtual_addresses: [192.168.0.100]}
-`)
+`
 	fv := newFakeVRRP()
 	sp := bgptest.New()
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options(),
-		BGP: BGPOptions{Open: func(config.BGP, *slog.Logger) (bgp.Speaker, error) { return sp, nil }, Interval: 10 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	s := startBGPStepped(t, body, sp, DaemonOptions{VRRP: fv.options()})
+	t.Cleanup(s.stopVRRP)
+	d := s.Daemon
 
-	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
-	waitFor(t, "the VIP reported withdrawn as backup", func() bool { return strings.Contains(vipReason(d), "not VRRP master") })
-	if announced(sp) {
-		t.Fatal("announced while backup")
+	wantSaid(t, "the start", s.said(), "withdraw 192.168.0.100/32") // VI_1 is not master yet
+	s.await("VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	if r := vipReason(d); !strings.Contains(r, "not VRRP master") {
+		t.Errorf("the VIP's reason as backup = %q, want not VRRP master", r)
 	}
+	wantSaid(t, "VI_1 backup", s.said())
 	fv.clock.Advance(4 * time.Second) // nobody else advertises: master
-	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
-	waitFor(t, "announced as master", func() bool { return announced(sp) })
+	s.await("VI_1 master", func() bool { return vrrpState(d) == "master" })
+	wantSaid(t, "VI_1 master", s.said(), "announce 192.168.0.100/32")
 }
 
 func TestBGPSpeakerErrorsAreRetriedAndReportedOnce(t *testing.T) {
