@@ -71,3 +71,40 @@ func (s *stepped) stepPosted() []string {
 	}
 	return writes
 }
+
+// awaitPosts hands the daemon what the VRRP instances post until each of
+// names has posted a transition (a name twice: two), and returns the
+// IPVS writes those steps made. Unlike await's condition on the status,
+// which an instance changes just before it posts, this returns only once
+// the daemon has handled the posts, and once the instances' observers
+// (notify commands, sync groups) have run.
+func (s *stepped) awaitPosts(what string, names ...string) []string {
+	s.t.Helper()
+	want := map[string]int{}
+	for _, n := range names {
+		want[n]++
+	}
+	left := len(names)
+	writes := []string{}
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for left > 0 {
+		select {
+		case <-s.inbox.wake:
+		case <-timeout.C:
+			s.t.Fatalf("waiting for %s: %v have not posted in 10s", what, want)
+		}
+		for _, ev := range s.inbox.take() {
+			if vc, ok := ev.(vrrpChanged); ok {
+				for _, n := range vc.instances {
+					if want[n] > 0 {
+						want[n]--
+						left--
+					}
+				}
+			}
+			writes = append(writes, s.step(ev)...)
+		}
+	}
+	return writes
+}
