@@ -156,6 +156,39 @@ func TestStepTransitionsOfOneBatchAreOneWrite(t *testing.T) {
 		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=0")
 }
 
+// A group's real server is one health target: its transition is one
+// event, written to every service of the group.
+func TestStepAGroupsRealServerIsCheckedOnceAndQuiescedInEveryService(t *testing.T) {
+	s := startStepped(t, `
+lvsd:
+  resync_interval: 1h
+virtual_services:
+  - name: web
+    group:
+      - {address: 192.168.0.100, port: 80}
+      - {address: 192.168.0.101, port: 80}
+    scheduler: wrr
+    on_failure: quiesce
+    health_check: {type: tcp, connect_ip: 127.0.0.1, connect_port: 9, interval: 1s, timeout: 1s, rise: 1, fall: 2}
+    real_servers:
+      - {address: 10.0.0.1, weight: 3}
+`, DaemonOptions{})
+	if n := len(s.sched.Status()); n != 1 {
+		t.Errorf("%d health targets, want 1 for the group's one real server", n)
+	}
+	wantWrites(t, "10.0.0.1 down", s.step(s.health("10.0.0.1:80", health.StateUp, health.StateDown)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=0",
+		"UpdateRealServer TCP 192.168.0.101:80 -> 10.0.0.1:80 Route w=0")
+	for _, svc := range s.Status().Services {
+		if rs := svc.RealServers[0]; rs.KernelWeight != 0 {
+			t.Errorf("%s: 10.0.0.1 at kernel weight %d in the status, want 0", svc.Key, rs.KernelWeight)
+		}
+	}
+	wantWrites(t, "10.0.0.1 up", s.step(s.health("10.0.0.1:80", health.StateDown, health.StateUp)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=3",
+		"UpdateRealServer TCP 192.168.0.101:80 -> 10.0.0.1:80 Route w=3")
+}
+
 func TestStepResyncDueRepairsDriftAndSetsTheNextResync(t *testing.T) {
 	s := startStepped(t, fmt.Sprintf(plainConfig, ""), DaemonOptions{})
 	wantWrites(t, "a resync with no drift", s.step(resyncDue{}))
