@@ -40,12 +40,29 @@ func EncodeService(s ServiceStatus) ([]byte, error) {
 	return b, nil
 }
 
+// EncodedSpan is a run of consecutive services' JSON joined with
+// commas, as they appear inside Status's services list: joined once by
+// the daemon and shared by requests while none of them changes, so that
+// a request writes a few hundred spans rather than 10,000 services.
+type EncodedSpan struct {
+	// JSON is the services' encodings joined with commas. It is never
+	// modified once made.
+	JSON []byte
+	// Gen changes whenever JSON does; ETags are made of it.
+	Gen uint64
+	// Services is how many services it holds.
+	Services int
+}
+
 // Encoded is a Status whose services are already encoded: what the
 // status API serves. Status.Services is ignored; Services stand in for
-// it, in order.
+// it, in order. Spans, if set, are the same services joined in runs
+// (their counts add up to len(Services)); a Writer of every service
+// writes them instead.
 type Encoded struct {
 	Status   Status
 	Services []EncodedService
+	Spans    []EncodedSpan
 }
 
 // servicesMark is how an empty services list reads in Status's JSON.
@@ -80,7 +97,7 @@ func (e Encoded) Filter(vip netip.Addr) Encoded {
 			kept = append(kept, s)
 		}
 	}
-	e.Services = kept
+	e.Services, e.Spans = kept, nil
 	return e
 }
 
@@ -135,23 +152,50 @@ func newWriter(e *Encoded, part Part) (*Writer, error) {
 func (w *Writer) ETag() string {
 	h := fnv.New64a()
 	h.Write(w.before)
-	var b [8]byte
-	for _, s := range w.e.Services {
-		binary.LittleEndian.PutUint64(b[:], s.Gen)
-		h.Write(b[:])
+	gens := make([]byte, 0, 8*max(len(w.e.Spans), len(w.e.Services)))
+	if w.e.Spans != nil {
+		for _, s := range w.e.Spans {
+			gens = binary.LittleEndian.AppendUint64(gens, s.Gen)
+		}
+	} else {
+		for _, s := range w.e.Services {
+			gens = binary.LittleEndian.AppendUint64(gens, s.Gen)
+		}
 	}
+	h.Write(gens)
 	h.Write(w.after)
 	return fmt.Sprintf(`"%016x"`, h.Sum64())
 }
 
+// pieces are the services' JSON as WriteTo writes them, commas between:
+// the spans if e has them, else each service's.
+func (w *Writer) pieces() func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		if w.e.Spans != nil {
+			for _, s := range w.e.Spans {
+				if len(s.JSON) > 0 && !yield(s.JSON) {
+					return
+				}
+			}
+			return
+		}
+		for _, s := range w.e.Services {
+			if !yield(s.JSON) {
+				return
+			}
+		}
+	}
+}
+
 // Len is how many bytes WriteTo writes.
 func (w *Writer) Len() int {
-	n := len(w.before) + len(w.after) + 1
-	for i, s := range w.e.Services {
-		if i > 0 {
+	n, pieces := len(w.before)+len(w.after)+1, 0
+	for p := range w.pieces() {
+		if pieces > 0 {
 			n++
 		}
-		n += len(s.JSON)
+		n += len(p)
+		pieces++
 	}
 	return n
 }
@@ -168,14 +212,15 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	if err := write(w.before); err != nil {
 		return n, err
 	}
-	comma := []byte{','}
-	for i, s := range w.e.Services {
-		if i > 0 {
+	comma, first := []byte{','}, true
+	for p := range w.pieces() {
+		if !first {
 			if err := write(comma); err != nil {
 				return n, err
 			}
 		}
-		if err := write(s.JSON); err != nil {
+		first = false
+		if err := write(p); err != nil {
 			return n, err
 		}
 	}
@@ -223,11 +268,18 @@ func ServeEncoded(w http.ResponseWriter, r *http.Request, e Encoded, part Part) 
 	if r.Method == http.MethodHead {
 		return
 	}
+	// A failed write is the client gone, and there is no one left to
+	// tell.
+	if e.Spans != nil {
+		// Spans are about 64 KiB each: written as they are, with no
+		// copy through a buffer of ours (net/http writes a piece that
+		// large straight to the connection).
+		sw.WriteTo(w)
+		return
+	}
 	// 64 KiB writes rather than one per service: the services are
 	// about a kilobyte each.
 	bw := bufio.NewWriterSize(w, 64<<10)
-	// A failed write is the client gone, and there is no one left to
-	// tell.
 	if _, err := sw.WriteTo(bw); err == nil {
 		bw.Flush()
 	}
