@@ -7,8 +7,10 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -222,5 +224,41 @@ func benchStatus(b *testing.B, client ipvs.Client, services, requests int) {
 
 // BenchmarkStatus10kx4 is benchStatus on the fake kernel (make bench).
 func BenchmarkStatus10kx4(b *testing.B) {
+	runStatusBaseline(b)
 	benchStatus(b, ipvstest.New(), 10000, 30)
+}
+
+// runStatusBaseline runs this benchmark of another build first, in the
+// same run (on the host, or in the same VM), when
+// LVSKIT_STATUS_BASELINE names its test binary (built with go test -c
+// from the baseline's commit): its figures are logged and reported as
+// baseline-p50-ms and baseline-p99-ms beside this build's. The
+// baseline runs without the copying variant.
+func runStatusBaseline(b *testing.B) {
+	bin := os.Getenv("LVSKIT_STATUS_BASELINE")
+	if bin == "" {
+		return
+	}
+	cmd := exec.Command(bin, "-test.run=^$", "-test.bench=^"+b.Name()+"$", "-test.benchtime=1x", "-test.v")
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "LVSKIT_STATUS_BASELINE=") }), "LVSKIT_STATUS_SKIP_COPYING=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("running the baseline %s: %v\n%s", bin, err, out)
+	}
+	found := 0 // "34.1 encoded-p50-ms 83.2 encoded-p99-ms" on the result line
+	fields := strings.Fields(string(out))
+	for i := 1; i < len(fields); i++ {
+		if v, err := strconv.ParseFloat(fields[i-1], 64); err == nil && (fields[i] == "encoded-p50-ms" || fields[i] == "encoded-p99-ms") {
+			b.ReportMetric(v, "baseline-"+strings.TrimPrefix(fields[i], "encoded-"))
+			found++
+		}
+	}
+	if found != 2 {
+		b.Fatalf("the baseline %s reported no encoded-p50-ms and encoded-p99-ms:\n%s", bin, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, "GET /status") {
+			b.Logf("baseline %s: %s", bin, strings.TrimSpace(line))
+		}
+	}
 }

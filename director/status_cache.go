@@ -74,8 +74,9 @@ type statusSpan struct {
 }
 
 type encodedSpan struct {
-	json []byte
-	gen  uint64
+	json     []byte
+	gen      uint64
+	services []statusapi.EncodedService
 }
 
 // statusCache is the loop's own bookkeeping for the next snapshot.
@@ -196,18 +197,13 @@ func (d *Daemon) Status() Status {
 // (timeline, VRRP, BGP). It takes no lock the daemon's loop holds.
 func (d *Daemon) EncodedStatus() (statusapi.Encoded, error) {
 	snap := d.snapshot()
-	e := statusapi.Encoded{Status: d.statusHead(snap), Services: make([]statusapi.EncodedService, 0, len(snap.services))}
-	for _, s := range snap.services {
-		enc, err := d.status.encode(s)
+	e := statusapi.Encoded{Status: d.statusHead(snap), Spans: make([]statusapi.EncodedSpan, 0, len(snap.spans))}
+	for _, sp := range snap.spans {
+		j, err := d.status.join(sp)
 		if err != nil {
 			return statusapi.Encoded{}, err
 		}
-		e.Services = append(e.Services, statusapi.EncodedService{Key: s.status.Key, JSON: enc.json, Gen: enc.gen})
-	}
-	e.Spans = make([]statusapi.EncodedSpan, 0, len(snap.spans))
-	for i, sp := range snap.spans {
-		j := d.status.join(sp, e.Services[i*statusSpanSize:i*statusSpanSize+len(sp.services)])
-		e.Spans = append(e.Spans, statusapi.EncodedSpan{JSON: j.json, Gen: j.gen, Services: len(sp.services)})
+		e.Spans = append(e.Spans, statusapi.EncodedSpan{JSON: j.json, Gen: j.gen, Services: j.services})
 	}
 	return e, nil
 }
@@ -231,15 +227,21 @@ func (c *statusCache) encode(e *cachedStatus) (*encodedStatus, error) {
 }
 
 // join returns sp's services joined with commas, made now from their
-// encodings (services) if no request made it yet; like encode, the first
-// to store it wins.
-func (c *statusCache) join(sp *statusSpan, services []statusapi.EncodedService) *encodedSpan {
+// encodings if no request made it yet; like encode, the first to store
+// it wins.
+func (c *statusCache) join(sp *statusSpan) (*encodedSpan, error) {
 	if j := sp.joined.Load(); j != nil {
-		return j
+		return j, nil
 	}
+	services := make([]statusapi.EncodedService, len(sp.services))
 	n := len(services)
-	for _, s := range services {
-		n += len(s.JSON)
+	for i, s := range sp.services {
+		enc, err := c.encode(s)
+		if err != nil {
+			return nil, err
+		}
+		services[i] = statusapi.EncodedService{Key: s.status.Key, JSON: enc.json, Gen: enc.gen}
+		n += len(enc.json)
 	}
 	b := make([]byte, 0, n)
 	for i, s := range services {
@@ -248,11 +250,11 @@ func (c *statusCache) join(sp *statusSpan, services []statusapi.EncodedService) 
 		}
 		b = append(b, s.JSON...)
 	}
-	j := &encodedSpan{json: b, gen: c.gen.Add(1)}
+	j := &encodedSpan{json: b, gen: c.gen.Add(1), services: services}
 	if !sp.joined.CompareAndSwap(nil, j) {
 		j = sp.joined.Load()
 	}
-	return j
+	return j, nil
 }
 
 // statusHead is the Status without its services: snap's part, and the

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"net/netip"
@@ -50,19 +51,39 @@ type EncodedSpan struct {
 	JSON []byte
 	// Gen changes whenever JSON does; ETags are made of it.
 	Gen uint64
-	// Services is how many services it holds.
-	Services int
+	// Services are the span's services one by one (for Filter): JSON
+	// is theirs joined.
+	Services []EncodedService
 }
 
 // Encoded is a Status whose services are already encoded: what the
 // status API serves. Status.Services is ignored; Services stand in for
-// it, in order. Spans, if set, are the same services joined in runs
-// (their counts add up to len(Services)); a Writer of every service
-// writes them instead.
+// it, in order, or, if Spans is set, the spans' services in order (a
+// Writer of every service writes the spans' JSON, with no pass over
+// each service).
 type Encoded struct {
 	Status   Status
 	Services []EncodedService
 	Spans    []EncodedSpan
+}
+
+// each yields every service, from the spans if e has them.
+func (e *Encoded) each(yield func(EncodedService) bool) {
+	if e.Spans == nil {
+		for _, s := range e.Services {
+			if !yield(s) {
+				return
+			}
+		}
+		return
+	}
+	for _, sp := range e.Spans {
+		for _, s := range sp.Services {
+			if !yield(s) {
+				return
+			}
+		}
+	}
 }
 
 // servicesMark is how an empty services list reads in Status's JSON.
@@ -92,7 +113,7 @@ func (e *Encoded) frame() (before, after []byte, err error) {
 // port any; fwmark services have no address and go).
 func (e Encoded) Filter(vip netip.Addr) Encoded {
 	var kept []EncodedService
-	for _, s := range e.Services {
+	for s := range e.each {
 		if a, ok := keyAddr(s.Key); ok && a == vip {
 			kept = append(kept, s)
 		}
@@ -146,11 +167,16 @@ func newWriter(e *Encoded, part Part) (*Writer, error) {
 	return &Writer{e: e, before: before, after: after}, nil
 }
 
+// etagSeed seeds the ETags' hash: a tag holds for the life of the
+// process that made it (a restarted lvsd numbers its encodings anew).
+var etagSeed = maphash.MakeSeed()
+
 // ETag is a strong entity tag of the JSON that WriteTo writes: it
 // differs whenever a byte would (with the odds of a 64-bit hash), and
 // costs no pass over the services' bytes.
 func (w *Writer) ETag() string {
-	h := fnv.New64a()
+	var h maphash.Hash // not fnv: the frame is ~200 KB with a full timeline
+	h.SetSeed(etagSeed)
 	h.Write(w.before)
 	gens := make([]byte, 0, 8*max(len(w.e.Spans), len(w.e.Services)))
 	if w.e.Spans != nil {
