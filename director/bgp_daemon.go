@@ -48,6 +48,11 @@ type bgpRuntime struct {
 	speaker bgp.Speaker
 	cfg     config.BGP // as started: a reload does not restart the speaker
 
+	// mu stays: besides the loop, a stop request's goroutine (phase,
+	// the decisions), the drills on the status API's goroutines (drills)
+	// and the metrics scrape and status (everything) reach these. It is
+	// the runtime's own and never held while the loop waits on the
+	// daemon's state.
 	mu         sync.Mutex
 	phase      bgp.Phase
 	kernelErr  error
@@ -122,29 +127,25 @@ func (d *Daemon) bgpObserve(res reconcile.Result, readErr error) {
 	}
 }
 
-func (d *Daemon) bgpRT() *bgpRuntime {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.bgp
-}
+func (d *Daemon) bgpRT() *bgpRuntime { return d.bgp.Load() }
 
 // bgpVIPs gathers, for every address announced over BGP, its services'
-// health; the lock is held by the caller.
-func (d *Daemon) bgpVIPsLocked(masters map[netip.Addr]bool) []bgp.VIP {
+// health (for the snapshot: the loop's goroutine only).
+func (d *Daemon) bgpVIPs() []bgp.VIP {
+	if len(d.bgpKeys) == 0 {
+		return nil
+	}
 	byAddr := map[netip.Addr]*bgp.VIP{}
 	var order []netip.Addr
-	for _, k := range d.order {
+	for _, k := range d.bgpKeys {
 		ds := d.desired[k]
-		if !ds.Announce.OverBGP() || k.Address == (netip.Addr{}) {
-			continue
-		}
 		v := byAddr[k.Address]
 		if v == nil {
-			v = &bgp.VIP{Address: k.Address, NeedMaster: ds.Announce == config.AnnounceBoth, Master: masters[k.Address]}
+			v = &bgp.VIP{Address: k.Address, NeedMaster: ds.Announce == config.AnnounceBoth}
 			byAddr[k.Address] = v
 			order = append(order, k.Address)
 		}
-		up := d.upLocked(k)
+		up := d.up(k)
 		sh := bgp.ServiceHealth{Name: k.String(), Total: len(ds.RealServers)}
 		for _, rs := range ds.RealServers {
 			if up(rs.Key()) {
@@ -177,13 +178,15 @@ func (d *Daemon) bgpUpdate() {
 			}
 		}
 	}
-	d.mu.Lock()
-	vips := d.bgpVIPsLocked(masters)
-	low, high := float64(d.cfg.BGP.LowWatermark), float64(d.cfg.BGP.HighWatermark)
-	if d.cfg.BGP.ASN == 0 { // a reload removed the section: withdraw all
+	snap := d.snapshot() // a stop request runs this from its own goroutine
+	vips := slices.Clone(snap.bgpVIPs)
+	for i := range vips {
+		vips[i].Master = masters[vips[i].Address]
+	}
+	low, high := float64(snap.cfg.BGP.LowWatermark), float64(snap.cfg.BGP.HighWatermark)
+	if snap.cfg.BGP.ASN == 0 { // a reload removed the section: withdraw all
 		vips = nil
 	}
-	d.mu.Unlock()
 
 	r.update.Lock()
 	defer r.update.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/health"
+	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/internal/clock/clocktest"
@@ -384,5 +385,59 @@ func TestDaemonCountsItsWritesInTheMetricsItIsGiven(t *testing.T) {
 	}
 	if got["add-service"] != 1 || got["add-real-server"] != 2 {
 		t.Errorf("lvsd_reconcile_ops_total by kind %v, want 1 add-service and 2 add-real-server", got)
+	}
+}
+
+// Other goroutines read only what the loop published: each handled
+// event is in the next snapshot, a snapshot taken earlier never changes,
+// and an event that changes nothing rebuilds nothing.
+func TestStepEachHandledEventIsVisibleInTheNextSnapshot(t *testing.T) {
+	s := startStepped(t, fmt.Sprintf(daemonConfig, "quiesce", "9", "")+`  - name: api
+    protocol: tcp
+    address: 192.168.0.101
+    port: 443
+    scheduler: rr
+    real_servers:
+      - address: 10.0.0.3
+`, DaemonOptions{})
+	before, beforeSnap := s.Status(), s.snapshot()
+	if rs := before.Services[0].RealServers; rs[0].KernelWeight != 3 || before.Services[0].UpWeight != 5 {
+		t.Fatalf("after start: kernel weight %d, up weight %d, want 3 and 5", rs[0].KernelWeight, before.Services[0].UpWeight)
+	}
+
+	wantWrites(t, "10.0.0.1 down", s.step(s.health("10.0.0.1:80", health.StateUnknown, health.StateDown)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=0")
+	after := s.Status()
+	if got := after.Services[0]; got.RealServers[0].KernelWeight != 0 || got.UpWeight != 2 {
+		t.Errorf("the next snapshot: kernel weight %d, up weight %d, want 0 and 2", got.RealServers[0].KernelWeight, got.UpWeight)
+	}
+	if got := before.Services[0]; got.RealServers[0].KernelWeight != 3 || got.UpWeight != 5 {
+		t.Errorf("the snapshot taken before changed: kernel weight %d, up weight %d", got.RealServers[0].KernelWeight, got.UpWeight)
+	}
+	if s.snapshot().services[1] != beforeSnap.services[1] {
+		t.Error("the service the transition did not touch was rebuilt")
+	}
+
+	// A check result changes only its service's status: no write, and
+	// the other service's status is shared with the snapshot before.
+	prev := s.snapshot()
+	wantWrites(t, "a check result", s.step(checked{[]ipvs.ServiceKey{s.order[0]}}))
+	if now := s.snapshot(); now == prev || now.services[0] == prev.services[0] || now.services[1] != prev.services[1] {
+		t.Error("a check result: want a new snapshot with web's status rebuilt and api's shared")
+	}
+
+	// An event that changes nothing rebuilds no status.
+	prev = s.snapshot()
+	wantWrites(t, "a retry with nothing to retry", s.step(retryDue{}))
+	if now := s.snapshot(); now.services[0] != prev.services[0] || now.services[1] != prev.services[1] {
+		t.Error("an event that changed nothing rebuilt a service's status")
+	}
+
+	// A rejected reload is in the snapshot by the time its reply comes.
+	if err := s.reload("virtual_services: [{protocol: tcp}]\n"); err == nil {
+		t.Fatal("a bad config reloaded")
+	}
+	if st := s.Status(); st.LastReloadError == "" || len(st.Services) != 2 {
+		t.Errorf("after a rejected reload: error %q, %d services; want the error and the 2 running services", st.LastReloadError, len(st.Services))
 	}
 }

@@ -67,9 +67,7 @@ func TestReloadRefusesScriptsOthersCanChange(t *testing.T) {
 	if st := d.Status(); !strings.HasPrefix(st.LastReloadError, want) {
 		t.Errorf("status last reload error %q", st.LastReloadError)
 	}
-	d.mu.Lock()
-	p := d.cfg.VirtualServices[0].Quorum.Run(true)
-	d.mu.Unlock()
+	p := d.snapshot().cfg.VirtualServices[0].Quorum.Run(true)
 	if p.Path != "/usr/local/libexec/lvsd/notify" {
 		t.Errorf("after the refused reload the quorum command is %s", p.Path)
 	}

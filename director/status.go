@@ -21,7 +21,9 @@ type (
 const DefaultTimelineSize = 1000
 
 // Timeline keeps the most recent events in a ring. It is safe for
-// concurrent use.
+// concurrent use: the loop is not its only writer (quorum and notify
+// commands, drills and a stop request's BGP withdrawal add events from
+// their own goroutines), so its lock stays.
 type Timeline struct {
 	mu     sync.Mutex
 	events []Event
