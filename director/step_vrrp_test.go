@@ -29,9 +29,7 @@ func startVRRPStepped(t *testing.T, body string, fv *fakeVRRP, opts DaemonOption
 // stopVRRP stops the VRRP instances as Run does once its loop has ended;
 // a second call does nothing.
 func (s *stepped) stopVRRP() {
-	vr := s.vrrp
-	s.vrrp = nil
-	vr.stop()
+	s.vrrp.Swap(nil).stop()
 }
 
 // await hands the daemon what its VRRP instances post, as they post it,

@@ -230,7 +230,7 @@ vrrp:
 	// ran waits for the notify commands the handled transitions started.
 	ran := func(want ...string) {
 		t.Helper()
-		s.vrrp.notify.wait()
+		s.vrrp.Load().notify.wait()
 		for _, w := range want {
 			if !cmds.has(w) {
 				t.Errorf("notify command %q did not run; ran %q", w, cmds.runs)
