@@ -191,6 +191,16 @@ func TestVRRPReloadKeepsTheMasterAndItsAddressesAppliesPriorityAndVIPsInPlace(t 
 		t.Errorf("removing a VIP sent %d announcement rounds", got-rounds)
 	}
 
+	h.wantReloadedInPlace()
+}
+
+// wantReloadedInPlace checks what the reloads of
+// TestVRRPReloadKeepsTheMasterAndItsAddressesAppliesPriorityAndVIPsInPlace
+// leave: the
+// addresses never left, and VI_1 changed state only at its start.
+func (h *reloadHarness) wantReloadedInPlace() {
+	t := h.t
+	t.Helper()
 	// The addresses never left: the manager's calls are the start's
 	// cleanup, the takeover, and the reloads' one-address changes.
 	want := []string{
