@@ -91,21 +91,23 @@ type Daemon struct {
 	// The loop's own state: only the goroutine that runs the loop (or,
 	// before Run, the one that made the daemon) reads or writes it, so
 	// no lock guards it.
-	cfg        *config.Config
-	loaded     time.Time
-	reloadErr  error
-	desired    map[ipvs.ServiceKey]config.DesiredService
-	order      []ipvs.ServiceKey
-	bgpKeys    []ipvs.ServiceKey            // the services announced over BGP, in order
-	states     map[string]health.State      // by target ID; absent: unchecked
-	downs      map[string]health.Transition // the transition that took a target down
-	targets    map[string]targetRef         // target ID -> its service and real server
-	stateAt    map[string]time.Time         // when states' transition happened: a late older one is ignored
-	quorum     map[ipvs.ServiceKey]bool
-	dirty      map[ipvs.ServiceKey]bool
-	unowned    []ipvs.ServiceKey
-	globalsSet bool
-	status     statusCache // each service's status as last built
+	cfg         *config.Config
+	loaded      time.Time
+	reloadErr   error
+	desired     map[ipvs.ServiceKey]config.DesiredService
+	order       []ipvs.ServiceKey
+	index       map[ipvs.ServiceKey]int      // position in order
+	bgpKeys     []ipvs.ServiceKey            // the services announced over BGP, in order
+	states      map[string]health.State      // by target ID; absent: unchecked
+	downs       map[string]health.Transition // the transition that took a target down
+	targets     map[string]targetRef         // target ID -> its service and real server
+	stateAt     map[string]time.Time         // when states' transition happened: a late older one is ignored
+	quorum      map[ipvs.ServiceKey]bool
+	dirty       map[ipvs.ServiceKey]bool
+	unowned     []ipvs.ServiceKey
+	unownedKeys []string // unowned as text, for the snapshots
+	globalsSet  bool
+	status      statusCache // each service's status as last built
 
 	applied atomic.Bool // the first apply has been made (BGP may announce)
 }
@@ -185,8 +187,10 @@ func (d *Daemon) setConfig(cfg *config.Config) {
 	d.status.reset()
 	d.desired = map[ipvs.ServiceKey]config.DesiredService{}
 	d.order = nil // a published snapshot's services follow the old order
+	d.index = map[ipvs.ServiceKey]int{}
 	for _, ds := range cfg.Desired() {
 		d.desired[ds.Service.ServiceKey] = ds
+		d.index[ds.Service.ServiceKey] = len(d.order)
 		d.order = append(d.order, ds.Service.ServiceKey)
 	}
 	d.bgpKeys = bgpKeys(d.order, d.desired)
@@ -388,7 +392,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 }
 
 func (d *Daemon) resync() {
-	d.status.kernelChanged = true // it may have read changes back
+	d.status.kernelAll = true // it may have read changes back anywhere
 	res, err := d.rec.Resync(d.now())
 	if err != nil {
 		d.log.Error("resync", "err", err)
@@ -404,7 +408,15 @@ func (d *Daemon) resync() {
 
 func (d *Daemon) report(res reconcile.Result) {
 	if len(res.Sent)+len(res.Failures) > 0 {
-		d.status.kernelChanged = true
+		// What the reconciler's copy of the kernel changed in: the
+		// services it wrote, and those whose writes failed (it reads
+		// them again).
+		for _, op := range res.Sent {
+			d.status.invalidate([]ipvs.ServiceKey{op.Service.ServiceKey})
+		}
+		for _, f := range res.Failures {
+			d.status.invalidate([]ipvs.ServiceKey{f.Op.Service.ServiceKey})
+		}
 		counts := map[reconcile.OpKind]int{}
 		for _, op := range res.Sent {
 			counts[op.Kind]++
@@ -431,6 +443,10 @@ func (d *Daemon) report(res reconcile.Result) {
 	if len(res.Unowned) > 0 {
 		if !slices.Equal(d.unowned, res.Unowned) {
 			d.log.Info("leaving IPVS services lvsd does not own", "count", len(res.Unowned))
+			d.unownedKeys = make([]string, 0, len(res.Unowned)) // a new slice: snapshots hold the old one
+			for _, k := range res.Unowned {
+				d.unownedKeys = append(d.unownedKeys, k.String())
+			}
 		}
 		d.unowned = res.Unowned
 	}

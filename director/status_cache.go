@@ -86,12 +86,12 @@ type statusCache struct {
 	// changes); spans likewise.
 	list  []*cachedStatus
 	spans []*statusSpan
-	// stale are the services whose health, last check or quorum changed
-	// since their status was built.
+	// stale are the services whose health, last check, quorum or entry
+	// in the kernel (a write) changed since their status was built.
 	stale map[ipvs.ServiceKey]bool
-	// kernelChanged says the reconciler may have changed its copy of the
-	// kernel (a write, a resync) since the last publish.
-	kernelChanged bool
+	// kernelAll says the reconciler may have changed its copy of any
+	// service (a resync, a new config): publish compares every version.
+	kernelAll bool
 	// versions is scratch space for the reconciler's versions.
 	versions []uint64
 	// gen numbers the encodings: each new one gets the next (it is not
@@ -101,7 +101,7 @@ type statusCache struct {
 }
 
 // reset forgets every service (a config load, new health targets).
-func (c *statusCache) reset() { c.list, c.spans, c.kernelChanged = nil, nil, true }
+func (c *statusCache) reset() { c.list, c.spans, c.kernelAll = nil, nil, true }
 
 // invalidate marks services to be rebuilt at the next publish.
 func (c *statusCache) invalidate(keys []ipvs.ServiceKey) {
@@ -123,7 +123,7 @@ func (d *Daemon) publish() {
 	c := &d.status
 	if len(c.list) != len(d.order) {
 		c.list, c.spans = make([]*cachedStatus, len(d.order)), nil
-		c.kernelChanged = true
+		c.kernelAll = true
 	}
 	list, shared := c.list, c.spans != nil // shared: a published snapshot holds list
 	changed := map[int]bool{}              // spans with a rebuilt service
@@ -135,22 +135,22 @@ func (d *Daemon) publish() {
 		list[i] = &cachedStatus{status: d.buildServiceStatus(k, ke), kernel: v}
 		changed[i/statusSpanSize] = true
 	}
-	if c.kernelChanged {
+	if c.kernelAll {
 		c.versions = d.rec.KernelVersions(d.order, c.versions)
 		for i, k := range d.order {
 			if e := list[i]; e == nil || e.kernel != c.versions[i] || c.stale[k] {
 				rebuild(i, k)
 			}
 		}
-	} else if len(c.stale) > 0 {
-		for i, k := range d.order {
-			if c.stale[k] {
+	} else {
+		for k := range c.stale { // a flap's few, not a pass over 10,000
+			if i, ok := d.index[k]; ok {
 				rebuild(i, k)
 			}
 		}
 	}
 	clear(c.stale)
-	c.kernelChanged = false
+	c.kernelAll = false
 	spans := c.spans
 	if spans == nil {
 		spans = make([]*statusSpan, 0, (len(list)+statusSpanSize-1)/statusSpanSize)
@@ -165,12 +165,9 @@ func (d *Daemon) publish() {
 		}
 	}
 	c.list, c.spans = list, spans
-	snap := &snapshot{cfg: d.cfg, loaded: d.loaded, services: list, spans: spans, targets: d.targets, bgpVIPs: d.bgpVIPs()}
+	snap := &snapshot{cfg: d.cfg, loaded: d.loaded, unowned: d.unownedKeys, services: list, spans: spans, targets: d.targets, bgpVIPs: d.bgpVIPs()}
 	if d.reloadErr != nil {
 		snap.reloadErr = d.reloadErr.Error()
-	}
-	for _, k := range d.unowned {
-		snap.unowned = append(snap.unowned, k.String())
 	}
 	d.snap.Store(snap)
 }
@@ -183,6 +180,7 @@ func (d *Daemon) publish() {
 func (d *Daemon) Status() Status {
 	snap := d.snapshot()
 	st := d.statusHead(snap)
+	st.Events = d.timeline.Events()
 	st.Services = make([]ServiceStatus, 0, len(snap.services))
 	for _, e := range snap.services {
 		st.Services = append(st.Services, e.status)
@@ -198,6 +196,7 @@ func (d *Daemon) Status() Status {
 func (d *Daemon) EncodedStatus() (statusapi.Encoded, error) {
 	snap := d.snapshot()
 	e := statusapi.Encoded{Status: d.statusHead(snap), Spans: make([]statusapi.EncodedSpan, 0, len(snap.spans))}
+	e.Status.Events, e.EventsJSON = d.timeline.EncodedEvents()
 	for _, sp := range snap.spans {
 		j, err := d.status.join(sp)
 		if err != nil {
@@ -257,12 +256,12 @@ func (c *statusCache) join(sp *statusSpan) (*encodedSpan, error) {
 	return j, nil
 }
 
-// statusHead is the Status without its services: snap's part, and the
-// timeline, VRRP and BGP as their owners have them now.
+// statusHead is the Status without its services and events: snap's
+// part, and VRRP and BGP as their owners have them now.
 func (d *Daemon) statusHead(snap *snapshot) Status {
 	return Status{
 		Config: d.opts.ConfigPath, Loaded: snap.loaded, LastReloadError: snap.reloadErr, Unowned: snap.unowned,
-		Events: d.timeline.Events(), VRRP: d.vrrpStatus(), BGP: d.bgpStatus(),
+		VRRP: d.vrrpStatus(), BGP: d.bgpStatus(),
 	}
 }
 

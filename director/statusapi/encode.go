@@ -61,11 +61,31 @@ type EncodedSpan struct {
 // it, in order, or, if Spans is set, the spans' services in order (a
 // Writer of every service writes the spans' JSON, with no pass over
 // each service).
+//
+// EventsJSON, if set, are Status.Events encoded one by one (EncodeEvent),
+// in order, as kept by the timeline that made them: the frame joins them
+// rather than encoding a full timeline of a thousand events again per
+// request.
 type Encoded struct {
-	Status   Status
-	Services []EncodedService
-	Spans    []EncodedSpan
+	Status     Status
+	Services   []EncodedService
+	Spans      []EncodedSpan
+	EventsJSON [][]byte
 }
+
+// EncodeEvent encodes an event for Encoded.EventsJSON: as encoding/json
+// encodes it inside Status, byte for byte.
+func EncodeEvent(ev Event) ([]byte, error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the event %q: %w", ev.Message, err)
+	}
+	return b, nil
+}
+
+// eventsMark is how the empty events list, the last field, ends Status's
+// JSON.
+var eventsMark = []byte(`"events":[]}`)
 
 // each yields every service, from the spans if e has them.
 func (e *Encoded) each(yield func(EncodedService) bool) {
@@ -97,9 +117,31 @@ var servicesMark = []byte(`"services":[]`)
 func (e *Encoded) frame() (before, after []byte, err error) {
 	st := e.Status
 	st.Services = []ServiceStatus{}
+	joinEvents := e.EventsJSON != nil && len(e.EventsJSON) == len(st.Events)
+	if joinEvents {
+		st.Events = []Event{}
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding the status: %w", err)
+	}
+	if joinEvents {
+		if !bytes.HasSuffix(b, eventsMark) {
+			return nil, nil, errors.New("encoding the status: the events are not last")
+		}
+		n := len(b)
+		for _, ev := range e.EventsJSON {
+			n += len(ev) + 1
+		}
+		joined := make([]byte, 0, n)
+		joined = append(joined, b[:len(b)-2]...) // up to and with "events":[
+		for i, ev := range e.EventsJSON {
+			if i > 0 {
+				joined = append(joined, ',')
+			}
+			joined = append(joined, ev...)
+		}
+		b = append(joined, ']', '}')
 	}
 	i := bytes.Index(b, servicesMark)
 	if i < 0 {

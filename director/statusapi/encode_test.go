@@ -138,9 +138,19 @@ func TestEncodedStatusIsEncodingJSONsByteForByte(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("status %d:\n got %s\nwant %s", i, got, want)
 		}
-		// Joined in spans, as the daemon serves them.
-		if got, _ := written(t, spanned(e, 1+r.IntN(4))); !bytes.Equal(got, want) {
-			t.Fatalf("status %d in spans:\n got %s\nwant %s", i, got, want)
+		// Joined in spans with the events encoded one by one, as the
+		// daemon serves them.
+		sp := spanned(e, 1+r.IntN(4))
+		sp.EventsJSON = [][]byte{}
+		for _, ev := range st.Events {
+			b, err := EncodeEvent(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp.EventsJSON = append(sp.EventsJSON, b)
+		}
+		if got, _ := written(t, sp); !bytes.Equal(got, want) {
+			t.Fatalf("status %d in spans, events encoded one by one:\n got %s\nwant %s", i, got, want)
 		}
 	}
 }
