@@ -80,25 +80,34 @@ type Daemon struct {
 	due     deadlines      // when the loop's timers fire; the loop's own
 	cmds    sync.WaitGroup // quorum commands
 
-	// mu guards what Status and the drills read from other goroutines;
-	// only the loop's goroutine writes it.
-	mu         sync.Mutex
-	cfg        *config.Config
-	loaded     time.Time
-	reloadErr  error
-	desired    map[ipvs.ServiceKey]config.DesiredService
-	order      []ipvs.ServiceKey
-	states     map[string]health.State      // by target ID; absent: unchecked
-	downs      map[string]health.Transition // the transition that took a target down
-	targets    map[string]targetRef         // target ID -> its service and real server
-	stateAt    map[string]time.Time         // when states' transition happened: a late older one is ignored
-	quorum     map[ipvs.ServiceKey]bool
-	dirty      map[ipvs.ServiceKey]bool
-	unowned    []ipvs.ServiceKey
-	globalsSet bool
-	vrrp       *vrrpRuntime // nil without VRRP instances
-	bgp        *bgpRuntime  // nil without a bgp section
-	status     statusCache  // each service's status as last built
+	// snap is what the loop last published (publish): the only part of
+	// the state below that other goroutines read.
+	snap atomic.Pointer[snapshot]
+	// vrrp and bgp are set by the loop's goroutine (start, a reload that
+	// starts VRRP); drills read them from the status API's.
+	vrrp atomic.Pointer[vrrpRuntime] // nil without VRRP instances
+	bgp  atomic.Pointer[bgpRuntime]  // nil without a bgp section
+
+	// The loop's own state: only the goroutine that runs the loop (or,
+	// before Run, the one that made the daemon) reads or writes it, so
+	// no lock guards it.
+	cfg         *config.Config
+	loaded      time.Time
+	reloadErr   error
+	desired     map[ipvs.ServiceKey]config.DesiredService
+	order       []ipvs.ServiceKey
+	index       map[ipvs.ServiceKey]int      // position in order
+	bgpKeys     []ipvs.ServiceKey            // the services announced over BGP, in order
+	states      map[string]health.State      // by target ID; absent: unchecked
+	downs       map[string]health.Transition // the transition that took a target down
+	targets     map[string]targetRef         // target ID -> its service and real server
+	stateAt     map[string]time.Time         // when states' transition happened: a late older one is ignored
+	quorum      map[ipvs.ServiceKey]bool
+	dirty       map[ipvs.ServiceKey]bool
+	unowned     []ipvs.ServiceKey
+	unownedKeys []string // unowned as text, for the snapshots
+	globalsSet  bool
+	status      statusCache // each service's status as last built
 
 	applied atomic.Bool // the first apply has been made (BGP may announce)
 }
@@ -151,13 +160,10 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	userTransition, userResult := hopts.OnTransition, hopts.OnResult
 	hopts.Logger = opts.Logger
 	hopts.OnResult = func(id string, r health.Result) {
-		d.mu.Lock()
-		ref, ok := d.targets[id]
-		if ok {
-			d.status.invalidate(ref.services) // its last result changed
-		}
-		d.mu.Unlock()
-		if ok {
+		// Called from the scheduler's goroutines: the targets as last
+		// published (a target a reload just removed is not found).
+		if ref, ok := d.snapshot().targets[id]; ok {
+			d.inbox.postChecked(ref.services) // its last result changed
 			opts.Metrics.ObserveCheck(ref.serviceLabel, ref.rsLabel, r)
 		}
 		if userResult != nil {
@@ -172,20 +178,22 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	}
 	d.sched = health.NewScheduler(hopts)
 	d.setConfig(cfg)
+	d.publish()
 	return d, nil
 }
 
 func (d *Daemon) setConfig(cfg *config.Config) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.cfg, d.loaded = cfg, d.now()
 	d.status.reset()
 	d.desired = map[ipvs.ServiceKey]config.DesiredService{}
-	d.order = d.order[:0]
+	d.order = nil // a published snapshot's services follow the old order
+	d.index = map[ipvs.ServiceKey]int{}
 	for _, ds := range cfg.Desired() {
 		d.desired[ds.Service.ServiceKey] = ds
+		d.index[ds.Service.ServiceKey] = len(d.order)
 		d.order = append(d.order, ds.Service.ServiceKey)
 	}
+	d.bgpKeys = bgpKeys(d.order, d.desired)
 }
 
 func (d *Daemon) event(kind, service, rs, msg string) {
@@ -210,10 +218,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// goroutine: the loop may be busy with a large apply.
 	defer d.bgpWithdrawOnStop(ctx)()
 	defer func() { // after the scheduler's stop below: a clean VRRP handover
-		d.mu.Lock()
-		vr := d.vrrp // a reload may have started it
-		d.mu.Unlock()
-		vr.stop()
+		d.vrrp.Load().stop() // a reload may have started it
 	}()
 
 	schedCtx, stopSched := context.WithCancel(ctx)
@@ -232,9 +237,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // config says, starts BGP and VRRP, and sets the first deadlines. On an
 // error, nothing it started is left running.
 func (d *Daemon) start(ctx context.Context) (err error) {
-	d.mu.Lock()
 	cfg := d.cfg
-	d.mu.Unlock()
 	if d.opts.LoadModules != nil {
 		if err := d.opts.LoadModules(cfg.Modules()); err != nil {
 			return fmt.Errorf("loading IPVS modules: %w", err)
@@ -248,9 +251,7 @@ func (d *Daemon) start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	d.bgp = br
-	d.mu.Unlock()
+	d.bgp.Store(br)
 	defer func() {
 		if err != nil {
 			d.stopBGP()
@@ -260,14 +261,13 @@ func (d *Daemon) start(ctx context.Context) (err error) {
 	if err := d.apply(cfg); err != nil {
 		return err
 	}
+	d.publish()
 	d.bgpUpdate()
 	vr, err := d.startVRRP(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	d.vrrp = vr
-	d.mu.Unlock()
+	d.vrrp.Store(vr)
 	d.event("daemon", "", "", "started with "+d.opts.ConfigPath)
 	d.notify("READY=1")
 
@@ -308,17 +308,13 @@ func (d *Daemon) reload() error {
 		vrrpReloaded, err = d.vrrpPrepareReload(cfg)
 	}
 	if err != nil {
-		d.mu.Lock()
 		d.reloadErr = err
-		d.mu.Unlock()
 		d.opts.Metrics.ObserveReload(d.now(), err)
 		d.log.Error("config reload rejected; the running config keeps serving", "config", d.opts.ConfigPath, "err", err)
 		d.event("config", "", "", "reload rejected: "+err.Error())
 		return err
 	}
-	d.mu.Lock()
 	d.reloadErr = nil
-	d.mu.Unlock()
 	logScriptWarnings(d.log, cfg)
 	d.setConfig(cfg)
 	vrrpReloaded()
@@ -345,9 +341,7 @@ func logScriptWarnings(log *slog.Logger, cfg *config.Config) {
 
 // apply updates the health targets and the whole desired table.
 func (d *Daemon) apply(cfg *config.Config) error {
-	d.mu.Lock()
 	desired := slices.Collect(maps.Values(d.desired))
-	d.mu.Unlock()
 	targets, err := healthTargets(desired)
 	if err != nil {
 		return err
@@ -365,7 +359,6 @@ func (d *Daemon) apply(cfg *config.Config) error {
 			refs[id] = ref
 		}
 	}
-	d.mu.Lock()
 	for id, ref := range d.targets {
 		if _, ok := refs[id]; !ok {
 			d.opts.Metrics.ForgetRealServer(ref.service.String(), ref.rs.String())
@@ -377,12 +370,10 @@ func (d *Daemon) apply(cfg *config.Config) error {
 			d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), health.StateUnknown)
 		}
 	}
-	d.targets = refs
-	d.mu.Unlock()
+	d.targets = refs // a new map: the published snapshot keeps the old one
 	if err := d.sched.Update(targets); err != nil {
 		return fmt.Errorf("updating health checks: %w", err)
 	}
-	d.mu.Lock()
 	for id := range d.states {
 		if _, ok := d.targets[id]; !ok {
 			delete(d.states, id)
@@ -392,16 +383,16 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	table := reconcile.Table{}
 	for _, k := range d.order {
-		table[k] = d.expandLocked(k)
+		table[k] = d.expand(k)
 	}
 	clear(d.dirty)
 	d.status.reset() // the health targets changed
-	d.mu.Unlock()
 	d.report(d.rec.SetDesired(d.now(), table))
 	return nil
 }
 
 func (d *Daemon) resync() {
+	d.status.kernelAll = true // it may have read changes back anywhere
 	res, err := d.rec.Resync(d.now())
 	if err != nil {
 		d.log.Error("resync", "err", err)
@@ -417,6 +408,15 @@ func (d *Daemon) resync() {
 
 func (d *Daemon) report(res reconcile.Result) {
 	if len(res.Sent)+len(res.Failures) > 0 {
+		// What the reconciler's copy of the kernel changed in: the
+		// services it wrote, and those whose writes failed (it reads
+		// them again).
+		for _, op := range res.Sent {
+			d.status.invalidate([]ipvs.ServiceKey{op.Service.ServiceKey})
+		}
+		for _, f := range res.Failures {
+			d.status.invalidate([]ipvs.ServiceKey{f.Op.Service.ServiceKey})
+		}
 		counts := map[reconcile.OpKind]int{}
 		for _, op := range res.Sent {
 			counts[op.Kind]++
@@ -441,22 +441,21 @@ func (d *Daemon) report(res reconcile.Result) {
 	}
 	d.bgpObserve(res, nil)
 	if len(res.Unowned) > 0 {
-		d.mu.Lock()
 		if !slices.Equal(d.unowned, res.Unowned) {
 			d.log.Info("leaving IPVS services lvsd does not own", "count", len(res.Unowned))
+			d.unownedKeys = make([]string, 0, len(res.Unowned)) // a new slice: snapshots hold the old one
+			for _, k := range res.Unowned {
+				d.unownedKeys = append(d.unownedKeys, k.String())
+			}
 		}
 		d.unowned = res.Unowned
-		d.mu.Unlock()
 	}
 }
 
 func (d *Daemon) shutdown() {
 	d.notify("STOPPING=1")
 	d.stopBGP() // routers stop sending before IPVS goes
-	d.mu.Lock()
-	flush := d.cfg.LVSD.FlushOnStop
-	d.mu.Unlock()
-	if !flush {
+	if !d.cfg.LVSD.FlushOnStop {
 		d.log.Info("stopping; IPVS rules stay in place (flush_on_stop is off)")
 		return
 	}
@@ -464,26 +463,12 @@ func (d *Daemon) shutdown() {
 	d.log.Info("stopping; removed the services lvsd owns", "writes", len(res.Sent), "failures", len(res.Failures))
 }
 
-// Status returns a snapshot for the status API. It does not copy the
-// whole table per request: each service's status is kept as last built
-// and rebuilt only when its health, its last check, its quorum, its
-// config or its entry in the kernel changed since (statusCache).
-func (d *Daemon) Status() Status {
-	vrrpStatus := d.vrrpStatus()
-	bgpStatus := d.bgpStatus()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	st := d.statusHeadLocked(vrrpStatus, bgpStatus)
-	st.Services = d.serviceStatusesLocked()
-	return st
-}
-
-// buildServiceStatusLocked builds one service's status from the config,
-// the health scheduler and the reconciler's copy of the kernel.
-func (d *Daemon) buildServiceStatusLocked(k ipvs.ServiceKey, ke *reconcile.Entry) ServiceStatus {
+// buildServiceStatus builds one service's status from the config, the
+// health scheduler and the reconciler's copy of the kernel.
+func (d *Daemon) buildServiceStatus(k ipvs.ServiceKey, ke *reconcile.Entry) ServiceStatus {
 	ds := d.desired[k]
 	ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
-	up := d.upLocked(k)
+	up := d.up(k)
 	ss.UpWeight = reconcile.UpWeight(ds, up)
 	if ds.Quorum != nil {
 		ss.Quorum = map[bool]string{true: "up", false: "down"}[d.quorum[k]]

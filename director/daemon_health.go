@@ -21,7 +21,7 @@ import (
 // up says whether a real server takes traffic: unchecked or not yet
 // checked counts as up (keepalived's default), down only after fall
 // failures.
-func (d *Daemon) upLocked(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
+func (d *Daemon) up(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
 	hk := k
 	if ds, ok := d.desired[k]; ok {
 		hk = ds.HealthKey() // a group's services share their checks
@@ -31,14 +31,14 @@ func (d *Daemon) upLocked(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
 	}
 }
 
-func (d *Daemon) expandLocked(k ipvs.ServiceKey) *reconcile.Entry {
+func (d *Daemon) expand(k ipvs.ServiceKey) *reconcile.Entry {
 	ds := d.desired[k]
-	up := d.upLocked(k)
-	d.checkQuorumLocked(ds, up)
+	up := d.up(k)
+	d.checkQuorum(ds, up)
 	return reconcile.Expand(ds, up)
 }
 
-func (d *Daemon) checkQuorumLocked(ds config.DesiredService, up func(ipvs.RealServerKey) bool) {
+func (d *Daemon) checkQuorum(ds config.DesiredService, up func(ipvs.RealServerKey) bool) {
 	q := ds.Quorum
 	if q == nil {
 		return
@@ -98,12 +98,10 @@ func newTargetRef(k ipvs.ServiceKey, rk ipvs.RealServerKey) targetRef {
 }
 
 func (d *Daemon) onTransition(tr health.Transition) {
-	d.mu.Lock()
 	ref, found := d.targets[tr.Target]
 	if found && tr.Time.Before(d.stateAt[tr.Target]) {
 		// Delivered after a later transition of the same target (the
 		// scheduler publishes outside its lock): the later one stands.
-		d.mu.Unlock()
 		d.log.Debug("ignoring a health transition older than the target's state", "target", tr.Target, "from", tr.From, "to", tr.To, "at", tr.Time)
 		return
 	}
@@ -121,7 +119,6 @@ func (d *Daemon) onTransition(tr health.Transition) {
 		d.status.invalidate(ref.services)
 		d.opts.Metrics.SetHealth(ref.service.String(), ref.rs.String(), tr.To)
 	}
-	d.mu.Unlock()
 	if !found {
 		return // a target a reload just removed
 	}
@@ -132,16 +129,14 @@ func (d *Daemon) onTransition(tr health.Transition) {
 // applyDirty re-expands the services whose health changed and writes only
 // their differences.
 func (d *Daemon) applyDirty() {
-	d.mu.Lock()
 	keys := slices.SortedFunc(maps.Keys(d.dirty), reconcile.CompareKeys)
 	clear(d.dirty)
 	entries := make([]*reconcile.Entry, len(keys))
 	for i, k := range keys {
 		if _, ok := d.desired[k]; ok {
-			entries[i] = d.expandLocked(k)
+			entries[i] = d.expand(k)
 		}
 	}
-	d.mu.Unlock()
 	for i, k := range keys {
 		if entries[i] != nil {
 			d.report(d.rec.SetService(d.now(), k, entries[i]))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/health"
+	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/internal/clock/clocktest"
@@ -32,6 +33,9 @@ type stepped struct {
 func startStepped(t *testing.T, body string, opts DaemonOptions) *stepped {
 	t.Helper()
 	s := &stepped{t: t, f: ipvstest.New(), clk: clocktest.NewClock(t0), path: filepath.Join(t.TempDir(), "lvsd.yaml")}
+	if f, ok := opts.Client.(*ipvstest.Fake); ok { // a test's fake, hooked before the start
+		s.f = f
+	}
 	writeConfig(t, s.path, body)
 	opts.ConfigPath, opts.Client, opts.StateDir, opts.Clock = s.path, s.f, t.TempDir(), s.clk
 	d, err := NewDaemon(opts)
@@ -151,6 +155,39 @@ func TestStepTransitionsOfOneBatchAreOneWrite(t *testing.T) {
 	wantWrites(t, "down, up in one batch", s.step(healthChanged{[]health.Transition{down, up}}))
 	wantWrites(t, "down, then a late up", s.step(healthChanged{[]health.Transition{down2, up}}),
 		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=0")
+}
+
+// A group's real server is one health target: its transition is one
+// event, written to every service of the group.
+func TestStepAGroupsRealServerIsCheckedOnceAndQuiescedInEveryService(t *testing.T) {
+	s := startStepped(t, `
+lvsd:
+  resync_interval: 1h
+virtual_services:
+  - name: web
+    group:
+      - {address: 192.168.0.100, port: 80}
+      - {address: 192.168.0.101, port: 80}
+    scheduler: wrr
+    on_failure: quiesce
+    health_check: {type: tcp, connect_ip: 127.0.0.1, connect_port: 9, interval: 1s, timeout: 1s, rise: 1, fall: 2}
+    real_servers:
+      - {address: 10.0.0.1, weight: 3}
+`, DaemonOptions{})
+	if n := len(s.sched.Status()); n != 1 {
+		t.Errorf("%d health targets, want 1 for the group's one real server", n)
+	}
+	wantWrites(t, "10.0.0.1 down", s.step(s.health("10.0.0.1:80", health.StateUp, health.StateDown)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=0",
+		"UpdateRealServer TCP 192.168.0.101:80 -> 10.0.0.1:80 Route w=0")
+	for _, svc := range s.Status().Services {
+		if rs := svc.RealServers[0]; rs.KernelWeight != 0 {
+			t.Errorf("%s: 10.0.0.1 at kernel weight %d in the status, want 0", svc.Key, rs.KernelWeight)
+		}
+	}
+	wantWrites(t, "10.0.0.1 up", s.step(s.health("10.0.0.1:80", health.StateDown, health.StateUp)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=3",
+		"UpdateRealServer TCP 192.168.0.101:80 -> 10.0.0.1:80 Route w=3")
 }
 
 func TestStepResyncDueRepairsDriftAndSetsTheNextResync(t *testing.T) {
@@ -348,5 +385,59 @@ func TestDaemonCountsItsWritesInTheMetricsItIsGiven(t *testing.T) {
 	}
 	if got["add-service"] != 1 || got["add-real-server"] != 2 {
 		t.Errorf("lvsd_reconcile_ops_total by kind %v, want 1 add-service and 2 add-real-server", got)
+	}
+}
+
+// Other goroutines read only what the loop published: each handled
+// event is in the next snapshot, a snapshot taken earlier never changes,
+// and an event that changes nothing rebuilds nothing.
+func TestStepEachHandledEventIsVisibleInTheNextSnapshot(t *testing.T) {
+	s := startStepped(t, fmt.Sprintf(daemonConfig, "quiesce", "9", "")+`  - name: api
+    protocol: tcp
+    address: 192.168.0.101
+    port: 443
+    scheduler: rr
+    real_servers:
+      - address: 10.0.0.3
+`, DaemonOptions{})
+	before, beforeSnap := s.Status(), s.snapshot()
+	if rs := before.Services[0].RealServers; rs[0].KernelWeight != 3 || before.Services[0].UpWeight != 5 {
+		t.Fatalf("after start: kernel weight %d, up weight %d, want 3 and 5", rs[0].KernelWeight, before.Services[0].UpWeight)
+	}
+
+	wantWrites(t, "10.0.0.1 down", s.step(s.health("10.0.0.1:80", health.StateUnknown, health.StateDown)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=0")
+	after := s.Status()
+	if got := after.Services[0]; got.RealServers[0].KernelWeight != 0 || got.UpWeight != 2 {
+		t.Errorf("the next snapshot: kernel weight %d, up weight %d, want 0 and 2", got.RealServers[0].KernelWeight, got.UpWeight)
+	}
+	if got := before.Services[0]; got.RealServers[0].KernelWeight != 3 || got.UpWeight != 5 {
+		t.Errorf("the snapshot taken before changed: kernel weight %d, up weight %d", got.RealServers[0].KernelWeight, got.UpWeight)
+	}
+	if s.snapshot().services[1] != beforeSnap.services[1] {
+		t.Error("the service the transition did not touch was rebuilt")
+	}
+
+	// A check result changes only its service's status: no write, and
+	// the other service's status is shared with the snapshot before.
+	prev := s.snapshot()
+	wantWrites(t, "a check result", s.step(checked{[]ipvs.ServiceKey{s.order[0]}}))
+	if now := s.snapshot(); now == prev || now.services[0] == prev.services[0] || now.services[1] != prev.services[1] {
+		t.Error("a check result: want a new snapshot with web's status rebuilt and api's shared")
+	}
+
+	// An event that changes nothing rebuilds no status.
+	prev = s.snapshot()
+	wantWrites(t, "a retry with nothing to retry", s.step(retryDue{}))
+	if now := s.snapshot(); now.services[0] != prev.services[0] || now.services[1] != prev.services[1] {
+		t.Error("an event that changed nothing rebuilt a service's status")
+	}
+
+	// A rejected reload is in the snapshot by the time its reply comes.
+	if err := s.reload("virtual_services: [{protocol: tcp}]\n"); err == nil {
+		t.Fatal("a bad config reloaded")
+	}
+	if st := s.Status(); st.LastReloadError == "" || len(st.Services) != 2 {
+		t.Errorf("after a rejected reload: error %q, %d services; want the error and the 2 running services", st.LastReloadError, len(st.Services))
 	}
 }

@@ -74,9 +74,7 @@ func (d *Daemon) EndStepDown(ctx context.Context, instance string) (statusapi.Dr
 }
 
 func (d *Daemon) drillInstance(instance string) (*vrrpRuntime, error) {
-	d.mu.Lock()
-	r := d.vrrp
-	d.mu.Unlock()
+	r := d.vrrp.Load()
 	if r == nil {
 		return nil, fmt.Errorf("%w: vrrp instance %q: this lvsd runs no vrrp instances", statusapi.ErrNoDrillTarget, instance)
 	}
@@ -206,10 +204,7 @@ func (d *Daemon) drillVIP(vip netip.Addr) (*bgpRuntime, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: vip %v: this lvsd has no bgp section", statusapi.ErrNoDrillTarget, vip)
 	}
-	d.mu.Lock()
-	vips := d.bgpVIPsLocked(nil)
-	d.mu.Unlock()
-	if !slices.ContainsFunc(vips, func(v bgp.VIP) bool { return v.Address == vip }) {
+	if !slices.ContainsFunc(d.snapshot().bgpVIPs, func(v bgp.VIP) bool { return v.Address == vip }) {
 		return nil, fmt.Errorf("%w: vip %v is not announced over bgp by this lvsd's config", statusapi.ErrNoDrillTarget, vip)
 	}
 	return r, nil

@@ -37,10 +37,7 @@ func TestHealthTransitionsDeliveredOutOfOrderLeaveTheLatestState(t *testing.T) {
 			if err := d.rec.ReadKernel(); err != nil {
 				t.Fatal(err)
 			}
-			d.mu.Lock()
-			cfg := d.cfg
-			d.mu.Unlock()
-			if err := d.apply(cfg); err != nil {
+			if err := d.apply(d.cfg); err != nil {
 				t.Fatal(err)
 			}
 			id := ""

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/health"
+	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/internal/clock"
 )
 
@@ -14,7 +15,9 @@ import (
 // which changes the daemon's state and sends the writes that follow.
 // Other goroutines (the health scheduler, the VRRP instances, the status
 // API's drills) only post events to the inbox; timers come from the
-// injected clock.Clock, their deadlines set by handle.
+// injected clock.Clock, their deadlines set by handle. After each event
+// handle publishes the daemon's state as an immutable snapshot
+// (status_cache.go), which is all that other goroutines read of it.
 
 // event is one thing the daemon's loop handles.
 type event interface{ isEvent() }
@@ -26,6 +29,9 @@ type (
 	// healthChanged: real servers went up or down, in the order the
 	// scheduler published them.
 	healthChanged struct{ transitions []health.Transition }
+	// checked: checks of these services' real servers have new results
+	// (their status shows the last one); a key may come more than once.
+	checked struct{ services []ipvs.ServiceKey }
 	// vrrpChanged: VRRP instances changed state; the connection sync
 	// daemon follows one of them.
 	vrrpChanged struct{ instances []string }
@@ -43,6 +49,7 @@ type (
 
 func (reloadRequested) isEvent() {}
 func (healthChanged) isEvent()   {}
+func (checked) isEvent()         {}
 func (vrrpChanged) isEvent()     {}
 func (drillChanged) isEvent()    {}
 func (resyncDue) isEvent()       {}
@@ -56,8 +63,11 @@ func (stopRequested) isEvent()   {}
 type inbox struct {
 	wake chan struct{} // one pending wake-up
 
+	// mu guards what other goroutines post until the loop takes it:
+	// the inbox's own, never held while the loop handles anything.
 	mu          sync.Mutex
 	transitions []health.Transition
+	checked     []ipvs.ServiceKey
 	instances   []string
 	drill       bool
 }
@@ -78,6 +88,10 @@ func (b *inbox) postTransition(tr health.Transition) {
 	b.post(func() { b.transitions = append(b.transitions, tr) })
 }
 
+func (b *inbox) postChecked(services []ipvs.ServiceKey) {
+	b.post(func() { b.checked = append(b.checked, services...) })
+}
+
 func (b *inbox) postVRRP(instance string) {
 	b.post(func() { b.instances = append(b.instances, instance) })
 }
@@ -93,6 +107,10 @@ func (b *inbox) take() []event {
 	if len(b.transitions) > 0 {
 		evs = append(evs, healthChanged{b.transitions})
 		b.transitions = nil
+	}
+	if len(b.checked) > 0 {
+		evs = append(evs, checked{b.checked})
+		b.checked = nil
 	}
 	if len(b.instances) > 0 {
 		evs = append(evs, vrrpChanged{b.instances})
@@ -112,7 +130,8 @@ type deadlines struct {
 
 // handle applies one event and what follows from it: writes for the
 // services whose health changed, retries that are due, the BGP
-// announcements. It reports whether the daemon stopped.
+// announcements; then it publishes the state for other goroutines to
+// read. It reports whether the daemon stopped.
 func (d *Daemon) handle(now time.Time, ev event) (stopped bool) {
 	switch ev := ev.(type) {
 	case stopRequested:
@@ -121,11 +140,20 @@ func (d *Daemon) handle(now time.Time, ev event) (stopped bool) {
 	case reloadRequested:
 		err := d.reload()
 		d.due.resync = now.Add(d.resyncInterval())
+		d.publish() // before the reply: who asked for the reload sees it
 		ev.reply <- err
+	case checked:
+		// Only their status changed: no write, no BGP decision.
+		d.status.invalidate(ev.services)
+		d.publish()
+		return false
 	case healthChanged:
 		for _, tr := range ev.transitions {
 			d.onTransition(tr)
 		}
+		// The health shows before the writes it causes: whoever sees a
+		// write in the kernel finds its reason in the status.
+		d.publish()
 		d.applyDirty()
 	case vrrpChanged:
 		d.followSyncDaemon(ev.instances)
@@ -141,15 +169,12 @@ func (d *Daemon) handle(now time.Time, ev event) (stopped bool) {
 	res, next := d.rec.Retry(now)
 	d.report(res)
 	d.due.retry = next
-	d.bgpUpdate()
+	d.publish()
+	d.bgpUpdate() // from the published snapshot
 	return false
 }
 
-func (d *Daemon) resyncInterval() time.Duration {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg.LVSD.ResyncInterval
-}
+func (d *Daemon) resyncInterval() time.Duration { return d.cfg.LVSD.ResyncInterval }
 
 func (d *Daemon) bgpPollInterval() time.Duration {
 	if iv := d.opts.BGP.Interval; iv > 0 {

@@ -7,8 +7,10 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,22 +25,24 @@ import (
 
 // statusCopyingEverything is Daemon.Status as it was before the
 // per-service cache (issue 14 part 4): it copies the kernel table and
-// every health status, sorted, and builds every service, per request.
+// every health status, sorted, and builds every service, per request,
+// holding the lock (loopMu) that the loop (statusLatencies' flapper)
+// holds while it handles an event, as the daemon's mutex was then.
 // Kept as the benchmark's baseline.
-func (d *Daemon) statusCopyingEverything() Status {
+func (d *Daemon) statusCopyingEverything(loopMu *sync.Mutex) Status {
 	checks := map[string]health.Status{}
 	for _, s := range d.sched.Status() {
 		checks[s.ID] = s
 	}
 	kernel := d.rec.Kernel()
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	loopMu.Lock()
+	defer loopMu.Unlock()
 	st := Status{Config: d.opts.ConfigPath, Loaded: d.loaded, Events: d.timeline.Events()}
 	for _, k := range d.order {
 		ds := d.desired[k]
 		ke := kernel[k]
 		ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
-		ss.UpWeight = reconcile.UpWeight(ds, d.upLocked(k))
+		ss.UpWeight = reconcile.UpWeight(ds, d.up(k))
 		for _, r := range ds.RealServers {
 			rs := RealServerStatus{
 				Address: r.Key().String(), Forwarding: r.Forwarding.String(), Weight: r.Weight,
@@ -62,9 +66,9 @@ func (d *Daemon) statusCopyingEverything() Status {
 }
 
 // statusBenchDaemon is a daemon with services x realServers, every real
-// server TCP-checked, applied through client. Its health scheduler does
-// not run: flaps are fed to it as the scheduler would (onTransition,
-// then applyDirty as the daemon's loop does).
+// server TCP-checked, applied through client and published. Its health
+// scheduler does not run: flaps are fed to it as the scheduler posts
+// them, as healthChanged events handed to the daemon's step function.
 func statusBenchDaemon(tb testing.TB, client ipvs.Client, services, realServers int) (*Daemon, []string) {
 	var b strings.Builder
 	b.WriteString("lvsd:\n  resync_interval: 1h\nvirtual_services:\n")
@@ -92,26 +96,24 @@ func statusBenchDaemon(tb testing.TB, client ipvs.Client, services, realServers 
 	if err := d.rec.ReadKernel(); err != nil {
 		tb.Fatal(err)
 	}
-	d.mu.Lock()
-	cfg := d.cfg
-	d.mu.Unlock()
-	if err := d.apply(cfg); err != nil {
+	if err := d.apply(d.cfg); err != nil {
 		tb.Fatal(err)
 	}
-	d.mu.Lock()
+	d.publish()
 	ids := make([]string, 0, len(d.targets))
 	for id := range d.targets {
 		ids = append(ids, id)
 	}
-	d.mu.Unlock()
 	slices.Sort(ids)
 	return d, ids
 }
 
 // statusLatencies serves GET /status from h, as lvstop polls it, n
 // times while real servers flap at about flapsPerSec, and returns each
-// request's latency, sorted.
-func statusLatencies(tb testing.TB, d *Daemon, ids []string, h http.Handler, n int, flapsPerSec float64) []time.Duration {
+// request's latency, sorted. Its flapper goroutine stands for the
+// daemon's loop (it owns the daemon while the requests run): it holds
+// loopMu while it handles a flap.
+func statusLatencies(tb testing.TB, d *Daemon, ids []string, h http.Handler, n int, flapsPerSec float64, loopMu *sync.Mutex) []time.Duration {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -131,8 +133,9 @@ func statusLatencies(tb testing.TB, d *Daemon, ids []string, h http.Handler, n i
 				tr.From, tr.To, tr.Reason = health.StateDown, health.StateUp, "1 of 1 successes"
 			}
 			down[id] = !down[id]
-			d.onTransition(tr)
-			d.applyDirty()
+			loopMu.Lock()
+			d.handle(tr.Time, healthChanged{[]health.Transition{tr}})
+			loopMu.Unlock()
 		}
 	})
 	lat := make([]time.Duration, 0, n)
@@ -184,12 +187,13 @@ func pct(sorted []time.Duration, p int) time.Duration { return sorted[(len(sorte
 // (what lvsd serves). Goal (issue 14): p99 <= 50 ms.
 func benchStatus(b *testing.B, client ipvs.Client, services, requests int) {
 	d, ids := statusBenchDaemon(b, client, services, 4)
+	var loopMu sync.Mutex
 	variants := []struct {
 		name string
 		h    http.Handler
 		lat  []time.Duration
 	}{
-		{name: "copying", h: statusapi.NewStatusHandler(d.statusCopyingEverything)},
+		{name: "copying", h: statusapi.NewStatusHandler(func() Status { return d.statusCopyingEverything(&loopMu) })},
 		{name: "cached", h: statusapi.NewStatusHandler(d.Status)},
 		{name: "encoded", h: statusapi.NewEncodedStatusHandler(d.EncodedStatus)},
 	}
@@ -201,7 +205,7 @@ func benchStatus(b *testing.B, client ipvs.Client, services, requests int) {
 	for range 3 {
 		for i := range variants {
 			v := &variants[i]
-			v.lat = append(v.lat, statusLatencies(b, d, ids, v.h, requests, 50)...)
+			v.lat = append(v.lat, statusLatencies(b, d, ids, v.h, requests, 50, &loopMu)...)
 		}
 	}
 	ms := func(t time.Duration) float64 { return float64(t.Microseconds()) / 1000 }
@@ -220,5 +224,41 @@ func benchStatus(b *testing.B, client ipvs.Client, services, requests int) {
 
 // BenchmarkStatus10kx4 is benchStatus on the fake kernel (make bench).
 func BenchmarkStatus10kx4(b *testing.B) {
+	runStatusBaseline(b)
 	benchStatus(b, ipvstest.New(), 10000, 30)
+}
+
+// runStatusBaseline runs this benchmark of another build first, in the
+// same run (on the host, or in the same VM), when
+// LVSKIT_STATUS_BASELINE names its test binary (built with go test -c
+// from the baseline's commit): its figures are logged and reported as
+// baseline-p50-ms and baseline-p99-ms beside this build's. The
+// baseline runs without the copying variant.
+func runStatusBaseline(b *testing.B) {
+	bin := os.Getenv("LVSKIT_STATUS_BASELINE")
+	if bin == "" {
+		return
+	}
+	cmd := exec.Command(bin, "-test.run=^$", "-test.bench=^"+b.Name()+"$", "-test.benchtime=1x", "-test.v")
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "LVSKIT_STATUS_BASELINE=") }), "LVSKIT_STATUS_SKIP_COPYING=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("running the baseline %s: %v\n%s", bin, err, out)
+	}
+	found := 0 // "34.1 encoded-p50-ms 83.2 encoded-p99-ms" on the result line
+	fields := strings.Fields(string(out))
+	for i := 1; i < len(fields); i++ {
+		if v, err := strconv.ParseFloat(fields[i-1], 64); err == nil && (fields[i] == "encoded-p50-ms" || fields[i] == "encoded-p99-ms") {
+			b.ReportMetric(v, "baseline-"+strings.TrimPrefix(fields[i], "encoded-"))
+			found++
+		}
+	}
+	if found != 2 {
+		b.Fatalf("the baseline %s reported no encoded-p50-ms and encoded-p99-ms:\n%s", bin, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, "GET /status") {
+			b.Logf("baseline %s: %s", bin, strings.TrimSpace(line))
+		}
+	}
 }

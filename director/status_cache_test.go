@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,8 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 // The status of a service, once built, is kept; it must still follow
 // every change: a health transition, a write lvsd makes, a repair of
-// drift, a reload.
+// drift, a reload. The test drives the daemon's parts by hand and
+// publishes after each, as handle does.
 func TestStatusFollowsChangesOfACachedService(t *testing.T) {
 	f := ipvstest.New()
 	d, ids := statusBenchDaemon(t, f, 3, 2)
@@ -37,10 +39,12 @@ func TestStatusFollowsChangesOfACachedService(t *testing.T) {
 		return ref.services[0] == d.order[1] && ref.rs.Address == d.desired[d.order[1]].RealServers[0].Address
 	})]
 	d.onTransition(health.Transition{Target: id, From: health.StateUp, To: health.StateDown, Time: t0, Reason: "2 of 2 failures: connection refused"})
+	d.publish()
 	if got := rsOf(1, 0); got.KernelWeight != 1 {
 		t.Errorf("before the write the kernel weight is %d, want 1 still", got.KernelWeight)
 	}
 	d.applyDirty()
+	d.publish()
 	if got := rsOf(1, 0); got.KernelWeight != -1 {
 		t.Errorf("after the removal the kernel weight is %d, want -1 (not in the kernel)", got.KernelWeight)
 	}
@@ -53,9 +57,7 @@ func TestStatusFollowsChangesOfACachedService(t *testing.T) {
 	if err := f.DeleteService(k); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.rec.Resync(t0.Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	d.handle(t0.Add(time.Minute), resyncDue{})
 	if st := d.Status(); !st.Services[2].InKernel || st.Services[2].RealServers[1].KernelWeight != 1 {
 		t.Errorf("after the repair: %+v", st.Services[2])
 	}
@@ -112,8 +114,10 @@ func TestEncodedStatusIsTheStatusAsEncodingJSONWritesIt(t *testing.T) {
 		t.Errorf("an unchanged status got a new ETag %s", again)
 	}
 	d.onTransition(health.Transition{Target: ids[7], From: health.StateUp, To: health.StateDown, Time: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC), Reason: "2 of 2 failures: <connection> refused & \"gone\""})
+	d.publish()
 	tag("a transition")
 	d.applyDirty()
+	d.publish()
 	tag("its write")
 	path := d.opts.ConfigPath
 	cfg, err := os.ReadFile(path)
@@ -126,6 +130,7 @@ func TestEncodedStatusIsTheStatusAsEncodingJSONWritesIt(t *testing.T) {
 	if err := d.reload(); err != nil {
 		t.Fatal(err)
 	}
+	d.publish()
 	tag("a reload")
 
 	// A client that has the current status is told so, with no body.
@@ -153,7 +158,7 @@ func TestEncodedStatusUnderConcurrentRequestsAndFlaps(t *testing.T) {
 		}
 		done <- codes
 	}()
-	statusLatencies(t, d, ids, h, 30, 500)
+	statusLatencies(t, d, ids, h, 30, 500, new(sync.Mutex))
 	if codes := <-done; slices.ContainsFunc(codes, func(c int) bool { return c != 200 }) {
 		t.Errorf("the other client's answers: %v", codes)
 	}

@@ -84,9 +84,7 @@ func (d *Daemon) applyGlobals(cfg *config.Config) {
 // instance's role (followedSyncRole) when that instance is among those
 // that changed state, as the running config describes it.
 func (d *Daemon) followSyncDaemon(changed []string) {
-	d.mu.Lock()
 	g := d.cfg.IPVS
-	d.mu.Unlock()
 	if g.SyncDaemon == nil || !slices.Contains(changed, g.SyncDaemon.VRRPInstance) {
 		return // not following VRRP, or not this instance
 	}
@@ -106,10 +104,7 @@ func (d *Daemon) followSyncDaemon(changed []string) {
 // VRRP instance: master while the instance is, backup otherwise (and
 // before VRRP runs).
 func (d *Daemon) followedSyncRole(instance string) ipvs.SyncRole {
-	d.mu.Lock()
-	r := d.vrrp
-	d.mu.Unlock()
-	if r != nil {
+	if r := d.vrrp.Load(); r != nil {
 		if vi := r.named(instance); vi != nil && vi.inst.Status().State == vrrp.Master {
 			return ipvs.SyncMaster
 		}

@@ -353,8 +353,5 @@ func (r *vrrpRuntime) status() []VRRPStatus {
 
 // vrrpStatus is the VRRP part of Status.
 func (d *Daemon) vrrpStatus() []VRRPStatus {
-	d.mu.Lock()
-	r := d.vrrp
-	d.mu.Unlock()
-	return r.status()
+	return d.vrrp.Load().status()
 }

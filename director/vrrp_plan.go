@@ -428,18 +428,14 @@ func (r *vrrpRuntime) trackScripts(v config.VRRP) error {
 // source address that cannot be found) rejects the reload before
 // anything changed.
 func (d *Daemon) vrrpPrepareReload(cfg *config.Config) (func(), error) {
-	d.mu.Lock()
-	r := d.vrrp
-	d.mu.Unlock()
+	r := d.vrrp.Load()
 	if r == nil {
 		// VRRP starts with this reload, as it would at start.
 		vr, err := d.startVRRP(context.Background(), cfg)
 		if err != nil {
 			return nil, err
 		}
-		d.mu.Lock()
-		d.vrrp = vr
-		d.mu.Unlock()
+		d.vrrp.Store(vr)
 		return func() {}, nil
 	}
 	if reflect.DeepEqual(r.section(), cfg.VRRP) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"net/netip"
@@ -40,12 +41,69 @@ func EncodeService(s ServiceStatus) ([]byte, error) {
 	return b, nil
 }
 
+// EncodedSpan is a run of consecutive services' JSON joined with
+// commas, as they appear inside Status's services list: joined once by
+// the daemon and shared by requests while none of them changes, so that
+// a request writes a few hundred spans rather than 10,000 services.
+type EncodedSpan struct {
+	// JSON is the services' encodings joined with commas. It is never
+	// modified once made.
+	JSON []byte
+	// Gen changes whenever JSON does; ETags are made of it.
+	Gen uint64
+	// Services are the span's services one by one (for Filter): JSON
+	// is theirs joined.
+	Services []EncodedService
+}
+
 // Encoded is a Status whose services are already encoded: what the
 // status API serves. Status.Services is ignored; Services stand in for
-// it, in order.
+// it, in order, or, if Spans is set, the spans' services in order (a
+// Writer of every service writes the spans' JSON, with no pass over
+// each service).
+//
+// EventsJSON, if set, are Status.Events encoded one by one (EncodeEvent),
+// in order, as kept by the timeline that made them: the frame joins them
+// rather than encoding a full timeline of a thousand events again per
+// request.
 type Encoded struct {
-	Status   Status
-	Services []EncodedService
+	Status     Status
+	Services   []EncodedService
+	Spans      []EncodedSpan
+	EventsJSON [][]byte
+}
+
+// EncodeEvent encodes an event for Encoded.EventsJSON: as encoding/json
+// encodes it inside Status, byte for byte.
+func EncodeEvent(ev Event) ([]byte, error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the event %q: %w", ev.Message, err)
+	}
+	return b, nil
+}
+
+// eventsMark is how the empty events list, the last field, ends Status's
+// JSON.
+var eventsMark = []byte(`"events":[]}`)
+
+// each yields every service, from the spans if e has them.
+func (e *Encoded) each(yield func(EncodedService) bool) {
+	if e.Spans == nil {
+		for _, s := range e.Services {
+			if !yield(s) {
+				return
+			}
+		}
+		return
+	}
+	for _, sp := range e.Spans {
+		for _, s := range sp.Services {
+			if !yield(s) {
+				return
+			}
+		}
+	}
 }
 
 // servicesMark is how an empty services list reads in Status's JSON.
@@ -59,9 +117,31 @@ var servicesMark = []byte(`"services":[]`)
 func (e *Encoded) frame() (before, after []byte, err error) {
 	st := e.Status
 	st.Services = []ServiceStatus{}
+	joinEvents := e.EventsJSON != nil && len(e.EventsJSON) == len(st.Events)
+	if joinEvents {
+		st.Events = []Event{}
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding the status: %w", err)
+	}
+	if joinEvents {
+		if !bytes.HasSuffix(b, eventsMark) {
+			return nil, nil, errors.New("encoding the status: the events are not last")
+		}
+		n := len(b)
+		for _, ev := range e.EventsJSON {
+			n += len(ev) + 1
+		}
+		joined := make([]byte, 0, n)
+		joined = append(joined, b[:len(b)-2]...) // up to and with "events":[
+		for i, ev := range e.EventsJSON {
+			if i > 0 {
+				joined = append(joined, ',')
+			}
+			joined = append(joined, ev...)
+		}
+		b = append(joined, ']', '}')
 	}
 	i := bytes.Index(b, servicesMark)
 	if i < 0 {
@@ -75,12 +155,12 @@ func (e *Encoded) frame() (before, after []byte, err error) {
 // port any; fwmark services have no address and go).
 func (e Encoded) Filter(vip netip.Addr) Encoded {
 	var kept []EncodedService
-	for _, s := range e.Services {
+	for s := range e.each {
 		if a, ok := keyAddr(s.Key); ok && a == vip {
 			kept = append(kept, s)
 		}
 	}
-	e.Services = kept
+	e.Services, e.Spans = kept, nil
 	return e
 }
 
@@ -129,29 +209,61 @@ func newWriter(e *Encoded, part Part) (*Writer, error) {
 	return &Writer{e: e, before: before, after: after}, nil
 }
 
+// etagSeed seeds the ETags' hash: a tag holds for the life of the
+// process that made it (a restarted lvsd numbers its encodings anew).
+var etagSeed = maphash.MakeSeed()
+
 // ETag is a strong entity tag of the JSON that WriteTo writes: it
 // differs whenever a byte would (with the odds of a 64-bit hash), and
 // costs no pass over the services' bytes.
 func (w *Writer) ETag() string {
-	h := fnv.New64a()
+	var h maphash.Hash // not fnv: the frame is ~200 KB with a full timeline
+	h.SetSeed(etagSeed)
 	h.Write(w.before)
-	var b [8]byte
-	for _, s := range w.e.Services {
-		binary.LittleEndian.PutUint64(b[:], s.Gen)
-		h.Write(b[:])
+	gens := make([]byte, 0, 8*max(len(w.e.Spans), len(w.e.Services)))
+	if w.e.Spans != nil {
+		for _, s := range w.e.Spans {
+			gens = binary.LittleEndian.AppendUint64(gens, s.Gen)
+		}
+	} else {
+		for _, s := range w.e.Services {
+			gens = binary.LittleEndian.AppendUint64(gens, s.Gen)
+		}
 	}
+	h.Write(gens)
 	h.Write(w.after)
 	return fmt.Sprintf(`"%016x"`, h.Sum64())
 }
 
+// pieces are the services' JSON as WriteTo writes them, commas between:
+// the spans if e has them, else each service's.
+func (w *Writer) pieces() func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		if w.e.Spans != nil {
+			for _, s := range w.e.Spans {
+				if len(s.JSON) > 0 && !yield(s.JSON) {
+					return
+				}
+			}
+			return
+		}
+		for _, s := range w.e.Services {
+			if !yield(s.JSON) {
+				return
+			}
+		}
+	}
+}
+
 // Len is how many bytes WriteTo writes.
 func (w *Writer) Len() int {
-	n := len(w.before) + len(w.after) + 1
-	for i, s := range w.e.Services {
-		if i > 0 {
+	n, pieces := len(w.before)+len(w.after)+1, 0
+	for p := range w.pieces() {
+		if pieces > 0 {
 			n++
 		}
-		n += len(s.JSON)
+		n += len(p)
+		pieces++
 	}
 	return n
 }
@@ -168,14 +280,15 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	if err := write(w.before); err != nil {
 		return n, err
 	}
-	comma := []byte{','}
-	for i, s := range w.e.Services {
-		if i > 0 {
+	comma, first := []byte{','}, true
+	for p := range w.pieces() {
+		if !first {
 			if err := write(comma); err != nil {
 				return n, err
 			}
 		}
-		if err := write(s.JSON); err != nil {
+		first = false
+		if err := write(p); err != nil {
 			return n, err
 		}
 	}
@@ -223,11 +336,18 @@ func ServeEncoded(w http.ResponseWriter, r *http.Request, e Encoded, part Part) 
 	if r.Method == http.MethodHead {
 		return
 	}
+	// A failed write is the client gone, and there is no one left to
+	// tell.
+	if e.Spans != nil {
+		// Spans are about 64 KiB each: written as they are, with no
+		// copy through a buffer of ours (net/http writes a piece that
+		// large straight to the connection).
+		sw.WriteTo(w)
+		return
+	}
 	// 64 KiB writes rather than one per service: the services are
 	// about a kilobyte each.
 	bw := bufio.NewWriterSize(w, 64<<10)
-	// A failed write is the client gone, and there is no one left to
-	// tell.
 	if _, err := sw.WriteTo(bw); err == nil {
 		bw.Flush()
 	}

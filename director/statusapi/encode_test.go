@@ -27,6 +27,23 @@ func encoded(t *testing.T, st Status) *Encoded {
 	return e
 }
 
+// spanned is e with its services joined in spans of up to size, as the
+// daemon serves them.
+func spanned(e *Encoded, size int) *Encoded {
+	s := &Encoded{Status: e.Status, Spans: []EncodedSpan{}}
+	for i := 0; i < len(e.Services); i += size {
+		sp := EncodedSpan{Services: e.Services[i:min(i+size, len(e.Services))], Gen: uint64(1000 + i)}
+		for j, svc := range sp.Services {
+			if j > 0 {
+				sp.JSON = append(sp.JSON, ',')
+			}
+			sp.JSON = append(sp.JSON, svc.JSON...)
+		}
+		s.Spans = append(s.Spans, sp)
+	}
+	return s
+}
+
 func written(t *testing.T, e *Encoded) ([]byte, *Writer) {
 	t.Helper()
 	w, err := NewWriter(e)
@@ -115,9 +132,25 @@ func TestEncodedStatusIsEncodingJSONsByteForByte(t *testing.T) {
 	r := rand.New(rand.NewPCG(14, 4))
 	for i := range 2000 {
 		st := randomStatus(r)
-		got, _ := written(t, encoded(t, st))
-		if want := encodingJSON(t, st); !bytes.Equal(got, want) {
+		e := encoded(t, st)
+		got, _ := written(t, e)
+		want := encodingJSON(t, st)
+		if !bytes.Equal(got, want) {
 			t.Fatalf("status %d:\n got %s\nwant %s", i, got, want)
+		}
+		// Joined in spans with the events encoded one by one, as the
+		// daemon serves them.
+		sp := spanned(e, 1+r.IntN(4))
+		sp.EventsJSON = [][]byte{}
+		for _, ev := range st.Events {
+			b, err := EncodeEvent(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp.EventsJSON = append(sp.EventsJSON, b)
+		}
+		if got, _ := written(t, sp); !bytes.Equal(got, want) {
+			t.Fatalf("status %d in spans, events encoded one by one:\n got %s\nwant %s", i, got, want)
 		}
 	}
 }
@@ -175,6 +208,10 @@ func TestFilterKeepsTheServicesOfOneVIP(t *testing.T) {
 	} {
 		f := encoded(t, st).Filter(netip.MustParseAddr(c.vip))
 		got, _ := written(t, &f)
+		fs := spanned(encoded(t, st), 4).Filter(netip.MustParseAddr(c.vip))
+		if fromSpans, _ := written(t, &fs); !bytes.Equal(fromSpans, got) {
+			t.Errorf("vip %s: filtered from spans\n %s\nwant\n %s", c.vip, fromSpans, got)
+		}
 		var back Status
 		if err := json.Unmarshal(got, &back); err != nil {
 			t.Fatal(err)
