@@ -242,15 +242,16 @@ func TestLabChecklist(t *testing.T) {
 
 // labClean is TestLabChecklist's scenario "clean".
 func labClean(ctx context.Context, t *testing.T, x *drLab) {
-	// The default run, as on-call types it.
-	start := time.Now()
+	// The default run, as on-call types it. Its time is logged (lvsdiag
+	// above), not asserted: a wall clock on a loaded host proves nothing
+	// a user notices. What they notice is a run cut off by its deadline:
+	// every check must reach its own verdict, none "ran out of time".
 	rep := x.lvsdiag(ctx, t, x.client, "--vip", labVIP, "--host", labSite, "--lvsd", x.lvsd)
-	wall := time.Since(start)
 	expect(t, "client", rep)
-	if rep.DurationSeconds >= 5 || wall >= 5*time.Second {
-		t.Errorf("the default run took %.2fs (wall %s), want under 5s", rep.DurationSeconds, wall)
-	}
 	for _, c := range rep.Checks {
+		if strings.Contains(c.Reason, "ran out of time") {
+			t.Errorf("check %s was cut off by the run's deadline: %s", c.ID, c.Reason)
+		}
 		want := map[string]string{"real-server-config": "not-applicable", "connections": "could-not-run"}[c.ID]
 		if want == "" {
 			want = "ok"

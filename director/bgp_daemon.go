@@ -167,6 +167,27 @@ func (d *Daemon) bgpUpdate() {
 	if r == nil {
 		return
 	}
+	vips, low, high := d.bgpInputs()
+	r.update.Lock()
+	defer r.update.Unlock()
+	r.mu.Lock()
+	in := bgp.Inputs{Phase: r.phase, KernelErr: r.kernelErr, Low: low, High: high}
+	changes, seen := r.decideLocked(in, vips, d.now())
+	attrs := bgp.Attributes{MED: r.cfg.MED}
+	for _, c := range r.cfg.Communities {
+		attrs.Communities = append(attrs.Communities, bgp.Community(c))
+	}
+	r.mu.Unlock()
+	for _, c := range changes {
+		d.bgpTell(r, c, attrs, seen[c.addr])
+	}
+}
+
+// bgpInputs are the VIPs announced over BGP with their services' health
+// as last published and whether this director is VRRP master of each,
+// and the config's watermarks. None when a reload removed the bgp
+// section: every VIP is then withdrawn.
+func (d *Daemon) bgpInputs() (vips []bgp.VIP, low, high float64) {
 	masters := map[netip.Addr]bool{}
 	for _, in := range d.vrrpStatus() {
 		if in.State != "master" {
@@ -179,25 +200,28 @@ func (d *Daemon) bgpUpdate() {
 		}
 	}
 	snap := d.snapshot() // a stop request runs this from its own goroutine
-	vips := slices.Clone(snap.bgpVIPs)
+	if snap.cfg.BGP.ASN == 0 {
+		return nil, 0, 0
+	}
+	vips = slices.Clone(snap.bgpVIPs)
 	for i := range vips {
 		vips[i].Master = masters[vips[i].Address]
 	}
-	low, high := float64(snap.cfg.BGP.LowWatermark), float64(snap.cfg.BGP.HighWatermark)
-	if snap.cfg.BGP.ASN == 0 { // a reload removed the section: withdraw all
-		vips = nil
-	}
+	return vips, float64(snap.cfg.BGP.LowWatermark), float64(snap.cfg.BGP.HighWatermark)
+}
 
-	r.update.Lock()
-	defer r.update.Unlock()
-	now := d.now()
-	r.mu.Lock()
-	in := bgp.Inputs{Phase: r.phase, KernelErr: r.kernelErr, Low: low, High: high}
-	type change struct {
-		addr netip.Addr
-		d    bgp.Decision
-	}
-	var changes []change
+// vipChange is a VIP whose announcement must change.
+type vipChange struct {
+	addr netip.Addr
+	d    bgp.Decision
+}
+
+// decideLocked decides every VIP (a drill's withdraw wins until its
+// hold ends) and returns those whose announcement changes, including
+// announced VIPs no longer in vips, and the VIPs of vips. A VIP that
+// stays as it is keeps its state with the new reason.
+func (r *bgpRuntime) decideLocked(in bgp.Inputs, vips []bgp.VIP, now time.Time) ([]vipChange, map[netip.Addr]bool) {
+	var changes []vipChange
 	seen := map[netip.Addr]bool{}
 	for _, v := range vips {
 		seen[v.Address] = true
@@ -212,60 +236,60 @@ func (d *Daemon) bgpUpdate() {
 			}
 		}
 		if st == nil || st.announced != dec.Announce {
-			changes = append(changes, change{v.Address, dec})
+			changes = append(changes, vipChange{v.Address, dec})
 		} else {
 			st.reason = dec.Reason
 		}
 	}
 	for a, st := range r.vips {
 		if !seen[a] && st.announced {
-			changes = append(changes, change{a, bgp.Decision{Announce: false, Reason: "no longer announced over bgp in the config"}})
+			changes = append(changes, vipChange{a, bgp.Decision{Announce: false, Reason: "no longer announced over bgp in the config"}})
 		} else if !seen[a] {
 			delete(r.vips, a)
 		}
 	}
-	attrs := bgp.Attributes{MED: r.cfg.MED}
-	for _, c := range r.cfg.Communities {
-		attrs.Communities = append(attrs.Communities, bgp.Community(c))
-	}
-	r.mu.Unlock()
+	return changes, seen
+}
 
-	for _, c := range changes {
-		prefix := bgp.HostPrefix(c.addr)
-		var err error
-		d.log.Debug("bgp: telling the speaker", "vip", c.addr.String(), "announce", c.d.Announce)
-		if c.d.Announce {
-			err = r.speaker.Announce(prefix, attrs)
-		} else {
-			err = r.speaker.Withdraw(prefix)
-		}
-		now := d.now()
-		r.mu.Lock()
-		if err != nil {
-			repeated := r.lastErr == err.Error()
-			r.lastErr = err.Error()
-			r.mu.Unlock()
-			if !repeated { // retried every tick: say it once
-				d.log.Error("bgp", "vip", c.addr.String(), "err", err)
-				d.event("bgp", "", "", err.Error())
-			}
-			continue
-		}
-		verb := "withdrawn"
-		if c.d.Announce {
-			verb = "announced"
-		}
-		if !c.d.Announce && !seen[c.addr] {
-			delete(r.vips, c.addr)
-		} else {
-			r.vips[c.addr] = &vipState{announced: c.d.Announce, reason: c.d.Reason, since: now}
-		}
-		r.lastChange = now
-		r.lastErr = ""
-		r.mu.Unlock()
-		d.log.Info("bgp: "+prefix.String()+" "+verb, "vip", c.addr.String(), "reason", c.d.Reason)
-		d.event("bgp", "", "", fmt.Sprintf("%v %s: %s", prefix, verb, c.d.Reason))
+// bgpTell tells the speaker one change and records it, or its error
+// (said once while it repeats: it is retried at every step). configured
+// says whether the VIP is still announced over BGP in the config: a
+// withdrawn one that is not is forgotten.
+func (d *Daemon) bgpTell(r *bgpRuntime, c vipChange, attrs bgp.Attributes, configured bool) {
+	prefix := bgp.HostPrefix(c.addr)
+	var err error
+	d.log.Debug("bgp: telling the speaker", "vip", c.addr.String(), "announce", c.d.Announce)
+	if c.d.Announce {
+		err = r.speaker.Announce(prefix, attrs)
+	} else {
+		err = r.speaker.Withdraw(prefix)
 	}
+	now := d.now()
+	r.mu.Lock()
+	if err != nil {
+		repeated := r.lastErr == err.Error()
+		r.lastErr = err.Error()
+		r.mu.Unlock()
+		if !repeated {
+			d.log.Error("bgp", "vip", c.addr.String(), "err", err)
+			d.event("bgp", "", "", err.Error())
+		}
+		return
+	}
+	verb := "withdrawn"
+	if c.d.Announce {
+		verb = "announced"
+	}
+	if !c.d.Announce && !configured {
+		delete(r.vips, c.addr)
+	} else {
+		r.vips[c.addr] = &vipState{announced: c.d.Announce, reason: c.d.Reason, since: now}
+	}
+	r.lastChange = now
+	r.lastErr = ""
+	r.mu.Unlock()
+	d.log.Info("bgp: "+prefix.String()+" "+verb, "vip", c.addr.String(), "reason", c.d.Reason)
+	d.event("bgp", "", "", fmt.Sprintf("%v %s: %s", prefix, verb, c.d.Reason))
 }
 
 // bgpReloaded says so when a reload changes the bgp section: the speaker

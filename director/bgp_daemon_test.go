@@ -16,7 +16,9 @@ import (
 	"github.com/lvskit/lvskit/director/bgp"
 	"github.com/lvskit/lvskit/director/bgp/bgptest"
 	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
+	"github.com/lvskit/lvskit/internal/clock/clocktest"
 )
 
 const bgpDaemonConfig = `
@@ -47,30 +49,6 @@ virtual_services:
 
 var vip100 = netip.MustParsePrefix("192.168.0.100/32")
 
-func startBGPDaemon(t *testing.T, f *ipvstest.Fake, sp *bgptest.Speaker, port string) (*Daemon, string, context.CancelFunc, chan error) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, fmt.Sprintf(bgpDaemonConfig, port, 1))
-	d, err := NewDaemon(DaemonOptions{
-		ConfigPath: path, Client: f, StateDir: t.TempDir(),
-		BGP: BGPOptions{
-			Open:     func(config.BGP, *slog.Logger) (bgp.Speaker, error) { return sp, nil },
-			Interval: 20 * time.Millisecond,
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return d, path, cancel, done
-}
-
 func announced(sp *bgptest.Speaker) bool { return slices.Contains(sp.Announced(), vip100) }
 
 func vipReason(d *Daemon) string {
@@ -81,64 +59,106 @@ func vipReason(d *Daemon) string {
 	return st.VIPs[0].Reason
 }
 
-func TestBGPAnnouncesAVIPOnlyOnceItsServicesAreProgrammed(t *testing.T) {
-	srv := newFlakyServer(t)
-	f := ipvstest.New()
-	var mu sync.Mutex
-	kernelDown := true
-	f.Hook = func(c ipvstest.Call) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if kernelDown && c.Op.IsWrite() {
-			return errors.New("generic netlink: no such file or directory")
-		}
-		return nil
-	}
-	sp := bgptest.New(bgp.PeerState{Address: netip.MustParseAddr("10.0.0.1"), ASN: 65000, State: bgp.SessionEstablished})
-	d, _, _, _ := startBGPDaemon(t, f, sp, srv.port())
+// bgpStepped is a stepped daemon (daemon_step_test.go) with a recording
+// BGP speaker: each step's IPVS writes and speaker calls are exactly what
+// its event caused.
+type bgpStepped struct {
+	*stepped
+	sp   *bgptest.Speaker
+	seen int // speaker calls already returned by said
+}
 
-	waitFor(t, "the VIP reported withdrawn while starting", func() bool { return strings.Contains(vipReason(d), "first apply") })
-	if got := sp.Calls(); slices.ContainsFunc(got, func(c bgptest.Call) bool { return c.Op == bgptest.OpAnnounce }) {
-		t.Fatalf("announced before any IPVS write succeeded: %v", got)
+func startBGPStepped(t *testing.T, body string, sp *bgptest.Speaker, opts DaemonOptions) *bgpStepped {
+	t.Helper()
+	opts.BGP = BGPOptions{Open: func(config.BGP, *slog.Logger) (bgp.Speaker, error) { return sp, nil }, Interval: time.Second}
+	return &bgpStepped{stepped: startStepped(t, body, opts), sp: sp}
+}
+
+// said returns the speaker calls since the last said, as "announce
+// 192.168.0.100/32".
+func (b *bgpStepped) said() []string {
+	calls := b.sp.Calls()
+	out := []string{}
+	for _, c := range calls[b.seen:] {
+		out = append(out, c.String())
 	}
-	mu.Lock()
-	kernelDown = false
-	mu.Unlock()
-	waitFor(t, "the VIP announced after the retried apply", func() bool { return announced(sp) })
-	calls := sp.Calls()
-	if a := calls[len(calls)-1].Attrs; len(a.Communities) != 1 || a.Communities[0].String() != "65001:7" {
-		t.Errorf("announced with %+v, want community 65001:7", a)
+	b.seen = len(calls)
+	return out
+}
+
+func wantSaid(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
 	}
-	if slices.Contains(sp.Announced(), netip.MustParsePrefix("192.168.0.101/32")) {
-		t.Error("a service without announce: bgp was announced")
-	}
-	waitFor(t, "the peer polled", func() bool { return len(d.Status().BGP.Peers) == 1 })
-	st := d.Status().BGP
-	if st.Phase != "running" || len(st.Peers) != 1 || !st.Peers[0].Up || !st.VIPs[0].Announced {
-		t.Errorf("bgp status = %+v", st)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s told the speaker %q, want %q", what, got, want)
 	}
 }
 
-func TestBGPWithdrawsWhenTheLastRealServerFailsAndAnnouncesWhenItReturns(t *testing.T) {
-	srv := newFlakyServer(t)
-	f := ipvstest.New()
-	sp := bgptest.New()
-	d, _, _, _ := startBGPDaemon(t, f, sp, srv.port())
-	waitFor(t, "announced", func() bool { return announced(sp) })
-	srv.stop()
-	waitFor(t, "withdrawn", func() bool { return !announced(sp) })
-	if r := vipReason(d); !strings.Contains(r, "TCP 192.168.0.100:80 has no real server up") {
-		t.Errorf("reason = %q", r)
-	}
-	srv.start()
-	waitFor(t, "announced again", func() bool { return announced(sp) })
+func bgpEvents(d *Daemon) []string {
 	var msgs []string
 	for _, e := range d.Status().Events {
 		if e.Kind == "bgp" {
 			msgs = append(msgs, e.Message)
 		}
 	}
-	joined := strings.Join(msgs, "\n")
+	return msgs
+}
+
+func TestBGPAnnouncesAVIPOnlyOnceItsServicesAreProgrammed(t *testing.T) {
+	f := ipvstest.New()
+	kernelDown := true
+	f.Hook = func(c ipvstest.Call) error {
+		if kernelDown && c.Op.IsWrite() {
+			return errors.New("generic netlink: no such file or directory")
+		}
+		return nil
+	}
+	sp := bgptest.New(bgp.PeerState{Address: netip.MustParseAddr("10.0.0.1"), ASN: 65000, State: bgp.SessionEstablished})
+	s := startBGPStepped(t, fmt.Sprintf(bgpDaemonConfig, "9", 1), sp, DaemonOptions{Client: f})
+	// Withdrawn (never announced): the speaker learns the VIP's state.
+	wantSaid(t, "a start whose writes all failed", s.said(), "withdraw 192.168.0.100/32")
+	if r := vipReason(s.Daemon); !strings.Contains(r, "first apply") {
+		t.Errorf("the VIP's reason while starting = %q, want it to wait for the first apply", r)
+	}
+
+	kernelDown = false
+	s.clk.Advance(time.Second) // RetryMin
+	wantWrites(t, "the retried apply", s.step(retryDue{}),
+		"AddService TCP 192.168.0.100:80 mh",
+		"AddRealServer TCP 192.168.0.100:80 -> 10.0.0.11:80 Route w=1",
+		"AddService TCP 192.168.0.101:80 wlc",
+		"AddRealServer TCP 192.168.0.101:80 -> 10.0.0.12:80 Route w=1")
+	wantSaid(t, "the retried apply", s.said(), "announce 192.168.0.100/32") // not .101: no announce: bgp
+	calls := sp.Calls()
+	if a := calls[len(calls)-1].Attrs; len(a.Communities) != 1 || a.Communities[0].String() != "65001:7" {
+		t.Errorf("announced with %+v, want community 65001:7", a)
+	}
+	if st := s.Status().BGP; len(st.Peers) != 0 {
+		t.Errorf("peers %+v before the first poll", st.Peers)
+	}
+	s.clk.Advance(time.Second)
+	wantWrites(t, "the peers' poll", s.step(bgpPollDue{}))
+	st := s.Status().BGP
+	if st.Phase != "running" || len(st.Peers) != 1 || !st.Peers[0].Up || !st.VIPs[0].Announced {
+		t.Errorf("bgp status = %+v", st)
+	}
+}
+
+func TestBGPWithdrawsWhenTheLastRealServerFailsAndAnnouncesWhenItReturns(t *testing.T) {
+	s := startBGPStepped(t, fmt.Sprintf(bgpDaemonConfig, "9", 1), bgptest.New(), DaemonOptions{})
+	wantSaid(t, "the start", s.said(), "announce 192.168.0.100/32")
+	wantWrites(t, "10.0.0.11 down", s.step(s.health("10.0.0.11:80", health.StateUp, health.StateDown)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.11:80 Route w=0")
+	wantSaid(t, "10.0.0.11 down", s.said(), "withdraw 192.168.0.100/32")
+	if r := vipReason(s.Daemon); !strings.Contains(r, "TCP 192.168.0.100:80 has no real server up") {
+		t.Errorf("reason = %q", r)
+	}
+	wantWrites(t, "10.0.0.11 up", s.step(s.health("10.0.0.11:80", health.StateDown, health.StateUp)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.11:80 Route w=1")
+	wantSaid(t, "10.0.0.11 up", s.said(), "announce 192.168.0.100/32")
+	joined := strings.Join(bgpEvents(s.Daemon), "\n")
 	for _, want := range []string{"192.168.0.100/32 announced", "192.168.0.100/32 withdrawn: TCP 192.168.0.100:80 has no real server up"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("timeline lacks %q:\n%s", want, joined)
@@ -147,71 +167,70 @@ func TestBGPWithdrawsWhenTheLastRealServerFailsAndAnnouncesWhenItReturns(t *test
 }
 
 func TestBGPWithdrawsWhenIPVSWritesFail(t *testing.T) {
-	srv := newFlakyServer(t)
-	f := ipvstest.New()
-	var mu sync.Mutex
-	failing := false
-	f.Hook = func(c ipvstest.Call) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if failing && c.Op.IsWrite() {
+	s := startBGPStepped(t, fmt.Sprintf(bgpDaemonConfig, "9", 1), bgptest.New(), DaemonOptions{})
+	wantSaid(t, "the start", s.said(), "announce 192.168.0.100/32")
+	s.f.Hook = func(c ipvstest.Call) error {
+		if c.Op.IsWrite() {
 			return errors.New("netlink: operation not permitted")
 		}
 		return nil
 	}
-	sp := bgptest.New()
-	d, path, _, _ := startBGPDaemon(t, f, sp, srv.port())
-	waitFor(t, "announced", func() bool { return announced(sp) })
-	mu.Lock()
-	failing = true
-	mu.Unlock()
-	writeConfig(t, path, fmt.Sprintf(bgpDaemonConfig, srv.port(), 5)) // a weight change: one write, which fails
-	d.Reload(context.Background())
-	waitFor(t, "withdrawn", func() bool { return !announced(sp) })
-	if r := vipReason(d); !strings.Contains(r, "IPVS writes failing") || !strings.Contains(r, "operation not permitted") {
+	if err := s.reload(fmt.Sprintf(bgpDaemonConfig, "9", 5)); err != nil { // a weight change: one write, which fails
+		t.Fatal(err)
+	}
+	wantWrites(t, "the reload", callStrings(s.f.Writes()), "UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.11:80 Route w=5")
+	wantSaid(t, "the reload whose write failed", s.said(), "withdraw 192.168.0.100/32")
+	if r := vipReason(s.Daemon); !strings.Contains(r, "IPVS writes failing") || !strings.Contains(r, "operation not permitted") {
 		t.Errorf("reason = %q", r)
 	}
 }
 
 func TestBGPWithdrawsOnStopBeforeIPVSIsFlushed(t *testing.T) {
-	srv := newFlakyServer(t)
 	f := ipvstest.New()
 	sp := bgptest.New()
-	var mu sync.Mutex
 	var announcedAtFlush []bool
 	f.Hook = func(c ipvstest.Call) error {
 		if c.Op == ipvstest.OpDeleteService {
-			mu.Lock()
 			announcedAtFlush = append(announcedAtFlush, announced(sp) || !sp.Closed())
-			mu.Unlock()
 		}
 		return nil
 	}
-	_, _, cancel, done := startBGPDaemon(t, f, sp, srv.port())
-	waitFor(t, "announced", func() bool { return announced(sp) })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	s := startBGPStepped(t, fmt.Sprintf(bgpDaemonConfig, "9", 1), sp, DaemonOptions{Client: f})
+	wantSaid(t, "the start", s.said(), "announce 192.168.0.100/32")
+	s.f.ResetCalls()
+	if !s.handle(s.clk.Now(), stopRequested{}) {
+		t.Fatal("stopRequested did not stop the daemon")
 	}
-	done <- nil // for the cleanup
-	mu.Lock()
-	defer mu.Unlock()
-	if len(announcedAtFlush) == 0 {
-		t.Fatal("flush_on_stop deleted no service")
-	}
+	wantSaid(t, "the stop", s.said(), "withdraw 192.168.0.100/32", "close")
+	wantWrites(t, "the stop (flush_on_stop)", callStrings(s.f.Writes()),
+		"DeleteRealServer TCP 192.168.0.100:80 -> 10.0.0.11:80",
+		"DeleteService TCP 192.168.0.100:80",
+		"DeleteRealServer TCP 192.168.0.101:80 -> 10.0.0.12:80",
+		"DeleteService TCP 192.168.0.101:80")
 	if slices.Contains(announcedAtFlush, true) {
 		t.Errorf("a service was deleted while the VIP was announced or the speaker open: %v", announcedAtFlush)
 	}
-	calls := sp.Calls()
-	if n := len(calls); n < 2 || calls[n-2].String() != "withdraw 192.168.0.100/32" || calls[n-1].Op != bgptest.OpClose {
-		t.Errorf("last speaker calls = %v, want a withdraw then close", calls)
-	}
 }
 
+// withdrawSignal is a speaker that says when it is told to withdraw:
+// the stop's withdraw runs on a goroutine of its own.
+type withdrawSignal struct {
+	*bgptest.Speaker
+	withdrawn chan struct{}
+	once      sync.Once
+}
+
+func (w *withdrawSignal) Withdraw(p netip.Prefix) error {
+	err := w.Speaker.Withdraw(p)
+	w.once.Do(func() { close(w.withdrawn) })
+	return err
+}
+
+// This one runs the real loop (Run): what it proves is that a stop
+// withdraws from its own goroutine while the loop is stuck in a write.
 func TestBGPWithdrawsAtOnceOnStopWhileTheLoopIsBusy(t *testing.T) {
-	srv := newFlakyServer(t)
 	f := ipvstest.New()
-	sp := bgptest.New()
+	sp := &withdrawSignal{Speaker: bgptest.New(), withdrawn: make(chan struct{})}
 	gate := make(chan struct{})
 	blocked := make(chan struct{})
 	var held, opened sync.Once
@@ -224,15 +243,38 @@ func TestBGPWithdrawsAtOnceOnStopWhileTheLoopIsBusy(t *testing.T) {
 		}
 		return nil
 	}
-	d, path, cancel, done := startBGPDaemon(t, f, sp, srv.port())
-	t.Cleanup(release) // after the daemon's cleanup was registered: runs before it
-	waitFor(t, "announced", func() bool { return announced(sp) })
-	writeConfig(t, path, fmt.Sprintf(bgpDaemonConfig, srv.port(), 2))
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, fmt.Sprintf(bgpDaemonConfig, "9", 1))
+	ready := make(chan struct{}, 4)
+	d, err := NewDaemon(DaemonOptions{
+		ConfigPath: path, Client: f, StateDir: t.TempDir(), Clock: clocktest.NewClock(t0),
+		Notify: func(state string) {
+			if state == "READY=1" {
+				ready <- struct{}{}
+			}
+		},
+		BGP: BGPOptions{Open: func(config.BGP, *slog.Logger) (bgp.Speaker, error) { return sp, nil }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { release(); cancel(); <-done })
+	<-ready // the start has made its apply and told the speaker
+	if !announced(sp.Speaker) {
+		t.Fatalf("not announced once started: %v", sp.Calls())
+	}
+	writeConfig(t, path, fmt.Sprintf(bgpDaemonConfig, "9", 2))
 	reloaded := make(chan error, 1)
 	go func() { reloaded <- d.Reload(context.Background()) }()
 	<-blocked
 	cancel()
-	waitFor(t, "the VIP withdrawn while the loop is busy", func() bool { return !announced(sp) })
+	<-sp.withdrawn // while the loop is still in its write
+	if announced(sp.Speaker) {
+		t.Errorf("the VIP is still announced after the stop's withdraw: %v", sp.Calls())
+	}
 	if sp.Closed() {
 		t.Error("the speaker was closed before the loop's shutdown (stop_drain and IPVS come first)")
 	}
@@ -251,23 +293,12 @@ func TestBGPWithdrawsAtOnceOnStopWhileTheLoopIsBusy(t *testing.T) {
 }
 
 func TestBGPMetrics(t *testing.T) {
-	srv := newFlakyServer(t)
 	m, err := NewMetrics(MetricsOptions{ProcRoot: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, fmt.Sprintf(bgpDaemonConfig, srv.port(), 1))
 	sp := bgptest.New(bgp.PeerState{Address: netip.MustParseAddr("10.0.0.1"), ASN: 65000, State: bgp.SessionActive})
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), Metrics: m,
-		BGP: BGPOptions{Open: func(config.BGP, *slog.Logger) (bgp.Speaker, error) { return sp, nil }, Interval: 10 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	s := startBGPStepped(t, fmt.Sprintf(bgpDaemonConfig, "9", 1), sp, DaemonOptions{Metrics: m})
 
 	metric := func(name string) (float64, bool) {
 		mfs, err := m.Registry().Gather()
@@ -284,42 +315,45 @@ func TestBGPMetrics(t *testing.T) {
 		}
 		return 0, false
 	}
-	waitFor(t, "one route announced", func() bool { v, ok := metric("lvsd_bgp_routes_announced"); return ok && v == 1 })
-	waitFor(t, "the peer reported down", func() bool { v, ok := metric("lvsd_bgp_peer_up"); return ok && v == 0 })
-	sp.SetPeers(bgp.PeerState{Address: netip.MustParseAddr("10.0.0.1"), ASN: 65000, State: bgp.SessionEstablished})
-	waitFor(t, "the peer reported up", func() bool { v, ok := metric("lvsd_bgp_peer_up"); return ok && v == 1 })
-	if v, ok := metric("lvsd_bgp_last_change_timestamp_seconds"); !ok || v <= 0 {
-		t.Errorf("lvsd_bgp_last_change_timestamp_seconds = %v, %v", v, ok)
+	if v, ok := metric("lvsd_bgp_routes_announced"); !ok || v != 1 {
+		t.Errorf("lvsd_bgp_routes_announced after the start = %v, %v; want 1", v, ok)
 	}
-	waitFor(t, "a peer-up event", func() bool {
-		return slices.ContainsFunc(d.Status().Events, func(e Event) bool { return e.Message == "peer 10.0.0.1 (as 65000) up" })
-	})
+	if v, ok := metric("lvsd_bgp_last_change_timestamp_seconds"); !ok || v != float64(t0.Unix()) {
+		t.Errorf("lvsd_bgp_last_change_timestamp_seconds = %v, %v; want %d (the announce at start)", v, ok, t0.Unix())
+	}
+	s.clk.Advance(time.Second)
+	s.step(bgpPollDue{})
+	if v, ok := metric("lvsd_bgp_peer_up"); !ok || v != 0 {
+		t.Errorf("lvsd_bgp_peer_up with the session active = %v, %v; want 0", v, ok)
+	}
+	sp.SetPeers(bgp.PeerState{Address: netip.MustParseAddr("10.0.0.1"), ASN: 65000, State: bgp.SessionEstablished})
+	s.clk.Advance(time.Second)
+	s.step(bgpPollDue{})
+	if v, ok := metric("lvsd_bgp_peer_up"); !ok || v != 1 {
+		t.Errorf("lvsd_bgp_peer_up with the session established = %v, %v; want 1", v, ok)
+	}
+	if !slices.Contains(bgpEvents(s.Daemon), "peer 10.0.0.1 (as 65000) up") {
+		t.Errorf("no peer-up event: %q", bgpEvents(s.Daemon))
+	}
 }
 
 func TestBGPReloadSaysSpeakerChangesWaitForARestart(t *testing.T) {
-	srv := newFlakyServer(t)
-	sp := bgptest.New()
-	d, path, _, _ := startBGPDaemon(t, ipvstest.New(), sp, srv.port())
-	waitFor(t, "announced", func() bool { return announced(sp) })
-	writeConfig(t, path, strings.Replace(fmt.Sprintf(bgpDaemonConfig, srv.port(), 1), `"65001:7"`, `"65001:8"`, 1))
-	if err := d.Reload(context.Background()); err != nil {
+	s := startBGPStepped(t, fmt.Sprintf(bgpDaemonConfig, "9", 1), bgptest.New(), DaemonOptions{})
+	wantSaid(t, "the start", s.said(), "announce 192.168.0.100/32")
+	if err := s.reload(strings.Replace(fmt.Sprintf(bgpDaemonConfig, "9", 1), `"65001:7"`, `"65001:8"`, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(d.Status().Events, func(e Event) bool {
-		return e.Kind == "bgp" && e.Message == "reload: changes to the bgp section take effect when lvsd restarts"
-	}) {
-		t.Errorf("no event says the bgp change waits for a restart: %v", d.Status().Events)
+	if !slices.Contains(bgpEvents(s.Daemon), "reload: changes to the bgp section take effect when lvsd restarts") {
+		t.Errorf("no event says the bgp change waits for a restart: %q", bgpEvents(s.Daemon))
 	}
-	if !announced(sp) {
-		t.Error("a reload withdrew the VIP")
-	}
+	wantSaid(t, "the reload", s.said()) // neither withdrawn nor announced again
+	wantWrites(t, "the reload", callStrings(s.f.Writes()))
 }
 
 // With announce: both, the VIP is announced only while this director is
 // the VRRP master of it.
 func TestBGPAnnounceBothFollowsVRRPMaster(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, `
+	body := `
 lvsd:
   resync_interval: 1h
 bgp:
@@ -332,41 +366,40 @@ virtual_services:
 vrrp:
   instances:
     - {name: VI_1, interface: eth0, virtual_router_id: 51, priority: 150, source_address: 192.0.2.2, virtual_addresses: [192.168.0.100]}
-`)
+`
 	fv := newFakeVRRP()
 	sp := bgptest.New()
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options(),
-		BGP: BGPOptions{Open: func(config.BGP, *slog.Logger) (bgp.Speaker, error) { return sp, nil }, Interval: 10 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	s := startBGPStepped(t, body, sp, DaemonOptions{VRRP: fv.options()})
+	t.Cleanup(s.stopVRRP)
+	d := s.Daemon
 
-	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
-	waitFor(t, "the VIP reported withdrawn as backup", func() bool { return strings.Contains(vipReason(d), "not VRRP master") })
-	if announced(sp) {
-		t.Fatal("announced while backup")
+	wantSaid(t, "the start", s.said(), "withdraw 192.168.0.100/32") // VI_1 is not master yet
+	s.await("VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	if r := vipReason(d); !strings.Contains(r, "not VRRP master") {
+		t.Errorf("the VIP's reason as backup = %q, want not VRRP master", r)
 	}
+	wantSaid(t, "VI_1 backup", s.said())
 	fv.clock.Advance(4 * time.Second) // nobody else advertises: master
-	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
-	waitFor(t, "announced as master", func() bool { return announced(sp) })
+	s.await("VI_1 master", func() bool { return vrrpState(d) == "master" })
+	wantSaid(t, "VI_1 master", s.said(), "announce 192.168.0.100/32")
 }
 
 func TestBGPSpeakerErrorsAreRetriedAndReportedOnce(t *testing.T) {
-	srv := newFlakyServer(t)
 	sp := bgptest.New()
 	sp.Fail(errors.New("bgp server hasn't started yet"))
-	d, _, _, _ := startBGPDaemon(t, ipvstest.New(), sp, srv.port())
-	waitFor(t, "several attempts", func() bool { return len(sp.Calls()) >= 5 })
-	if st := d.Status().BGP; !strings.Contains(st.Error, "hasn't started yet") {
+	s := startBGPStepped(t, fmt.Sprintf(bgpDaemonConfig, "9", 1), sp, DaemonOptions{})
+	wantSaid(t, "the start", s.said(), "announce 192.168.0.100/32")
+	for range 4 { // every step decides again, and tries again
+		s.clk.Advance(time.Second)
+		s.step(bgpPollDue{})
+		wantSaid(t, "a poll", s.said(), "announce 192.168.0.100/32")
+	}
+	if st := s.Status().BGP; !strings.Contains(st.Error, "hasn't started yet") {
 		t.Errorf("status error = %q", st.Error)
 	}
 	n := 0
-	for _, e := range d.Status().Events {
-		if e.Kind == "bgp" && strings.Contains(e.Message, "hasn't started yet") {
+	for _, e := range bgpEvents(s.Daemon) {
+		if strings.Contains(e, "hasn't started yet") {
 			n++
 		}
 	}
@@ -374,8 +407,13 @@ func TestBGPSpeakerErrorsAreRetriedAndReportedOnce(t *testing.T) {
 		t.Errorf("%d timeline events for one repeated error, want 1", n)
 	}
 	sp.Fail(nil)
-	waitFor(t, "announced once the speaker works", func() bool { return announced(sp) })
-	if st := d.Status().BGP; st.Error != "" {
+	s.clk.Advance(time.Second)
+	s.step(bgpPollDue{})
+	wantSaid(t, "the poll once the speaker works", s.said(), "announce 192.168.0.100/32")
+	if !announced(sp) {
+		t.Error("not announced once the speaker works")
+	}
+	if st := s.Status().BGP; st.Error != "" {
 		t.Errorf("status error after success = %q", st.Error)
 	}
 }

@@ -33,6 +33,9 @@ type stepped struct {
 func startStepped(t *testing.T, body string, opts DaemonOptions) *stepped {
 	t.Helper()
 	s := &stepped{t: t, f: ipvstest.New(), clk: clocktest.NewClock(t0), path: filepath.Join(t.TempDir(), "lvsd.yaml")}
+	if f, ok := opts.Client.(*ipvstest.Fake); ok { // a test's fake, hooked before the start
+		s.f = f
+	}
 	writeConfig(t, s.path, body)
 	opts.ConfigPath, opts.Client, opts.StateDir, opts.Clock = s.path, s.f, t.TempDir(), s.clk
 	d, err := NewDaemon(opts)
@@ -152,6 +155,39 @@ func TestStepTransitionsOfOneBatchAreOneWrite(t *testing.T) {
 	wantWrites(t, "down, up in one batch", s.step(healthChanged{[]health.Transition{down, up}}))
 	wantWrites(t, "down, then a late up", s.step(healthChanged{[]health.Transition{down2, up}}),
 		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=0")
+}
+
+// A group's real server is one health target: its transition is one
+// event, written to every service of the group.
+func TestStepAGroupsRealServerIsCheckedOnceAndQuiescedInEveryService(t *testing.T) {
+	s := startStepped(t, `
+lvsd:
+  resync_interval: 1h
+virtual_services:
+  - name: web
+    group:
+      - {address: 192.168.0.100, port: 80}
+      - {address: 192.168.0.101, port: 80}
+    scheduler: wrr
+    on_failure: quiesce
+    health_check: {type: tcp, connect_ip: 127.0.0.1, connect_port: 9, interval: 1s, timeout: 1s, rise: 1, fall: 2}
+    real_servers:
+      - {address: 10.0.0.1, weight: 3}
+`, DaemonOptions{})
+	if n := len(s.sched.Status()); n != 1 {
+		t.Errorf("%d health targets, want 1 for the group's one real server", n)
+	}
+	wantWrites(t, "10.0.0.1 down", s.step(s.health("10.0.0.1:80", health.StateUp, health.StateDown)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=0",
+		"UpdateRealServer TCP 192.168.0.101:80 -> 10.0.0.1:80 Route w=0")
+	for _, svc := range s.Status().Services {
+		if rs := svc.RealServers[0]; rs.KernelWeight != 0 {
+			t.Errorf("%s: 10.0.0.1 at kernel weight %d in the status, want 0", svc.Key, rs.KernelWeight)
+		}
+	}
+	wantWrites(t, "10.0.0.1 up", s.step(s.health("10.0.0.1:80", health.StateDown, health.StateUp)),
+		"UpdateRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=3",
+		"UpdateRealServer TCP 192.168.0.101:80 -> 10.0.0.1:80 Route w=3")
 }
 
 func TestStepResyncDueRepairsDriftAndSetsTheNextResync(t *testing.T) {

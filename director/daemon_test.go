@@ -143,6 +143,12 @@ func startDaemon(t *testing.T, f *ipvstest.Fake, path string) (*Daemon, context.
 	return d, cancel, done
 }
 
+// The two tests below run the real health scheduler (goroutines of its
+// own, outside the daemon's loop, checking a TCP server on loopback) to
+// prove what the status shows of a real check: its state and its reason.
+// The scheduler's state reaches the status without passing through the
+// loop, so they poll; the daemon's writes for the same transitions are
+// asserted exactly, stepped, in daemon_step_test.go.
 func TestDaemonQuiescesAndRestoresARealServer(t *testing.T) {
 	srv := newFlakyServer(t)
 	path := filepath.Join(t.TempDir(), "lvsd.yaml")

@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/bgp/bgptest"
-	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/director/vrrp/vrrptest"
 )
@@ -37,22 +37,14 @@ func serveAPI(t *testing.T, d *Daemon) *statusapi.Client {
 	return c
 }
 
-func startVRRPDaemon(t *testing.T, fv *fakeVRRP) *Daemon {
+// startVRRPDaemon starts a stepped daemon whose VI_1 has become master.
+func startVRRPDaemon(t *testing.T, fv *fakeVRRP) *stepped {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, vrrpConfig)
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	s := startVRRPStepped(t, vrrpConfig, fv, DaemonOptions{})
+	s.await("VI_1 backup", func() bool { return vrrpState(s.Daemon) == "backup" })
 	fv.clock.Advance(4 * time.Second)
-	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
-	return d
+	s.await("VI_1 master", func() bool { return vrrpState(s.Daemon) == "master" })
+	return s
 }
 
 func holds(fv *fakeVRRP, addr string) bool {
@@ -70,7 +62,8 @@ func holds(fv *fakeVRRP, addr string) bool {
 // priority comes back.
 func TestDrillStepDownHandsOverAndRestoresThePriorityAfterTheHold(t *testing.T) {
 	fv := newFakeVRRP()
-	d := startVRRPDaemon(t, fv)
+	s := startVRRPDaemon(t, fv)
+	d := s.Daemon
 	c := serveAPI(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -87,10 +80,14 @@ func TestDrillStepDownHandsOverAndRestoresThePriorityAfterTheHold(t *testing.T) 
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "VI_1 backup at priority 1 without its VIPs", func() bool {
-		st := d.Status().VRRP[0]
-		return st.State == "backup" && st.Priority == 1 && !holds(fv, "192.168.0.100")
-	})
+	s.await("VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	if holds(fv, "192.168.0.100") {
+		t.Error("VI_1 stepped down to backup still holds 192.168.0.100")
+	}
+	// The step-down's priority follows the transition and posts nothing
+	// to the daemon (the instance's goroutine, outside the loop, owns
+	// it): polled.
+	waitFor(t, "VI_1 at priority 1", func() bool { return d.Status().VRRP[0].Priority == 1 })
 	st := d.Status().VRRP[0]
 	if !st.SteppedDownUntil.Equal(a.Until) || !strings.Contains(st.Reason, "stepped down: drill") {
 		t.Errorf("status while stepped down: until %v reason %q", st.SteppedDownUntil, st.Reason)
@@ -98,11 +95,15 @@ func TestDrillStepDownHandsOverAndRestoresThePriorityAfterTheHold(t *testing.T) 
 	// Nobody took over: a stepped-down director is still a backup and
 	// takes the VIPs again rather than leave them unserved.
 	fv.clock.Advance(5 * time.Second)
-	waitFor(t, "VI_1 master again with nobody advertising", func() bool { return vrrpState(d) == "master" && holds(fv, "192.168.0.100") })
+	s.await("VI_1 master again with nobody advertising", func() bool { return vrrpState(d) == "master" })
+	if !holds(fv, "192.168.0.100") {
+		t.Error("VI_1 master again does not hold 192.168.0.100")
+	}
 	if p := d.Status().VRRP[0].Priority; p != 1 {
 		t.Errorf("priority during the hold = %d, want 1", p)
 	}
 	fv.clock.Advance(26 * time.Second)
+	// A priority alone, as above: polled.
 	waitFor(t, "priority 150 after the hold", func() bool {
 		st := d.Status().VRRP[0]
 		return st.Priority == 150 && st.SteppedDownUntil.IsZero()
@@ -111,25 +112,29 @@ func TestDrillStepDownHandsOverAndRestoresThePriorityAfterTheHold(t *testing.T) 
 
 func TestDrillEndStepDownRestoresAtOnce(t *testing.T) {
 	fv := newFakeVRRP()
-	d := startVRRPDaemon(t, fv)
+	s := startVRRPDaemon(t, fv)
+	d := s.Daemon
 	c := serveAPI(t, d)
 	ctx := context.Background()
 	if _, err := c.StepDown(ctx, "VI_1", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "stepped down", func() bool { st := d.Status().VRRP[0]; return st.State == "backup" && st.Priority == 1 })
+	s.await("stepped down", func() bool { return vrrpState(d) == "backup" })
+	// The priorities post nothing to the daemon (the instance's goroutine
+	// owns them): polled.
+	waitFor(t, "priority 1", func() bool { return d.Status().VRRP[0].Priority == 1 })
 	if _, err := c.EndStepDown(ctx, "VI_1"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "priority 150 again", func() bool { st := d.Status().VRRP[0]; return st.Priority == 150 && st.SteppedDownUntil.IsZero() })
 	// Nobody else advertises: with its priority back it becomes master.
 	fv.clock.Advance(4 * time.Second)
-	waitFor(t, "master again", func() bool { return vrrpState(d) == "master" })
+	s.await("master again", func() bool { return vrrpState(d) == "master" })
 }
 
 func TestDrillRefusalsSayWhy(t *testing.T) {
 	fv := newFakeVRRP()
-	d := startVRRPDaemon(t, fv)
+	d := startVRRPDaemon(t, fv).Daemon
 	c := serveAPI(t, d)
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -156,7 +161,7 @@ func TestDrillRefusalsSayWhy(t *testing.T) {
 // On TCP the actions answer 403 and name the socket; nothing changes.
 func TestDrillActionsAreNotServedOnTCP(t *testing.T) {
 	fv := newFakeVRRP()
-	d := startVRRPDaemon(t, fv)
+	d := startVRRPDaemon(t, fv).Daemon
 	srv := httptest.NewServer(statusapi.NewAPIHandler("tcp", d.EncodedStatus, d))
 	defer srv.Close()
 	c, err := statusapi.NewClient(srv.URL)
@@ -177,36 +182,41 @@ func TestDrillActionsAreNotServedOnTCP(t *testing.T) {
 }
 
 func TestDrillWithdrawsAVIPAndAnnouncesItAgain(t *testing.T) {
-	srv := newFlakyServer(t)
-	f := ipvstest.New()
-	sp := bgptest.New()
-	d, _, _, _ := startBGPDaemon(t, f, sp, srv.port())
-	c := serveAPI(t, d)
+	s := startBGPStepped(t, fmt.Sprintf(bgpDaemonConfig, "9", 1), bgptest.New(), DaemonOptions{})
+	c := serveAPI(t, s.Daemon)
 	ctx := context.Background()
-	waitFor(t, "announced", func() bool { return announced(sp) })
+	wantSaid(t, "the start", s.said(), "announce 192.168.0.100/32")
 
 	a, err := c.Withdraw(ctx, "192.168.0.100", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !a.Active || a.Kind != "bgp-withdraw" {
+	if !a.Active || a.Kind != "bgp-withdraw" || !a.Until.Equal(t0.Add(time.Hour)) {
 		t.Errorf("answer: %+v", a)
 	}
-	waitFor(t, "withdrawn", func() bool { return !announced(sp) })
-	if r := vipReason(d); !strings.Contains(r, "withdrawn by a drill") {
+	wantWrites(t, "the drill", s.stepPosted())
+	wantSaid(t, "the drill", s.said(), "withdraw 192.168.0.100/32")
+	if r := vipReason(s.Daemon); !strings.Contains(r, "withdrawn by a drill") {
 		t.Errorf("reason = %q", r)
 	}
 	if _, err := c.EndWithdraw(ctx, "192.168.0.100"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "announced again", func() bool { return announced(sp) })
+	s.stepPosted()
+	wantSaid(t, "the drill's end", s.said(), "announce 192.168.0.100/32")
 
-	// A hold that ends by itself.
+	// A hold that ends by itself, at the first step after it.
 	if _, err := c.Withdraw(ctx, "192.168.0.100", time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "withdrawn", func() bool { return !announced(sp) })
-	waitFor(t, "announced again after the hold", func() bool { return announced(sp) })
+	s.stepPosted()
+	wantSaid(t, "a 1s drill", s.said(), "withdraw 192.168.0.100/32")
+	s.clk.Advance(999 * time.Millisecond)
+	s.step(bgpPollDue{})
+	wantSaid(t, "a poll within the hold", s.said())
+	s.clk.Advance(time.Millisecond)
+	s.step(bgpPollDue{})
+	wantSaid(t, "the poll at the hold's end", s.said(), "announce 192.168.0.100/32")
 
 	for _, tc := range []struct{ vip, want string }{
 		{"192.168.0.101", "not announced over bgp"},

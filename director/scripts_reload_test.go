@@ -2,13 +2,11 @@ package director
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/lvskit/lvskit/director/config"
-	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/scripts/scriptstest"
 )
@@ -31,12 +29,10 @@ func TestReloadRefusesScriptsOthersCanChange(t *testing.T) {
       - address: 10.0.0.1
 `
 	}
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, conf("/usr/local/libexec/lvsd/notify"))
-	var mu sync.Mutex
+	var mu sync.Mutex // the commands run on goroutines of their own
 	var ran []scripts.Program
-	d, err := NewDaemon(DaemonOptions{
-		ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), Load: config.LoadOptions{Scripts: h},
+	s := startStepped(t, conf("/usr/local/libexec/lvsd/notify"), DaemonOptions{
+		Load: config.LoadOptions{Scripts: h},
 		RunCommand: func(_ context.Context, p scripts.Program) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -44,22 +40,18 @@ func TestReloadRefusesScriptsOthersCanChange(t *testing.T) {
 			return nil
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, "the up command", func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 1 })
+	d, path := s.Daemon, s.path
+	s.cmds.Wait() // the start's up command (quorum reached)
 	mu.Lock()
+	if len(ran) != 1 {
+		t.Fatalf("the start ran %d commands, want the up command", len(ran))
+	}
 	if p := ran[0]; p.Path != "/usr/local/libexec/lvsd/notify" || p.User.String() != "lvsd_script:lvsd_script" || p.User.UID != 998 {
 		t.Errorf("ran %s as %s", p.Path, p.User)
 	}
 	mu.Unlock()
 
-	writeConfig(t, path, conf("/srv/shared/notify"))
-	err = d.Reload(ctx)
+	err := s.reload(conf("/srv/shared/notify"))
 	want := path + ":4:37: up_command: others can change what lvsd runs as user lvsd_script: /srv/shared/notify: /srv/shared is writable by every user (mode 0777)"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("reload: %v\nwant %s...", err, want)

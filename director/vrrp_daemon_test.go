@@ -1,11 +1,11 @@
 package director
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -96,35 +96,24 @@ func vrrpState(d *Daemon) string {
 }
 
 func TestDaemonVRRPBecomesMasterAndHandsOverOnStop(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, vrrpConfig)
 	fv := newFakeVRRP()
 	metrics := newTestMetrics(t, t.TempDir(), nil)
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options(), Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	s := startVRRPStepped(t, vrrpConfig, fv, DaemonOptions{Metrics: metrics})
+	d := s.Daemon
 
-	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	wantWrites(t, "VI_1 backup", s.await("VI_1 backup", func() bool { return vrrpState(d) == "backup" }))
 	// Nobody else advertises: after Master_Down_Interval it takes over.
 	fv.clock.Advance(4 * time.Second)
-	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer wcancel()
-	if err := fv.addrs["eth0 "].WaitHeld(wctx, netip.MustParseAddr("192.168.0.100")); err != nil {
-		t.Fatal(err)
+	wantWrites(t, "VI_1 master", s.await("VI_1 master", func() bool { return vrrpState(d) == "master" }))
+	// The instance posts its transition once its addresses are added.
+	if held := fv.addrs["eth0 "].Held(); !slices.Equal(held, []netip.Addr{netip.MustParseAddr("192.168.0.100")}) {
+		t.Errorf("eth0 holds %v as master, want 192.168.0.100", held)
 	}
-	if err := fv.addrs["eth1 eth1:vip"].WaitHeld(wctx, netip.MustParseAddr("192.168.0.101")); err != nil {
-		t.Fatal(err)
+	if held := fv.addrs["eth1 eth1:vip"].Held(); !slices.Equal(held, []netip.Addr{netip.MustParseAddr("192.168.0.101")}) {
+		t.Errorf("eth1 (label eth1:vip) holds %v as master, want 192.168.0.101", held)
 	}
-	if err := fv.wire.WaitSent(wctx, "an advert of priority 150", func(s []vrrptest.Sent) bool {
-		return len(s) > 0 && s[len(s)-1].Advert().Priority == 150
-	}); err != nil {
-		t.Fatal(err)
+	if sent := fv.wire.Sent(); len(sent) == 0 || sent[len(sent)-1].Advert().Priority != 150 {
+		t.Errorf("adverts sent as master: %v, want the last of priority 150", sent)
 	}
 
 	st := d.Status().VRRP[0]
@@ -151,12 +140,12 @@ func TestDaemonVRRPBecomesMasterAndHandsOverOnStop(t *testing.T) {
 		t.Errorf("lvsd_vrrp_became_master_total: %v", f)
 	}
 
-	// A clean stop: a priority-0 advert, then the addresses go.
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
+	// A clean stop, as Run makes it after its loop: a priority-0 advert,
+	// then the addresses go.
+	if !s.handle(s.clk.Now(), stopRequested{}) {
+		t.Fatal("stopRequested did not stop the daemon")
 	}
-	done <- nil
+	s.stopVRRP()
 	sent := fv.wire.Sent()
 	if last := sent[len(sent)-1].Advert(); last.Priority != 0 || last.VRID != 51 {
 		t.Errorf("last advert on stop: %v, want priority 0", &last)

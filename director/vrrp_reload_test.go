@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/vrrp/vrrptest"
 	"go.uber.org/goleak"
 )
@@ -37,37 +35,29 @@ func vrrpSection(instances ...string) string {
 
 type reloadHarness struct {
 	t    *testing.T
-	path string
+	s    *stepped // the daemon, stepped by the test (step_vrrp_test.go)
 	fv   *fakeVRRP
 	d    *Daemon
 	ctx  context.Context
-	stop func() // stops the daemon (once)
+	stop func() // stops the daemon as Run does (once)
 }
 
 func startReloadHarness(t *testing.T, cfg string) *reloadHarness {
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, cfg)
 	fv := newFakeVRRP()
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: fv.options()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	s := startVRRPStepped(t, cfg, fv, DaemonOptions{})
 	stop := sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+		if !s.handle(s.clk.Now(), stopRequested{}) {
+			t.Error("stopRequested did not stop the daemon")
 		}
+		s.stopVRRP()
 	})
 	t.Cleanup(stop)
-	return &reloadHarness{t: t, path: path, fv: fv, d: d, ctx: ctx, stop: stop}
+	return &reloadHarness{t: t, s: s, fv: fv, d: s.Daemon, ctx: context.Background(), stop: stop}
 }
 
 func (h *reloadHarness) reload(cfg string) error {
-	writeConfig(h.t, h.path, cfg)
-	return h.d.Reload(h.ctx)
+	h.t.Helper()
+	return h.s.reload(cfg)
 }
 
 func (h *reloadHarness) state(name string) string {
@@ -133,9 +123,9 @@ func (h *reloadHarness) waitSent(what string, cond func([]vrrptest.Sent) bool) {
 
 func (h *reloadHarness) becomeMaster(name string) {
 	h.t.Helper()
-	waitFor(h.t, name+" backup", func() bool { return h.state(name) == "backup" })
+	h.s.await(name+" backup", func() bool { return h.state(name) == "backup" })
 	h.fv.clock.Advance(4 * time.Second) // nobody else advertises
-	waitFor(h.t, name+" master", func() bool { return h.state(name) == "master" })
+	h.s.await(name+" master", func() bool { return h.state(name) == "master" })
 }
 
 func TestVRRPReloadKeepsTheMasterAndItsAddressesAppliesPriorityAndVIPsInPlace(t *testing.T) {
@@ -201,6 +191,16 @@ func TestVRRPReloadKeepsTheMasterAndItsAddressesAppliesPriorityAndVIPsInPlace(t 
 		t.Errorf("removing a VIP sent %d announcement rounds", got-rounds)
 	}
 
+	h.wantReloadedInPlace()
+}
+
+// wantReloadedInPlace checks what the reloads of
+// TestVRRPReloadKeepsTheMasterAndItsAddressesAppliesPriorityAndVIPsInPlace
+// leave: the
+// addresses never left, and VI_1 changed state only at its start.
+func (h *reloadHarness) wantReloadedInPlace() {
+	t := h.t
+	t.Helper()
 	// The addresses never left: the manager's calls are the start's
 	// cleanup, the takeover, and the reloads' one-address changes.
 	want := []string{
@@ -248,15 +248,28 @@ func TestVRRPReloadStartsAddedInstancesAndStopsRemovedOnes(t *testing.T) {
 	if err := h.reload(vrrpSection(two, one)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "VI_2 backup", func() bool { return h.state("VI_2") == "backup" })
+	h.s.await("VI_2 backup", func() bool { return h.state("VI_2") == "backup" })
 	if st := h.d.Status().VRRP; len(st) != 2 || st[0].Name != "VI_2" || st[1].Name != "VI_1" {
 		t.Errorf("status lists %+v, want VI_2 then VI_1 as the config does", st)
 	}
 	if got := h.adverts(sent); len(got) != 0 {
 		t.Errorf("adding VI_2 sent adverts %v (VI_1 must not be touched)", got)
 	}
+	vrid51 := func(s []vrrptest.Sent) int {
+		n := 0
+		for _, x := range s {
+			if x.Advert().VRID == 51 {
+				n++
+			}
+		}
+		return n
+	}
+	before := vrid51(h.fv.wire.Sent())
 	h.fv.clock.Advance(4 * time.Second)
-	waitFor(t, "VI_2 master", func() bool { return h.state("VI_2") == "master" })
+	h.s.await("VI_2 master", func() bool { return h.state("VI_2") == "master" })
+	// VI_1, master all along, sends the advert those 4 s made due from its
+	// own goroutine: it must not count as the reload's below.
+	h.waitSent("VI_1's advert of those 4s", func(s []vrrptest.Sent) bool { return vrid51(s) > before })
 	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
 	defer cancel()
 	if err := h.eth0().WaitHeld(ctx, addr("192.168.0.100"), addr("192.168.0.110")); err != nil {
@@ -303,7 +316,7 @@ func TestVRRPReloadIdentityIsInterfaceAndVRIDNotName(t *testing.T) {
 	if err := h.reload(vrrpSection(vrrpInstanceYAML("web", 61, 150, "192.168.0.100"))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "web on vrid 61 backup", func() bool {
+	h.s.await("web on vrid 61 backup", func() bool {
 		st := h.d.Status().VRRP
 		return len(st) == 1 && st[0].VRID == 61 && st[0].State == "backup"
 	})
@@ -380,37 +393,29 @@ func TestVRRPReloadKeepsTrackingState(t *testing.T) {
 	withTrack := func(priority int, track string) string {
 		return vrrpSection(vrrpInstanceYAML("VI_1", 51, priority, "192.168.0.100") + "      track_interfaces: [" + track + "]\n")
 	}
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
-	writeConfig(t, path, withTrack(150, "eth2"))
 	fv := newFakeVRRP()
 	opts := fv.options()
 	opts.WatchLinks = links.watch
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir(), VRRP: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "VI_1 in fault (eth2 down)", func() bool { return vrrpStates(d)["VI_1"] == "fault 150" })
+	s := startVRRPStepped(t, withTrack(150, "eth2"), fv, DaemonOptions{VRRP: opts})
+	d := s.Daemon
+	s.await("VI_1 in fault (eth2 down)", func() bool { return vrrpStates(d)["VI_1"] == "fault 150" })
 
-	writeConfig(t, path, withTrack(120, "eth2"))
-	if err := d.Reload(ctx); err != nil {
+	if err := s.reload(withTrack(120, "eth2")); err != nil {
 		t.Fatal(err)
 	}
 	if got := vrrpStates(d)["VI_1"]; got != "fault 120" {
 		t.Errorf("after the reload: %s, want fault 120", got)
 	}
 	links.set("eth2", true)
-	waitFor(t, "VI_1 backup at 120", func() bool { return vrrpStates(d)["VI_1"] == "backup 120" })
+	s.await("VI_1 backup at 120", func() bool { return vrrpStates(d)["VI_1"] == "backup 120" })
 
 	// eth3 (down) newly tracked with a weight: watched at once, and the
 	// priority follows.
-	writeConfig(t, path, withTrack(120, "eth2, {name: eth3, weight: -30}"))
-	if err := d.Reload(ctx); err != nil {
+	if err := s.reload(withTrack(120, "eth2, {name: eth3, weight: -30}")); err != nil {
 		t.Fatal(err)
 	}
+	// A priority change alone posts nothing to the daemon (the instance's
+	// goroutine, outside the loop, owns it): polled.
 	waitFor(t, "VI_1 backup at 90", func() bool { return vrrpStates(d)["VI_1"] == "backup 90" })
 	if w := links.watched(); len(w) != 2 || !slices.Equal(w[1], []string{"eth0", "eth2", "eth3"}) {
 		t.Errorf("links watched: %v, want a second watch of eth0 eth2 eth3", w)
@@ -430,7 +435,9 @@ func TestVRRPReloadKeepsTrackingState(t *testing.T) {
 // then, and stopping lvsd still hands over with a priority-0 advert.
 func TestVRRPReloadStartsVRRPWhereThereWasNone(t *testing.T) {
 	h := startReloadHarness(t, plainConfigVRRP)
-	waitFor(t, "the daemon started", func() bool { return len(h.events("daemon")) > 0 })
+	if got := h.events("daemon"); len(got) != 1 {
+		t.Errorf("daemon events after the start: %q, want one", got)
+	}
 	if err := h.reload(vrrpSection(vrrpInstanceYAML("VI_1", 51, 150, "192.168.0.100"))); err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +461,10 @@ func TestVRRPReloadKeepsADrillsStepDown(t *testing.T) {
 	if _, err := h.d.StepDown(h.ctx, "VI_1", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "VI_1 stepped down", func() bool { st := h.status("VI_1"); return st.State == "backup" && st.Priority == stepDownPriority })
+	h.s.await("VI_1 backup", func() bool { return h.state("VI_1") == "backup" })
+	// The step-down's priority comes after the transition, and posts
+	// nothing to the daemon (the instance's goroutine owns it): polled.
+	waitFor(t, "VI_1 stepped down", func() bool { return h.status("VI_1").Priority == stepDownPriority })
 	if err := h.reload(vrrpSection(vrrpInstanceYAML("VI_1", 51, 120, "192.168.0.100", "192.168.0.101"))); err != nil {
 		t.Fatal(err)
 	}
@@ -462,5 +472,6 @@ func TestVRRPReloadKeepsADrillsStepDown(t *testing.T) {
 		t.Errorf("after the reload: %+v, want still stepped down", st)
 	}
 	h.fv.clock.Advance(time.Minute)
+	// The hold's end changes the priority alone: polled, as above.
 	waitFor(t, "VI_1 back at 120", func() bool { return h.status("VI_1").Priority == 120 })
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/config"
-	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/vrrp/vrrptest"
 )
@@ -176,18 +175,25 @@ func vrrpStates(d *Daemon) map[string]string {
 	return out
 }
 
-// The whole chain in the daemon: a tracked script and links move the
-// priority and put the instance in fault, the sync group follows, notify
-// commands run with keepalived's arguments, and the connection sync
-// daemon follows the instance's state.
-func TestDaemonVRRPTrackingNotifyAndSyncDaemon(t *testing.T) {
-	dir := t.TempDir()
-	okFile := filepath.Join(dir, "ok")
+// trackChain is the daemon of TestDaemonVRRPTrackingNotifyAndSyncDaemon:
+// VI_1 and VI_2 in sync group G1, VI_1 tracking a script (okFile) and
+// the links eth2 and eth3, the connection sync daemon following VI_1.
+type trackChain struct {
+	t       *testing.T
+	s       *stepped
+	fv      *fakeVRRP
+	links   *fakeLinks
+	cmds    *commandLog
+	metrics *Metrics
+	okFile  string
+}
+
+func startTrackChain(t *testing.T) *trackChain {
+	okFile := filepath.Join(t.TempDir(), "ok")
 	if err := os.WriteFile(okFile, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "lvsd.yaml")
-	writeConfig(t, path, plainConfigVRRP+fmt.Sprintf(`ipvs:
+	cfg := plainConfigVRRP + fmt.Sprintf(`ipvs:
   sync_daemon: {interface: eth1, vrrp_instance: VI_1, sync_id: 7}
 vrrp:
   scripts:
@@ -207,145 +213,167 @@ vrrp:
       track_scripts: [chk]
       notify: {master: [/notify, master], fault: [/notify, fault], stop: [/notify, stop], any: [/notify-any]}
     - {name: VI_2, interface: eth1, virtual_router_id: 52, priority: 150, source_address: 192.0.2.2, virtual_addresses: [10.0.0.1]}
-`, okFile))
-	fv := newFakeVRRP()
-	links := newFakeLinks()
-	cmds := &commandLog{}
-	opts := fv.options()
-	opts.WatchLinks = links.watch
-	f := ipvstest.New()
-	metrics := newTestMetrics(t, t.TempDir(), nil)
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: f, StateDir: t.TempDir(), VRRP: opts, RunCommand: cmds.run, Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+`, okFile)
+	c := &trackChain{t: t, fv: newFakeVRRP(), links: newFakeLinks(), cmds: &commandLog{}, metrics: newTestMetrics(t, t.TempDir(), nil), okFile: okFile}
+	opts := c.fv.options()
+	opts.WatchLinks = c.links.watch
+	c.s = startVRRPStepped(t, cfg, c.fv, DaemonOptions{VRRP: opts, RunCommand: c.cmds.run, Metrics: c.metrics})
+	return c
+}
 
-	syncRoles := func() string {
-		ds, _ := f.SyncDaemons()
-		var out []string
-		for _, s := range ds {
-			out = append(out, fmt.Sprintf("%v %s %d", s.Role, s.Interface, s.SyncID))
-		}
-		return strings.Join(out, ",")
+// syncRoles are the kernel's connection sync daemons: "master eth1 7".
+func (c *trackChain) syncRoles() string {
+	ds, _ := c.s.f.SyncDaemons()
+	var out []string
+	for _, s := range ds {
+		out = append(out, fmt.Sprintf("%v %s %d", s.Role, s.Interface, s.SyncID))
 	}
-	waitFor(t, "both backup", func() bool {
-		s := vrrpStates(d)
-		return s["VI_1"] == "backup 150" && s["VI_2"] == "backup 150"
-	})
-	if got := syncRoles(); got != "backup eth1 7" {
+	return strings.Join(out, ",")
+}
+
+// ran waits for the notify commands the handled transitions started and
+// checks that want ran.
+func (c *trackChain) ran(want ...string) {
+	c.t.Helper()
+	c.s.vrrp.Load().notify.wait()
+	for _, w := range want {
+		if !c.cmds.has(w) {
+			c.t.Errorf("notify command %q did not run; ran %q", w, c.cmds.runs)
+		}
+	}
+}
+
+// both checks the two instances' states (and priorities, with a space).
+func (c *trackChain) both(what, prefix1, prefix2 string) {
+	c.t.Helper()
+	st := vrrpStates(c.s.Daemon)
+	if !strings.HasPrefix(st["VI_1"], prefix1) || !strings.HasPrefix(st["VI_2"], prefix2) {
+		c.t.Errorf("%s: %v, want VI_1 %q and VI_2 %q", what, st, prefix1, prefix2)
+	}
+}
+
+// trackUp is lvsd_vrrp_track_up by "kind name".
+func (c *trackChain) trackUp() map[string]float64 {
+	tracksUp := map[string]float64{}
+	if f := family(gather(c.t, c.metrics), "lvsd_vrrp_track_up"); f != nil {
+		for _, m := range f.Metric {
+			l := labelMap(m)
+			tracksUp[l["kind"]+" "+l["name"]] = m.GetGauge().GetValue()
+		}
+	}
+	return tracksUp
+}
+
+// The whole chain in the daemon: a tracked script and links move the
+// priority and put the instance in fault, the sync group follows, notify
+// commands run with keepalived's arguments, and the connection sync
+// daemon follows the instance's state.
+func TestDaemonVRRPTrackingNotifyAndSyncDaemon(t *testing.T) {
+	c := startTrackChain(t)
+	s := c.s
+	wantWrites(t, "the start", callStrings(s.f.Writes()), // the globals before the services
+		"StartSyncDaemon backup eth1 7",
+		"AddService TCP 192.168.0.100:80 wlc",
+		"AddRealServer TCP 192.168.0.100:80 -> 10.0.0.1:80 Route w=1")
+	wantWrites(t, "both backup", s.awaitPosts("both backup", "VI_1", "VI_2"))
+	c.both("after the start", "backup 150", "backup 150")
+	if got := c.syncRoles(); got != "backup eth1 7" {
 		t.Errorf("sync daemons while backup: %q, want the backup one", got)
 	}
-	fv.clock.Advance(4 * time.Second)
-	waitFor(t, "both master", func() bool {
-		s := vrrpStates(d)
-		return s["VI_1"] == "master 150" && s["VI_2"] == "master 150"
-	})
-	waitFor(t, "the sync daemon switched to master", func() bool { return syncRoles() == "master eth1 7" })
-	waitFor(t, "notify commands for master", func() bool {
-		return cmds.has("/notify master") && cmds.has("/notify-any INSTANCE VI_1 MASTER 150") && cmds.has("/notify group-master")
-	})
+	c.fv.clock.Advance(4 * time.Second)
+	wantWrites(t, "both master", s.awaitPosts("both master", "VI_1", "VI_2"),
+		"StopSyncDaemon backup", "StartSyncDaemon master eth1 7")
+	c.both("after 4s without adverts", "master 150", "master 150")
+	if got := c.syncRoles(); got != "master eth1 7" {
+		t.Errorf("sync daemons as master: %q, want the master one", got)
+	}
+	c.ran("/notify master", "/notify-any INSTANCE VI_1 MASTER 150", "/notify group-master")
 
-	// The script fails: minus 20, told to the backups at once.
-	if err := os.Remove(okFile); err != nil {
+	c.scriptAndLinkLowerThePriority()
+	c.eth2DownPutsTheGroupInFault()
+
+	// eth2 back: both leave fault as backups, then take over again.
+	c.links.set(t, "eth2", true)
+	wantWrites(t, "both backup again", s.awaitPosts("both backup again", "VI_1", "VI_2"))
+	c.both("with eth2 back", "backup", "backup")
+	c.fv.clock.Advance(4 * time.Second)
+	wantWrites(t, "both master again", s.awaitPosts("both master again", "VI_1", "VI_2"),
+		"StopSyncDaemon backup", "StartSyncDaemon master eth1 7")
+	c.both("after 4s more", "master", "master")
+
+	// A stop, as Run makes it after its loop.
+	if !s.handle(s.clk.Now(), stopRequested{}) {
+		t.Fatal("stopRequested did not stop the daemon")
+	}
+	s.stopVRRP()
+	if !c.cmds.has("/notify stop") || !c.cmds.has("/notify-any INSTANCE VI_1 STOP 0") {
+		t.Errorf("stop notifications missing: %q", c.cmds.runs)
+	}
+}
+
+// scriptAndLinkLowerThePriority: the script fails (minus 20, told to the
+// backups at once), then eth3 goes down (minus 30).
+func (c *trackChain) scriptAndLinkLowerThePriority() {
+	t, d := c.t, c.s.Daemon
+	if err := os.Remove(c.okFile); err != nil {
 		t.Fatal(err)
 	}
+	// The script runs on the real clock, and a priority change alone
+	// posts nothing to the daemon (the instance's goroutine, outside the
+	// loop, owns it): polled.
 	waitFor(t, "VI_1 at priority 130", func() bool { return vrrpStates(d)["VI_1"] == "master 130" })
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
-	if err := fv.wire.WaitSent(wctx, "an advert of priority 130", func(s []vrrptest.Sent) bool {
+	if err := c.fv.wire.WaitSent(wctx, "an advert of priority 130", func(s []vrrptest.Sent) bool {
 		return slices.ContainsFunc(s, func(x vrrptest.Sent) bool { a := x.Advert(); return a.VRID == 51 && a.Priority == 130 })
 	}); err != nil {
 		t.Fatal(err)
 	}
-	links.set(t, "eth3", false)
-	waitFor(t, "VI_1 at priority 100", func() bool { return vrrpStates(d)["VI_1"] == "master 100" })
-	tracksUp := map[string]float64{}
-	if f := family(gather(t, metrics), "lvsd_vrrp_track_up"); f != nil {
-		for _, m := range f.Metric {
-			var kind, name string
-			for _, lp := range m.Label {
-				switch lp.GetName() {
-				case "kind":
-					kind = lp.GetValue()
-				case "name":
-					name = lp.GetValue()
-				}
-			}
-			tracksUp[kind+" "+name] = m.GetGauge().GetValue()
-		}
+	c.links.set(t, "eth3", false)
+	waitFor(t, "VI_1 at priority 100", func() bool { return vrrpStates(d)["VI_1"] == "master 100" }) // a priority alone: polled, as above
+	if got, want := c.trackUp(), map[string]float64{"interface eth0": 1, "interface eth1": 1, "interface eth2": 1, "interface eth3": 0, "script chk": 0}; !maps.Equal(got, want) {
+		t.Errorf("lvsd_vrrp_track_up = %v, want %v", got, want)
 	}
-	if want := map[string]float64{"interface eth0": 1, "interface eth1": 1, "interface eth2": 1, "interface eth3": 0, "script chk": 0}; !maps.Equal(tracksUp, want) {
-		t.Errorf("lvsd_vrrp_track_up = %v, want %v", tracksUp, want)
-	}
+}
 
-	// eth2 goes down: VI_1 in fault, and VI_2 with it (sync group).
-	links.set(t, "eth2", false)
-	waitFor(t, "both in fault", func() bool {
-		s := vrrpStates(d)
-		return strings.HasPrefix(s["VI_1"], "fault") && strings.HasPrefix(s["VI_2"], "fault")
-	})
+// eth2DownPutsTheGroupInFault: VI_1 in fault for its link, VI_2 with it
+// (sync group), the VIPs gone, the sync daemon back to backup.
+func (c *trackChain) eth2DownPutsTheGroupInFault() {
+	t, s := c.t, c.s
+	c.links.set(t, "eth2", false)
+	wantWrites(t, "both in fault", s.awaitPosts("both in fault", "VI_1", "VI_2"),
+		"StopSyncDaemon master", "StartSyncDaemon backup eth1 7")
 	var v1, v2 VRRPStatus
-	for _, v := range d.Status().VRRP {
+	for _, v := range s.Status().VRRP {
 		if v.Name == "VI_1" {
 			v1 = v
 		} else {
 			v2 = v
 		}
 	}
+	if v1.State != "fault" || v2.State != "fault" {
+		t.Errorf("states with eth2 down: VI_1 %s, VI_2 %s, want both fault", v1.State, v2.State)
+	}
 	if v1.Fault != "interface eth2 is down (link set down)" || !strings.Contains(v2.Fault, "sync group G1: VI_1 is in fault") || v2.SyncGroup != "G1" {
 		t.Errorf("fault reasons: VI_1 %q, VI_2 %q (group %q)", v1.Fault, v2.Fault, v2.SyncGroup)
 	}
-	if held := fv.addrs["eth0 "].Held(); len(held) != 0 {
+	if held := c.fv.addrs["eth0 "].Held(); len(held) != 0 {
 		t.Errorf("VI_1 in fault still holds %v", held)
 	}
-	waitFor(t, "the sync daemon back to backup", func() bool { return syncRoles() == "backup eth1 7" })
-	waitFor(t, "notify commands for fault", func() bool {
-		return cmds.has("/notify fault") && cmds.has("/notify-any INSTANCE VI_1 FAULT 100") && cmds.has("/notify group-fault")
-	})
-
-	// eth2 back: both leave fault as backups, then take over again.
-	links.set(t, "eth2", true)
-	waitFor(t, "both backup again", func() bool {
-		s := vrrpStates(d)
-		return strings.HasPrefix(s["VI_1"], "backup") && strings.HasPrefix(s["VI_2"], "backup")
-	})
-	fv.clock.Advance(4 * time.Second)
-	waitFor(t, "both master again", func() bool {
-		s := vrrpStates(d)
-		return strings.HasPrefix(s["VI_1"], "master") && strings.HasPrefix(s["VI_2"], "master")
-	})
-
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if got := c.syncRoles(); got != "backup eth1 7" {
+		t.Errorf("sync daemons in fault: %q, want the backup one", got)
 	}
-	done <- nil
-	if !cmds.has("/notify stop") || !cmds.has("/notify-any INSTANCE VI_1 STOP 0") {
-		t.Errorf("stop notifications missing: %q", cmds.runs)
-	}
+	c.ran("/notify fault", "/notify-any INSTANCE VI_1 FAULT 100", "/notify group-fault")
 }
 
 // A reload that makes the sync daemon follow an instance that is master
 // now starts the master daemon at once, not at the next transition.
 func TestDaemonReloadIntoSyncDaemonFollowingVRRP(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lvsd.yaml")
 	fixed := "ipvs:\n  sync_daemon: {interface: eth1, role: backup, sync_id: 7}\n"
 	follow := "ipvs:\n  sync_daemon: {interface: eth1, vrrp_instance: VI_1, sync_id: 7}\n"
-	writeConfig(t, path, vrrpConfig+fixed)
 	fv := newFakeVRRP()
-	f := ipvstest.New()
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: f, StateDir: t.TempDir(), VRRP: fv.options()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	s := startVRRPStepped(t, vrrpConfig+fixed, fv, DaemonOptions{})
+	f := s.f
 	roles := func() string {
 		ds, _ := f.SyncDaemons()
 		var out []string
@@ -354,16 +382,20 @@ func TestDaemonReloadIntoSyncDaemonFollowingVRRP(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	waitFor(t, "VI_1 backup", func() bool { return vrrpState(d) == "backup" })
+	wantWrites(t, "VI_1 backup", s.awaitPosts("VI_1 backup", "VI_1"))
 	fv.clock.Advance(4 * time.Second)
-	waitFor(t, "VI_1 master", func() bool { return vrrpState(d) == "master" })
+	wantWrites(t, "VI_1 master (role: backup whatever VRRP says)", s.awaitPosts("VI_1 master", "VI_1"))
+	if st := vrrpState(s.Daemon); st != "master" {
+		t.Fatalf("VI_1 %s after 4s without adverts, want master", st)
+	}
 	if got := roles(); got != "backup" {
 		t.Fatalf("sync daemons with role: backup: %q", got)
 	}
-	writeConfig(t, path, vrrpConfig+follow)
-	if err := d.Reload(ctx); err != nil {
+	if err := s.reload(vrrpConfig + follow); err != nil {
 		t.Fatal(err)
 	}
+	wantWrites(t, "the reload to vrrp_instance while master", callStrings(f.Writes()),
+		"StopSyncDaemon backup", "StartSyncDaemon master eth1 7")
 	if got := roles(); got != "master" {
 		t.Errorf("sync daemons after the reload to vrrp_instance while master: %q, want master only", got)
 	}

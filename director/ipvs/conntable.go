@@ -284,17 +284,27 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 		return NewConnSummary(), nil
 	}
 	if cr.eof {
-		// All of it in one chunk, as a live table mostly is: no goroutines.
-		t, cache := newCountTable(), newGroupCache()
-		res := countChunk(first, cache, t)
-		chunkPool.Put(first.buf)
-		cache.flush(t)
-		if err := firstChunkError(file, []aggResult{res}); err != nil {
-			return nil, err
-		}
-		return summarize([]*countTable{t}), nil
+		return aggregateOneChunk(first, file)
 	}
+	return aggregateChunks(&cr, first, file)
+}
 
+// aggregateOneChunk counts a table read in one chunk, as a live table
+// mostly is: no goroutines.
+func aggregateOneChunk(first aggChunk, file string) (*ConnSummary, error) {
+	t, cache := newCountTable(), newGroupCache()
+	res := countChunk(first, cache, t)
+	chunkPool.Put(first.buf)
+	cache.flush(t)
+	if err := firstChunkError(file, []aggResult{res}); err != nil {
+		return nil, err
+	}
+	return summarize([]*countTable{t}), nil
+}
+
+// aggregateChunks counts the chunks of cr, first the first, on a worker
+// per CPU while they are read.
+func aggregateChunks(cr *chunkReader, first aggChunk, file string) (*ConnSummary, error) {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	chunks := make(chan aggChunk, workers)
 	results := make(chan aggResult, workers)
@@ -335,6 +345,7 @@ func aggregate(r io.Reader, file string) (*ConnSummary, error) {
 	})
 
 	var readErr error
+	ok := true
 	for ch := first; ok; ch, ok, readErr = cr.next() {
 		if int64(ch.seq) > firstBad.Load() {
 			chunkPool.Put(ch.buf)

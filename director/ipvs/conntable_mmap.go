@@ -41,19 +41,43 @@ func aggregateMapped(f *os.File, file string) (*ConnSummary, bool, error) {
 	if aggMappedHook != nil {
 		aggMappedHook()
 	}
-	data := mapped[off:]
+	results, tables, faulted := countMapped(mapped[off:])
+	if faulted {
+		return nil, false, nil
+	}
+	// Whatever was appended since it was stat'ed is read too, as reading
+	// to the end would: then, or if it changed otherwise, read it all.
+	var probe [1]byte
+	if n, _ := f.ReadAt(probe[:], st.Size()); n > 0 {
+		return nil, false, nil
+	}
+	if st2, err := f.Stat(); err != nil || st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime()) {
+		return nil, false, nil
+	}
+	f.Seek(st.Size(), io.SeekStart) // where reading to the end leaves it
+	slices.SortFunc(results, func(a, b aggResult) int { return cmp.Compare(a.seq, b.seq) })
+	if err := firstChunkError(file, results); err != nil {
+		return nil, true, err
+	}
+	return summarize(tables), true, nil
+}
 
+// countMapped counts the chunks of a mapped file on a worker per CPU (at
+// most one per chunk), each taking the next chunk until none is left or
+// one before it was malformed. faulted says a page of the file was gone
+// (it shrank under the mapping): the counts are then not to be used.
+func countMapped(data []byte) (results []aggResult, tables []*countTable, faulted bool) {
 	chunks := (len(data) + aggChunkSize - 1) / aggChunkSize
 	workers := min(chunks, max(1, runtime.GOMAXPROCS(0)))
 	var (
 		next     atomic.Int64 // the next chunk to take
 		firstBad atomic.Int64 // the lowest chunk with a malformed line
-		faulted  atomic.Bool  // the file shrank under the mapping
+		fault    atomic.Bool  // the file shrank under the mapping
 		mu       sync.Mutex
-		results  = make([]aggResult, 0, chunks)
-		tables   = make([]*countTable, workers)
 		wg       sync.WaitGroup
 	)
+	results = make([]aggResult, 0, chunks)
+	tables = make([]*countTable, workers)
 	firstBad.Store(math.MaxInt64)
 	for w := range workers {
 		tables[w] = newCountTable()
@@ -68,12 +92,12 @@ func aggregateMapped(f *os.File, file string) (*ConnSummary, bool, error) {
 					if _, ok := r.(interface{ Addr() uintptr }); !ok {
 						panic(r)
 					}
-					faulted.Store(true)
+					fault.Store(true)
 				}
 			}()
 			for {
 				seq := int(next.Add(1) - 1)
-				if seq >= chunks || int64(seq) > firstBad.Load() || faulted.Load() {
+				if seq >= chunks || int64(seq) > firstBad.Load() || fault.Load() {
 					return
 				}
 				ch := aggChunk{seq: seq, data: data[chunkStart(data, seq):chunkStart(data, seq+1)]}
@@ -93,24 +117,7 @@ func aggregateMapped(f *os.File, file string) (*ConnSummary, bool, error) {
 		})
 	}
 	wg.Wait()
-	if faulted.Load() {
-		return nil, false, nil
-	}
-	// Whatever was appended since it was stat'ed is read too, as reading
-	// to the end would: then, or if it changed otherwise, read it all.
-	var probe [1]byte
-	if n, _ := f.ReadAt(probe[:], st.Size()); n > 0 {
-		return nil, false, nil
-	}
-	if st2, err := f.Stat(); err != nil || st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime()) {
-		return nil, false, nil
-	}
-	f.Seek(st.Size(), io.SeekStart) // where reading to the end leaves it
-	slices.SortFunc(results, func(a, b aggResult) int { return cmp.Compare(a.seq, b.seq) })
-	if err := firstChunkError(file, results); err != nil {
-		return nil, true, err
-	}
-	return summarize(tables), true, nil
+	return results, tables, fault.Load()
 }
 
 // aggReleaseEvery is how many chunks of a mapped file are read before

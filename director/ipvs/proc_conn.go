@@ -395,11 +395,17 @@ func (rc *rawConn) parse(line []byte, format connFormat, full bool) (string, []b
 		return "bad real server port", line[min(i, len(line)):fieldEnd(line, min(i, len(line)))]
 	}
 	i += 5
+	return rc.parseAfterAddresses(line, i, format, full)
+}
 
+// parseAfterAddresses fills rc from line[i:], what follows the real
+// server's port: the state, the origin (the sync format's LOCAL or SYNC),
+// the expiry and the persistence engine. It returns as parse does.
+func (rc *rawConn) parseAfterAddresses(line []byte, i int, format connFormat, full bool) (string, []byte) {
 	if i > len(line) {
 		return "missing state", nil
 	}
-	e = fieldEnd(line, i)
+	e := fieldEnd(line, i)
 	if e == i {
 		return "missing state", nil
 	}
@@ -424,6 +430,7 @@ func (rc *rawConn) parse(line []byte, format connFormat, full bool) (string, []b
 		return "missing expiry", nil
 	}
 	if full {
+		var ok bool
 		if rc.expires, ok = parseDec(line[i:e]); !ok {
 			return "bad expiry seconds", line[i:e]
 		}

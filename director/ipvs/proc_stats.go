@@ -64,90 +64,107 @@ func readStatsFile(root, rel string, perCPU bool) (PerCPUStats, error) {
 //	Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s
 //	      0        0        0                0                0
 func parseStatsFile(r io.Reader, file string, perCPU bool) (PerCPUStats, error) {
-	var (
-		p          PerCPUStats
-		haveTotal  bool
-		haveRates  bool
-		inRates    bool
-		fieldsBuf  = make([][]byte, 0, 8)
-		lr         = newLineReader(r, file, 4<<10)
-		lastHeader int
-	)
+	sp := statsParser{file: file, perCPU: perCPU}
+	fieldsBuf := make([][]byte, 0, 8)
+	lr := newLineReader(r, file, 4<<10)
 	for {
 		line, ok := lr.next()
 		if !ok {
 			break
 		}
-		n := lr.line
-		fs := fields(fieldsBuf, line)
-		switch {
-		case len(fs) == 0:
-			continue
-		case string(fs[0]) == "Total" || string(fs[0]) == "Conns" || string(fs[0]) == "CPU":
-			lastHeader = n
-			continue
-		case string(fs[0]) == "Conns/s":
-			if !haveTotal {
-				return p, parseErr(file, n, "rates header before the totals")
-			}
-			inRates = true
-			lastHeader = n
-			continue
-		}
-		if lastHeader == 0 {
-			return p, parseErr(file, n, "counters before the column headers")
-		}
-		switch {
-		case inRates:
-			if haveRates {
-				return p, connLineErr(file, n, "unexpected line after the rates", line)
-			}
-			v, msg, bad := parseHexCounters(fs)
-			if msg != "" {
-				return p, connLineErr(file, n, msg, bad)
-			}
-			p.Total.CPS, p.Total.PPSIn, p.Total.PPSOut, p.Total.BPSIn, p.Total.BPSOut = v[0], v[1], v[2], v[3], v[4]
-			haveRates = true
-		case haveTotal:
-			return p, connLineErr(file, n, "unexpected line after the totals", line)
-		case perCPU && string(fs[0]) == "~":
-			v, msg, bad := parseHexCounters(fs[1:])
-			if msg != "" {
-				return p, connLineErr(file, n, msg, bad)
-			}
-			setCounters(&p.Total, v)
-			haveTotal = true
-		case perCPU:
-			cpu, ok := parseHex(fs[0])
-			if !ok || cpu > 1<<20 {
-				return p, connLineErr(file, n, "bad CPU number", fs[0])
-			}
-			v, msg, bad := parseHexCounters(fs[1:])
-			if msg != "" {
-				return p, connLineErr(file, n, msg, bad)
-			}
-			c := CPUStats{CPU: int(cpu)}
-			setCounters(&c.Stats, v)
-			p.CPUs = append(p.CPUs, c)
-		default:
-			v, msg, bad := parseHexCounters(fs)
-			if msg != "" {
-				return p, connLineErr(file, n, msg, bad)
-			}
-			setCounters(&p.Total, v)
-			haveTotal = true
+		if err := sp.line(lr.line, line, fields(fieldsBuf, line)); err != nil {
+			return sp.p, err
 		}
 	}
 	if lr.err != nil {
-		return p, lr.err
+		return sp.p, lr.err
 	}
 	switch {
-	case !haveTotal:
-		return p, parseErr(file, lr.line+1, "no totals line")
-	case !haveRates:
-		return p, parseErr(file, lr.line+1, "no rates line")
+	case !sp.haveTotal:
+		return sp.p, parseErr(file, lr.line+1, "no totals line")
+	case !sp.haveRates:
+		return sp.p, parseErr(file, lr.line+1, "no rates line")
 	}
-	return p, nil
+	return sp.p, nil
+}
+
+// statsParser is where parseStatsFile is in the file: the headers, then
+// the totals (per CPU, then "~", in ip_vs_stats_percpu), then the rates.
+type statsParser struct {
+	file       string
+	perCPU     bool
+	p          PerCPUStats
+	haveTotal  bool
+	haveRates  bool
+	inRates    bool
+	lastHeader int // the line number of the last header line
+}
+
+// line takes line n, split into fs.
+func (sp *statsParser) line(n int, line []byte, fs [][]byte) error {
+	switch {
+	case len(fs) == 0:
+		return nil
+	case string(fs[0]) == "Total" || string(fs[0]) == "Conns" || string(fs[0]) == "CPU":
+		sp.lastHeader = n
+		return nil
+	case string(fs[0]) == "Conns/s":
+		if !sp.haveTotal {
+			return parseErr(sp.file, n, "rates header before the totals")
+		}
+		sp.inRates = true
+		sp.lastHeader = n
+		return nil
+	}
+	if sp.lastHeader == 0 {
+		return parseErr(sp.file, n, "counters before the column headers")
+	}
+	switch {
+	case sp.inRates:
+		if sp.haveRates {
+			return connLineErr(sp.file, n, "unexpected line after the rates", line)
+		}
+		v, err := sp.counters(n, fs)
+		if err != nil {
+			return err
+		}
+		t := &sp.p.Total
+		t.CPS, t.PPSIn, t.PPSOut, t.BPSIn, t.BPSOut = v[0], v[1], v[2], v[3], v[4]
+		sp.haveRates = true
+	case sp.haveTotal:
+		return connLineErr(sp.file, n, "unexpected line after the totals", line)
+	case sp.perCPU && string(fs[0]) != "~":
+		cpu, ok := parseHex(fs[0])
+		if !ok || cpu > 1<<20 {
+			return connLineErr(sp.file, n, "bad CPU number", fs[0])
+		}
+		v, err := sp.counters(n, fs[1:])
+		if err != nil {
+			return err
+		}
+		c := CPUStats{CPU: int(cpu)}
+		setCounters(&c.Stats, v)
+		sp.p.CPUs = append(sp.p.CPUs, c)
+	default: // the totals: "~" and its counters per CPU, or the counters alone
+		if sp.perCPU {
+			fs = fs[1:]
+		}
+		v, err := sp.counters(n, fs)
+		if err != nil {
+			return err
+		}
+		setCounters(&sp.p.Total, v)
+		sp.haveTotal = true
+	}
+	return nil
+}
+
+func (sp *statsParser) counters(n int, fs [][]byte) ([5]uint64, error) {
+	v, msg, bad := parseHexCounters(fs)
+	if msg != "" {
+		return v, connLineErr(sp.file, n, msg, bad)
+	}
+	return v, nil
 }
 
 func setCounters(s *Stats, v [5]uint64) {
