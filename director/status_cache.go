@@ -65,6 +65,12 @@ type encodedStatus struct {
 // request of 10,000 services writes about 160 pieces.
 const statusSpanSize = 64
 
+// eagerEncodeLimit is how many rebuilt services publish encodes (and
+// joins into their spans) itself: a flap's few cost the loop little and
+// spare the next request; a reload's thousands are left to the request
+// that first needs them, so that the loop does not wait on them.
+const eagerEncodeLimit = 256
+
 // statusSpan is a run of consecutive services whose JSON a request
 // joins once (with the commas between them) and every later request
 // shares, until one of them changes and the loop makes a new span.
@@ -127,6 +133,7 @@ func (d *Daemon) publish() {
 	}
 	list, shared := c.list, c.spans != nil // shared: a published snapshot holds list
 	changed := map[int]bool{}              // spans with a rebuilt service
+	rebuilt := 0
 	rebuild := func(i int, k ipvs.ServiceKey) {
 		if shared {
 			list, shared = append([]*cachedStatus(nil), list...), false // the published one stays as it is
@@ -134,6 +141,7 @@ func (d *Daemon) publish() {
 		ke, v := d.rec.KernelEntry(k)
 		list[i] = &cachedStatus{status: d.buildServiceStatus(k, ke), kernel: v}
 		changed[i/statusSpanSize] = true
+		rebuilt++
 	}
 	if c.kernelAll {
 		c.versions = d.rec.KernelVersions(d.order, c.versions)
@@ -165,6 +173,11 @@ func (d *Daemon) publish() {
 		}
 	}
 	c.list, c.spans = list, spans
+	if rebuilt <= eagerEncodeLimit {
+		for s := range changed {
+			c.join(spans[s]) // an error is the request's to report
+		}
+	}
 	snap := &snapshot{cfg: d.cfg, loaded: d.loaded, unowned: d.unownedKeys, services: list, spans: spans, targets: d.targets, bgpVIPs: d.bgpVIPs()}
 	if d.reloadErr != nil {
 		snap.reloadErr = d.reloadErr.Error()
