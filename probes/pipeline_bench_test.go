@@ -15,6 +15,7 @@ func BenchmarkPipelineRecorded(b *testing.B) {
 	recs := records(b, "6.12", "dr")
 	d := fixtureDecoder(b, "6.12")
 	g := NewGrouper(GrouperOptions{})
+	jw := NewJSONWriter(io.Discard) // as lvsdiag trace --output json keeps one
 	paths := 0
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -27,7 +28,7 @@ func BenchmarkPipelineRecorded(b *testing.B) {
 			e.SKB += uint64(i) << 32
 			e.Hop.At += time.Duration(i) * time.Hour
 			for _, p := range g.Add(e) {
-				if err := WriteJSON(io.Discard, p); err != nil {
+				if err := jw.WritePath(p); err != nil {
 					b.Fatal(err)
 				}
 				paths++
