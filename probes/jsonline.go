@@ -16,11 +16,19 @@ import (
 // --output json writes a line for every traced packet, and
 // encoding/json was half of its user-space time per event. The bytes
 // are encoding/json's for the types pathJSON and summaryJSON (a test
-// holds them equal). It is not safe for concurrent use.
+// holds them equal). It writes a *Conn's object once and copies it while
+// the same pointer comes again (a path and its hops share one): a Conn
+// must not change after a path holding it was written, and nothing in
+// this package changes one. It is not safe for concurrent use.
 type JSONWriter struct {
 	w    io.Writer
 	line []byte
 	text []byte // a hop's text, before it is escaped into line
+	// conn is the last connection written and its JSON object: a path
+	// and its hops share one *Conn (the decoder hands the same one out
+	// while it does not change), written once per path, not per hop.
+	conn     *Conn
+	connJSON []byte
 }
 
 // NewJSONWriter returns a JSONWriter that writes to w.
@@ -161,7 +169,7 @@ func (j *JSONWriter) appendPath(b []byte, p *Path) ([]byte, error) {
 	o.str("why", p.Why)
 	appendServiceMember(&o, p.Service)
 	appendRealServerMember(&o, p.RealServer)
-	appendConnMember(&o, p.Conn)
+	j.appendConnMember(&o, p.Conn)
 	o.key("hops")
 	o.b = append(o.b, '[')
 	for i := range p.Hops {
@@ -184,7 +192,7 @@ func (j *JSONWriter) appendHop(b []byte, h *Hop, first time.Duration) []byte {
 	o.strOmit("device", h.Device)
 	appendServiceMember(&o, h.Service)
 	appendRealServerMember(&o, h.RealServer)
-	appendConnMember(&o, h.Conn)
+	j.appendConnMember(&o, h.Conn)
 	o.strOmit("drop_reason", h.DropReason)
 	o.strOmit("drop_location", h.DropLocation)
 	o.strOmit("note", h.Note)
@@ -237,12 +245,22 @@ func appendRealServerMember(o *jsonObject, r *RealServer) {
 	o.b = m.close()
 }
 
-func appendConnMember(o *jsonObject, c *Conn) {
+// appendConnMember writes a connection, from the copy of its object
+// kept while the same *Conn comes again. The decoder never changes a
+// Conn it handed out, and nor does anything else.
+func (j *JSONWriter) appendConnMember(o *jsonObject, c *Conn) {
 	if c == nil {
 		return
 	}
 	o.key("conn")
-	m := openObject(o.b)
+	if c != j.conn {
+		j.conn, j.connJSON = c, appendConnJSON(j.connJSON[:0], c)
+	}
+	o.b = append(o.b, j.connJSON...)
+}
+
+func appendConnJSON(b []byte, c *Conn) []byte {
+	m := openObject(b)
 	m.str("protocol", c.Protocol)
 	m.addrPort("client", c.Client)
 	m.addrPort("virtual", c.Virtual)
@@ -250,7 +268,7 @@ func appendConnMember(o *jsonObject, c *Conn) {
 	m.str("forwarding", c.Forwarding.String())
 	m.strOmit("state", c.State)
 	m.uint("flags", uint64(c.Flags))
-	o.b = m.close()
+	return m.close()
 }
 
 func appendSummaryJSON(b []byte, s *Summary) []byte {
