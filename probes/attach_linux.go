@@ -285,7 +285,25 @@ func (t *Tracer) loadTracepoints(tgs []target) []tracepointResult {
 		tgs = append(tgs, target{name: consumeTracepoint, kind: kindTracepoint})
 	}
 	out := make([]tracepointResult, len(tgs))
+	// The tp_btf programs load as one collection (one BTF, one set of
+	// data sections, not one per tracepoint); a tracepoint whose program
+	// the kernel refuses in the batch, or will not attach, goes its own
+	// way, ending with raw_tp.
+	names := make([]string, len(tgs))
 	for i, tg := range tgs {
+		names[i] = "tp_btf_" + tg.name
+	}
+	progs, err := t.loadPrograms(names, nil)
+	for i, tg := range tgs {
+		if err == nil {
+			p := progs[names[i]]
+			l, aerr := link.AttachTracing(link.TracingOptions{Program: p})
+			if aerr == nil {
+				out[i] = tracepointResult{tg: tg, backend: "tp_btf", prog: p, link: l}
+				continue
+			}
+			p.Close()
+		}
 		out[i] = t.attachTracepoint(tg)
 	}
 	return out

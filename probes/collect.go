@@ -21,6 +21,17 @@ type Source interface {
 	Close() error
 }
 
+// An Ender is a Source that can end by itself: after End, Read hands
+// over the events the probes produced before End was called, then
+// returns io.EOF. When ctx ends, Collect ends an Ender this way rather
+// than closing it at once, so that every packet seen within a window is
+// shown even when decoding lags behind the probes (a first drop waits
+// for kallsyms, which takes seconds on a loaded or emulated machine).
+type Ender interface {
+	Source
+	End()
+}
+
 // CollectOptions configure Collect.
 type CollectOptions struct {
 	Grouper GrouperOptions
@@ -34,13 +45,17 @@ type CollectOptions struct {
 	// flushing idle paths; nil estimates it from the latest event plus
 	// the wall-clock time since it arrived.
 	Now func() time.Duration
+	// Abort, when it closes, ends the run even while an Ender hands
+	// over what it holds; nil waits for it.
+	Abort <-chan struct{}
 }
 
 // Collect reads src until ctx ends, Count paths were printed, or the
 // source fails; it joins the events into paths, hands each to emit as it
-// ends, and returns the Summary of the paths emitted. It closes src and waits for its
-// reader before it returns. Paths still open when ctx ends are ended
-// and emitted too; with Count reached they are left out.
+// ends, and returns the Summary of the paths emitted. When ctx ends, an
+// Ender first hands over the events produced before then. It closes src
+// and waits for its reader before it returns. Paths still open at the
+// end are ended and emitted too; with Count reached they are left out.
 func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Path) error) (Summary, error) {
 	g := NewGrouper(opts.Grouper)
 	tick := opts.Tick
@@ -117,9 +132,17 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 		return true
 	}
 	running := true
+	windowDone := ctx.Done()
 	for running {
 		select {
-		case <-ctx.Done():
+		case <-windowDone:
+			if e, ok := src.(Ender); ok {
+				e.End()
+				windowDone = nil
+				continue
+			}
+			running = false
+		case <-opts.Abort:
 			running = false
 		case e := <-events:
 			lastAt, lastWall = max(lastAt, e.Hop.At), time.Now()
@@ -130,6 +153,8 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 			running = send(g.Flush(now()))
 			rearm()
 		case err := <-readErr:
+			// After ctx's end (an Ender's io.EOF among them) the
+			// source's end is no error.
 			if ctx.Err() == nil {
 				runErr = fmt.Errorf("reading the trace: %w", err)
 			}

@@ -3,7 +3,9 @@ package probes_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -175,5 +177,76 @@ func TestCollectFlushesIdlePathsWithItsOwnTimer(t *testing.T) {
 	}
 	if !flushed {
 		t.Error("the idle path was ended only when the run ended: no timer flushed it")
+	}
+}
+
+// laggingSource is a trace whose decoding lags behind the probes: it
+// hands nothing over until End, then what it held, then io.EOF; like
+// the loader's ring buffer when the first drop waits for kallsyms.
+type laggingSource struct {
+	held  []probes.Event
+	ended chan struct{}
+	abort chan struct{} // closed by Close
+}
+
+func newLaggingSource(evs ...probes.Event) *laggingSource {
+	return &laggingSource{held: evs, ended: make(chan struct{}), abort: make(chan struct{})}
+}
+
+func (s *laggingSource) Read() (probes.Event, error) {
+	select {
+	case <-s.ended:
+	case <-s.abort:
+		return probes.Event{}, os.ErrClosed
+	}
+	if len(s.held) == 0 {
+		return probes.Event{}, io.EOF
+	}
+	e := s.held[0]
+	s.held = s.held[1:]
+	return e, nil
+}
+
+func (s *laggingSource) End() {
+	if s.ended != nil {
+		close(s.ended)
+	}
+}
+func (s *laggingSource) Lost() uint64     { return 0 }
+func (s *laggingSource) Unseen() []string { return nil }
+func (s *laggingSource) Close() error     { close(s.abort); return nil }
+
+// A window's end (the checklist's --listen, --duration) still shows the
+// packets the probes saw within it, however late they are decoded.
+func TestCollectShowsWhatTheWindowSawAfterItEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the window is over before anything was decoded
+	src := newLaggingSource(append(forwardedPacket(1, 0), forwardedPacket(2, time.Millisecond)...)...)
+	var got []probes.Path
+	sum, err := probes.Collect(ctx, src, probes.CollectOptions{}, func(p probes.Path) error {
+		got = append(got, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []probes.Outcome{probes.OutcomeForwarded, probes.OutcomeForwarded}; !slices.Equal(outcomes(got), want) || sum.Packets != 2 {
+		t.Errorf("outcomes %v, %d packets; want %v", outcomes(got), sum.Packets, want)
+	}
+}
+
+// Abort ends the run even while the source is still handing over.
+func TestCollectAbortEndsTheHandover(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	abort := make(chan struct{})
+	close(abort)
+	src := &laggingSource{held: forwardedPacket(1, 0), ended: make(chan struct{}), abort: make(chan struct{})}
+	// End does not release anything: the handover never finishes.
+	src.ended = nil
+	n := 0
+	_, err := probes.Collect(ctx, src, probes.CollectOptions{Abort: abort}, func(probes.Path) error { n++; return nil })
+	if err != nil || n != 0 {
+		t.Errorf("%d paths, error %v; want none and no error", n, err)
 	}
 }

@@ -74,6 +74,9 @@ type target struct {
 	family uint16
 	// proto: only packets of this IP protocol pass here (0: any).
 	proto uint8
+	// xmit: a transmitter, only for connections of forwarding method fwd.
+	xmit bool
+	fwd  Forwarding
 	// hides is what a trace cannot show without this target, for a
 	// person: "the connection IPVS creates is not shown".
 	hides string
@@ -91,15 +94,15 @@ var targets = []target{
 	{fn: fnIPVSConnNew, name: "ip_vs_conn_new", kind: kindExit, ipvs: true, args: 7, hides: "the connection IPVS creates is not shown"},
 	{fn: fnIPVSSchedulerErr, name: "ip_vs_scheduler_err", kind: kindEntry, ipvs: true, args: 2, hides: "\"no destination\" (no real server available) is not shown"},
 	{fn: fnIPVSLeave, name: "ip_vs_leave", kind: kindEntry, ipvs: true, args: 4, hides: "IPVS giving up a packet it could not schedule is not shown"},
-	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
-	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
-	{fn: fnIPVSTunnelXmit, name: "ip_vs_tunnel_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "tunnel transmits are not shown"},
-	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
-	{fn: fnIPVSNullXmit, name: "ip_vs_null_xmit", kind: kindEntryExit, ipvs: true, args: 4, hides: "packets for local real servers are not shown"},
-	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
-	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
-	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
-	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
+	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", xmit: true, fwd: Masquerade, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", xmit: true, fwd: DirectRoute, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
+	{fn: fnIPVSTunnelXmit, name: "ip_vs_tunnel_xmit", xmit: true, fwd: Tunnel, kind: kindEntryExit, ipvs: true, args: 4, hides: "tunnel transmits are not shown"},
+	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", xmit: true, fwd: Bypass, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
+	{fn: fnIPVSNullXmit, name: "ip_vs_null_xmit", xmit: true, fwd: LocalNode, kind: kindEntryExit, ipvs: true, args: 4, hides: "packets for local real servers are not shown"},
+	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", xmit: true, fwd: Masquerade, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", xmit: true, fwd: DirectRoute, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
+	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", xmit: true, fwd: Tunnel, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
+	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", xmit: true, fwd: Bypass, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
 	{fn: fnIPVSOutHook, name: "ip_vs_out_hook", kind: kindEntryExit, nat: true, ipvs: true, args: 3, hides: "replies IPVS rewrites on their way back (NAT) are not shown"},
 	{fn: fnIPVSConnOutGet, name: "ip_vs_conn_out_get", kind: kindExit, nat: true, ipvs: true, args: 1, hides: "which connection a reply belongs to is not shown"},
 	{fn: fnIPVSForwardICMP, name: "ip_vs_forward_icmp", kind: kindEntryExit, ipvs: true, args: 3, hides: "ICMP errors IPVS forwards are not shown"},

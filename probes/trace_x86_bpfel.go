@@ -246,6 +246,7 @@ const (
 	traceVarF_rsAf                     = "f_rs_af"
 	traceVarF_vip                      = "f_vip"
 	traceVarF_vipAf                    = "f_vip_af"
+	traceVarN_traced                   = "n_traced"
 	traceVarUnusedEvent                = "unused_event"
 	traceVarUnusedEventFlag            = "unused_event_flag"
 	traceVarUnusedFnId                 = "unused_fn_id"
@@ -411,6 +412,7 @@ type traceVariableSpecs struct {
 	F_rsAf          *ebpf.VariableSpec `ebpf:"f_rs_af"`
 	F_vip           *ebpf.VariableSpec `ebpf:"f_vip"`
 	F_vipAf         *ebpf.VariableSpec `ebpf:"f_vip_af"`
+	N_traced        *ebpf.VariableSpec `ebpf:"n_traced"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventFlag *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedFnId      *ebpf.VariableSpec `ebpf:"unused_fn_id"`
@@ -467,6 +469,7 @@ type traceVariables struct {
 	F_rsAf          *ebpf.Variable `ebpf:"f_rs_af"`
 	F_vip           *ebpf.Variable `ebpf:"f_vip"`
 	F_vipAf         *ebpf.Variable `ebpf:"f_vip_af"`
+	N_traced        *ebpf.Variable `ebpf:"n_traced"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventFlag *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedFnId      *ebpf.Variable `ebpf:"unused_fn_id"`

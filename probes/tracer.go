@@ -2,8 +2,11 @@ package probes
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 )
 
 // Backend is how the tracer attaches to kernel functions.
@@ -55,6 +58,17 @@ type Options struct {
 	// and only NAT replies need, are not attached. A masquerading real
 	// server added during the trace shows its requests, not its replies.
 	NoNAT bool
+	// Forwarding, when set, lists the forwarding methods of the real
+	// servers of the services the filter can match (the caller read the
+	// kernel's table): the transmitters of other methods, which no traced
+	// packet reaches, are not attached, and the trace starts sooner. A
+	// real server of another method added during the trace shows no
+	// transmit hop.
+	Forwarding []Forwarding
+	// Protocols, when set, lists the protocols ("tcp", "udp", "sctp") of
+	// the services the filter can match: the other protocols' scheduling
+	// entries are not attached.
+	Protocols []string
 	// Logger gets a line per target attached or skipped; nil discards.
 	Logger *slog.Logger
 	// WithoutIPVS lets Open trace the generic hops when the ip_vs module
@@ -87,6 +101,38 @@ var (
 	// ErrUnsupported: tracing is implemented for Linux on amd64 only.
 	ErrUnsupported = errors.New("tracing is implemented for linux/amd64 only")
 )
+
+// protocolNumbers are the IP protocol numbers of IPVS's protocols.
+var protocolNumbers = map[string]uint8{"tcp": 6, "udp": 17, "sctp": 132}
+
+// validShape checks Forwarding and Protocols.
+func (o Options) validShape() error {
+	for _, f := range o.Forwarding {
+		if f > Bypass {
+			return fmt.Errorf("forwarding method %v: want Masq, Local, Tunnel, Route or Bypass", f)
+		}
+	}
+	for _, p := range o.Protocols {
+		if _, ok := protocolNumbers[strings.ToLower(p)]; !ok {
+			return fmt.Errorf("protocol %q: want tcp, udp or sctp", p)
+		}
+	}
+	return nil
+}
+
+// mayPass says whether a packet of the services Forwarding and
+// Protocols describe can reach tg.
+func (o Options) mayPass(tg target) bool {
+	if tg.xmit && len(o.Forwarding) > 0 && !slices.Contains(o.Forwarding, tg.fwd) {
+		return false
+	}
+	if tg.proto != 0 && len(o.Protocols) > 0 && !slices.ContainsFunc(o.Protocols, func(p string) bool {
+		return protocolNumbers[strings.ToLower(p)] == tg.proto
+	}) {
+		return false
+	}
+	return true
+}
 
 func (h Hops) valid() bool {
 	return h == "" || h == HopsIPVS || h == HopsAll

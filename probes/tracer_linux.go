@@ -57,8 +57,13 @@ type Tracer struct {
 // reader may fall behind by before events are lost and counted.
 const ringBytes = 16 << 20
 
-// sharedMaps are created once and shared by every program.
-var sharedMaps = []string{"events", "lost", "traced", "frames"}
+// sharedMaps are created once and shared by every program: the
+// programs load in several collections, and .bss holds n_traced, which
+// must count the one traced map for all of them.
+var sharedMaps = []string{"events", "lost", "traced", "frames", ".bss"}
+
+// bpfFMmapable is BPF_F_MMAPABLE (include/uapi/linux/bpf.h).
+const bpfFMmapable = 1 << 10
 
 // attachParallel is how many targets attach, or detach, at once. One:
 // side by side measured no faster in the VM (BenchmarkVMAttach,
@@ -93,6 +98,9 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	if !opts.Hops.valid() {
 		return nil, fmt.Errorf("opening the tracer: hops %q: want ipvs or all", opts.Hops)
+	}
+	if err := opts.validShape(); err != nil {
+		return nil, fmt.Errorf("opening the tracer: %w", err)
 	}
 	consts, err := opts.Filter.compile()
 	if err != nil {
@@ -148,7 +156,7 @@ func Open(opts Options) (*Tracer, error) {
 	for _, tg := range targets {
 		switch {
 		case !targetSelected(tg.name):
-		case tg.stack && opts.Hops != HopsAll, tg.nat && opts.NoNAT:
+		case tg.stack && opts.Hops != HopsAll, tg.nat && opts.NoNAT, !opts.mayPass(tg):
 			// Not asked for, or no packet of the trace needs it:
 			// nothing is hidden.
 		case !tg.canMatch(consts):
@@ -295,6 +303,12 @@ func (t *Tracer) createMaps() error {
 			// The spec itself (this Open's copy of the object): the
 			// programs are loaded against it.
 			spec.MaxEntries = ringBytes
+		}
+		if name == ".bss" {
+			// ebpf.NewMap makes a data section mmapable; the spec the
+			// collections are loaded with must say so too, or they
+			// refuse this map as a replacement.
+			spec.Flags |= bpfFMmapable
 		}
 		m, err := ebpf.NewMap(spec)
 		if err != nil {

@@ -32,9 +32,9 @@ type traceOptions struct {
 	Duration  time.Duration
 	Backend   string
 	Hops      string
-	// noNAT: no service the filter matches masquerades (from the
-	// kernel's table when the trace starts).
-	noNAT   bool
+	// shape is what the services the filter matches let a packet
+	// reach (from the kernel's table when the trace starts).
+	shape   servicesShape
 	Output  string
 	Colour  string
 	Verbose bool
@@ -327,6 +327,49 @@ func ipvsProtocol(p string) ipvs.Protocol {
 // matchServices returns the services of the table the filter can
 // match, or an error saying there are none and what there is. A fwmark
 // service of the VIP's family may match any packet: it counts.
+// servicesShape is what packets of the matched services can pass in
+// IPVS: their real servers' forwarding methods, their protocols, and
+// whether replies come back through IPVS (NAT). The tracer attaches
+// only to those functions, and starts sooner for it.
+type servicesShape struct {
+	noNAT      bool
+	forwarding []probes.Forwarding // nil: any
+	protocols  []string            // nil: any
+}
+
+func shapeOf(matched []ipvs.ServiceEntry) servicesShape {
+	sh := servicesShape{noNAT: true}
+	anyProto := false
+	add := func(f probes.Forwarding) {
+		if !slices.Contains(sh.forwarding, f) {
+			sh.forwarding = append(sh.forwarding, f)
+		}
+	}
+	for _, s := range matched {
+		if s.IsFWMark() {
+			// A fwmark service carries whatever the mark says, and only
+			// it sends bypass packets (net.ipv4.vs.cache_bypass).
+			anyProto = true
+			add(probes.Bypass)
+		} else if p := strings.ToLower(s.Protocol.String()); !slices.Contains(sh.protocols, p) {
+			sh.protocols = append(sh.protocols, p)
+		}
+		for _, rs := range s.RealServers {
+			add(probes.Forwarding(rs.Forwarding))
+			if rs.Forwarding == ipvs.Masquerade {
+				sh.noNAT = false
+			}
+		}
+	}
+	if anyProto {
+		sh.protocols = nil
+	}
+	if !slices.ContainsFunc(sh.forwarding, func(f probes.Forwarding) bool { return f != probes.Bypass }) {
+		sh.forwarding = nil // no real server yet: any may be added
+	}
+	return sh
+}
+
 func matchServices(t ipvs.ServiceTable, f probes.Filter) ([]ipvs.ServiceEntry, error) {
 	var out []ipvs.ServiceEntry
 	var all []string
@@ -400,9 +443,12 @@ func (s systemTracer) Trace(ctx context.Context, req diag.TraceRequest) (diag.Tr
 	if err != nil {
 		return diag.TraceResult{}, err
 	}
+	// The window ends what is traced; what the probes saw within it is
+	// still decoded and judged, unless the checklist's own time is up.
+	window := ctx
 	if req.Window > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Window)
+		window, cancel = context.WithTimeout(ctx, req.Window)
 		defer cancel()
 	}
 	if req.Ready != nil {
@@ -410,7 +456,7 @@ func (s systemTracer) Trace(ctx context.Context, req diag.TraceRequest) (diag.Tr
 	}
 	tr.Grouper.Hidden = len(tr.Source.Unseen()) > 0
 	var res diag.TraceResult
-	res.Summary, err = probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: req.Count}, func(p probes.Path) error {
+	res.Summary, err = probes.Collect(window, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: req.Count, Abort: ctx.Done()}, func(p probes.Path) error {
 		res.Paths = append(res.Paths, p)
 		return nil
 	})

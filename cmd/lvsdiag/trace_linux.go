@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -65,15 +67,10 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 		return nil, err
 	}
 	var names []string
-	opts.noNAT = true
 	for _, s := range matched {
 		names = append(names, s.ServiceKey.String())
-		for _, rs := range s.RealServers {
-			if rs.Forwarding == ipvs.Masquerade {
-				opts.noNAT = false
-			}
-		}
 	}
+	opts.shape = shapeOf(matched)
 	addThresholds(&table, matched, nsPath, logger)
 	logger.Debug("tracing", "services", names, "netns", inode, "backend", opts.Backend)
 	src, err := startTracer(ctx, *opts, logger)
@@ -86,14 +83,16 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 
 // startTracer loads and attaches the probes with the filter.
 func startTracer(_ context.Context, opts traceOptions, logger *slog.Logger) (probes.Source, error) {
-	t, err := probes.Open(probes.Options{Filter: opts.Filter, Backend: probes.Backend(opts.Backend), Hops: probes.Hops(opts.Hops), NoNAT: opts.noNAT, Logger: logger})
+	t, err := probes.Open(probes.Options{Filter: opts.Filter, Backend: probes.Backend(opts.Backend), Hops: probes.Hops(opts.Hops), NoNAT: opts.shape.noNAT,
+		Forwarding: opts.shape.forwarding, Protocols: opts.shape.protocols, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range t.Attachments() {
 		logger.Debug("attached", "target", a.Target, "backend", a.Backend)
 	}
-	return &tracerSource{t: t, logger: logger, since: monotonicNow()}, nil
+	ctx, end := context.WithCancel(context.Background())
+	return &tracerSource{t: t, logger: logger, since: monotonicNow(), ctx: ctx, end: end}, nil
 }
 
 // tracerSource is probes.Tracer as a probes.Source: a record that cannot
@@ -105,6 +104,18 @@ type tracerSource struct {
 	// are from a partly attached tracer (the first tracepoints see
 	// packets whose IPVS hops are not attached yet) and are left out.
 	since time.Duration
+	// ctx ends with End, and Read then hands over what the ring buffer
+	// holds from before endAt (the kernel's clock at End).
+	ctx   context.Context
+	end   context.CancelFunc
+	endAt atomic.Int64
+}
+
+// End implements probes.Ender: the trace's window is over, but what
+// the probes saw within it is still read and decoded.
+func (s *tracerSource) End() {
+	s.endAt.Store(int64(monotonicNow()))
+	s.end()
 }
 
 // maxBadRecords in a row end the trace: the ring buffer is not what
@@ -113,10 +124,13 @@ const maxBadRecords = 100
 
 func (s *tracerSource) Read() (probes.Event, error) {
 	for bad := 0; ; bad++ {
-		e, err := s.t.Read(context.Background())
+		e, err := s.t.Read(s.ctx)
 		if err == nil && e.Hop.At < s.since {
 			bad--
 			continue
+		}
+		if end := time.Duration(s.endAt.Load()); end != 0 && (err == nil && e.Hop.At > end || errors.Is(err, context.Canceled)) {
+			return probes.Event{}, io.EOF
 		}
 		if err == nil || errors.Is(err, probes.ErrClosed) || bad >= maxBadRecords {
 			return e, err

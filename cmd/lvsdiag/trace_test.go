@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,52 @@ func TestServicesMatchingTheFilter(t *testing.T) {
 	dests, ok := destinations(table)(probes.Service{Protocol: "TCP", Address: netip.MustParseAddrPort("10.77.0.100:80")})
 	if !ok || len(dests) != 2 || dests[0].Weight != 0 || dests[1].InactiveConns != 1 {
 		t.Errorf("destinations %+v %v", dests, ok)
+	}
+}
+
+// The tracer attaches only to what the matched services' packets can
+// reach: a trace of a direct-routing TCP service loads no NAT, tunnel or
+// UDP programs.
+func TestTraceAttachesWhatTheMatchedServicesUse(t *testing.T) {
+	table, err := ipvs.ParseServiceTable(strings.NewReader(procIPVS + `FWM  00000007 rr
+  -> 0A4D0017:0000      Tunnel  1      0          0
+TCP  0A4D0065:0050 rr
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := func(keys ...string) []ipvs.ServiceEntry {
+		var out []ipvs.ServiceEntry
+		for _, s := range table.Services {
+			if slices.Contains(keys, s.ServiceKey.String()) {
+				out = append(out, s)
+			}
+		}
+		if len(out) != len(keys) {
+			t.Fatalf("picked %d of %v", len(out), keys)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name       string
+		services   []string
+		noNAT      bool
+		forwarding []probes.Forwarding
+		protocols  []string
+	}{
+		{"direct route", []string{"TCP 10.77.0.100:80"}, true, []probes.Forwarding{probes.DirectRoute}, []string{"tcp"}},
+		{"masquerade", []string{"UDP 10.77.0.100:53"}, false, []probes.Forwarding{probes.Masquerade}, []string{"udp"}},
+		{"both", []string{"TCP 10.77.0.100:80", "UDP 10.77.0.100:53"}, false, []probes.Forwarding{probes.DirectRoute, probes.Masquerade}, []string{"tcp", "udp"}},
+		// Any protocol carries a mark, and only a fwmark service bypasses.
+		{"fwmark", []string{"FWM 7"}, true, []probes.Forwarding{probes.Bypass, probes.Tunnel}, nil},
+		// No real server yet: any method may come.
+		{"no real servers", []string{"TCP 10.77.0.101:80"}, true, nil, []string{"tcp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh := shapeOf(pick(tc.services...))
+			if sh.noNAT != tc.noNAT || !slices.Equal(sh.forwarding, tc.forwarding) || !slices.Equal(sh.protocols, tc.protocols) {
+				t.Errorf("got %+v, want noNAT %v, forwarding %v, protocols %v", sh, tc.noNAT, tc.forwarding, tc.protocols)
+			}
+		})
 	}
 }

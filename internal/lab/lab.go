@@ -339,6 +339,36 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 	return conn, nil
 }
 
+// ConnectMany opens and closes n TCP connections to address from the
+// host's namespace, workers of them at a time, and returns how many a
+// second it managed; a connection that fails ends it with the error.
+// Several at once keep a VM's CPUs busy, so that a rate measures the
+// work per connection rather than one client's wake-up latency.
+func (h *Host) ConnectMany(ctx context.Context, address string, n, workers int) (float64, error) {
+	workers = max(1, min(workers, n))
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				c, err := h.DialContext(ctx, "tcp", address)
+				if err != nil {
+					errs <- fmt.Errorf("connection %d of %d: %w", i+1, n, err)
+					return
+				}
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
 // Listen opens a listener in the host's namespace ("tcp", ":80"). The
 // lab closes it at teardown.
 func (h *Host) Listen(network, address string) (net.Listener, error) {

@@ -450,3 +450,43 @@ func TestAddDummy(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectManyOpensEveryConnection(t *testing.T) {
+	l := lab.New(t, lab.Options{Subnet: netip.MustParsePrefix("10.77.0.0/24")})
+	client := l.AddHost("client", "10.77.0.2/24")
+	server := l.AddHost("server", "10.77.0.3/24")
+	ln, err := server.Listen("tcp", "10.77.0.3:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 25)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	ctx := testContext(t)
+	rate, err := client.ConnectMany(ctx, "10.77.0.3:7000", 25, 4)
+	if err != nil || rate <= 0 {
+		t.Fatalf("rate %v, error %v", rate, err)
+	}
+	for i := range 25 {
+		select {
+		case <-accepted:
+		case <-ctx.Done():
+			t.Fatalf("the server accepted %d connections, want 25", i)
+		}
+	}
+	// Nothing listens here: the first refusal ends it, named.
+	if _, err := client.ConnectMany(testContext(t), "10.77.0.3:7001", 5, 2); err == nil || !strings.Contains(err.Error(), "of 5") {
+		t.Errorf("error %v, want the refused connection named", err)
+	}
+}

@@ -148,13 +148,57 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* skbs that matched the filter at an earlier hop. */
+/* skbs that matched the filter at an earlier hop, and how (enum
+ * traced_how). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, __u8);
 } traced SEC(".maps");
+
+/* How a traced skb matched. By its headers alone: an entry that may be
+ * stale (TCP frees what it consumed with __kfree_skb, which no
+ * tracepoint sees, and the address comes back as another packet), so
+ * every hop before IPVS has the packet judges it by its headers again.
+ * Through IPVS (a connection, or the skb a tunnel transmitter replaced):
+ * IPVS may rewrite the headers so that they no longer match (NAT's
+ * destination, a tunnel's outer header), and the entry is followed. */
+enum traced_how {
+	TRACED_HEADERS = 1,
+	TRACED_IPVS = 2,
+};
+
+/* How many skbs traced may hold: counted up before an insert and down
+ * after a delete that removed one, so it is never lower than the map's
+ * size (an LRU eviction leaves it higher). While it is 0, which is all
+ * the time for a filter that matches nothing, no hop looks in traced:
+ * a packet the filter leaves out costs the match alone. */
+__u64 n_traced = 0;
+
+static __always_inline int any_traced(void)
+{
+	return *(volatile __u64 *)&n_traced != 0;
+}
+
+static __always_inline void *traced_lookup(__u64 *key)
+{
+	if (!any_traced())
+		return NULL;
+	return bpf_map_lookup_elem(&traced, key);
+}
+
+static __always_inline void traced_insert(__u64 *key, __u8 how)
+{
+	__sync_fetch_and_add(&n_traced, 1);
+	bpf_map_update_elem(&traced, key, &how, BPF_ANY);
+}
+
+static __always_inline void traced_delete(__u64 *key)
+{
+	if (bpf_map_delete_elem(&traced, key) == 0)
+		__sync_fetch_and_add(&n_traced, -1);
+}
 
 /* The skbs this CPU is inside: IPVS's hooks and transmitters run with
  * bottom halves off on one CPU, so functions without an skb argument
@@ -561,8 +605,9 @@ struct hop_args {
 /* hop decides whether the packet is traced and writes its event.
  * direct_skb says whether a->skb is typed, direct_obj whether a->cp and
  * a->svc are; both are constants at every call. A packet that does not
- * match costs, in order: its netns (three loads), one lookup in traced,
- * and the match itself (a few loads, or one read of its headers). */
+ * match costs, in order: its netns (three loads), a lookup in traced
+ * only while some skb is traced (n_traced), and the match itself (a few
+ * loads, or one read of its headers). */
 static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
 				    struct ip_vs_service *svc, const int direct_skb, const int direct_obj)
 {
@@ -582,18 +627,22 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	unsigned int avail = 0;
 	unsigned char *p = NULL;
 	if (!f_all && !a->known) {
-		/* A packet just received is judged by its own headers, even if
-		 * its address is in traced: that entry is left from an skb
-		 * freed where no tracepoint saw it (TCP frees what it consumed
-		 * with __kfree_skb), and would make an unrelated packet look
-		 * traced. */
-		int was = bpf_map_lookup_elem(&traced, &key) != NULL;
-		if (!was || a->at_receive) {
+		/* A packet just received is judged by its own headers even if
+		 * its address is in traced, and so is one whose entry says it
+		 * matched by its headers alone wherever IPVS has not taken it
+		 * (enum traced_how): such an entry may be left from a freed
+		 * skb, and would make an unrelated packet look traced. */
+		__u8 *v = traced_lookup(&key);
+		__u8 was = v ? *v : 0;
+		if (!was || a->at_receive || (!(was & TRACED_IPVS) && !cp && !svc)) {
 			int ok = 0;
-			if (a->prev_skb && bpf_map_lookup_elem(&traced, &a->prev_skb))
+			__u8 how = TRACED_HEADERS;
+			if (a->prev_skb && traced_lookup(&a->prev_skb))
 				ok = 1;
 			if (!ok && cp)
 				ok = match_conn(cp, direct_obj);
+			if (ok)
+				how = TRACED_IPVS;
 			if (!ok && svc)
 				ok = match_svc(svc, direct_obj);
 			if (!ok && !cp && !svc) {
@@ -601,7 +650,9 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 				p = pkt_start(skb, a->at_receive, &avail, direct_skb);
 				ok = parse(p, &t) && match_tuple(&t);
 			}
-			if (ok && f_ifindex) {
+			/* The interface is where the packet entered the trace:
+			 * it leaves on another. */
+			if (ok && f_ifindex && (!was || a->at_receive)) {
 				int ifindex = 0;
 				if (dev)
 					READ(ifindex, dev->ifindex);
@@ -609,13 +660,15 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 			}
 			if (!ok) {
 				if (was)
-					bpf_map_delete_elem(&traced, &key);
+					traced_delete(&key);
 				return 0;
 			}
-			if (!was) {
-				__u8 one = 1;
-				bpf_map_update_elem(&traced, &key, &one, BPF_ANY);
-			}
+			if (!was)
+				traced_insert(&key, how);
+			else if (a->at_receive && v && *v != how)
+				*v = how;
+		} else if (cp && v && !(was & TRACED_IPVS)) {
+			*v = was | TRACED_IPVS;
 		}
 	} else if (f_ifindex) {
 		int ifindex = 0;
@@ -766,7 +819,7 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 	 * inside the hook (a NAT reply matches at ip_vs_conn_out_get, a real
 	 * server filter at ip_vs_schedule): one lookup, no second parse, for
 	 * every packet that does not. */
-	if (!f_all && !f.traced && !bpf_map_lookup_elem(&traced, &f.skb))
+	if (!f_all && !f.traced && !traced_lookup(&f.skb))
 		return 0;
 	struct hop_args a = {.fn = fn, .skb = (struct sk_buff *)f.skb, .hook = f.hook,
 			     .flags = EV_EXIT | EV_HOOK, .ret = ret, .known = !f_all};
@@ -824,7 +877,7 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 static __always_inline int on_xmit_exit(__u16 fn)
 {
 	struct frame f;
-	if (!pop(&f) || !f.replaced || f_all || !bpf_map_lookup_elem(&traced, &f.skb))
+	if (!pop(&f) || !f.replaced || f_all || !traced_lookup(&f.skb))
 		return 0;
 	/* The replaced skb is freed: forget it, and tell the hook that
 	 * called the transmitter (it reports its verdict on that skb) that
@@ -832,7 +885,7 @@ static __always_inline int on_xmit_exit(__u16 fn)
 	struct frame *caller = top_frame();
 	if (caller && caller->skb == f.skb)
 		caller->traced = 1;
-	bpf_map_delete_elem(&traced, &f.skb);
+	traced_delete(&f.skb);
 	return 0;
 }
 
@@ -962,8 +1015,8 @@ static __always_inline int on_drop(__u64 *ctx, const int direct)
 	hop(&a, direct, direct);
 	/* A lookup first: deleting takes the bucket's lock even for a key
 	 * that is not there, and this fires for every freed packet. */
-	if (!f_all && bpf_map_lookup_elem(&traced, &key))
-		bpf_map_delete_elem(&traced, &key);
+	if (!f_all && traced_lookup(&key))
+		traced_delete(&key);
 	return 0;
 }
 
@@ -983,8 +1036,8 @@ static __always_inline int on_consume(__u64 *ctx, const int direct)
 		f->replaced = 1;
 		return 0;
 	}
-	if (bpf_map_lookup_elem(&traced, &key))
-		bpf_map_delete_elem(&traced, &key);
+	if (traced_lookup(&key))
+		traced_delete(&key);
 	return 0;
 }
 
