@@ -59,7 +59,10 @@ func forwardWhy(p *Path, xmit Hop) string {
 		return "IPVS passed it to this host's own service (local node)"
 	}
 	if rs := p.chosen(); rs.IsValid() {
-		return fmt.Sprintf("IPVS sent it to %s by %s", rs, fwd.Describe())
+		// Every forwarded packet's why: appended, not through fmt.
+		var buf [80]byte
+		b := appendAddrPort(append(buf[:0], "IPVS sent it to "...), rs)
+		return string(append(append(b, " by "...), fwd.Describe()...))
 	}
 	return fmt.Sprintf("IPVS sent it by %s (%s); the real server was not seen", fwd.Describe(), xmit.Func)
 }
@@ -68,7 +71,11 @@ func replyWhy(c *Conn) string {
 	if c.Forwarding != Masquerade {
 		return fmt.Sprintf("a reply of %s to %s that IPVS saw on its way out (%s)", c.RealServer, c.Client, c.Forwarding.Describe())
 	}
-	return fmt.Sprintf("a NAT reply from %s to %s: IPVS gave it the source %s", c.RealServer, c.Client, c.Virtual)
+	// Every NAT reply's why: appended, not through fmt.
+	var buf [160]byte
+	b := appendAddrPort(append(buf[:0], "a NAT reply from "...), c.RealServer)
+	b = appendAddrPort(append(b, " to "...), c.Client)
+	return string(appendAddrPort(append(b, ": IPVS gave it the source "...), c.Virtual))
 }
 
 // passedToLocalStack returns the index of the hop where the packet

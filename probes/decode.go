@@ -122,11 +122,57 @@ type decoder struct {
 	// wait for the reader).
 	lazySymbols func() *Symbols
 	packets     packetDecoder
+
+	// raw is the record being decoded, kept between records: the packet
+	// decoder's layers point into raw.Pkt, which would move every record
+	// to the heap. Nothing an Event holds points into it.
+	raw rawEvent
+	// The values decoded from the last record, returned again (the same
+	// pointer, the same string) when the next record says the same: the
+	// hops of one packet, and one connection's packets, repeat them.
+	// Events and paths never modify what these point to.
+	last struct {
+		conn    rawConn
+		connOut *Conn
+		dest    rawDest
+		destOut *RealServer
+		svc     rawSvc
+		svcOut  *Service
+		flags   uint16 // evConn|evDest|evSvc of the last record
+	}
+	names map[[16]byte]string // interfaces' and schedulers' names
+	notes [fnMax]noteMemo
+}
+
+// noteMemo is a function's last note and what it was made of.
+type noteMemo struct {
+	conn   *Conn
+	dest   *RealServer
+	svc    *Service
+	reason string
+	note   string
+	ok     bool
+}
+
+// maxNames bounds the interned names: interfaces come and go (veths).
+const maxNames = 1024
+
+// name returns the C string in b, the same string for the same bytes.
+func (d *decoder) name(b *[16]byte) string {
+	if n, ok := d.names[*b]; ok {
+		return n
+	}
+	if d.names == nil || len(d.names) >= maxNames {
+		d.names = make(map[[16]byte]string)
+	}
+	n := cString(b[:])
+	d.names[*b] = n
+	return n
 }
 
 // decode parses one record. It never panics on short or odd input.
 func (d *decoder) decode(rec []byte) (Event, error) {
-	var r rawEvent
+	r := &d.raw
 	if len(rec) < rawEventSize {
 		return Event{}, fmt.Errorf("decoding trace record: %d bytes, want %d", len(rec), rawEventSize)
 	}
@@ -143,7 +189,7 @@ func (d *decoder) decode(rec []byte) (Event, error) {
 		Hop: Hop{
 			Func:   fn.String(),
 			At:     time.Duration(r.TS),
-			Device: cString(r.Ifname[:]),
+			Device: d.name(&r.Ifname),
 		},
 	}
 	h := &ev.Hop
@@ -153,20 +199,30 @@ func (d *decoder) decode(rec []byte) (Event, error) {
 	if r.Flags&evExit != 0 && isHook(fn) {
 		h.Verdict = verdictOf(r.Ret)
 	}
+	last := &d.last
 	if r.Flags&evConn != 0 {
-		h.Conn = decodeConn(&r.Conn)
+		if last.flags&evConn == 0 || r.Conn != last.conn {
+			last.conn, last.connOut = r.Conn, decodeConn(&r.Conn)
+		}
+		h.Conn = last.connOut
 	}
 	if r.Flags&evDest != 0 {
-		fwd := Forwarding(r.Dest.ConnFlags & 7)
-		h.RealServer = &RealServer{
-			Address:    addrPort(r.Dest.AF, r.Dest.Addr, r.Dest.Port),
-			Weight:     r.Dest.Weight,
-			Forwarding: fwd,
+		if last.flags&evDest == 0 || r.Dest != last.dest {
+			last.dest, last.destOut = r.Dest, &RealServer{
+				Address:    addrPort(r.Dest.AF, r.Dest.Addr, r.Dest.Port),
+				Weight:     r.Dest.Weight,
+				Forwarding: Forwarding(r.Dest.ConnFlags & 7),
+			}
 		}
+		h.RealServer = last.destOut
 	}
 	if r.Flags&evSvc != 0 {
-		h.Service = decodeService(&r.Svc)
+		if last.flags&evSvc == 0 || r.Svc != last.svc {
+			last.svc, last.svcOut = r.Svc, decodeService(&r.Svc, d.name(&r.Svc.Sched))
+		}
+		h.Service = last.svcOut
 	}
+	last.flags |= r.Flags & (evConn | evDest | evSvc)
 	if r.Flags&evDrop != 0 {
 		h.DropReason = d.dropReason(r.Reason)
 		h.DropLocation = d.location(r.Location)
@@ -178,8 +234,23 @@ func (d *decoder) decode(rec []byte) (Event, error) {
 		}
 		ev.Tuple, ev.TCPFlags, ev.Outer = d.packets.decodePacket(r.Pkt[:n])
 	}
-	h.Note = note(fn, &r, h)
+	h.Note = d.note(fn, r, h)
 	return ev, nil
+}
+
+// note returns what note returns, again without building it when the
+// function's last note was made of the same values. A scheduler's
+// message is not remembered (it comes from the record's bytes).
+func (d *decoder) note(fn fnID, r *rawEvent, h *Hop) string {
+	if fn == fnIPVSSchedulerErr {
+		return note(fn, r, h)
+	}
+	m := &d.notes[fn]
+	if m.ok && m.conn == h.Conn && m.dest == h.RealServer && m.svc == h.Service && m.reason == h.DropReason {
+		return m.note
+	}
+	*m = noteMemo{conn: h.Conn, dest: h.RealServer, svc: h.Service, reason: h.DropReason, note: note(fn, r, h), ok: true}
+	return m.note
 }
 
 func (d *decoder) dropReason(r uint32) string {
@@ -260,8 +331,8 @@ func decodeConn(c *rawConn) *Conn {
 	}
 }
 
-func decodeService(s *rawSvc) *Service {
-	svc := &Service{Scheduler: cString(s.Sched[:]), FWMark: s.FWMark}
+func decodeService(s *rawSvc, scheduler string) *Service {
+	svc := &Service{Scheduler: scheduler, FWMark: s.FWMark}
 	if s.FWMark == 0 {
 		svc.Protocol = protoName(uint8(s.Protocol))
 		svc.Address = addrPort(s.AF, s.Addr, s.Port)
@@ -460,15 +531,29 @@ func ipProto(p layers.IPProtocol) string {
 	return protoName(uint8(p))
 }
 
+// tcpFlags names a header's flags: "SYN", "FIN|ACK".
 func tcpFlags(t *layers.TCP) string {
-	var f []string
-	for _, x := range []struct {
-		on   bool
-		name string
-	}{{t.SYN, "SYN"}, {t.FIN, "FIN"}, {t.RST, "RST"}, {t.PSH, "PSH"}, {t.ACK, "ACK"}, {t.URG, "URG"}, {t.ECE, "ECE"}, {t.CWR, "CWR"}} {
-		if x.on {
-			f = append(f, x.name)
+	i := 0
+	for bit, on := range [...]bool{t.SYN, t.FIN, t.RST, t.PSH, t.ACK, t.URG, t.ECE, t.CWR} {
+		if on {
+			i |= 1 << bit
 		}
 	}
-	return strings.Join(f, "|")
+	return tcpFlagNames[i]
 }
+
+// tcpFlagNames holds every combination's name, made once: naming a
+// packet's flags is then no allocation.
+var tcpFlagNames = func() (names [256]string) {
+	order := [...]string{"SYN", "FIN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"}
+	for i := range names {
+		var f []string
+		for bit, name := range order {
+			if i&(1<<bit) != 0 {
+				f = append(f, name)
+			}
+		}
+		names[i] = strings.Join(f, "|")
+	}
+	return names
+}()

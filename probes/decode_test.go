@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -304,5 +305,39 @@ func TestDecodePacketIgnoresMalformedTCPOptions(t *testing.T) {
 	tuple, flags, outer := pd.decodePacket(append(ip, tcp...))
 	if tuple.Src.Port() != 40000 || tuple.Dst.Port() != 80 || flags != "SYN" || outer != nil {
 		t.Errorf("decoded %+v flags %q outer %v; want 10.77.0.2:40000 -> 10.77.0.100:80 SYN", tuple, flags, outer)
+	}
+}
+
+// The decoder keeps its record, its layers and the values it decoded
+// last between records: an event decoded earlier must not change when
+// the ring buffer's memory is reused for the next record and the
+// decoder moves on, and the values it hands out again must be the
+// record's own.
+func TestDecodedEventsOutliveTheNextRecord(t *testing.T) {
+	for _, k := range kernels {
+		for _, name := range []string{"dr", "nat", "tun", "weight0", "noservice"} {
+			recs := records(t, k, name)
+			d := fixtureDecoder(t, k)
+			var got []Event
+			for _, r := range recs {
+				e, err := d.decode(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e)
+				for i := range r { // the ring buffer writes the next record here
+					r[i] = 0xa5
+				}
+			}
+			for i, r := range records(t, k, name) {
+				want, err := fixtureDecoder(t, k).decode(r) // nothing remembered
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got[i], want) {
+					t.Fatalf("%s %s record %d changed after later records, or kept a value of an earlier one:\n got %+v\nwant %+v", k, name, i, got[i], want)
+				}
+			}
+		}
 	}
 }

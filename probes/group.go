@@ -62,7 +62,12 @@ type Grouper struct {
 	seq   uint64
 	swept time.Duration // the event time of the last sweep for ended paths
 	sum   Summary
+	due   []*openPath // end's list, kept between calls
 }
+
+// pathHops is how many hops a path has room for when it opens: a
+// forwarded packet has 7 to 12 (the records of testdata/).
+const pathHops = 12
 
 type openPath struct {
 	path Path
@@ -131,7 +136,9 @@ func (g *Grouper) Add(e Event) []Path {
 	}
 	if op == nil {
 		g.seq++
-		op = &openPath{skb: e.SKB, seq: g.seq, path: Path{NetNS: e.NetNS, Device: e.Hop.Device}}
+		// Room for a forwarded packet's hops: the slice grows once,
+		// not four times.
+		op = &openPath{skb: e.SKB, seq: g.seq, path: Path{NetNS: e.NetNS, Device: e.Hop.Device, Hops: make([]Hop, 0, pathHops)}}
 		switch {
 		case !e.Time.IsZero():
 			op.path.At = e.Time
@@ -302,10 +309,11 @@ func (g *Grouper) Open() int { return len(g.open) }
 // the order the packets arrived (a packet waits at most Idle for an
 // older one whose end is not seen).
 func (g *Grouper) end(due func(*openPath) bool) []Path {
-	ops := make([]*openPath, 0, len(g.open))
+	ops := g.due[:0]
 	for _, op := range g.open {
 		ops = append(ops, op)
 	}
+	defer func() { clear(ops); g.due = ops[:0] }() // no finished path kept alive
 	slices.SortFunc(ops, func(a, b *openPath) int {
 		return cmp.Or(cmp.Compare(a.path.Hops[0].At, b.path.Hops[0].At), cmp.Compare(a.seq, b.seq))
 	})

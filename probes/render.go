@@ -3,13 +3,14 @@ package probes
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // TextOptions configure WriteText and WriteSummaryText.
@@ -57,124 +58,257 @@ func outcomeColour(o Outcome) string {
 // interface, tuple, TCP flags), one line per hop (time since the first
 // hop, function, what happened there), and the outcome.
 func WriteText(w io.Writer, p Path, opts TextOptions) error {
-	var b strings.Builder
+	_, err := w.Write(appendText(make([]byte, 0, 256*(len(p.Hops)+2)), &p, opts))
+	return err
+}
+
+// appendText appends what WriteText prints, building the block in one
+// buffer (a trace prints one for every packet).
+func appendText(b []byte, p *Path, opts TextOptions) []byte {
 	pt := painter(opts.Colour)
-	b.WriteString(pt.paint(ansiBold, header(p, opts.Location)) + "\n")
+	// The header is never empty: it has the tuple or says it has none.
+	if pt {
+		b = append(b, ansiBold...)
+	}
+	b = appendHeader(b, p, opts.Location)
+	if pt {
+		b = append(b, ansiReset...)
+	}
+	b = append(b, '\n')
 	width := 0
-	for _, h := range p.Hops {
-		width = max(width, len(h.Func))
+	for i := range p.Hops {
+		width = max(width, len(p.Hops[i].Func))
 	}
 	var first time.Duration
 	if len(p.Hops) > 0 {
 		first = p.Hops[0].At
 	}
-	for _, h := range p.Hops {
-		fn := fmt.Sprintf("%-*s", width, h.Func)
-		line := fmt.Sprintf("  %s  %s  %s", sinceFirst(h.At-first), pt.paint(ansiCyan, fn), HopText(h))
-		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	for i := range p.Hops {
+		h := &p.Hops[i]
+		line := len(b)
+		b = append(b, "  "...)
+		b = appendSinceFirst(b, h.At-first)
+		b = append(b, "  "...)
+		// The function, padded as fmt's %-*s pads (in runes); painted
+		// unless that is empty, which it is when every Func is.
+		paint := pt && width > 0
+		if paint {
+			b = append(b, ansiCyan...)
+		}
+		b = append(b, h.Func...)
+		for n := utf8.RuneCountInString(h.Func); n < width; n++ {
+			b = append(b, ' ')
+		}
+		if paint {
+			b = append(b, ansiReset...)
+		}
+		b = append(b, "  "...)
+		b = appendHopText(b, h)
+		end := len(b)
+		for end > line && b[end-1] == ' ' {
+			end--
+		}
+		b = append(b[:end], '\n')
 	}
-	fmt.Fprintf(&b, "  => %s: %s\n\n", pt.paint(outcomeColour(p.Outcome), string(p.Outcome)), p.Why)
-	_, err := io.WriteString(w, b.String())
-	return err
+	b = append(b, "  => "...)
+	b = pt.appendPainted(b, outcomeColour(p.Outcome), string(p.Outcome))
+	b = append(b, ": "...)
+	b = append(b, p.Why...)
+	return append(b, "\n\n"...)
 }
 
-func sinceFirst(d time.Duration) string {
-	return fmt.Sprintf("%10s", fmt.Sprintf("+%.3fms", float64(d)/float64(time.Millisecond)))
+func (p painter) appendPainted(b []byte, code, s string) []byte {
+	if !p || s == "" {
+		return append(b, s...)
+	}
+	b = append(b, code...)
+	b = append(b, s...)
+	return append(b, ansiReset...)
 }
 
-func header(p Path, loc *time.Location) string {
-	var parts []string
+// appendSinceFirst appends d as "+0.012ms", right-aligned in 10
+// columns.
+func appendSinceFirst(b []byte, d time.Duration) []byte {
+	var num [32]byte
+	n := append(num[:0], '+')
+	n = strconv.AppendFloat(n, float64(d)/float64(time.Millisecond), 'f', 3, 64)
+	n = append(n, "ms"...)
+	for i := len(n); i < 10; i++ {
+		b = append(b, ' ')
+	}
+	return append(b, n...)
+}
+
+// appendHeader appends the path's header line (without colour or line
+// end): its parts separated by spaces.
+func appendHeader(b []byte, p *Path, loc *time.Location) []byte {
+	start := len(b)
+	sep := func() {
+		if len(b) > start {
+			b = append(b, ' ')
+		}
+	}
 	if !p.At.IsZero() {
 		if loc == nil {
 			loc = time.Local
 		}
-		parts = append(parts, p.At.In(loc).Format("15:04:05.000000"))
+		b = p.At.In(loc).AppendFormat(b, "15:04:05.000000")
 	}
 	if p.NetNS != 0 {
-		parts = append(parts, fmt.Sprintf("netns %d", p.NetNS))
+		sep()
+		b = append(b, "netns "...)
+		b = strconv.AppendUint(b, uint64(p.NetNS), 10)
 	}
 	if p.Device != "" {
-		parts = append(parts, p.Device)
+		sep()
+		b = append(b, p.Device...)
 	}
+	sep()
 	if p.Tuple.Protocol != "" && p.Tuple.Dst.Addr().IsValid() {
-		parts = append(parts, tupleText(p.Tuple))
+		b = appendTupleText(b, &p.Tuple)
 		if p.TCPFlags != "" {
-			parts = append(parts, "["+p.TCPFlags+"]")
+			b = append(b, " ["...)
+			b = append(b, p.TCPFlags...)
+			b = append(b, ']')
 		}
 	} else {
-		parts = append(parts, "(headers not copied)")
+		b = append(b, "(headers not copied)"...)
 	}
 	if o := p.Outer; o != nil {
-		parts = append(parts, "in "+tupleText(*o))
+		b = append(b, " in "...)
+		b = appendTupleText(b, o)
 	}
-	return strings.Join(parts, " ")
+	return b
 }
 
-func tupleText(t Tuple) string {
-	return fmt.Sprintf("%s %s -> %s", t.Protocol, endpoint(t.Src), endpoint(t.Dst))
+func appendTupleText(b []byte, t *Tuple) []byte {
+	b = append(b, t.Protocol...)
+	b = append(b, ' ')
+	b = appendEndpoint(b, t.Src)
+	b = append(b, " -> "...)
+	return appendEndpoint(b, t.Dst)
 }
 
-// endpoint prints an address with its port, or alone when the protocol
-// has no ports (ICMP, an IPIP outer header).
-func endpoint(ap netip.AddrPort) string {
+// appendEndpoint appends an address with its port, or alone when the
+// protocol has no ports (ICMP, an IPIP outer header).
+func appendEndpoint(b []byte, ap netip.AddrPort) []byte {
 	if ap.Port() == 0 {
-		return ap.Addr().String()
+		return appendAddr(b, ap.Addr())
 	}
-	return ap.String()
+	return appendAddrPort(b, ap)
+}
+
+// appendAddr and appendAddrPort append what String prints (AppendTo
+// appends nothing for the zero value).
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return append(b, "invalid IP"...)
+	}
+	return a.AppendTo(b)
+}
+
+func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
+	if !ap.Addr().IsValid() {
+		return append(b, "invalid AddrPort"...)
+	}
+	return ap.AppendTo(b)
 }
 
 // HopText says what happened at a hop, for a person:
 // "TCP 192.168.0.100:80 wlc chose 10.0.0.12:80 (weight 3)". It uses the
 // probe's Note and adds what the note does not say.
-func HopText(h Hop) string {
-	var parts []string
-	add := func(format string, args ...any) { parts = append(parts, fmt.Sprintf(format, args...)) }
+func HopText(h Hop) string { return string(appendHopText(nil, &h)) }
+
+// textParts appends parts separated by ": ".
+type textParts struct {
+	b    []byte
+	more bool
+}
+
+// next starts a part.
+func (t *textParts) next() {
+	if t.more {
+		t.b = append(t.b, ": "...)
+	}
+	t.more = true
+}
+
+func (t *textParts) add(s string) {
+	t.next()
+	t.b = append(t.b, s...)
+}
+
+func appendHopText(b []byte, h *Hop) []byte {
+	t := textParts{b: b}
 	note := h.Note
-	switch kindOf(h) {
+	switch kindOf(*h) {
 	case kindReceive:
 		if h.Device != "" {
-			add("received on %s", h.Device)
+			t.add("received on ")
+			t.b = append(t.b, h.Device...)
 		}
 	case kindQueue:
 		if h.Device != "" {
-			add("queued on %s", h.Device)
+			t.add("queued on ")
+			t.b = append(t.b, h.Device...)
 		}
 	case kindHook:
 		if h.Hook != "" {
-			parts = append(parts, h.Hook)
+			t.add(h.Hook)
 		}
 		if note != "" {
-			parts = append(parts, note)
+			t.add(note)
 			note = ""
 		}
 		if h.Func == FuncOutHook && h.Conn != nil {
-			add("reply of %s, source rewritten to %s", connText(h.Conn), endpoint(h.Conn.Virtual))
+			t.add("reply of ")
+			t.b = appendConnText(t.b, h.Conn)
+			t.b = append(t.b, ", source rewritten to "...)
+			t.b = appendEndpoint(t.b, h.Conn.Virtual)
 		} else if h.Conn != nil {
-			add("%s", connText(h.Conn))
+			t.next()
+			t.b = appendConnText(t.b, h.Conn)
 		}
 	case kindSchedule:
 		switch {
 		case h.Func == FuncSchedule && h.Service != nil && note != "":
-			add("%s %s", h.Service, note)
+			t.next()
+			t.b = appendServiceText(t.b, h.Service)
+			t.b = append(t.b, ' ')
+			t.b = append(t.b, note...)
 			note = ""
 		case h.Func == FuncSchedule && h.Service != nil && h.RealServer != nil:
-			sched := ""
+			t.next()
+			t.b = appendServiceText(t.b, h.Service)
 			if h.Service.Scheduler != "" {
-				sched = " " + h.Service.Scheduler
+				t.b = append(t.b, ' ')
+				t.b = append(t.b, h.Service.Scheduler...)
 			}
-			add("%s%s chose %s (weight %d)", h.Service, sched, h.RealServer.Address, h.RealServer.Weight)
+			t.b = append(t.b, " chose "...)
+			t.b = appendAddrPort(t.b, h.RealServer.Address)
+			t.b = append(t.b, " (weight "...)
+			t.b = strconv.AppendInt(t.b, int64(h.RealServer.Weight), 10)
+			t.b = append(t.b, ')')
 		case h.Conn != nil:
 			if note != "" {
-				parts = append(parts, note)
+				t.add(note)
 				note = ""
 			}
-			add("%s", connText(h.Conn))
+			t.next()
+			t.b = appendConnText(t.b, h.Conn)
 		case h.RealServer != nil && note == "":
-			add("new connection to %s (%s, weight %d)", h.RealServer.Address, h.RealServer.Forwarding.Describe(), h.RealServer.Weight)
+			t.add("new connection to ")
+			t.b = appendAddrPort(t.b, h.RealServer.Address)
+			t.b = append(t.b, " ("...)
+			t.b = append(t.b, h.RealServer.Forwarding.Describe()...)
+			t.b = append(t.b, ", weight "...)
+			t.b = strconv.AppendInt(t.b, int64(h.RealServer.Weight), 10)
+			t.b = append(t.b, ')')
 		}
 	case kindNoDest:
 		if h.Service != nil {
-			parts = append(parts, h.Service.String())
+			t.next()
+			t.b = appendServiceText(t.b, h.Service)
 		}
 		if note == "" {
 			note = "no destination"
@@ -182,53 +316,85 @@ func HopText(h Hop) string {
 	case kindXmit:
 		// The connection says what the probe's note says, and more.
 		if h.Conn != nil {
-			add("%s", connText(h.Conn))
+			t.next()
+			t.b = appendConnText(t.b, h.Conn)
 			note = ""
 		} else if h.RealServer != nil {
-			add("to %s", h.RealServer.Address)
+			t.add("to ")
+			t.b = appendAddrPort(t.b, h.RealServer.Address)
 		}
 	case kindDrop:
-		reason := strings.TrimPrefix(h.DropReason, "SKB_DROP_REASON_")
-		d := "dropped"
-		if reason != "" {
-			d += ": " + reason
+		t.add("dropped")
+		if reason := strings.TrimPrefix(h.DropReason, "SKB_DROP_REASON_"); reason != "" {
+			t.b = append(t.b, ": "...)
+			t.b = append(t.b, reason...)
 		}
 		if h.DropLocation != "" {
-			d += " at " + h.DropLocation
+			t.b = append(t.b, " at "...)
+			t.b = append(t.b, h.DropLocation...)
 		}
-		parts = append(parts, d)
 		note = ""
 	case kindFree:
-		parts = append(parts, "freed")
+		t.add("freed")
 	case kindLocal:
-		parts = append(parts, "the local stack took it")
+		t.add("the local stack took it")
 	default:
 		if note != "" {
-			parts = append(parts, note)
+			t.add(note)
 			note = ""
 		}
 		if h.Conn != nil {
-			add("%s", connText(h.Conn))
+			t.next()
+			t.b = appendConnText(t.b, h.Conn)
 		}
 	}
 	if note != "" {
-		parts = append(parts, note)
+		t.add(note)
 	}
 	if h.Verdict != VerdictNone {
-		parts = append(parts, "-> "+string(h.Verdict))
+		t.add("-> ")
+		t.b = append(t.b, h.Verdict...)
 	}
-	return strings.Join(parts, ": ")
+	return t.b
 }
 
-// connText prints a connection as ipvsadm -lc would describe it:
+// appendServiceText appends what Service.String prints.
+func appendServiceText(b []byte, s *Service) []byte {
+	if s.FWMark != 0 {
+		b = append(b, "FWM "...)
+		return strconv.AppendUint(b, uint64(s.FWMark), 10)
+	}
+	if s.Protocol == "" {
+		b = append(b, "IP"...)
+	} else {
+		b = append(b, s.Protocol...)
+	}
+	b = append(b, ' ')
+	return appendAddrPort(b, s.Address)
+}
+
+// appendConnText appends a connection as ipvsadm -lc would describe it:
 // "TCP 10.77.0.2:40000 -> 10.77.0.100:80 via 10.77.0.21:80 (direct
 // route) ESTABLISHED".
-func connText(c *Conn) string {
-	s := fmt.Sprintf("%s %s -> %s via %s (%s)", c.Protocol, c.Client, c.Virtual, c.RealServer, c.Forwarding.Describe())
+func appendConnText(b []byte, c *Conn) []byte {
+	start := len(b)
+	b = append(b, c.Protocol...)
+	b = append(b, ' ')
+	b = appendAddrPort(b, c.Client)
+	b = append(b, " -> "...)
+	b = appendAddrPort(b, c.Virtual)
+	b = append(b, " via "...)
+	b = appendAddrPort(b, c.RealServer)
+	b = append(b, " ("...)
+	b = append(b, c.Forwarding.Describe()...)
+	b = append(b, ')')
 	if c.State != "" {
-		s += " " + c.State
+		b = append(b, ' ')
+		b = append(b, c.State...)
 	}
-	return strings.TrimSpace(s)
+	// No leading space without a protocol (strings.TrimSpace's trim).
+	trimmed := bytes.TrimSpace(b[start:])
+	return b[:start+copy(b[start:], trimmed)]
 }
 
 // WriteSummaryText prints a run's counts: packets by outcome, per real
@@ -309,172 +475,3 @@ func plural(n int) string {
 // (probes/trace.schema.json). Fields are only ever added within a
 // version.
 const TraceSchemaVersion = 1
-
-type pathJSON struct {
-	Type          string          `json:"type"`
-	SchemaVersion int             `json:"schema_version"`
-	Time          *time.Time      `json:"time,omitempty"`
-	NetNS         uint32          `json:"netns"`
-	Device        string          `json:"device"`
-	Tuple         *tupleJSON      `json:"tuple,omitempty"`
-	TCPFlags      string          `json:"tcp_flags,omitempty"`
-	Outer         *tupleJSON      `json:"outer,omitempty"`
-	Outcome       Outcome         `json:"outcome"`
-	Why           string          `json:"why"`
-	Service       *serviceJSON    `json:"service,omitempty"`
-	RealServer    *realServerJSON `json:"real_server,omitempty"`
-	Conn          *connJSON       `json:"conn,omitempty"`
-	Hops          []hopJSON       `json:"hops"`
-}
-
-type tupleJSON struct {
-	Protocol string `json:"protocol"`
-	Src      string `json:"src"`
-	Dst      string `json:"dst"`
-}
-
-type serviceJSON struct {
-	Protocol  string `json:"protocol,omitempty"`
-	Address   string `json:"address,omitempty"`
-	FWMark    uint32 `json:"fwmark,omitempty"`
-	Scheduler string `json:"scheduler,omitempty"`
-}
-
-type realServerJSON struct {
-	Address    string `json:"address"`
-	Weight     int32  `json:"weight"`
-	Forwarding string `json:"forwarding"`
-}
-
-type connJSON struct {
-	Protocol   string `json:"protocol"`
-	Client     string `json:"client"`
-	Virtual    string `json:"virtual"`
-	RealServer string `json:"real_server"`
-	Forwarding string `json:"forwarding"`
-	State      string `json:"state,omitempty"`
-	Flags      uint32 `json:"flags"`
-}
-
-type hopJSON struct {
-	Func         string          `json:"func"`
-	AtNS         int64           `json:"at_ns"`
-	SinceFirstNS int64           `json:"since_first_ns"`
-	Hook         string          `json:"hook,omitempty"`
-	Verdict      Verdict         `json:"verdict,omitempty"`
-	Device       string          `json:"device,omitempty"`
-	Service      *serviceJSON    `json:"service,omitempty"`
-	RealServer   *realServerJSON `json:"real_server,omitempty"`
-	Conn         *connJSON       `json:"conn,omitempty"`
-	DropReason   string          `json:"drop_reason,omitempty"`
-	DropLocation string          `json:"drop_location,omitempty"`
-	Note         string          `json:"note,omitempty"`
-	Text         string          `json:"text"`
-}
-
-func tupleOf(t *Tuple) *tupleJSON {
-	if t == nil || t.Protocol == "" || !t.Dst.Addr().IsValid() {
-		return nil
-	}
-	return &tupleJSON{Protocol: t.Protocol, Src: endpoint(t.Src), Dst: endpoint(t.Dst)}
-}
-
-func serviceOf(s *Service) *serviceJSON {
-	if s == nil {
-		return nil
-	}
-	j := &serviceJSON{Protocol: s.Protocol, FWMark: s.FWMark, Scheduler: s.Scheduler}
-	if s.Address.IsValid() {
-		j.Address = s.Address.String()
-	}
-	return j
-}
-
-func realServerOf(r *RealServer) *realServerJSON {
-	if r == nil {
-		return nil
-	}
-	return &realServerJSON{Address: r.Address.String(), Weight: r.Weight, Forwarding: r.Forwarding.String()}
-}
-
-func connOf(c *Conn) *connJSON {
-	if c == nil {
-		return nil
-	}
-	return &connJSON{Protocol: c.Protocol, Client: c.Client.String(), Virtual: c.Virtual.String(),
-		RealServer: c.RealServer.String(), Forwarding: c.Forwarding.String(), State: c.State, Flags: c.Flags}
-}
-
-// WriteJSON prints one path as one line of JSON (probes/trace.schema.json).
-func WriteJSON(w io.Writer, p Path) error {
-	j := pathJSON{Type: "path", SchemaVersion: TraceSchemaVersion, NetNS: p.NetNS, Device: p.Device,
-		Tuple: tupleOf(&p.Tuple), TCPFlags: p.TCPFlags, Outer: tupleOf(p.Outer), Outcome: p.Outcome, Why: p.Why,
-		Service: serviceOf(p.Service), RealServer: realServerOf(p.RealServer), Conn: connOf(p.Conn), Hops: []hopJSON{}}
-	if !p.At.IsZero() {
-		at := p.At.UTC()
-		j.Time = &at
-	}
-	for _, h := range p.Hops {
-		j.Hops = append(j.Hops, hopJSON{Func: h.Func, AtNS: int64(h.At), SinceFirstNS: int64(h.At - p.Hops[0].At),
-			Hook: h.Hook, Verdict: h.Verdict, Device: h.Device, Service: serviceOf(h.Service),
-			RealServer: realServerOf(h.RealServer), Conn: connOf(h.Conn), DropReason: h.DropReason,
-			DropLocation: h.DropLocation, Note: h.Note, Text: HopText(h)})
-	}
-	return writeLine(w, j)
-}
-
-type summaryJSON struct {
-	Type          string        `json:"type"`
-	SchemaVersion int           `json:"schema_version"`
-	Packets       int           `json:"packets"`
-	ByOutcome     outcomesJSON  `json:"by_outcome"`
-	ByRealServer  []rsCountJSON `json:"by_real_server"`
-	Drops         []dropJSON    `json:"drops"`
-	Lost          uint64        `json:"lost"`
-	Unseen        []string      `json:"unseen"`
-}
-
-type outcomesJSON struct {
-	Forwarded int `json:"forwarded"`
-	Reply     int `json:"reply"`
-	Local     int `json:"local"`
-	Dropped   int `json:"dropped"`
-	Unknown   int `json:"unknown"`
-}
-
-type rsCountJSON struct {
-	Address string `json:"address"`
-	Packets int    `json:"packets"`
-}
-
-type dropJSON struct {
-	Why     string `json:"why"`
-	Packets int    `json:"packets"`
-}
-
-// WriteSummaryJSON prints a run's counts as the last line of JSON.
-func WriteSummaryJSON(w io.Writer, s Summary) error {
-	o := s.ByOutcome
-	j := summaryJSON{Type: "summary", SchemaVersion: TraceSchemaVersion, Packets: s.Packets, Lost: s.Lost,
-		ByOutcome:    outcomesJSON{o[OutcomeForwarded], o[OutcomeReply], o[OutcomeLocal], o[OutcomeDropped], o[OutcomeUnknown]},
-		ByRealServer: []rsCountJSON{}, Drops: []dropJSON{}, Unseen: []string{}}
-	for _, c := range sortedCounts(s.ByRealServer, netip.AddrPort.Compare) {
-		j.ByRealServer = append(j.ByRealServer, rsCountJSON{c.key.String(), c.n})
-	}
-	for _, c := range sortedCounts(s.Drops, strings.Compare) {
-		j.Drops = append(j.Drops, dropJSON{c.key, c.n})
-	}
-	j.Unseen = append(j.Unseen, s.Unseen...)
-	return writeLine(w, j)
-}
-
-func writeLine(w io.Writer, v any) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("encoding a trace line: %w", err)
-	}
-	_, err := w.Write(b.Bytes())
-	return err
-}

@@ -121,8 +121,9 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 	colour := opts.Colour == "always" || (opts.Colour == "auto" && env.Terminal && env.Getenv("NO_COLOR") == "")
 	text := probes.TextOptions{Colour: colour}
 	emit := func(p probes.Path) error { return probes.WriteText(stdout, p, text) }
+	jw := probes.NewJSONWriter(stdout) // one buffer for every line
 	if opts.Output == "json" {
-		emit = func(p probes.Path) error { return probes.WriteJSON(stdout, p) }
+		emit = jw.WritePath
 	}
 	tr.Grouper.Hidden = len(tr.Source.Unseen()) > 0
 	sum, err := probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: opts.Count}, emit)
@@ -131,7 +132,7 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 		return diag.ExitCouldNotRun
 	}
 	if opts.Output == "json" {
-		err = probes.WriteSummaryJSON(stdout, sum)
+		err = jw.WriteSummary(sum)
 	} else {
 		err = probes.WriteSummaryText(stdout, sum, text)
 	}
