@@ -81,7 +81,10 @@ var loadSpec = loadTrace
 var targetSelected = func(name string) bool { return true }
 
 // pollInterval bounds how long Read waits before looking at its
-// context again.
+// context again, and how late a trace's events may be read: the
+// programs wake the reader only once 256 KiB of events have gathered
+// (WAKEUP_BYTES in bpf/trace.c), and Read picks up smaller batches when
+// its wait ends.
 const pollInterval = 100 * time.Millisecond
 
 // Open resolves every target against kallsyms and BTF, loads the
