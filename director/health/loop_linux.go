@@ -61,6 +61,7 @@ type netLoop struct {
 	echo     []byte          // a ping's echo request, reused
 	pingRaw  [2]bool         // IPv4, IPv6: ICMP sockets are refused, ping on raw ones
 	ev       unix.EpollEvent // epoll_ctl's argument, kept off the heap
+	spare    [2][]*probe     // the last round's submitted and canceled slices, reused
 }
 
 // batchWindow is how long the loop pauses after a round woken by
@@ -175,20 +176,7 @@ func (l *netLoop) wake() {
 
 func (l *netLoop) run(netns string, ready chan<- error) {
 	defer close(l.done)
-	defer func() {
-		for fd := range l.probes {
-			unix.Close(fd)
-		}
-		for fd := range l.draining {
-			unix.Close(fd)
-		}
-		unix.Close(l.evfd)
-		unix.Close(l.epfd)
-		l.mu.Lock()
-		l.stopped = true
-		l.submitted, l.canceled = nil, nil
-		l.mu.Unlock()
-	}()
+	defer l.closeAll()
 	if netns != "" {
 		if err := enterNetNS(netns); err != nil {
 			ready <- err
@@ -197,89 +185,25 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 	}
 	ready <- nil
 	events := make([]unix.EpollEvent, 256)
-	var batch, cancels []*probe
 	var woken bool // the last epoll_wait returned sockets' events
 	l.now = time.Now()
 	yielded := l.now
 	for {
-		now := l.now
-		if now.Sub(yielded) >= yieldEvery {
+		if l.now.Sub(yielded) >= yieldEvery {
 			// The loop blocks in raw syscalls, never in the
 			// scheduler, so Go's sysmon would take it for a goroutine
 			// that hogs its P and interrupt it with a signal every
 			// 10ms (a costly one in an emulated VM). Yielding now and
 			// then tells the scheduler it is not stuck.
 			runtime.Gosched()
-			yielded = now
+			yielded = l.now
 		}
-		l.expire(now)
-		l.flush()
-		var wakeAt time.Time
-		if tick := l.tick.Load(); tick != nil {
-			// The scheduler submits the due checks: begun below, in
-			// this round.
-			if due, ok := (*tick)(now); ok {
-				wakeAt = due
-			}
-		}
-		l.mu.Lock()
-		batch, l.submitted = l.submitted, batch[:0]
-		cancels, l.canceled = l.canceled, cancels[:0]
-		stopping := l.stopping
-		l.mu.Unlock()
-		if stopping {
+		wakeAt, ok := l.round()
+		if !ok {
 			return
 		}
-		for i, p := range batch {
-			l.begin(p, now)
-			batch[i] = nil
-		}
-		for i, p := range cancels {
-			if p.phase != phaseIdle && p.e != nil {
-				l.failCheck(p, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target))
-			}
-			cancels[i] = nil
-		}
-		l.flush()
-
-		if len(l.timers) > 0 && (wakeAt.IsZero() || l.timers[0].deadline.Before(wakeAt)) {
-			wakeAt = l.timers[0].deadline
-		}
-		if len(l.drainQ) > 0 && (wakeAt.IsZero() || l.drainQ[0].until.Before(wakeAt)) {
-			wakeAt = l.drainQ[0].until
-		}
-		wait := time.Duration(-1)
-		if !wakeAt.IsZero() {
-			wait = max(wakeAt.Sub(now), 0)
-		}
-		l.sleeping.Store(true)
-		if l.poked.Swap(false) {
-			wait = 0
-		} else {
-			l.mu.Lock()
-			if len(l.submitted) > 0 || len(l.canceled) > 0 || l.stopping {
-				wait = 0
-			}
-			l.mu.Unlock()
-		}
-		if woken && wait != 0 {
-			// Let the events of more checks gather (wake still
-			// interrupts the epoll_wait that follows at once).
-			pause := batchWindow
-			if wait > 0 {
-				pause = min(pause, wait)
-				wait -= pause
-			}
-			ts := unix.NsecToTimespec(int64(pause))
-			_ = unix.Nanosleep(&ts, nil)
-		}
-		timeout := -1
-		if wait >= 0 {
-			timeout = int((wait + time.Millisecond - 1) / time.Millisecond)
-		}
-		n, err := unix.EpollWait(l.epfd, events, timeout)
-		l.sleeping.Store(false)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		n, err := l.waitEvents(events, l.waitFor(wakeAt), woken)
+		if err != nil {
 			// Only a broken epoll descriptor gets here: fail what is in
 			// flight and let the scheduler run checks on goroutines.
 			for _, p := range l.probes {
@@ -289,24 +213,139 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 			return
 		}
 		l.now = time.Now()
-		woken = false
-		for _, ev := range events[:max(n, 0)] {
-			fd := int(ev.Fd)
-			if fd == l.evfd {
-				var b [8]byte
-				_, _ = unix.Read(l.evfd, b[:])
-				continue
-			}
-			woken = true
-			if p := l.probes[fd]; p != nil {
-				l.step(p, ev.Events)
-			} else if _, ok := l.draining[fd]; ok {
-				// The server's FIN (or more than it announced): done.
-				delete(l.draining, fd)
-				unix.Close(fd)
-			}
+		woken = l.handleEvents(events[:n])
+	}
+}
+
+// closeAll closes every socket the loop holds, when its goroutine ends,
+// and makes submit refuse.
+func (l *netLoop) closeAll() {
+	for fd := range l.probes {
+		unix.Close(fd)
+	}
+	for fd := range l.draining {
+		unix.Close(fd)
+	}
+	unix.Close(l.evfd)
+	unix.Close(l.epfd)
+	l.mu.Lock()
+	l.stopped = true
+	l.submitted, l.canceled = nil, nil
+	l.mu.Unlock()
+}
+
+// round does what is due at l.now: it ends the checks past their
+// deadline, has the scheduler submit the due checks, begins the
+// submitted ones and ends the canceled ones. It returns when the loop
+// must look again (zero for never, unless woken), and false when the
+// loop is stopping.
+func (l *netLoop) round() (wakeAt time.Time, ok bool) {
+	now := l.now
+	l.expire(now)
+	l.flush()
+	if tick := l.tick.Load(); tick != nil {
+		// The scheduler submits the due checks: begun below, in
+		// this round.
+		if due, ok := (*tick)(now); ok {
+			wakeAt = due
 		}
 	}
+	l.mu.Lock()
+	batch, cancels := l.submitted, l.canceled
+	l.submitted, l.canceled = l.spare[0][:0], l.spare[1][:0]
+	stopping := l.stopping
+	l.mu.Unlock()
+	if stopping {
+		return time.Time{}, false
+	}
+	for i, p := range batch {
+		l.begin(p, now)
+		batch[i] = nil
+	}
+	for i, p := range cancels {
+		if p.phase != phaseIdle && p.e != nil {
+			l.failCheck(p, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target))
+		}
+		cancels[i] = nil
+	}
+	l.spare[0], l.spare[1] = batch, cancels
+	l.flush()
+	if len(l.timers) > 0 && (wakeAt.IsZero() || l.timers[0].deadline.Before(wakeAt)) {
+		wakeAt = l.timers[0].deadline
+	}
+	if len(l.drainQ) > 0 && (wakeAt.IsZero() || l.drainQ[0].until.Before(wakeAt)) {
+		wakeAt = l.drainQ[0].until
+	}
+	return wakeAt, true
+}
+
+// waitFor is how long the loop may sleep before wakeAt (-1: until
+// woken), or 0 when there is work already (a wake, a submit, a cancel
+// or a stop since the round began). From here until the next
+// epoll_wait returns, wake writes the eventfd.
+func (l *netLoop) waitFor(wakeAt time.Time) time.Duration {
+	wait := time.Duration(-1)
+	if !wakeAt.IsZero() {
+		wait = max(wakeAt.Sub(l.now), 0)
+	}
+	l.sleeping.Store(true)
+	if l.poked.Swap(false) {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.submitted) > 0 || len(l.canceled) > 0 || l.stopping {
+		return 0
+	}
+	return wait
+}
+
+// waitEvents waits up to wait (-1: until woken) for events. After a
+// round woken by sockets it first pauses batchWindow, so that the
+// events of more checks gather (wake still interrupts the epoll_wait
+// that follows at once).
+func (l *netLoop) waitEvents(events []unix.EpollEvent, wait time.Duration, woken bool) (int, error) {
+	defer l.sleeping.Store(false)
+	if woken && wait != 0 {
+		pause := batchWindow
+		if wait > 0 {
+			pause = min(pause, wait)
+			wait -= pause
+		}
+		ts := unix.NsecToTimespec(int64(pause))
+		_ = unix.Nanosleep(&ts, nil)
+	}
+	timeout := -1
+	if wait >= 0 {
+		timeout = int((wait + time.Millisecond - 1) / time.Millisecond)
+	}
+	n, err := unix.EpollWait(l.epfd, events, timeout)
+	if errors.Is(err, unix.EINTR) {
+		return 0, nil
+	}
+	return max(n, 0), err
+}
+
+// handleEvents steps the checks whose sockets have events; true when
+// there were any (not only the eventfd's).
+func (l *netLoop) handleEvents(events []unix.EpollEvent) (woken bool) {
+	for _, ev := range events {
+		fd := int(ev.Fd)
+		if fd == l.evfd {
+			var b [8]byte
+			_, _ = unix.Read(l.evfd, b[:])
+			continue
+		}
+		woken = true
+		if p := l.probes[fd]; p != nil {
+			l.step(p, ev.Events)
+		} else if _, ok := l.draining[fd]; ok {
+			// The server's FIN (or more than it announced): done.
+			delete(l.draining, fd)
+			unix.Close(fd)
+		}
+	}
+	return woken
 }
 
 // flush hands the finished checks to the scheduler in one batch.

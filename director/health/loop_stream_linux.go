@@ -77,11 +77,8 @@ func (l *netLoop) watch(p *probe, fd int, events uint32) {
 func (l *netLoop) step(p *probe, events uint32) {
 	l.events = events
 	switch p.t.kind {
-	case kindUDP:
-		l.stepUDP(p, events)
-		return
-	case kindPing:
-		l.stepPing(p, events)
+	case kindUDP, kindPing:
+		l.stepDatagram(p, events)
 		return
 	}
 	if p.phase == phaseConnect {
@@ -127,7 +124,7 @@ func (l *netLoop) step(p *probe, events uint32) {
 			return
 		}
 	}
-	l.receive(p)
+	l.readReady(p)
 }
 
 // send writes what is left of p.out; true when all of it is sent.
@@ -149,9 +146,11 @@ func (l *netLoop) send(p *probe) bool {
 	return true
 }
 
-// receive reads what the socket holds, until it would block or the
-// check is judged.
-func (l *netLoop) receive(p *probe) {
+// readReady reads what p's socket holds, handing each read to p's kind
+// of check, until the socket would block or the check ends. A failed
+// read ends the check with the error as p's kind describes it; the end
+// of a stream (never a datagram's empty read) ends it as atEOF says.
+func (l *netLoop) readReady(p *probe) {
 	for p.fd >= 0 {
 		n, err := unix.Read(p.fd, l.buf)
 		switch {
@@ -160,18 +159,44 @@ func (l *netLoop) receive(p *probe) {
 		case err == unix.EAGAIN:
 			return
 		case err != nil:
-			l.failCheck(p, p.fail(err))
+			l.failCheck(p, p.readFailed(err))
 			return
-		case n == 0:
-			if p.phase == phaseBody {
-				l.judge(p, true)
-			} else {
-				l.failCheck(p, p.fail(io.EOF))
-			}
+		case n == 0 && (p.t.kind == kindStream || p.t.kind == kindSMTP):
+			l.atEOF(p)
 			return
 		}
-		l.consume(p, l.buf[:n])
+		switch data := l.buf[:n]; p.t.kind {
+		case kindStream:
+			l.consume(p, data)
+		case kindSMTP:
+			l.consumeSMTP(p, data)
+		case kindUDP:
+			l.consumeUDP(p, data)
+		case kindPing:
+			l.consumePing(p, data)
+		}
 	}
+}
+
+// readFailed describes a failed read of p's socket.
+func (p *probe) readFailed(err error) error {
+	switch p.t.kind {
+	case kindUDP:
+		return p.t.udp.unreachable(p.fail(err))
+	case kindPing:
+		return p.pingFailed(err)
+	}
+	return p.fail(err)
+}
+
+// atEOF ends p's check at the end of its stream: an HTTP body without a
+// Content-Length ends there, anything else was cut short.
+func (l *netLoop) atEOF(p *probe) {
+	if p.t.kind == kindStream && p.phase == phaseBody {
+		l.judge(p, true)
+		return
+	}
+	l.failCheck(p, p.fail(io.EOF))
 }
 
 // consume parses data, the next bytes of the response, as the blocking
