@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,7 @@ type netLoop struct {
 	pingRaw  [2]bool         // IPv4, IPv6: ICMP sockets are refused, ping on raw ones
 	ev       unix.EpollEvent // epoll_ctl's argument, kept off the heap
 	spare    [2][]*probe     // the last round's submitted and canceled slices, reused
+	backlog  []*probe        // submitted, not begun yet (maxBegins)
 }
 
 // batchWindow is how long the loop pauses after a round woken by
@@ -259,16 +261,25 @@ func (l *netLoop) round() (wakeAt time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	for i, p := range batch {
-		l.begin(p, now)
+		p.queued = true
+		l.backlog = append(l.backlog, p)
 		batch[i] = nil
 	}
 	for i, p := range cancels {
-		if p.phase != phaseIdle && p.e != nil {
+		switch {
+		case p.queued:
+			l.dropQueued(p)
+			p.start = now
+			l.failCheck(p, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target))
+		case p.phase != phaseIdle && p.e != nil:
 			l.failCheck(p, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target))
 		}
 		cancels[i] = nil
 	}
 	l.spare[0], l.spare[1] = batch, cancels
+	if l.beginQueued(now) {
+		wakeAt = now // more to begin once the events that came are handled
+	}
 	l.flush()
 	if len(l.timers) > 0 && (wakeAt.IsZero() || l.timers[0].deadline.Before(wakeAt)) {
 		wakeAt = l.timers[0].deadline
@@ -277,6 +288,35 @@ func (l *netLoop) round() (wakeAt time.Time, ok bool) {
 		wakeAt = l.drainQ[0].until
 	}
 	return wakeAt, true
+}
+
+// maxBegins is how many checks a round begins at most. The rest wait
+// for the next round, after the events that came meanwhile: a loop
+// that fell behind (a starved VM, a burst of due checks) finishes the
+// checks in flight before it begins more, and a check's deadline,
+// counted from the round's clock reading, is not eaten by the begins
+// before its own.
+const maxBegins = 64
+
+// beginQueued begins up to maxBegins queued checks; true when some are
+// left.
+func (l *netLoop) beginQueued(now time.Time) bool {
+	n := min(len(l.backlog), maxBegins)
+	for i, p := range l.backlog[:n] {
+		p.queued = false
+		l.begin(p, now)
+		l.backlog[i] = nil
+	}
+	rest := copy(l.backlog, l.backlog[n:])
+	clear(l.backlog[rest:])
+	l.backlog = l.backlog[:rest]
+	return rest > 0
+}
+
+// dropQueued takes p, not begun yet, out of the queue.
+func (l *netLoop) dropQueued(p *probe) {
+	p.queued = false
+	l.backlog = slices.DeleteFunc(l.backlog, func(q *probe) bool { return q == p })
 }
 
 // waitFor is how long the loop may sleep before wakeAt (-1: until

@@ -36,7 +36,8 @@ type probe struct {
 	phase    probePhase
 	start    time.Time
 	deadline time.Time
-	index    int // in the deadline heap; -1 when not in it
+	index    int  // in the deadline heap; -1 when not in it
+	queued   bool // submitted, waiting in the loop's backlog
 
 	sent        int    // bytes of the request sent
 	line        []byte // a head line read in part
