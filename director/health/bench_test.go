@@ -35,19 +35,6 @@ func TestHelperBenchServer(t *testing.T) {
 	if err != nil {
 		t.Skip("helper process for BenchmarkHTTPChecks5000")
 	}
-	// 20,000 listeners and their connections: as root, past the
-	// usual hard limit.
-	if n > 4000 {
-		lim := syscall.Rlimit{Cur: uint64(2*n + 1000), Max: uint64(2*n + 1000)}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			var cur syscall.Rlimit
-			_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur)
-			if cur.Cur < uint64(n+100) {
-				fmt.Fprintf(os.Stderr, "%d listeners need %d open files, the limit is %d: %v\n", n, 2*n+1000, cur.Cur, err)
-				os.Exit(1)
-			}
-		}
-	}
 	const response = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
 	serve := func(ln net.Listener) {
 		for {
@@ -139,6 +126,17 @@ func benchmarkChecks(b *testing.B, kind string, targets int) {
 	seconds := 10
 	if s, err := strconv.Atoi(os.Getenv("LVSKIT_BENCH_SECONDS")); err == nil && s > 0 {
 		seconds = s
+	}
+	// The helper server, which inherits the limit, holds a listener
+	// per target and their connections.
+	if need := uint64(2*targets + 1000); need > 20000 {
+		var lim syscall.Rlimit
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+		if lim.Cur < need {
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: need, Max: max(need, lim.Max)}); err != nil {
+				b.Skipf("%d targets need %d open files, the limit is %d and raising it failed (%v): raise the hard limit (ulimit -Hn) first", targets, need, lim.Cur, err)
+			}
+		}
 	}
 	addrs, stopServer := startBenchServer(b, targets)
 	defer stopServer()
