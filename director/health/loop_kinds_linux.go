@@ -3,7 +3,6 @@
 package health
 
 import (
-	"bytes"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -161,21 +160,15 @@ func (l *netLoop) stepSMTP(p *probe, events uint32) {
 func (l *netLoop) consumeSMTP(p *probe, data []byte) {
 	c := p.t.smtp
 	for len(data) > 0 && p.fd >= 0 {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 || len(p.line)+i+1 > headerLineBytes {
-			if len(p.line)+len(data) >= headerLineBytes {
-				l.failCheck(p, newError(ErrBadResponse, nil, "malformed SMTP reply from %s: a line longer than %d bytes", p.t.target, headerLineBytes))
-				return
-			}
-			p.line = append(p.line, data...)
+		line, rest, complete := p.nextLine(data)
+		if line == nil {
+			l.failCheck(p, newError(ErrBadResponse, nil, "malformed SMTP reply from %s: a line longer than %d bytes", p.t.target, headerLineBytes))
 			return
 		}
-		line := data[:i+1]
-		if len(p.line) > 0 {
-			p.line = append(p.line, line...)
-			line = p.line
+		if !complete {
+			return
 		}
-		data = data[i+1:]
+		data = rest
 		if p.headBytes += len(line); p.headBytes > smtpReplyBytes {
 			l.failCheck(p, newError(ErrBadResponse, nil, "malformed SMTP reply from %s: longer than %d bytes", p.t.target, smtpReplyBytes))
 			return

@@ -204,25 +204,15 @@ func (l *netLoop) atEOF(p *probe) {
 func (l *netLoop) consume(p *probe, data []byte) {
 	c := p.t.http
 	for p.phase == phaseHead && len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			if len(p.line)+len(data) >= headerLineBytes {
-				l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: header line longer than %d bytes", p.t.target, headerLineBytes))
-				return
-			}
-			p.line = append(p.line, data...)
-			return
-		}
-		if len(p.line)+i+1 > headerLineBytes {
+		line, rest, complete := p.nextLine(data)
+		if line == nil {
 			l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: header line longer than %d bytes", p.t.target, headerLineBytes))
 			return
 		}
-		line := data[:i+1]
-		if len(p.line) > 0 {
-			p.line = append(p.line, line...)
-			line = p.line
+		if !complete {
+			return
 		}
-		data = data[i+1:]
+		data = rest
 		p.headBytes += len(line)
 		if p.headBytes > maxHeaderBytes {
 			l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: headers longer than %d bytes", p.t.target, maxHeaderBytes))
@@ -264,6 +254,30 @@ func (l *netLoop) consume(p *probe, data []byte) {
 	if p.taken >= p.want {
 		l.judge(p, false)
 	}
+}
+
+// nextLine takes the next line, '\n' included, from data, joined to the
+// part of it that p.line holds: as a bufio.Reader of headerLineBytes
+// reads lines. rest is what follows it. When data ends within the line,
+// complete is false and p.line holds what came of it; a line longer
+// than headerLineBytes is nil. The caller empties p.line after using a
+// complete line.
+func (p *probe) nextLine(data []byte) (line, rest []byte, complete bool) {
+	i := bytes.IndexByte(data, '\n')
+	switch {
+	case i < 0 && len(p.line)+len(data) >= headerLineBytes,
+		i >= 0 && len(p.line)+i+1 > headerLineBytes:
+		return nil, nil, false
+	case i < 0:
+		p.line = append(p.line, data...)
+		return p.line, nil, false
+	}
+	line = data[:i+1]
+	if len(p.line) > 0 {
+		p.line = append(p.line, line...)
+		line = p.line
+	}
+	return line, data[i+1:], true
 }
 
 // judge ends an HTTP check whose body has been read, up to the end of
