@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,12 +170,17 @@ func benchmarkChecks(b *testing.B, kind string, targets int) {
 	go func() { done <- s.Run(ctx) }()
 	warmup := time.NewTimer(2 * time.Second)
 	<-warmup.C
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	startAllocs := mem.Mallocs
 	startUser, startSys := cpuTime(b)
 	startWall := time.Now()
 	startChecks, startFailures := checks.Load(), failures.Load()
 	window := time.NewTimer(time.Duration(seconds) * time.Second)
 	<-window.C
 	user, sys := cpuTime(b)
+	runtime.ReadMemStats(&mem)
+	allocs := mem.Mallocs - startAllocs
 	user, sys = user-startUser, sys-startSys
 	cpu, wall := user+sys, time.Since(startWall)
 	n, failed := checks.Load()-startChecks, failures.Load()-startFailures
@@ -186,6 +192,7 @@ func benchmarkChecks(b *testing.B, kind string, targets int) {
 	b.ReportMetric(100*sys.Seconds()/wall.Seconds(), "sys-%")
 	b.ReportMetric(float64(n)/wall.Seconds(), "checks/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(n, 1)), "cpu-ns/check")
+	b.ReportMetric(float64(allocs)/float64(max(n, 1)), "allocs/check")
 	b.ReportMetric(float64(failed), "failed")
 	b.Logf("mean check duration %v", time.Duration(busyNanos.Load()/max(checks.Load(), 1)))
 	if failed > 0 {
