@@ -517,12 +517,14 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 				row(rs[0], 2)
 				row(rs[1], 2)
 			}
+			ours, theirs, left := bothServed(ours, theirs)
 			cpuRatio := meanCPUPerCheck(ours).Seconds() / meanCPUPerCheck(theirs).Seconds()
 			sysRatio := meanSyscalls(ours) / meanSyscalls(theirs)
-			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n, cpuRatio, sysRatio)
+			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f%s\n", kind, n, cpuRatio, sysRatio, left)
 			if len(base) > 0 {
-				fmt.Fprintf(&summary, "%-5s %5d ratio lvsd-base/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n,
-					meanCPUPerCheck(base).Seconds()/meanCPUPerCheck(theirsBase).Seconds(), meanSyscalls(base)/meanSyscalls(theirsBase))
+				base, theirsBase, left := bothServed(base, theirsBase)
+				fmt.Fprintf(&summary, "%-5s %5d ratio lvsd-base/keepalived: cpu/check %.2f, syscalls/check %.2f%s\n", kind, n,
+					meanCPUPerCheck(base).Seconds()/meanCPUPerCheck(theirsBase).Seconds(), meanSyscalls(base)/meanSyscalls(theirsBase), left)
 			}
 			b.ReportMetric(cpuRatio, fmt.Sprintf("%s%d-cpu-ratio", kind, n))
 			b.ReportMetric(sysRatio, fmt.Sprintf("%s%d-syscall-ratio", kind, n))
@@ -552,6 +554,22 @@ func meanCPUPerCheck(rs []hcRun) time.Duration {
 		served += r.served
 	}
 	return cpu / time.Duration(max(served, 1))
+}
+
+// bothServed keeps the rounds in which both checkers were served: a
+// round in which one served nothing has no CPU per check to pool (its
+// CPU would count against the other rounds' checks). left says how many
+// rounds were left out.
+func bothServed(ours, theirs []hcRun) (keptOurs, keptTheirs []hcRun, left string) {
+	for i := range ours {
+		if ours[i].served > 0 && theirs[i].served > 0 {
+			keptOurs, keptTheirs = append(keptOurs, ours[i]), append(keptTheirs, theirs[i])
+		}
+	}
+	if n := len(ours) - len(keptOurs); n > 0 {
+		left = fmt.Sprintf(" (%d of %d rounds left out: a checker was served nothing in them)", n, len(ours))
+	}
+	return keptOurs, keptTheirs, left
 }
 
 // meanSyscalls is the mean of the rounds' syscalls per check, over the
