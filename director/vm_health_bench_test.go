@@ -517,9 +517,9 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 				row(rs[0], 2)
 				row(rs[1], 2)
 			}
-			ours, theirs, left := bothServed(ours, theirs)
-			cpuRatio := meanCPUPerCheck(ours).Seconds() / meanCPUPerCheck(theirs).Seconds()
-			sysRatio := meanSyscalls(ours) / meanSyscalls(theirs)
+			pooledOurs, pooledTheirs, left := bothServed(ours, theirs)
+			cpuRatio := meanCPUPerCheck(pooledOurs).Seconds() / meanCPUPerCheck(pooledTheirs).Seconds()
+			sysRatio := meanSyscalls(pooledOurs) / meanSyscalls(pooledTheirs)
 			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f%s\n", kind, n, cpuRatio, sysRatio, left)
 			if len(base) > 0 {
 				base, theirsBase, left := bothServed(base, theirsBase)
