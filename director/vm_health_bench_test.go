@@ -70,11 +70,13 @@ func hcWindowsFromEnv() hcWindows {
 
 // hcChecker is a running checker: lvsd or keepalived's checker process.
 type hcChecker struct {
-	tool   string
-	pid    int
-	srv    *hcServers // the real servers it checks
-	done   <-chan struct{}
-	finish func(*hcRun) // stops it; fills in its profile, if any
+	tool    string
+	n       int       // real servers
+	started time.Time // when it was started
+	pid     int
+	srv     *hcServers // the real servers it checks
+	done    <-chan struct{}
+	finish  func(*hcRun) // stops it; fills in its profile, if any
 }
 
 // measureTogether measures checkers that run at the same time, each on
@@ -85,21 +87,15 @@ type hcChecker struct {
 // window of its own (strace slows the process: not during the first).
 func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) []hcRun {
 	// Starting with 5,000 real servers (IPVS writes, config parsing)
-	// takes a starved VM minutes.
-	deadline := time.Now().Add(4 * time.Minute)
+	// takes a starved VM minutes: each checker is waited for until its
+	// servers have served it in steadySeconds consecutive seconds, then
+	// for the warm-up.
+	started := time.Now()
+	deadline := started.Add(4 * time.Minute)
 	for _, c := range cs {
-		start := c.srv.served(kind)
-		for c.srv.served(kind) == start {
-			select {
-			case <-c.done:
-				b.Fatalf("%s exited before checking", c.tool)
-			default:
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%s checked nothing within 4 minutes", c.tool)
-			}
-			time.Sleep(50 * time.Millisecond) // polling the servers' counter, with a deadline
-		}
+		first, steady := waitSteady(b, c, kind, deadline)
+		fmt.Printf("%s %d %s: first check served %.1fs after start, served in each of %d seconds in a row %.1fs after start\n",
+			kind, c.n, c.tool, first.Sub(c.started).Seconds(), steadySeconds, steady.Sub(c.started).Seconds())
 	}
 	wait := func(d time.Duration) {
 		t := time.NewTimer(d)
@@ -170,6 +166,45 @@ func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) [
 	return runs
 }
 
+// steadySeconds is how many seconds in a row a checker's servers must
+// have served it before its warm-up starts.
+const steadySeconds = 3
+
+// waitSteady waits until c's servers have served it at least once in
+// each of steadySeconds consecutive seconds, polling their counter, and
+// returns when they served it first and when it became steady.
+func waitSteady(b *testing.B, c *hcChecker, kind string, deadline time.Time) (first, steady time.Time) {
+	start := c.srv.served(kind)
+	last, lastAt, inRow := start, time.Now(), 0
+	for {
+		select {
+		case <-c.done:
+			b.Fatalf("%s exited before checking steadily", c.tool)
+		default:
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			b.Fatalf("%s was not served in %d seconds in a row within 4 minutes (served %d checks)", c.tool, steadySeconds, c.srv.served(kind)-start)
+		}
+		got := c.srv.served(kind)
+		if first.IsZero() && got != start {
+			first = now
+		}
+		if now.Sub(lastAt) >= time.Second {
+			if got > last {
+				inRow++
+			} else {
+				inRow = 0
+			}
+			last, lastAt = got, now
+			if inRow >= steadySeconds {
+				return first, now
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling the servers' counter, with a deadline
+	}
+}
+
 // keepalivedCheckConfig checks n real servers with keepalived's TCP_CHECK or
 // HTTP_GET every second, with a 1s connect timeout.
 func keepalivedCheckConfig(kind string, n, first int) string {
@@ -227,9 +262,15 @@ func lvsdHealthConfig(dir, kind string, n, first int) string {
 // servers served per second, CPU per check, and syscalls per check
 // (strace -c -f over every thread, in a window of its own, over the
 // connect calls in it: one per check); then the ratios lvsd/keepalived of
-// CPU and syscalls per check, pooled over the rounds. It runs once,
-// whatever b.N is (about 6 minutes under TCG).
+// CPU and syscalls per check, pooled over the two rounds. A third
+// round runs lvsd with a CPU profile ("lvsd+prof"), printed with where
+// its CPU went but not pooled (profiling under TCG inflates CPU). Each
+// checker's window starts once its servers have served it in 3
+// seconds in a row (the time that took is printed) and the warm-up
+// has passed. It runs once, whatever b.N is (about 9 minutes under
+// TCG).
 //
+// LVSKIT_HC_PROFILE=0 leaves out the profiled round.
 // LVSKIT_HC_BASELINE_LVSD names another lvsd binary (an older build):
 // each round then also runs it beside keepalived, as "lvsd-base", for a
 // before/after figure in the same run.
@@ -253,6 +294,8 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 			sizes = append(sizes, n)
 		}
 	}
+	// LVSKIT_HC_PROFILE=0 leaves out the profiled round.
+	profile := os.Getenv("LVSKIT_HC_PROFILE") != "0"
 	kinds := []string{"tcp", "http"}
 	if s := os.Getenv("LVSKIT_HC_KINDS"); s != "" {
 		kinds = strings.Split(s, ",")
@@ -304,10 +347,14 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 		for _, kind := range kinds {
 			var ours, theirs, base, theirsBase []hcRun
 			row := func(r hcRun, round int) {
-				fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %6.1f%% %12v %14.1f %7.1f%%\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, 100*r.servedPerSec/float64(n), r.cpuPerCheck.Round(time.Microsecond), r.syscallsCheck, 100*r.serverShare)
+				perCheck := "-" // nothing served: no CPU per check
+				if r.served > 0 {
+					perCheck = r.cpuPerCheck.Round(time.Microsecond).String()
+				}
+				fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %6.1f%% %12s %14.1f %7.1f%%\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, 100*r.servedPerSec/float64(n), perCheck, r.syscallsCheck, 100*r.serverShare)
 				fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
 				if r.profiled {
-					fmt.Printf("%s %d lvsd round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
+					fmt.Printf("%s %d lvsd+prof round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
 						kind, n, round+1, 100*r.publishShare, 100*r.schedulerShare, 100*r.loopShare)
 					b.ReportMetric(100*r.publishShare, fmt.Sprintf("%s%d-daemon-per-result-%%", kind, n))
 				}
@@ -324,20 +371,32 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 					row(rs[0], round)
 					row(rs[1], round)
 				}
-				// The second round's lvsd is profiled: where its CPU goes.
 				rs := measureTogether(b, kind, w,
-					startLvsd(b, newDirector(), hcStart{bin: lvsd, tool: "lvsd", kind: kind, n: n, srv: mine, cpus: checkerCPUs, profile: round == 1}),
+					startLvsd(b, newDirector(), hcStart{bin: lvsd, tool: "lvsd", kind: kind, n: n, srv: mine, cpus: checkerCPUs}),
 					startKeepalived(b, newDirector(), hcStart{kind: kind, n: n, srv: other, cpus: checkerCPUs}))
 				ours, theirs = append(ours, rs[0]), append(theirs, rs[1])
 				row(rs[0], round)
 				row(rs[1], round)
 			}
-			cpuRatio := meanCPUPerCheck(ours).Seconds() / meanCPUPerCheck(theirs).Seconds()
-			sysRatio := meanSyscalls(ours) / meanSyscalls(theirs)
-			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n, cpuRatio, sysRatio)
+			if profile {
+				// An extra round, not pooled into the ratio: profiling
+				// under TCG inflates lvsd's CPU (the lead's quiet run:
+				// 2.1 ms per HTTP check profiled, 1.1 ms not). Where
+				// lvsd's CPU goes, and its daemon's share.
+				rs := measureTogether(b, kind, w,
+					startLvsd(b, newDirector(), hcStart{bin: lvsd, tool: "lvsd+prof", kind: kind, n: n, srv: blocks[0], cpus: checkerCPUs, profile: true}),
+					startKeepalived(b, newDirector(), hcStart{kind: kind, n: n, srv: blocks[1], cpus: checkerCPUs}))
+				row(rs[0], 2)
+				row(rs[1], 2)
+			}
+			pooledOurs, pooledTheirs, left := bothServed(ours, theirs)
+			cpuRatio := meanCPUPerCheck(pooledOurs).Seconds() / meanCPUPerCheck(pooledTheirs).Seconds()
+			sysRatio := meanSyscalls(pooledOurs) / meanSyscalls(pooledTheirs)
+			fmt.Fprintf(&summary, "%-5s %5d ratio lvsd/keepalived: cpu/check %.2f, syscalls/check %.2f%s\n", kind, n, cpuRatio, sysRatio, left)
 			if len(base) > 0 {
-				fmt.Fprintf(&summary, "%-5s %5d ratio lvsd-base/keepalived: cpu/check %.2f, syscalls/check %.2f\n", kind, n,
-					meanCPUPerCheck(base).Seconds()/meanCPUPerCheck(theirsBase).Seconds(), meanSyscalls(base)/meanSyscalls(theirsBase))
+				base, theirsBase, left := bothServed(base, theirsBase)
+				fmt.Fprintf(&summary, "%-5s %5d ratio lvsd-base/keepalived: cpu/check %.2f, syscalls/check %.2f%s\n", kind, n,
+					meanCPUPerCheck(base).Seconds()/meanCPUPerCheck(theirsBase).Seconds(), meanSyscalls(base)/meanSyscalls(theirsBase), left)
 			}
 			b.ReportMetric(cpuRatio, fmt.Sprintf("%s%d-cpu-ratio", kind, n))
 			b.ReportMetric(sysRatio, fmt.Sprintf("%s%d-syscall-ratio", kind, n))
@@ -349,7 +408,7 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	if pin {
 		placement = fmt.Sprintf("servers pinned to CPU %d, checkers to CPUs %s", serverCPU, checkerCPUs)
 	}
-	fmt.Printf("health checks every 1s, timeout 1s; windows: warm-up %v, cpu %v, syscalls %v; %s; \"of rate\" is served/s over the configured rate (one check per real server a second), \"servers\" the servers' CPU (one thread) as a share of one CPU; the guest's load average at the end: %s\n%s",
+	fmt.Printf("health checks every 1s, timeout 1s; windows: warm-up %v (after 3 steady seconds), cpu %v, syscalls %v; %s; \"of rate\" is served/s over the configured rate (one check per real server a second), \"servers\" the servers' CPU (one thread) as a share of one CPU; ratios pool rounds 1 and 2 (\"lvsd+prof\", profiled, is left out); cpu/check \"-\": nothing served in the window; the guest's load average at the end: %s (the host's is the reader's to note: TCG shares it)\n%s",
 		w.warmup, w.cpu, w.syscalls, placement, loadAverage(), summary.String())
 	os.Stdout.Sync()
 }
@@ -367,6 +426,22 @@ func meanCPUPerCheck(rs []hcRun) time.Duration {
 		served += r.served
 	}
 	return cpu / time.Duration(max(served, 1))
+}
+
+// bothServed keeps the rounds in which both checkers were served: a
+// round in which one served nothing has no CPU per check to pool (its
+// CPU would count against the other rounds' checks). left says how many
+// rounds were left out.
+func bothServed(ours, theirs []hcRun) (keptOurs, keptTheirs []hcRun, left string) {
+	for i := range ours {
+		if ours[i].served > 0 && theirs[i].served > 0 {
+			keptOurs, keptTheirs = append(keptOurs, ours[i]), append(keptTheirs, theirs[i])
+		}
+	}
+	if n := len(ours) - len(keptOurs); n > 0 {
+		left = fmt.Sprintf(" (%d of %d rounds left out: a checker was served nothing in them)", n, len(ours))
+	}
+	return keptOurs, keptTheirs, left
 }
 
 // meanSyscalls is the mean of the rounds' syscalls per check, over the
@@ -428,10 +503,14 @@ func startLvsd(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
 		args = append(args, "--cpu-profile", prof)
 	}
 	name, args := o.command(bin, args...)
+	started := time.Now()
 	p := h.Start(context.Background(), name, args...)
 	finish := func(r *hcRun) {
 		if err := p.Stop(); err != nil {
 			fmt.Printf("%s %d %s: stopping: %v\n", kind, n, tool, err)
+		}
+		if r.served == 0 {
+			printTail(fmt.Sprintf("%s %d %s served nothing in the window", kind, n, tool), p.Output())
 		}
 		if !profile {
 			return
@@ -446,7 +525,7 @@ func startLvsd(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
 		r.profiled = true
 		r.publishShare, r.schedulerShare, r.loopShare = shares[0], shares[1], shares[2]
 	}
-	return &hcChecker{tool: tool, pid: p.Pid(), srv: srv, done: p.Done(), finish: finish}
+	return &hcChecker{tool: tool, n: n, started: started, pid: p.Pid(), srv: srv, done: p.Done(), finish: finish}
 }
 
 func startKeepalived(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
@@ -459,6 +538,7 @@ func startKeepalived(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
 	checkersPid := filepath.Join(dir, "checkers.pid")
 	name, args := o.command("keepalived", "--check", "--dont-fork", "--log-console", "--use-file", cfg,
 		"--pid", filepath.Join(dir, "keepalived.pid"), "--checkers_pid", checkersPid)
+	started := time.Now()
 	p := h.Start(context.Background(), name, args...)
 	// The parent only watches its children: the checker process is
 	// the one to measure.
@@ -478,5 +558,16 @@ func startKeepalived(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
 		}
 		time.Sleep(50 * time.Millisecond) // polling for the pid file, with a deadline
 	}
-	return &hcChecker{tool: "keepalived", pid: pid, srv: srv, done: p.Done(), finish: func(*hcRun) { _ = p.Stop() }}
+	return &hcChecker{tool: "keepalived", n: n, started: started, pid: pid, srv: srv, done: p.Done(), finish: func(r *hcRun) {
+		_ = p.Stop()
+		if r.served == 0 {
+			printTail(fmt.Sprintf("%s %d keepalived served nothing in the window", kind, n), p.Output())
+		}
+	}}
+}
+
+// printTail prints what a checker wrote last, under why.
+func printTail(why, output string) {
+	lines := strings.Split(strings.TrimRight(output, "\n"), "\n")
+	fmt.Printf("%s; its last %d lines of output:\n%s\n", why, min(20, len(lines)), strings.Join(lines[max(0, len(lines)-20):], "\n"))
 }

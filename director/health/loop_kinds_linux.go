@@ -3,8 +3,6 @@
 package health
 
 import (
-	"bytes"
-	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -47,33 +45,26 @@ func (l *netLoop) beginUDP(p *probe) {
 	l.watch(p, fd, unix.EPOLLIN|unix.EPOLLET)
 }
 
-// stepUDP judges a reply or an ICMP error.
-func (l *netLoop) stepUDP(p *probe, events uint32) {
-	c := p.t.udp
+// stepDatagram judges a UDP check's reply or a ping's echo reply, or
+// the ICMP error that came instead.
+func (l *netLoop) stepDatagram(p *probe, events uint32) {
 	if events&unix.EPOLLERR != 0 {
 		if err := pendingError(p.fd); err != nil {
-			l.failCheck(p, c.unreachable(p.fail(err)))
+			l.failCheck(p, p.readFailed(err))
 			return
 		}
 	}
-	for p.fd >= 0 {
-		n, err := unix.Read(p.fd, l.buf)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return
-		case err != nil:
-			l.failCheck(p, c.unreachable(p.fail(err)))
-			return
-		}
-		msg, err := c.judge(l.buf[:n])
-		if err != nil {
-			l.failCheck(p, err)
-			return
-		}
-		l.finish(p, Result{Up: true, Reason: msg, Time: p.start})
+	l.readReady(p)
+}
+
+// consumeUDP judges a reply.
+func (l *netLoop) consumeUDP(p *probe, data []byte) {
+	msg, err := p.t.udp.judge(data)
+	if err != nil {
+		l.failCheck(p, err)
+		return
 	}
+	l.finish(p, Result{Up: true, Reason: msg, Time: p.start})
 }
 
 // beginPing sends p's echo request from an ICMP socket of its own: an
@@ -125,29 +116,11 @@ func (l *netLoop) beginPing(p *probe) {
 	l.watch(p, fd, unix.EPOLLIN|unix.EPOLLET)
 }
 
-// stepPing passes p on its echo reply, skipping other ICMP messages.
-func (l *netLoop) stepPing(p *probe, events uint32) {
-	if events&unix.EPOLLERR != 0 {
-		if err := pendingError(p.fd); err != nil {
-			l.failCheck(p, p.pingFailed(err))
-			return
-		}
-	}
+// consumePing passes p on its echo reply, skipping other ICMP messages.
+func (l *netLoop) consumePing(p *probe, data []byte) {
 	v6 := p.t.family() == unix.AF_INET6
-	for p.fd >= 0 {
-		n, err := unix.Read(p.fd, l.buf)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return
-		case err != nil:
-			l.failCheck(p, p.pingFailed(err))
-			return
-		}
-		if isEchoReply(l.buf[:n], v6, p.rawPing && !v6, p.rawPing, p.t.ping.id, p.seq) {
-			l.finish(p, Result{Up: true, Reason: p.t.connected, Time: p.start})
-		}
+	if isEchoReply(data, v6, p.rawPing && !v6, p.rawPing, p.t.ping.id, p.seq) {
+		l.finish(p, Result{Up: true, Reason: p.t.connected, Time: p.start})
 	}
 }
 
@@ -178,22 +151,7 @@ func (l *netLoop) stepSMTP(p *probe, events uint32) {
 	if p.sent < len(p.out) && !l.send(p) {
 		return
 	}
-	for p.fd >= 0 {
-		n, err := unix.Read(p.fd, l.buf)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return
-		case err != nil:
-			l.failCheck(p, p.fail(err))
-			return
-		case n == 0:
-			l.failCheck(p, p.fail(io.EOF))
-			return
-		}
-		l.consumeSMTP(p, l.buf[:n])
-	}
+	l.readReady(p)
 }
 
 // consumeSMTP parses data, the next bytes from an SMTP server, as the
@@ -202,21 +160,15 @@ func (l *netLoop) stepSMTP(p *probe, events uint32) {
 func (l *netLoop) consumeSMTP(p *probe, data []byte) {
 	c := p.t.smtp
 	for len(data) > 0 && p.fd >= 0 {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 || len(p.line)+i+1 > headerLineBytes {
-			if len(p.line)+len(data) >= headerLineBytes {
-				l.failCheck(p, newError(ErrBadResponse, nil, "malformed SMTP reply from %s: a line longer than %d bytes", p.t.target, headerLineBytes))
-				return
-			}
-			p.line = append(p.line, data...)
+		line, rest, complete := p.nextLine(data)
+		if line == nil {
+			l.failCheck(p, newError(ErrBadResponse, nil, "malformed SMTP reply from %s: a line longer than %d bytes", p.t.target, headerLineBytes))
 			return
 		}
-		line := data[:i+1]
-		if len(p.line) > 0 {
-			p.line = append(p.line, line...)
-			line = p.line
+		if !complete {
+			return
 		}
-		data = data[i+1:]
+		data = rest
 		if p.headBytes += len(line); p.headBytes > smtpReplyBytes {
 			l.failCheck(p, newError(ErrBadResponse, nil, "malformed SMTP reply from %s: longer than %d bytes", p.t.target, smtpReplyBytes))
 			return

@@ -3,18 +3,14 @@
 package health
 
 import (
-	"bytes"
 	"container/heap"
 	"context"
 	"crypto/md5"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
-	"net/netip"
 	"os"
 	"runtime"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +62,8 @@ type netLoop struct {
 	echo     []byte          // a ping's echo request, reused
 	pingRaw  [2]bool         // IPv4, IPv6: ICMP sockets are refused, ping on raw ones
 	ev       unix.EpollEvent // epoll_ctl's argument, kept off the heap
+	spare    [2][]*probe     // the last round's submitted and canceled slices, reused
+	backlog  []*probe        // submitted, not begun yet (maxBegins)
 }
 
 // batchWindow is how long the loop pauses after a round woken by
@@ -78,64 +76,6 @@ const batchWindow = time.Millisecond
 // enough that sysmon (which preempts a goroutine running for 10ms
 // without passing through the scheduler) never signals it.
 const yieldEvery = 4 * time.Millisecond
-
-// probePhase is how far a check has come.
-type probePhase uint8
-
-const (
-	phaseIdle probePhase = iota
-	phaseConnect
-	phaseSend
-	phaseHead
-	phaseBody
-	phaseReply // a datagram check waits for its reply
-	phaseSMTP  // an SMTP check sends and reads its replies
-)
-
-// probe is one check on the event loop. A target's probe is reused by
-// its next check.
-type probe struct {
-	t        *loopTarget
-	e        *entry
-	fd       int
-	phase    probePhase
-	start    time.Time
-	deadline time.Time
-	index    int // in the deadline heap; -1 when not in it
-
-	sent        int    // bytes of the request sent
-	line        []byte // a head line read in part
-	lines       int    // head lines read
-	headBytes   int
-	code        int
-	length      int64     // Content-Length; -1 when absent
-	want, taken int64     // body bytes to read, read
-	sum         hash.Hash // the body's MD5 when the check has a digest; reused
-
-	out      []byte // what to send (HTTP's request, SMTP's commands)
-	smtpStep int    // the reply an SMTP check waits for
-	seq      uint16 // a ping's echo sequence number
-	rawPing  bool   // the ping went out on a raw socket
-}
-
-func (p *probe) reset(t *loopTarget, e *entry) {
-	line, sum := p.line[:0], p.sum
-	*p = probe{t: t, e: e, fd: -1, index: -1, line: line, length: -1, sum: sum}
-	if t.ping != nil {
-		p.seq = uint16(t.ping.seq.Add(1))
-	}
-}
-
-func loopSockaddr(ap netip.AddrPort) (any, bool) {
-	a := ap.Addr()
-	switch {
-	case a.Zone() != "":
-		return nil, false
-	case a.Is4() || a.Is4In6():
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}, true
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}, true
-}
 
 // startNetLoop starts the event loop's goroutine; stop ends it.
 func startNetLoop(opts netLoopOptions) (*netLoop, error) {
@@ -238,20 +178,7 @@ func (l *netLoop) wake() {
 
 func (l *netLoop) run(netns string, ready chan<- error) {
 	defer close(l.done)
-	defer func() {
-		for fd := range l.probes {
-			unix.Close(fd)
-		}
-		for fd := range l.draining {
-			unix.Close(fd)
-		}
-		unix.Close(l.evfd)
-		unix.Close(l.epfd)
-		l.mu.Lock()
-		l.stopped = true
-		l.submitted, l.canceled = nil, nil
-		l.mu.Unlock()
-	}()
+	defer l.closeAll()
 	if netns != "" {
 		if err := enterNetNS(netns); err != nil {
 			ready <- err
@@ -260,89 +187,25 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 	}
 	ready <- nil
 	events := make([]unix.EpollEvent, 256)
-	var batch, cancels []*probe
 	var woken bool // the last epoll_wait returned sockets' events
 	l.now = time.Now()
 	yielded := l.now
 	for {
-		now := l.now
-		if now.Sub(yielded) >= yieldEvery {
+		if l.now.Sub(yielded) >= yieldEvery {
 			// The loop blocks in raw syscalls, never in the
 			// scheduler, so Go's sysmon would take it for a goroutine
 			// that hogs its P and interrupt it with a signal every
 			// 10ms (a costly one in an emulated VM). Yielding now and
 			// then tells the scheduler it is not stuck.
 			runtime.Gosched()
-			yielded = now
+			yielded = l.now
 		}
-		l.expire(now)
-		l.flush()
-		var wakeAt time.Time
-		if tick := l.tick.Load(); tick != nil {
-			// The scheduler submits the due checks: begun below, in
-			// this round.
-			if due, ok := (*tick)(now); ok {
-				wakeAt = due
-			}
-		}
-		l.mu.Lock()
-		batch, l.submitted = l.submitted, batch[:0]
-		cancels, l.canceled = l.canceled, cancels[:0]
-		stopping := l.stopping
-		l.mu.Unlock()
-		if stopping {
+		wakeAt, ok := l.round()
+		if !ok {
 			return
 		}
-		for i, p := range batch {
-			l.begin(p, now)
-			batch[i] = nil
-		}
-		for i, p := range cancels {
-			if p.phase != phaseIdle && p.e != nil {
-				l.failCheck(p, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target))
-			}
-			cancels[i] = nil
-		}
-		l.flush()
-
-		if len(l.timers) > 0 && (wakeAt.IsZero() || l.timers[0].deadline.Before(wakeAt)) {
-			wakeAt = l.timers[0].deadline
-		}
-		if len(l.drainQ) > 0 && (wakeAt.IsZero() || l.drainQ[0].until.Before(wakeAt)) {
-			wakeAt = l.drainQ[0].until
-		}
-		wait := time.Duration(-1)
-		if !wakeAt.IsZero() {
-			wait = max(wakeAt.Sub(now), 0)
-		}
-		l.sleeping.Store(true)
-		if l.poked.Swap(false) {
-			wait = 0
-		} else {
-			l.mu.Lock()
-			if len(l.submitted) > 0 || len(l.canceled) > 0 || l.stopping {
-				wait = 0
-			}
-			l.mu.Unlock()
-		}
-		if woken && wait != 0 {
-			// Let the events of more checks gather (wake still
-			// interrupts the epoll_wait that follows at once).
-			pause := batchWindow
-			if wait > 0 {
-				pause = min(pause, wait)
-				wait -= pause
-			}
-			ts := unix.NsecToTimespec(int64(pause))
-			_ = unix.Nanosleep(&ts, nil)
-		}
-		timeout := -1
-		if wait >= 0 {
-			timeout = int((wait + time.Millisecond - 1) / time.Millisecond)
-		}
-		n, err := unix.EpollWait(l.epfd, events, timeout)
-		l.sleeping.Store(false)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		n, err := l.waitEvents(events, l.waitFor(wakeAt), woken)
+		if err != nil {
 			// Only a broken epoll descriptor gets here: fail what is in
 			// flight and let the scheduler run checks on goroutines.
 			for _, p := range l.probes {
@@ -352,24 +215,177 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 			return
 		}
 		l.now = time.Now()
-		woken = false
-		for _, ev := range events[:max(n, 0)] {
-			fd := int(ev.Fd)
-			if fd == l.evfd {
-				var b [8]byte
-				_, _ = unix.Read(l.evfd, b[:])
-				continue
-			}
-			woken = true
-			if p := l.probes[fd]; p != nil {
-				l.step(p, ev.Events)
-			} else if _, ok := l.draining[fd]; ok {
-				// The server's FIN (or more than it announced): done.
-				delete(l.draining, fd)
-				unix.Close(fd)
-			}
+		woken = l.handleEvents(events[:n])
+	}
+}
+
+// closeAll closes every socket the loop holds, when its goroutine ends,
+// and makes submit refuse.
+func (l *netLoop) closeAll() {
+	for fd := range l.probes {
+		unix.Close(fd)
+	}
+	for fd := range l.draining {
+		unix.Close(fd)
+	}
+	unix.Close(l.evfd)
+	unix.Close(l.epfd)
+	l.mu.Lock()
+	l.stopped = true
+	l.submitted, l.canceled = nil, nil
+	l.mu.Unlock()
+}
+
+// round does what is due at l.now: it ends the checks past their
+// deadline, has the scheduler submit the due checks, begins the
+// submitted ones and ends the canceled ones. It returns when the loop
+// must look again (zero for never, unless woken), and false when the
+// loop is stopping.
+func (l *netLoop) round() (wakeAt time.Time, ok bool) {
+	now := l.now
+	l.expire(now)
+	l.flush()
+	if tick := l.tick.Load(); tick != nil {
+		// The scheduler submits the due checks: begun below, in
+		// this round.
+		if due, ok := (*tick)(now); ok {
+			wakeAt = due
 		}
 	}
+	l.mu.Lock()
+	batch, cancels := l.submitted, l.canceled
+	l.submitted, l.canceled = l.spare[0][:0], l.spare[1][:0]
+	stopping := l.stopping
+	l.mu.Unlock()
+	if stopping {
+		return time.Time{}, false
+	}
+	for i, p := range batch {
+		p.queued = true
+		l.backlog = append(l.backlog, p)
+		batch[i] = nil
+	}
+	for i, p := range cancels {
+		switch {
+		case p.queued:
+			l.dropQueued(p)
+			p.start = now
+			l.failCheck(p, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target))
+		case p.phase != phaseIdle && p.e != nil:
+			l.failCheck(p, newError(ErrCanceled, context.Canceled, "canceled while %s %s", progressive(p.op()), p.t.target))
+		}
+		cancels[i] = nil
+	}
+	l.spare[0], l.spare[1] = batch, cancels
+	if l.beginQueued(now) {
+		wakeAt = now // more to begin once the events that came are handled
+	}
+	l.flush()
+	if len(l.timers) > 0 && (wakeAt.IsZero() || l.timers[0].deadline.Before(wakeAt)) {
+		wakeAt = l.timers[0].deadline
+	}
+	if len(l.drainQ) > 0 && (wakeAt.IsZero() || l.drainQ[0].until.Before(wakeAt)) {
+		wakeAt = l.drainQ[0].until
+	}
+	return wakeAt, true
+}
+
+// maxBegins is how many checks a round begins at most. The rest wait
+// for the next round, after the events that came meanwhile: a loop
+// that fell behind (a starved VM, a burst of due checks) finishes the
+// checks in flight before it begins more, and a check's deadline,
+// counted from the round's clock reading, is not eaten by the begins
+// before its own.
+const maxBegins = 64
+
+// beginQueued begins up to maxBegins queued checks; true when some are
+// left.
+func (l *netLoop) beginQueued(now time.Time) bool {
+	n := min(len(l.backlog), maxBegins)
+	for i, p := range l.backlog[:n] {
+		p.queued = false
+		l.begin(p, now)
+		l.backlog[i] = nil
+	}
+	rest := copy(l.backlog, l.backlog[n:])
+	clear(l.backlog[rest:])
+	l.backlog = l.backlog[:rest]
+	return rest > 0
+}
+
+// dropQueued takes p, not begun yet, out of the queue.
+func (l *netLoop) dropQueued(p *probe) {
+	p.queued = false
+	l.backlog = slices.DeleteFunc(l.backlog, func(q *probe) bool { return q == p })
+}
+
+// waitFor is how long the loop may sleep before wakeAt (-1: until
+// woken), or 0 when there is work already (a wake, a submit, a cancel
+// or a stop since the round began). From here until the next
+// epoll_wait returns, wake writes the eventfd.
+func (l *netLoop) waitFor(wakeAt time.Time) time.Duration {
+	wait := time.Duration(-1)
+	if !wakeAt.IsZero() {
+		wait = max(wakeAt.Sub(l.now), 0)
+	}
+	l.sleeping.Store(true)
+	if l.poked.Swap(false) {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.submitted) > 0 || len(l.canceled) > 0 || l.stopping {
+		return 0
+	}
+	return wait
+}
+
+// waitEvents waits up to wait (-1: until woken) for events. After a
+// round woken by sockets it first pauses batchWindow, so that the
+// events of more checks gather (wake still interrupts the epoll_wait
+// that follows at once).
+func (l *netLoop) waitEvents(events []unix.EpollEvent, wait time.Duration, woken bool) (int, error) {
+	defer l.sleeping.Store(false)
+	if woken && wait != 0 {
+		pause := batchWindow
+		if wait > 0 {
+			pause = min(pause, wait)
+			wait -= pause
+		}
+		ts := unix.NsecToTimespec(int64(pause))
+		_ = unix.Nanosleep(&ts, nil)
+	}
+	timeout := -1
+	if wait >= 0 {
+		timeout = int((wait + time.Millisecond - 1) / time.Millisecond)
+	}
+	n, err := unix.EpollWait(l.epfd, events, timeout)
+	if errors.Is(err, unix.EINTR) {
+		return 0, nil
+	}
+	return max(n, 0), err
+}
+
+// handleEvents steps the checks whose sockets have events; true when
+// there were any (not only the eventfd's).
+func (l *netLoop) handleEvents(events []unix.EpollEvent) (woken bool) {
+	for _, ev := range events {
+		fd := int(ev.Fd)
+		if fd == l.evfd {
+			var b [8]byte
+			_, _ = unix.Read(l.evfd, b[:])
+			continue
+		}
+		woken = true
+		if p := l.probes[fd]; p != nil {
+			l.step(p, ev.Events)
+		} else if _, ok := l.draining[fd]; ok {
+			// The server's FIN (or more than it announced): done.
+			delete(l.draining, fd)
+			unix.Close(fd)
+		}
+	}
+	return woken
 }
 
 // flush hands the finished checks to the scheduler in one batch.
@@ -380,293 +396,6 @@ func (l *netLoop) flush() {
 	l.deliver(l.results, l.now)
 	clear(l.results)
 	l.results = l.results[:0]
-}
-
-// begin opens p's connection (or sends its datagram).
-func (l *netLoop) begin(p *probe, now time.Time) {
-	p.start, p.deadline, p.phase = now, now.Add(p.t.timeout), phaseConnect
-	switch p.t.kind {
-	case kindUDP:
-		l.beginUDP(p)
-		return
-	case kindPing:
-		l.beginPing(p)
-		return
-	}
-	fd, err := unix.Socket(p.t.family(), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		l.failCheck(p, p.fail(os.NewSyscallError("socket", err)))
-		return
-	}
-	// As keepalived's checkers do: close ends the connection with a
-	// reset, not a FIN. A TCP check's connection, which the checker
-	// closes first, then leaves no TIME_WAIT socket on the director
-	// (at 1,000 checks a second, 60,000 of them that connect's choice
-	// of a local port must step around) and costs four packets instead
-	// of seven; an HTTP check's, closed after the server's FIN, skips
-	// the last FIN and ACK.
-	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &abortiveClose); err != nil {
-		unix.Close(fd)
-		l.failCheck(p, p.fail(os.NewSyscallError("setsockopt SO_LINGER", err)))
-		return
-	}
-	err = unix.Connect(fd, p.t.sockaddr.(unix.Sockaddr))
-	if err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
-		l.failCheck(p, p.fail(err))
-		return
-	}
-	// Edge-triggered: the connect's completion, then the response,
-	// each wake the loop once; EPOLLRDHUP says when the server's FIN
-	// came with the response.
-	l.watch(p, fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET)
-}
-
-// abortiveClose is SO_LINGER on with a zero timeout: close resets the
-// connection.
-var abortiveClose = unix.Linger{Onoff: 1, Linger: 0}
-
-// watch makes fd p's socket, waited on for events, until p's deadline.
-func (l *netLoop) watch(p *probe, fd int, events uint32) {
-	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
-		unix.Close(fd)
-		l.failCheck(p, p.fail(os.NewSyscallError("epoll_ctl", err)))
-		return
-	}
-	p.fd = fd
-	l.probes[fd] = p
-	heap.Push(&l.timers, p)
-}
-
-// family is the address family of t's address.
-func (t *loopTarget) family() int {
-	if _, ok := t.sockaddr.(*unix.SockaddrInet6); ok {
-		return unix.AF_INET6
-	}
-	return unix.AF_INET
-}
-
-// step moves p on after events on its socket.
-func (l *netLoop) step(p *probe, events uint32) {
-	l.events = events
-	switch p.t.kind {
-	case kindUDP:
-		l.stepUDP(p, events)
-		return
-	case kindPing:
-		l.stepPing(p, events)
-		return
-	}
-	if p.phase == phaseConnect {
-		// A refused or unreachable connect reports EPOLLERR (and
-		// EPOLLHUP); its errno is the socket's pending error. Only
-		// then is SO_ERROR read.
-		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-			errno, err := unix.GetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-			if err == nil && errno != 0 {
-				err = unix.Errno(errno)
-			}
-			if err != nil {
-				l.failCheck(p, p.fail(err))
-				return
-			}
-		}
-		if events&(unix.EPOLLOUT|unix.EPOLLIN) == 0 {
-			return
-		}
-		if p.t.kind == kindSMTP {
-			p.phase = phaseSMTP
-			l.stepSMTP(p, events)
-			return
-		}
-		if p.t.http == nil {
-			l.finish(p, Result{Up: true, Reason: p.t.connected, Time: p.start})
-			return
-		}
-		p.phase, p.out = phaseSend, p.t.http.request
-	}
-	if p.phase == phaseSMTP {
-		l.stepSMTP(p, events)
-		return
-	}
-	if p.phase == phaseSend {
-		if !l.send(p) {
-			return
-		}
-		p.phase = phaseHead
-		if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
-			// The response cannot be there yet: its arrival is the
-			// next edge. (A read now would only say EAGAIN.)
-			return
-		}
-	}
-	l.receive(p)
-}
-
-// send writes what is left of p.out; true when all of it is sent.
-func (l *netLoop) send(p *probe) bool {
-	req := p.out
-	for p.sent < len(req) {
-		n, err := unix.SendmsgN(p.fd, req[p.sent:], nil, nil, unix.MSG_NOSIGNAL)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return false
-		case err != nil:
-			l.failCheck(p, p.fail(err))
-			return false
-		}
-		p.sent += n
-	}
-	return true
-}
-
-// receive reads what the socket holds, until it would block or the
-// check is judged.
-func (l *netLoop) receive(p *probe) {
-	for p.fd >= 0 {
-		n, err := unix.Read(p.fd, l.buf)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return
-		case err != nil:
-			l.failCheck(p, p.fail(err))
-			return
-		case n == 0:
-			if p.phase == phaseBody {
-				l.judge(p, true)
-			} else {
-				l.failCheck(p, p.fail(io.EOF))
-			}
-			return
-		}
-		l.consume(p, l.buf[:n])
-	}
-}
-
-// consume parses data, the next bytes of the response, as the blocking
-// checker's bufio.Reader of headerLineBytes would.
-func (l *netLoop) consume(p *probe, data []byte) {
-	c := p.t.http
-	for p.phase == phaseHead && len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			if len(p.line)+len(data) >= headerLineBytes {
-				l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: header line longer than %d bytes", p.t.target, headerLineBytes))
-				return
-			}
-			p.line = append(p.line, data...)
-			return
-		}
-		if len(p.line)+i+1 > headerLineBytes {
-			l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: header line longer than %d bytes", p.t.target, headerLineBytes))
-			return
-		}
-		line := data[:i+1]
-		if len(p.line) > 0 {
-			p.line = append(p.line, line...)
-			line = p.line
-		}
-		data = data[i+1:]
-		p.headBytes += len(line)
-		if p.headBytes > maxHeaderBytes {
-			l.failCheck(p, newError(ErrBadResponse, nil, "malformed response from %s: headers longer than %d bytes", p.t.target, maxHeaderBytes))
-			return
-		}
-		done, err := c.headLine(p.lines, line, &p.code, &p.length)
-		p.lines++
-		p.line = p.line[:0]
-		switch {
-		case err != nil:
-			l.failCheck(p, err)
-			return
-		case !done:
-			continue
-		case !c.statusOK(p.code):
-			l.failCheck(p, newError(ErrUnexpectedStatus, nil, "HTTP %d from %s", p.code, p.t.target))
-			return
-		}
-		if p.want, err = c.bodyWant(p.length); err != nil {
-			l.failCheck(p, err)
-			return
-		}
-		if c.digest != nil {
-			if p.sum == nil {
-				p.sum = md5.New()
-			}
-			p.sum.Reset()
-		}
-		p.phase = phaseBody
-	}
-	if p.phase != phaseBody {
-		return
-	}
-	take := min(int64(len(data)), p.want-p.taken)
-	if c.digest != nil {
-		p.sum.Write(data[:take])
-	}
-	p.taken += take
-	if p.taken >= p.want {
-		l.judge(p, false)
-	}
-}
-
-// judge ends an HTTP check whose body has been read, up to the end of
-// the connection when eof is true.
-func (l *netLoop) judge(p *probe, eof bool) {
-	var got []byte
-	if p.t.http.digest != nil {
-		got = p.sum.Sum(l.sum[:0])
-	}
-	msg, err := p.t.http.judgeBody(p.code, p.length, p.taken, got)
-	if err != nil {
-		l.failCheck(p, err)
-		return
-	}
-	r := Result{Up: true, Reason: msg, Time: p.start}
-	if !eof && p.taken == p.length && p.fd >= 0 && l.events&unix.EPOLLRDHUP == 0 {
-		// The whole body came by its Content-Length; the server's FIN
-		// is on its way (had it come with the body, EPOLLRDHUP would
-		// say so, and the socket is closed at once).
-		fd := p.fd
-		delete(l.probes, fd)
-		p.fd = -1
-		until := l.now.Add(drainFor)
-		l.draining[fd] = until
-		l.drainQ = append(l.drainQ, drainingSocket{fd, until})
-	}
-	l.finish(p, r)
-}
-
-// drainFor is how long a passed HTTP check's socket waits for the
-// server's FIN before it is closed anyway.
-const drainFor = 250 * time.Millisecond
-
-type drainingSocket struct {
-	fd    int
-	until time.Time
-}
-
-// sweep closes the sockets that waited drainFor for a FIN in vain.
-func (l *netLoop) sweep(now time.Time) {
-	n := 0
-	for _, d := range l.drainQ {
-		if d.until.After(now) {
-			break
-		}
-		n++
-		if until, ok := l.draining[d.fd]; ok && until.Equal(d.until) {
-			delete(l.draining, d.fd)
-			unix.Close(d.fd)
-		}
-	}
-	if n > 0 {
-		l.drainQ = append(l.drainQ[:0], l.drainQ[n:]...)
-	}
 }
 
 // expire ends the checks whose deadline has passed.
@@ -703,40 +432,6 @@ func (l *netLoop) finish(p *probe, r Result) {
 	}
 	p.phase = phaseIdle
 	l.results = append(l.results, loopResult{e: p.e, r: r})
-}
-
-// op names the step p is in, as the blocking checkers name it in
-// messages.
-func (p *probe) op() string {
-	switch {
-	case p.phase == phaseSend:
-		return "sending request to"
-	case p.phase == phaseHead && p.lines == 0:
-		return "reading status line from"
-	case p.phase == phaseHead:
-		return "reading headers from"
-	case p.phase == phaseBody:
-		return "reading body from"
-	case p.phase == phaseSMTP && p.sent < len(p.out):
-		return "sending " + strings.Fields(string(p.out))[0] + " to"
-	case p.phase == phaseSMTP:
-		return smtpOp(p.smtpStep)
-	case p.phase == phaseReply && p.t.kind == kindPing:
-		return "waiting for an echo reply from"
-	case p.phase == phaseReply:
-		return "waiting for a reply from"
-	case p.t.kind == kindPing:
-		return "ping"
-	case p.t.kind == kindUDP:
-		return "sending to"
-	}
-	return "connect"
-}
-
-// fail describes err, from p's current step, as the blocking checkers
-// do: "connect 10.0.0.2:80: connection refused".
-func (p *probe) fail(err error) error {
-	return newError(nil, err, "%s %s: %s", p.op(), p.t.target, rootCause(err))
 }
 
 // probeHeap orders checks in flight by deadline.

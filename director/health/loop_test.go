@@ -254,3 +254,33 @@ func TestEventLoopLeavesTimeWaitToTheServer(t *testing.T) {
 		t.Error("the checker closed its end before the server did (TIME_WAIT on the director)")
 	}
 }
+
+// TestEventLoopBurst: checks submitted at once, more than one round of
+// the loop begins, all end with their own results (the loop begins them
+// over several rounds).
+func TestEventLoopBurst(t *testing.T) {
+	t.Parallel()
+	up := newServer(t, silent)
+	refused := closedPort(t)
+	var cs []health.Checker
+	for i := range 300 {
+		addr := up.Addr()
+		if i%3 == 2 {
+			addr = refused
+		}
+		c, err := health.NewTCPChecker(health.TCPCheck{Address: addr, Timeout: 5 * time.Second}, health.Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	rs, can := health.CheckOnEventLoop("", cs...)
+	if !can {
+		t.Skip("no event loop on this system")
+	}
+	for i, r := range rs {
+		if want := i%3 != 2; r.Up != want || (!want && !strings.Contains(r.Reason, "connection refused")) {
+			t.Errorf("check %d of 300: up=%v %q, want up=%v (refused when down)", i, r.Up, r.Reason, want)
+		}
+	}
+}
