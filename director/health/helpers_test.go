@@ -213,31 +213,46 @@ func healthyHTTP(t testing.TB) health.Checker {
 
 // checkAlongside runs hostile.Check while healthy checks run next to it:
 // once the hostile server has accepted (if accepted is not nil), a
-// healthy check must pass within prompt. It returns the hostile result
-// and how long it took.
+// healthy check must pass, and end before the hostile one when that one
+// runs to its deadline: it did not wait behind it. (An order, which holds
+// on a loaded machine, not a bound in milliseconds.) It returns the
+// hostile result and how long it took.
 func checkAlongside(t *testing.T, hostile health.Checker, accepted *server, healthy health.Checker) (health.Result, time.Duration) {
 	t.Helper()
-	const prompt = 300 * time.Millisecond
 	start := time.Now()
-	done := make(chan health.Result, 1)
-	go func() { done <- hostile.Check(context.Background()) }()
+	type ended struct {
+		r  health.Result
+		at time.Time
+	}
+	done := make(chan ended, 1)
+	go func() {
+		r := hostile.Check(context.Background())
+		done <- ended{r, time.Now()}
+	}()
 	if accepted != nil {
 		accepted.waitAccepted(t)
 	}
-	hs := time.Now()
 	hr := healthy.Check(context.Background())
-	if took := time.Since(hs); !hr.Up || took > prompt {
-		t.Errorf("healthy check next to a hostile one: up=%v %q in %v, want up within %v", hr.Up, hr.Reason, took, prompt)
+	healthyAt := time.Now()
+	e := <-done
+	switch {
+	case !hr.Up:
+		t.Errorf("healthy check next to a hostile one: down (%q), want up", hr.Reason)
+	case errors.Is(e.r.Err, health.ErrTimeout) && !healthyAt.Before(e.at):
+		t.Errorf("healthy check next to a hostile one ended after the hostile one's deadline: it waited behind it")
 	}
-	r := <-done
-	return r, time.Since(start)
+	return e.r, e.at.Sub(start)
 }
 
-// assertEndsAtTimeout checks that a check took about its timeout.
+// assertEndsAtTimeout checks that a check against a server that never
+// lets it finish ended by its deadline: not before it. That it ends at
+// all is what the test finishing shows (a missing deadline hangs it
+// until go test's -timeout); an upper bound in milliseconds would only
+// measure the machine's load.
 func assertEndsAtTimeout(t *testing.T, took, timeout time.Duration) {
 	t.Helper()
-	if took < timeout-50*time.Millisecond || took > timeout+time.Second {
-		t.Errorf("check took %v, want it to end at its timeout of %v", took, timeout)
+	if took < timeout-50*time.Millisecond {
+		t.Errorf("check took %v, want it to end at its timeout of %v, not before", took, timeout)
 	}
 }
 

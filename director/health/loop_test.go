@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +15,10 @@ import (
 )
 
 // onLoop runs hostile's check next to a healthy server's check on one
-// event loop; the healthy check must pass promptly.
+// event loop; the healthy check must pass, and not wait behind the
+// hostile one: when the hostile one ran to its deadline, the healthy one
+// ended first (an order, which a loaded machine keeps, not a bound in
+// milliseconds, which it does not).
 func onLoop(t *testing.T, hostile health.Checker) (health.Result, time.Duration) {
 	t.Helper()
 	ok := newServer(t, respond("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"))
@@ -24,8 +28,12 @@ func onLoop(t *testing.T, hostile health.Checker) (health.Result, time.Duration)
 	if !can {
 		t.Skip("no event loop on this system")
 	}
-	if hr := rs[1]; !hr.Up || hr.Duration > 300*time.Millisecond {
-		t.Errorf("healthy check on the loop next to a hostile one: up=%v %q in %v, want up within 300ms", hr.Up, hr.Reason, hr.Duration)
+	hr := rs[1]
+	switch {
+	case !hr.Up:
+		t.Errorf("healthy check on the loop next to a hostile one: down (%q), want up", hr.Reason)
+	case errors.Is(rs[0].Err, health.ErrTimeout) && hr.Duration >= rs[0].Duration:
+		t.Errorf("healthy check on the loop took %v, the hostile one %v until its deadline: the healthy one waited behind it", hr.Duration, rs[0].Duration)
 	}
 	return rs[0], time.Since(start)
 }
