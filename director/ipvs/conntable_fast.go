@@ -40,19 +40,19 @@ func newGroupCache() *groupCache {
 	return &groupCache{index: make([]uint32, 1024), arena: make([]byte, 0, 16<<10), fixed: newFixedCache()}
 }
 
-// countLine counts a line and reports true, or reports false for the
-// caller to parse the line in full: for a shape the fast path does not
-// know, a line it cannot vouch for, or an error to report.
-func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
+// groupKey reads what groups a line: its protocol and the client's
+// address family and zero port packed in head, and the text from the
+// virtual address to the state; ok is false for a line the fast path
+// cannot vouch for.
+func groupKey(line []byte) (head uint64, text []byte, ok bool) {
 	// Protocol: "TCP", "UDP", "SCTP", "IP", ... up to 7 bytes, packed.
 	e := 0
 	for e < len(line) && e < 8 && line[e] != ' ' {
 		e++
 	}
 	if e == 0 || e > 7 {
-		return false
+		return 0, nil, false
 	}
-	var head uint64
 	for _, c := range line[:e] {
 		head = head<<8 | uint64(c)
 	}
@@ -63,24 +63,24 @@ func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
 	switch {
 	case i+9 <= len(line) && line[i+8] == ' ':
 		if _, ok := hex8(line[i:]); !ok {
-			return false
+			return 0, nil, false
 		}
 		i += 9
 	case i+40 <= len(line) && line[i+39] == ' ':
 		if !validAddr6(line[i : i+39]) {
-			return false
+			return 0, nil, false
 		}
 		head |= headClient6
 		i += 40
 	default:
-		return false
+		return 0, nil, false
 	}
 	if i+5 > len(line) || line[i+4] != ' ' {
-		return false
+		return 0, nil, false
 	}
 	cport, ok := hex4(line[i:])
 	if !ok {
-		return false
+		return 0, nil, false
 	}
 	if cport == 0 {
 		head |= headPortZero
@@ -96,10 +96,10 @@ func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
 		case i+40 <= len(line) && line[i+39] == ' ':
 			i += 40
 		default:
-			return false
+			return 0, nil, false
 		}
 		if i+5 > len(line) || line[i+4] != ' ' {
-			return false
+			return 0, nil, false
 		}
 		i += 5
 	}
@@ -107,10 +107,19 @@ func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
 	// the line must not end before it, nor end in a space.
 	end := i + 11
 	if end+1 >= len(line) || line[end] != ' ' || line[i] == ' ' || line[len(line)-1] == ' ' {
+		return 0, nil, false
+	}
+	return head, line[start:end], true
+}
+
+// countLine counts a line and reports true, or reports false for the
+// caller to parse the line in full: for a shape the fast path does not
+// know, a line it cannot vouch for, or an error to report.
+func (g *groupCache) countLine(line []byte, rc *rawConn) bool {
+	head, text, ok := groupKey(line)
+	if !ok {
 		return false
 	}
-	text := line[start:end]
-
 	h := hashText(text, head)
 	mask := uint64(len(g.index) - 1)
 	for j := h & mask; ; j = (j + 1) & mask {
