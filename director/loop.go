@@ -43,6 +43,8 @@ type (
 	retryDue struct{}
 	// bgpPollDue: time to read the BGP peers' states.
 	bgpPollDue struct{}
+	// statusDue: check results' status is due in the snapshot.
+	statusDue struct{}
 	// stopRequested: lvsd is stopping (its context ended: a signal).
 	stopRequested struct{}
 )
@@ -55,6 +57,7 @@ func (drillChanged) isEvent()    {}
 func (resyncDue) isEvent()       {}
 func (retryDue) isEvent()        {}
 func (bgpPollDue) isEvent()      {}
+func (statusDue) isEvent()       {}
 func (stopRequested) isEvent()   {}
 
 // inbox is where other goroutines post events for the loop. Posting
@@ -68,8 +71,11 @@ type inbox struct {
 	mu          sync.Mutex
 	transitions []health.Transition
 	checked     []ipvs.ServiceKey
-	instances   []string
-	drill       bool
+	// armed: the loop knows results are waiting (statusDue is set), so
+	// more of them do not wake it; drainChecked disarms.
+	armed     bool
+	instances []string
+	drill     bool
 }
 
 func newInbox() *inbox { return &inbox{wake: make(chan struct{}, 1)} }
@@ -88,8 +94,31 @@ func (b *inbox) postTransition(tr health.Transition) {
 	b.post(func() { b.transitions = append(b.transitions, tr) })
 }
 
+// postChecked wakes the loop only for the first result since its last
+// publish: the others wait for statusDue, and a thousand results a
+// second cost a few wake-ups, not a thousand.
 func (b *inbox) postChecked(services []ipvs.ServiceKey) {
-	b.post(func() { b.checked = append(b.checked, services...) })
+	b.mu.Lock()
+	b.checked = append(b.checked, services...)
+	wake := !b.armed
+	b.armed = true
+	b.mu.Unlock()
+	if wake {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drainChecked takes the results posted since the last take, and lets
+// the next one wake the loop again.
+func (b *inbox) drainChecked() []ipvs.ServiceKey {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	svcs := b.checked
+	b.checked, b.armed = nil, false
+	return svcs
 }
 
 func (b *inbox) postVRRP(instance string) {
@@ -125,8 +154,16 @@ func (b *inbox) take() []event {
 
 // deadlines are when the loop's timers fire next; zero is never.
 type deadlines struct {
-	resync, retry, bgpPoll time.Time
+	resync, retry, bgpPoll, status time.Time
 }
+
+// checkedPublishDelay is how long check results' status (a real
+// server's last check, its reason and time) may wait for the next
+// snapshot; transitions publish at once. Results come a thousand a
+// second at 1,000 real servers, and publishing each rebuilt and encoded
+// its service, every real server of it: in the VM that took lvsd from
+// 0.73 ms to 1.35-1.86 ms of CPU per HTTP check.
+const checkedPublishDelay = 200 * time.Millisecond
 
 // handle applies one event and what follows from it: writes for the
 // services whose health changed, retries that are due, the BGP
@@ -143,10 +180,14 @@ func (d *Daemon) handle(now time.Time, ev event) (stopped bool) {
 		d.publish() // before the reply: who asked for the reload sees it
 		ev.reply <- err
 	case checked:
-		// Only their status changed: no write, no BGP decision.
+		// Only their status changed: no write, no BGP decision, and
+		// the snapshot takes them within checkedPublishDelay.
 		d.status.invalidate(ev.services)
-		d.publish()
+		if d.due.status.IsZero() {
+			d.due.status = now.Add(checkedPublishDelay)
+		}
 		return false
+	case statusDue:
 	case healthChanged:
 		for _, tr := range ev.transitions {
 			d.onTransition(tr)
@@ -169,8 +210,12 @@ func (d *Daemon) handle(now time.Time, ev event) (stopped bool) {
 	res, next := d.rec.Retry(now)
 	d.report(res)
 	d.due.retry = next
+	if svcs := d.inbox.drainChecked(); len(svcs) > 0 {
+		d.status.invalidate(svcs)
+	}
 	d.publish()
-	d.bgpUpdate() // from the published snapshot
+	d.due.status = time.Time{} // what results were waiting is in it
+	d.bgpUpdate()              // from the published snapshot
 	return false
 }
 
@@ -185,14 +230,14 @@ func (d *Daemon) bgpPollInterval() time.Duration {
 
 // loop takes events until ctx ends, handing each to handle.
 func (d *Daemon) loop(ctx context.Context) {
-	timers := [3]clock.Timer{d.clock.NewTimer(), d.clock.NewTimer(), d.clock.NewTimer()}
+	timers := [4]clock.Timer{d.clock.NewTimer(), d.clock.NewTimer(), d.clock.NewTimer(), d.clock.NewTimer()}
 	defer func() {
 		for _, t := range timers {
 			t.Stop()
 		}
 	}()
 	arm := func() {
-		for i, at := range [3]time.Time{d.due.resync, d.due.retry, d.due.bgpPoll} {
+		for i, at := range [4]time.Time{d.due.resync, d.due.retry, d.due.bgpPoll, d.due.status} {
 			if at.IsZero() {
 				timers[i].Stop()
 			} else {
@@ -216,6 +261,8 @@ func (d *Daemon) loop(ctx context.Context) {
 			evs = []event{retryDue{}}
 		case <-timers[2].C():
 			evs = []event{bgpPollDue{}}
+		case <-timers[3].C():
+			evs = []event{statusDue{}}
 		}
 		for _, ev := range evs {
 			if d.handle(d.clock.Now(), ev) {
