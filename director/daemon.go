@@ -91,17 +91,20 @@ type Daemon struct {
 	// The loop's own state: only the goroutine that runs the loop (or,
 	// before Run, the one that made the daemon) reads or writes it, so
 	// no lock guards it.
-	cfg         *config.Config
-	loaded      time.Time
-	reloadErr   error
-	desired     map[ipvs.ServiceKey]config.DesiredService
-	order       []ipvs.ServiceKey
-	index       map[ipvs.ServiceKey]int      // position in order
-	bgpKeys     []ipvs.ServiceKey            // the services announced over BGP, in order
-	states      map[string]health.State      // by target ID; absent: unchecked
-	downs       map[string]health.Transition // the transition that took a target down
-	targets     map[string]targetRef         // target ID -> its service and real server
-	stateAt     map[string]time.Time         // when states' transition happened: a late older one is ignored
+	cfg       *config.Config
+	loaded    time.Time
+	reloadErr error
+	desired   map[ipvs.ServiceKey]config.DesiredService
+	order     []ipvs.ServiceKey
+	index     map[ipvs.ServiceKey]int      // position in order
+	bgpKeys   []ipvs.ServiceKey            // the services announced over BGP, in order
+	states    map[string]health.State      // by target ID; absent: unchecked
+	downs     map[string]health.Transition // the transition that took a target down
+	targets   map[string]targetRef         // target ID -> its service and real server
+	// results count each service's check results (shared with the
+	// scheduler's callback through targets; kept across reloads).
+	results     map[ipvs.ServiceKey]*atomic.Uint64
+	stateAt     map[string]time.Time // when states' transition happened: a late older one is ignored
 	quorum      map[ipvs.ServiceKey]bool
 	dirty       map[ipvs.ServiceKey]bool
 	unowned     []ipvs.ServiceKey
@@ -151,6 +154,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		reloads:  make(chan chan error),
 		inbox:    newInbox(),
 		states:   map[string]health.State{},
+		results:  map[ipvs.ServiceKey]*atomic.Uint64{},
 		downs:    map[string]health.Transition{},
 		stateAt:  map[string]time.Time{},
 		quorum:   map[ipvs.ServiceKey]bool{},
@@ -160,12 +164,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 	userTransition, userResult := hopts.OnTransition, hopts.OnResult
 	hopts.Logger = opts.Logger
 	hopts.OnResult = func(id string, r health.Result) {
-		// Called from the scheduler's goroutines: the targets as last
-		// published (a target a reload just removed is not found).
-		if ref, ok := d.snapshot().targets[id]; ok {
-			d.inbox.postChecked(ref.services) // its last result changed
-			opts.Metrics.ObserveCheck(ref.serviceLabel, ref.rsLabel, r)
-		}
+		d.onResult(id, r)
 		if userResult != nil {
 			userResult(id, r)
 		}
@@ -177,6 +176,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		}
 	}
 	d.sched = health.NewScheduler(hopts)
+	d.status.lookup = d.sched.Lookup
 	d.setConfig(cfg)
 	d.publish()
 	return d, nil
@@ -356,6 +356,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 				ref = newTargetRef(ds.HealthKey(), r.Key())
 			}
 			ref.services = append(ref.services, ds.Service.ServiceKey)
+			ref.results = append(ref.results, d.resultCounter(ds.Service.ServiceKey))
 			refs[id] = ref
 		}
 	}
@@ -371,6 +372,11 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		}
 	}
 	d.targets = refs // a new map: the published snapshot keeps the old one
+	for k := range d.results {
+		if _, ok := d.desired[k]; !ok {
+			delete(d.results, k)
+		}
+	}
 	if err := d.sched.Update(targets); err != nil {
 		return fmt.Errorf("updating health checks: %w", err)
 	}
@@ -464,10 +470,11 @@ func (d *Daemon) shutdown() {
 }
 
 // buildServiceStatus builds one service's status from the config, the
-// health scheduler and the reconciler's copy of the kernel.
-func (d *Daemon) buildServiceStatus(k ipvs.ServiceKey, ke *reconcile.Entry) ServiceStatus {
+// health scheduler and the reconciler's copy of the kernel, with the
+// health target ID of each of its real servers.
+func (d *Daemon) buildServiceStatus(k ipvs.ServiceKey, ke *reconcile.Entry) (ss ServiceStatus, ids []string) {
 	ds := d.desired[k]
-	ss := ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
+	ss = ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
 	up := d.up(k)
 	ss.UpWeight = reconcile.UpWeight(ds, up)
 	if ds.Quorum != nil {
@@ -480,22 +487,59 @@ func (d *Daemon) buildServiceStatus(k ipvs.ServiceKey, ke *reconcile.Entry) Serv
 			Check: describeCheck(r.HealthCheck, r.CheckTarget),
 		}
 		id := targetID(ds.HealthKey(), r.Key())
-		if c, ok := d.sched.Lookup(id); ok {
-			rs.Health, rs.Since = c.State.String(), c.Since
-			if c.Checked {
-				rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
-			}
-			if tr, ok := d.downs[id]; ok && c.State == health.StateDown {
+		if c, ok := d.status.lookup(id); ok {
+			if tr, ok := d.downs[id]; ok {
 				// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03"
 				rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
 			}
+			setChecks(&rs, c)
 		}
 		ss.RealServers = append(ss.RealServers, rs)
+		ids = append(ids, id)
 	}
 	if ds.SorryServer != nil && kernelWeight(ke, ds.SorryServer.Key()) >= 0 {
 		ss.SorryServer = ds.SorryServer.Key().String()
 	}
-	return ss
+	return ss, ids
+}
+
+// setChecks sets what rs shows of its health target's checks as c has
+// them: its state and since when, its last result, and its Why (the
+// loop's, kept only while the target is down).
+func setChecks(rs *RealServerStatus, c health.Status) {
+	rs.Health, rs.Since = c.State.String(), c.Since
+	if c.Checked {
+		rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
+	}
+	if c.State != health.StateDown {
+		rs.Why = ""
+	}
+}
+
+// onResult takes a check result, from the scheduler's goroutines: it
+// counts against the target's services (as last published: a target a
+// reload just removed is not found), whose status then brings the
+// result in when next read, and goes to the metrics. It posts nothing
+// to the loop, which has nothing to do for a result that changed no
+// state (the transition, if any, came before it).
+func (d *Daemon) onResult(id string, r health.Result) {
+	if ref, ok := d.snapshot().targets[id]; ok {
+		for _, n := range ref.results {
+			n.Add(1)
+		}
+		d.opts.Metrics.ObserveCheck(ref.serviceLabel, ref.rsLabel, r)
+	}
+}
+
+// resultCounter returns the counter of k's check results, made at
+// its first use and kept while k is configured.
+func (d *Daemon) resultCounter(k ipvs.ServiceKey) *atomic.Uint64 {
+	n, ok := d.results[k]
+	if !ok {
+		n = new(atomic.Uint64)
+		d.results[k] = n
+	}
+	return n
 }
 
 func kernelWeight(e *reconcile.Entry, rk ipvs.RealServerKey) int32 {

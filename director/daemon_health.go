@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/lvskit/lvskit/director/config"
@@ -88,6 +89,8 @@ type targetRef struct {
 	// services are the services whose real server this is: one, or
 	// every service of a group.
 	services []ipvs.ServiceKey
+	// results are services' check result counters, in the same order.
+	results []*atomic.Uint64
 	// The metrics' labels of service and rs, made once rather than for
 	// every check result.
 	serviceLabel, rsLabel string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/lvskit/lvskit/director/config"
 	"github.com/lvskit/lvskit/director/health"
-	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/internal/clock/clocktest"
@@ -419,30 +417,8 @@ func TestStepEachHandledEventIsVisibleInTheNextSnapshot(t *testing.T) {
 		t.Error("the service the transition did not touch was rebuilt")
 	}
 
-	// A check result changes only its service's status: no write, no
-	// snapshot at once (results come a thousand a second), and within
-	// checkedPublishDelay one with its service rebuilt and the other
-	// service's status shared with the snapshot before.
-	prev := s.snapshot()
-	wantWrites(t, "a check result", s.step(checked{[]ipvs.ServiceKey{s.order[0]}}))
-	wantWrites(t, "another check result", s.step(checked{[]ipvs.ServiceKey{s.order[0]}}))
-	if s.snapshot() != prev {
-		t.Error("a check result published a snapshot at once")
-	}
-	if want := s.clk.Now().Add(checkedPublishDelay); !s.due.status.Equal(want) {
-		t.Errorf("the results' status is due at %v, want %v", s.due.status, want)
-	}
-	s.clk.Advance(checkedPublishDelay)
-	wantWrites(t, "the results' status due", s.step(statusDue{}))
-	if now := s.snapshot(); now == prev || now.services[0] == prev.services[0] || now.services[1] != prev.services[1] {
-		t.Error("the results' status: want a new snapshot with web's status rebuilt and api's shared")
-	}
-	if !s.due.status.IsZero() {
-		t.Errorf("after publishing, the results' status is still due at %v", s.due.status)
-	}
-
 	// An event that changes nothing rebuilds no status.
-	prev = s.snapshot()
+	prev := s.snapshot()
 	wantWrites(t, "a retry with nothing to retry", s.step(retryDue{}))
 	if now := s.snapshot(); now.services[0] != prev.services[0] || now.services[1] != prev.services[1] {
 		t.Error("an event that changed nothing rebuilt a service's status")
@@ -454,43 +430,5 @@ func TestStepEachHandledEventIsVisibleInTheNextSnapshot(t *testing.T) {
 	}
 	if st := s.Status(); st.LastReloadError == "" || len(st.Services) != 2 {
 		t.Errorf("after a rejected reload: error %q, %d services; want the error and the 2 running services", st.LastReloadError, len(st.Services))
-	}
-}
-
-// Check results wake the loop once until it publishes: a thousand a
-// second cost a few wake-ups, and none is lost.
-func TestInboxWakesOnceForCheckResults(t *testing.T) {
-	b := newInbox()
-	web, api := ipvs.TCPKey(netip.MustParseAddrPort("192.168.0.100:80")), ipvs.TCPKey(netip.MustParseAddrPort("192.168.0.101:80"))
-	b.postChecked([]ipvs.ServiceKey{web})
-	b.postChecked([]ipvs.ServiceKey{api})
-	wakes := func() int {
-		n := 0
-		for {
-			select {
-			case <-b.wake:
-				n++
-			default:
-				return n
-			}
-		}
-	}
-	if n := wakes(); n != 1 {
-		t.Fatalf("%d wake-ups for two results, want 1", n)
-	}
-	evs := b.take()
-	if len(evs) != 1 || len(evs[0].(checked).services) != 2 {
-		t.Fatalf("took %v, want one checked event with both services", evs)
-	}
-	b.postChecked([]ipvs.ServiceKey{web})
-	if n := wakes(); n != 0 {
-		t.Errorf("a result after the loop took the first ones woke it %d times; statusDue is set, want none", n)
-	}
-	if got := b.drainChecked(); len(got) != 1 || got[0] != web {
-		t.Errorf("drained %v, want [%v]", got, web)
-	}
-	b.postChecked([]ipvs.ServiceKey{api})
-	if n := wakes(); n != 1 {
-		t.Errorf("the first result after a publish woke the loop %d times, want 1", n)
 	}
 }

@@ -2,6 +2,7 @@ package director
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 )
@@ -178,6 +180,62 @@ func TestDaemonQuiescesAndRestoresARealServer(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(kinds, " "), "check") {
 		t.Errorf("timeline has no check transitions: %v", kinds)
+	}
+}
+
+// A real check's result is in the status, plain and encoded, when the
+// scheduler hands it out: the status API reads it from the scheduler,
+// with no wait for the daemon's loop.
+func TestDaemonStatusHasEachCheckResultWhenItIsOut(t *testing.T) {
+	srv := newFlakyServer(t)
+	path := filepath.Join(t.TempDir(), "lvsd.yaml")
+	writeConfig(t, path, fmt.Sprintf(daemonConfig, "quiesce", srv.port(), ""))
+	var d *Daemon
+	seen := make(chan string, 100)
+	opts := DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: t.TempDir()}
+	opts.Health.OnResult = func(id string, r health.Result) {
+		// Called after the daemon took the result, from the
+		// scheduler's goroutine: what a request would read now.
+		rs := d.Status().Services[0].RealServers[0]
+		e, err := d.EncodedStatus()
+		var enc ServiceStatus
+		if err == nil {
+			err = json.Unmarshal(e.Spans[0].Services[0].JSON, &enc)
+		}
+		msg := ""
+		switch {
+		case err != nil:
+			msg = err.Error()
+		case rs.LastResult == "" || rs.LastCheck.Before(r.Time):
+			msg = fmt.Sprintf("Status shows %q at %v for the result %q at %v", rs.LastResult, rs.LastCheck, r.Reason, r.Time)
+		case enc.RealServers[0].LastResult != rs.LastResult || !enc.RealServers[0].LastCheck.Equal(rs.LastCheck):
+			msg = fmt.Sprintf("the encoded status shows %q at %v, Status %q at %v", enc.RealServers[0].LastResult, enc.RealServers[0].LastCheck, rs.LastResult, rs.LastCheck)
+		}
+		select {
+		case seen <- msg:
+		default: // the test has what it needs
+		}
+	}
+	var err error
+	if d, err = NewDaemon(opts); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for range 5 {
+		select {
+		case msg := <-seen:
+			if msg != "" {
+				t.Error(msg)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("no check result in a minute")
+		}
 	}
 }
 

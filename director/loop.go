@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/health"
-	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/internal/clock"
 )
 
@@ -18,6 +17,10 @@ import (
 // injected clock.Clock, their deadlines set by handle. After each event
 // handle publishes the daemon's state as an immutable snapshot
 // (status_cache.go), which is all that other goroutines read of it.
+// Check results are not events: a thousand a second would keep the loop
+// rebuilding statuses nobody asked for. Each counts itself against its
+// service, and the status API brings that service's last checks in from
+// the scheduler when it next asks (status_cache.go).
 
 // event is one thing the daemon's loop handles.
 type event interface{ isEvent() }
@@ -29,9 +32,6 @@ type (
 	// healthChanged: real servers went up or down, in the order the
 	// scheduler published them.
 	healthChanged struct{ transitions []health.Transition }
-	// checked: checks of these services' real servers have new results
-	// (their status shows the last one); a key may come more than once.
-	checked struct{ services []ipvs.ServiceKey }
 	// vrrpChanged: VRRP instances changed state; the connection sync
 	// daemon follows one of them.
 	vrrpChanged struct{ instances []string }
@@ -43,21 +43,17 @@ type (
 	retryDue struct{}
 	// bgpPollDue: time to read the BGP peers' states.
 	bgpPollDue struct{}
-	// statusDue: check results' status is due in the snapshot.
-	statusDue struct{}
 	// stopRequested: lvsd is stopping (its context ended: a signal).
 	stopRequested struct{}
 )
 
 func (reloadRequested) isEvent() {}
 func (healthChanged) isEvent()   {}
-func (checked) isEvent()         {}
 func (vrrpChanged) isEvent()     {}
 func (drillChanged) isEvent()    {}
 func (resyncDue) isEvent()       {}
 func (retryDue) isEvent()        {}
 func (bgpPollDue) isEvent()      {}
-func (statusDue) isEvent()       {}
 func (stopRequested) isEvent()   {}
 
 // inbox is where other goroutines post events for the loop. Posting
@@ -70,12 +66,8 @@ type inbox struct {
 	// the inbox's own, never held while the loop handles anything.
 	mu          sync.Mutex
 	transitions []health.Transition
-	checked     []ipvs.ServiceKey
-	// armed: the loop knows results are waiting (statusDue is set), so
-	// more of them do not wake it; drainChecked disarms.
-	armed     bool
-	instances []string
-	drill     bool
+	instances   []string
+	drill       bool
 }
 
 func newInbox() *inbox { return &inbox{wake: make(chan struct{}, 1)} }
@@ -94,33 +86,6 @@ func (b *inbox) postTransition(tr health.Transition) {
 	b.post(func() { b.transitions = append(b.transitions, tr) })
 }
 
-// postChecked wakes the loop only for the first result since its last
-// publish: the others wait for statusDue, and a thousand results a
-// second cost a few wake-ups, not a thousand.
-func (b *inbox) postChecked(services []ipvs.ServiceKey) {
-	b.mu.Lock()
-	b.checked = append(b.checked, services...)
-	wake := !b.armed
-	b.armed = true
-	b.mu.Unlock()
-	if wake {
-		select {
-		case b.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// drainChecked takes the results posted since the last take, and lets
-// the next one wake the loop again.
-func (b *inbox) drainChecked() []ipvs.ServiceKey {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	svcs := b.checked
-	b.checked, b.armed = nil, false
-	return svcs
-}
-
 func (b *inbox) postVRRP(instance string) {
 	b.post(func() { b.instances = append(b.instances, instance) })
 }
@@ -137,10 +102,6 @@ func (b *inbox) take() []event {
 		evs = append(evs, healthChanged{b.transitions})
 		b.transitions = nil
 	}
-	if len(b.checked) > 0 {
-		evs = append(evs, checked{b.checked})
-		b.checked = nil
-	}
 	if len(b.instances) > 0 {
 		evs = append(evs, vrrpChanged{b.instances})
 		b.instances = nil
@@ -154,16 +115,8 @@ func (b *inbox) take() []event {
 
 // deadlines are when the loop's timers fire next; zero is never.
 type deadlines struct {
-	resync, retry, bgpPoll, status time.Time
+	resync, retry, bgpPoll time.Time
 }
-
-// checkedPublishDelay is how long check results' status (a real
-// server's last check, its reason and time) may wait for the next
-// snapshot; transitions publish at once. Results come a thousand a
-// second at 1,000 real servers, and publishing each rebuilt and encoded
-// its service, every real server of it: in the VM that took lvsd from
-// 0.73 ms to 1.35-1.86 ms of CPU per HTTP check.
-const checkedPublishDelay = 200 * time.Millisecond
 
 // handle applies one event and what follows from it: writes for the
 // services whose health changed, retries that are due, the BGP
@@ -179,15 +132,6 @@ func (d *Daemon) handle(now time.Time, ev event) (stopped bool) {
 		d.due.resync = now.Add(d.resyncInterval())
 		d.publish() // before the reply: who asked for the reload sees it
 		ev.reply <- err
-	case checked:
-		// Only their status changed: no write, no BGP decision, and
-		// the snapshot takes them within checkedPublishDelay.
-		d.status.invalidate(ev.services)
-		if d.due.status.IsZero() {
-			d.due.status = now.Add(checkedPublishDelay)
-		}
-		return false
-	case statusDue:
 	case healthChanged:
 		for _, tr := range ev.transitions {
 			d.onTransition(tr)
@@ -210,12 +154,8 @@ func (d *Daemon) handle(now time.Time, ev event) (stopped bool) {
 	res, next := d.rec.Retry(now)
 	d.report(res)
 	d.due.retry = next
-	if svcs := d.inbox.drainChecked(); len(svcs) > 0 {
-		d.status.invalidate(svcs)
-	}
 	d.publish()
-	d.due.status = time.Time{} // what results were waiting is in it
-	d.bgpUpdate()              // from the published snapshot
+	d.bgpUpdate() // from the published snapshot
 	return false
 }
 
@@ -230,14 +170,14 @@ func (d *Daemon) bgpPollInterval() time.Duration {
 
 // loop takes events until ctx ends, handing each to handle.
 func (d *Daemon) loop(ctx context.Context) {
-	timers := [4]clock.Timer{d.clock.NewTimer(), d.clock.NewTimer(), d.clock.NewTimer(), d.clock.NewTimer()}
+	timers := [3]clock.Timer{d.clock.NewTimer(), d.clock.NewTimer(), d.clock.NewTimer()}
 	defer func() {
 		for _, t := range timers {
 			t.Stop()
 		}
 	}()
 	arm := func() {
-		for i, at := range [4]time.Time{d.due.resync, d.due.retry, d.due.bgpPoll, d.due.status} {
+		for i, at := range [3]time.Time{d.due.resync, d.due.retry, d.due.bgpPoll} {
 			if at.IsZero() {
 				timers[i].Stop()
 			} else {
@@ -261,8 +201,6 @@ func (d *Daemon) loop(ctx context.Context) {
 			evs = []event{retryDue{}}
 		case <-timers[2].C():
 			evs = []event{bgpPollDue{}}
-		case <-timers[3].C():
-			evs = []event{statusDue{}}
 		}
 		for _, ev := range evs {
 			if d.handle(d.clock.Now(), ev) {

@@ -2,11 +2,13 @@ package director
 
 import (
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/lvskit/lvskit/director/bgp"
 	"github.com/lvskit/lvskit/director/config"
+	"github.com/lvskit/lvskit/director/health"
 	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/statusapi"
 )
@@ -48,16 +50,45 @@ type cachedStatus struct {
 	// kernel is the version of the service's kernel entry it was built
 	// from (Reconciler.KernelVersions).
 	kernel uint64
-	// encoded is status encoded for the status API, made at the first
-	// request that needs it (encoding 10,000 services after a reload
-	// takes a while, and the loop must not wait for it), and never
-	// modified after.
+	// ids are the health target IDs of status.RealServers, in order.
+	ids []string
+	// results counts the service's check results as they come (the
+	// scheduler's callback adds to it); built is its count when the
+	// loop built status. A reader that finds more brings the real
+	// servers' last checks in from the scheduler (withChecks).
+	results *atomic.Uint64
+	built   uint64
+	// encoded is status encoded for the status API with the checks of
+	// its results count, made at the first request that needs it
+	// (encoding 10,000 services after a reload takes a while, and the
+	// loop must not wait for it), replaced by a request that finds
+	// newer results, never modified.
 	encoded atomic.Pointer[encodedStatus]
 }
 
 type encodedStatus struct {
-	json []byte
-	gen  uint64
+	json    []byte
+	gen     uint64
+	results uint64
+}
+
+// resultsNow is how many check results e's service has had.
+func (e *cachedStatus) resultsNow() uint64 { return e.results.Load() }
+
+// current is e's status with its real servers' checks as the scheduler
+// has them now, if results came since the loop built it.
+func (e *cachedStatus) current(lookup func(id string) (health.Status, bool)) ServiceStatus {
+	if e.resultsNow() == e.built {
+		return e.status
+	}
+	st := e.status
+	st.RealServers = slices.Clone(st.RealServers)
+	for i, id := range e.ids {
+		if c, ok := lookup(id); ok {
+			setChecks(&st.RealServers[i], c)
+		}
+	}
+	return st
 }
 
 // statusSpanSize is how many services a span joins: about 64 KB of
@@ -104,6 +135,9 @@ type statusCache struct {
 	// reset with the entries, so a reload changes every ETag). Requests
 	// add to it, from any goroutine.
 	gen atomic.Uint64
+	// lookup is the health scheduler's Lookup: what a request reads of
+	// the checks that came after the loop built a status.
+	lookup func(id string) (health.Status, bool)
 }
 
 // reset forgets every service (a config load, new health targets).
@@ -139,7 +173,10 @@ func (d *Daemon) publish() {
 			list, shared = append([]*cachedStatus(nil), list...), false // the published one stays as it is
 		}
 		ke, v := d.rec.KernelEntry(k)
-		list[i] = &cachedStatus{status: d.buildServiceStatus(k, ke), kernel: v}
+		n := d.resultCounter(k)
+		built := n.Load() // before reading the scheduler: a result meanwhile makes it stale
+		st, ids := d.buildServiceStatus(k, ke)
+		list[i] = &cachedStatus{status: st, kernel: v, ids: ids, results: n, built: built}
 		changed[i/statusSpanSize] = true
 		rebuilt++
 	}
@@ -186,17 +223,19 @@ func (d *Daemon) publish() {
 }
 
 // Status returns a snapshot for the status API, as the daemon's loop
-// last published it. It does not copy the whole table per request: each
-// service's status is kept as last built and rebuilt (by the loop) only
-// when its health, its last check, its quorum, its config or its entry
-// in the kernel changed.
+// last published it, with each real server's last check as the health
+// scheduler has it now. It does not copy the whole table per request:
+// each service's status is kept as last built and rebuilt (by the loop)
+// only when its health, its quorum, its config or its entry in the
+// kernel changed; a service whose real servers were checked since is
+// brought up to date with the scheduler's last results.
 func (d *Daemon) Status() Status {
 	snap := d.snapshot()
 	st := d.statusHead(snap)
 	st.Events = d.timeline.Events()
 	st.Services = make([]ServiceStatus, 0, len(snap.services))
 	for _, e := range snap.services {
-		st.Services = append(st.Services, e.status)
+		st.Services = append(st.Services, e.current(d.status.lookup))
 	}
 	return st
 }
@@ -220,30 +259,55 @@ func (d *Daemon) EncodedStatus() (statusapi.Encoded, error) {
 	return e, nil
 }
 
-// encode returns e's encoding, made now if no request made it yet. Two
-// requests may both encode a service; the first to store its encoding
-// wins, and both serve that one.
+// encode returns e's encoding with its service's checks as of now,
+// made now if no request made it for these results yet. Two requests
+// may both encode a service; the one with the newer results is kept
+// (of two with the same, the first stored), and a request serves what
+// it made or a newer one.
 func (c *statusCache) encode(e *cachedStatus) (*encodedStatus, error) {
-	if enc := e.encoded.Load(); enc != nil {
-		return enc, nil
+	r := e.resultsNow() // before reading the scheduler, as in publish
+	old := e.encoded.Load()
+	if old != nil && old.results == r {
+		return old, nil
 	}
-	b, err := statusapi.EncodeService(e.status)
+	var st ServiceStatus
+	if r == e.built {
+		st = e.status
+	} else {
+		st = e.current(c.lookup)
+	}
+	b, err := statusapi.EncodeService(st)
 	if err != nil {
 		return nil, err
 	}
-	enc := &encodedStatus{json: b, gen: c.gen.Add(1)}
-	if !e.encoded.CompareAndSwap(nil, enc) {
-		enc = e.encoded.Load()
+	enc := &encodedStatus{json: b, gen: c.gen.Add(1), results: r}
+	for !e.encoded.CompareAndSwap(old, enc) {
+		if old = e.encoded.Load(); old != nil && old.results >= r {
+			return old, nil
+		}
 	}
 	return enc, nil
 }
 
-// join returns sp's services joined with commas, made now from their
-// encodings if no request made it yet; like encode, the first to store
-// it wins.
+// fresh says whether j, sp's joined encoding, is of its services'
+// encodings as of their results now: no service was checked since.
+func (sp *statusSpan) fresh(j *encodedSpan) bool {
+	for i, s := range sp.services {
+		enc := s.encoded.Load()
+		if enc == nil || enc.results != s.resultsNow() || enc.gen != j.services[i].Gen {
+			return false
+		}
+	}
+	return true
+}
+
+// join returns sp's services joined with commas, as of their checks
+// now: made again from their encodings if one of them was checked since
+// the last join (or none was made yet).
 func (c *statusCache) join(sp *statusSpan) (*encodedSpan, error) {
-	if j := sp.joined.Load(); j != nil {
-		return j, nil
+	old := sp.joined.Load()
+	if old != nil && sp.fresh(old) {
+		return old, nil
 	}
 	services := make([]statusapi.EncodedService, len(sp.services))
 	n := len(services)
@@ -263,9 +327,7 @@ func (c *statusCache) join(sp *statusSpan) (*encodedSpan, error) {
 		b = append(b, s.JSON...)
 	}
 	j := &encodedSpan{json: b, gen: c.gen.Add(1), services: services}
-	if !sp.joined.CompareAndSwap(nil, j) {
-		j = sp.joined.Load()
-	}
+	sp.joined.CompareAndSwap(old, j) // if another request stored one meanwhile, the next checks that one
 	return j, nil
 }
 

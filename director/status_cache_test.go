@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/director/health"
+	"github.com/lvskit/lvskit/director/ipvs"
 	"github.com/lvskit/lvskit/director/ipvs/ipvstest"
 	"github.com/lvskit/lvskit/director/statusapi"
 )
@@ -170,4 +171,78 @@ func TestEncodedStatusUnderConcurrentRequestsAndFlaps(t *testing.T) {
 	if !bytes.Equal(rec.Body.Bytes(), want.Bytes()) {
 		t.Error("after concurrent requests and flaps, GET /status differs from encoding/json's Status")
 	}
+}
+
+// A check result is in the status from the moment it is out, without
+// the loop: the status API reads the scheduler's last results for the
+// services checked since their status was built, and encodes again
+// only those.
+func TestStatusShowsCheckResultsWithoutTheLoop(t *testing.T) {
+	d, ids := statusBenchDaemon(t, ipvstest.New(), 3, 2)
+	checks := map[string]health.Status{}
+	d.status.lookup = func(id string) (health.Status, bool) { // the scheduler's Lookup
+		c, ok := checks[id]
+		return c, ok
+	}
+	snap := d.snapshot()
+	encoded := func() statusapi.Encoded {
+		t.Helper()
+		e, err := d.EncodedStatus()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	service := func(e statusapi.Encoded, i int) ServiceStatus {
+		t.Helper()
+		var st ServiceStatus
+		if err := json.Unmarshal(e.Spans[0].Services[i].JSON, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	before := encoded()
+
+	// A result of the second service's first real server.
+	svc := d.order[1]
+	rs := d.desired[svc].RealServers[0].Key()
+	id := ids[slices.IndexFunc(ids, func(id string) bool { return d.targets[id].services[0] == svc && d.targets[id].rs == rs })]
+	at := t0.Add(3 * time.Second)
+	checks[id] = health.Status{ID: id, State: health.StateUp, Since: t0, Checked: true, Last: health.Result{Up: true, Reason: "connected to " + rs.String(), Time: at}}
+	d.onResult(id, checks[id].Last)
+
+	if d.snapshot() != snap {
+		t.Error("a check result published a snapshot; the loop has nothing to do for it")
+	}
+	if evs := d.inbox.take(); len(evs) != 0 {
+		t.Errorf("a check result posted %v to the loop, want nothing", evs)
+	}
+	want := func(what string, got RealServerStatus) {
+		t.Helper()
+		if got.LastResult != "connected to "+rs.String() || !got.LastCheck.Equal(at) || got.Health != "up" {
+			t.Errorf("%s: %s shows last result %q at %v, health %s; want the result just out", what, rs, got.LastResult, got.LastCheck, got.Health)
+		}
+	}
+	want("Status", d.Status().Services[1].RealServers[0])
+	after := encoded()
+	want("the encoded status", service(after, 1).RealServers[0])
+	if a, b := after.Spans[0].Services, before.Spans[0].Services; a[0].Gen != b[0].Gen || a[2].Gen != b[2].Gen || a[1].Gen == b[1].Gen {
+		t.Errorf("encodings' generations before %d %d %d, after %d %d %d: want only the checked service's encoded again", b[0].Gen, b[1].Gen, b[2].Gen, a[0].Gen, a[1].Gen, a[2].Gen)
+	}
+	if again := encoded(); again.Spans[0].Gen != after.Spans[0].Gen {
+		t.Error("with no result since, the next request joined the services again")
+	}
+
+	// The next result replaces it; a transition's rebuild by the loop
+	// keeps it.
+	at = at.Add(time.Second)
+	c := checks[id]
+	c.Last.Time = at
+	checks[id] = c
+	d.onResult(id, c.Last)
+	want("Status after the next result", d.Status().Services[1].RealServers[0])
+	want("the encoded status after the next result", service(encoded(), 1).RealServers[0])
+	d.status.invalidate([]ipvs.ServiceKey{svc})
+	d.publish()
+	want("rebuilt by the loop", service(encoded(), 1).RealServers[0])
 }
