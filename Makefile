@@ -102,11 +102,21 @@ vm-kit:
 # long one; TEST_SOAK= leaves it out).
 TEST_SOAK        ?= 2m
 TEST_SOAK_KERNEL ?= 6.12
+# A failing test's lines (its t.Error and t.Log, not the processes'
+# output the lab dumps after them) are repeated at the end, where a CI
+# log that keeps only its tail still shows them; the whole log is in
+# build/test-vm-<kernel>.log.
 test-vm: vm-kit build deb
-	@for k in $(VM_KERNELS); do \
+	@mkdir -p build; for k in $(VM_KERNELS); do \
 		echo "test-vm: kernel $$k"; \
 		soak=; [ "$$k" = "$(TEST_SOAK_KERNEL)" ] && soak='$(TEST_SOAK)'; \
-		VM_KERNEL=$$k LVSKIT_SOAK=$$soak LVSKIT_DEB=$(CURDIR)/$(DEB) $(GO) test -count=1 -p 1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS) || exit 1; \
+		{ VM_KERNEL=$$k LVSKIT_SOAK=$$soak LVSKIT_DEB=$(CURDIR)/$(DEB) $(GO) test -count=1 -p 1 -tags vmtest -run '^TestVM' -timeout 40m -exec $(VM_RUN) $(VM_PKGS) 2>&1; \
+			echo $$? >build/test-vm-$$k.rc; } | tee build/test-vm-$$k.log; \
+		if [ "$$(cat build/test-vm-$$k.rc)" != 0 ]; then \
+			echo "test-vm: kernel $$k failed; the failing tests' own lines (whole log: build/test-vm-$$k.log):"; \
+			grep -E -- '--- FAIL|^(ok|FAIL|panic)|_test\.go:[0-9]+: ' build/test-vm-$$k.log | cut -c1-800 | tail -60; \
+			exit 1; \
+		fi; \
 	done
 
 test: build test-unit test-vm
