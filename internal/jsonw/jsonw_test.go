@@ -73,7 +73,7 @@ func TestObjectIsEncodingJSONs(t *testing.T) {
 	for _, v := range []member{
 		{S: "a<b", I: -7, B: true, T: time.Date(2026, 12, 6, 8, 0, 0, 123456789, time.UTC)},
 		{E: "x", I: 1 << 40, T: time.Date(1, 1, 1, 0, 0, 0, 1, east)},
-		{T: time.Date(9999, 12, 31, 23, 59, 59, 0, time.FixedZone("", -(23*3600 + 59*60)))},
+		{T: time.Date(9999, 12, 31, 23, 59, 59, 0, time.FixedZone("", -(23*3600+59*60)))},
 	} {
 		want, err := json.Marshal(v)
 		if err != nil {
