@@ -159,7 +159,7 @@ func TestEncodedStatusUnderConcurrentRequestsAndFlaps(t *testing.T) {
 		}
 		done <- codes
 	}()
-	statusLatencies(t, d, ids, h, 30, 500, new(sync.Mutex))
+	statusLatencies(t, d, ids, h, 30, 500, new(sync.Mutex), nil)
 	if codes := <-done; slices.ContainsFunc(codes, func(c int) bool { return c != 200 }) {
 		t.Errorf("the other client's answers: %v", codes)
 	}
