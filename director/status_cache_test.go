@@ -246,3 +246,40 @@ func TestStatusShowsCheckResultsWithoutTheLoop(t *testing.T) {
 	d.publish()
 	want("rebuilt by the loop", service(encoded(), 1).RealServers[0])
 }
+
+// A large service's kernel weights (looked up in a map, not searched
+// for one by one) are each real server's own, and -1 for one the
+// kernel does not have.
+func TestStatusKernelWeightsOfALargeService(t *testing.T) {
+	f := ipvstest.New()
+	d, _ := statusBenchDaemon(t, f, 1, 40)
+	k := d.order[0]
+	gone := d.desired[k].RealServers[17]
+	if err := f.DeleteRealServer(k, gone.Key()); err != nil {
+		t.Fatal(err)
+	}
+	rss, err := f.RealServers(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rss { // drift: each real server at a weight of its own
+		r.Weight = int32(100 + i)
+		if err := f.UpdateRealServer(k, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int32{gone.Key().String(): -1}
+	for i, r := range rss {
+		want[r.Key().String()] = int32(100 + i)
+	}
+	d.status.kernelAll = true // as a resync that read the kernel back would
+	if err := d.rec.ReadKernel(); err != nil {
+		t.Fatal(err)
+	}
+	d.publish()
+	for _, rs := range d.Status().Services[0].RealServers {
+		if w, ok := want[rs.Address]; !ok || rs.KernelWeight != w {
+			t.Errorf("%s: kernel weight %d, want %d", rs.Address, rs.KernelWeight, w)
+		}
+	}
+}
