@@ -87,6 +87,10 @@ type netLoopOptions struct {
 	// goroutine, with the loop's reading of the clock for the round
 	// that finished them; it must not keep the slice.
 	Deliver func(batch []loopResult, now time.Time)
+	// closing, if set, is called on the loop's goroutine with each
+	// finished check's socket just before the loop closes it: a test's
+	// stand-in for a process forked at that moment (see watch).
+	closing func(fd int)
 }
 
 // checkOnLoop runs t's check once on an event loop of its own: the

@@ -34,6 +34,7 @@ import (
 type netLoop struct {
 	epfd, evfd int
 	deliver    func([]loopResult, time.Time)
+	closing    func(fd int)  // netLoopOptions.closing
 	done       chan struct{} // closed when the loop's goroutine has ended
 
 	mu        sync.Mutex
@@ -51,19 +52,24 @@ type netLoop struct {
 	// before they are closed, so that TIME_WAIT stays on the server's
 	// side as with keepalived (which reads to the end of the
 	// connection): by socket, and in the order they were added.
-	draining map[int]time.Time
+	draining map[int]drainingSocket
 	drainQ   []drainingSocket
-	timers   probeHeap
-	results  []loopResult
-	buf      []byte
-	now      time.Time       // when epoll_wait last returned: the time of what the loop does
-	events   uint32          // the events of the socket being stepped
-	sum      [md5.Size]byte  // judge's digest, kept off the heap
-	echo     []byte          // a ping's echo request, reused
-	pingRaw  [2]bool         // IPv4, IPv6: ICMP sockets are refused, ping on raw ones
-	ev       unix.EpollEvent // epoll_ctl's argument, kept off the heap
-	spare    [2][]*probe     // the last round's submitted and canceled slices, reused
-	backlog  []*probe        // submitted, not begun yet (maxBegins)
+	// tag numbers the sockets' registrations with epoll: an event
+	// carries its socket's tag beside its descriptor, and one whose tag
+	// is not the socket's now is a closed socket's (registrations
+	// outlive close while a forked child holds the socket: see watch).
+	tag     uint32
+	timers  probeHeap
+	results []loopResult
+	buf     []byte
+	now     time.Time       // when epoll_wait last returned: the time of what the loop does
+	events  uint32          // the events of the socket being stepped
+	sum     [md5.Size]byte  // judge's digest, kept off the heap
+	echo    []byte          // a ping's echo request, reused
+	pingRaw [2]bool         // IPv4, IPv6: ICMP sockets are refused, ping on raw ones
+	ev      unix.EpollEvent // epoll_ctl's argument, kept off the heap
+	spare   [2][]*probe     // the last round's submitted and canceled slices, reused
+	backlog []*probe        // submitted, not begun yet (maxBegins)
 }
 
 // batchWindow is how long the loop pauses after a round woken by
@@ -94,8 +100,8 @@ func startNetLoop(opts netLoopOptions) (*netLoop, error) {
 		return nil, fmt.Errorf("starting the health check event loop: epoll_ctl: %w", err)
 	}
 	l := &netLoop{
-		epfd: epfd, evfd: evfd, deliver: opts.Deliver, done: make(chan struct{}),
-		probes: map[int]*probe{}, draining: map[int]time.Time{}, buf: make([]byte, 32<<10),
+		epfd: epfd, evfd: evfd, deliver: opts.Deliver, closing: opts.closing, done: make(chan struct{}),
+		probes: map[int]*probe{}, draining: map[int]drainingSocket{}, buf: make([]byte, 32<<10),
 	}
 	ready := make(chan error, 1)
 	go l.run(opts.NetNS, ready)
@@ -370,20 +376,22 @@ func (l *netLoop) waitEvents(events []unix.EpollEvent, wait time.Duration, woken
 // there were any (not only the eventfd's).
 func (l *netLoop) handleEvents(events []unix.EpollEvent) (woken bool) {
 	for _, ev := range events {
-		fd := int(ev.Fd)
+		fd, tag := int(ev.Fd), uint32(ev.Pad)
 		if fd == l.evfd {
 			var b [8]byte
 			_, _ = unix.Read(l.evfd, b[:])
 			continue
 		}
 		woken = true
-		if p := l.probes[fd]; p != nil {
+		if p := l.probes[fd]; p != nil && p.tag == tag {
 			l.step(p, ev.Events)
-		} else if _, ok := l.draining[fd]; ok {
+		} else if d, ok := l.draining[fd]; ok && d.tag == tag {
 			// The server's FIN (or more than it announced): done.
 			delete(l.draining, fd)
 			unix.Close(fd)
 		}
+		// Otherwise the event is a closed socket's whose descriptor
+		// a new one has taken: not the new one's to act on.
 	}
 	return woken
 }
@@ -423,6 +431,9 @@ func (l *netLoop) failCheck(p *probe, err error) {
 func (l *netLoop) finish(p *probe, r Result) {
 	r.Duration = l.now.Sub(p.start)
 	if p.fd >= 0 {
+		if l.closing != nil {
+			l.closing(p.fd)
+		}
 		unix.Close(p.fd)
 		delete(l.probes, p.fd)
 		p.fd = -1

@@ -33,6 +33,7 @@ type probe struct {
 	t        *loopTarget
 	e        *entry
 	fd       int
+	tag      uint32 // the epoll registration of fd (watch)
 	phase    probePhase
 	start    time.Time
 	deadline time.Time

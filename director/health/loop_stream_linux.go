@@ -61,8 +61,22 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 var abortiveClose = unix.Linger{Onoff: 1, Linger: 0}
 
 // watch makes fd p's socket, waited on for events, until p's deadline.
+//
+// Its registration is tagged: closing a socket removes it from epoll
+// only once no process holds it, and Go's fork of a command (modprobe
+// at every reload, notify and quorum scripts) gives the child every
+// descriptor until it execs. A socket closed in that window stays
+// registered under its old descriptor number, which the next socket
+// takes; its late events (a server's FIN, a reset) must not be read as
+// the new check's. Without the tag, a refused connect was reported as
+// "connected": the closed socket's FIN came under the new one's number.
 func (l *netLoop) watch(p *probe, fd int, events uint32) {
-	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd)}
+	l.tag++
+	if l.tag == 0 {
+		l.tag++ // 0 is no socket's
+	}
+	p.tag = l.tag
+	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(p.tag)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
 		unix.Close(fd)
 		l.failCheck(p, p.fail(os.NewSyscallError("epoll_ctl", err)))
@@ -300,9 +314,9 @@ func (l *netLoop) judge(p *probe, eof bool) {
 		fd := p.fd
 		delete(l.probes, fd)
 		p.fd = -1
-		until := l.now.Add(drainFor)
-		l.draining[fd] = until
-		l.drainQ = append(l.drainQ, drainingSocket{fd, until})
+		d := drainingSocket{fd: fd, until: l.now.Add(drainFor), tag: p.tag}
+		l.draining[fd] = d
+		l.drainQ = append(l.drainQ, d)
 	}
 	l.finish(p, r)
 }
@@ -314,6 +328,7 @@ const drainFor = 250 * time.Millisecond
 type drainingSocket struct {
 	fd    int
 	until time.Time
+	tag   uint32 // its epoll registration's
 }
 
 // sweep closes the sockets that waited drainFor for a FIN in vain.
@@ -324,7 +339,7 @@ func (l *netLoop) sweep(now time.Time) {
 			break
 		}
 		n++
-		if until, ok := l.draining[d.fd]; ok && until.Equal(d.until) {
+		if now, ok := l.draining[d.fd]; ok && now.tag == d.tag {
 			delete(l.draining, d.fd)
 			unix.Close(d.fd)
 		}

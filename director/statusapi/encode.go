@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/lvskit/lvskit/internal/jsonw"
 )
 
 // EncodedService is one service's status as JSON, encoded once by the
@@ -32,13 +34,71 @@ type EncodedService struct {
 }
 
 // EncodeService encodes a service's status for an EncodedService: as
-// encoding/json encodes it inside Status, byte for byte.
+// encoding/json encodes it inside Status, byte for byte. It is written
+// out by hand (a service is encoded again whenever one of its real
+// servers was checked, 10,000 services a request at the largest size,
+// and reflection took four times as long); encoding/json is the
+// reference its tests hold it to, and encodes the rare status it does
+// not (a time outside RFC 3339's range, for the error).
 func EncodeService(s ServiceStatus) ([]byte, error) {
+	if b, ok := appendService(make([]byte, 0, 160+320*len(s.RealServers)), &s); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the status of %s: %w", s.Key, err)
 	}
 	return b, nil
+}
+
+// appendService appends s as encoding/json would; false when a time in
+// it is one encoding/json refuses.
+func appendService(b []byte, s *ServiceStatus) ([]byte, bool) {
+	o := jsonw.Open(b)
+	o.String("key", s.Key)
+	o.StringOmitEmpty("name", s.Name)
+	o.String("source", s.Source)
+	o.String("scheduler", s.Scheduler)
+	o.Bool("in_kernel", s.InKernel)
+	o.Key("real_servers")
+	if s.RealServers == nil {
+		o.B = append(o.B, "null"...)
+	} else {
+		o.B = append(o.B, '[')
+		for i := range s.RealServers {
+			if i > 0 {
+				o.B = append(o.B, ',')
+			}
+			var ok bool
+			if o.B, ok = appendRealServer(o.B, &s.RealServers[i]); !ok {
+				return nil, false
+			}
+		}
+		o.B = append(o.B, ']')
+	}
+	o.StringOmitEmpty("sorry_server", s.SorryServer)
+	o.StringOmitEmpty("quorum", s.Quorum)
+	o.Int("up_weight", int64(s.UpWeight))
+	return o.Close(), true
+}
+
+func appendRealServer(b []byte, r *RealServerStatus) ([]byte, bool) {
+	o := jsonw.Open(b)
+	o.String("address", r.Address)
+	o.String("forwarding", r.Forwarding)
+	o.Int("weight", int64(r.Weight))
+	o.Int("kernel_weight", int64(r.KernelWeight))
+	o.String("health", r.Health)
+	if !o.TimeOmitZero("since", r.Since) {
+		return nil, false
+	}
+	o.StringOmitEmpty("check", r.Check)
+	o.StringOmitEmpty("last_result", r.LastResult)
+	if !o.TimeOmitZero("last_check", r.LastCheck) {
+		return nil, false
+	}
+	o.StringOmitEmpty("why", r.Why)
+	return o.Close(), true
 }
 
 // EncodedSpan is a run of consecutive services' JSON joined with

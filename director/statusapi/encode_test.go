@@ -234,3 +234,57 @@ func TestServeEncodedRejectsABadVIP(t *testing.T) {
 		t.Errorf("?vip=web: %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+// A status encoding/json refuses (a time outside RFC 3339's years) is an
+// error that names the service, as encoding/json's was.
+func TestEncodeServiceRefusesWhatEncodingJSONRefuses(t *testing.T) {
+	s := ServiceStatus{Key: "TCP 10.0.0.1:80", RealServers: []RealServerStatus{{Address: "10.0.0.2:80", LastCheck: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}}
+	if b, err := EncodeService(s); err == nil || !strings.Contains(err.Error(), "TCP 10.0.0.1:80") {
+		t.Errorf("EncodeService with a year-10000 check = %s, %v; want an error naming the service", b, err)
+	}
+}
+
+func FuzzEncodeService(f *testing.F) {
+	f.Add("TCP 10.0.0.1:80", "web", "lvsd.yaml:3", "10.0.0.2:80", "HTTP 503 from <10.0.0.2:80>", int64(1764979200123456789), int32(3), uint8(5))
+	f.Add("", "\xff\u2028", "\x00", "", "", int64(0), int32(-1), uint8(0))
+	f.Fuzz(func(t *testing.T, key, name, source, addr, result string, nanos int64, weight int32, n uint8) {
+		s := ServiceStatus{Key: key, Name: name, Source: source, Scheduler: "wrr", InKernel: n&1 == 0, Quorum: name, UpWeight: int(weight)}
+		at := time.Unix(0, nanos).In(time.FixedZone("", int(weight%86400)))
+		for i := range int(n % 4) {
+			s.RealServers = append(s.RealServers, RealServerStatus{Address: addr, Forwarding: "Masq", Weight: weight, KernelWeight: int32(i) - 1,
+				Health: "up", Since: at, Check: source, LastResult: result, LastCheck: at.Add(time.Duration(i)), Why: name})
+		}
+		want, wantErr := json.Marshal(s)
+		got, err := EncodeService(s)
+		if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+			t.Errorf("EncodeService = %s, %v\nencoding/json   %s, %v", got, err, want, wantErr)
+		}
+	})
+}
+
+// BenchmarkEncodeService is a service of 4 checked real servers, encoded
+// as the status API encodes it again after a check, beside
+// encoding/json's Marshal of the same (the reference, and what it was).
+func BenchmarkEncodeService(b *testing.B) {
+	at := time.Date(2026, 12, 6, 8, 0, 0, 123456789, time.UTC)
+	s := ServiceStatus{Key: "TCP 10.100.3.170:80", Source: "/etc/lvsd/lvsd.yaml:120", Scheduler: "wrr", InKernel: true, UpWeight: 10}
+	for i := range 4 {
+		addr := fmt.Sprintf("10.83.0.%d:20938", 21+i)
+		s.RealServers = append(s.RealServers, RealServerStatus{Address: addr, Forwarding: "Masq", Weight: int32(i + 1), KernelWeight: int32(i + 1),
+			Health: "up", Since: at, Check: "tcp connect to " + addr, LastResult: "connected to " + addr, LastCheck: at})
+	}
+	b.Run("hand-written", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := EncodeService(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := json.Marshal(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
