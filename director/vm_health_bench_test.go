@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/internal/lab"
 )
 
@@ -276,6 +277,10 @@ func lvsdHealthConfig(dir, kind string, n, first int) string {
 // before/after figure in the same run.
 // LVSKIT_HC_PROFILE_DIR keeps the profiled lvsd's CPU profile there
 // (pass the directory in LVSKIT_VM_RW too).
+// LVSKIT_HC_STATUS_EVERY (a duration, e.g. 1s) has a client fetch each
+// lvsd's GET /status that often, as lvstop attached to the director
+// does, so that what the status costs with results flowing counts in
+// lvsd's CPU per check (the client's own CPU counts as the servers').
 func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	lvsd := lvsdBinary(b)
 	if _, err := exec.LookPath("keepalived"); err != nil {
@@ -296,6 +301,14 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	}
 	// LVSKIT_HC_PROFILE=0 leaves out the profiled round.
 	profile := os.Getenv("LVSKIT_HC_PROFILE") != "0"
+	var statusEvery time.Duration
+	if s := os.Getenv("LVSKIT_HC_STATUS_EVERY"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			b.Fatalf("LVSKIT_HC_STATUS_EVERY=%q: want a positive duration, like 1s", s)
+		}
+		statusEvery = d
+	}
 	kinds := []string{"tcp", "http"}
 	if s := os.Getenv("LVSKIT_HC_KINDS"); s != "" {
 		kinds = strings.Split(s, ",")
@@ -365,14 +378,14 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 				mine, other := blocks[round%2], blocks[1-round%2]
 				if baseline != "" {
 					rs := measureTogether(b, kind, w,
-						startLvsd(b, newDirector(), hcStart{bin: baseline, tool: "lvsd-base", kind: kind, n: n, srv: mine, cpus: checkerCPUs}),
+						startLvsd(b, newDirector(), hcStart{bin: baseline, tool: "lvsd-base", kind: kind, n: n, srv: mine, cpus: checkerCPUs, statusEvery: statusEvery}),
 						startKeepalived(b, newDirector(), hcStart{kind: kind, n: n, srv: other, cpus: checkerCPUs}))
 					base, theirsBase = append(base, rs[0]), append(theirsBase, rs[1])
 					row(rs[0], round)
 					row(rs[1], round)
 				}
 				rs := measureTogether(b, kind, w,
-					startLvsd(b, newDirector(), hcStart{bin: lvsd, tool: "lvsd", kind: kind, n: n, srv: mine, cpus: checkerCPUs}),
+					startLvsd(b, newDirector(), hcStart{bin: lvsd, tool: "lvsd", kind: kind, n: n, srv: mine, cpus: checkerCPUs, statusEvery: statusEvery}),
 					startKeepalived(b, newDirector(), hcStart{kind: kind, n: n, srv: other, cpus: checkerCPUs}))
 				ours, theirs = append(ours, rs[0]), append(theirs, rs[1])
 				row(rs[0], round)
@@ -384,7 +397,7 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 				// 2.1 ms per HTTP check profiled, 1.1 ms not). Where
 				// lvsd's CPU goes, and its daemon's share.
 				rs := measureTogether(b, kind, w,
-					startLvsd(b, newDirector(), hcStart{bin: lvsd, tool: "lvsd+prof", kind: kind, n: n, srv: blocks[0], cpus: checkerCPUs, profile: true}),
+					startLvsd(b, newDirector(), hcStart{bin: lvsd, tool: "lvsd+prof", kind: kind, n: n, srv: blocks[0], cpus: checkerCPUs, profile: true, statusEvery: statusEvery}),
 					startKeepalived(b, newDirector(), hcStart{kind: kind, n: n, srv: blocks[1], cpus: checkerCPUs}))
 				row(rs[0], 2)
 				row(rs[1], 2)
@@ -407,6 +420,9 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	placement := "not pinned: the checkers and the servers share the guest's CPUs"
 	if pin {
 		placement = fmt.Sprintf("servers pinned to CPU %d, checkers to CPUs %s", serverCPU, checkerCPUs)
+	}
+	if statusEvery > 0 {
+		placement += fmt.Sprintf("; each lvsd's GET /status fetched every %v", statusEvery)
 	}
 	fmt.Printf("health checks every 1s, timeout 1s; windows: warm-up %v (after 3 steady seconds), cpu %v, syscalls %v; %s; \"of rate\" is served/s over the configured rate (one check per real server a second), \"servers\" the servers' CPU (one thread) as a share of one CPU; ratios pool rounds 1 and 2 (\"lvsd+prof\", profiled, is left out); cpu/check \"-\": nothing served in the window; the guest's load average at the end: %s (the host's is the reader's to note: TCG shares it)\n%s",
 		w.warmup, w.cpu, w.syscalls, placement, loadAverage(), summary.String())
@@ -474,6 +490,9 @@ type hcStart struct {
 	srv       *hcServers
 	profile   bool   // lvsd writes a CPU profile
 	cpus      string // taskset's CPU list to run on; empty for any
+	// statusEvery, if set, is how often a client fetches lvsd's
+	// GET /status while it runs (LVSKIT_HC_STATUS_EVERY).
+	statusEvery time.Duration
 }
 
 // command is name with args, run under taskset when the checker is
@@ -505,7 +524,11 @@ func startLvsd(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
 	name, args := o.command(bin, args...)
 	started := time.Now()
 	p := h.Start(context.Background(), name, args...)
+	stopPolling := pollStatus(filepath.Join(dir, "status.sock"), o.statusEvery)
 	finish := func(r *hcRun) {
+		if polls, failed := stopPolling(); polls+failed > 0 {
+			fmt.Printf("%s %d %s: GET /status every %v: %d answered, %d failed\n", kind, n, tool, o.statusEvery, polls, failed)
+		}
 		if err := p.Stop(); err != nil {
 			fmt.Printf("%s %d %s: stopping: %v\n", kind, n, tool, err)
 		}
@@ -536,7 +559,13 @@ func startKeepalived(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
 		b.Fatal(err)
 	}
 	checkersPid := filepath.Join(dir, "checkers.pid")
-	name, args := o.command("keepalived", "--check", "--dont-fork", "--log-console", "--use-file", cfg,
+	// --no-syslog: the guest has no syslog daemon, and keepalived's
+	// syslog then writes every line to /dev/console, the guest's
+	// emulated serial port, where each character costs the writer (1,885
+	// lines in a run's first minute: a line per real server at start,
+	// "thread timer expired" when starved). Its --log-console lines go
+	// to a pipe, as lvsd's log does.
+	name, args := o.command("keepalived", "--check", "--dont-fork", "--log-console", "--no-syslog", "--use-file", cfg,
 		"--pid", filepath.Join(dir, "keepalived.pid"), "--checkers_pid", checkersPid)
 	started := time.Now()
 	p := h.Start(context.Background(), name, args...)
@@ -570,4 +599,52 @@ func startKeepalived(b *testing.B, h *lab.Host, o hcStart) *hcChecker {
 func printTail(why, output string) {
 	lines := strings.Split(strings.TrimRight(output, "\n"), "\n")
 	fmt.Printf("%s; its last %d lines of output:\n%s\n", why, min(20, len(lines)), strings.Join(lines[max(0, len(lines)-20):], "\n"))
+}
+
+// pollStatus fetches GET /status from the lvsd listening on socket every
+// interval (none when interval is zero), as lvstop does, until the
+// function it returns is called; that returns how many fetches lvsd
+// answered and how many failed (before it listened, or while it was
+// starved past the fetch's timeout).
+func pollStatus(socket string, every time.Duration) (stop func() (answered, failed int)) {
+	if every <= 0 {
+		return func() (int, int) { return 0, 0 }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var answered, failed int
+	go func() {
+		defer close(done)
+		c, err := statusapi.NewClient("unix:" + socket)
+		if err != nil {
+			failed++
+			return
+		}
+		defer c.Close()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			fetch, cancelFetch := context.WithTimeout(ctx, every)
+			_, err := c.Status(fetch)
+			cancelFetch()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				failed++
+			default:
+				answered++
+			}
+		}
+	}()
+	return func() (int, int) {
+		cancel()
+		<-done
+		return answered, failed
+	}
 }
