@@ -195,6 +195,8 @@ func eventRun(b *testing.B, v *vmLab, tr *probes.Tracer, vip netip.AddrPort, pac
 // groups also run with it, alternating with this build. Under TCG on a
 // shared host the rates swing by half from one second to the next: the
 // runs and the programs' time per connection are the figures to compare.
+// LVSKIT_TRACE_COST_GROUPS (names, comma-separated) runs only those
+// groups.
 func BenchmarkVMProbeCost(b *testing.B) {
 	v := newVMLabTB(b)
 	// Eight clients at once keep the VM's CPUs busy: the rate is bound by
@@ -251,6 +253,11 @@ func BenchmarkVMProbeCost(b *testing.B) {
 		}
 		groups = append(with, groups[2:]...)
 	}
+	if only := os.Getenv("LVSKIT_TRACE_COST_GROUPS"); only != "" {
+		groups = slices.DeleteFunc(groups, func(g group) bool {
+			return !slices.Contains(strings.Split(only, ","), strings.TrimSuffix(g.name, "-baseline"))
+		})
+	}
 	for range b.N {
 		for _, g := range groups {
 			before, _ := rate()
@@ -268,7 +275,7 @@ func BenchmarkVMProbeCost(b *testing.B) {
 				b.Fatal(err)
 			}
 			traced, cpu := rate()
-			runs, runtime, err := probes.ProgramRuns(tr)
+			runs, err := probes.ProgramRuns(tr)
 			stats.Close()
 			if err != nil {
 				b.Fatal(err)
@@ -278,13 +285,16 @@ func BenchmarkVMProbeCost(b *testing.B) {
 			after, _ := rate()
 			share := 100 * traced / ((before + after) / 2)
 			var total uint64
+			var runtime time.Duration
 			names := slices.Collect(maps.Keys(runs))
-			slices.SortFunc(names, func(a, b string) int { return cmp.Compare(runs[b], runs[a]) })
+			slices.SortFunc(names, func(a, b string) int { return cmp.Compare(runs[b].RunTime, runs[a].RunTime) })
 			var top []string
 			for _, name := range names {
-				total += runs[name]
-				if runs[name] > 0 {
-					top = append(top, fmt.Sprintf("%s %.1f", name, float64(runs[name])/(rounds*conns)))
+				s := runs[name]
+				total += s.Runs
+				runtime += s.RunTime
+				if s.Runs > 0 {
+					top = append(top, fmt.Sprintf("%s %.1f runs of %.0f ns", name, float64(s.Runs)/(rounds*conns), float64(s.RunTime)/float64(s.Runs)))
 				}
 			}
 			perConn := float64(total) / (rounds * conns)
