@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,10 @@ import (
 // CPU per connection, untraced over traced). Goals:
 // >= 95% of untraced with the non-matching filter; a matching trace
 // costing no more than bpftrace.
+//
+// LVSKIT_TRACE_BENCH_PROFILES=DIR has lvsdiag write a CPU profile of
+// each run into DIR (LVSKIT_CPUPROFILE); with the VM runner, DIR must
+// also be in LVSKIT_VM_RW, so that the profiles outlive the VM.
 //
 // The rates swing widely under emulation, so each traced run also
 // reports costs per connection that do not depend on how fast the guest
@@ -121,6 +126,11 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 	lvsdiag := func(name string, args ...string) func() (float64, tracerCost, string) {
 		return func() (float64, tracerCost, string) {
 			before := programIDs(b)
+			profile := ""
+			if dir := os.Getenv("LVSKIT_TRACE_BENCH_PROFILES"); dir != "" {
+				profile = filepath.Join(dir, fmt.Sprintf("lvsdiag-%s-%d.pprof", strings.ReplaceAll(name, " ", "-"), time.Now().UnixNano()))
+			}
+			b.Setenv("LVSKIT_CPUPROFILE", profile)
 			p := x.director.Start(ctx, lvsdiagBinary(b), append([]string{"trace", "--vip", traceVIP, "--port", "80", "--output", "json"}, args...)...)
 			wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
 			_, err := p.WaitForOutput(wctx, "lvsdiag trace: tracing")
@@ -141,6 +151,12 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 			case <-p.Done():
 			case <-time.After(3 * time.Minute):
 				b.Fatalf("%s: lvsdiag trace did not end after SIGTERM:\n%s", name, p.Output())
+			}
+			if profile != "" {
+				if st, err := os.Stat(profile); err != nil || st.Size() == 0 {
+					b.Fatalf("%s: no CPU profile at %s (%v):\n%s", name, profile, err, p.Output())
+				}
+				b.Logf("%s: lvsdiag's CPU profile: %s", name, profile)
 			}
 			// How much of the guest's CPU lvsdiag itself took (reading,
 			// decoding, grouping, writing JSON): what is left is the
