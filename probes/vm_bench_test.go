@@ -30,6 +30,7 @@ import (
 // --port P attaches for one direct-routing TCP service (set=dr-tcp: no
 // NAT reply side, no other transmitters, no UDP or SCTP scheduling).
 // Backends the kernel lacks are skipped. Goal: attach <= 1 s.
+// LVSKIT_TRACE_BASELINE_OBJ: see BenchmarkVMProbeCost.
 func BenchmarkVMAttach(b *testing.B) {
 	sets := []struct {
 		name string
@@ -39,11 +40,25 @@ func BenchmarkVMAttach(b *testing.B) {
 		{"dr-tcp", probes.Options{Filter: probes.Filter{VIP: netip.MustParseAddr("10.77.0.200"), Port: 80}, NoNAT: true,
 			Forwarding: []probes.Forwarding{probes.DirectRoute}, Protocols: []string{"tcp"}}},
 	}
+	// With LVSKIT_TRACE_BASELINE_OBJ set to an earlier build of the BPF
+	// object, each case also runs with it, just before this build.
+	objs := []struct{ name, path string }{{"this", ""}}
+	if obj := os.Getenv("LVSKIT_TRACE_BASELINE_OBJ"); obj != "" {
+		objs = append([]struct{ name, path string }{{"baseline", obj}}, objs...)
+	}
 	for _, set := range sets {
 		for _, parallel := range []int{1, 8} {
-			old := probes.SetAttachParallel(parallel)
-			b.Run(fmt.Sprintf("set=%s/parallel=%d", set.name, parallel), func(b *testing.B) { benchmarkAttach(b, set.opts) })
-			probes.SetAttachParallel(old)
+			for _, obj := range objs {
+				name := fmt.Sprintf("set=%s/parallel=%d", set.name, parallel)
+				if len(objs) > 1 {
+					name += "/obj=" + obj.name
+				}
+				old := probes.SetAttachParallel(parallel)
+				probes.SetObject(obj.path)
+				b.Run(name, func(b *testing.B) { benchmarkAttach(b, set.opts) })
+				probes.SetObject("")
+				probes.SetAttachParallel(old)
+			}
 		}
 	}
 }
