@@ -438,6 +438,20 @@ static __always_inline int parse(unsigned char *p, struct tuple *t)
 		}                                                              \
 	} while (0)
 
+/* LOAD_ADDR16 reads an nf_inet_addr into a __u8[16]. */
+#define LOAD_ADDR16(direct, dst, src)                                          \
+	do {                                                                   \
+		if (direct) {                                                  \
+			__u32 *d_ = (__u32 *)(dst);                            \
+			d_[0] = (src).all[0];                                  \
+			d_[1] = (src).all[1];                                  \
+			d_[2] = (src).all[2];                                  \
+			d_[3] = (src).all[3];                                  \
+		} else {                                                       \
+			READ(dst, src);                                        \
+		}                                                              \
+	} while (0)
+
 static __always_inline int match_conn(struct ip_vs_conn *cp, const int direct)
 {
 	__u16 af = 0, daf = 0, proto = 0, vport = 0;
@@ -530,60 +544,63 @@ static __always_inline struct net_device *skb_where(struct sk_buff *skb, const i
 	return dev;
 }
 
-static __always_inline void read_conn(struct event *e, struct ip_vs_conn *cp)
+/* read_conn, read_svc and read_dest copy what the event shows of a
+ * connection, a service and a real server: with plain loads where the
+ * pointer is typed (direct: fentry/fexit), else one read per field. */
+static __always_inline void read_conn(struct event *e, struct ip_vs_conn *cp, const int direct)
 {
 	struct conn_info *c = &e->conn;
-	READ(c->caddr, cp->caddr);
-	READ(c->vaddr, cp->vaddr);
-	READ(c->daddr, cp->daddr);
-	READ(c->cport, cp->cport);
-	READ(c->vport, cp->vport);
-	READ(c->dport, cp->dport);
+	LOAD_ADDR16(direct, c->caddr, cp->caddr);
+	LOAD_ADDR16(direct, c->vaddr, cp->vaddr);
+	LOAD_ADDR16(direct, c->daddr, cp->daddr);
+	LOAD(direct, c->cport, cp->cport);
+	LOAD(direct, c->vport, cp->vport);
+	LOAD(direct, c->dport, cp->dport);
 	c->cport = __builtin_bswap16(c->cport);
 	c->vport = __builtin_bswap16(c->vport);
 	c->dport = __builtin_bswap16(c->dport);
-	READ(c->af, cp->af);
-	READ(c->daf, cp->daf);
-	READ(c->protocol, cp->protocol);
-	READ(c->state, cp->state);
-	READ(c->flags, cp->flags);
+	LOAD(direct, c->af, cp->af);
+	LOAD(direct, c->daf, cp->daf);
+	LOAD(direct, c->protocol, cp->protocol);
+	LOAD(direct, c->state, cp->state);
+	LOAD(direct, c->flags, cp->flags);
 	e->flags |= EV_CONN;
 }
 
-static __always_inline void read_svc(struct event *e, struct ip_vs_service *svc)
+static __always_inline void read_svc(struct event *e, struct ip_vs_service *svc, const int direct)
 {
 	struct svc_info *s = &e->svc;
 	struct ip_vs_scheduler *sched = NULL;
 	char *name = NULL;
-	READ(s->addr, svc->addr);
-	READ(s->port, svc->port);
+	LOAD_ADDR16(direct, s->addr, svc->addr);
+	LOAD(direct, s->port, svc->port);
 	s->port = __builtin_bswap16(s->port);
-	READ(s->af, svc->af);
-	READ(s->protocol, svc->protocol);
-	READ(s->fwmark, svc->fwmark);
-	READ(sched, svc->scheduler);
+	LOAD(direct, s->af, svc->af);
+	LOAD(direct, s->protocol, svc->protocol);
+	LOAD(direct, s->fwmark, svc->fwmark);
+	LOAD(direct, sched, svc->scheduler);
 	if (sched) {
-		READ(name, sched->name);
+		LOAD(direct, name, sched->name);
 		if (name)
 			bpf_probe_read_kernel_str(s->sched, sizeof(s->sched), name);
 	}
 	e->flags |= EV_SVC;
 }
 
-static __always_inline void read_dest(struct event *e, struct ip_vs_dest *dest)
+static __always_inline void read_dest(struct event *e, struct ip_vs_dest *dest, const int direct)
 {
 	struct dest_info *d = &e->dest;
 	struct ip_vs_service *svc = NULL;
-	READ(d->addr, dest->addr);
-	READ(d->port, dest->port);
+	LOAD_ADDR16(direct, d->addr, dest->addr);
+	LOAD(direct, d->port, dest->port);
 	d->port = __builtin_bswap16(d->port);
-	READ(d->af, dest->af);
-	READ(d->weight, dest->weight.counter);
-	READ(d->conn_flags, dest->conn_flags.counter);
+	LOAD(direct, d->af, dest->af);
+	LOAD(direct, d->weight, dest->weight.counter);
+	LOAD(direct, d->conn_flags, dest->conn_flags.counter);
 	e->flags |= EV_DEST;
-	READ(svc, dest->svc);
+	LOAD(direct, svc, dest->svc);
 	if (svc)
-		read_svc(e, svc);
+		read_svc(e, svc, direct);
 }
 
 static __always_inline void count_lost(void)
@@ -749,12 +766,12 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	}
 	if (cp) {
 		struct ip_vs_dest *dest = NULL;
-		read_conn(e, cp);
-		READ(dest, cp->dest);
+		read_conn(e, cp, direct_obj);
+		LOAD(direct_obj, dest, cp->dest);
 		if (dest)
-			read_dest(e, dest);
+			read_dest(e, dest, direct_obj);
 	} else if (svc) {
-		read_svc(e, svc);
+		read_svc(e, svc, direct_obj);
 	}
 	/* The reader is woken once a batch has gathered, not for every
 	 * event: a wake-up is an interrupt and a context switch per hop,
