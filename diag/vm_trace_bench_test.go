@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lvskit/lvskit/internal/lab"
+	"github.com/lvskit/lvskit/probes"
 )
 
 // BenchmarkVMTraceThroughput: the cost of tracing to the traffic a
@@ -36,6 +38,19 @@ import (
 // CPU per connection, untraced over traced). Goals:
 // >= 95% of untraced with the non-matching filter; a matching trace
 // costing no more than bpftrace.
+//
+// LVSKIT_TRACE_BENCH_PROFILES=DIR has lvsdiag write a CPU profile of
+// each run into DIR (LVSKIT_CPUPROFILE); with the VM runner, DIR must
+// also be in LVSKIT_VM_RW, so that the profiles outlive the VM.
+//
+// The rates swing widely under emulation, so each traced run also
+// reports costs per connection that do not depend on how fast the guest
+// happens to run: the time the kernel spent in the tracer's BPF
+// programs (the kernel's BPF run-time statistics, on for the whole
+// benchmark; the programs a variant created are told apart from the
+// others by their IDs), how often they ran, and the CPU the tracer's
+// process used. Their sum as a share of the guest's untraced CPU per
+// connection judges the goals as costs, lvsdiag's beside bpftrace's.
 func BenchmarkVMTraceThroughput(b *testing.B) {
 	if _, err := exec.LookPath("bpftrace"); err != nil {
 		b.Skipf("needs Debian's bpftrace (scripts/install-deps.sh): %v", err)
@@ -58,6 +73,11 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 	// range fills and the untraced rate drifts through the run.
 	x.client.SetSysctl("net.ipv4.tcp_tw_reuse", "1")
 	x.client.SetSysctl("net.ipv4.ip_local_port_range", "1024 65000")
+	stats, err := probes.EnableRunStats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stats.Close()
 
 	// measure returns the median rate of its rounds, and leaves the
 	// guest's busy CPU per connection over all of them in lastCPU: with
@@ -87,13 +107,14 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 		before, traced, after float64
 		// CPU per connection, in the same three runs.
 		cpuBefore, cpuTraced, cpuAfter time.Duration
+		cost                           tracerCost
 		note                           string
 	}
 	var results []result
-	run := func(name string, traced func() (float64, string)) {
+	run := func(name string, traced func() (float64, tracerCost, string)) {
 		r := result{name: name, before: measure("untraced")}
 		r.cpuBefore = lastCPU
-		r.traced, r.note = traced()
+		r.traced, r.cost, r.note = traced()
 		r.cpuTraced = lastCPU
 		r.after = measure("untraced")
 		r.cpuAfter = lastCPU
@@ -102,8 +123,14 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 
 	// lvsdiag trace, started in the director's namespace; measured once
 	// it says it is tracing.
-	lvsdiag := func(name string, args ...string) func() (float64, string) {
-		return func() (float64, string) {
+	lvsdiag := func(name string, args ...string) func() (float64, tracerCost, string) {
+		return func() (float64, tracerCost, string) {
+			before := programIDs(b)
+			profile := ""
+			if dir := os.Getenv("LVSKIT_TRACE_BENCH_PROFILES"); dir != "" {
+				profile = filepath.Join(dir, fmt.Sprintf("lvsdiag-%s-%d.pprof", strings.ReplaceAll(name, " ", "-"), time.Now().UnixNano()))
+			}
+			b.Setenv("LVSKIT_CPUPROFILE", profile)
 			p := x.director.Start(ctx, lvsdiagBinary(b), append([]string{"trace", "--vip", traceVIP, "--port", "80", "--output", "json"}, args...)...)
 			wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
 			_, err := p.WaitForOutput(wctx, "lvsdiag trace: tracing")
@@ -112,7 +139,8 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 				b.Fatalf("%s: %v\n%s", name, err, p.Output())
 			}
 			cpu0, busy0 := cpuOf(b, p.Pid()), cpuOf(b, 0)
-			rate := measure(name)
+			var cost tracerCost
+			rate := cost.measure(b, before, p.Pid(), rounds*conns, func() float64 { return measure(name) })
 			cpu, busy := cpuOf(b, p.Pid())-cpu0, cpuOf(b, 0)-busy0
 			// SIGTERM ends the trace like Ctrl-C: it detaches (slow under
 			// TCG, longer than Stop waits) and prints its summary.
@@ -124,10 +152,16 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 			case <-time.After(3 * time.Minute):
 				b.Fatalf("%s: lvsdiag trace did not end after SIGTERM:\n%s", name, p.Output())
 			}
+			if profile != "" {
+				if st, err := os.Stat(profile); err != nil || st.Size() == 0 {
+					b.Fatalf("%s: no CPU profile at %s (%v):\n%s", name, profile, err, p.Output())
+				}
+				b.Logf("%s: lvsdiag's CPU profile: %s", name, profile)
+			}
 			// How much of the guest's CPU lvsdiag itself took (reading,
 			// decoding, grouping, writing JSON): what is left is the
 			// programs' and the traffic's.
-			return rate, fmt.Sprintf("%s (lvsdiag %.1f%% of the guest's busy CPU)", traceSummary(p.Output()), 100*cpu.Seconds()/busy.Seconds())
+			return rate, cost, fmt.Sprintf("%s (lvsdiag %.1f%% of the guest's busy CPU)", traceSummary(p.Output()), 100*cpu.Seconds()/busy.Seconds())
 		}
 	}
 	// bpftrace on the same functions, in the VM's root namespace (its
@@ -140,9 +174,13 @@ kprobe:ip_vs_tunnel_xmit, kprobe:ip_local_deliver, kprobe:ip_output
 { printf("%s %llx %llu\n", probe, arg1, nsecs); }
 tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:kfree_skb
 { printf("%s %llx %llu\n", probe, args->skbaddr, nsecs); }`
-	bpftrace := func() (float64, string) {
-		rate, lines := withBpftrace(ctx, b, script, func() float64 { return measure("bpftrace") })
-		return rate, fmt.Sprintf("(%d lines printed)", lines)
+	bpftrace := func() (float64, tracerCost, string) {
+		var cost tracerCost
+		before := programIDs(b)
+		rate, lines := withBpftrace(ctx, b, script, func(pid int) float64 {
+			return cost.measure(b, before, pid, rounds*conns, func() float64 { return measure("bpftrace") })
+		})
+		return rate, cost, fmt.Sprintf("(%d lines printed)", lines)
 	}
 	// The variants take turns, cycles times: one traced run lands in a
 	// loaded minute of the host, not all of a variant's runs.
@@ -160,23 +198,32 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 	b.Logf("each traced run as a share of the untraced runs around it (median of %d); capacity: untraced CPU per connection over traced:", cycles)
 	for _, name := range names {
 		var shares []string
-		var pcts, caps []float64
+		var pcts, caps, progNs, runNs, runs, userNs, costPct []float64
 		for _, r := range results {
 			if r.name == name {
 				pct := 100 * r.traced / ((r.before + r.after) / 2)
-				capacity := 100 * ((r.cpuBefore + r.cpuAfter) / 2).Seconds() / r.cpuTraced.Seconds()
+				untraced := (r.cpuBefore + r.cpuAfter) / 2
+				capacity := 100 * untraced.Seconds() / r.cpuTraced.Seconds()
 				pcts, caps = append(pcts, pct), append(caps, capacity)
-				shares = append(shares, fmt.Sprintf("%.1f%% (%.0f conn/s, untraced %.0f/%.0f), capacity %.1f%% (%v a connection, untraced %v/%v) %s",
-					pct, r.traced, r.before, r.after, capacity, r.cpuTraced.Round(time.Microsecond), r.cpuBefore.Round(time.Microsecond), r.cpuAfter.Round(time.Microsecond), r.note))
+				c := r.cost
+				share := 100 * float64(c.progPerConn+c.userPerConn) / float64(untraced)
+				progNs, runNs, runs = append(progNs, float64(c.progPerConn)), append(runNs, c.nsPerRun), append(runs, c.runsPerConn)
+				userNs, costPct = append(userNs, float64(c.userPerConn)), append(costPct, share)
+				shares = append(shares, fmt.Sprintf("%.1f%% (%.0f conn/s, untraced %.0f/%.0f), capacity %.1f%% (%v a connection, untraced %v/%v); per connection: programs %v (%d programs, %.1f runs of %.0f ns), user space %v: %.1f%% of the untraced CPU %s",
+					pct, r.traced, r.before, r.after, capacity, r.cpuTraced.Round(time.Microsecond), r.cpuBefore.Round(time.Microsecond), r.cpuAfter.Round(time.Microsecond),
+					c.progPerConn.Round(time.Nanosecond), c.programs, c.runsPerConn, c.nsPerRun, c.userPerConn.Round(time.Microsecond), share, r.note))
 			}
 		}
-		slices.Sort(pcts)
-		slices.Sort(caps)
-		med, medCap := pcts[len(pcts)/2], caps[len(caps)/2]
-		b.Logf("  %-28s %5.1f%%, capacity %5.1f%%; runs: %s", name, med, medCap, strings.Join(shares, "; "))
+		med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+		b.Logf("  %-28s %5.1f%%, capacity %5.1f%%, cost %4.1f%% of the untraced CPU a connection (programs %.0f ns: %.1f runs of %.0f ns; user space %.0f ns); runs: %s",
+			name, med(pcts), med(caps), med(costPct), med(progNs), med(runs), med(runNs), med(userNs), strings.Join(shares, "; "))
 		metric := strings.NewReplacer(" ", "-", ",", "").Replace(name)
-		b.ReportMetric(med, metric+"-%-of-untraced")
-		b.ReportMetric(medCap, metric+"-capacity-%")
+		b.ReportMetric(med(pcts), metric+"-%-of-untraced")
+		b.ReportMetric(med(caps), metric+"-capacity-%")
+		b.ReportMetric(med(costPct), metric+"-cost-%-of-untraced-cpu")
+		b.ReportMetric(med(progNs), metric+"-prog-ns/conn")
+		b.ReportMetric(med(runNs), metric+"-prog-ns/run")
+		b.ReportMetric(med(userNs), metric+"-user-ns/conn")
 	}
 }
 
@@ -199,7 +246,7 @@ func traceSummary(out string) string {
 // withBpftrace runs the script, waits until its probes are attached,
 // runs fn, then stops bpftrace and returns fn's result and how many
 // lines bpftrace printed.
-func withBpftrace(ctx context.Context, b *testing.B, script string, fn func() float64) (float64, int) {
+func withBpftrace(ctx context.Context, b *testing.B, script string, fn func(pid int) float64) (float64, int) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bpftrace", "-e", script)
@@ -235,7 +282,7 @@ func withBpftrace(ctx context.Context, b *testing.B, script string, fn func() fl
 	case <-time.After(3 * time.Minute):
 		b.Fatalf("bpftrace did not attach: %s", stderr.String())
 	}
-	rate := fn()
+	rate := fn(cmd.Process.Pid)
 	cancel()
 	wg.Wait()
 	cmd.Wait()
@@ -243,6 +290,72 @@ func withBpftrace(ctx context.Context, b *testing.B, script string, fn func() fl
 		b.Fatalf("bpftrace printed nothing: %s", stderr.String())
 	}
 	return rate, lines
+}
+
+// tracerCost is what one traced run cost per connection: the time the
+// kernel spent in the tracer's BPF programs and how often they ran, and
+// the CPU its process used.
+type tracerCost struct {
+	programs    int
+	progPerConn time.Duration
+	runsPerConn float64
+	nsPerRun    float64
+	userPerConn time.Duration
+}
+
+// measure runs fn, a measurement over conns connections, and reads the
+// costs of the tracer's process pid and of the BPF programs it created:
+// those loaded now whose IDs are not in before.
+func (c *tracerCost) measure(b *testing.B, before map[uint32]bool, pid, conns int, fn func() float64) float64 {
+	start := ownStats(b, before)
+	cpu0 := cpuOf(b, pid)
+	rate := fn()
+	cpu := cpuOf(b, pid) - cpu0
+	end := ownStats(b, before)
+	var runs uint64
+	var inProgs time.Duration
+	for id, s := range end {
+		// A program created during fn counts from zero.
+		runs += s.Runs - start[id].Runs
+		inProgs += s.RunTime - start[id].RunTime
+	}
+	if len(end) == 0 || runs == 0 {
+		b.Fatalf("the tracer's BPF programs did not run (%d programs)", len(end))
+	}
+	c.programs = len(end)
+	c.progPerConn = inProgs / time.Duration(conns)
+	c.runsPerConn = float64(runs) / float64(conns)
+	c.nsPerRun = float64(inProgs) / float64(runs)
+	c.userPerConn = cpu / time.Duration(conns)
+	return rate
+}
+
+// programIDs are the BPF programs loaded now.
+func programIDs(b *testing.B) map[uint32]bool {
+	all, err := probes.AllProgramStats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := map[uint32]bool{}
+	for id := range all {
+		ids[id] = true
+	}
+	return ids
+}
+
+// ownStats are the statistics of the programs loaded now that are not
+// in before.
+func ownStats(b *testing.B, before map[uint32]bool) map[uint32]probes.ProgramStats {
+	all, err := probes.AllProgramStats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for id := range all {
+		if before[id] {
+			delete(all, id)
+		}
+	}
+	return all
 }
 
 // cpuOf is the CPU time process pid has used, or with pid 0 the time

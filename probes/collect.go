@@ -32,6 +32,21 @@ type Ender interface {
 	End()
 }
 
+// A BufferedSource is a Source that can say whether Read would return
+// an event at once. Collect then hands events from its reading
+// goroutine to its grouping one in batches, as far as they are
+// buffered, instead of one at a time: a hand-over wakes a goroutine,
+// which costs more than grouping and writing the event.
+type BufferedSource interface {
+	Source
+	// Buffered reports whether an event is waiting that Read returns
+	// without blocking.
+	Buffered() bool
+}
+
+// maxBatch is the most events Collect hands over at once.
+const maxBatch = 256
+
 // CollectOptions configure Collect.
 type CollectOptions struct {
 	Grouper GrouperOptions
@@ -48,6 +63,11 @@ type CollectOptions struct {
 	// Abort, when it closes, ends the run even while an Ender hands
 	// over what it holds; nil waits for it.
 	Abort <-chan struct{}
+	// Flush, when set, is called once the paths emitted so far are all
+	// the source had to give (the events buffered are handled, or idle
+	// paths were flushed), and before Collect returns: emit may buffer
+	// its output, and write it when Flush is called.
+	Flush func() error
 }
 
 // Collect reads src until ctx ends, Count paths were printed, or the
@@ -85,21 +105,42 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 		now = func() time.Duration { return lastAt + time.Since(lastWall) }
 	}
 
-	events := make(chan Event)
+	// The reader hands over batches of events; the grouper hands the
+	// slices back to be filled again.
+	events := make(chan []Event)
+	free := make(chan []Event, 2)
 	readErr := make(chan error, 1)
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	buffered, _ := src.(BufferedSource)
 	go func() {
 		defer close(done)
+		var batch []Event
 		for {
+			if batch == nil {
+				select {
+				case batch = <-free:
+				default:
+					batch = make([]Event, 0, maxBatch)
+				}
+			}
 			e, err := src.Read()
+			if err == nil {
+				batch = append(batch, e)
+				if len(batch) < maxBatch && buffered != nil && buffered.Buffered() {
+					continue
+				}
+			}
+			if len(batch) > 0 {
+				select {
+				case events <- batch:
+					batch = nil
+				case <-stop:
+					return
+				}
+			}
 			if err != nil {
 				readErr <- err
-				return
-			}
-			select {
-			case events <- e:
-			case <-stop:
 				return
 			}
 		}
@@ -117,6 +158,13 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 	emitted := 0
 	var sum Summary
 	var runErr, emitErr error
+	flush := func() bool {
+		if opts.Flush == nil || emitErr != nil {
+			return emitErr == nil
+		}
+		emitErr = opts.Flush()
+		return emitErr == nil
+	}
 	send := func(ps []Path) bool {
 		for _, p := range ps {
 			if err := emit(p); err != nil {
@@ -144,13 +192,25 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 			running = false
 		case <-opts.Abort:
 			running = false
-		case e := <-events:
-			lastAt, lastWall = max(lastAt, e.Hop.At), time.Now()
-			running = send(g.Add(e))
+		case batch := <-events:
+			lastWall = time.Now()
+			for _, e := range batch {
+				lastAt = max(lastAt, e.Hop.At)
+				if running = send(g.Add(e)); !running {
+					break
+				}
+			}
+			clear(batch) // the events' paths and connections are not kept alive by it
+			select {
+			case free <- batch[:0]:
+			default:
+			}
+			running = flush() && running
 			rearm()
 		case <-tick:
 			fired()
 			running = send(g.Flush(now()))
+			running = flush() && running
 			rearm()
 		case err := <-readErr:
 			// After ctx's end (an Ender's io.EOF among them) the
@@ -167,6 +227,7 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 	if emitErr == nil && (opts.Count == 0 || emitted < opts.Count) {
 		send(g.Close())
 	}
+	flush()
 	if emitErr != nil {
 		runErr = emitErr
 	}

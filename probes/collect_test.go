@@ -250,3 +250,46 @@ func TestCollectAbortEndsTheHandover(t *testing.T) {
 		t.Errorf("%d paths, error %v; want none and no error", n, err)
 	}
 }
+
+// What the tracer had buffered is handled as one burst, whose paths are
+// written out together (Flush), and a burst's output is not held back
+// while the trace waits for the next one.
+func TestCollectFlushesEachBurstOnce(t *testing.T) {
+	var evs []probes.Event
+	for i := range 3 {
+		evs = append(evs, forwardedPacket(uint64(i+1), time.Duration(i)*time.Millisecond)...)
+	}
+	src := probestest.NewSource(evs...)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var written, pending int
+	flushed := make(chan int)
+	done := make(chan error, 1)
+	go func() {
+		_, err := probes.Collect(ctx, src, probes.CollectOptions{Flush: func() error {
+			if pending > 0 {
+				written += pending
+				pending = 0
+				flushed <- written
+			}
+			return nil
+		}}, func(probes.Path) error {
+			pending++
+			return nil
+		})
+		done <- err
+	}()
+	if n := <-flushed; n != 3 {
+		t.Errorf("the first flush wrote %d paths, want the burst's 3 at once", n)
+	}
+	for _, e := range forwardedPacket(4, time.Second) {
+		src.Send(e)
+	}
+	if n := <-flushed; n != 4 {
+		t.Errorf("after one more packet, %d paths written, want 4", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

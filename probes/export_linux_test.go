@@ -3,8 +3,6 @@
 package probes
 
 import (
-	"time"
-
 	"github.com/cilium/ebpf"
 )
 
@@ -30,22 +28,24 @@ func SetTargets(selected func(name string) bool) {
 // ProgramRuns is how often each of the tracer's programs ran and for how
 // long, by program name (the kernel's, cut to 15 bytes), while the
 // kernel's BPF statistics were on (ebpf.EnableStats).
-func ProgramRuns(tr *Tracer) (map[string]uint64, time.Duration, error) {
-	runs := map[string]uint64{}
-	var total time.Duration
+func ProgramRuns(tr *Tracer) (map[string]ProgramStats, error) {
+	runs := map[string]ProgramStats{}
 	for _, p := range tr.progs {
 		st, err := p.Stats()
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		info, err := p.Info()
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		runs[info.Name] += st.RunCount
-		total += st.Runtime
+		s := runs[info.Name]
+		s.Name = info.Name
+		s.Runs += st.RunCount
+		s.RunTime += st.Runtime
+		runs[info.Name] = s
 	}
-	return runs, total, nil
+	return runs, nil
 }
 
 // SetObject makes Open load the BPF object at path instead of the

@@ -24,6 +24,8 @@ type traceCpuFrames struct {
 		Traced    uint8
 		Elsewhere uint8
 		Pad       [2]uint8
+		Netns     uint32
+		_         [4]byte
 	}
 	Depth uint32
 	_     [4]byte

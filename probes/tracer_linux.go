@@ -373,6 +373,10 @@ func (t *Tracer) Read(ctx context.Context) (Event, error) {
 	}
 }
 
+// Buffered reports whether the ring buffer holds events that Read
+// returns without waiting (probes.BufferedSource).
+func (t *Tracer) Buffered() bool { return t.reader.AvailableBytes() > 0 }
+
 // Lost is how many events the ring buffer had no room for so far.
 func (t *Tracer) Lost() (uint64, error) {
 	var perCPU []uint64

@@ -25,6 +25,9 @@ func (*Tracer) Unseen() []string { return nil }
 // Attachments returns nothing.
 func (*Tracer) Attachments() []Attachment { return nil }
 
+// Buffered returns false.
+func (*Tracer) Buffered() bool { return false }
+
 // Lost returns 0.
 func (*Tracer) Lost() (uint64, error) { return 0, ErrUnsupported }
 

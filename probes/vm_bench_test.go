@@ -30,6 +30,7 @@ import (
 // --port P attaches for one direct-routing TCP service (set=dr-tcp: no
 // NAT reply side, no other transmitters, no UDP or SCTP scheduling).
 // Backends the kernel lacks are skipped. Goal: attach <= 1 s.
+// LVSKIT_TRACE_BASELINE_OBJ: see BenchmarkVMProbeCost.
 func BenchmarkVMAttach(b *testing.B) {
 	sets := []struct {
 		name string
@@ -39,11 +40,25 @@ func BenchmarkVMAttach(b *testing.B) {
 		{"dr-tcp", probes.Options{Filter: probes.Filter{VIP: netip.MustParseAddr("10.77.0.200"), Port: 80}, NoNAT: true,
 			Forwarding: []probes.Forwarding{probes.DirectRoute}, Protocols: []string{"tcp"}}},
 	}
+	// With LVSKIT_TRACE_BASELINE_OBJ set to an earlier build of the BPF
+	// object, each case also runs with it, just before this build.
+	objs := []struct{ name, path string }{{"this", ""}}
+	if obj := os.Getenv("LVSKIT_TRACE_BASELINE_OBJ"); obj != "" {
+		objs = append([]struct{ name, path string }{{"baseline", obj}}, objs...)
+	}
 	for _, set := range sets {
 		for _, parallel := range []int{1, 8} {
-			old := probes.SetAttachParallel(parallel)
-			b.Run(fmt.Sprintf("set=%s/parallel=%d", set.name, parallel), func(b *testing.B) { benchmarkAttach(b, set.opts) })
-			probes.SetAttachParallel(old)
+			for _, obj := range objs {
+				name := fmt.Sprintf("set=%s/parallel=%d", set.name, parallel)
+				if len(objs) > 1 {
+					name += "/obj=" + obj.name
+				}
+				old := probes.SetAttachParallel(parallel)
+				probes.SetObject(obj.path)
+				b.Run(name, func(b *testing.B) { benchmarkAttach(b, set.opts) })
+				probes.SetObject("")
+				probes.SetAttachParallel(old)
+			}
 		}
 	}
 }
@@ -195,6 +210,8 @@ func eventRun(b *testing.B, v *vmLab, tr *probes.Tracer, vip netip.AddrPort, pac
 // groups also run with it, alternating with this build. Under TCG on a
 // shared host the rates swing by half from one second to the next: the
 // runs and the programs' time per connection are the figures to compare.
+// LVSKIT_TRACE_COST_GROUPS (names, comma-separated) runs only those
+// groups.
 func BenchmarkVMProbeCost(b *testing.B) {
 	v := newVMLabTB(b)
 	// Eight clients at once keep the VM's CPUs busy: the rate is bound by
@@ -251,6 +268,11 @@ func BenchmarkVMProbeCost(b *testing.B) {
 		}
 		groups = append(with, groups[2:]...)
 	}
+	if only := os.Getenv("LVSKIT_TRACE_COST_GROUPS"); only != "" {
+		groups = slices.DeleteFunc(groups, func(g group) bool {
+			return !slices.Contains(strings.Split(only, ","), strings.TrimSuffix(g.name, "-baseline"))
+		})
+	}
 	for range b.N {
 		for _, g := range groups {
 			before, _ := rate()
@@ -268,7 +290,7 @@ func BenchmarkVMProbeCost(b *testing.B) {
 				b.Fatal(err)
 			}
 			traced, cpu := rate()
-			runs, runtime, err := probes.ProgramRuns(tr)
+			runs, err := probes.ProgramRuns(tr)
 			stats.Close()
 			if err != nil {
 				b.Fatal(err)
@@ -278,13 +300,16 @@ func BenchmarkVMProbeCost(b *testing.B) {
 			after, _ := rate()
 			share := 100 * traced / ((before + after) / 2)
 			var total uint64
+			var runtime time.Duration
 			names := slices.Collect(maps.Keys(runs))
-			slices.SortFunc(names, func(a, b string) int { return cmp.Compare(runs[b], runs[a]) })
+			slices.SortFunc(names, func(a, b string) int { return cmp.Compare(runs[b].RunTime, runs[a].RunTime) })
 			var top []string
 			for _, name := range names {
-				total += runs[name]
-				if runs[name] > 0 {
-					top = append(top, fmt.Sprintf("%s %.1f", name, float64(runs[name])/(rounds*conns)))
+				s := runs[name]
+				total += s.Runs
+				runtime += s.RunTime
+				if s.Runs > 0 {
+					top = append(top, fmt.Sprintf("%s %.1f runs of %.0f ns", name, float64(s.Runs)/(rounds*conns), float64(s.RunTime)/float64(s.Runs)))
 				}
 			}
 			perConn := float64(total) / (rounds * conns)

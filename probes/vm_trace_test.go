@@ -198,6 +198,50 @@ func TestVMTracePaths(t *testing.T) {
 		}
 	})
 
+	// A packet ip_vs_in_hook takes in that its headers leave out skips
+	// the hops inside the hook. Not so for a real server filter, which
+	// only the connection IPVS creates can match, and not for the client
+	// a client filter names.
+	t.Run("FiltersThatIPVSDecides", func(t *testing.T) {
+		filters := map[string]probes.Filter{
+			"dr1":          {VIP: v.drVIP.Addr(), Port: v.drVIP.Port(), RealServer: v.realServers["dr1"]},
+			"dr2":          {VIP: v.drVIP.Addr(), Port: v.drVIP.Port(), RealServer: v.realServers["dr2"]},
+			"client":       {VIP: v.drVIP.Addr(), Port: v.drVIP.Port(), Client: netip.PrefixFrom(v.client.Addr(), 32)},
+			"other client": {VIP: v.drVIP.Addr(), Port: v.drVIP.Port(), Client: netip.MustParsePrefix("10.77.0.99/32")},
+		}
+		tracers := map[string]*probes.Tracer{}
+		for name, f := range filters {
+			tracers[name], _ = v.open(t, f, probes.BackendAuto)
+		}
+		client, served := get(t, v.client, v.drVIP)
+		evs := map[string][]probes.Event{}
+		for name, tr := range tracers {
+			evs[name] = drain(t, tr)
+			checkLost(t, tr)
+		}
+		other := map[string]string{"dr1": "dr2", "dr2": "dr1"}[served]
+		if other == "" {
+			t.Fatalf("%s answered, not dr1 or dr2", served)
+		}
+		if hops, want := funcs(evs[served]), []string{"ip_vs_conn_new", "ip_vs_schedule", "ip_vs_dr_xmit"}; !hasInOrder(hops, want) {
+			t.Errorf("the real server filter for %s, which answered: hops %v, want %v in this order", served, hops, want)
+		}
+		if n := len(evs[other]); n != 0 {
+			logPath(t, evs[other])
+			t.Errorf("the real server filter for %s, which did not answer: %d events, want none", other, n)
+		}
+		syn := pathOf(evs["client"], client, "SYN")
+		want := []string{"netif_receive_skb", "ip_vs_in_hook(LOCAL_IN)", "ip_vs_conn_in_get", "tcp_conn_schedule",
+			"ip_vs_conn_new", "ip_vs_schedule", "ip_vs_dr_xmit", "ip_vs_in_hook(LOCAL_IN STOLEN)"}
+		if !hasInOrder(funcs(syn), want) {
+			t.Errorf("the client filter, SYN's hops %v, want %v in this order", funcs(syn), want)
+		}
+		if n := len(evs["other client"]); n != 0 {
+			logPath(t, evs["other client"])
+			t.Errorf("another client's filter: %d events, want none", n)
+		}
+	})
+
 	t.Run("Backends", func(t *testing.T) {
 		type run struct {
 			backend  probes.Backend

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,6 +74,12 @@ type traceEnv struct {
 	Terminal bool
 	// Getenv reads the environment (NO_COLOR).
 	Getenv func(string) string
+	// CPUProfile, when set, is a new file to write a CPU profile of the
+	// trace to, from when it is attached to its end: the environment's
+	// LVSKIT_CPUPROFILE, for the tracer's benchmarks, which profile
+	// lvsdiag where it runs (inside the test VM). Not a flag: it is for
+	// lvskit's developers, not for on-call use.
+	CPUProfile string
 }
 
 // tracing is a started trace.
@@ -84,7 +92,28 @@ type tracing struct {
 }
 
 func runTrace(args []string, stdout, stderr io.Writer) int {
-	return runTraceWith(args, stdout, stderr, traceEnv{Open: openTrace, Terminal: isTerminal(stdout), Getenv: os.Getenv})
+	return runTraceWith(args, stdout, stderr, traceEnv{Open: openTrace, Terminal: isTerminal(stdout), Getenv: os.Getenv,
+		CPUProfile: os.Getenv("LVSKIT_CPUPROFILE")})
+}
+
+// startCPUProfile profiles the process into a new file at path (never
+// through a symlink, mode 0600) until stop.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the CPU profile %s: %w", path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing the CPU profile %s: %w", path, err)
+		}
+		return nil
+	}, nil
 }
 
 func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
@@ -114,19 +143,36 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
 		defer cancel()
 	}
+	if env.CPUProfile != "" {
+		stop, err := startCPUProfile(env.CPUProfile)
+		if err != nil {
+			tr.Source.Close()
+			fmt.Fprintf(stderr, "lvsdiag trace: LVSKIT_CPUPROFILE: %v\n", err)
+			return diag.ExitCouldNotRun
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "lvsdiag trace: LVSKIT_CPUPROFILE: %v\n", err)
+			}
+		}()
+	}
 	fmt.Fprintf(stderr, "lvsdiag trace: tracing %s; %s\n", describeFilter(opts), endsWhen(opts))
 	for _, u := range tr.Source.Unseen() {
 		fmt.Fprintf(stderr, "lvsdiag trace: not visible on this kernel: %s\n", u)
 	}
 	colour := opts.Colour == "always" || (opts.Colour == "auto" && env.Terminal && env.Getenv("NO_COLOR") == "")
 	text := probes.TextOptions{Colour: colour}
-	emit := func(p probes.Path) error { return probes.WriteText(stdout, p, text) }
-	jw := probes.NewJSONWriter(stdout) // one buffer for every line
+	// The paths of a batch of events are written at once, when Collect
+	// has handled what the tracer had buffered: one write for a burst,
+	// not one per packet, and nothing held back while the trace waits.
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	emit := func(p probes.Path) error { return probes.WriteText(out, p, text) }
+	jw := probes.NewJSONWriter(out) // one buffer for every line
 	if opts.Output == "json" {
 		emit = jw.WritePath
 	}
 	tr.Grouper.Hidden = len(tr.Source.Unseen()) > 0
-	sum, err := probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: opts.Count}, emit)
+	sum, err := probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: opts.Count, Flush: out.Flush}, emit)
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsdiag trace: %v\n", err)
 		return diag.ExitCouldNotRun
@@ -134,7 +180,10 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 	if opts.Output == "json" {
 		err = jw.WriteSummary(sum)
 	} else {
-		err = probes.WriteSummaryText(stdout, sum, text)
+		err = probes.WriteSummaryText(out, sum, text)
+	}
+	if err == nil {
+		err = out.Flush()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsdiag trace: writing the summary: %v\n", err)

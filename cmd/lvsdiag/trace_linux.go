@@ -148,6 +148,7 @@ func (s *tracerSource) Lost() uint64 {
 }
 
 func (s *tracerSource) Unseen() []string { return s.t.Unseen() }
+func (s *tracerSource) Buffered() bool   { return s.t.Buffered() }
 func (s *tracerSource) Close() error     { return s.t.Close() }
 
 // monotonicNow is the kernel's monotonic clock, the probes' clock.

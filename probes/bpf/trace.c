@@ -212,8 +212,12 @@ struct frame {
 	__u8 hook;
 	__u8 replaced; /* a tunnel transmitter replaced skb */
 	__u8 traced;   /* skb was traced when a transmitter replaced it */
-	__u8 elsewhere; /* skb is in a netns the filter leaves out */
+	/* Nothing inside this frame can match the filter: the skb is in a
+	 * netns it leaves out, or (ip_vs_in_hook) its headers do not match
+	 * and nothing IPVS finds for them can (skip_rest_of_hook). */
+	__u8 elsewhere;
 	__u8 _pad[2];
+	__u32 netns; /* the skb's netns inode, when f_netns is set */
 };
 
 struct cpu_frames {
@@ -239,14 +243,16 @@ static __always_inline struct cpu_frames *cpu_frames(void)
 	return bpf_map_lookup_elem(&frames, &zero);
 }
 
-static __always_inline void push(__u64 skb, __u16 fn, __u8 hook, __u8 elsewhere)
+/* push adds a frame on fs (the CPU's frames) and returns it; NULL if
+ * they are full. */
+static __always_inline struct frame *push(struct cpu_frames *fs, __u64 skb, __u16 fn, __u8 hook, __u8 elsewhere,
+					  __u32 netns)
 {
-	struct cpu_frames *fs = cpu_frames();
 	if (!fs)
-		return;
+		return NULL;
 	__u32 d = fs->depth;
 	if (d >= MAX_DEPTH)
-		return;
+		return NULL;
 	/* The mask keeps 6.1's verifier sure of the bound. */
 	struct frame *f = &fs->f[d & (MAX_DEPTH - 1)];
 	f->skb = skb;
@@ -255,7 +261,9 @@ static __always_inline void push(__u64 skb, __u16 fn, __u8 hook, __u8 elsewhere)
 	f->replaced = 0;
 	f->traced = 0;
 	f->elsewhere = elsewhere;
+	f->netns = netns;
 	fs->depth = d + 1;
+	return f;
 }
 
 /* pop removes the top frame and returns it in out; 0 if there was none. */
@@ -273,15 +281,19 @@ static __always_inline int pop(struct frame *out)
 	return 1;
 }
 
-static __always_inline struct frame *top_frame(void)
+static __always_inline struct frame *top_of(struct cpu_frames *fs)
 {
-	struct cpu_frames *fs = cpu_frames();
 	if (!fs)
 		return NULL;
 	__u32 d = fs->depth;
 	if (d == 0 || d > MAX_DEPTH)
 		return NULL;
 	return &fs->f[(d - 1) & (MAX_DEPTH - 1)];
+}
+
+static __always_inline struct frame *top_frame(void)
+{
+	return top_of(cpu_frames());
 }
 
 static __always_inline int top(struct frame *out)
@@ -304,6 +316,7 @@ struct tuple {
 	__u16 sport, dport;
 	__u16 af;
 	__u8 proto;
+	__u8 ports; /* sport and dport were read */
 };
 
 static __always_inline int addr_eq(const __u32 *a, const volatile __u32 *b)
@@ -407,6 +420,7 @@ static __always_inline int parse(unsigned char *p, struct tuple *t)
 		}
 		t->sport = __builtin_bswap16(ports[0]);
 		t->dport = __builtin_bswap16(ports[1]);
+		t->ports = 1;
 	}
 	return 1;
 }
@@ -419,6 +433,20 @@ static __always_inline int parse(unsigned char *p, struct tuple *t)
 			(dst)[1] = (src).all[1];                               \
 			(dst)[2] = (src).all[2];                               \
 			(dst)[3] = (src).all[3];                               \
+		} else {                                                       \
+			READ(dst, src);                                        \
+		}                                                              \
+	} while (0)
+
+/* LOAD_ADDR16 reads an nf_inet_addr into a __u8[16]. */
+#define LOAD_ADDR16(direct, dst, src)                                          \
+	do {                                                                   \
+		if (direct) {                                                  \
+			__u32 *d_ = (__u32 *)(dst);                            \
+			d_[0] = (src).all[0];                                  \
+			d_[1] = (src).all[1];                                  \
+			d_[2] = (src).all[2];                                  \
+			d_[3] = (src).all[3];                                  \
 		} else {                                                       \
 			READ(dst, src);                                        \
 		}                                                              \
@@ -516,60 +544,63 @@ static __always_inline struct net_device *skb_where(struct sk_buff *skb, const i
 	return dev;
 }
 
-static __always_inline void read_conn(struct event *e, struct ip_vs_conn *cp)
+/* read_conn, read_svc and read_dest copy what the event shows of a
+ * connection, a service and a real server: with plain loads where the
+ * pointer is typed (direct: fentry/fexit), else one read per field. */
+static __always_inline void read_conn(struct event *e, struct ip_vs_conn *cp, const int direct)
 {
 	struct conn_info *c = &e->conn;
-	READ(c->caddr, cp->caddr);
-	READ(c->vaddr, cp->vaddr);
-	READ(c->daddr, cp->daddr);
-	READ(c->cport, cp->cport);
-	READ(c->vport, cp->vport);
-	READ(c->dport, cp->dport);
+	LOAD_ADDR16(direct, c->caddr, cp->caddr);
+	LOAD_ADDR16(direct, c->vaddr, cp->vaddr);
+	LOAD_ADDR16(direct, c->daddr, cp->daddr);
+	LOAD(direct, c->cport, cp->cport);
+	LOAD(direct, c->vport, cp->vport);
+	LOAD(direct, c->dport, cp->dport);
 	c->cport = __builtin_bswap16(c->cport);
 	c->vport = __builtin_bswap16(c->vport);
 	c->dport = __builtin_bswap16(c->dport);
-	READ(c->af, cp->af);
-	READ(c->daf, cp->daf);
-	READ(c->protocol, cp->protocol);
-	READ(c->state, cp->state);
-	READ(c->flags, cp->flags);
+	LOAD(direct, c->af, cp->af);
+	LOAD(direct, c->daf, cp->daf);
+	LOAD(direct, c->protocol, cp->protocol);
+	LOAD(direct, c->state, cp->state);
+	LOAD(direct, c->flags, cp->flags);
 	e->flags |= EV_CONN;
 }
 
-static __always_inline void read_svc(struct event *e, struct ip_vs_service *svc)
+static __always_inline void read_svc(struct event *e, struct ip_vs_service *svc, const int direct)
 {
 	struct svc_info *s = &e->svc;
 	struct ip_vs_scheduler *sched = NULL;
 	char *name = NULL;
-	READ(s->addr, svc->addr);
-	READ(s->port, svc->port);
+	LOAD_ADDR16(direct, s->addr, svc->addr);
+	LOAD(direct, s->port, svc->port);
 	s->port = __builtin_bswap16(s->port);
-	READ(s->af, svc->af);
-	READ(s->protocol, svc->protocol);
-	READ(s->fwmark, svc->fwmark);
-	READ(sched, svc->scheduler);
+	LOAD(direct, s->af, svc->af);
+	LOAD(direct, s->protocol, svc->protocol);
+	LOAD(direct, s->fwmark, svc->fwmark);
+	LOAD(direct, sched, svc->scheduler);
 	if (sched) {
-		READ(name, sched->name);
+		LOAD(direct, name, sched->name);
 		if (name)
 			bpf_probe_read_kernel_str(s->sched, sizeof(s->sched), name);
 	}
 	e->flags |= EV_SVC;
 }
 
-static __always_inline void read_dest(struct event *e, struct ip_vs_dest *dest)
+static __always_inline void read_dest(struct event *e, struct ip_vs_dest *dest, const int direct)
 {
 	struct dest_info *d = &e->dest;
 	struct ip_vs_service *svc = NULL;
-	READ(d->addr, dest->addr);
-	READ(d->port, dest->port);
+	LOAD_ADDR16(direct, d->addr, dest->addr);
+	LOAD(direct, d->port, dest->port);
 	d->port = __builtin_bswap16(d->port);
-	READ(d->af, dest->af);
-	READ(d->weight, dest->weight.counter);
-	READ(d->conn_flags, dest->conn_flags.counter);
+	LOAD(direct, d->af, dest->af);
+	LOAD(direct, d->weight, dest->weight.counter);
+	LOAD(direct, d->conn_flags, dest->conn_flags.counter);
 	e->flags |= EV_DEST;
-	READ(svc, dest->svc);
+	LOAD(direct, svc, dest->svc);
 	if (svc)
-		read_svc(e, svc);
+		read_svc(e, svc, direct);
 }
 
 static __always_inline void count_lost(void)
@@ -597,6 +628,9 @@ struct hop_args {
 	__u8 at_receive;
 	__u8 known;    /* traced already: no need to match */
 	__u8 ns_known; /* netns is set and passed the filter */
+	/* Set by hop: it left the packet out by a TCP, UDP or SCTP header
+	 * with both ports (what IPVS looks connections up by). */
+	__u8 out_by_ports;
 };
 
 /* Direct loads: DIRECT where a probe's pointers are typed from BTF
@@ -610,7 +644,9 @@ struct hop_args {
  * a->svc are; both are constants at every call. A packet that does not
  * match costs, in order: its netns (three loads), a lookup in traced
  * only while some skb is traced (n_traced), and the match itself (a few
- * loads, or one read of its headers). */
+ * loads, or one read of its headers). The device is found only when a
+ * packet is traced, or the filter names an interface. It returns 1 if
+ * the packet is traced, 0 if the filter leaves it out. */
 static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
 				    struct ip_vs_service *svc, const int direct_skb, const int direct_obj)
 {
@@ -618,13 +654,13 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	if (!skb)
 		return 0;
 	__u32 netns = a->netns;
-	struct net_device *dev;
+	struct net_device *dev = NULL;
+	int have_dev = 0;
 	if (f_netns && !a->ns_known) {
 		dev = skb_where(skb, direct_skb, 1, &netns);
+		have_dev = 1;
 		if (netns != f_netns)
 			return 0;
-	} else {
-		dev = skb_where(skb, direct_skb, 0, &netns);
 	}
 
 	unsigned int avail = 0;
@@ -652,11 +688,16 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 				struct tuple t = {};
 				p = pkt_start(skb, a->at_receive, &avail, direct_skb);
 				ok = parse(p, &t) && match_tuple(&t);
+				a->out_by_ports = !ok && t.ports;
 			}
 			/* The interface is where the packet entered the trace:
 			 * it leaves on another. */
 			if (ok && f_ifindex && (!was || a->at_receive)) {
 				int ifindex = 0;
+				if (!have_dev) {
+					dev = skb_where(skb, direct_skb, 0, &netns);
+					have_dev = 1;
+				}
 				if (dev)
 					READ(ifindex, dev->ifindex);
 				ok = ifindex == f_ifindex;
@@ -675,16 +716,22 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 		}
 	} else if (f_ifindex) {
 		int ifindex = 0;
+		if (!have_dev) {
+			dev = skb_where(skb, direct_skb, 0, &netns);
+			have_dev = 1;
+		}
 		if (dev)
 			READ(ifindex, dev->ifindex);
 		if (ifindex != f_ifindex)
 			return 0;
 	}
+	if (!have_dev)
+		dev = skb_where(skb, direct_skb, 0, &netns);
 
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
-		return 0;
+		return 1;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts = bpf_ktime_get_ns();
@@ -719,12 +766,12 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	}
 	if (cp) {
 		struct ip_vs_dest *dest = NULL;
-		read_conn(e, cp);
-		READ(dest, cp->dest);
+		read_conn(e, cp, direct_obj);
+		LOAD(direct_obj, dest, cp->dest);
 		if (dest)
-			read_dest(e, dest);
+			read_dest(e, dest, direct_obj);
 	} else if (svc) {
-		read_svc(e, svc);
+		read_svc(e, svc, direct_obj);
 	}
 	/* The reader is woken once a batch has gathered, not for every
 	 * event: a wake-up is an interrupt and a context switch per hop,
@@ -734,7 +781,7 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
 		wake = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, wake);
-	return 0;
+	return 1;
 }
 
 /* hop's body is compiled once per kind of pointers as a BPF function
@@ -773,9 +820,8 @@ static __always_inline int hop(struct hop_args *a, const int direct_skb, const i
 /* prev_of: when the CPU is inside an IPVS transmitter and meets another
  * skb, the transmitter replaced it (tunnel mode's headroom realloc):
  * report the one it came from. */
-static __always_inline __u64 prev_of(struct sk_buff *skb, const int direct)
+static __always_inline __u64 prev_of(struct frame *f, struct sk_buff *skb, const int direct)
 {
-	struct frame *f = top_frame();
 	if (!f || !is_tunnel_xmit(f->fn) || f->skb == (__u64)skb)
 		return 0;
 	/* Only an encapsulated packet replaces the one being sent: not, say,
@@ -790,11 +836,36 @@ static __always_inline __u64 prev_of(struct sk_buff *skb, const int direct)
 	return f->skb;
 }
 
+/* The netns comes first: the tracepoints fire for every packet of every
+ * namespace, and most of them are in one the filter leaves out. */
 static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive, const int direct)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .hook = NO_HOOK, .at_receive = at_receive};
-	a.prev_skb = prev_of(skb, direct);
-	return hop(&a, direct, direct);
+	if (!skb)
+		return 0;
+	if (f_netns) {
+		skb_where(skb, direct, 1, &a.netns);
+		if (a.netns != f_netns)
+			return 0;
+		a.ns_known = 1;
+	}
+	a.prev_skb = prev_of(top_frame(), skb, direct);
+	hop(&a, direct, direct);
+	return 0;
+}
+
+/* skip_rest_of_hook: a packet ip_vs_in_hook takes in, left out by its
+ * TCP, UDP or SCTP header, cannot match at any hop inside the hook:
+ * the connection IPVS finds or creates for it, and the service, have
+ * the header's client, VIP and port (or none, for a fwmark service or a
+ * template). So the hops inside it return at once, as for another
+ * netns. Not with a real server filter (the connection names the real
+ * server, the header does not), not for ICMP (an error's connection is
+ * the packet it quotes), and not for ip_vs_out_hook (a NAT reply's
+ * header has the real server where the connection has the VIP). */
+static __always_inline int skip_rest_of_hook(__u16 fn, const struct hop_args *a)
+{
+	return fn == FN_IP_VS_IN_HOOK && a->out_by_ports && !f_rs_af && !f_all;
 }
 
 /* A hook's entry decides the netns once for everything IPVS does with
@@ -810,14 +881,25 @@ static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct n
 		a.ns_known = 1;
 	}
 	LOAD(direct, a.hook, state->hook);
+	struct cpu_frames *fs = cpu_frames();
+	struct frame *caller = top_of(fs);
+	/* A packet a transmitter sends on (a direct-routed one meets
+	 * ip_vs_in_hook again at LOCAL_OUT) was judged in the hook that took
+	 * it in, with the same headers: not so after NAT's rewrite. */
+	if (caller && caller->elsewhere && caller->skb == (__u64)skb && caller->fn != FN_IP_VS_NAT_XMIT &&
+	    caller->fn != FN_IP_VS_NAT_XMIT_V6)
+		elsewhere = 1;
 	/* Before the push: prev_of looks at the frame this hook runs in. */
 	if (!elsewhere)
-		a.prev_skb = prev_of(skb, direct);
-	push((__u64)skb, fn, a.hook, elsewhere);
+		a.prev_skb = prev_of(caller, skb, direct);
+	struct frame *f = push(fs, (__u64)skb, fn, a.hook, elsewhere, a.netns);
 	if (elsewhere)
 		return 0;
 	a.flags = EV_HOOK;
-	return hop(&a, direct, direct);
+	int traced = hop(&a, direct, direct);
+	if (f && !traced && skip_rest_of_hook(fn, &a))
+		f->elsewhere = 1;
+	return 0;
 }
 
 static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
@@ -832,18 +914,26 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 	if (!f_all && !f.traced && !traced_lookup(&f.skb))
 		return 0;
 	struct hop_args a = {.fn = fn, .skb = (struct sk_buff *)f.skb, .hook = f.hook,
-			     .flags = EV_EXIT | EV_HOOK, .ret = ret, .known = !f_all};
-	return hop(&a, INDIRECT, INDIRECT);
+			     .flags = EV_EXIT | EV_HOOK, .ret = ret, .known = !f_all,
+			     .netns = f.netns, .ns_known = f_netns != 0};
+	hop(&a, INDIRECT, INDIRECT);
+	return 0;
 }
 
-/* Functions without an skb argument belong to the skb this CPU is in;
- * NULL when there is none, or the filter leaves its netns out. */
-static __always_inline struct sk_buff *current_skb(void)
+/* Functions without an skb argument belong to the skb this CPU is in:
+ * current sets a's skb, and its netns as the hook found it; 0 when there
+ * is none, or nothing inside the frame can match the filter. */
+static __always_inline int current(struct hop_args *a)
 {
 	struct frame f;
 	if (!top(&f) || f.elsewhere)
-		return NULL;
-	return (struct sk_buff *)f.skb;
+		return 0;
+	a->skb = (struct sk_buff *)f.skb;
+	if (f_netns) {
+		a->netns = f.netns;
+		a->ns_known = 1;
+	}
+	return 1;
 }
 
 static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const int direct)
@@ -852,36 +942,64 @@ static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const i
 	 * says nothing. */
 	if (!cp && fn == FN_IP_VS_CONN_OUT_GET)
 		return 0;
-	struct hop_args a = {.fn = fn, .skb = current_skb(), .hook = NO_HOOK, .flags = EV_EXIT,
-			     .cp = cp, .ret = cp != NULL};
+	struct hop_args a = {.fn = fn, .hook = NO_HOOK, .flags = EV_EXIT, .cp = cp, .ret = cp != NULL};
+	if (!current(&a))
+		return 0;
 	if (!cp)
 		a.flags |= EV_NOCONN;
-	return hop(&a, INDIRECT, direct);
+	hop(&a, INDIRECT, direct);
+	return 0;
 }
 
 static __always_inline int on_current(__u16 fn)
 {
-	struct hop_args a = {.fn = fn, .skb = current_skb(), .hook = NO_HOOK};
-	return hop(&a, INDIRECT, INDIRECT);
+	struct hop_args a = {.fn = fn, .hook = NO_HOOK};
+	if (!current(&a))
+		return 0;
+	hop(&a, INDIRECT, INDIRECT);
+	return 0;
 }
 
+/* ip_vs_scheduler_err: no skb argument. */
+static __always_inline int on_svc_current(__u16 fn, struct ip_vs_service *svc, const char *msg, const int direct_svc)
+{
+	struct hop_args a = {.fn = fn, .svc = svc, .msg = msg, .hook = NO_HOOK};
+	if (!current(&a))
+		return 0;
+	hop(&a, INDIRECT, direct_svc);
+	return 0;
+}
+
+/* ip_vs_leave(svc, skb, ...) runs inside ip_vs_in_hook, whose frame may
+ * say the packet cannot match. */
 static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, const int direct_skb,
 				  struct ip_vs_service *svc, const char *msg, const int direct_svc)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .svc = svc, .msg = msg, .hook = NO_HOOK};
-	return hop(&a, direct_skb, direct_svc);
+	struct frame *f = top_frame();
+	if (f && f->skb == (__u64)skb && f->elsewhere)
+		return 0;
+	hop(&a, direct_skb, direct_svc);
+	return 0;
 }
 
 static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct ip_vs_conn *cp, const int direct)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .cp = cp, .hook = NO_HOOK};
-	/* A transmitter runs inside a hook, which decided the netns. */
-	struct frame *caller = top_frame();
+	/* A transmitter runs inside a hook, which decided the netns, and
+	 * whether anything inside it can match. */
+	struct cpu_frames *fs = cpu_frames();
+	struct frame *caller = top_of(fs);
 	__u8 elsewhere = caller && caller->elsewhere;
-	push((__u64)skb, fn, NO_HOOK, elsewhere);
+	if (caller && f_netns) {
+		a.netns = caller->netns;
+		a.ns_known = 1;
+	}
+	push(fs, (__u64)skb, fn, NO_HOOK, elsewhere, a.netns);
 	if (elsewhere)
 		return 0;
-	return hop(&a, direct, direct);
+	hop(&a, direct, direct);
+	return 0;
 }
 
 static __always_inline int on_xmit_exit(__u16 fn)
@@ -961,9 +1079,9 @@ CURRENT(sctp_conn_schedule, FN_SCTP_CONN_SCHEDULE)
 
 /* ip_vs_scheduler_err(svc, msg): no destination. */
 SEC("kprobe/ip_vs_scheduler_err") int kprobe_ip_vs_scheduler_err(struct pt_regs *ctx)
-{ return on_svc(FN_IP_VS_SCHEDULER_ERR, current_skb(), INDIRECT, (struct ip_vs_service *)KARG0(ctx), (const char *)KARG1(ctx), INDIRECT); }
+{ return on_svc_current(FN_IP_VS_SCHEDULER_ERR, (struct ip_vs_service *)KARG0(ctx), (const char *)KARG1(ctx), INDIRECT); }
 SEC("fentry/ip_vs_scheduler_err") int fentry_ip_vs_scheduler_err(__u64 *ctx)
-{ return on_svc(FN_IP_VS_SCHEDULER_ERR, current_skb(), INDIRECT, (struct ip_vs_service *)ctx[0], (const char *)ctx[1], DIRECT); }
+{ return on_svc_current(FN_IP_VS_SCHEDULER_ERR, (struct ip_vs_service *)ctx[0], (const char *)ctx[1], DIRECT); }
 
 /* ip_vs_leave(svc, skb, pd, iph): IPVS gives the packet up. */
 SEC("kprobe/ip_vs_leave") int kprobe_ip_vs_leave(struct pt_regs *ctx)
@@ -1037,7 +1155,9 @@ TP(kfree_skb, on_drop)
 static __always_inline int on_consume(__u64 *ctx, const int direct)
 {
 	__u64 key = ctx[0];
-	if (f_all)
+	/* Nothing to forget while nothing is traced; a tunnel transmitter's
+	 * replaced skb was not traced either. */
+	if (f_all || !any_traced())
 		return 0;
 	/* A tunnel transmitter frees the skb it replaced before the new one
 	 * is seen: keep it until the transmitter returns. */

@@ -26,7 +26,7 @@ type Source struct {
 	reads      int
 }
 
-var _ probes.Source = (*Source)(nil)
+var _ probes.BufferedSource = (*Source)(nil)
 
 // NewSource returns a Source that will deliver events.
 func NewSource(events ...probes.Event) *Source {
@@ -69,6 +69,9 @@ func (s *Source) Read() (probes.Event, error) {
 		return probes.Event{}, errors.Join(errors.New("fake trace closed"), os.ErrClosed)
 	}
 }
+
+// Buffered implements probes.BufferedSource: events are queued.
+func (s *Source) Buffered() bool { return len(s.events) > 0 }
 
 // Waiting delivers a value each time Read finds no queued event and
 // starts to wait: every event sent so far was handed over.
