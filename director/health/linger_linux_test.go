@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -23,7 +24,9 @@ import (
 // 60,000 of them, and cost three more packets a check).
 func TestTCPCheckEndsWithAResetAndLeavesNoTimeWait(t *testing.T) {
 	readErr := make(chan error, 1)
+	checker := make(chan string, 1) // the check's own address, as the server sees it
 	s := newServer(t, func(c net.Conn, _ <-chan struct{}) {
+		checker <- c.RemoteAddr().String()
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, err := c.Read(make([]byte, 1))
 		readErr <- err
@@ -47,27 +50,33 @@ func TestTCPCheckEndsWithAResetAndLeavesNoTimeWait(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server saw nothing of the check's close within 10s")
 	}
-	if n := timeWaitTo(t, s.Addr().Port()); n > 0 {
-		t.Errorf("%d TIME_WAIT sockets to the server's port after the check", n)
+	local, err := netip.ParseAddrPort(<-checker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := timeWait(t, local.Port(), s.Addr().Port()); n > 0 {
+		t.Errorf("%d TIME_WAIT sockets of the check's connection (port %d to %d) after the check", n, local.Port(), s.Addr().Port())
 	}
 }
 
-// timeWaitTo counts the IPv4 TIME_WAIT sockets of this network namespace
-// whose remote port is port.
-func timeWaitTo(t *testing.T, port uint16) int {
+// timeWait counts the IPv4 TIME_WAIT sockets of this network namespace
+// from local port from to remote port to: the check's connection's, not
+// another test's that happened to reach a server on the same port
+// number earlier.
+func timeWait(t *testing.T, from, to uint16) int {
 	t.Helper()
 	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
 		t.Skipf("reading the socket table: %v", err)
 	}
 	defer f.Close()
-	remote := fmt.Sprintf(":%04X", port)
+	local, remote := fmt.Sprintf(":%04X", from), fmt.Sprintf(":%04X", to)
 	n := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// sl local_address rem_address st ...; st 06 is TIME_WAIT.
 		fs := strings.Fields(sc.Text())
-		if len(fs) > 3 && strings.HasSuffix(fs[2], remote) && fs[3] == "06" {
+		if len(fs) > 3 && strings.HasSuffix(fs[1], local) && strings.HasSuffix(fs[2], remote) && fs[3] == "06" {
 			n++
 		}
 	}
