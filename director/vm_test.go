@@ -204,6 +204,25 @@ func TestVMLvsdServesAndHealsADirector(t *testing.T) {
 	if _, err := lvsd.WaitForOutput(context.Background(), "real server up"); err != nil {
 		t.Fatalf("health checks never reported: %v\n%s", err, lvsd.Output())
 	}
+	// Every real server's first check has passed. One still to come when
+	// nginx stops below would take rs2 down at its first failure ("first
+	// check failed"), not after fall's two, and a real server not yet
+	// checked takes traffic as if it were up.
+	waitFor(t, 30*time.Second, "all six real servers checked up", func() bool {
+		var st director.Status
+		if err := json.Unmarshal([]byte(unixGet(t, statusSock, "/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range st.Services {
+			for _, r := range s.RealServers {
+				if r.Health == "up" && !r.LastCheck.IsZero() {
+					n++
+				}
+			}
+		}
+		return n == 6
+	})
 
 	// The config's IPVS globals reached the director's kernel (these are
 	// not the defaults: 900/120/300, 0, 0, 1, "3 50", no daemon).
