@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/lvskit/lvskit/director/scripts"
 	"github.com/lvskit/lvskit/director/statusapi"
 	"github.com/lvskit/lvskit/internal/buildinfo"
+	"github.com/lvskit/lvskit/internal/cpuprofile"
 )
 
 const usage = `lvsd: the lvskit director daemon
@@ -443,12 +443,16 @@ func runDaemon(ctx context.Context, sys daemonSystem, o options, log *slog.Logge
 		return 1
 	}
 	if o.cpuProfile != "" {
-		stopProfile, err := startCPUProfile(o.cpuProfile)
+		stopProfile, err := cpuprofile.Start(o.cpuProfile)
 		if err != nil {
 			fmt.Fprintf(stderr, "lvsd: --cpu-profile: %v\n", err)
 			return 2
 		}
-		defer stopProfile()
+		defer func() {
+			if err := stopProfile(); err != nil {
+				fmt.Fprintf(stderr, "lvsd: --cpu-profile: %v\n", err)
+			}
+		}()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -539,21 +543,4 @@ func versioned(status func() (statusapi.Encoded, error)) func() (statusapi.Encod
 		e.Status.Version = buildinfo.Version()
 		return e, err
 	}
-}
-
-// startCPUProfile profiles the process into path, a new file (an
-// existing file or symlink there is refused) readable by its owner only.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting CPU profile into %s: %w", path, err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
 }

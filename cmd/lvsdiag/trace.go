@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/lvskit/lvskit/diag"
 	"github.com/lvskit/lvskit/director/ipvs"
+	"github.com/lvskit/lvskit/internal/cpuprofile"
 	"github.com/lvskit/lvskit/probes"
 )
 
@@ -96,26 +96,6 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 		CPUProfile: os.Getenv("LVSKIT_CPUPROFILE")})
 }
 
-// startCPUProfile profiles the process into a new file at path (never
-// through a symlink, mode 0600) until stop.
-func startCPUProfile(path string) (stop func() error, err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating the CPU profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting the CPU profile %s: %w", path, err)
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("writing the CPU profile %s: %w", path, err)
-		}
-		return nil
-	}, nil
-}
-
 func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 	opts, err := parseTraceFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -144,7 +124,7 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 		defer cancel()
 	}
 	if env.CPUProfile != "" {
-		stop, err := startCPUProfile(env.CPUProfile)
+		stop, err := cpuprofile.Start(env.CPUProfile)
 		if err != nil {
 			tr.Source.Close()
 			fmt.Fprintf(stderr, "lvsdiag trace: LVSKIT_CPUPROFILE: %v\n", err)
