@@ -174,11 +174,13 @@ func benchmarkChecks(b *testing.B, kind string, targets int) {
 	runtime.ReadMemStats(&mem)
 	startAllocs := mem.Mallocs
 	startUser, startSys := cpuTime(b)
+	startVol, startInvol := contextSwitches(b)
 	startWall := time.Now()
 	startChecks, startFailures := checks.Load(), failures.Load()
 	window := time.NewTimer(time.Duration(seconds) * time.Second)
 	<-window.C
 	user, sys := cpuTime(b)
+	vol, invol := contextSwitches(b)
 	runtime.ReadMemStats(&mem)
 	allocs := mem.Mallocs - startAllocs
 	user, sys = user-startUser, sys-startSys
@@ -194,6 +196,11 @@ func benchmarkChecks(b *testing.B, kind string, targets int) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(n, 1)), "cpu-ns/check")
 	b.ReportMetric(float64(allocs)/float64(max(n, 1)), "allocs/check")
 	b.ReportMetric(float64(failed), "failed")
+	// A thread that blocks (a futex of a goroutine hand-off, a
+	// nanosleep, an epoll_wait with nothing ready) switches context
+	// voluntarily; one preempted by the kernel, involuntarily.
+	b.ReportMetric(float64(vol-startVol)/float64(max(n, 1)), "vcsw/check")
+	b.ReportMetric(float64(invol-startInvol)/float64(max(n, 1)), "ivcsw/check")
 	b.Logf("mean check duration %v", time.Duration(busyNanos.Load()/max(checks.Load(), 1)))
 	if failed > 0 {
 		b.Logf("%d of %d checks failed (a loaded machine makes checks miss their 1s timeout)", failed, n)
@@ -207,6 +214,16 @@ func cpuTime(b *testing.B) (user, sys time.Duration) {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// contextSwitches is the process's voluntary and involuntary context
+// switches so far, over all its threads.
+func contextSwitches(b *testing.B) (voluntary, involuntary int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return int64(ru.Nvcsw), int64(ru.Nivcsw)
 }
 
 // startBenchServer starts the helper server process with n listeners
