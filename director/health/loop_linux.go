@@ -44,7 +44,12 @@ type netLoop struct {
 	stopped   bool // the goroutine ended: submit refuses
 	sleeping  atomic.Bool
 	poked     atomic.Bool // wake was called while the loop was awake
-	tick      atomic.Pointer[func(time.Time) (time.Time, bool)]
+	// ticking: the loop is in the scheduler's dispatch and takes what
+	// was submitted right after it, so a submit need not wake it (a
+	// wake would only make its next epoll_wait return at once, for
+	// nothing).
+	ticking atomic.Bool
+	tick    atomic.Pointer[func(time.Time) (time.Time, bool)]
 
 	// The rest belongs to the loop's goroutine.
 	probes map[int]*probe // in flight, by socket
@@ -136,7 +141,9 @@ func (l *netLoop) submit(p *probe) bool {
 	}
 	l.submitted = append(l.submitted, p)
 	l.mu.Unlock()
-	l.wake()
+	if !l.ticking.Load() {
+		l.wake()
+	}
 	return true
 }
 
@@ -251,10 +258,19 @@ func (l *netLoop) round() (wakeAt time.Time, ok bool) {
 	now := l.now
 	l.expire(now)
 	l.flush()
+	// What a wake asked for until now is looked at below: the
+	// scheduler's dispatch runs after this (under its lock, after the
+	// change that signalled), and the submitted and canceled checks and
+	// stop are read after it. Only a wake from here on must make the
+	// next epoll_wait return at once.
+	l.poked.Store(false)
 	if tick := l.tick.Load(); tick != nil {
 		// The scheduler submits the due checks: begun below, in
 		// this round.
-		if due, ok := (*tick)(now); ok {
+		l.ticking.Store(true)
+		due, ok := (*tick)(now)
+		l.ticking.Store(false)
+		if ok {
 			wakeAt = due
 		}
 	}
