@@ -45,6 +45,10 @@ type hcRun struct {
 	syscallsCheck float64
 	topSyscalls   string
 	serverShare   float64 // the servers' CPU (this process), of one core
+	userShare     float64 // of cpu, the part outside the kernel (utime)
+	// vcswCheck and ivcswCheck are the checker's voluntary and
+	// involuntary context switches (all its threads) per check served.
+	vcswCheck, ivcswCheck float64
 	// profiled: lvsd ran with --cpu-profile; publishShare is the share
 	// of its CPU samples in what the daemon does with each result
 	// (health.Scheduler.publish: the log, OnTransition, OnResult with
@@ -117,11 +121,20 @@ func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) [
 	wait(w.warmup)
 
 	ticks0 := make([]int64, len(cs))
+	user0 := make([]int64, len(cs))
+	vcsw0 := make([]int64, len(cs))
+	ivcsw0 := make([]int64, len(cs))
 	served0 := make([]int64, len(cs))
 	accepts0 := make([]int64, len(cs))
 	for i, c := range cs {
 		var err error
 		if ticks0[i], err = cpuTicks(c.pid); err != nil {
+			b.Fatal(err)
+		}
+		if user0[i], err = userTicks(c.pid); err != nil {
+			b.Fatal(err)
+		}
+		if vcsw0[i], ivcsw0[i], err = contextSwitches(c.pid); err != nil {
 			b.Fatal(err)
 		}
 		served0[i], accepts0[i] = c.srv.served(kind), c.srv.accepts.Load()
@@ -135,8 +148,17 @@ func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) [
 		if err != nil {
 			b.Fatal(err)
 		}
+		user1, err := userTicks(c.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		vcsw1, ivcsw1, err := contextSwitches(c.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
 		served, accepted := c.srv.served(kind)-served0[i], c.srv.accepts.Load()-accepts0[i]
 		cpu := time.Duration(ticks1-ticks0[i]) * time.Second / clockTicks
+		perServed := func(n int64) float64 { return float64(n) / float64(max(served, 1)) }
 		runs[i] = hcRun{
 			tool:         c.tool,
 			serverShare:  selfUsed.Seconds() / wall.Seconds(),
@@ -146,6 +168,9 @@ func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) [
 			cpu:          cpu,
 			served:       served,
 			accepted:     accepted,
+			userShare:    float64(user1-user0[i]) / float64(max(ticks1-ticks0[i], 1)),
+			vcswCheck:    perServed(vcsw1 - vcsw0[i]),
+			ivcswCheck:   perServed(ivcsw1 - ivcsw0[i]),
 		}
 	}
 	for i, c := range cs {
@@ -365,7 +390,8 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 					perCheck = r.cpuPerCheck.Round(time.Microsecond).String()
 				}
 				fmt.Fprintf(&summary, "%-5s %5d %-10s %7.1f%% %10.0f %6.1f%% %12s %14.1f %7.1f%%\n", kind, n, r.tool, 100*r.cpuShare, r.servedPerSec, 100*r.servedPerSec/float64(n), perCheck, r.syscallsCheck, 100*r.serverShare)
-				fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %s\n", kind, n, r.tool, round+1, 100*r.serverShare, r.topSyscalls)
+				fmt.Printf("%s %d %s round %d: servers' cpu %.0f%%; %.0f%% of its cpu in user space; context switches per check served: %.2f voluntary, %.2f involuntary; %s\n",
+					kind, n, r.tool, round+1, 100*r.serverShare, 100*r.userShare, r.vcswCheck, r.ivcswCheck, r.topSyscalls)
 				if r.profiled {
 					fmt.Printf("%s %d lvsd+prof round %d profile: %.1f%% of lvsd's CPU in the daemon's handling of results (status, metrics, log), %.1f%% in the scheduler's handling of results (that included), %.1f%% in the event loop\n",
 						kind, n, round+1, 100*r.publishShare, 100*r.schedulerShare, 100*r.loopShare)

@@ -52,6 +52,61 @@ func cpuTicks(pid int) (int64, error) {
 
 const clockTicks = 100 // USER_HZ on Linux
 
+// userTicks is utime of every thread of pid, in clock ticks: the part
+// of cpuTicks spent outside the kernel.
+func userTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err := strconv.ParseInt(f[11], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
+	}
+	return utime, nil
+}
+
+// contextSwitches is the voluntary and involuntary context switches of
+// every thread pid has now, from /proc/PID/task/*/status: the kernel's
+// own count, which costs the measured process nothing (unlike strace).
+// A thread that blocks (epoll_wait, nanosleep, a futex of the Go
+// runtime) switches voluntarily.
+func contextSwitches(pid int) (voluntary, involuntary int64, err error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread has ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			name, value, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+			switch {
+			case err != nil:
+			case name == "voluntary_ctxt_switches":
+				voluntary += n
+			case name == "nonvoluntary_ctxt_switches":
+				involuntary += n
+			}
+		}
+	}
+	return voluntary, involuntary, nil
+}
+
 // syscallCount counts, with strace -c -f attached to every thread of
 // pid, the syscalls over d, and returns them with the busiest syscalls
 // and what the servers served while strace was attached. (The kernel's
