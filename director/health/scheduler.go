@@ -2,7 +2,6 @@ package health
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -245,7 +244,7 @@ func (s *Scheduler) Update(targets []Target) error {
 			e.due = now.Add(s.firstDelayLocked(e.machine.Policy().Interval))
 			e.round = e.due
 			s.entries[t.ID] = e
-			heap.Push(&s.queue, e)
+			s.queue.push(e)
 			continue
 		}
 		e := s.entries[t.ID]
@@ -255,7 +254,7 @@ func (s *Scheduler) Update(targets []Target) error {
 		if iv := e.machine.Policy().Interval; iv != oldInterval && e.index >= 0 {
 			e.due = now.Add(s.firstDelayLocked(iv))
 			e.round = e.due
-			heap.Fix(&s.queue, e.index)
+			s.queue.fix(e)
 		}
 	}
 	s.mu.Unlock()
@@ -267,7 +266,7 @@ func (s *Scheduler) Update(targets []Target) error {
 func (s *Scheduler) removeLocked(e *entry) {
 	e.gone = true
 	if e.index >= 0 {
-		heap.Remove(&s.queue, e.index)
+		s.queue.remove(e)
 	}
 	if e.onLoop {
 		s.loop.cancel(e.probe)
