@@ -33,7 +33,7 @@ func (l *netLoop) beginUDP(p *probe) {
 		l.failCheck(p, p.fail(os.NewSyscallError("socket", err)))
 		return
 	}
-	if err = unix.Connect(fd, p.t.sockaddr.(unix.Sockaddr)); err == nil {
+	if err = unix.Connect(fd, p.t.sockaddr.(*sockaddr).sa); err == nil {
 		_, err = unix.SendmsgN(fd, c.payload, nil, nil, unix.MSG_NOSIGNAL)
 	}
 	if err != nil {
@@ -104,7 +104,7 @@ func (l *netLoop) beginPing(p *probe) {
 		id = p.t.ping.id
 	}
 	l.echo = appendEcho(l.echo[:0], v6, id, p.seq)
-	if err = unix.Connect(fd, p.t.sockaddr.(unix.Sockaddr)); err == nil {
+	if err = unix.Connect(fd, p.t.sockaddr.(*sockaddr).sa); err == nil {
 		_, err = unix.SendmsgN(fd, l.echo, nil, nil, 0)
 	}
 	if err != nil {

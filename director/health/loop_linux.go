@@ -52,7 +52,7 @@ type netLoop struct {
 	tick    atomic.Pointer[func(time.Time) (time.Time, bool)]
 
 	// The rest belongs to the loop's goroutine.
-	probes map[int]*probe // in flight, by socket
+	probes []*probe // in flight, by socket (a descriptor indexes it)
 	// Sockets of passed HTTP checks waiting for the server's FIN
 	// before they are closed, so that TIME_WAIT stays on the server's
 	// side as with keepalived (which reads to the end of the
@@ -106,7 +106,7 @@ func startNetLoop(opts netLoopOptions) (*netLoop, error) {
 	}
 	l := &netLoop{
 		epfd: epfd, evfd: evfd, deliver: opts.Deliver, closing: opts.closing, done: make(chan struct{}),
-		probes: map[int]*probe{}, draining: map[int]drainingSocket{}, buf: make([]byte, 32<<10),
+		draining: map[int]drainingSocket{}, buf: make([]byte, 32<<10),
 	}
 	ready := make(chan error, 1)
 	go l.run(opts.NetNS, ready)
@@ -222,7 +222,9 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 			// Only a broken epoll descriptor gets here: fail what is in
 			// flight and let the scheduler run checks on goroutines.
 			for _, p := range l.probes {
-				l.failCheck(p, fmt.Errorf("health check event loop: epoll_wait: %w", err))
+				if p != nil {
+					l.failCheck(p, fmt.Errorf("health check event loop: epoll_wait: %w", err))
+				}
 			}
 			l.flush()
 			return
@@ -235,8 +237,10 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 // closeAll closes every socket the loop holds, when its goroutine ends,
 // and makes submit refuse.
 func (l *netLoop) closeAll() {
-	for fd := range l.probes {
-		unix.Close(fd)
+	for fd, p := range l.probes {
+		if p != nil {
+			unix.Close(fd)
+		}
 	}
 	for fd := range l.draining {
 		unix.Close(fd)
@@ -399,12 +403,12 @@ func (l *netLoop) handleEvents(events []unix.EpollEvent) (woken bool) {
 			continue
 		}
 		woken = true
-		if p := l.probes[fd]; p != nil && p.tag == tag {
+		if p := l.probeAt(fd); p != nil && p.tag == tag {
 			l.step(p, ev.Events)
 		} else if d, ok := l.draining[fd]; ok && d.tag == tag {
 			// The server's FIN (or more than it announced): done.
 			delete(l.draining, fd)
-			unix.Close(fd)
+			closeNow(fd)
 		}
 		// Otherwise the event is a closed socket's whose descriptor
 		// a new one has taken: not the new one's to act on.
@@ -450,8 +454,8 @@ func (l *netLoop) finish(p *probe, r Result) {
 		if l.closing != nil {
 			l.closing(p.fd)
 		}
-		unix.Close(p.fd)
-		delete(l.probes, p.fd)
+		closeNow(p.fd)
+		l.probes[p.fd] = nil
 		p.fd = -1
 	}
 	if p.index >= 0 {
@@ -459,6 +463,23 @@ func (l *netLoop) finish(p *probe, r Result) {
 	}
 	p.phase = phaseIdle
 	l.results = append(l.results, loopResult{e: p.e, r: r})
+}
+
+// probeAt is the check in flight on socket fd, if any.
+func (l *netLoop) probeAt(fd int) *probe {
+	if fd < 0 || fd >= len(l.probes) {
+		return nil
+	}
+	return l.probes[fd]
+}
+
+// setProbe records p as the check in flight on socket fd.
+func (l *netLoop) setProbe(fd int, p *probe) {
+	if fd >= len(l.probes) {
+		n := max(fd+1, 2*len(l.probes), 64)
+		l.probes = slices.Grow(l.probes, n-len(l.probes))[:n]
+	}
+	l.probes[fd] = p
 }
 
 // probeHeap orders checks in flight by deadline.

@@ -69,14 +69,14 @@ func loopSockaddr(ap netip.AddrPort) (any, bool) {
 	case a.Zone() != "":
 		return nil, false
 	case a.Is4() || a.Is4In6():
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}, true
+		return newSockaddr(&unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}), true
 	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}, true
+	return newSockaddr(&unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}), true
 }
 
 // family is the address family of t's address.
 func (t *loopTarget) family() int {
-	if _, ok := t.sockaddr.(*unix.SockaddrInet6); ok {
+	if _, ok := t.sockaddr.(*sockaddr).sa.(*unix.SockaddrInet6); ok {
 		return unix.AF_INET6
 	}
 	return unix.AF_INET

@@ -39,14 +39,14 @@ func (l *netLoop) begin(p *probe, now time.Time) {
 	// of a local port must step around) and costs four packets instead
 	// of seven; an HTTP check's, closed after the server's FIN, skips
 	// the last FIN and ACK.
-	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &abortiveClose); err != nil {
-		unix.Close(fd)
+	if err := setAbortiveClose(fd); err != nil {
+		closeNow(fd)
 		l.failCheck(p, p.fail(os.NewSyscallError("setsockopt SO_LINGER", err)))
 		return
 	}
-	err = unix.Connect(fd, p.t.sockaddr.(unix.Sockaddr))
+	err = connectNow(fd, p.t.sockaddr.(*sockaddr))
 	if err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
+		closeNow(fd)
 		l.failCheck(p, p.fail(err))
 		return
 	}
@@ -77,13 +77,13 @@ func (l *netLoop) watch(p *probe, fd int, events uint32) {
 	}
 	p.tag = l.tag
 	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(p.tag)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
-		unix.Close(fd)
+	if err := epollAdd(l.epfd, fd, &l.ev); err != nil {
+		closeNow(fd)
 		l.failCheck(p, p.fail(os.NewSyscallError("epoll_ctl", err)))
 		return
 	}
 	p.fd = fd
-	l.probes[fd] = p
+	l.setProbe(fd, p)
 	heap.Push(&l.timers, p)
 }
 
@@ -145,7 +145,7 @@ func (l *netLoop) step(p *probe, events uint32) {
 func (l *netLoop) send(p *probe) bool {
 	req := p.out
 	for p.sent < len(req) {
-		n, err := unix.SendmsgN(p.fd, req[p.sent:], nil, nil, unix.MSG_NOSIGNAL)
+		n, err := sendNow(p.fd, req[p.sent:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -166,7 +166,7 @@ func (l *netLoop) send(p *probe) bool {
 // of a stream (never a datagram's empty read) ends it as atEOF says.
 func (l *netLoop) readReady(p *probe) {
 	for p.fd >= 0 {
-		n, err := unix.Read(p.fd, l.buf)
+		n, err := readNow(p.fd, l.buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -312,7 +312,7 @@ func (l *netLoop) judge(p *probe, eof bool) {
 		// is on its way (had it come with the body, EPOLLRDHUP would
 		// say so, and the socket is closed at once).
 		fd := p.fd
-		delete(l.probes, fd)
+		l.probes[fd] = nil
 		p.fd = -1
 		d := drainingSocket{fd: fd, until: l.now.Add(drainFor), tag: p.tag}
 		l.draining[fd] = d
@@ -341,7 +341,7 @@ func (l *netLoop) sweep(now time.Time) {
 		n++
 		if now, ok := l.draining[d.fd]; ok && now.tag == d.tag {
 			delete(l.draining, d.fd)
-			unix.Close(d.fd)
+			closeNow(d.fd)
 		}
 	}
 	if n > 0 {

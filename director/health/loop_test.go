@@ -58,6 +58,42 @@ func TestEventLoopChecks(t *testing.T) {
 			t.Errorf("up=%v %q, want up %q", r.Up, r.Reason, want)
 		}
 	})
+	t.Run("HTTP over IPv6, and refused", func(t *testing.T) {
+		t.Parallel()
+		ln, err := net.Listen("tcp6", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				readRequest(c)
+				io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				c.Close()
+			}
+		}()
+		a := ln.Addr().(*net.TCPAddr).AddrPort()
+		r, _ := onLoop(t, newHTTP(t, health.HTTPCheck{Address: a, Path: "/", Timeout: timeout}))
+		if want := "HTTP 200 from " + a.String(); !r.Up || r.Reason != want {
+			t.Errorf("up=%v %q, want up %q", r.Up, r.Reason, want)
+		}
+		closed, err := net.Listen("tcp6", "[::1]:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := closed.Addr().(*net.TCPAddr).AddrPort()
+		closed.Close()
+		c, err := health.NewTCPChecker(health.TCPCheck{Address: refused, Timeout: timeout}, health.Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ = onLoop(t, c)
+		assertDown(t, r, syscall.ECONNREFUSED, "connect "+refused.String()+": connection refused")
+	})
 	t.Run("TCP refused", func(t *testing.T) {
 		t.Parallel()
 		a := closedPort(t)
