@@ -19,10 +19,11 @@ import (
 )
 
 // netLoop runs checks over non-blocking sockets on one goroutine. A
-// check costs socket, connect, epoll_ctl and close (a TCP check), plus
-// one sendmsg and usually one read (an HTTP check); epoll_wait, the
-// clock reading and the deadline heap are shared by all checks in
-// flight.
+// check costs socket, setsockopt (SO_LINGER), connect, epoll_ctl and
+// close (a TCP check), plus one sendto and usually one read (an HTTP
+// check), all but socket made without the runtime's syscall
+// bookkeeping (loop_sys_linux.go); epoll_wait, the clock reading and
+// the deadline heap are shared by all checks in flight.
 //
 // A round of the loop reads the clock once, right after epoll_wait:
 // the results, the deadlines of the checks it starts and the
