@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -23,6 +25,8 @@ import (
 // sharing the maps; adjust may change their specs first (the attach
 // type for kprobe-multi).
 func (t *Tracer) loadPrograms(names []string, adjust func(*ebpf.ProgramSpec)) (map[string]*ebpf.Program, error) {
+	start := time.Now()
+	debug := t.debug()
 	s := *t.spec
 	s.Programs = make(map[string]*ebpf.ProgramSpec, len(names))
 	for _, name := range names {
@@ -30,23 +34,23 @@ func (t *Tracer) loadPrograms(names []string, adjust func(*ebpf.ProgramSpec)) (m
 		if !ok {
 			return nil, fmt.Errorf("loading BPF program %s: not in the object", name)
 		}
-		ps = ps.Copy()
+		ps = withoutLineInfo(ps)
 		if adjust != nil {
 			adjust(ps)
 		}
 		s.Programs[name] = ps
 	}
-	start := time.Now()
-	defer func() {
-		t.loadMu.Lock()
-		t.loadTime += time.Since(start)
-		t.loadMu.Unlock()
-	}()
+	popts := ebpf.ProgramOptions{KernelTypes: t.kernel, ExtraRelocationTargets: t.modules, LogSizeStart: 1 << 20}
+	if debug {
+		// The verifier's own count and time, for the debug log.
+		popts.LogLevel = ebpf.LogLevelStats
+	}
 	coll, err := ebpf.NewCollectionWithOptions(&s, ebpf.CollectionOptions{
 		MapReplacements: t.maps,
 		Cache:           t.btf,
-		Programs:        ebpf.ProgramOptions{KernelTypes: t.kernel, ExtraRelocationTargets: t.modules, LogSizeStart: 1 << 20},
+		Programs:        popts,
 	})
+	t.open.since("load", start)
 	if err != nil {
 		if len(names) == 1 {
 			return nil, fmt.Errorf("loading BPF program %s: %w", names[0], err)
@@ -57,8 +61,33 @@ func (t *Tracer) loadPrograms(names []string, adjust func(*ebpf.ProgramSpec)) (m
 	progs := make(map[string]*ebpf.Program, len(names))
 	for _, name := range names {
 		progs[name] = coll.DetachProgram(name)
+		if debug {
+			insns, took := verifierStats(progs[name])
+			t.open.add("verify", took)
+			t.log.Debug("loaded", "program", name, "verified_insns", insns, "verify", took)
+		}
 	}
 	return progs, nil
+}
+
+// withoutLineInfo copies a program's spec without its source lines.
+// They are some 600 lines a program, which the loader writes into each
+// program's BTF and the kernel then parses and checks: a fifth of a
+// program's load under emulation, for lines that only a verifier's
+// refusal would print beside its instructions. The function and CO-RE
+// information stays, and so does each function's first line: the loader
+// may add lines of its own (comments on rewritten instructions), and
+// the kernel then wants one where each function begins.
+func withoutLineInfo(ps *ebpf.ProgramSpec) *ebpf.ProgramSpec {
+	cp := *ps
+	cp.Instructions = make(asm.Instructions, len(ps.Instructions))
+	for i, ins := range ps.Instructions {
+		if btf.FuncMetadata(&ins) == nil {
+			ins = ins.WithSource(nil)
+		}
+		cp.Instructions[i] = ins
+	}
+	return &cp
 }
 
 // attachFuncs tries the backends in order: each loads the programs of
@@ -78,7 +107,9 @@ func (t *Tracer) attachFuncs(pending []target) {
 		for _, tg := range pending {
 			names = append(names, programNames(tg, b)...)
 		}
+		start := time.Now()
 		loaded := t.loadBatch(names, b)
+		start = t.open.since("load_wall/"+string(b), start)
 		// Attaching waits for the kernel to patch code and for RCU grace
 		// periods: attachParallel targets attach side by side.
 		errs := make([]error, len(pending))
@@ -95,6 +126,7 @@ func (t *Tracer) attachFuncs(pending []target) {
 			}()
 		}
 		wg.Wait()
+		t.open.since("attach/"+string(b), start)
 		var next []target
 		for i, tg := range pending {
 			if err := errs[i]; err != nil {

@@ -45,8 +45,7 @@ type Tracer struct {
 	// it (nil if it could not be read).
 	kallsyms func() *Symbols
 
-	loadMu   sync.Mutex
-	loadTime time.Duration // spent loading programs (summed over loaders), for the log
+	open, closing phases // where Open's and Close's time went, for the log
 
 	closeOnce sync.Once
 	closeErr  error
@@ -121,6 +120,7 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("opening the tracer: %w", ErrIPVSNotLoaded)
 	}
 	began := time.Now()
+	step := began
 	// kallsyms (a few hundred thousand lines the kernel formats one by
 	// one: a second or two of CPU under emulation) only names drop
 	// locations and answers for functions BTF does not list: it is read
@@ -138,6 +138,7 @@ func Open(opts Options) (*Tracer, error) {
 	if err := t.loadDropReasons(); err != nil {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
+	step = t.open.since("btf_kernel", step)
 	t.bootAt = bootTime()
 	spec, err := loadSpec()
 	if err != nil {
@@ -147,14 +148,16 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("opening the tracer: %w", err)
 	}
 	t.spec = spec
+	step = t.open.since("object", step)
 	if err := t.loadTypes(ipvsLoaded); err != nil {
 		return nil, err
 	}
-	prepared := time.Now()
+	step = t.open.since("btf_ip_vs", step)
 	if err := t.createMaps(); err != nil {
 		t.Close()
 		return nil, err
 	}
+	step = t.open.since("maps", step)
 	var funcs, tracepoints []target
 	for _, tg := range targets {
 		switch {
@@ -177,17 +180,24 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	// The kernel verifies programs of separate loads side by side: the
 	// tracepoints load while the functions do.
+	step = t.open.since("targets", step)
 	tps := make(chan []tracepointResult, 1)
-	go func() { tps <- t.loadTracepoints(tracepoints) }()
+	go func() {
+		start := time.Now()
+		r := t.loadTracepoints(tracepoints)
+		t.open.since("tracepoints_wall", start)
+		tps <- r
+	}()
 	t.attachFuncs(funcs)
+	step = t.open.since("funcs_wall", step)
 	t.applyTracepoints(<-tps)
+	t.open.since("tracepoints_wait", step)
 	if len(t.attach) == 0 {
 		t.Close()
 		return nil, fmt.Errorf("opening the tracer: nothing could be attached:\n%s", strings.Join(t.unseen, "\n"))
 	}
-	t.log.Info("tracer attached", "targets", len(t.attach), "unseen", len(t.unseen),
-		"btf", prepared.Sub(began).Round(time.Millisecond), "load", t.loadTime.Round(time.Millisecond),
-		"total", time.Since(began).Round(time.Millisecond))
+	t.log.Info("tracer attached", append([]any{"targets", len(t.attach), "unseen", len(t.unseen),
+		"total", time.Since(began).Round(time.Millisecond)}, t.open.attrs()...)...)
 	rd, err := ringbuf.NewReader(t.maps["events"])
 	if err != nil {
 		t.Close()
@@ -398,6 +408,8 @@ func (t *Tracer) Close() error {
 }
 
 func (t *Tracer) close() error {
+	began := time.Now()
+	step := began
 	// Each detach waits for an RCU grace period: attachParallel of
 	// them at a time.
 	errs := make([]error, len(t.links), len(t.links)+len(t.progs)+len(t.maps)+1)
@@ -413,7 +425,9 @@ func (t *Tracer) close() error {
 		}()
 	}
 	wg.Wait()
+	nlinks := len(t.links)
 	t.links = nil
+	step = t.closing.since("links", step)
 	if t.reader != nil {
 		errs = append(errs, t.reader.Close())
 	}
@@ -421,10 +435,13 @@ func (t *Tracer) close() error {
 		errs = append(errs, p.Close())
 	}
 	t.progs = nil
+	step = t.closing.since("progs", step)
 	for _, m := range t.maps {
 		errs = append(errs, m.Close())
 	}
 	t.maps = nil
+	t.closing.since("maps", step)
+	t.log.Debug("tracer detached", append([]any{"links", nlinks, "total", time.Since(began).Round(time.Millisecond)}, t.closing.attrs()...)...)
 	return errors.Join(errs...)
 }
 
