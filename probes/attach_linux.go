@@ -104,28 +104,19 @@ func (t *Tracer) attachFuncs(pending []target) {
 			break
 		}
 		var names []string
+		seen := map[string]bool{}
 		for _, tg := range pending {
-			names = append(names, programNames(tg, b)...)
+			for _, n := range programNames(tg, b) {
+				if !seen[n] {
+					seen[n] = true
+					names = append(names, n)
+				}
+			}
 		}
 		start := time.Now()
 		loaded := t.loadBatch(names, b)
 		start = t.open.since("load_wall/"+string(b), start)
-		// Attaching waits for the kernel to patch code and for RCU grace
-		// periods: attachParallel targets attach side by side.
-		errs := make([]error, len(pending))
-		links := make([][]link.Link, len(pending))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, attachParallel)
-		for i, tg := range pending {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				links[i], errs[i] = attachFunc(tg, b, loaded)
-			}()
-		}
-		wg.Wait()
+		links, errs := t.attachTargets(pending, b, loaded)
 		t.open.since("attach/"+string(b), start)
 		var next []target
 		for i, tg := range pending {
@@ -136,8 +127,10 @@ func (t *Tracer) attachFuncs(pending []target) {
 				continue
 			}
 			for _, name := range programNames(tg, b) {
-				loaded[name].used = true
-				t.progs = append(t.progs, loaded[name].prog)
+				if lp := loaded[name]; !lp.used {
+					lp.used = true
+					t.progs = append(t.progs, lp.prog)
+				}
 			}
 			t.links = append(t.links, links[i]...)
 			t.attached(tg, string(b))
@@ -154,22 +147,93 @@ func (t *Tracer) attachFuncs(pending []target) {
 	}
 }
 
-// programNames are a function target's programs for a backend, the
-// return probe first: an entry probe without its exit would push frames
-// nobody pops.
-func programNames(tg target, b Backend) []string {
-	entry, exit := "kprobe_", "kretprobe_"
-	if b == BackendFentry {
-		entry, exit = "fentry_", "fexit_"
+// attachTargets attaches each pending target with backend b, returning
+// per target its links or why not. kprobe-multi first tries one link
+// per program for all the targets that share it (one ftrace update for
+// them all, where a link per target costs one each, on attach and on
+// detach); if any of those links is refused, it closes them and goes
+// target by target, to find which.
+func (t *Tracer) attachTargets(pending []target, b Backend, loaded map[string]*loadedProgram) ([][]link.Link, []error) {
+	errs := make([]error, len(pending))
+	links := make([][]link.Link, len(pending))
+	if b == BackendKprobeMulti {
+		grouped, err := attachMulti(pending, loaded)
+		if err == nil {
+			// Each target holds the group's links once: Close closes each
+			// link once, whichever target holds it.
+			links[0] = grouped
+			return links, errs
+		}
+		t.log.Debug("attaching kprobe-multi target by target", "err", err)
 	}
-	var names []string
-	if tg.kind == kindExit || tg.kind == kindEntryExit {
-		names = append(names, exit+tg.name)
+	// Attaching waits for the kernel to patch code and for RCU grace
+	// periods: attachParallel targets attach side by side.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, attachParallel)
+	for i, tg := range pending {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			links[i], errs[i] = attachFunc(tg, b, loaded)
+		}()
 	}
-	if tg.kind == kindEntry || tg.kind == kindEntryExit {
-		names = append(names, entry+tg.name)
+	wg.Wait()
+	return links, errs
+}
+
+// attachMulti attaches every pending target with kprobe-multi links,
+// one per program, each symbol's cookie its fn: all or none.
+func attachMulti(pending []target, loaded map[string]*loadedProgram) ([]link.Link, error) {
+	type group struct {
+		exit    bool
+		symbols []string
+		cookies []uint64
 	}
-	return names
+	groups := map[string]*group{}
+	var order []string
+	for _, tg := range pending {
+		for _, name := range programNames(tg, BackendKprobeMulti) {
+			lp := loaded[name]
+			if lp == nil || lp.err != nil {
+				return nil, fmt.Errorf("loading BPF program %s: not loaded", name)
+			}
+			g := groups[name]
+			if g == nil {
+				g = &group{exit: strings.HasPrefix(name, "kretprobe_")}
+				groups[name] = g
+				// Return probes first, as attachFunc does.
+				if g.exit {
+					order = append([]string{name}, order...)
+				} else {
+					order = append(order, name)
+				}
+			}
+			g.symbols = append(g.symbols, tg.name)
+			g.cookies = append(g.cookies, uint64(tg.fn))
+		}
+	}
+	var links []link.Link
+	for _, name := range order {
+		g := groups[name]
+		opts := link.KprobeMultiOptions{Symbols: g.symbols, Cookies: g.cookies}
+		var l link.Link
+		var err error
+		if g.exit {
+			l, err = link.KretprobeMulti(loaded[name].prog, opts)
+		} else {
+			l, err = link.KprobeMulti(loaded[name].prog, opts)
+		}
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			return nil, fmt.Errorf("attaching %s to %s: %w", name, strings.Join(g.symbols, ", "), err)
+		}
+		links = append(links, l)
+	}
+	return links, nil
 }
 
 type loadedProgram struct {
@@ -426,14 +490,15 @@ func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.
 		switch {
 		case b == BackendFentry:
 			l, err = link.AttachTracing(link.TracingOptions{Program: lp.prog})
+		// The cookie tells a shared kprobe program which function fired.
 		case b == BackendKprobe && !exit:
-			l, err = link.Kprobe(tg.name, lp.prog, nil)
+			l, err = link.Kprobe(tg.name, lp.prog, &link.KprobeOptions{Cookie: uint64(tg.fn)})
 		case b == BackendKprobe && exit:
-			l, err = link.Kretprobe(tg.name, lp.prog, nil)
+			l, err = link.Kretprobe(tg.name, lp.prog, &link.KprobeOptions{Cookie: uint64(tg.fn)})
 		case b == BackendKprobeMulti && !exit:
-			l, err = link.KprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}})
+			l, err = link.KprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}, Cookies: []uint64{uint64(tg.fn)}})
 		case b == BackendKprobeMulti && exit:
-			l, err = link.KretprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}})
+			l, err = link.KretprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}, Cookies: []uint64{uint64(tg.fn)}})
 		}
 		if err != nil {
 			undo()
