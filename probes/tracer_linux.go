@@ -135,29 +135,23 @@ func Open(opts Options) (*Tracer, error) {
 		return syms
 	})
 	t.dec.lazySymbols = t.kallsyms
+	t.bootAt = bootTime()
+	// The object and its maps, and the kernel's BTF, are read side by
+	// side: neither needs the other, and each is a good part of Open
+	// under emulation.
+	objErr := make(chan error, 1)
+	go func() { objErr <- t.loadObject(consts) }()
 	if err := t.loadDropReasons(); err != nil {
 		t.log.Warn("drop reasons are shown as numbers", "err", err)
 	}
 	step = t.open.since("btf_kernel", step)
-	t.bootAt = bootTime()
-	spec, err := loadSpec()
-	if err != nil {
-		return nil, fmt.Errorf("opening the tracer: loading the BPF object: %w", err)
-	}
-	if err := setConstants(spec, consts); err != nil {
-		return nil, fmt.Errorf("opening the tracer: %w", err)
-	}
-	t.spec = spec
-	step = t.open.since("object", step)
-	if err := t.loadTypes(ipvsLoaded); err != nil {
-		return nil, err
-	}
+	typesErr := t.loadTypes(ipvsLoaded)
 	step = t.open.since("btf_ip_vs", step)
-	if err := t.createMaps(); err != nil {
+	if err := errors.Join(<-objErr, typesErr); err != nil {
 		t.Close()
 		return nil, err
 	}
-	step = t.open.since("maps", step)
+	step = t.open.since("object_wait", step)
 	var funcs, tracepoints []target
 	for _, tg := range targets {
 		switch {
@@ -307,6 +301,24 @@ func setConstants(spec *ebpf.CollectionSpec, c constants) error {
 		}
 	}
 	return nil
+}
+
+// loadObject reads the BPF object with the filter's constants set, and
+// creates the maps its programs share.
+func (t *Tracer) loadObject(consts constants) error {
+	start := time.Now()
+	spec, err := loadSpec()
+	if err != nil {
+		return fmt.Errorf("opening the tracer: loading the BPF object: %w", err)
+	}
+	if err := setConstants(spec, consts); err != nil {
+		return fmt.Errorf("opening the tracer: %w", err)
+	}
+	t.spec = spec
+	start = t.open.since("object", start)
+	err = t.createMaps()
+	t.open.since("maps", start)
+	return err
 }
 
 func (t *Tracer) createMaps() error {
