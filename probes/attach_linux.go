@@ -10,7 +10,6 @@ import (
 	"maps"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -94,7 +93,9 @@ func withoutLineInfo(ps *ebpf.ProgramSpec) *ebpf.ProgramSpec {
 // attachFuncs tries the backends in order: each loads the programs of
 // the targets still pending in one batch, and the targets it cannot
 // attach go on to the next; those no backend attaches go to Unseen.
-func (t *Tracer) attachFuncs(pending []target) {
+// loadsDone waits for Open's other loads: it is called before the first
+// attach.
+func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 	order := []Backend{t.opts.Backend}
 	if t.opts.Backend == BackendAuto {
 		order = []Backend{BackendFentry, BackendKprobe, BackendKprobeMulti}
@@ -104,9 +105,23 @@ func (t *Tracer) attachFuncs(pending []target) {
 		if len(pending) == 0 {
 			break
 		}
+		var names []string
+		seen := map[string]bool{}
+		for _, tg := range pending {
+			for _, n := range programNames(tg, b) {
+				if !seen[n] {
+					seen[n] = true
+					names = append(names, n)
+				}
+			}
+		}
 		start := time.Now()
-		loaded, links, errs := t.loadAndAttach(pending, b)
-		t.open.since("load_attach_wall/"+string(b), start)
+		loaded := t.loadBatch(names, b)
+		t.open.since("load_wall/"+string(b), start)
+		loadsDone()
+		start = time.Now()
+		links, errs := t.attachTargets(pending, b, loaded)
+		t.open.since("attach/"+string(b), start)
 		var next []target
 		for i, tg := range pending {
 			if err := errs[i]; err != nil {
@@ -231,125 +246,38 @@ type loadedProgram struct {
 	used bool
 }
 
-// loadAndAttach loads the programs of the pending targets for backend
-// b, loadParallel collections at a time, and attaches each target as
-// soon as its programs are loaded: attaching waits on the kernel (code
-// patching, RCU grace periods), and so overlaps the verifier's work on
-// the programs still loading. kprobe-multi attaches once all are loaded
-// (a link per program, for all its targets). It returns the loaded
-// programs by name and, per pending target, its links or why not.
-func (t *Tracer) loadAndAttach(pending []target, b Backend) (map[string]*loadedProgram, [][]link.Link, []error) {
+// loadBatch loads the named programs in up to loadParallel collections
+// side by side (the kernel verifies privileged loads in parallel); where
+// the kernel refuses one program of a collection, that collection's
+// programs load one by one so the others still load.
+func (t *Tracer) loadBatch(names []string, b Backend) map[string]*loadedProgram {
 	adjust := func(*ebpf.ProgramSpec) {}
 	if b == BackendKprobeMulti {
 		adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
 	}
-	units := loadUnits(pending, b)
-	work := make(chan []string, len(units))
-	for _, u := range units {
-		work <- u
+	n := max(1, min(loadParallel(), len(names)))
+	parts := make([]map[string]*loadedProgram, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		chunk := names[i*len(names)/n : (i+1)*len(names)/n]
+		wg.Go(func() { parts[i] = t.loadChunk(chunk, b, adjust) })
 	}
-	close(work)
-	var mu sync.Mutex
-	loaded := map[string]*loadedProgram{}
-	done := make(chan struct{}, len(units))
-	var loaders sync.WaitGroup
-	for range max(1, min(loadParallel(), len(units))) {
-		loaders.Go(func() {
-			for u := range work {
-				got := t.loadChunk(u, b, adjust)
-				mu.Lock()
-				maps.Copy(loaded, got)
-				mu.Unlock()
-				done <- struct{}{}
-			}
-		})
+	wg.Wait()
+	out := make(map[string]*loadedProgram, len(names))
+	for _, p := range parts {
+		maps.Copy(out, p)
 	}
-	// ready returns the target's programs once all are loaded.
-	ready := func(tg target) (map[string]*loadedProgram, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		mine := map[string]*loadedProgram{}
-		for _, n := range programNames(tg, b) {
-			lp, ok := loaded[n]
-			if !ok {
-				return nil, false
-			}
-			mine[n] = lp
-		}
-		return mine, true
-	}
-	errs := make([]error, len(pending))
-	links := make([][]link.Link, len(pending))
-	started := make([]bool, len(pending))
-	var attachers sync.WaitGroup
-	sem := make(chan struct{}, attachParallel)
-	for range units {
-		<-done
-		if b == BackendKprobeMulti {
-			continue
-		}
-		for i, tg := range pending {
-			if started[i] {
-				continue
-			}
-			mine, ok := ready(tg)
-			if !ok {
-				continue
-			}
-			started[i] = true
-			attachers.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer attachers.Done()
-				defer func() { <-sem }()
-				links[i], errs[i] = attachFunc(tg, b, mine)
-			}()
-		}
-	}
-	loaders.Wait()
-	attachers.Wait()
-	if b == BackendKprobeMulti {
-		links, errs = t.attachTargets(pending, b, loaded)
-	}
-	return loaded, links, errs
+	return out
 }
 
-// loadUnits splits the programs of the pending targets into collections
-// to load: a few targets' programs each, so that the first targets
-// attach while the others load (a collection has its own data
-// sections, so not one per target); a program that targets share loads
-// once.
-func loadUnits(pending []target, b Backend) [][]string {
-	const targetsPerUnit = 3
-	var units [][]string
-	var u []string
-	n := 0
-	seen := map[string]bool{}
-	for _, tg := range pending {
-		for _, name := range programNames(tg, b) {
-			if !seen[name] {
-				seen[name] = true
-				u = append(u, name)
-			}
-		}
-		if n++; n == targetsPerUnit {
-			units = append(units, u)
-			u, n = nil, 0
-		}
-	}
-	if len(u) > 0 {
-		units = append(units, u)
-	}
-	return slices.DeleteFunc(units, func(u []string) bool { return len(u) == 0 })
-}
-
-// loadParallel is how many collections loadAndAttach loads at once: one
-// per CPU, at most 4 (the kernel verifies privileged loads in parallel).
+// loadParallel is how many collections loadBatch loads at once: one per
+// CPU, at most 4 (the programs of one backend are some 20). Targets
+// attach once all are loaded, not while others load: attaching fentry
+// waits for an RCU-tasks grace period, which a task inside the verifier
+// holds up until its load returns (measured: loading and attaching side
+// by side made Open 1.3-1.6 times as long in the VM).
 func loadParallel() int { return min(runtime.NumCPU(), 4) }
 
-// loadChunk loads the named programs as one collection; where the kernel
-// refuses one of them, they load one by one so that the others still
-// load.
 func (t *Tracer) loadChunk(names []string, b Backend, adjust func(*ebpf.ProgramSpec)) map[string]*loadedProgram {
 	out := make(map[string]*loadedProgram, len(names))
 	progs, err := t.loadPrograms(names, adjust)

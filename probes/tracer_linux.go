@@ -173,7 +173,10 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 	// The kernel verifies programs of separate loads side by side: the
-	// tracepoints load while the functions do.
+	// tracepoints load while the functions do. The functions attach
+	// once the tracepoints are in (attachFuncs calls loadsDone): an
+	// fentry attach waits for an RCU-tasks grace period, which a task
+	// inside the verifier holds up until its load returns.
 	step = t.open.since("targets", step)
 	tps := make(chan []tracepointResult, 1)
 	go func() {
@@ -182,10 +185,16 @@ func Open(opts Options) (*Tracer, error) {
 		t.open.since("tracepoints_wall", start)
 		tps <- r
 	}()
-	t.attachFuncs(funcs)
-	step = t.open.since("funcs_wall", step)
-	t.applyTracepoints(<-tps)
-	t.open.since("tracepoints_wait", step)
+	var tpResults []tracepointResult
+	loadsDone := sync.OnceFunc(func() {
+		start := time.Now()
+		tpResults = <-tps
+		t.open.since("tracepoints_wait", start)
+	})
+	t.attachFuncs(funcs, loadsDone)
+	loadsDone()
+	t.open.since("funcs_wall", step)
+	t.applyTracepoints(tpResults)
 	if len(t.attach) == 0 {
 		t.Close()
 		return nil, fmt.Errorf("opening the tracer: nothing could be attached:\n%s", strings.Join(t.unseen, "\n"))
