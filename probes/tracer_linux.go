@@ -442,7 +442,11 @@ func (t *Tracer) close() error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			start := time.Now()
 			errs[i] = l.Close()
+			// Per kind of link (fentry/fexit, kprobe, kprobe-multi,
+			// tracepoint), for the debug log.
+			t.closing.since(fmt.Sprintf("close%T", l), start)
 		}()
 	}
 	wg.Wait()
