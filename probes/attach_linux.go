@@ -105,18 +105,26 @@ func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 		if len(pending) == 0 {
 			break
 		}
-		var names []string
+		// fentry programs of functions with more than 6 arguments load
+		// one by one: a kernel before 6.6 refuses them, and a refusal
+		// inside a collection makes all of its programs load again one
+		// by one.
+		var names, alone []string
 		seen := map[string]bool{}
 		for _, tg := range pending {
 			for _, n := range programNames(tg, b) {
-				if !seen[n] {
-					seen[n] = true
+				switch {
+				case seen[n]:
+				case b == BackendFentry && tg.args > 6:
+					alone = append(alone, n)
+				default:
 					names = append(names, n)
 				}
+				seen[n] = true
 			}
 		}
 		start := time.Now()
-		loaded := t.loadBatch(names, b)
+		loaded := t.loadBatch(names, alone, b)
 		t.open.since("load_wall/"+string(b), start)
 		loadsDone()
 		start = time.Now()
@@ -247,26 +255,44 @@ type loadedProgram struct {
 }
 
 // loadBatch loads the named programs in up to loadParallel collections
-// side by side (the kernel verifies privileged loads in parallel); where
-// the kernel refuses one program of a collection, that collection's
-// programs load one by one so the others still load.
-func (t *Tracer) loadBatch(names []string, b Backend) map[string]*loadedProgram {
+// side by side (the kernel verifies privileged loads in parallel), and
+// those in alone each as its own; where the kernel refuses one program
+// of a collection, that collection's programs load one by one so the
+// others still load.
+func (t *Tracer) loadBatch(names, alone []string, b Backend) map[string]*loadedProgram {
 	adjust := func(*ebpf.ProgramSpec) {}
 	if b == BackendKprobeMulti {
 		adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
 	}
 	n := max(1, min(loadParallel(), len(names)))
-	parts := make([]map[string]*loadedProgram, n)
-	var wg sync.WaitGroup
+	var chunks [][]string
 	for i := range n {
-		chunk := names[i*len(names)/n : (i+1)*len(names)/n]
-		wg.Go(func() { parts[i] = t.loadChunk(chunk, b, adjust) })
+		if chunk := names[i*len(names)/n : (i+1)*len(names)/n]; len(chunk) > 0 {
+			chunks = append(chunks, chunk)
+		}
+	}
+	for _, name := range alone {
+		chunks = append(chunks, []string{name})
+	}
+	work := make(chan []string, len(chunks))
+	for _, c := range chunks {
+		work <- c
+	}
+	close(work)
+	out := make(map[string]*loadedProgram, len(names)+len(alone))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range max(1, min(loadParallel(), len(chunks))) {
+		wg.Go(func() {
+			for chunk := range work {
+				got := t.loadChunk(chunk, b, adjust)
+				mu.Lock()
+				maps.Copy(out, got)
+				mu.Unlock()
+			}
+		})
 	}
 	wg.Wait()
-	out := make(map[string]*loadedProgram, len(names))
-	for _, p := range parts {
-		maps.Copy(out, p)
-	}
 	return out
 }
 
