@@ -82,17 +82,19 @@ func TestEveryTargetHasItsPrograms(t *testing.T) {
 		var want []string
 		switch tg.kind {
 		case kindTracepoint:
-			want = []string{"tp_btf_", "raw_tp_"}
-		case kindEntry:
-			want = []string{"kprobe_", "fentry_"}
-		case kindExit:
-			want = []string{"kretprobe_", "fexit_"}
-		case kindEntryExit:
-			want = []string{"kprobe_", "fentry_", "kretprobe_", "fexit_"}
+			want = []string{"tp_btf_" + tg.name, "raw_tp_" + tg.name}
+		case kindEntry, kindExit, kindEntryExit:
+			for _, b := range []Backend{BackendFentry, BackendKprobe, BackendKprobeMulti} {
+				names := programNames(tg, b)
+				if n := map[targetKind]int{kindEntry: 1, kindExit: 1, kindEntryExit: 2}[tg.kind]; len(names) != n {
+					t.Errorf("%s, %s: programs %v, want %d", tg.name, b, names, n)
+				}
+				want = append(want, names...)
+			}
 		}
-		for _, prefix := range want {
-			if _, ok := spec.Programs[prefix+tg.name]; !ok {
-				t.Errorf("%s: no program %s%s", tg.name, prefix, tg.name)
+		for _, name := range want {
+			if _, ok := spec.Programs[name]; !ok {
+				t.Errorf("%s: no program %s", tg.name, name)
 			}
 		}
 	}

@@ -47,9 +47,9 @@ type targetKind uint8
 const (
 	// kindTracepoint: tp_btf_NAME, or raw_tp_NAME.
 	kindTracepoint targetKind = iota + 1
-	// kindEntry: kprobe_NAME / fentry_NAME.
+	// kindEntry: fentry_NAME, or kprobe_SHAPE (target.kprobe).
 	kindEntry
-	// kindExit: kretprobe_NAME / fexit_NAME.
+	// kindExit: fexit_NAME, or kretprobe_SHAPE.
 	kindExit
 	// kindEntryExit: both; attached as a pair or not at all, since the
 	// return probe pops what the entry probe pushed.
@@ -67,6 +67,11 @@ type target struct {
 	stack bool
 	// nat: only NAT replies need it (left out with Options.NoNAT).
 	nat bool
+	// kprobe names the kprobe programs a function shares with the others
+	// of its shape: kprobe_SHAPE and kretprobe_SHAPE, told apart by the
+	// link's cookie (the fn). fentry and fexit programs are one per
+	// function: they are bound to its BTF when loaded.
+	kprobe string
 	// args is the function's argument count: fentry on 6.1 refuses
 	// functions with more than 6.
 	args int
@@ -85,37 +90,56 @@ type target struct {
 // targets lists every place the tracer can attach, in path order.
 var targets = []target{
 	{fn: fnNetifReceiveSKB, name: "netif_receive_skb", kind: kindTracepoint, hides: "where packets are received is not shown"},
-	{fn: fnIPVSInHook, name: "ip_vs_in_hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "packets entering IPVS and its verdicts are not shown"},
-	{fn: fnIPVSConnInGet, name: "ip_vs_conn_in_get", kind: kindExit, ipvs: true, args: 1, hides: "whether a packet belongs to an existing connection is not shown"},
-	{fn: fnTCPConnSchedule, name: "tcp_conn_schedule", proto: 6, kind: kindEntry, ipvs: true, args: 7, hides: "TCP packets being scheduled are not shown"},
-	{fn: fnUDPConnSchedule, name: "udp_conn_schedule", proto: 17, kind: kindEntry, ipvs: true, args: 7, hides: "UDP packets being scheduled are not shown"},
-	{fn: fnSCTPConnSchedule, name: "sctp_conn_schedule", proto: 132, kind: kindEntry, ipvs: true, args: 7, hides: "SCTP packets being scheduled are not shown"},
-	{fn: fnIPVSSchedule, name: "ip_vs_schedule", kind: kindExit, ipvs: true, args: 5, hides: "the real server the scheduler chose is not shown"},
-	{fn: fnIPVSConnNew, name: "ip_vs_conn_new", kind: kindExit, ipvs: true, args: 7, hides: "the connection IPVS creates is not shown"},
-	{fn: fnIPVSSchedulerErr, name: "ip_vs_scheduler_err", kind: kindEntry, ipvs: true, args: 2, hides: "\"no destination\" (no real server available) is not shown"},
-	{fn: fnIPVSLeave, name: "ip_vs_leave", kind: kindEntry, ipvs: true, args: 4, hides: "IPVS giving up a packet it could not schedule is not shown"},
-	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", xmit: true, fwd: Masquerade, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
-	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", xmit: true, fwd: DirectRoute, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
-	{fn: fnIPVSTunnelXmit, name: "ip_vs_tunnel_xmit", xmit: true, fwd: Tunnel, kind: kindEntryExit, ipvs: true, args: 4, hides: "tunnel transmits are not shown"},
-	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", xmit: true, fwd: Bypass, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
-	{fn: fnIPVSNullXmit, name: "ip_vs_null_xmit", xmit: true, fwd: LocalNode, kind: kindEntryExit, ipvs: true, args: 4, hides: "packets for local real servers are not shown"},
-	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", xmit: true, fwd: Masquerade, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
-	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", xmit: true, fwd: DirectRoute, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
-	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", xmit: true, fwd: Tunnel, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
-	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", xmit: true, fwd: Bypass, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
-	{fn: fnIPVSOutHook, name: "ip_vs_out_hook", kind: kindEntryExit, nat: true, ipvs: true, args: 3, hides: "replies IPVS rewrites on their way back (NAT) are not shown"},
-	{fn: fnIPVSConnOutGet, name: "ip_vs_conn_out_get", kind: kindExit, nat: true, ipvs: true, args: 1, hides: "which connection a reply belongs to is not shown"},
-	{fn: fnIPVSForwardICMP, name: "ip_vs_forward_icmp", kind: kindEntryExit, ipvs: true, args: 3, hides: "ICMP errors IPVS forwards are not shown"},
-	{fn: fnIPForward, name: "ip_forward", family: afInet, kind: kindEntry, stack: true, args: 1, hides: "IPv4 forwarding is not shown"},
-	{fn: fnIPLocalDeliver, name: "ip_local_deliver", family: afInet, kind: kindEntry, stack: true, args: 1, hides: "IPv4 delivery to the local stack is not shown"},
-	{fn: fnIPLocalOut, name: "ip_local_out", family: afInet, kind: kindEntry, stack: true, args: 3, hides: "locally sent IPv4 packets are not shown"},
-	{fn: fnIPOutput, name: "ip_output", family: afInet, kind: kindEntry, stack: true, args: 3, hides: "IPv4 output is not shown"},
-	{fn: fnIP6Forward, name: "ip6_forward", family: afInet6, kind: kindEntry, stack: true, args: 1, hides: "IPv6 forwarding is not shown"},
-	{fn: fnIP6Input, name: "ip6_input", family: afInet6, kind: kindEntry, stack: true, args: 1, hides: "IPv6 delivery to the local stack is not shown"},
-	{fn: fnIP6LocalOut, name: "ip6_local_out", family: afInet6, kind: kindEntry, stack: true, args: 3, hides: "locally sent IPv6 packets are not shown"},
-	{fn: fnIP6Output, name: "ip6_output", family: afInet6, kind: kindEntry, stack: true, args: 3, hides: "IPv6 output is not shown"},
+	{fn: fnIPVSInHook, name: "ip_vs_in_hook", kprobe: "hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "packets entering IPVS and its verdicts are not shown"},
+	{fn: fnIPVSConnInGet, name: "ip_vs_conn_in_get", kprobe: "conn", kind: kindExit, ipvs: true, args: 1, hides: "whether a packet belongs to an existing connection is not shown"},
+	{fn: fnTCPConnSchedule, name: "tcp_conn_schedule", kprobe: "current", proto: 6, kind: kindEntry, ipvs: true, args: 7, hides: "TCP packets being scheduled are not shown"},
+	{fn: fnUDPConnSchedule, name: "udp_conn_schedule", kprobe: "current", proto: 17, kind: kindEntry, ipvs: true, args: 7, hides: "UDP packets being scheduled are not shown"},
+	{fn: fnSCTPConnSchedule, name: "sctp_conn_schedule", kprobe: "current", proto: 132, kind: kindEntry, ipvs: true, args: 7, hides: "SCTP packets being scheduled are not shown"},
+	{fn: fnIPVSSchedule, name: "ip_vs_schedule", kprobe: "conn", kind: kindExit, ipvs: true, args: 5, hides: "the real server the scheduler chose is not shown"},
+	{fn: fnIPVSConnNew, name: "ip_vs_conn_new", kprobe: "conn", kind: kindExit, ipvs: true, args: 7, hides: "the connection IPVS creates is not shown"},
+	{fn: fnIPVSSchedulerErr, name: "ip_vs_scheduler_err", kprobe: "ip_vs_scheduler_err", kind: kindEntry, ipvs: true, args: 2, hides: "\"no destination\" (no real server available) is not shown"},
+	{fn: fnIPVSLeave, name: "ip_vs_leave", kprobe: "ip_vs_leave", kind: kindEntry, ipvs: true, args: 4, hides: "IPVS giving up a packet it could not schedule is not shown"},
+	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", kprobe: "xmit", xmit: true, fwd: Masquerade, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", kprobe: "xmit", xmit: true, fwd: DirectRoute, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
+	{fn: fnIPVSTunnelXmit, name: "ip_vs_tunnel_xmit", kprobe: "xmit", xmit: true, fwd: Tunnel, kind: kindEntryExit, ipvs: true, args: 4, hides: "tunnel transmits are not shown"},
+	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", kprobe: "xmit", xmit: true, fwd: Bypass, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
+	{fn: fnIPVSNullXmit, name: "ip_vs_null_xmit", kprobe: "xmit", xmit: true, fwd: LocalNode, kind: kindEntryExit, ipvs: true, args: 4, hides: "packets for local real servers are not shown"},
+	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", kprobe: "xmit", xmit: true, fwd: Masquerade, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", kprobe: "xmit", xmit: true, fwd: DirectRoute, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
+	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", kprobe: "xmit", xmit: true, fwd: Tunnel, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
+	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", kprobe: "xmit", xmit: true, fwd: Bypass, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
+	{fn: fnIPVSOutHook, name: "ip_vs_out_hook", kprobe: "hook", kind: kindEntryExit, nat: true, ipvs: true, args: 3, hides: "replies IPVS rewrites on their way back (NAT) are not shown"},
+	{fn: fnIPVSConnOutGet, name: "ip_vs_conn_out_get", kprobe: "conn", kind: kindExit, nat: true, ipvs: true, args: 1, hides: "which connection a reply belongs to is not shown"},
+	{fn: fnIPVSForwardICMP, name: "ip_vs_forward_icmp", kprobe: "hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "ICMP errors IPVS forwards are not shown"},
+	{fn: fnIPForward, name: "ip_forward", kprobe: "skb_arg0", family: afInet, kind: kindEntry, stack: true, args: 1, hides: "IPv4 forwarding is not shown"},
+	{fn: fnIPLocalDeliver, name: "ip_local_deliver", kprobe: "skb_arg0", family: afInet, kind: kindEntry, stack: true, args: 1, hides: "IPv4 delivery to the local stack is not shown"},
+	{fn: fnIPLocalOut, name: "ip_local_out", kprobe: "skb_arg2", family: afInet, kind: kindEntry, stack: true, args: 3, hides: "locally sent IPv4 packets are not shown"},
+	{fn: fnIPOutput, name: "ip_output", kprobe: "skb_arg2", family: afInet, kind: kindEntry, stack: true, args: 3, hides: "IPv4 output is not shown"},
+	{fn: fnIP6Forward, name: "ip6_forward", kprobe: "skb_arg0", family: afInet6, kind: kindEntry, stack: true, args: 1, hides: "IPv6 forwarding is not shown"},
+	{fn: fnIP6Input, name: "ip6_input", kprobe: "skb_arg0", family: afInet6, kind: kindEntry, stack: true, args: 1, hides: "IPv6 delivery to the local stack is not shown"},
+	{fn: fnIP6LocalOut, name: "ip6_local_out", kprobe: "skb_arg2", family: afInet6, kind: kindEntry, stack: true, args: 3, hides: "locally sent IPv6 packets are not shown"},
+	{fn: fnIP6Output, name: "ip6_output", kprobe: "skb_arg2", family: afInet6, kind: kindEntry, stack: true, args: 3, hides: "IPv6 output is not shown"},
 	{fn: fnNetDevQueue, name: "net_dev_queue", kind: kindTracepoint, hides: "packets queued to a device are not shown"},
 	{fn: fnKfreeSKB, name: "kfree_skb", kind: kindTracepoint, hides: "drops (where and why) are not shown"},
+}
+
+// programNames are a function target's programs for a backend, the
+// return probe first: an entry probe without its exit would push frames
+// nobody pops. kprobe programs are shared by the functions of a shape
+// (target.kprobe), fentry programs are the function's own.
+func programNames(tg target, b Backend) []string {
+	entry, exit := "kprobe_"+tg.kprobe, "kretprobe_"+tg.kprobe
+	if b == BackendFentry {
+		entry, exit = "fentry_"+tg.name, "fexit_"+tg.name
+	}
+	var names []string
+	if tg.kind == kindExit || tg.kind == kindEntryExit {
+		names = append(names, exit)
+	}
+	if tg.kind == kindEntry || tg.kind == kindEntryExit {
+		names = append(names, entry)
+	}
+	return names
 }
 
 // consumeTracepoint is attached but reports nothing: it forgets freed

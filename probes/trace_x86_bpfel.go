@@ -142,116 +142,85 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	traceMapEvents                     = "events"
-	traceMapFrames                     = "frames"
-	traceMapLost                       = "lost"
-	traceMapTraced                     = "traced"
-	traceProgFentryIp6Forward          = "fentry_ip6_forward"
-	traceProgFentryIp6Input            = "fentry_ip6_input"
-	traceProgFentryIp6LocalOut         = "fentry_ip6_local_out"
-	traceProgFentryIp6Output           = "fentry_ip6_output"
-	traceProgFentryIpForward           = "fentry_ip_forward"
-	traceProgFentryIpLocalDeliver      = "fentry_ip_local_deliver"
-	traceProgFentryIpLocalOut          = "fentry_ip_local_out"
-	traceProgFentryIpOutput            = "fentry_ip_output"
-	traceProgFentryIpVsBypassXmit      = "fentry_ip_vs_bypass_xmit"
-	traceProgFentryIpVsBypassXmitV6    = "fentry_ip_vs_bypass_xmit_v6"
-	traceProgFentryIpVsDrXmit          = "fentry_ip_vs_dr_xmit"
-	traceProgFentryIpVsDrXmitV6        = "fentry_ip_vs_dr_xmit_v6"
-	traceProgFentryIpVsForwardIcmp     = "fentry_ip_vs_forward_icmp"
-	traceProgFentryIpVsInHook          = "fentry_ip_vs_in_hook"
-	traceProgFentryIpVsLeave           = "fentry_ip_vs_leave"
-	traceProgFentryIpVsNatXmit         = "fentry_ip_vs_nat_xmit"
-	traceProgFentryIpVsNatXmitV6       = "fentry_ip_vs_nat_xmit_v6"
-	traceProgFentryIpVsNullXmit        = "fentry_ip_vs_null_xmit"
-	traceProgFentryIpVsOutHook         = "fentry_ip_vs_out_hook"
-	traceProgFentryIpVsSchedulerErr    = "fentry_ip_vs_scheduler_err"
-	traceProgFentryIpVsTunnelXmit      = "fentry_ip_vs_tunnel_xmit"
-	traceProgFentryIpVsTunnelXmitV6    = "fentry_ip_vs_tunnel_xmit_v6"
-	traceProgFentrySctpConnSchedule    = "fentry_sctp_conn_schedule"
-	traceProgFentryTcpConnSchedule     = "fentry_tcp_conn_schedule"
-	traceProgFentryUdpConnSchedule     = "fentry_udp_conn_schedule"
-	traceProgFexitIpVsBypassXmit       = "fexit_ip_vs_bypass_xmit"
-	traceProgFexitIpVsBypassXmitV6     = "fexit_ip_vs_bypass_xmit_v6"
-	traceProgFexitIpVsConnInGet        = "fexit_ip_vs_conn_in_get"
-	traceProgFexitIpVsConnNew          = "fexit_ip_vs_conn_new"
-	traceProgFexitIpVsConnOutGet       = "fexit_ip_vs_conn_out_get"
-	traceProgFexitIpVsDrXmit           = "fexit_ip_vs_dr_xmit"
-	traceProgFexitIpVsDrXmitV6         = "fexit_ip_vs_dr_xmit_v6"
-	traceProgFexitIpVsForwardIcmp      = "fexit_ip_vs_forward_icmp"
-	traceProgFexitIpVsInHook           = "fexit_ip_vs_in_hook"
-	traceProgFexitIpVsNatXmit          = "fexit_ip_vs_nat_xmit"
-	traceProgFexitIpVsNatXmitV6        = "fexit_ip_vs_nat_xmit_v6"
-	traceProgFexitIpVsNullXmit         = "fexit_ip_vs_null_xmit"
-	traceProgFexitIpVsOutHook          = "fexit_ip_vs_out_hook"
-	traceProgFexitIpVsSchedule         = "fexit_ip_vs_schedule"
-	traceProgFexitIpVsTunnelXmit       = "fexit_ip_vs_tunnel_xmit"
-	traceProgFexitIpVsTunnelXmitV6     = "fexit_ip_vs_tunnel_xmit_v6"
-	traceProgKprobeIp6Forward          = "kprobe_ip6_forward"
-	traceProgKprobeIp6Input            = "kprobe_ip6_input"
-	traceProgKprobeIp6LocalOut         = "kprobe_ip6_local_out"
-	traceProgKprobeIp6Output           = "kprobe_ip6_output"
-	traceProgKprobeIpForward           = "kprobe_ip_forward"
-	traceProgKprobeIpLocalDeliver      = "kprobe_ip_local_deliver"
-	traceProgKprobeIpLocalOut          = "kprobe_ip_local_out"
-	traceProgKprobeIpOutput            = "kprobe_ip_output"
-	traceProgKprobeIpVsBypassXmit      = "kprobe_ip_vs_bypass_xmit"
-	traceProgKprobeIpVsBypassXmitV6    = "kprobe_ip_vs_bypass_xmit_v6"
-	traceProgKprobeIpVsDrXmit          = "kprobe_ip_vs_dr_xmit"
-	traceProgKprobeIpVsDrXmitV6        = "kprobe_ip_vs_dr_xmit_v6"
-	traceProgKprobeIpVsForwardIcmp     = "kprobe_ip_vs_forward_icmp"
-	traceProgKprobeIpVsInHook          = "kprobe_ip_vs_in_hook"
-	traceProgKprobeIpVsLeave           = "kprobe_ip_vs_leave"
-	traceProgKprobeIpVsNatXmit         = "kprobe_ip_vs_nat_xmit"
-	traceProgKprobeIpVsNatXmitV6       = "kprobe_ip_vs_nat_xmit_v6"
-	traceProgKprobeIpVsNullXmit        = "kprobe_ip_vs_null_xmit"
-	traceProgKprobeIpVsOutHook         = "kprobe_ip_vs_out_hook"
-	traceProgKprobeIpVsSchedulerErr    = "kprobe_ip_vs_scheduler_err"
-	traceProgKprobeIpVsTunnelXmit      = "kprobe_ip_vs_tunnel_xmit"
-	traceProgKprobeIpVsTunnelXmitV6    = "kprobe_ip_vs_tunnel_xmit_v6"
-	traceProgKprobeSctpConnSchedule    = "kprobe_sctp_conn_schedule"
-	traceProgKprobeTcpConnSchedule     = "kprobe_tcp_conn_schedule"
-	traceProgKprobeUdpConnSchedule     = "kprobe_udp_conn_schedule"
-	traceProgKretprobeIpVsBypassXmit   = "kretprobe_ip_vs_bypass_xmit"
-	traceProgKretprobeIpVsBypassXmitV6 = "kretprobe_ip_vs_bypass_xmit_v6"
-	traceProgKretprobeIpVsConnInGet    = "kretprobe_ip_vs_conn_in_get"
-	traceProgKretprobeIpVsConnNew      = "kretprobe_ip_vs_conn_new"
-	traceProgKretprobeIpVsConnOutGet   = "kretprobe_ip_vs_conn_out_get"
-	traceProgKretprobeIpVsDrXmit       = "kretprobe_ip_vs_dr_xmit"
-	traceProgKretprobeIpVsDrXmitV6     = "kretprobe_ip_vs_dr_xmit_v6"
-	traceProgKretprobeIpVsForwardIcmp  = "kretprobe_ip_vs_forward_icmp"
-	traceProgKretprobeIpVsInHook       = "kretprobe_ip_vs_in_hook"
-	traceProgKretprobeIpVsNatXmit      = "kretprobe_ip_vs_nat_xmit"
-	traceProgKretprobeIpVsNatXmitV6    = "kretprobe_ip_vs_nat_xmit_v6"
-	traceProgKretprobeIpVsNullXmit     = "kretprobe_ip_vs_null_xmit"
-	traceProgKretprobeIpVsOutHook      = "kretprobe_ip_vs_out_hook"
-	traceProgKretprobeIpVsSchedule     = "kretprobe_ip_vs_schedule"
-	traceProgKretprobeIpVsTunnelXmit   = "kretprobe_ip_vs_tunnel_xmit"
-	traceProgKretprobeIpVsTunnelXmitV6 = "kretprobe_ip_vs_tunnel_xmit_v6"
-	traceProgRawTpConsumeSkb           = "raw_tp_consume_skb"
-	traceProgRawTpKfreeSkb             = "raw_tp_kfree_skb"
-	traceProgRawTpNetDevQueue          = "raw_tp_net_dev_queue"
-	traceProgRawTpNetifReceiveSkb      = "raw_tp_netif_receive_skb"
-	traceProgTpBtfConsumeSkb           = "tp_btf_consume_skb"
-	traceProgTpBtfKfreeSkb             = "tp_btf_kfree_skb"
-	traceProgTpBtfNetDevQueue          = "tp_btf_net_dev_queue"
-	traceProgTpBtfNetifReceiveSkb      = "tp_btf_netif_receive_skb"
-	traceVarF_all                      = "f_all"
-	traceVarF_clientAf                 = "f_client_af"
-	traceVarF_clientMask               = "f_client_mask"
-	traceVarF_clientNet                = "f_client_net"
-	traceVarF_ifindex                  = "f_ifindex"
-	traceVarF_netns                    = "f_netns"
-	traceVarF_port                     = "f_port"
-	traceVarF_proto                    = "f_proto"
-	traceVarF_rs                       = "f_rs"
-	traceVarF_rsAf                     = "f_rs_af"
-	traceVarF_vip                      = "f_vip"
-	traceVarF_vipAf                    = "f_vip_af"
-	traceVarN_traced                   = "n_traced"
-	traceVarUnusedEvent                = "unused_event"
-	traceVarUnusedEventFlag            = "unused_event_flag"
-	traceVarUnusedFnId                 = "unused_fn_id"
+	traceMapEvents                  = "events"
+	traceMapFrames                  = "frames"
+	traceMapLost                    = "lost"
+	traceMapTraced                  = "traced"
+	traceProgFentryIp6Forward       = "fentry_ip6_forward"
+	traceProgFentryIp6Input         = "fentry_ip6_input"
+	traceProgFentryIp6LocalOut      = "fentry_ip6_local_out"
+	traceProgFentryIp6Output        = "fentry_ip6_output"
+	traceProgFentryIpForward        = "fentry_ip_forward"
+	traceProgFentryIpLocalDeliver   = "fentry_ip_local_deliver"
+	traceProgFentryIpLocalOut       = "fentry_ip_local_out"
+	traceProgFentryIpOutput         = "fentry_ip_output"
+	traceProgFentryIpVsBypassXmit   = "fentry_ip_vs_bypass_xmit"
+	traceProgFentryIpVsBypassXmitV6 = "fentry_ip_vs_bypass_xmit_v6"
+	traceProgFentryIpVsDrXmit       = "fentry_ip_vs_dr_xmit"
+	traceProgFentryIpVsDrXmitV6     = "fentry_ip_vs_dr_xmit_v6"
+	traceProgFentryIpVsForwardIcmp  = "fentry_ip_vs_forward_icmp"
+	traceProgFentryIpVsInHook       = "fentry_ip_vs_in_hook"
+	traceProgFentryIpVsLeave        = "fentry_ip_vs_leave"
+	traceProgFentryIpVsNatXmit      = "fentry_ip_vs_nat_xmit"
+	traceProgFentryIpVsNatXmitV6    = "fentry_ip_vs_nat_xmit_v6"
+	traceProgFentryIpVsNullXmit     = "fentry_ip_vs_null_xmit"
+	traceProgFentryIpVsOutHook      = "fentry_ip_vs_out_hook"
+	traceProgFentryIpVsSchedulerErr = "fentry_ip_vs_scheduler_err"
+	traceProgFentryIpVsTunnelXmit   = "fentry_ip_vs_tunnel_xmit"
+	traceProgFentryIpVsTunnelXmitV6 = "fentry_ip_vs_tunnel_xmit_v6"
+	traceProgFentrySctpConnSchedule = "fentry_sctp_conn_schedule"
+	traceProgFentryTcpConnSchedule  = "fentry_tcp_conn_schedule"
+	traceProgFentryUdpConnSchedule  = "fentry_udp_conn_schedule"
+	traceProgFexitIpVsBypassXmit    = "fexit_ip_vs_bypass_xmit"
+	traceProgFexitIpVsBypassXmitV6  = "fexit_ip_vs_bypass_xmit_v6"
+	traceProgFexitIpVsConnInGet     = "fexit_ip_vs_conn_in_get"
+	traceProgFexitIpVsConnNew       = "fexit_ip_vs_conn_new"
+	traceProgFexitIpVsConnOutGet    = "fexit_ip_vs_conn_out_get"
+	traceProgFexitIpVsDrXmit        = "fexit_ip_vs_dr_xmit"
+	traceProgFexitIpVsDrXmitV6      = "fexit_ip_vs_dr_xmit_v6"
+	traceProgFexitIpVsForwardIcmp   = "fexit_ip_vs_forward_icmp"
+	traceProgFexitIpVsInHook        = "fexit_ip_vs_in_hook"
+	traceProgFexitIpVsNatXmit       = "fexit_ip_vs_nat_xmit"
+	traceProgFexitIpVsNatXmitV6     = "fexit_ip_vs_nat_xmit_v6"
+	traceProgFexitIpVsNullXmit      = "fexit_ip_vs_null_xmit"
+	traceProgFexitIpVsOutHook       = "fexit_ip_vs_out_hook"
+	traceProgFexitIpVsSchedule      = "fexit_ip_vs_schedule"
+	traceProgFexitIpVsTunnelXmit    = "fexit_ip_vs_tunnel_xmit"
+	traceProgFexitIpVsTunnelXmitV6  = "fexit_ip_vs_tunnel_xmit_v6"
+	traceProgKprobeCurrent          = "kprobe_current"
+	traceProgKprobeHook             = "kprobe_hook"
+	traceProgKprobeIpVsLeave        = "kprobe_ip_vs_leave"
+	traceProgKprobeIpVsSchedulerErr = "kprobe_ip_vs_scheduler_err"
+	traceProgKprobeSkbArg0          = "kprobe_skb_arg0"
+	traceProgKprobeSkbArg2          = "kprobe_skb_arg2"
+	traceProgKprobeXmit             = "kprobe_xmit"
+	traceProgKretprobeConn          = "kretprobe_conn"
+	traceProgKretprobeHook          = "kretprobe_hook"
+	traceProgKretprobeXmit          = "kretprobe_xmit"
+	traceProgRawTpConsumeSkb        = "raw_tp_consume_skb"
+	traceProgRawTpKfreeSkb          = "raw_tp_kfree_skb"
+	traceProgRawTpNetDevQueue       = "raw_tp_net_dev_queue"
+	traceProgRawTpNetifReceiveSkb   = "raw_tp_netif_receive_skb"
+	traceProgTpBtfConsumeSkb        = "tp_btf_consume_skb"
+	traceProgTpBtfKfreeSkb          = "tp_btf_kfree_skb"
+	traceProgTpBtfNetDevQueue       = "tp_btf_net_dev_queue"
+	traceProgTpBtfNetifReceiveSkb   = "tp_btf_netif_receive_skb"
+	traceVarF_all                   = "f_all"
+	traceVarF_clientAf              = "f_client_af"
+	traceVarF_clientMask            = "f_client_mask"
+	traceVarF_clientNet             = "f_client_net"
+	traceVarF_ifindex               = "f_ifindex"
+	traceVarF_netns                 = "f_netns"
+	traceVarF_port                  = "f_port"
+	traceVarF_proto                 = "f_proto"
+	traceVarF_rs                    = "f_rs"
+	traceVarF_rsAf                  = "f_rs_af"
+	traceVarF_vip                   = "f_vip"
+	traceVarF_vipAf                 = "f_vip_af"
+	traceVarN_traced                = "n_traced"
+	traceVarUnusedEvent             = "unused_event"
+	traceVarUnusedEventFlag         = "unused_event_flag"
+	traceVarUnusedFnId              = "unused_fn_id"
 )
 
 // loadTrace returns the embedded CollectionSpec for trace.
@@ -296,96 +265,65 @@ type traceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type traceProgramSpecs struct {
-	FentryIp6Forward          *ebpf.ProgramSpec `ebpf:"fentry_ip6_forward"`
-	FentryIp6Input            *ebpf.ProgramSpec `ebpf:"fentry_ip6_input"`
-	FentryIp6LocalOut         *ebpf.ProgramSpec `ebpf:"fentry_ip6_local_out"`
-	FentryIp6Output           *ebpf.ProgramSpec `ebpf:"fentry_ip6_output"`
-	FentryIpForward           *ebpf.ProgramSpec `ebpf:"fentry_ip_forward"`
-	FentryIpLocalDeliver      *ebpf.ProgramSpec `ebpf:"fentry_ip_local_deliver"`
-	FentryIpLocalOut          *ebpf.ProgramSpec `ebpf:"fentry_ip_local_out"`
-	FentryIpOutput            *ebpf.ProgramSpec `ebpf:"fentry_ip_output"`
-	FentryIpVsBypassXmit      *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_bypass_xmit"`
-	FentryIpVsBypassXmitV6    *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_bypass_xmit_v6"`
-	FentryIpVsDrXmit          *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_dr_xmit"`
-	FentryIpVsDrXmitV6        *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_dr_xmit_v6"`
-	FentryIpVsForwardIcmp     *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_forward_icmp"`
-	FentryIpVsInHook          *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_in_hook"`
-	FentryIpVsLeave           *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_leave"`
-	FentryIpVsNatXmit         *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_nat_xmit"`
-	FentryIpVsNatXmitV6       *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_nat_xmit_v6"`
-	FentryIpVsNullXmit        *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_null_xmit"`
-	FentryIpVsOutHook         *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_out_hook"`
-	FentryIpVsSchedulerErr    *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_scheduler_err"`
-	FentryIpVsTunnelXmit      *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_tunnel_xmit"`
-	FentryIpVsTunnelXmitV6    *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_tunnel_xmit_v6"`
-	FentrySctpConnSchedule    *ebpf.ProgramSpec `ebpf:"fentry_sctp_conn_schedule"`
-	FentryTcpConnSchedule     *ebpf.ProgramSpec `ebpf:"fentry_tcp_conn_schedule"`
-	FentryUdpConnSchedule     *ebpf.ProgramSpec `ebpf:"fentry_udp_conn_schedule"`
-	FexitIpVsBypassXmit       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_bypass_xmit"`
-	FexitIpVsBypassXmitV6     *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_bypass_xmit_v6"`
-	FexitIpVsConnInGet        *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_in_get"`
-	FexitIpVsConnNew          *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_new"`
-	FexitIpVsConnOutGet       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_out_get"`
-	FexitIpVsDrXmit           *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_dr_xmit"`
-	FexitIpVsDrXmitV6         *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_dr_xmit_v6"`
-	FexitIpVsForwardIcmp      *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_forward_icmp"`
-	FexitIpVsInHook           *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_in_hook"`
-	FexitIpVsNatXmit          *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_nat_xmit"`
-	FexitIpVsNatXmitV6        *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_nat_xmit_v6"`
-	FexitIpVsNullXmit         *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_null_xmit"`
-	FexitIpVsOutHook          *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_out_hook"`
-	FexitIpVsSchedule         *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_schedule"`
-	FexitIpVsTunnelXmit       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_tunnel_xmit"`
-	FexitIpVsTunnelXmitV6     *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_tunnel_xmit_v6"`
-	KprobeIp6Forward          *ebpf.ProgramSpec `ebpf:"kprobe_ip6_forward"`
-	KprobeIp6Input            *ebpf.ProgramSpec `ebpf:"kprobe_ip6_input"`
-	KprobeIp6LocalOut         *ebpf.ProgramSpec `ebpf:"kprobe_ip6_local_out"`
-	KprobeIp6Output           *ebpf.ProgramSpec `ebpf:"kprobe_ip6_output"`
-	KprobeIpForward           *ebpf.ProgramSpec `ebpf:"kprobe_ip_forward"`
-	KprobeIpLocalDeliver      *ebpf.ProgramSpec `ebpf:"kprobe_ip_local_deliver"`
-	KprobeIpLocalOut          *ebpf.ProgramSpec `ebpf:"kprobe_ip_local_out"`
-	KprobeIpOutput            *ebpf.ProgramSpec `ebpf:"kprobe_ip_output"`
-	KprobeIpVsBypassXmit      *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_bypass_xmit"`
-	KprobeIpVsBypassXmitV6    *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_bypass_xmit_v6"`
-	KprobeIpVsDrXmit          *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_dr_xmit"`
-	KprobeIpVsDrXmitV6        *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_dr_xmit_v6"`
-	KprobeIpVsForwardIcmp     *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_forward_icmp"`
-	KprobeIpVsInHook          *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_in_hook"`
-	KprobeIpVsLeave           *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_leave"`
-	KprobeIpVsNatXmit         *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_nat_xmit"`
-	KprobeIpVsNatXmitV6       *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_nat_xmit_v6"`
-	KprobeIpVsNullXmit        *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_null_xmit"`
-	KprobeIpVsOutHook         *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_out_hook"`
-	KprobeIpVsSchedulerErr    *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_scheduler_err"`
-	KprobeIpVsTunnelXmit      *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_tunnel_xmit"`
-	KprobeIpVsTunnelXmitV6    *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_tunnel_xmit_v6"`
-	KprobeSctpConnSchedule    *ebpf.ProgramSpec `ebpf:"kprobe_sctp_conn_schedule"`
-	KprobeTcpConnSchedule     *ebpf.ProgramSpec `ebpf:"kprobe_tcp_conn_schedule"`
-	KprobeUdpConnSchedule     *ebpf.ProgramSpec `ebpf:"kprobe_udp_conn_schedule"`
-	KretprobeIpVsBypassXmit   *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_bypass_xmit"`
-	KretprobeIpVsBypassXmitV6 *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_bypass_xmit_v6"`
-	KretprobeIpVsConnInGet    *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_conn_in_get"`
-	KretprobeIpVsConnNew      *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_conn_new"`
-	KretprobeIpVsConnOutGet   *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_conn_out_get"`
-	KretprobeIpVsDrXmit       *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_dr_xmit"`
-	KretprobeIpVsDrXmitV6     *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_dr_xmit_v6"`
-	KretprobeIpVsForwardIcmp  *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_forward_icmp"`
-	KretprobeIpVsInHook       *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_in_hook"`
-	KretprobeIpVsNatXmit      *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_nat_xmit"`
-	KretprobeIpVsNatXmitV6    *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_nat_xmit_v6"`
-	KretprobeIpVsNullXmit     *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_null_xmit"`
-	KretprobeIpVsOutHook      *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_out_hook"`
-	KretprobeIpVsSchedule     *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_schedule"`
-	KretprobeIpVsTunnelXmit   *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_tunnel_xmit"`
-	KretprobeIpVsTunnelXmitV6 *ebpf.ProgramSpec `ebpf:"kretprobe_ip_vs_tunnel_xmit_v6"`
-	RawTpConsumeSkb           *ebpf.ProgramSpec `ebpf:"raw_tp_consume_skb"`
-	RawTpKfreeSkb             *ebpf.ProgramSpec `ebpf:"raw_tp_kfree_skb"`
-	RawTpNetDevQueue          *ebpf.ProgramSpec `ebpf:"raw_tp_net_dev_queue"`
-	RawTpNetifReceiveSkb      *ebpf.ProgramSpec `ebpf:"raw_tp_netif_receive_skb"`
-	TpBtfConsumeSkb           *ebpf.ProgramSpec `ebpf:"tp_btf_consume_skb"`
-	TpBtfKfreeSkb             *ebpf.ProgramSpec `ebpf:"tp_btf_kfree_skb"`
-	TpBtfNetDevQueue          *ebpf.ProgramSpec `ebpf:"tp_btf_net_dev_queue"`
-	TpBtfNetifReceiveSkb      *ebpf.ProgramSpec `ebpf:"tp_btf_netif_receive_skb"`
+	FentryIp6Forward       *ebpf.ProgramSpec `ebpf:"fentry_ip6_forward"`
+	FentryIp6Input         *ebpf.ProgramSpec `ebpf:"fentry_ip6_input"`
+	FentryIp6LocalOut      *ebpf.ProgramSpec `ebpf:"fentry_ip6_local_out"`
+	FentryIp6Output        *ebpf.ProgramSpec `ebpf:"fentry_ip6_output"`
+	FentryIpForward        *ebpf.ProgramSpec `ebpf:"fentry_ip_forward"`
+	FentryIpLocalDeliver   *ebpf.ProgramSpec `ebpf:"fentry_ip_local_deliver"`
+	FentryIpLocalOut       *ebpf.ProgramSpec `ebpf:"fentry_ip_local_out"`
+	FentryIpOutput         *ebpf.ProgramSpec `ebpf:"fentry_ip_output"`
+	FentryIpVsBypassXmit   *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_bypass_xmit"`
+	FentryIpVsBypassXmitV6 *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_bypass_xmit_v6"`
+	FentryIpVsDrXmit       *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_dr_xmit"`
+	FentryIpVsDrXmitV6     *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_dr_xmit_v6"`
+	FentryIpVsForwardIcmp  *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_forward_icmp"`
+	FentryIpVsInHook       *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_in_hook"`
+	FentryIpVsLeave        *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_leave"`
+	FentryIpVsNatXmit      *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_nat_xmit"`
+	FentryIpVsNatXmitV6    *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_nat_xmit_v6"`
+	FentryIpVsNullXmit     *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_null_xmit"`
+	FentryIpVsOutHook      *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_out_hook"`
+	FentryIpVsSchedulerErr *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_scheduler_err"`
+	FentryIpVsTunnelXmit   *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_tunnel_xmit"`
+	FentryIpVsTunnelXmitV6 *ebpf.ProgramSpec `ebpf:"fentry_ip_vs_tunnel_xmit_v6"`
+	FentrySctpConnSchedule *ebpf.ProgramSpec `ebpf:"fentry_sctp_conn_schedule"`
+	FentryTcpConnSchedule  *ebpf.ProgramSpec `ebpf:"fentry_tcp_conn_schedule"`
+	FentryUdpConnSchedule  *ebpf.ProgramSpec `ebpf:"fentry_udp_conn_schedule"`
+	FexitIpVsBypassXmit    *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_bypass_xmit"`
+	FexitIpVsBypassXmitV6  *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_bypass_xmit_v6"`
+	FexitIpVsConnInGet     *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_in_get"`
+	FexitIpVsConnNew       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_new"`
+	FexitIpVsConnOutGet    *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_out_get"`
+	FexitIpVsDrXmit        *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_dr_xmit"`
+	FexitIpVsDrXmitV6      *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_dr_xmit_v6"`
+	FexitIpVsForwardIcmp   *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_forward_icmp"`
+	FexitIpVsInHook        *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_in_hook"`
+	FexitIpVsNatXmit       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_nat_xmit"`
+	FexitIpVsNatXmitV6     *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_nat_xmit_v6"`
+	FexitIpVsNullXmit      *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_null_xmit"`
+	FexitIpVsOutHook       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_out_hook"`
+	FexitIpVsSchedule      *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_schedule"`
+	FexitIpVsTunnelXmit    *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_tunnel_xmit"`
+	FexitIpVsTunnelXmitV6  *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_tunnel_xmit_v6"`
+	KprobeCurrent          *ebpf.ProgramSpec `ebpf:"kprobe_current"`
+	KprobeHook             *ebpf.ProgramSpec `ebpf:"kprobe_hook"`
+	KprobeIpVsLeave        *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_leave"`
+	KprobeIpVsSchedulerErr *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_scheduler_err"`
+	KprobeSkbArg0          *ebpf.ProgramSpec `ebpf:"kprobe_skb_arg0"`
+	KprobeSkbArg2          *ebpf.ProgramSpec `ebpf:"kprobe_skb_arg2"`
+	KprobeXmit             *ebpf.ProgramSpec `ebpf:"kprobe_xmit"`
+	KretprobeConn          *ebpf.ProgramSpec `ebpf:"kretprobe_conn"`
+	KretprobeHook          *ebpf.ProgramSpec `ebpf:"kretprobe_hook"`
+	KretprobeXmit          *ebpf.ProgramSpec `ebpf:"kretprobe_xmit"`
+	RawTpConsumeSkb        *ebpf.ProgramSpec `ebpf:"raw_tp_consume_skb"`
+	RawTpKfreeSkb          *ebpf.ProgramSpec `ebpf:"raw_tp_kfree_skb"`
+	RawTpNetDevQueue       *ebpf.ProgramSpec `ebpf:"raw_tp_net_dev_queue"`
+	RawTpNetifReceiveSkb   *ebpf.ProgramSpec `ebpf:"raw_tp_netif_receive_skb"`
+	TpBtfConsumeSkb        *ebpf.ProgramSpec `ebpf:"tp_btf_consume_skb"`
+	TpBtfKfreeSkb          *ebpf.ProgramSpec `ebpf:"tp_btf_kfree_skb"`
+	TpBtfNetDevQueue       *ebpf.ProgramSpec `ebpf:"tp_btf_net_dev_queue"`
+	TpBtfNetifReceiveSkb   *ebpf.ProgramSpec `ebpf:"tp_btf_netif_receive_skb"`
 }
 
 // traceMapSpecs contains maps before they are loaded into the kernel.
@@ -481,96 +419,65 @@ type traceVariables struct {
 //
 // It can be passed to loadTraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracePrograms struct {
-	FentryIp6Forward          *ebpf.Program `ebpf:"fentry_ip6_forward"`
-	FentryIp6Input            *ebpf.Program `ebpf:"fentry_ip6_input"`
-	FentryIp6LocalOut         *ebpf.Program `ebpf:"fentry_ip6_local_out"`
-	FentryIp6Output           *ebpf.Program `ebpf:"fentry_ip6_output"`
-	FentryIpForward           *ebpf.Program `ebpf:"fentry_ip_forward"`
-	FentryIpLocalDeliver      *ebpf.Program `ebpf:"fentry_ip_local_deliver"`
-	FentryIpLocalOut          *ebpf.Program `ebpf:"fentry_ip_local_out"`
-	FentryIpOutput            *ebpf.Program `ebpf:"fentry_ip_output"`
-	FentryIpVsBypassXmit      *ebpf.Program `ebpf:"fentry_ip_vs_bypass_xmit"`
-	FentryIpVsBypassXmitV6    *ebpf.Program `ebpf:"fentry_ip_vs_bypass_xmit_v6"`
-	FentryIpVsDrXmit          *ebpf.Program `ebpf:"fentry_ip_vs_dr_xmit"`
-	FentryIpVsDrXmitV6        *ebpf.Program `ebpf:"fentry_ip_vs_dr_xmit_v6"`
-	FentryIpVsForwardIcmp     *ebpf.Program `ebpf:"fentry_ip_vs_forward_icmp"`
-	FentryIpVsInHook          *ebpf.Program `ebpf:"fentry_ip_vs_in_hook"`
-	FentryIpVsLeave           *ebpf.Program `ebpf:"fentry_ip_vs_leave"`
-	FentryIpVsNatXmit         *ebpf.Program `ebpf:"fentry_ip_vs_nat_xmit"`
-	FentryIpVsNatXmitV6       *ebpf.Program `ebpf:"fentry_ip_vs_nat_xmit_v6"`
-	FentryIpVsNullXmit        *ebpf.Program `ebpf:"fentry_ip_vs_null_xmit"`
-	FentryIpVsOutHook         *ebpf.Program `ebpf:"fentry_ip_vs_out_hook"`
-	FentryIpVsSchedulerErr    *ebpf.Program `ebpf:"fentry_ip_vs_scheduler_err"`
-	FentryIpVsTunnelXmit      *ebpf.Program `ebpf:"fentry_ip_vs_tunnel_xmit"`
-	FentryIpVsTunnelXmitV6    *ebpf.Program `ebpf:"fentry_ip_vs_tunnel_xmit_v6"`
-	FentrySctpConnSchedule    *ebpf.Program `ebpf:"fentry_sctp_conn_schedule"`
-	FentryTcpConnSchedule     *ebpf.Program `ebpf:"fentry_tcp_conn_schedule"`
-	FentryUdpConnSchedule     *ebpf.Program `ebpf:"fentry_udp_conn_schedule"`
-	FexitIpVsBypassXmit       *ebpf.Program `ebpf:"fexit_ip_vs_bypass_xmit"`
-	FexitIpVsBypassXmitV6     *ebpf.Program `ebpf:"fexit_ip_vs_bypass_xmit_v6"`
-	FexitIpVsConnInGet        *ebpf.Program `ebpf:"fexit_ip_vs_conn_in_get"`
-	FexitIpVsConnNew          *ebpf.Program `ebpf:"fexit_ip_vs_conn_new"`
-	FexitIpVsConnOutGet       *ebpf.Program `ebpf:"fexit_ip_vs_conn_out_get"`
-	FexitIpVsDrXmit           *ebpf.Program `ebpf:"fexit_ip_vs_dr_xmit"`
-	FexitIpVsDrXmitV6         *ebpf.Program `ebpf:"fexit_ip_vs_dr_xmit_v6"`
-	FexitIpVsForwardIcmp      *ebpf.Program `ebpf:"fexit_ip_vs_forward_icmp"`
-	FexitIpVsInHook           *ebpf.Program `ebpf:"fexit_ip_vs_in_hook"`
-	FexitIpVsNatXmit          *ebpf.Program `ebpf:"fexit_ip_vs_nat_xmit"`
-	FexitIpVsNatXmitV6        *ebpf.Program `ebpf:"fexit_ip_vs_nat_xmit_v6"`
-	FexitIpVsNullXmit         *ebpf.Program `ebpf:"fexit_ip_vs_null_xmit"`
-	FexitIpVsOutHook          *ebpf.Program `ebpf:"fexit_ip_vs_out_hook"`
-	FexitIpVsSchedule         *ebpf.Program `ebpf:"fexit_ip_vs_schedule"`
-	FexitIpVsTunnelXmit       *ebpf.Program `ebpf:"fexit_ip_vs_tunnel_xmit"`
-	FexitIpVsTunnelXmitV6     *ebpf.Program `ebpf:"fexit_ip_vs_tunnel_xmit_v6"`
-	KprobeIp6Forward          *ebpf.Program `ebpf:"kprobe_ip6_forward"`
-	KprobeIp6Input            *ebpf.Program `ebpf:"kprobe_ip6_input"`
-	KprobeIp6LocalOut         *ebpf.Program `ebpf:"kprobe_ip6_local_out"`
-	KprobeIp6Output           *ebpf.Program `ebpf:"kprobe_ip6_output"`
-	KprobeIpForward           *ebpf.Program `ebpf:"kprobe_ip_forward"`
-	KprobeIpLocalDeliver      *ebpf.Program `ebpf:"kprobe_ip_local_deliver"`
-	KprobeIpLocalOut          *ebpf.Program `ebpf:"kprobe_ip_local_out"`
-	KprobeIpOutput            *ebpf.Program `ebpf:"kprobe_ip_output"`
-	KprobeIpVsBypassXmit      *ebpf.Program `ebpf:"kprobe_ip_vs_bypass_xmit"`
-	KprobeIpVsBypassXmitV6    *ebpf.Program `ebpf:"kprobe_ip_vs_bypass_xmit_v6"`
-	KprobeIpVsDrXmit          *ebpf.Program `ebpf:"kprobe_ip_vs_dr_xmit"`
-	KprobeIpVsDrXmitV6        *ebpf.Program `ebpf:"kprobe_ip_vs_dr_xmit_v6"`
-	KprobeIpVsForwardIcmp     *ebpf.Program `ebpf:"kprobe_ip_vs_forward_icmp"`
-	KprobeIpVsInHook          *ebpf.Program `ebpf:"kprobe_ip_vs_in_hook"`
-	KprobeIpVsLeave           *ebpf.Program `ebpf:"kprobe_ip_vs_leave"`
-	KprobeIpVsNatXmit         *ebpf.Program `ebpf:"kprobe_ip_vs_nat_xmit"`
-	KprobeIpVsNatXmitV6       *ebpf.Program `ebpf:"kprobe_ip_vs_nat_xmit_v6"`
-	KprobeIpVsNullXmit        *ebpf.Program `ebpf:"kprobe_ip_vs_null_xmit"`
-	KprobeIpVsOutHook         *ebpf.Program `ebpf:"kprobe_ip_vs_out_hook"`
-	KprobeIpVsSchedulerErr    *ebpf.Program `ebpf:"kprobe_ip_vs_scheduler_err"`
-	KprobeIpVsTunnelXmit      *ebpf.Program `ebpf:"kprobe_ip_vs_tunnel_xmit"`
-	KprobeIpVsTunnelXmitV6    *ebpf.Program `ebpf:"kprobe_ip_vs_tunnel_xmit_v6"`
-	KprobeSctpConnSchedule    *ebpf.Program `ebpf:"kprobe_sctp_conn_schedule"`
-	KprobeTcpConnSchedule     *ebpf.Program `ebpf:"kprobe_tcp_conn_schedule"`
-	KprobeUdpConnSchedule     *ebpf.Program `ebpf:"kprobe_udp_conn_schedule"`
-	KretprobeIpVsBypassXmit   *ebpf.Program `ebpf:"kretprobe_ip_vs_bypass_xmit"`
-	KretprobeIpVsBypassXmitV6 *ebpf.Program `ebpf:"kretprobe_ip_vs_bypass_xmit_v6"`
-	KretprobeIpVsConnInGet    *ebpf.Program `ebpf:"kretprobe_ip_vs_conn_in_get"`
-	KretprobeIpVsConnNew      *ebpf.Program `ebpf:"kretprobe_ip_vs_conn_new"`
-	KretprobeIpVsConnOutGet   *ebpf.Program `ebpf:"kretprobe_ip_vs_conn_out_get"`
-	KretprobeIpVsDrXmit       *ebpf.Program `ebpf:"kretprobe_ip_vs_dr_xmit"`
-	KretprobeIpVsDrXmitV6     *ebpf.Program `ebpf:"kretprobe_ip_vs_dr_xmit_v6"`
-	KretprobeIpVsForwardIcmp  *ebpf.Program `ebpf:"kretprobe_ip_vs_forward_icmp"`
-	KretprobeIpVsInHook       *ebpf.Program `ebpf:"kretprobe_ip_vs_in_hook"`
-	KretprobeIpVsNatXmit      *ebpf.Program `ebpf:"kretprobe_ip_vs_nat_xmit"`
-	KretprobeIpVsNatXmitV6    *ebpf.Program `ebpf:"kretprobe_ip_vs_nat_xmit_v6"`
-	KretprobeIpVsNullXmit     *ebpf.Program `ebpf:"kretprobe_ip_vs_null_xmit"`
-	KretprobeIpVsOutHook      *ebpf.Program `ebpf:"kretprobe_ip_vs_out_hook"`
-	KretprobeIpVsSchedule     *ebpf.Program `ebpf:"kretprobe_ip_vs_schedule"`
-	KretprobeIpVsTunnelXmit   *ebpf.Program `ebpf:"kretprobe_ip_vs_tunnel_xmit"`
-	KretprobeIpVsTunnelXmitV6 *ebpf.Program `ebpf:"kretprobe_ip_vs_tunnel_xmit_v6"`
-	RawTpConsumeSkb           *ebpf.Program `ebpf:"raw_tp_consume_skb"`
-	RawTpKfreeSkb             *ebpf.Program `ebpf:"raw_tp_kfree_skb"`
-	RawTpNetDevQueue          *ebpf.Program `ebpf:"raw_tp_net_dev_queue"`
-	RawTpNetifReceiveSkb      *ebpf.Program `ebpf:"raw_tp_netif_receive_skb"`
-	TpBtfConsumeSkb           *ebpf.Program `ebpf:"tp_btf_consume_skb"`
-	TpBtfKfreeSkb             *ebpf.Program `ebpf:"tp_btf_kfree_skb"`
-	TpBtfNetDevQueue          *ebpf.Program `ebpf:"tp_btf_net_dev_queue"`
-	TpBtfNetifReceiveSkb      *ebpf.Program `ebpf:"tp_btf_netif_receive_skb"`
+	FentryIp6Forward       *ebpf.Program `ebpf:"fentry_ip6_forward"`
+	FentryIp6Input         *ebpf.Program `ebpf:"fentry_ip6_input"`
+	FentryIp6LocalOut      *ebpf.Program `ebpf:"fentry_ip6_local_out"`
+	FentryIp6Output        *ebpf.Program `ebpf:"fentry_ip6_output"`
+	FentryIpForward        *ebpf.Program `ebpf:"fentry_ip_forward"`
+	FentryIpLocalDeliver   *ebpf.Program `ebpf:"fentry_ip_local_deliver"`
+	FentryIpLocalOut       *ebpf.Program `ebpf:"fentry_ip_local_out"`
+	FentryIpOutput         *ebpf.Program `ebpf:"fentry_ip_output"`
+	FentryIpVsBypassXmit   *ebpf.Program `ebpf:"fentry_ip_vs_bypass_xmit"`
+	FentryIpVsBypassXmitV6 *ebpf.Program `ebpf:"fentry_ip_vs_bypass_xmit_v6"`
+	FentryIpVsDrXmit       *ebpf.Program `ebpf:"fentry_ip_vs_dr_xmit"`
+	FentryIpVsDrXmitV6     *ebpf.Program `ebpf:"fentry_ip_vs_dr_xmit_v6"`
+	FentryIpVsForwardIcmp  *ebpf.Program `ebpf:"fentry_ip_vs_forward_icmp"`
+	FentryIpVsInHook       *ebpf.Program `ebpf:"fentry_ip_vs_in_hook"`
+	FentryIpVsLeave        *ebpf.Program `ebpf:"fentry_ip_vs_leave"`
+	FentryIpVsNatXmit      *ebpf.Program `ebpf:"fentry_ip_vs_nat_xmit"`
+	FentryIpVsNatXmitV6    *ebpf.Program `ebpf:"fentry_ip_vs_nat_xmit_v6"`
+	FentryIpVsNullXmit     *ebpf.Program `ebpf:"fentry_ip_vs_null_xmit"`
+	FentryIpVsOutHook      *ebpf.Program `ebpf:"fentry_ip_vs_out_hook"`
+	FentryIpVsSchedulerErr *ebpf.Program `ebpf:"fentry_ip_vs_scheduler_err"`
+	FentryIpVsTunnelXmit   *ebpf.Program `ebpf:"fentry_ip_vs_tunnel_xmit"`
+	FentryIpVsTunnelXmitV6 *ebpf.Program `ebpf:"fentry_ip_vs_tunnel_xmit_v6"`
+	FentrySctpConnSchedule *ebpf.Program `ebpf:"fentry_sctp_conn_schedule"`
+	FentryTcpConnSchedule  *ebpf.Program `ebpf:"fentry_tcp_conn_schedule"`
+	FentryUdpConnSchedule  *ebpf.Program `ebpf:"fentry_udp_conn_schedule"`
+	FexitIpVsBypassXmit    *ebpf.Program `ebpf:"fexit_ip_vs_bypass_xmit"`
+	FexitIpVsBypassXmitV6  *ebpf.Program `ebpf:"fexit_ip_vs_bypass_xmit_v6"`
+	FexitIpVsConnInGet     *ebpf.Program `ebpf:"fexit_ip_vs_conn_in_get"`
+	FexitIpVsConnNew       *ebpf.Program `ebpf:"fexit_ip_vs_conn_new"`
+	FexitIpVsConnOutGet    *ebpf.Program `ebpf:"fexit_ip_vs_conn_out_get"`
+	FexitIpVsDrXmit        *ebpf.Program `ebpf:"fexit_ip_vs_dr_xmit"`
+	FexitIpVsDrXmitV6      *ebpf.Program `ebpf:"fexit_ip_vs_dr_xmit_v6"`
+	FexitIpVsForwardIcmp   *ebpf.Program `ebpf:"fexit_ip_vs_forward_icmp"`
+	FexitIpVsInHook        *ebpf.Program `ebpf:"fexit_ip_vs_in_hook"`
+	FexitIpVsNatXmit       *ebpf.Program `ebpf:"fexit_ip_vs_nat_xmit"`
+	FexitIpVsNatXmitV6     *ebpf.Program `ebpf:"fexit_ip_vs_nat_xmit_v6"`
+	FexitIpVsNullXmit      *ebpf.Program `ebpf:"fexit_ip_vs_null_xmit"`
+	FexitIpVsOutHook       *ebpf.Program `ebpf:"fexit_ip_vs_out_hook"`
+	FexitIpVsSchedule      *ebpf.Program `ebpf:"fexit_ip_vs_schedule"`
+	FexitIpVsTunnelXmit    *ebpf.Program `ebpf:"fexit_ip_vs_tunnel_xmit"`
+	FexitIpVsTunnelXmitV6  *ebpf.Program `ebpf:"fexit_ip_vs_tunnel_xmit_v6"`
+	KprobeCurrent          *ebpf.Program `ebpf:"kprobe_current"`
+	KprobeHook             *ebpf.Program `ebpf:"kprobe_hook"`
+	KprobeIpVsLeave        *ebpf.Program `ebpf:"kprobe_ip_vs_leave"`
+	KprobeIpVsSchedulerErr *ebpf.Program `ebpf:"kprobe_ip_vs_scheduler_err"`
+	KprobeSkbArg0          *ebpf.Program `ebpf:"kprobe_skb_arg0"`
+	KprobeSkbArg2          *ebpf.Program `ebpf:"kprobe_skb_arg2"`
+	KprobeXmit             *ebpf.Program `ebpf:"kprobe_xmit"`
+	KretprobeConn          *ebpf.Program `ebpf:"kretprobe_conn"`
+	KretprobeHook          *ebpf.Program `ebpf:"kretprobe_hook"`
+	KretprobeXmit          *ebpf.Program `ebpf:"kretprobe_xmit"`
+	RawTpConsumeSkb        *ebpf.Program `ebpf:"raw_tp_consume_skb"`
+	RawTpKfreeSkb          *ebpf.Program `ebpf:"raw_tp_kfree_skb"`
+	RawTpNetDevQueue       *ebpf.Program `ebpf:"raw_tp_net_dev_queue"`
+	RawTpNetifReceiveSkb   *ebpf.Program `ebpf:"raw_tp_netif_receive_skb"`
+	TpBtfConsumeSkb        *ebpf.Program `ebpf:"tp_btf_consume_skb"`
+	TpBtfKfreeSkb          *ebpf.Program `ebpf:"tp_btf_kfree_skb"`
+	TpBtfNetDevQueue       *ebpf.Program `ebpf:"tp_btf_net_dev_queue"`
+	TpBtfNetifReceiveSkb   *ebpf.Program `ebpf:"tp_btf_netif_receive_skb"`
 }
 
 func (p *tracePrograms) Close() error {
@@ -616,47 +523,16 @@ func (p *tracePrograms) Close() error {
 		p.FexitIpVsSchedule,
 		p.FexitIpVsTunnelXmit,
 		p.FexitIpVsTunnelXmitV6,
-		p.KprobeIp6Forward,
-		p.KprobeIp6Input,
-		p.KprobeIp6LocalOut,
-		p.KprobeIp6Output,
-		p.KprobeIpForward,
-		p.KprobeIpLocalDeliver,
-		p.KprobeIpLocalOut,
-		p.KprobeIpOutput,
-		p.KprobeIpVsBypassXmit,
-		p.KprobeIpVsBypassXmitV6,
-		p.KprobeIpVsDrXmit,
-		p.KprobeIpVsDrXmitV6,
-		p.KprobeIpVsForwardIcmp,
-		p.KprobeIpVsInHook,
+		p.KprobeCurrent,
+		p.KprobeHook,
 		p.KprobeIpVsLeave,
-		p.KprobeIpVsNatXmit,
-		p.KprobeIpVsNatXmitV6,
-		p.KprobeIpVsNullXmit,
-		p.KprobeIpVsOutHook,
 		p.KprobeIpVsSchedulerErr,
-		p.KprobeIpVsTunnelXmit,
-		p.KprobeIpVsTunnelXmitV6,
-		p.KprobeSctpConnSchedule,
-		p.KprobeTcpConnSchedule,
-		p.KprobeUdpConnSchedule,
-		p.KretprobeIpVsBypassXmit,
-		p.KretprobeIpVsBypassXmitV6,
-		p.KretprobeIpVsConnInGet,
-		p.KretprobeIpVsConnNew,
-		p.KretprobeIpVsConnOutGet,
-		p.KretprobeIpVsDrXmit,
-		p.KretprobeIpVsDrXmitV6,
-		p.KretprobeIpVsForwardIcmp,
-		p.KretprobeIpVsInHook,
-		p.KretprobeIpVsNatXmit,
-		p.KretprobeIpVsNatXmitV6,
-		p.KretprobeIpVsNullXmit,
-		p.KretprobeIpVsOutHook,
-		p.KretprobeIpVsSchedule,
-		p.KretprobeIpVsTunnelXmit,
-		p.KretprobeIpVsTunnelXmitV6,
+		p.KprobeSkbArg0,
+		p.KprobeSkbArg2,
+		p.KprobeXmit,
+		p.KretprobeConn,
+		p.KretprobeHook,
+		p.KretprobeXmit,
 		p.RawTpConsumeSkb,
 		p.RawTpKfreeSkb,
 		p.RawTpNetDevQueue,

@@ -63,6 +63,17 @@ func BenchmarkVMAttach(b *testing.B) {
 	}
 }
 
+// attachLogLevel is the tracer's log level in BenchmarkVMAttach: Info
+// (one line per Open, with where its time went), or Debug with
+// LVSKIT_TRACE_DEBUG=1 (each program's verifier time and instructions,
+// and where Close's time went).
+func attachLogLevel() slog.Level {
+	if os.Getenv("LVSKIT_TRACE_DEBUG") == "1" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
 func benchmarkAttach(b *testing.B, base probes.Options) {
 	for _, backend := range []probes.Backend{probes.BackendAuto, probes.BackendFentry, probes.BackendKprobe, probes.BackendKprobeMulti} {
 		b.Run(string(backend), func(b *testing.B) {
@@ -72,7 +83,7 @@ func benchmarkAttach(b *testing.B, base probes.Options) {
 				start := time.Now()
 				opts := base
 				opts.Backend = backend
-				opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+				opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: attachLogLevel()}))
 				tr, err := probes.Open(opts)
 				if err != nil {
 					b.Fatal(err)

@@ -45,6 +45,7 @@ static long (*bpf_probe_read_kernel_str)(void *dst, __u32 size, const void *unsa
 static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
 static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
 static __u64 (*bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *)134;
+static __u64 (*bpf_get_attach_cookie)(void *ctx) = (void *)174;
 
 enum {
 	BPF_RB_NO_WAKEUP = 1,

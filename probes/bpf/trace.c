@@ -1017,18 +1017,34 @@ static __always_inline int on_xmit_exit(__u16 fn)
 	return 0;
 }
 
-/* ---- The probes. K: kprobe/fentry pair on an skb at argument N. ---- */
+/* ---- The probes. ---- */
+
+/* fentry/fexit programs are verified against their function's BTF, so
+ * each function has its own. kprobe programs are not bound to a
+ * function: one program serves every function of a shape (where its
+ * skb, connection or verdict is), and the link's cookie says which
+ * function fired (enum fn_id, set by the loader per attached symbol).
+ * Fewer programs to load is most of a kprobe trace's start. */
 
 #define KARG0(ctx) ((ctx)->di)
 #define KARG1(ctx) ((ctx)->si)
 #define KARG2(ctx) ((ctx)->dx)
 #define KARG3(ctx) ((ctx)->cx)
 
+static __always_inline __u16 cookie_fn(struct pt_regs *ctx)
+{
+	return (__u16)bpf_get_attach_cookie(ctx);
+}
+
+/* Functions with an skb at argument N. */
 #define SKB_HOP(func, FN, n)                                                   \
-	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
-	{ return on_skb(FN, (struct sk_buff *)KARG##n(ctx), 0, INDIRECT); }              \
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
 	{ return on_skb(FN, (struct sk_buff *)ctx[n], 0, DIRECT); }
+
+SEC("kprobe") int kprobe_skb_arg0(struct pt_regs *ctx)
+{ return on_skb(cookie_fn(ctx), (struct sk_buff *)KARG0(ctx), 0, INDIRECT); }
+SEC("kprobe") int kprobe_skb_arg2(struct pt_regs *ctx)
+{ return on_skb(cookie_fn(ctx), (struct sk_buff *)KARG2(ctx), 0, INDIRECT); }
 
 SKB_HOP(ip_forward, FN_IP_FORWARD, 0)
 SKB_HOP(ip_local_deliver, FN_IP_LOCAL_DELIVER, 0)
@@ -1041,14 +1057,15 @@ SKB_HOP(ip6_local_out, FN_IP6_LOCAL_OUT, 2)
 
 /* Netfilter hook functions (priv, skb, state), with their verdicts. */
 #define HOOK(func, FN)                                                         \
-	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
-	{ return on_hook_entry(FN, (struct sk_buff *)KARG1(ctx), (struct nf_hook_state *)KARG2(ctx), INDIRECT); } \
-	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
-	{ return on_hook_exit(FN, (int)ctx->ax); }                             \
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
 	{ return on_hook_entry(FN, (struct sk_buff *)ctx[1], (struct nf_hook_state *)ctx[2], DIRECT); } \
 	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
 	{ return on_hook_exit(FN, (int)ctx[3]); }
+
+SEC("kprobe") int kprobe_hook(struct pt_regs *ctx)
+{ return on_hook_entry(cookie_fn(ctx), (struct sk_buff *)KARG1(ctx), (struct nf_hook_state *)KARG2(ctx), INDIRECT); }
+SEC("kretprobe") int kretprobe_hook(struct pt_regs *ctx)
+{ return on_hook_exit(cookie_fn(ctx), (int)ctx->ax); }
 
 HOOK(ip_vs_in_hook, FN_IP_VS_IN_HOOK)
 HOOK(ip_vs_out_hook, FN_IP_VS_OUT_HOOK)
@@ -1056,10 +1073,11 @@ HOOK(ip_vs_forward_icmp, FN_IP_VS_FORWARD_ICMP)
 
 /* Functions returning a connection; nargs is where fexit finds it. */
 #define CONN_EXIT(func, FN, nargs)                                             \
-	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
-	{ return on_conn_exit(FN, (struct ip_vs_conn *)ctx->ax, INDIRECT); }             \
 	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
 	{ return on_conn_exit(FN, (struct ip_vs_conn *)ctx[nargs], DIRECT); }
+
+SEC("kretprobe") int kretprobe_conn(struct pt_regs *ctx)
+{ return on_conn_exit(cookie_fn(ctx), (struct ip_vs_conn *)ctx->ax, INDIRECT); }
 
 CONN_EXIT(ip_vs_conn_in_get, FN_IP_VS_CONN_IN_GET, 1)
 CONN_EXIT(ip_vs_conn_out_get, FN_IP_VS_CONN_OUT_GET, 1)
@@ -1068,10 +1086,11 @@ CONN_EXIT(ip_vs_conn_new, FN_IP_VS_CONN_NEW, 7)
 
 /* The protocol's scheduling entry: "no connection, scheduling". */
 #define CURRENT(func, FN)                                                      \
-	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
-	{ return on_current(FN); }                                             \
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
 	{ return on_current(FN); }
+
+SEC("kprobe") int kprobe_current(struct pt_regs *ctx)
+{ return on_current(cookie_fn(ctx)); }
 
 CURRENT(tcp_conn_schedule, FN_TCP_CONN_SCHEDULE)
 CURRENT(udp_conn_schedule, FN_UDP_CONN_SCHEDULE)
@@ -1091,14 +1110,15 @@ SEC("fentry/ip_vs_leave") int fentry_ip_vs_leave(__u64 *ctx)
 
 /* Transmitters (skb, cp, pp, ipvsh). */
 #define XMIT(func, FN)                                                         \
-	SEC("kprobe/" #func) int kprobe_##func(struct pt_regs *ctx)            \
-	{ return on_xmit_entry(FN, (struct sk_buff *)KARG0(ctx), (struct ip_vs_conn *)KARG1(ctx), INDIRECT); } \
-	SEC("kretprobe/" #func) int kretprobe_##func(struct pt_regs *ctx)      \
-	{ return on_xmit_exit(FN); }                                           \
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
 	{ return on_xmit_entry(FN, (struct sk_buff *)ctx[0], (struct ip_vs_conn *)ctx[1], DIRECT); } \
 	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
 	{ return on_xmit_exit(FN); }
+
+SEC("kprobe") int kprobe_xmit(struct pt_regs *ctx)
+{ return on_xmit_entry(cookie_fn(ctx), (struct sk_buff *)KARG0(ctx), (struct ip_vs_conn *)KARG1(ctx), INDIRECT); }
+SEC("kretprobe") int kretprobe_xmit(struct pt_regs *ctx)
+{ return on_xmit_exit(cookie_fn(ctx)); }
 
 XMIT(ip_vs_nat_xmit, FN_IP_VS_NAT_XMIT)
 XMIT(ip_vs_dr_xmit, FN_IP_VS_DR_XMIT)
