@@ -68,6 +68,13 @@ type CollectOptions struct {
 	// paths were flushed), and before Collect returns: emit may buffer
 	// its output, and write it when Flush is called.
 	Flush func() error
+	// ReuseHops says that emit does not keep a path's Hops slice (nor
+	// a part of it) after it returns: Collect then writes a later
+	// path's hops into the same array, instead of allocating one per
+	// packet (the bulk of what a trace printing every packet allocates,
+	// which sets how often the garbage collector runs). The hops'
+	// values may be kept.
+	ReuseHops bool
 }
 
 // Collect reads src until ctx ends, Count paths were printed, or the
@@ -172,6 +179,9 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 				return false
 			}
 			sum.Add(p)
+			if opts.ReuseHops {
+				g.Recycle(p)
+			}
 			emitted++
 			if opts.Count > 0 && emitted >= opts.Count {
 				return false

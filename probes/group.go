@@ -63,7 +63,13 @@ type Grouper struct {
 	swept time.Duration // the event time of the last sweep for ended paths
 	sum   Summary
 	due   []*openPath // end's list, kept between calls
+	// free holds the hop slices of ended paths handed back by Recycle,
+	// for new paths.
+	free [][]Hop
 }
+
+// maxFreeHops bounds the hop slices a Grouper keeps for reuse.
+const maxFreeHops = 64
 
 // pathHops is how many hops a path has room for when it opens: a
 // forwarded packet has 13 to 18 (the records of testdata/, 6.1 and
@@ -138,9 +144,7 @@ func (g *Grouper) Add(e Event) []Path {
 	}
 	if op == nil {
 		g.seq++
-		// Room for a forwarded packet's hops: the slice grows once,
-		// not four times.
-		op = &openPath{skb: e.SKB, seq: g.seq, path: Path{NetNS: e.NetNS, Device: e.Hop.Device, Hops: make([]Hop, 0, pathHops)}}
+		op = &openPath{skb: e.SKB, seq: g.seq, path: Path{NetNS: e.NetNS, Device: e.Hop.Device, Hops: g.newHops()}}
 		switch {
 		case !e.Time.IsZero():
 			op.path.At = e.Time
@@ -154,6 +158,30 @@ func (g *Grouper) Add(e Event) []Path {
 		op.ended = true
 	}
 	return done
+}
+
+// newHops returns an empty slice for a path's hops: one handed back by
+// Recycle, or a new one with room for a forwarded packet's hops.
+func (g *Grouper) newHops() []Hop {
+	if n := len(g.free); n > 0 {
+		h := g.free[n-1]
+		g.free[n-1] = nil
+		g.free = g.free[:n-1]
+		return h
+	}
+	return make([]Hop, 0, pathHops)
+}
+
+// Recycle hands back the hops of a path this Grouper ended, once
+// nothing reads p.Hops any more: a later path's hops are written into
+// the same array. The hops' values (strings, and the Service, RealServer
+// and Conn they point to) are not changed; only the slice is reused.
+func (g *Grouper) Recycle(p Path) {
+	if cap(p.Hops) == 0 || cap(p.Hops) > 4*pathHops || len(g.free) >= maxFreeHops {
+		return
+	}
+	clear(p.Hops) // what the old hops point to is not kept alive
+	g.free = append(g.free, p.Hops[:0])
 }
 
 func (g *Grouper) append(op *openPath, e Event) {
