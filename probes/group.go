@@ -63,6 +63,7 @@ type Grouper struct {
 	swept time.Duration // the event time of the last sweep for ended paths
 	sum   Summary
 	due   []*openPath // end's list, kept between calls
+	out   []Path      // the paths the last Add, Flush or Close returned
 	// free holds the hop slices of ended paths handed back by Recycle,
 	// for new paths.
 	free [][]Hop
@@ -103,14 +104,17 @@ func NewGrouper(opts GrouperOptions) *Grouper {
 
 // Add joins e to its packet's path and returns the paths that ended
 // by the time of e: those transmitted or freed more than Linger before
-// it, and an older packet's whose skb address the kernel reused.
+// it, and an older packet's whose skb address the kernel reused. The
+// slice returned by Add, Flush or Close is the Grouper's: it holds the
+// paths until the next call (the paths themselves are the caller's).
 func (g *Grouper) Add(e Event) []Path {
-	var done []Path
+	done := g.results()
+	defer func() { g.out = done }()
 	// Sweeping sorts the open paths: a few times per linger time, not
 	// per event.
 	if e.Hop.At-g.swept >= g.opts.Linger/4 {
 		g.swept = e.Hop.At
-		done = g.end(func(op *openPath) bool { return op.ended && op.skb != e.SKB && e.Hop.At-op.last > g.opts.Linger })
+		done = g.end(done, func(op *openPath) bool { return op.ended && op.skb != e.SKB && e.Hop.At-op.last > g.opts.Linger })
 	}
 	if e.PrevSKB != 0 && e.PrevSKB != e.SKB {
 		// Tunnel mode copied the packet into a new skb: the path follows.
@@ -317,10 +321,26 @@ func (p *Path) chosen() netip.AddrPort {
 // (the kernel's monotonic clock), and the ended ones past their linger,
 // and returns them.
 func (g *Grouper) Flush(now time.Duration) []Path {
-	return g.end(func(op *openPath) bool {
+	g.out = g.end(g.results(), func(op *openPath) bool {
 		return now-op.last >= g.opts.Idle || op.ended && now-op.last > g.opts.Linger
 	})
+	return g.out
 }
+
+// results empties the slice the last call returned, for the next
+// call's paths: the paths it held are not kept alive by it.
+func (g *Grouper) results() []Path {
+	if cap(g.out) > maxKeptResults {
+		g.out = nil
+		return nil
+	}
+	clear(g.out)
+	return g.out[:0]
+}
+
+// maxKeptResults bounds the result slice kept between calls: a Close of
+// thousands of paths must not pin them.
+const maxKeptResults = 64
 
 // Pending is how many paths are open: started and not yet ended by Add,
 // Flush or Close.
@@ -328,7 +348,8 @@ func (g *Grouper) Pending() int { return len(g.open) }
 
 // Close ends every open path, at the end of a trace.
 func (g *Grouper) Close() []Path {
-	return g.end(func(*openPath) bool { return true })
+	g.out = g.end(g.results(), func(*openPath) bool { return true })
+	return g.out
 }
 
 // Open is the number of paths not ended yet.
@@ -338,7 +359,7 @@ func (g *Grouper) Open() int { return len(g.open) }
 // first path that started earlier and is not due yet: paths come out in
 // the order the packets arrived (a packet waits at most Idle for an
 // older one whose end is not seen).
-func (g *Grouper) end(due func(*openPath) bool) []Path {
+func (g *Grouper) end(out []Path, due func(*openPath) bool) []Path {
 	ops := g.due[:0]
 	for _, op := range g.open {
 		ops = append(ops, op)
@@ -347,7 +368,6 @@ func (g *Grouper) end(due func(*openPath) bool) []Path {
 	slices.SortFunc(ops, func(a, b *openPath) int {
 		return cmp.Or(cmp.Compare(a.path.Hops[0].At, b.path.Hops[0].At), cmp.Compare(a.seq, b.seq))
 	})
-	var out []Path
 	for _, op := range ops {
 		if !due(op) {
 			break
