@@ -39,6 +39,11 @@ import (
 // >= 95% of untraced with the non-matching filter; a matching trace
 // costing no more than bpftrace.
 //
+// LVSKIT_TRACE_BASELINE_LVSDIAG=FILE adds a fourth variant: the
+// matching trace with another lvsdiag binary (an earlier build, such as
+// main's), taking its turn beside this one's in the same run, so that a
+// change to lvsdiag's user space is judged side by side.
+//
 // LVSKIT_TRACE_BENCH_PROFILES=DIR has lvsdiag write a CPU profile of
 // each run into DIR (LVSKIT_CPUPROFILE); with the VM runner, DIR must
 // also be in LVSKIT_VM_RW, so that the profiles outlive the VM.
@@ -123,7 +128,7 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 
 	// lvsdiag trace, started in the director's namespace; measured once
 	// it says it is tracing.
-	lvsdiag := func(name string, args ...string) func() (float64, tracerCost, string) {
+	lvsdiag := func(name, binary string, args ...string) func() (float64, tracerCost, string) {
 		return func() (float64, tracerCost, string) {
 			before := programIDs(b)
 			profile := ""
@@ -131,7 +136,7 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 				profile = filepath.Join(dir, fmt.Sprintf("lvsdiag-%s-%d.pprof", strings.ReplaceAll(name, " ", "-"), time.Now().UnixNano()))
 			}
 			b.Setenv("LVSKIT_CPUPROFILE", profile)
-			p := x.director.Start(ctx, lvsdiagBinary(b), append([]string{"trace", "--vip", traceVIP, "--port", "80", "--output", "json"}, args...)...)
+			p := x.director.Start(ctx, binary, append([]string{"trace", "--vip", traceVIP, "--port", "80", "--output", "json"}, args...)...)
 			wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
 			_, err := p.WaitForOutput(wctx, "lvsdiag trace: tracing")
 			wcancel()
@@ -189,9 +194,30 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 		cycles = n
 	}
 	names := []string{"lvsdiag trace, no match", "lvsdiag trace, every packet", "bpftrace, every packet"}
-	for range cycles {
-		run(names[0], lvsdiag("no match", "--client", "10.77.0.99"))
-		run(names[1], lvsdiag("every packet"))
+	this := lvsdiagBinary(b)
+	baseline := os.Getenv("LVSKIT_TRACE_BASELINE_LVSDIAG")
+	if baseline != "" {
+		abs, err := filepath.Abs(baseline)
+		if err != nil {
+			b.Fatalf("LVSKIT_TRACE_BASELINE_LVSDIAG: %v", err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			b.Fatalf("LVSKIT_TRACE_BASELINE_LVSDIAG: %v (want an lvsdiag binary built from the baseline)", err)
+		}
+		baseline = abs
+		names = append(names, "baseline lvsdiag, every packet")
+	}
+	for i := range cycles {
+		run(names[0], lvsdiag("no match", this, "--client", "10.77.0.99"))
+		// The baseline goes first every other turn: the host's load
+		// drifts within a turn too.
+		if baseline != "" && i%2 == 1 {
+			run(names[3], lvsdiag("baseline every packet", baseline))
+		}
+		run(names[1], lvsdiag("every packet", this))
+		if baseline != "" && i%2 == 0 {
+			run(names[3], lvsdiag("baseline every packet", baseline))
+		}
 		run(names[2], bpftrace)
 	}
 

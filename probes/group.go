@@ -63,11 +63,20 @@ type Grouper struct {
 	swept time.Duration // the event time of the last sweep for ended paths
 	sum   Summary
 	due   []*openPath // end's list, kept between calls
+	out   []Path      // the paths the last Add, Flush or Close returned
+	// free holds the hop slices of ended paths handed back by Recycle,
+	// for new paths.
+	free [][]Hop
 }
 
+// maxFreeHops bounds the hop slices a Grouper keeps for reuse.
+const maxFreeHops = 64
+
 // pathHops is how many hops a path has room for when it opens: a
-// forwarded packet has 7 to 12 (the records of testdata/).
-const pathHops = 12
+// forwarded packet has 13 to 18 (the records of testdata/, 6.1 and
+// 6.12), so that its slice is allocated once, not twice (12, then 24:
+// twice the bytes, which set how often the collector runs).
+const pathHops = 18
 
 type openPath struct {
 	path Path
@@ -95,14 +104,17 @@ func NewGrouper(opts GrouperOptions) *Grouper {
 
 // Add joins e to its packet's path and returns the paths that ended
 // by the time of e: those transmitted or freed more than Linger before
-// it, and an older packet's whose skb address the kernel reused.
+// it, and an older packet's whose skb address the kernel reused. The
+// slice returned by Add, Flush or Close is the Grouper's: it holds the
+// paths until the next call (the paths themselves are the caller's).
 func (g *Grouper) Add(e Event) []Path {
-	var done []Path
+	done := g.results()
+	defer func() { g.out = done }()
 	// Sweeping sorts the open paths: a few times per linger time, not
 	// per event.
 	if e.Hop.At-g.swept >= g.opts.Linger/4 {
 		g.swept = e.Hop.At
-		done = g.end(func(op *openPath) bool { return op.ended && op.skb != e.SKB && e.Hop.At-op.last > g.opts.Linger })
+		done = g.end(done, func(op *openPath) bool { return op.ended && op.skb != e.SKB && e.Hop.At-op.last > g.opts.Linger })
 	}
 	if e.PrevSKB != 0 && e.PrevSKB != e.SKB {
 		// Tunnel mode copied the packet into a new skb: the path follows.
@@ -136,9 +148,7 @@ func (g *Grouper) Add(e Event) []Path {
 	}
 	if op == nil {
 		g.seq++
-		// Room for a forwarded packet's hops: the slice grows once,
-		// not four times.
-		op = &openPath{skb: e.SKB, seq: g.seq, path: Path{NetNS: e.NetNS, Device: e.Hop.Device, Hops: make([]Hop, 0, pathHops)}}
+		op = &openPath{skb: e.SKB, seq: g.seq, path: Path{NetNS: e.NetNS, Device: e.Hop.Device, Hops: g.newHops()}}
 		switch {
 		case !e.Time.IsZero():
 			op.path.At = e.Time
@@ -152,6 +162,30 @@ func (g *Grouper) Add(e Event) []Path {
 		op.ended = true
 	}
 	return done
+}
+
+// newHops returns an empty slice for a path's hops: one handed back by
+// Recycle, or a new one with room for a forwarded packet's hops.
+func (g *Grouper) newHops() []Hop {
+	if n := len(g.free); n > 0 {
+		h := g.free[n-1]
+		g.free[n-1] = nil
+		g.free = g.free[:n-1]
+		return h
+	}
+	return make([]Hop, 0, pathHops)
+}
+
+// Recycle hands back the hops of a path this Grouper ended, once
+// nothing reads p.Hops any more: a later path's hops are written into
+// the same array. The hops' values (strings, and the Service, RealServer
+// and Conn they point to) are not changed; only the slice is reused.
+func (g *Grouper) Recycle(p Path) {
+	if cap(p.Hops) == 0 || cap(p.Hops) > 4*pathHops || len(g.free) >= maxFreeHops {
+		return
+	}
+	clear(p.Hops) // what the old hops point to is not kept alive
+	g.free = append(g.free, p.Hops[:0])
 }
 
 func (g *Grouper) append(op *openPath, e Event) {
@@ -287,10 +321,26 @@ func (p *Path) chosen() netip.AddrPort {
 // (the kernel's monotonic clock), and the ended ones past their linger,
 // and returns them.
 func (g *Grouper) Flush(now time.Duration) []Path {
-	return g.end(func(op *openPath) bool {
+	g.out = g.end(g.results(), func(op *openPath) bool {
 		return now-op.last >= g.opts.Idle || op.ended && now-op.last > g.opts.Linger
 	})
+	return g.out
 }
+
+// results empties the slice the last call returned, for the next
+// call's paths: the paths it held are not kept alive by it.
+func (g *Grouper) results() []Path {
+	if cap(g.out) > maxKeptResults {
+		g.out = nil
+		return nil
+	}
+	clear(g.out)
+	return g.out[:0]
+}
+
+// maxKeptResults bounds the result slice kept between calls: a Close of
+// thousands of paths must not pin them.
+const maxKeptResults = 64
 
 // Pending is how many paths are open: started and not yet ended by Add,
 // Flush or Close.
@@ -298,7 +348,8 @@ func (g *Grouper) Pending() int { return len(g.open) }
 
 // Close ends every open path, at the end of a trace.
 func (g *Grouper) Close() []Path {
-	return g.end(func(*openPath) bool { return true })
+	g.out = g.end(g.results(), func(*openPath) bool { return true })
+	return g.out
 }
 
 // Open is the number of paths not ended yet.
@@ -308,7 +359,7 @@ func (g *Grouper) Open() int { return len(g.open) }
 // first path that started earlier and is not due yet: paths come out in
 // the order the packets arrived (a packet waits at most Idle for an
 // older one whose end is not seen).
-func (g *Grouper) end(due func(*openPath) bool) []Path {
+func (g *Grouper) end(out []Path, due func(*openPath) bool) []Path {
 	ops := g.due[:0]
 	for _, op := range g.open {
 		ops = append(ops, op)
@@ -317,7 +368,6 @@ func (g *Grouper) end(due func(*openPath) bool) []Path {
 	slices.SortFunc(ops, func(a, b *openPath) int {
 		return cmp.Or(cmp.Compare(a.path.Hops[0].At, b.path.Hops[0].At), cmp.Compare(a.seq, b.seq))
 	})
-	var out []Path
 	for _, op := range ops {
 		if !due(op) {
 			break

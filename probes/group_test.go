@@ -1,6 +1,8 @@
 package probes
 
 import (
+	"bytes"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -396,5 +398,54 @@ func TestDropReasonsConsumedAreNotDrops(t *testing.T) {
 	p := g.Flush(time.Second + 10*time.Millisecond)
 	if len(p) != 1 || p[0].Outcome != OutcomeLocal {
 		t.Errorf("a consumed packet: %+v", p)
+	}
+}
+
+// With ReuseHops, Collect writes later paths' hops into the arrays of
+// paths it has emitted, and prints exactly what it prints without; and
+// without it, paths that emit keeps stay as they were printed. Every
+// recorded set of both kernels, replayed as many packets.
+func TestCollectReusesHopsOnlyWhenAsked(t *testing.T) {
+	never := make(chan time.Time) // no idle flush: the paths end as the replay says
+	for _, k := range kernels {
+		for _, name := range []string{"dr", "nat", "tun", "weight0", "noservice"} {
+			evs := recorded(t, k, name)
+			run := func(reuse bool) (string, []Path, int) {
+				var out bytes.Buffer
+				jw := NewJSONWriter(&out)
+				var kept []Path
+				arrays := map[*Hop]bool{}
+				src := &replaySource{evs: evs, n: 20 * len(evs)}
+				_, err := Collect(t.Context(), src, CollectOptions{ReuseHops: reuse, Tick: never}, func(p Path) error {
+					if !reuse {
+						kept = append(kept, p)
+					}
+					arrays[&p.Hops[0]] = true
+					return jw.WritePath(p)
+				})
+				if !errors.Is(err, errReplayDone) {
+					t.Fatalf("%s %s: %v, want the replay's end", k, name, err)
+				}
+				return out.String(), kept, len(arrays)
+			}
+			plain, kept, fresh := run(false)
+			reused, _, arrays := run(true)
+			if reused != plain {
+				t.Errorf("%s %s: the paths printed with ReuseHops differ from those without", k, name)
+			}
+			if fresh != len(kept) || arrays > fresh/4 {
+				t.Errorf("%s %s: %d paths in %d arrays without ReuseHops, %d with it; want one each, then a few", k, name, len(kept), fresh, arrays)
+			}
+			var again bytes.Buffer
+			jw := NewJSONWriter(&again)
+			for _, p := range kept {
+				if err := jw.WritePath(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if again.String() != plain {
+				t.Errorf("%s %s: paths kept by emit changed after it returned", k, name)
+			}
+		}
 	}
 }

@@ -29,7 +29,23 @@ type JSONWriter struct {
 	// while it does not change), written once per path, not per hop.
 	conn     *Conn
 	connJSON []byte
+	// hops[i] is the last path's hop i and its members after
+	// since_first_ns: the packets of a stream take the same hops, and a
+	// hop equal to the one before at its place (but for its time) is
+	// copied, not written again. Like a Conn, what a Hop points to must
+	// not change once written.
+	hops []hopMemo
 }
+
+// hopMemo is a hop (At left out) and the end of its JSON object.
+type hopMemo struct {
+	hop  Hop
+	tail []byte
+}
+
+// maxMemoHops bounds the hops remembered: the places of a forwarded
+// packet's path, not those of a path with thousands of hops.
+const maxMemoHops = 32
 
 // NewJSONWriter returns a JSONWriter that writes to w.
 func NewJSONWriter(w io.Writer) *JSONWriter { return &JSONWriter{w: w} }
@@ -176,17 +192,37 @@ func (j *JSONWriter) appendPath(b []byte, p *Path) ([]byte, error) {
 		if i > 0 {
 			o.b = append(o.b, ',')
 		}
-		o.b = j.appendHop(o.b, &p.Hops[i], p.Hops[0].At)
+		o.b = j.appendHop(o.b, i, &p.Hops[i], p.Hops[0].At)
 	}
 	o.b = append(o.b, ']')
 	return append(o.close(), '\n'), nil
 }
 
-func (j *JSONWriter) appendHop(b []byte, h *Hop, first time.Duration) []byte {
+func (j *JSONWriter) appendHop(b []byte, i int, h *Hop, first time.Duration) []byte {
 	o := openObject(b)
 	o.str("func", h.Func)
 	o.int("at_ns", int64(h.At))
 	o.int("since_first_ns", int64(h.At-first))
+	key := *h
+	key.At = 0
+	if i < len(j.hops) && j.hops[i].hop == key {
+		return append(o.b, j.hops[i].tail...)
+	}
+	start := len(o.b)
+	b = j.appendHopTail(o, h)
+	if i < maxMemoHops {
+		if i >= len(j.hops) {
+			j.hops = append(j.hops, make([]hopMemo, i+1-len(j.hops))...)
+		}
+		m := &j.hops[i]
+		m.hop, m.tail = key, append(m.tail[:0], b[start:]...)
+	}
+	return b
+}
+
+// appendHopTail writes a hop's members after since_first_ns, and ends
+// its object.
+func (j *JSONWriter) appendHopTail(o jsonObject, h *Hop) []byte {
 	o.strOmit("hook", h.Hook)
 	o.strOmit("verdict", string(h.Verdict))
 	o.strOmit("device", h.Device)

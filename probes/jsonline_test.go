@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,62 @@ func TestJSONWriterReusesItsBufferCleanly(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Fatal("lines written through one JSONWriter differ from encoding/json's")
+	}
+}
+
+// One JSONWriter writing every recorded path in turn, each also again
+// with one hop's member changed, prints what encoding/json prints: a
+// hop is copied from the path before only where it is the same but for
+// its time.
+func TestJSONWriterCopiesOnlyEqualHops(t *testing.T) {
+	var got, want bytes.Buffer
+	jw := NewJSONWriter(&got)
+	write := func(p Path) {
+		t.Helper()
+		if err := jw.WritePath(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := oracleWriteJSON(&want, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change := []func(*Hop){
+		func(h *Hop) { h.Device = "eth1" },
+		func(h *Hop) { h.Note = "another note" },
+		func(h *Hop) { h.Verdict = VerdictDrop },
+		func(h *Hop) { h.Hook = "FORWARD" },
+		func(h *Hop) { h.Func = "ip_vs_nat_xmit" },
+		func(h *Hop) { h.DropReason, h.DropLocation = "NO_SOCKET", "tcp_v4_rcv+0x1" },
+		func(h *Hop) { h.Service = &Service{Protocol: "UDP", Address: netip.MustParseAddrPort("10.0.0.1:53")} },
+		func(h *Hop) { h.RealServer = &RealServer{Address: netip.MustParseAddrPort("10.0.0.9:53"), Weight: 2} },
+		func(h *Hop) {
+			c := Conn{Protocol: "UDP", Client: netip.MustParseAddrPort("10.0.0.2:1000"), State: "UDP"}
+			h.Conn = &c
+		},
+	}
+	n := 0
+	for _, k := range kernels {
+		for _, name := range []string{"dr", "nat", "tun", "weight0", "noservice"} {
+			g := NewGrouper(GrouperOptions{})
+			var paths []Path
+			for _, e := range recorded(t, k, name) {
+				paths = append(paths, g.Add(e)...)
+			}
+			for _, p := range append(paths, g.Close()...) {
+				write(p)
+				q := p
+				q.Hops = slices.Clone(p.Hops)
+				i := n % len(q.Hops)
+				change[n%len(change)](&q.Hops[i])
+				q.Hops[i].At += time.Microsecond
+				write(q)
+				write(p)
+				n++
+			}
+		}
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatal("paths written through one JSONWriter differ from encoding/json's")
 	}
 }
 

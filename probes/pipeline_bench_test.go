@@ -35,6 +35,7 @@ func BenchmarkPipelineRecorded(b *testing.B) {
 				if err := jw.WritePath(p); err != nil {
 					b.Fatal(err)
 				}
+				g.Recycle(p) // as Collect does for lvsdiag trace (ReuseHops)
 				paths++
 			}
 		}
@@ -66,6 +67,9 @@ func (s *replaySource) Read() (Event, error) {
 	s.i++
 	e := s.evs[k]
 	e.SKB += uint64(round) << 32
+	if e.PrevSKB != 0 { // tunnel mode's replaced skb, of the same replay
+		e.PrevSKB += uint64(round) << 32
+	}
 	e.Hop.At += time.Duration(round) * time.Hour
 	return e, nil
 }
@@ -100,7 +104,7 @@ func BenchmarkCollectRecorded(b *testing.B) {
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
 	src := &replaySource{evs: evs, n: b.N}
-	sum, err := Collect(context.Background(), src, CollectOptions{}, jw.WritePath)
+	sum, err := Collect(context.Background(), src, CollectOptions{ReuseHops: true}, jw.WritePath) // as lvsdiag trace
 	if !errors.Is(err, errReplayDone) {
 		b.Fatalf("collecting %d events: %v, want the replay's end", b.N, err)
 	}

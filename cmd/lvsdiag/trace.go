@@ -152,7 +152,8 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 		emit = jw.WritePath
 	}
 	tr.Grouper.Hidden = len(tr.Source.Unseen()) > 0
-	sum, err := probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: opts.Count, Flush: out.Flush}, emit)
+	// The writers keep nothing of a path once it is written.
+	sum, err := probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: opts.Count, Flush: out.Flush, ReuseHops: true}, emit)
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsdiag trace: %v\n", err)
 		return diag.ExitCouldNotRun
