@@ -49,6 +49,13 @@ type Tracer struct {
 
 	open, closing phases // where Open's and Close's time went, for the log
 
+	// ringMu orders Buffered against Close: cilium's AvailableBytes
+	// reads the ring without the reader's lock, and the ring is gone
+	// once the reader is closed (a nil dereference for a Buffered
+	// called by Collect's reader goroutine while lvsdiag closes).
+	ringMu     sync.RWMutex
+	ringClosed bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -422,7 +429,11 @@ func (t *Tracer) setDeadline(d time.Time) {
 
 // Buffered reports whether the ring buffer holds events that Read
 // returns without waiting (probes.BufferedSource).
-func (t *Tracer) Buffered() bool { return t.reader.AvailableBytes() > 0 }
+func (t *Tracer) Buffered() bool {
+	t.ringMu.RLock()
+	defer t.ringMu.RUnlock()
+	return !t.ringClosed && t.reader.AvailableBytes() > 0
+}
 
 // Lost is how many events the ring buffer had no room for so far.
 func (t *Tracer) Lost() (uint64, error) {
@@ -470,6 +481,9 @@ func (t *Tracer) close() error {
 	t.links = nil
 	step = t.closing.since("links", step)
 	if t.reader != nil {
+		t.ringMu.Lock()
+		t.ringClosed = true
+		t.ringMu.Unlock()
 		errs = append(errs, t.reader.Close())
 	}
 	for _, p := range t.progs {

@@ -126,6 +126,9 @@ func TestTraceOnTracepointsSeesLabPackets(t *testing.T) {
 	if _, err := tr.Read(ctx); !errors.Is(err, probes.ErrClosed) {
 		t.Errorf("Read after Close: %v, want ErrClosed", err)
 	}
+	if tr.Buffered() {
+		t.Errorf("Buffered after Close: true, want false (and no panic: the ring is gone)")
+	}
 
 	// The default hops leave the stack's functions out: not attached,
 	// and not named as hidden either (nobody asked for them).
