@@ -29,25 +29,8 @@ func selfCPU() time.Duration {
 
 // cpuTicks is utime+stime of every thread of pid, in clock ticks.
 func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces: fields start after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
-	}
-	return utime + stime, nil
+	utime, stime, err := procTicks(pid)
+	return utime + stime, err
 }
 
 const clockTicks = 100 // USER_HZ on Linux
@@ -55,23 +38,32 @@ const clockTicks = 100 // USER_HZ on Linux
 // userTicks is utime of every thread of pid, in clock ticks: the part
 // of cpuTicks spent outside the kernel.
 func userTicks(pid int) (int64, error) {
+	utime, _, err := procTicks(pid)
+	return utime, err
+}
+
+// procTicks is utime and stime of every thread of pid, in clock ticks,
+// from /proc/PID/stat.
+func procTicks(pid int) (utime, stime int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	// The command name may hold spaces: fields start after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
+		return 0, 0, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
+		return 0, 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
 	}
-	utime, err := strconv.ParseInt(f[11], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
 	}
-	return utime, nil
+	return utime, stime, nil
 }
 
 // contextSwitches is the voluntary and involuntary context switches of
