@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -263,17 +264,23 @@ func TestVMLvsdServesAndHealsADirector(t *testing.T) {
 		t.Errorf("wrr 1:2:3 over NAT: %v, want 10/20/30", got)
 	}
 
-	// fall 2 x interval 1s, plus one interval of phase, the timeout and
-	// the VM's slowness.
-	limit := 2*time.Second + time.Second + 500*time.Millisecond + 2*time.Second
+	// lvsd acts on fall (2) failed checks, not later: counted in its own
+	// metrics rather than in seconds, which a loaded host stretches. One
+	// more check may have run between the change and the read below.
+	const rs2 = "10.77.0.22:80"
+	services := []string{"TCP 10.79.0.100:80", "TCP 10.79.0.200:80"}
+	before := checkCounts(t, metricsSock, rs2, "down", services)
 	dl.nginx[1].Stop()
 	took := waitFor(t, 30*time.Second, "rs2 out of both services", func() bool {
 		s := strings.Join(saved(t, dl.director), "\n")
 		return strings.Contains(s, "-r 10.77.0.22:80 -g -w 0") && !strings.Contains(s, "10.79.0.200:80 -r 10.77.0.22:80")
 	})
-	t.Logf("rs2 taken out %v after nginx stopped (limit %v)", took, limit)
-	if took > limit {
-		t.Errorf("rs2 taken out after %v, want within %v", took, limit)
+	failed := checkCounts(t, metricsSock, rs2, "down", services)
+	t.Logf("rs2 taken out %v after nginx stopped; failed checks by then %v (before %v)", took, failed, before)
+	for i, svc := range services {
+		if n := failed[i] - before[i]; n < 2 || n > 3 {
+			t.Errorf("rs2 taken out of %s after %v failed checks, want fall's 2 (3 if one more ran before the metrics were read)", svc, n)
+		}
 	}
 	if got := count(drVIP, 30); got["rs2"] != 0 || got["rs1"] != 15 || got["rs3"] != 15 {
 		t.Errorf("DR traffic with rs2 quiesced: %v", got)
@@ -301,12 +308,50 @@ func TestVMLvsdServesAndHealsADirector(t *testing.T) {
 		}
 	}
 
+	before = checkCounts(t, metricsSock, rs2, "up", services)
 	dl.nginx[1] = dl.rs[1].StartNginx(lab.HTTPOptions{})
 	took = waitFor(t, 30*time.Second, "rs2 back in both services", func() bool { return slices.Equal(saved(t, dl.director), want) })
-	t.Logf("rs2 back %v after nginx restarted", took)
-	if took > limit {
-		t.Errorf("rs2 back after %v, want within %v", took, limit)
+	passed := checkCounts(t, metricsSock, rs2, "up", services)
+	t.Logf("rs2 back %v after nginx restarted; passed checks by then %v (before %v)", took, passed, before)
+	for i, svc := range services {
+		if n := passed[i] - before[i]; n < 2 || n > 3 {
+			t.Errorf("rs2 back in %s after %v passed checks, want rise's 2 (3 if one more ran before the metrics were read)", svc, n)
+		}
 	}
+}
+
+// checkCounts reads lvsd_check_total of one real server with one result
+// ("up" or "down") in each of services from lvsd's metrics; a series
+// not exported yet counts 0.
+func checkCounts(t *testing.T, metricsSock, realServer, result string, services []string) []int {
+	t.Helper()
+	text := unixGet(t, metricsSock, "/metrics")
+	counts := make([]int, len(services))
+	for i, svc := range services {
+		labels := []string{`real_server="` + realServer + `"`, `result="` + result + `"`, `service="` + svc + `"`}
+		for line := range strings.Lines(text) {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), "{")
+			if !ok || name != "lvsd_check_total" || !containsAll(rest, labels) {
+				continue
+			}
+			_, value, _ := strings.Cut(rest, "} ")
+			f, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				t.Fatalf("lvsd_check_total line %q: %v", line, err)
+			}
+			counts[i] = int(f)
+		}
+	}
+	return counts
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // bigConfig writes n services with one real server each.
