@@ -177,9 +177,11 @@ func measureTogether(b *testing.B, kind string, w hcWindows, cs ...*hcChecker) [
 		// Every TCP or HTTP check makes one connect: syscalls per
 		// connect is syscalls per check begun. (strace stops the
 		// process's threads at every syscall, so a slowed checker may
-		// have had few checks served in the window, or none.)
+		// have had few checks served in the window, or none: under
+		// 20 connects, the window's count is the process's other
+		// work, not its checks', and is left out.)
 		runs[i].syscallsCheck = math.NaN()
-		if connects > 0 {
+		if connects >= 20 {
 			runs[i].syscallsCheck = float64(calls) / float64(connects)
 		}
 		runs[i].topSyscalls = fmt.Sprintf("%.0f connections accepted/s; %d syscalls, %d connect calls, %d checks served under strace; %s",
