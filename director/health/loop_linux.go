@@ -71,7 +71,9 @@ type netLoop struct {
 	timers  probeHeap
 	results []loopResult
 	buf     []byte
-	now     time.Time       // when epoll_wait last returned: the time of what the loop does
+	now     time.Time       // when epoll_wait last returned (or the clock was last read): the time of what the loop does
+	yielded time.Time       // when the loop last yielded to Go's scheduler
+	worked  int             // events handled and checks begun since the clock was last read
 	events  uint32          // the events of the socket being stepped
 	sum     [md5.Size]byte  // judge's digest, kept off the heap
 	echo    []byte          // a ping's echo request, reused
@@ -91,6 +93,15 @@ const batchWindow = time.Millisecond
 // enough that sysmon (which preempts a goroutine running for 10ms
 // without passing through the scheduler) never signals it.
 const yieldEvery = 4 * time.Millisecond
+
+// yieldLookEvery is how many sockets' events or begun checks the loop
+// handles between two looks at the clock within a round, to yield
+// there if yieldEvery has passed. A round of a loop that fell behind
+// handles up to 256 events and begins up to maxBegins checks, each a
+// few system calls: in an emulated VM (some 100-200us a check) that is
+// tens of milliseconds, and sysmon signalled the loop 30-40 times a
+// second (tgkill, rt_sigreturn) when it yielded only between rounds.
+const yieldLookEvery = 16
 
 // startNetLoop starts the event loop's goroutine; stop ends it.
 func startNetLoop(opts netLoopOptions) (*netLoop, error) {
@@ -213,24 +224,16 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 	events := make([]unix.EpollEvent, 256)
 	var woken bool // the last epoll_wait returned sockets' events
 	l.now = time.Now()
-	yielded := l.now
+	l.yielded = l.now
 	for {
-		if l.now.Sub(yielded) >= yieldEvery {
-			// The loop blocks in raw syscalls, never in the
-			// scheduler, so Go's sysmon would take it for a goroutine
-			// that hogs its P and interrupt it with a signal every
-			// 10ms (a costly one in an emulated VM). Yielding now and
-			// then tells the scheduler it is not stuck.
-			runtime.Gosched()
-			yielded = l.now
-		}
+		l.maybeYield()
 		wakeAt, ok := l.round()
 		if !ok {
 			return
 		}
 		n, parked, err := l.waitEvents(events, l.waitFor(wakeAt), woken)
 		if parked {
-			yielded = l.now // the scheduler ran the loop again: as good as a yield
+			l.yielded = l.now // the scheduler ran the loop again: as good as a yield
 		}
 		if err != nil {
 			// Only a broken epoll descriptor gets here: fail what is in
@@ -246,6 +249,31 @@ func (l *netLoop) run(netns string, ready chan<- error) {
 		l.now = time.Now()
 		woken = l.handleEvents(events[:n])
 	}
+}
+
+// maybeYield yields to Go's scheduler if yieldEvery has passed since
+// the loop last did, by l.now. The loop blocks in raw syscalls, never in
+// the scheduler, so Go's sysmon would take it for a goroutine that hogs
+// its P and interrupt it with a signal every 10ms (a costly one in an
+// emulated VM), then yield for it anyway. Yielding first tells the
+// scheduler it is not stuck.
+func (l *netLoop) maybeYield() {
+	if l.now.Sub(l.yielded) >= yieldEvery {
+		runtime.Gosched()
+		l.yielded = l.now
+	}
+}
+
+// didWork counts an event handled or a check begun; every
+// yieldLookEvery of them it reads the clock into l.now (what follows in
+// the round is timed by it) and yields if it is time.
+func (l *netLoop) didWork() {
+	if l.worked++; l.worked < yieldLookEvery {
+		return
+	}
+	l.worked = 0
+	l.now = time.Now()
+	l.maybeYield()
 }
 
 // closeAll closes every socket the loop holds, when its goroutine ends,
@@ -317,7 +345,7 @@ func (l *netLoop) round() (wakeAt time.Time, ok bool) {
 		cancels[i] = nil
 	}
 	l.spare[0], l.spare[1] = batch, cancels
-	if l.beginQueued(now) {
+	if l.beginQueued() {
 		wakeAt = now // more to begin once the events that came are handled
 	}
 	l.flush()
@@ -338,14 +366,15 @@ func (l *netLoop) round() (wakeAt time.Time, ok bool) {
 // before its own.
 const maxBegins = 64
 
-// beginQueued begins up to maxBegins queued checks; true when some are
-// left.
-func (l *netLoop) beginQueued(now time.Time) bool {
+// beginQueued begins up to maxBegins queued checks, each at l.now;
+// true when some are left.
+func (l *netLoop) beginQueued() bool {
 	n := min(len(l.backlog), maxBegins)
 	for i, p := range l.backlog[:n] {
 		p.queued = false
-		l.begin(p, now)
+		l.begin(p, l.now)
 		l.backlog[i] = nil
+		l.didWork()
 	}
 	rest := copy(l.backlog, l.backlog[n:])
 	clear(l.backlog[rest:])
@@ -476,6 +505,7 @@ func (l *netLoop) handleEvents(events []unix.EpollEvent) (woken bool) {
 			continue
 		}
 		woken = true
+		l.didWork()
 		if p := l.probeAt(fd); p != nil && p.tag == tag {
 			l.step(p, ev.Events)
 		} else if d, ok := l.draining[fd]; ok && d.tag == tag {
