@@ -136,7 +136,7 @@ bench-vrrp: build
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkLabTakeover$$' -benchtime 1x -timeout 30m ./director/
 
 bench-vm: vm-kit build
-	$(GO) test -p 1 -tags vmtest -run '^$$' -bench '^BenchmarkVM' -benchtime 1x -timeout 40m -exec $(VM_RUN) $(VM_PKGS)
+	LVSKIT_VM_TIMEOUT=70m $(GO) test -p 1 -tags vmtest -run '^$$' -bench '^BenchmarkVM' -benchtime 1x -timeout 80m -exec $(VM_RUN) $(VM_PKGS)
 
 # bench-vm runs the trace's throughput benchmark on 6.12; this runs it on
 # 6.1 too (untraced, non-matching and matching lvsdiag trace, bpftrace;
