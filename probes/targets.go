@@ -183,3 +183,22 @@ func (tg target) canMatch(c constants) bool {
 	}
 	return true
 }
+
+// parseRelease reads a kernel release ("6.1.0-41-amd64", "6.12.57+deb12")
+// as its major and minor version.
+func parseRelease(r string) (major, minor int, ok bool) {
+	var n [2]int
+	i := 0
+	for k := range n {
+		start := i
+		for i < len(r) && r[i] >= '0' && r[i] <= '9' {
+			n[k] = n[k]*10 + int(r[i]-'0')
+			i++
+		}
+		if i == start || k == 0 && (i == len(r) || r[i] != '.') {
+			return 0, 0, false
+		}
+		i++
+	}
+	return n[0], n[1], true
+}
