@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,20 +102,44 @@ func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 		order = []Backend{BackendFentry, BackendKprobe, BackendKprobeMulti}
 	}
 	why := map[string][]string{}
-	for _, b := range order {
+	// early holds the next backend's programs, loaded in the batch of
+	// the one before for the targets that one is known to refuse.
+	early := map[string]*loadedProgram{}
+	for i, b := range order {
 		if len(pending) == 0 {
 			break
 		}
-		// fentry programs of functions with more than 6 arguments load
-		// one by one: a kernel before 6.6 refuses them, and a refusal
-		// inside a collection makes all of its programs load again one
-		// by one.
-		var names, alone []string
+		var next Backend
+		if i+1 < len(order) {
+			next = order[i+1]
+		}
+		var try []target
+		var names, alone, ahead []string
+		refused := map[string]bool{}
 		seen := map[string]bool{}
 		for _, tg := range pending {
+			if next != "" && t.opts.Backend == BackendAuto && b == BackendFentry && tg.args > 6 && !fentryManyArgs() {
+				// Its trampoline would be refused at attach, after its
+				// programs' verification: its next backend's programs
+				// load in this batch instead.
+				refused[tg.name] = true
+				why[tg.name] = append(why[tg.name], fentryArgsReason(tg))
+				for _, n := range programNames(tg, next) {
+					if !seen[n] {
+						ahead = append(ahead, n)
+					}
+					seen[n] = true
+				}
+				continue
+			}
+			try = append(try, tg)
 			for _, n := range programNames(tg, b) {
 				switch {
-				case seen[n]:
+				case seen[n] || early[n] != nil:
+				// fentry programs of functions with more than 6
+				// arguments load one by one: a refusal inside a
+				// collection makes all of its programs load again one
+				// by one.
 				case b == BackendFentry && tg.args > 6:
 					alone = append(alone, n)
 				default:
@@ -124,18 +149,25 @@ func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 			}
 		}
 		start := time.Now()
-		loaded := t.loadBatch(names, alone, b)
+		loaded := t.loadBatch([]loadSet{{b, names}, {next, ahead}}, alone, b)
+		for n, lp := range early {
+			if loaded[n] == nil {
+				loaded[n] = lp
+			} else {
+				lp.prog.Close()
+			}
+		}
+		clear(early)
 		t.open.since("load_wall/"+string(b), start)
 		loadsDone()
 		start = time.Now()
-		links, errs := t.attachTargets(pending, b, loaded)
+		links, errs := t.attachTargets(try, b, loaded)
 		t.open.since("attach/"+string(b), start)
-		var next []target
-		for i, tg := range pending {
+		for i, tg := range try {
 			if err := errs[i]; err != nil {
 				t.log.Debug("attaching", "target", tg.name, "backend", b, "err", err)
 				why[tg.name] = append(why[tg.name], backendReason(tg, b, err))
-				next = append(next, tg)
+				refused[tg.name] = true
 				continue
 			}
 			for _, name := range programNames(tg, b) {
@@ -147,16 +179,56 @@ func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 			t.links = append(t.links, links[i]...)
 			t.attached(tg, string(b))
 		}
-		for _, l := range loaded {
-			if l.prog != nil && !l.used {
+		for n, l := range loaded {
+			switch {
+			case l.prog == nil || l.used:
+			case l.backend == next:
+				early[n] = l
+			default:
 				l.prog.Close()
 			}
 		}
-		pending = next
+		pending = slices.DeleteFunc(pending, func(tg target) bool { return !refused[tg.name] })
+	}
+	for _, l := range early {
+		l.prog.Close()
 	}
 	for _, tg := range pending {
 		t.skip(tg, strings.Join(why[tg.name], "; "))
 	}
+}
+
+// fentryManyArgs reports whether this kernel builds trampolines for
+// functions with more than 6 arguments: x86-64 does since Linux 6.6.
+// Before, such an fentry program loads (its verification is some ten
+// thousand instructions with a filter, on 6.1) and only its attach is
+// refused.
+var fentryManyArgs = sync.OnceValue(func() bool {
+	major, minor, ok := kernelRelease()
+	return !ok || major > 6 || major == 6 && minor >= 6
+})
+
+// kernelRelease is the running kernel's version, from uname's release
+// ("6.1.0-41-amd64").
+func kernelRelease() (major, minor int, ok bool) {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return 0, 0, false
+	}
+	var b []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return parseRelease(string(b))
+}
+
+// fentryArgsReason says why fentry cannot attach to tg on this kernel.
+func fentryArgsReason(tg target) string {
+	// Linux before 6.6 (x86) builds no trampoline for them.
+	return fmt.Sprintf("fentry on this kernel refuses functions with more than 6 arguments (it has %d)", tg.args)
 }
 
 // attachTargets attaches each pending target with backend b, returning
@@ -249,43 +321,48 @@ func attachMulti(pending []target, loaded map[string]*loadedProgram) ([]link.Lin
 }
 
 type loadedProgram struct {
-	prog *ebpf.Program
-	err  error
-	used bool
+	prog    *ebpf.Program
+	err     error
+	used    bool
+	backend Backend
 }
 
-// loadBatch loads the named programs in up to loadParallel collections
-// side by side (the kernel verifies privileged loads in parallel), and
-// those in alone each as its own; where the kernel refuses one program
-// of a collection, that collection's programs load one by one so the
-// others still load.
-func (t *Tracer) loadBatch(names, alone []string, b Backend) map[string]*loadedProgram {
-	adjust := func(*ebpf.ProgramSpec) {}
-	if b == BackendKprobeMulti {
-		adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
-	}
-	n := max(1, min(loadParallel(), len(names)))
-	var chunks [][]string
-	for i := range n {
-		if chunk := names[i*len(names)/n : (i+1)*len(names)/n]; len(chunk) > 0 {
-			chunks = append(chunks, chunk)
+// loadSet is programs of one backend to load.
+type loadSet struct {
+	backend Backend
+	names   []string
+}
+
+// loadBatch loads each set's programs in up to loadParallel
+// collections side by side (the kernel verifies privileged loads in
+// parallel), and those in alone (of backend b) each as its own; where
+// the kernel refuses one program of a collection, that collection's
+// programs load one by one so the others still load.
+func (t *Tracer) loadBatch(sets []loadSet, alone []string, b Backend) map[string]*loadedProgram {
+	var chunks []loadSet
+	for _, set := range sets {
+		n := max(1, min(loadParallel(), len(set.names)))
+		for i := range n {
+			if c := set.names[i*len(set.names)/n : (i+1)*len(set.names)/n]; len(c) > 0 {
+				chunks = append(chunks, loadSet{set.backend, c})
+			}
 		}
 	}
 	for _, name := range alone {
-		chunks = append(chunks, []string{name})
+		chunks = append(chunks, loadSet{b, []string{name}})
 	}
-	work := make(chan []string, len(chunks))
+	work := make(chan loadSet, len(chunks))
 	for _, c := range chunks {
 		work <- c
 	}
 	close(work)
-	out := make(map[string]*loadedProgram, len(names)+len(alone))
+	out := map[string]*loadedProgram{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range max(1, min(loadParallel(), len(chunks))) {
 		wg.Go(func() {
-			for chunk := range work {
-				got := t.loadChunk(chunk, b, adjust)
+			for c := range work {
+				got := t.loadChunk(c.names, c.backend)
 				mu.Lock()
 				maps.Copy(out, got)
 				mu.Unlock()
@@ -304,19 +381,25 @@ func (t *Tracer) loadBatch(names, alone []string, b Backend) map[string]*loadedP
 // by side made Open 1.3-1.6 times as long in the VM).
 func loadParallel() int { return min(runtime.NumCPU(), 4) }
 
-func (t *Tracer) loadChunk(names []string, b Backend, adjust func(*ebpf.ProgramSpec)) map[string]*loadedProgram {
+// loadChunk loads programs of backend b in one collection, or one by
+// one if the kernel refuses the collection.
+func (t *Tracer) loadChunk(names []string, b Backend) map[string]*loadedProgram {
+	var adjust func(*ebpf.ProgramSpec)
+	if b == BackendKprobeMulti {
+		adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
+	}
 	out := make(map[string]*loadedProgram, len(names))
 	progs, err := t.loadPrograms(names, adjust)
 	if err == nil {
 		for name, p := range progs {
-			out[name] = &loadedProgram{prog: p}
+			out[name] = &loadedProgram{prog: p, backend: b}
 		}
 		return out
 	}
 	t.log.Debug("loading programs one by one", "backend", b, "err", err)
 	for _, name := range names {
 		ps, err := t.loadPrograms([]string{name}, adjust)
-		out[name] = &loadedProgram{prog: ps[name], err: err}
+		out[name] = &loadedProgram{prog: ps[name], err: err, backend: b}
 	}
 	return out
 }
@@ -338,8 +421,7 @@ func backendReason(tg target, b Backend, err error) string {
 	switch {
 	case b == BackendFentry && tg.args > 6 &&
 		(errors.Is(err, ebpf.ErrNotSupported) || errors.As(err, &ve) && logMentions(ve, "arguments")):
-		// Linux before 6.6 (x86) builds no trampoline for them.
-		return fmt.Sprintf("fentry on this kernel refuses functions with more than 6 arguments (it has %d)", tg.args)
+		return fentryArgsReason(tg)
 	case b == BackendKprobe && !kprobePMU():
 		return "kprobes are not available on this kernel"
 	case errors.Is(err, ebpf.ErrNotSupported):

@@ -99,15 +99,15 @@ var targets = []target{
 	{fn: fnIPVSConnNew, name: "ip_vs_conn_new", kprobe: "conn", kind: kindExit, ipvs: true, args: 7, hides: "the connection IPVS creates is not shown"},
 	{fn: fnIPVSSchedulerErr, name: "ip_vs_scheduler_err", kprobe: "ip_vs_scheduler_err", kind: kindEntry, ipvs: true, args: 2, hides: "\"no destination\" (no real server available) is not shown"},
 	{fn: fnIPVSLeave, name: "ip_vs_leave", kprobe: "ip_vs_leave", kind: kindEntry, ipvs: true, args: 4, hides: "IPVS giving up a packet it could not schedule is not shown"},
-	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", kprobe: "xmit", xmit: true, fwd: Masquerade, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
-	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", kprobe: "xmit", xmit: true, fwd: DirectRoute, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
-	{fn: fnIPVSTunnelXmit, name: "ip_vs_tunnel_xmit", kprobe: "xmit", xmit: true, fwd: Tunnel, kind: kindEntryExit, ipvs: true, args: 4, hides: "tunnel transmits are not shown"},
-	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", kprobe: "xmit", xmit: true, fwd: Bypass, family: afInet, kind: kindEntryExit, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
-	{fn: fnIPVSNullXmit, name: "ip_vs_null_xmit", kprobe: "xmit", xmit: true, fwd: LocalNode, kind: kindEntryExit, ipvs: true, args: 4, hides: "packets for local real servers are not shown"},
-	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", kprobe: "xmit", xmit: true, fwd: Masquerade, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
-	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", kprobe: "xmit", xmit: true, fwd: DirectRoute, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
-	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", kprobe: "xmit", xmit: true, fwd: Tunnel, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
-	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", kprobe: "xmit", xmit: true, fwd: Bypass, family: afInet6, kind: kindEntryExit, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
+	{fn: fnIPVSNATXmit, name: "ip_vs_nat_xmit", kprobe: "xmit", xmit: true, fwd: Masquerade, family: afInet, kind: kindEntry, ipvs: true, args: 4, hides: "masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmit, name: "ip_vs_dr_xmit", kprobe: "xmit", xmit: true, fwd: DirectRoute, family: afInet, kind: kindEntry, ipvs: true, args: 4, hides: "direct-route transmits are not shown"},
+	{fn: fnIPVSTunnelXmit, name: "ip_vs_tunnel_xmit", kprobe: "xmit", xmit: true, fwd: Tunnel, kind: kindEntry, ipvs: true, args: 4, hides: "tunnel transmits are not shown"},
+	{fn: fnIPVSBypassXmit, name: "ip_vs_bypass_xmit", kprobe: "xmit", xmit: true, fwd: Bypass, family: afInet, kind: kindEntry, ipvs: true, args: 4, hides: "bypass transmits are not shown"},
+	{fn: fnIPVSNullXmit, name: "ip_vs_null_xmit", kprobe: "xmit", xmit: true, fwd: LocalNode, kind: kindEntry, ipvs: true, args: 4, hides: "packets for local real servers are not shown"},
+	{fn: fnIPVSNATXmitV6, name: "ip_vs_nat_xmit_v6", kprobe: "xmit", xmit: true, fwd: Masquerade, family: afInet6, kind: kindEntry, ipvs: true, args: 4, hides: "IPv6 masquerade (NAT) transmits are not shown"},
+	{fn: fnIPVSDRXmitV6, name: "ip_vs_dr_xmit_v6", kprobe: "xmit", xmit: true, fwd: DirectRoute, family: afInet6, kind: kindEntry, ipvs: true, args: 4, hides: "IPv6 direct-route transmits are not shown"},
+	{fn: fnIPVSTunnelXmitV6, name: "ip_vs_tunnel_xmit_v6", kprobe: "xmit", xmit: true, fwd: Tunnel, kind: kindEntry, ipvs: true, args: 4, hides: "IPv6 tunnel transmits are not shown"},
+	{fn: fnIPVSBypassXmitV6, name: "ip_vs_bypass_xmit_v6", kprobe: "xmit", xmit: true, fwd: Bypass, family: afInet6, kind: kindEntry, ipvs: true, args: 4, hides: "IPv6 bypass transmits are not shown"},
 	{fn: fnIPVSOutHook, name: "ip_vs_out_hook", kprobe: "hook", kind: kindEntryExit, nat: true, ipvs: true, args: 3, hides: "replies IPVS rewrites on their way back (NAT) are not shown"},
 	{fn: fnIPVSConnOutGet, name: "ip_vs_conn_out_get", kprobe: "conn", kind: kindExit, nat: true, ipvs: true, args: 1, hides: "which connection a reply belongs to is not shown"},
 	{fn: fnIPVSForwardICMP, name: "ip_vs_forward_icmp", kprobe: "hook", kind: kindEntryExit, ipvs: true, args: 3, hides: "ICMP errors IPVS forwards are not shown"},
@@ -182,4 +182,23 @@ func (tg target) canMatch(c constants) bool {
 		return false
 	}
 	return true
+}
+
+// parseRelease reads a kernel release ("6.1.0-41-amd64", "6.12.57+deb12")
+// as its major and minor version.
+func parseRelease(r string) (major, minor int, ok bool) {
+	var n [2]int
+	i := 0
+	for k := range n {
+		start := i
+		for i < len(r) && r[i] >= '0' && r[i] <= '9' {
+			n[k] = n[k]*10 + int(r[i]-'0')
+			i++
+		}
+		if i == start || k == 0 && (i == len(r) || r[i] != '.') {
+			return 0, 0, false
+		}
+		i++
+	}
+	return n[0], n[1], true
 }

@@ -53,3 +53,25 @@ func TestOptionsRefuseUnknownProtocolsAndMethods(t *testing.T) {
 		}
 	}
 }
+
+// The kernel's release decides whether auto tries fentry on functions
+// with more than 6 arguments: Debian's and upstream's ways of writing it
+// read as their version, and anything else is not read as one.
+func TestParseRelease(t *testing.T) {
+	for release, want := range map[string][2]int{
+		"6.1.0-41-amd64":      {6, 1},
+		"6.12.57+deb12-amd64": {6, 12},
+		"6.6":                 {6, 6},
+		"5.15.0-91-generic":   {5, 15},
+	} {
+		major, minor, ok := parseRelease(release)
+		if !ok || major != want[0] || minor != want[1] {
+			t.Errorf("parseRelease(%q) = %d, %d, %v; want %d, %d", release, major, minor, ok, want[0], want[1])
+		}
+	}
+	for _, bad := range []string{"", "6", "6.", "x.1", "6-1"} {
+		if _, _, ok := parseRelease(bad); ok {
+			t.Errorf("parseRelease(%q) reads as a version", bad)
+		}
+	}
+}

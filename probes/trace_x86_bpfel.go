@@ -171,22 +171,13 @@ const (
 	traceProgFentrySctpConnSchedule = "fentry_sctp_conn_schedule"
 	traceProgFentryTcpConnSchedule  = "fentry_tcp_conn_schedule"
 	traceProgFentryUdpConnSchedule  = "fentry_udp_conn_schedule"
-	traceProgFexitIpVsBypassXmit    = "fexit_ip_vs_bypass_xmit"
-	traceProgFexitIpVsBypassXmitV6  = "fexit_ip_vs_bypass_xmit_v6"
 	traceProgFexitIpVsConnInGet     = "fexit_ip_vs_conn_in_get"
 	traceProgFexitIpVsConnNew       = "fexit_ip_vs_conn_new"
 	traceProgFexitIpVsConnOutGet    = "fexit_ip_vs_conn_out_get"
-	traceProgFexitIpVsDrXmit        = "fexit_ip_vs_dr_xmit"
-	traceProgFexitIpVsDrXmitV6      = "fexit_ip_vs_dr_xmit_v6"
 	traceProgFexitIpVsForwardIcmp   = "fexit_ip_vs_forward_icmp"
 	traceProgFexitIpVsInHook        = "fexit_ip_vs_in_hook"
-	traceProgFexitIpVsNatXmit       = "fexit_ip_vs_nat_xmit"
-	traceProgFexitIpVsNatXmitV6     = "fexit_ip_vs_nat_xmit_v6"
-	traceProgFexitIpVsNullXmit      = "fexit_ip_vs_null_xmit"
 	traceProgFexitIpVsOutHook       = "fexit_ip_vs_out_hook"
 	traceProgFexitIpVsSchedule      = "fexit_ip_vs_schedule"
-	traceProgFexitIpVsTunnelXmit    = "fexit_ip_vs_tunnel_xmit"
-	traceProgFexitIpVsTunnelXmitV6  = "fexit_ip_vs_tunnel_xmit_v6"
 	traceProgKprobeCurrent          = "kprobe_current"
 	traceProgKprobeHook             = "kprobe_hook"
 	traceProgKprobeIpVsLeave        = "kprobe_ip_vs_leave"
@@ -196,7 +187,6 @@ const (
 	traceProgKprobeXmit             = "kprobe_xmit"
 	traceProgKretprobeConn          = "kretprobe_conn"
 	traceProgKretprobeHook          = "kretprobe_hook"
-	traceProgKretprobeXmit          = "kretprobe_xmit"
 	traceProgRawTpConsumeSkb        = "raw_tp_consume_skb"
 	traceProgRawTpKfreeSkb          = "raw_tp_kfree_skb"
 	traceProgRawTpNetDevQueue       = "raw_tp_net_dev_queue"
@@ -290,22 +280,13 @@ type traceProgramSpecs struct {
 	FentrySctpConnSchedule *ebpf.ProgramSpec `ebpf:"fentry_sctp_conn_schedule"`
 	FentryTcpConnSchedule  *ebpf.ProgramSpec `ebpf:"fentry_tcp_conn_schedule"`
 	FentryUdpConnSchedule  *ebpf.ProgramSpec `ebpf:"fentry_udp_conn_schedule"`
-	FexitIpVsBypassXmit    *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_bypass_xmit"`
-	FexitIpVsBypassXmitV6  *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_bypass_xmit_v6"`
 	FexitIpVsConnInGet     *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_in_get"`
 	FexitIpVsConnNew       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_new"`
 	FexitIpVsConnOutGet    *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_conn_out_get"`
-	FexitIpVsDrXmit        *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_dr_xmit"`
-	FexitIpVsDrXmitV6      *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_dr_xmit_v6"`
 	FexitIpVsForwardIcmp   *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_forward_icmp"`
 	FexitIpVsInHook        *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_in_hook"`
-	FexitIpVsNatXmit       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_nat_xmit"`
-	FexitIpVsNatXmitV6     *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_nat_xmit_v6"`
-	FexitIpVsNullXmit      *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_null_xmit"`
 	FexitIpVsOutHook       *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_out_hook"`
 	FexitIpVsSchedule      *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_schedule"`
-	FexitIpVsTunnelXmit    *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_tunnel_xmit"`
-	FexitIpVsTunnelXmitV6  *ebpf.ProgramSpec `ebpf:"fexit_ip_vs_tunnel_xmit_v6"`
 	KprobeCurrent          *ebpf.ProgramSpec `ebpf:"kprobe_current"`
 	KprobeHook             *ebpf.ProgramSpec `ebpf:"kprobe_hook"`
 	KprobeIpVsLeave        *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_leave"`
@@ -315,7 +296,6 @@ type traceProgramSpecs struct {
 	KprobeXmit             *ebpf.ProgramSpec `ebpf:"kprobe_xmit"`
 	KretprobeConn          *ebpf.ProgramSpec `ebpf:"kretprobe_conn"`
 	KretprobeHook          *ebpf.ProgramSpec `ebpf:"kretprobe_hook"`
-	KretprobeXmit          *ebpf.ProgramSpec `ebpf:"kretprobe_xmit"`
 	RawTpConsumeSkb        *ebpf.ProgramSpec `ebpf:"raw_tp_consume_skb"`
 	RawTpKfreeSkb          *ebpf.ProgramSpec `ebpf:"raw_tp_kfree_skb"`
 	RawTpNetDevQueue       *ebpf.ProgramSpec `ebpf:"raw_tp_net_dev_queue"`
@@ -444,22 +424,13 @@ type tracePrograms struct {
 	FentrySctpConnSchedule *ebpf.Program `ebpf:"fentry_sctp_conn_schedule"`
 	FentryTcpConnSchedule  *ebpf.Program `ebpf:"fentry_tcp_conn_schedule"`
 	FentryUdpConnSchedule  *ebpf.Program `ebpf:"fentry_udp_conn_schedule"`
-	FexitIpVsBypassXmit    *ebpf.Program `ebpf:"fexit_ip_vs_bypass_xmit"`
-	FexitIpVsBypassXmitV6  *ebpf.Program `ebpf:"fexit_ip_vs_bypass_xmit_v6"`
 	FexitIpVsConnInGet     *ebpf.Program `ebpf:"fexit_ip_vs_conn_in_get"`
 	FexitIpVsConnNew       *ebpf.Program `ebpf:"fexit_ip_vs_conn_new"`
 	FexitIpVsConnOutGet    *ebpf.Program `ebpf:"fexit_ip_vs_conn_out_get"`
-	FexitIpVsDrXmit        *ebpf.Program `ebpf:"fexit_ip_vs_dr_xmit"`
-	FexitIpVsDrXmitV6      *ebpf.Program `ebpf:"fexit_ip_vs_dr_xmit_v6"`
 	FexitIpVsForwardIcmp   *ebpf.Program `ebpf:"fexit_ip_vs_forward_icmp"`
 	FexitIpVsInHook        *ebpf.Program `ebpf:"fexit_ip_vs_in_hook"`
-	FexitIpVsNatXmit       *ebpf.Program `ebpf:"fexit_ip_vs_nat_xmit"`
-	FexitIpVsNatXmitV6     *ebpf.Program `ebpf:"fexit_ip_vs_nat_xmit_v6"`
-	FexitIpVsNullXmit      *ebpf.Program `ebpf:"fexit_ip_vs_null_xmit"`
 	FexitIpVsOutHook       *ebpf.Program `ebpf:"fexit_ip_vs_out_hook"`
 	FexitIpVsSchedule      *ebpf.Program `ebpf:"fexit_ip_vs_schedule"`
-	FexitIpVsTunnelXmit    *ebpf.Program `ebpf:"fexit_ip_vs_tunnel_xmit"`
-	FexitIpVsTunnelXmitV6  *ebpf.Program `ebpf:"fexit_ip_vs_tunnel_xmit_v6"`
 	KprobeCurrent          *ebpf.Program `ebpf:"kprobe_current"`
 	KprobeHook             *ebpf.Program `ebpf:"kprobe_hook"`
 	KprobeIpVsLeave        *ebpf.Program `ebpf:"kprobe_ip_vs_leave"`
@@ -469,7 +440,6 @@ type tracePrograms struct {
 	KprobeXmit             *ebpf.Program `ebpf:"kprobe_xmit"`
 	KretprobeConn          *ebpf.Program `ebpf:"kretprobe_conn"`
 	KretprobeHook          *ebpf.Program `ebpf:"kretprobe_hook"`
-	KretprobeXmit          *ebpf.Program `ebpf:"kretprobe_xmit"`
 	RawTpConsumeSkb        *ebpf.Program `ebpf:"raw_tp_consume_skb"`
 	RawTpKfreeSkb          *ebpf.Program `ebpf:"raw_tp_kfree_skb"`
 	RawTpNetDevQueue       *ebpf.Program `ebpf:"raw_tp_net_dev_queue"`
@@ -507,22 +477,13 @@ func (p *tracePrograms) Close() error {
 		p.FentrySctpConnSchedule,
 		p.FentryTcpConnSchedule,
 		p.FentryUdpConnSchedule,
-		p.FexitIpVsBypassXmit,
-		p.FexitIpVsBypassXmitV6,
 		p.FexitIpVsConnInGet,
 		p.FexitIpVsConnNew,
 		p.FexitIpVsConnOutGet,
-		p.FexitIpVsDrXmit,
-		p.FexitIpVsDrXmitV6,
 		p.FexitIpVsForwardIcmp,
 		p.FexitIpVsInHook,
-		p.FexitIpVsNatXmit,
-		p.FexitIpVsNatXmitV6,
-		p.FexitIpVsNullXmit,
 		p.FexitIpVsOutHook,
 		p.FexitIpVsSchedule,
-		p.FexitIpVsTunnelXmit,
-		p.FexitIpVsTunnelXmitV6,
 		p.KprobeCurrent,
 		p.KprobeHook,
 		p.KprobeIpVsLeave,
@@ -532,7 +493,6 @@ func (p *tracePrograms) Close() error {
 		p.KprobeXmit,
 		p.KretprobeConn,
 		p.KretprobeHook,
-		p.KretprobeXmit,
 		p.RawTpConsumeSkb,
 		p.RawTpKfreeSkb,
 		p.RawTpNetDevQueue,

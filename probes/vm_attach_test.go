@@ -15,8 +15,11 @@ import (
 
 // TestVMAttachEverything: on the VM's kernels (kprobes, fentry, ip_vs)
 // every IPVS function the tracer knows attaches with the automatic
-// backend, except those the kernel lacks, each named with its reason.
+// backend, except those the kernel lacks, each named with its reason:
+// fentry where the kernel allows it, and kprobes for the functions with
+// more than 6 arguments on 6.1, whose fentry trampolines it refuses.
 func TestVMAttachEverything(t *testing.T) {
+	sevenArgs := map[string]bool{"tcp_conn_schedule": true, "udp_conn_schedule": true, "sctp_conn_schedule": true, "ip_vs_conn_new": true}
 	start := time.Now()
 	tr, err := probes.Open(probes.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
@@ -26,6 +29,16 @@ func TestVMAttachEverything(t *testing.T) {
 	t.Logf("open: %v", time.Since(start))
 	for _, a := range tr.Attachments() {
 		t.Logf("attached: %s %s", a.Target, a.Backend)
+		want := "fentry"
+		switch {
+		case strings.HasPrefix(a.Backend, "tp_btf"), a.Backend == "raw_tp":
+			continue
+		case sevenArgs[a.Target] && kernelRelease(t) == "6.1":
+			want = "kprobe"
+		}
+		if a.Backend != want {
+			t.Errorf("%s attached with %s, want %s", a.Target, a.Backend, want)
+		}
 	}
 	for _, u := range tr.Unseen() {
 		t.Errorf("unseen: %s", u)

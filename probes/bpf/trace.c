@@ -310,6 +310,11 @@ static __always_inline int is_tunnel_xmit(__u16 fn)
 	return fn == FN_IP_VS_TUNNEL_XMIT || fn == FN_IP_VS_TUNNEL_XMIT_V6;
 }
 
+static __always_inline int is_xmit(__u16 fn)
+{
+	return fn >= FN_IP_VS_NAT_XMIT && fn <= FN_IP_VS_BYPASS_XMIT_V6;
+}
+
 /* A packet's addresses, as the filter sees them. */
 struct tuple {
 	__u32 src[4], dst[4];
@@ -902,10 +907,36 @@ static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct n
 	return 0;
 }
 
+/* xmit_done ends a transmitter's frame x, popped by the exit of the hook
+ * that called it. A tunnel transmitter's replaced skb is freed: it is
+ * forgotten, and 1 says it was traced (the hook reports its verdict on
+ * that skb). */
+static __always_inline int xmit_done(const struct frame *x)
+{
+	__u64 key = x->skb;
+	if (!x->replaced || f_all || !traced_lookup(&key))
+		return 0;
+	traced_delete(&key);
+	return 1;
+}
+
 static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 {
 	struct frame f;
-	if (!pop(&f) || f.fn != fn || f.elsewhere)
+	if (!pop(&f))
+		return 0;
+	/* The transmitter the hook called has no exit probe of its own (a
+	 * program and a link fewer per transmitter, to load, attach and run):
+	 * its frame, above the hook's, ends here. */
+	if (is_xmit(f.fn)) {
+		__u64 sent = f.skb;
+		int replaced = xmit_done(&f);
+		if (!pop(&f))
+			return 0;
+		if (replaced && f.skb == sent)
+			f.traced = 1;
+	}
+	if (f.fn != fn || f.elsewhere)
 		return 0;
 	/* A packet is traced at the exit only if it matched on the way in or
 	 * inside the hook (a NAT reply matches at ip_vs_conn_out_get, a real
@@ -990,6 +1021,12 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 	 * whether anything inside it can match. */
 	struct cpu_frames *fs = cpu_frames();
 	struct frame *caller = top_of(fs);
+	/* A transmitter's frame on top is one no hook exit popped (its hook
+	 * is not traced): it is over, and this one takes its place. */
+	if (caller && is_xmit(caller->fn)) {
+		fs->depth--;
+		caller = top_of(fs);
+	}
 	__u8 elsewhere = caller && caller->elsewhere;
 	if (caller && f_netns) {
 		a.netns = caller->netns;
@@ -999,21 +1036,6 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 	if (elsewhere)
 		return 0;
 	hop(&a, direct, direct);
-	return 0;
-}
-
-static __always_inline int on_xmit_exit(__u16 fn)
-{
-	struct frame f;
-	if (!pop(&f) || !f.replaced || f_all || !traced_lookup(&f.skb))
-		return 0;
-	/* The replaced skb is freed: forget it, and tell the hook that
-	 * called the transmitter (it reports its verdict on that skb) that
-	 * it was traced. */
-	struct frame *caller = top_frame();
-	if (caller && caller->skb == f.skb)
-		caller->traced = 1;
-	traced_delete(&f.skb);
 	return 0;
 }
 
@@ -1108,17 +1130,14 @@ SEC("kprobe/ip_vs_leave") int kprobe_ip_vs_leave(struct pt_regs *ctx)
 SEC("fentry/ip_vs_leave") int fentry_ip_vs_leave(__u64 *ctx)
 { return on_svc(FN_IP_VS_LEAVE, (struct sk_buff *)ctx[1], DIRECT, (struct ip_vs_service *)ctx[0], NULL, DIRECT); }
 
-/* Transmitters (skb, cp, pp, ipvsh). */
+/* Transmitters (skb, cp, pp, ipvsh): their frames end at the exit of
+ * the hook that called them (on_hook_exit). */
 #define XMIT(func, FN)                                                         \
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
-	{ return on_xmit_entry(FN, (struct sk_buff *)ctx[0], (struct ip_vs_conn *)ctx[1], DIRECT); } \
-	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
-	{ return on_xmit_exit(FN); }
+	{ return on_xmit_entry(FN, (struct sk_buff *)ctx[0], (struct ip_vs_conn *)ctx[1], DIRECT); }
 
 SEC("kprobe") int kprobe_xmit(struct pt_regs *ctx)
 { return on_xmit_entry(cookie_fn(ctx), (struct sk_buff *)KARG0(ctx), (struct ip_vs_conn *)KARG1(ctx), INDIRECT); }
-SEC("kretprobe") int kretprobe_xmit(struct pt_regs *ctx)
-{ return on_xmit_exit(cookie_fn(ctx)); }
 
 XMIT(ip_vs_nat_xmit, FN_IP_VS_NAT_XMIT)
 XMIT(ip_vs_dr_xmit, FN_IP_VS_DR_XMIT)
@@ -1180,7 +1199,7 @@ static __always_inline int on_consume(__u64 *ctx, const int direct)
 	if (f_all || !any_traced())
 		return 0;
 	/* A tunnel transmitter frees the skb it replaced before the new one
-	 * is seen: keep it until the transmitter returns. */
+	 * is seen: keep it until the hook that called the transmitter returns. */
 	struct frame *f = top_frame();
 	if (f && is_tunnel_xmit(f->fn) && f->skb == key) {
 		f->replaced = 1;
