@@ -96,11 +96,11 @@ type Daemon struct {
 	reloadErr error
 	desired   map[ipvs.ServiceKey]config.DesiredService
 	order     []ipvs.ServiceKey
-	index     map[ipvs.ServiceKey]int      // position in order
-	bgpKeys   []ipvs.ServiceKey            // the services announced over BGP, in order
-	states    map[string]health.State      // by target ID; absent: unchecked
-	downs     map[string]health.Transition // the transition that took a target down
-	targets   map[string]targetRef         // target ID -> its service and real server
+	index     map[ipvs.ServiceKey]int // position in order
+	bgpKeys   []ipvs.ServiceKey       // the services announced over BGP, in order
+	states    map[string]health.State // by target ID; absent: unchecked
+	downs     map[string]string       // by target ID: why it is down, as the status says it
+	targets   map[string]targetRef    // target ID -> its service and real server
 	// results count each service's check results (shared with the
 	// scheduler's callback through targets; kept across reloads).
 	results     map[ipvs.ServiceKey]*atomic.Uint64
@@ -155,7 +155,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		inbox:    newInbox(),
 		states:   map[string]health.State{},
 		results:  map[ipvs.ServiceKey]*atomic.Uint64{},
-		downs:    map[string]health.Transition{},
+		downs:    map[string]string{},
 		stateAt:  map[string]time.Time{},
 		quorum:   map[ipvs.ServiceKey]bool{},
 		dirty:    map[ipvs.ServiceKey]bool{},
@@ -484,14 +484,14 @@ func (d *Daemon) buildServiceStatus(k ipvs.ServiceKey, ke *reconcile.Entry) (ss 
 	ss.RealServers = slices.Clone(sr.rows)
 	for i := range ss.RealServers {
 		rs, id := &ss.RealServers[i], sr.ids[i]
-		if d.states[id] != health.StateDown { // as reconcile.UpWeight with d.up
+		down := d.states[id] == health.StateDown // downs has a why for each
+		if !down {                               // as reconcile.UpWeight with d.up
 			ss.UpWeight += int(rs.Weight)
 		}
 		rs.KernelWeight = kw[i]
 		if c, ok := d.status.lookup(id); ok {
-			if tr, ok := d.downs[id]; ok {
-				// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03"
-				rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
+			if down {
+				rs.Why = d.downs[id]
 			}
 			setChecks(rs, c)
 		}

@@ -125,7 +125,9 @@ func (d *Daemon) onTransition(tr health.Transition) {
 		d.states[tr.Target] = tr.To
 		d.stateAt[tr.Target] = tr.Time
 		if tr.To == health.StateDown {
-			d.downs[tr.Target] = tr
+			// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03",
+			// made once, not at each rebuild of the status
+			d.downs[tr.Target] = tr.Reason + " at " + tr.Time.Format("15:04:05")
 		} else {
 			delete(d.downs, tr.Target)
 		}

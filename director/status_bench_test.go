@@ -54,8 +54,8 @@ func (d *Daemon) statusCopyingEverything(loopMu *sync.Mutex) Status {
 				if c.Checked {
 					rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
 				}
-				if tr, ok := d.downs[targetID(ds.HealthKey(), r.Key())]; ok && c.State == health.StateDown {
-					rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
+				if why, ok := d.downs[targetID(ds.HealthKey(), r.Key())]; ok && c.State == health.StateDown {
+					rs.Why = why
 				}
 			}
 			ss.RealServers = append(ss.RealServers, rs)
