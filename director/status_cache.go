@@ -185,7 +185,19 @@ func (d *Daemon) snapshot() *snapshot { return d.snap.Load() }
 // publish makes the loop's state the snapshot readers see, rebuilding
 // only the services that changed since the last one. Only the loop (or,
 // before Run, the goroutine that owns the daemon) calls it.
-func (d *Daemon) publish() {
+func (d *Daemon) publish() { d.publishWith(publishOptions{}) }
+
+type publishOptions struct {
+	// EncodeLater leaves the encoding of a few rebuilt services to the
+	// request that first needs it, as for a reload's thousands: for a
+	// snapshot the loop replaces a moment later (the health a
+	// transition shows before its write), whose encoding no request
+	// would likely read.
+	EncodeLater bool
+}
+
+// publishWith is publish with opts.
+func (d *Daemon) publishWith(opts publishOptions) {
 	c := &d.status
 	if len(c.list) != len(d.order) {
 		c.list, c.spans = make([]*cachedStatus, len(d.order)), nil
@@ -236,7 +248,7 @@ func (d *Daemon) publish() {
 		}
 	}
 	c.list, c.spans = list, spans
-	if rebuilt <= eagerEncodeLimit {
+	if rebuilt <= eagerEncodeLimit && !opts.EncodeLater {
 		for s := range changed {
 			c.join(spans[s]) // an error is the request's to report
 		}
