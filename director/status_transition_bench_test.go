@@ -3,8 +3,6 @@ package director
 import (
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,21 +28,7 @@ func transitionBenchDaemon(tb testing.TB, realServers int) (*Daemon, []string) {
 		fmt.Fprintf(&b, "{address: %v, port: %d, forwarding: masquerade}", rip, 8000+j)
 	}
 	b.WriteString("]}\n")
-	path := filepath.Join(tb.TempDir(), "lvsd.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: ipvstest.New(), StateDir: tb.TempDir()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := d.rec.ReadKernel(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := d.apply(d.cfg); err != nil {
-		tb.Fatal(err)
-	}
-	d.publish()
+	d := appliedDaemon(tb, ipvstest.New(), b.String())
 	k := d.order[0]
 	ds := d.desired[k]
 	ids := make([]string, len(ds.RealServers))
