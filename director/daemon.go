@@ -96,11 +96,11 @@ type Daemon struct {
 	reloadErr error
 	desired   map[ipvs.ServiceKey]config.DesiredService
 	order     []ipvs.ServiceKey
-	index     map[ipvs.ServiceKey]int      // position in order
-	bgpKeys   []ipvs.ServiceKey            // the services announced over BGP, in order
-	states    map[string]health.State      // by target ID; absent: unchecked
-	downs     map[string]health.Transition // the transition that took a target down
-	targets   map[string]targetRef         // target ID -> its service and real server
+	index     map[ipvs.ServiceKey]int // position in order
+	bgpKeys   []ipvs.ServiceKey       // the services announced over BGP, in order
+	states    map[string]health.State // by target ID; absent: unchecked
+	downs     map[string]string       // by target ID: why it is down, as the status says it
+	targets   map[string]targetRef    // target ID -> its service and real server
 	// results count each service's check results (shared with the
 	// scheduler's callback through targets; kept across reloads).
 	results     map[ipvs.ServiceKey]*atomic.Uint64
@@ -155,7 +155,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 		inbox:    newInbox(),
 		states:   map[string]health.State{},
 		results:  map[ipvs.ServiceKey]*atomic.Uint64{},
-		downs:    map[string]health.Transition{},
+		downs:    map[string]string{},
 		stateAt:  map[string]time.Time{},
 		quorum:   map[ipvs.ServiceKey]bool{},
 		dirty:    map[ipvs.ServiceKey]bool{},
@@ -184,7 +184,7 @@ func NewDaemon(opts DaemonOptions) (*Daemon, error) {
 
 func (d *Daemon) setConfig(cfg *config.Config) {
 	d.cfg, d.loaded = cfg, d.now()
-	d.status.reset()
+	d.status.forgetConfig()
 	d.desired = map[ipvs.ServiceKey]config.DesiredService{}
 	d.order = nil // a published snapshot's services follow the old order
 	d.index = map[ipvs.ServiceKey]int{}
@@ -475,33 +475,53 @@ func (d *Daemon) shutdown() {
 func (d *Daemon) buildServiceStatus(k ipvs.ServiceKey, ke *reconcile.Entry) (ss ServiceStatus, ids []string) {
 	ds := d.desired[k]
 	ss = ServiceStatus{Key: k.String(), Name: ds.Name, Source: ds.Source, Scheduler: ds.Service.Scheduler, InKernel: ke != nil}
-	up := d.up(k)
-	ss.UpWeight = reconcile.UpWeight(ds, up)
+	sr := d.serviceRows(k, ds)
 	if ds.Quorum != nil {
 		ss.Quorum = map[bool]string{true: "up", false: "down"}[d.quorum[k]]
 	}
-	kw := kernelWeights(ke)
-	for _, r := range ds.RealServers {
-		rs := RealServerStatus{
-			Address: r.Key().String(), Forwarding: r.Forwarding.String(), Weight: r.Weight,
-			KernelWeight: kw(r.Key()), Health: "up",
-			Check: describeCheck(r.HealthCheck, r.CheckTarget),
+	kw := kernelWeights(ke, sr.keys, d.status.weights)
+	d.status.weights = kw
+	ss.RealServers = slices.Clone(sr.rows)
+	for i := range ss.RealServers {
+		rs, id := &ss.RealServers[i], sr.ids[i]
+		down := d.states[id] == health.StateDown // downs has a why for each
+		if !down {                               // as reconcile.UpWeight with d.up
+			ss.UpWeight += int(rs.Weight)
 		}
-		id := targetID(ds.HealthKey(), r.Key())
+		rs.KernelWeight = kw[i]
 		if c, ok := d.status.lookup(id); ok {
-			if tr, ok := d.downs[id]; ok {
-				// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03"
-				rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
+			if down {
+				rs.Why = d.downs[id]
 			}
-			setChecks(&rs, c)
+			setChecks(rs, c)
 		}
-		ss.RealServers = append(ss.RealServers, rs)
-		ids = append(ids, id)
 	}
-	if ds.SorryServer != nil && kw(ds.SorryServer.Key()) >= 0 {
+	if ds.SorryServer != nil && kernelWeight(ke, ds.SorryServer.Key()) >= 0 {
 		ss.SorryServer = ds.SorryServer.Key().String()
 	}
-	return ss, ids
+	return ss, sr.ids
+}
+
+// serviceRows returns what k's status says of its real servers as ds,
+// k's config, has them, made at its first use after a config load.
+func (d *Daemon) serviceRows(k ipvs.ServiceKey, ds config.DesiredService) *serviceRows {
+	if sr, ok := d.status.rows[k]; ok {
+		return sr
+	}
+	sr := &serviceRows{}
+	for _, r := range ds.RealServers {
+		sr.rows = append(sr.rows, RealServerStatus{
+			Address: r.Key().String(), Forwarding: r.Forwarding.String(), Weight: r.Weight,
+			Health: "up", Check: describeCheck(r.HealthCheck, r.CheckTarget),
+		})
+		sr.keys = append(sr.keys, r.Key())
+		sr.ids = append(sr.ids, targetID(ds.HealthKey(), r.Key()))
+	}
+	if d.status.rows == nil {
+		d.status.rows = map[ipvs.ServiceKey]*serviceRows{}
+	}
+	d.status.rows[k] = sr
+	return sr
 }
 
 // setChecks sets what rs shows of its health target's checks as c has
@@ -543,25 +563,45 @@ func (d *Daemon) resultCounter(k ipvs.ServiceKey) *atomic.Uint64 {
 	return n
 }
 
-// kernelWeights returns the weight the kernel has for each real server
-// of e, -1 for one it does not have. A large service's are looked up in
-// a map: one search of the list per real server made rebuilding a
+// kernelWeights returns the weight the kernel has for each of keys, in
+// buf, -1 for one it does not have. The kernel's copy of a service that
+// lvsd wrote lists its real servers in the config's order, without
+// those removed: one walk along both finds every weight. Where the
+// kernel's order differs (a drifted service read back), each is looked
+// up in a map: one search of the list per real server made rebuilding a
 // service of 1,000 real servers quadratic (8.6 ms, 80% of it the
 // searches).
-func kernelWeights(e *reconcile.Entry) func(ipvs.RealServerKey) int32 {
-	if e == nil || len(e.RealServers) <= 8 {
-		return func(rk ipvs.RealServerKey) int32 { return kernelWeight(e, rk) }
+func kernelWeights(e *reconcile.Entry, keys []ipvs.RealServerKey, buf []int32) []int32 {
+	buf = slices.Grow(buf[:0], len(keys))[:len(keys)]
+	if e == nil {
+		for i := range buf {
+			buf[i] = -1
+		}
+		return buf
+	}
+	j := 0
+	for i, rk := range keys {
+		buf[i] = -1
+		if j < len(e.RealServers) && e.RealServers[j].Key() == rk {
+			buf[i] = e.RealServers[j].Weight
+			j++
+		}
+	}
+	if j == len(e.RealServers) {
+		return buf // every one in the kernel was found in order: the others are not there
 	}
 	m := make(map[ipvs.RealServerKey]int32, len(e.RealServers))
 	for _, r := range e.RealServers {
 		m[r.Key()] = r.Weight
 	}
-	return func(rk ipvs.RealServerKey) int32 {
+	for i, rk := range keys {
 		if w, ok := m[rk]; ok {
-			return w
+			buf[i] = w
+		} else {
+			buf[i] = -1
 		}
-		return -1
 	}
+	return buf
 }
 
 func kernelWeight(e *reconcile.Entry, rk ipvs.RealServerKey) int32 {

@@ -21,14 +21,27 @@ import (
 
 // up says whether a real server takes traffic: unchecked or not yet
 // checked counts as up (keepalived's default), down only after fall
-// failures.
+// failures. Its callers ask for the service's real servers in config
+// order, one pass or more: each is found at the next place of the
+// service's rows, whose target IDs are made once per config, and one
+// asked out of order has its ID made.
 func (d *Daemon) up(k ipvs.ServiceKey) func(ipvs.RealServerKey) bool {
-	hk := k
-	if ds, ok := d.desired[k]; ok {
-		hk = ds.HealthKey() // a group's services share their checks
+	ds, ok := d.desired[k]
+	if !ok {
+		return func(rk ipvs.RealServerKey) bool {
+			return d.states[targetID(k, rk)] != health.StateDown
+		}
 	}
+	sr, next := d.serviceRows(k, ds), 0
 	return func(rk ipvs.RealServerKey) bool {
-		return d.states[targetID(hk, rk)] != health.StateDown
+		var id string
+		if next < len(sr.keys) && sr.keys[next] == rk {
+			id = sr.ids[next]
+			next = (next + 1) % len(sr.keys)
+		} else {
+			id = targetID(ds.HealthKey(), rk) // a group's services share their checks
+		}
+		return d.states[id] != health.StateDown
 	}
 }
 
@@ -112,7 +125,9 @@ func (d *Daemon) onTransition(tr health.Transition) {
 		d.states[tr.Target] = tr.To
 		d.stateAt[tr.Target] = tr.Time
 		if tr.To == health.StateDown {
-			d.downs[tr.Target] = tr
+			// "2 of 2 failures: HTTP 503 from 10.0.0.2:80 at 12:00:03",
+			// made once, not at each rebuild of the status
+			d.downs[tr.Target] = tr.Reason + " at " + tr.Time.Format("15:04:05")
 		} else {
 			delete(d.downs, tr.Target)
 		}

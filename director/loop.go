@@ -137,8 +137,9 @@ func (d *Daemon) handle(now time.Time, ev event) (stopped bool) {
 			d.onTransition(tr)
 		}
 		// The health shows before the writes it causes: whoever sees a
-		// write in the kernel finds its reason in the status.
-		d.publish()
+		// write in the kernel finds its reason in the status. Encoded
+		// once, after the writes (below), unless a request comes first.
+		d.publishWith(publishOptions{EncodeLater: true})
 		d.applyDirty()
 	case vrrpChanged:
 		d.followSyncDaemon(ev.instances)

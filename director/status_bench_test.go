@@ -54,8 +54,8 @@ func (d *Daemon) statusCopyingEverything(loopMu *sync.Mutex) Status {
 				if c.Checked {
 					rs.LastResult, rs.LastCheck = c.Last.Reason, c.Last.Time
 				}
-				if tr, ok := d.downs[targetID(ds.HealthKey(), r.Key())]; ok && c.State == health.StateDown {
-					rs.Why = tr.Reason + " at " + tr.Time.Format("15:04:05")
+				if why, ok := d.downs[targetID(ds.HealthKey(), r.Key())]; ok && c.State == health.StateDown {
+					rs.Why = why
 				}
 			}
 			ss.RealServers = append(ss.RealServers, rs)
@@ -85,8 +85,20 @@ func statusBenchDaemon(tb testing.TB, client ipvs.Client, services, realServers 
 		}
 		b.WriteString("]}\n")
 	}
+	d := appliedDaemon(tb, client, b.String())
+	ids := make([]string, 0, len(d.targets))
+	for id := range d.targets {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return d, ids
+}
+
+// appliedDaemon is a daemon of the config body on client, its config
+// applied and published, its health scheduler not running.
+func appliedDaemon(tb testing.TB, client ipvs.Client, body string) *Daemon {
 	path := filepath.Join(tb.TempDir(), "lvsd.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	d, err := NewDaemon(DaemonOptions{ConfigPath: path, Client: client, StateDir: tb.TempDir()})
@@ -100,12 +112,7 @@ func statusBenchDaemon(tb testing.TB, client ipvs.Client, services, realServers 
 		tb.Fatal(err)
 	}
 	d.publish()
-	ids := make([]string, 0, len(d.targets))
-	for id := range d.targets {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return d, ids
+	return d
 }
 
 // statusLatencies serves GET /status from h, as lvstop polls it, n
