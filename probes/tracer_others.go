@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"time"
 )
 
 // Tracer is not implemented on this GOOS/GOARCH.
@@ -18,6 +19,9 @@ func Open(Options) (*Tracer, error) {
 
 // Read returns ErrUnsupported.
 func (*Tracer) Read(context.Context) (Event, error) { return Event{}, ErrUnsupported }
+
+// ReadBefore returns ErrUnsupported.
+func (*Tracer) ReadBefore(context.Context, time.Time) (Event, error) { return Event{}, ErrUnsupported }
 
 // Unseen returns nothing.
 func (*Tracer) Unseen() []string { return nil }
