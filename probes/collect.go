@@ -79,8 +79,9 @@ type CollectOptions struct {
 	// Count ends the run after this many paths; zero means no limit.
 	Count int
 	// Tick, when set, delivers the times at which idle paths are flushed;
-	// nil means every 20ms while a path is open (an idle trace does not
-	// wake up).
+	// nil means every 20ms while a path is open or output waits (an idle
+	// trace does not wake up). A DeadlineSource's Collect looks at Tick
+	// between reads: within 100ms of a tick while no event comes.
 	Tick <-chan time.Time
 	// Now is the kernel's monotonic clock (the events' clock), for
 	// flushing idle paths; nil estimates it from the latest event plus
