@@ -2,9 +2,7 @@ package probes
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"time"
 )
@@ -47,20 +45,6 @@ type BufferedSource interface {
 	Buffered() bool
 }
 
-// A DeadlineSource is a Source whose reads can give up at a time. Collect
-// then runs in its caller's goroutine alone, reading, joining and
-// writing in turn with the read's deadline as its timer, instead of
-// handing events from a reading goroutine to a grouping one: each
-// hand-over wakes a goroutine, and in the test VM the two goroutines'
-// wake-ups, sleeps and scheduling were a tenth of lvsdiag's CPU while
-// it printed every packet.
-type DeadlineSource interface {
-	Source
-	// ReadBefore is Read giving up at deadline: it then returns an
-	// error wrapping os.ErrDeadlineExceeded, and may be called again.
-	ReadBefore(deadline time.Time) (Event, error)
-}
-
 // maxBatch is the most events Collect hands over at once.
 const maxBatch = 256
 
@@ -79,9 +63,8 @@ type CollectOptions struct {
 	// Count ends the run after this many paths; zero means no limit.
 	Count int
 	// Tick, when set, delivers the times at which idle paths are flushed;
-	// nil means every 20ms while a path is open or output waits (an idle
-	// trace does not wake up). A DeadlineSource's Collect looks at Tick
-	// between reads: within 100ms of a tick while no event comes.
+	// nil means every 20ms while a path is open (an idle trace does not
+	// wake up).
 	Tick <-chan time.Time
 	// Now is the kernel's monotonic clock (the events' clock), for
 	// flushing idle paths; nil estimates it from the latest event plus
@@ -113,199 +96,33 @@ type CollectOptions struct {
 // and waits for its reader before it returns. Paths still open at the
 // end are ended and emitted too; with Count reached they are left out.
 func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Path) error) (Summary, error) {
-	c := &collector{opts: opts, emit: emit, g: NewGrouper(opts.Grouper)}
-	c.now = opts.Now
-	if c.now == nil {
-		c.now = func() time.Duration { return c.lastAt + time.Since(c.lastWall) }
-	}
-	if ds, ok := src.(DeadlineSource); ok {
-		c.alone(ctx, ds)
-	} else {
-		c.handOver(ctx, src)
-	}
-	// What was seen before the end is shown, unless the output failed
-	// or --count was reached.
-	if c.emitErr == nil && (opts.Count == 0 || c.emitted < opts.Count) {
-		c.send(c.g.Close())
-	}
-	c.flush()
-	if c.emitErr != nil {
-		c.runErr = c.emitErr
-	}
-	if c.sum.ByOutcome == nil {
-		c.sum = NewGrouper(GrouperOptions{}).Summary() // empty maps, not nil
-	}
-	c.sum.Lost, c.sum.Unseen = c.lost, c.unseen
-	return c.sum, c.runErr
-}
-
-// collector is one Collect's state, shared by its two ways of reading.
-type collector struct {
-	opts CollectOptions
-	emit func(Path) error
-	g    *Grouper
-	// lastAt is the latest event's time, and lastWall when it was
-	// seen: now estimates the kernel's clock from them.
-	lastAt   time.Duration
-	lastWall time.Time
-	now      func() time.Duration
-
-	emitted         int
-	unflushed       bool // paths were emitted since the last Flush
-	sum             Summary
-	runErr, emitErr error
-	lost            uint64
-	unseen          []string
-}
-
-// flushEvery is how often idle paths are ended and the output flushed
-// while a path is open or output waits.
-const flushEvery = 20 * time.Millisecond
-
-// flush calls opts.Flush; false once the output failed.
-func (c *collector) flush() bool {
-	if c.opts.Flush == nil || c.emitErr != nil {
-		return c.emitErr == nil
-	}
-	c.unflushed = false
-	c.emitErr = c.opts.Flush()
-	return c.emitErr == nil
-}
-
-// send emits ended paths; false once the output failed or Count was
-// reached.
-func (c *collector) send(ps []Path) bool {
-	for _, p := range ps {
-		if err := c.emit(p); err != nil {
-			c.emitErr = err
-			return false
-		}
-		c.unflushed = c.opts.Flush != nil
-		c.sum.Add(p)
-		if c.opts.ReuseHops {
-			c.g.Recycle(p)
-		}
-		c.emitted++
-		if c.opts.Count > 0 && c.emitted >= c.opts.Count {
-			return false
-		}
-	}
-	return true
-}
-
-// tick ends idle paths and flushes the output; false to stop.
-func (c *collector) tick() bool {
-	running := c.send(c.g.Flush(c.now()))
-	return c.flush() && running
-}
-
-// due says whether a tick is needed: a path is open or output waits.
-func (c *collector) due() bool { return c.g.Pending() > 0 || c.unflushed }
-
-// readFailed ends the run on the source's error; after ctx's end (an
-// Ender's io.EOF among them) the source's end is no error.
-func (c *collector) readFailed(ctx context.Context, err error) {
-	if ctx.Err() == nil {
-		c.runErr = fmt.Errorf("reading the trace: %w", err)
-	}
-}
-
-// closeSource closes src, having read what Summary needs of it.
-func (c *collector) closeSource(src Source) {
-	// Counted before Close: the counter goes with the tracer.
-	c.lost, c.unseen = src.Lost(), append([]string(nil), src.Unseen()...)
-	src.Close()
-}
-
-// pollEvery bounds how long Collect alone waits for an event before it
-// looks at ctx and Abort again.
-const pollEvery = 100 * time.Millisecond
-
-// alone reads src in this goroutine: it handles each event as it is
-// read, and every yieldEvery events, or when a read gives up at its
-// deadline, reads the clock and looks at ctx, Abort and the tick.
-func (c *collector) alone(ctx context.Context, src DeadlineSource) {
-	defer c.closeSource(src)
-	windowDone := ctx.Done()
-	var tickAt time.Time // zero while no tick is due
-	deadline := time.Now().Add(pollEvery)
-	seenAt := c.lastAt // lastAt at the last look at the clock
-	for n := 1; ; n++ {
-		e, err := src.ReadBefore(deadline)
-		switch {
-		case err == nil:
-			c.lastAt = max(c.lastAt, e.Hop.At)
-			if !c.send(c.g.Add(e)) {
-				return
-			}
-			if n%yieldEvery != 0 {
-				continue
-			}
-			runtime.Gosched()
-		case !errors.Is(err, os.ErrDeadlineExceeded):
-			c.readFailed(ctx, err)
-			return
-		}
-		now := time.Now()
-		if c.lastAt != seenAt {
-			c.lastWall, seenAt = now, c.lastAt
-		}
-		select {
-		case <-windowDone:
-			e, ok := src.(Ender)
-			if !ok {
-				return
-			}
-			e.End()
-			windowDone = nil
-		case <-c.opts.Abort:
-			return
-		case <-c.opts.Tick:
-			if !c.tick() {
-				return
-			}
-		default:
-		}
-		switch {
-		case c.opts.Tick != nil:
-		case !tickAt.IsZero() && !now.Before(tickAt):
-			tickAt = time.Time{}
-			if !c.tick() {
-				return
-			}
-		}
-		if tickAt.IsZero() && c.opts.Tick == nil && c.due() {
-			tickAt = now.Add(flushEvery)
-		}
-		deadline = now.Add(pollEvery)
-		if !tickAt.IsZero() && tickAt.Before(deadline) {
-			deadline = tickAt
-		}
-	}
-}
-
-// handOver reads src in a goroutine of its own, which hands the events
-// over in batches to this one, which joins and writes them: a source
-// that cannot give up a read at a time needs a goroutine to wait in it.
-func (c *collector) handOver(ctx context.Context, src Source) {
-	tick := c.opts.Tick
+	g := NewGrouper(opts.Grouper)
+	tick := opts.Tick
 	// Without opts.Tick, a timer runs while a path is open or output
 	// waits for Flush: rearm starts it after an event or a flush that
 	// leaves one open, and fired says it has stopped.
 	armed := false
+	unflushed := false // paths were emitted since the last Flush
 	rearm, fired := func() {}, func() {}
 	if tick == nil {
-		t := time.NewTimer(flushEvery)
+		const every = 20 * time.Millisecond
+		t := time.NewTimer(every)
 		t.Stop()
 		defer t.Stop()
 		tick = t.C
 		rearm = func() {
-			if !armed && c.due() {
-				t.Reset(flushEvery)
+			if !armed && (g.Pending() > 0 || unflushed) {
+				t.Reset(every)
 				armed = true
 			}
 		}
 		fired = func() { armed = false }
+	}
+	var lastAt time.Duration
+	var lastWall time.Time
+	now := opts.Now
+	if now == nil {
+		now = func() time.Duration { return lastAt + time.Since(lastWall) }
 	}
 
 	// The reader hands over batches of events; the grouper hands the
@@ -351,12 +168,45 @@ func (c *collector) handOver(ctx context.Context, src Source) {
 			}
 		}
 	}()
-	defer func() {
+	var lost uint64
+	var unseen []string
+	finish := func() {
 		close(stop)
-		c.closeSource(src)
+		// Counted before Close: the counter goes with the tracer.
+		lost, unseen = src.Lost(), append([]string(nil), src.Unseen()...)
+		src.Close()
 		<-done
-	}()
+	}
 
+	emitted := 0
+	var sum Summary
+	var runErr, emitErr error
+	flush := func() bool {
+		if opts.Flush == nil || emitErr != nil {
+			return emitErr == nil
+		}
+		unflushed = false
+		emitErr = opts.Flush()
+		return emitErr == nil
+	}
+	send := func(ps []Path) bool {
+		for _, p := range ps {
+			if err := emit(p); err != nil {
+				emitErr = err
+				return false
+			}
+			unflushed = opts.Flush != nil
+			sum.Add(p)
+			if opts.ReuseHops {
+				g.Recycle(p)
+			}
+			emitted++
+			if opts.Count > 0 && emitted >= opts.Count {
+				return false
+			}
+		}
+		return true
+	}
 	running := true
 	handled := 0
 	windowDone := ctx.Done()
@@ -369,16 +219,16 @@ func (c *collector) handOver(ctx context.Context, src Source) {
 				continue
 			}
 			running = false
-		case <-c.opts.Abort:
+		case <-opts.Abort:
 			running = false
 		case batch := <-events:
-			c.lastWall = time.Now()
+			lastWall = time.Now()
 			for _, e := range batch {
 				if handled++; handled%yieldEvery == 0 {
 					runtime.Gosched()
 				}
-				c.lastAt = max(c.lastAt, e.Hop.At)
-				if running = c.send(c.g.Add(e)); !running {
+				lastAt = max(lastAt, e.Hop.At)
+				if running = send(g.Add(e)); !running {
 					break
 				}
 			}
@@ -390,11 +240,31 @@ func (c *collector) handOver(ctx context.Context, src Source) {
 			rearm()
 		case <-tick:
 			fired()
-			running = c.tick()
+			running = send(g.Flush(now()))
+			running = flush() && running
 			rearm()
 		case err := <-readErr:
-			c.readFailed(ctx, err)
+			// After ctx's end (an Ender's io.EOF among them) the
+			// source's end is no error.
+			if ctx.Err() == nil {
+				runErr = fmt.Errorf("reading the trace: %w", err)
+			}
 			running = false
 		}
 	}
+	finish()
+	// What was seen before the end is shown, unless the output failed
+	// or --count was reached.
+	if emitErr == nil && (opts.Count == 0 || emitted < opts.Count) {
+		send(g.Close())
+	}
+	flush()
+	if emitErr != nil {
+		runErr = emitErr
+	}
+	if sum.ByOutcome == nil {
+		sum = NewGrouper(GrouperOptions{}).Summary() // empty maps, not nil
+	}
+	sum.Lost, sum.Unseen = lost, unseen
+	return sum, runErr
 }

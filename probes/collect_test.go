@@ -35,38 +35,6 @@ func forwardedPacket(skb uint64, at time.Duration) []probes.Event {
 	}
 }
 
-// TestCollect runs Collect's tests with a source it reads in a
-// goroutine of its own (hand-over) and with one whose reads give up at
-// a time, which it reads in its caller's goroutine (alone).
-func TestCollect(t *testing.T) {
-	ways := []struct {
-		name string
-		way  func(*probestest.Source) probes.Source
-	}{
-		{"hand-over", func(s *probestest.Source) probes.Source { return s }},
-		{"alone", func(s *probestest.Source) probes.Source { return probestest.Deadline{Source: s} }},
-	}
-	tests := []struct {
-		name string
-		test func(*testing.T, func(*probestest.Source) probes.Source)
-	}{
-		{"StopsAfterCount", testCollectStopsAfterCount},
-		{"EndsOpenPathsWhenCancelled", testCollectEndsOpenPathsWhenCancelled},
-		{"FlushesIdlePathsOnTick", testCollectFlushesIdlePathsOnTick},
-		{"ReturnsTheTracesError", testCollectReturnsTheTracesError},
-		{"StopsWhenOutputFails", testCollectStopsWhenOutputFails},
-		{"ReportsLostEventsAndHiddenHops", testCollectReportsLostEventsAndHiddenHops},
-		{"FlushesIdlePathsWithItsOwnTimer", testCollectFlushesIdlePathsWithItsOwnTimer},
-		{"FlushesEachBurstOnce", testCollectFlushesEachBurstOnce},
-		{"FlushesBurstsOncePerTick", testCollectFlushesBurstsOncePerTick},
-	}
-	for _, w := range ways {
-		for _, tt := range tests {
-			t.Run(w.name+"/"+tt.name, func(t *testing.T) { tt.test(t, w.way) })
-		}
-	}
-}
-
 func outcomes(ps []probes.Path) []probes.Outcome {
 	var out []probes.Outcome
 	for _, p := range ps {
@@ -75,14 +43,14 @@ func outcomes(ps []probes.Path) []probes.Outcome {
 	return out
 }
 
-func testCollectStopsAfterCount(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectStopsAfterCount(t *testing.T) {
 	var evs []probes.Event
 	for i := range 3 {
 		evs = append(evs, forwardedPacket(uint64(i+1), time.Duration(i)*time.Millisecond)...)
 	}
 	src := probestest.NewSource(evs...)
 	var got []probes.Path
-	sum, err := probes.Collect(t.Context(), way(src), probes.CollectOptions{Count: 2}, func(p probes.Path) error {
+	sum, err := probes.Collect(t.Context(), src, probes.CollectOptions{Count: 2}, func(p probes.Path) error {
 		got = append(got, p)
 		return nil
 	})
@@ -99,13 +67,13 @@ func testCollectStopsAfterCount(t *testing.T, way func(*probestest.Source) probe
 
 // A cancelled run (Ctrl-C, --duration) still prints the packets it saw
 // whose end it had not seen.
-func testCollectEndsOpenPathsWhenCancelled(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectEndsOpenPathsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	evs := append(forwardedPacket(1, 0), event(9, time.Millisecond, probes.Hop{Func: probes.FuncReceive, Device: "eth0"}))
 	src := probestest.NewSource(evs...)
 	var got []probes.Path
-	sum, err := probes.Collect(ctx, way(src), probes.CollectOptions{}, func(p probes.Path) error {
+	sum, err := probes.Collect(ctx, src, probes.CollectOptions{}, func(p probes.Path) error {
 		got = append(got, p)
 		cancel() // after the first ended path
 		return nil
@@ -121,7 +89,7 @@ func testCollectEndsOpenPathsWhenCancelled(t *testing.T, way func(*probestest.So
 	}
 }
 
-func testCollectFlushesIdlePathsOnTick(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectFlushesIdlePathsOnTick(t *testing.T) {
 	tick := make(chan time.Time)
 	evs := append([]probes.Event{event(9, time.Second, probes.Hop{Func: probes.FuncReceive, Device: "eth0"})},
 		forwardedPacket(1, time.Second+time.Millisecond)...)
@@ -138,7 +106,7 @@ func testCollectFlushesIdlePathsOnTick(t *testing.T, way func(*probestest.Source
 	var got []probes.Path
 	flushes := 0
 	opts := probes.CollectOptions{Count: 2, Tick: tick, Now: func() time.Duration { flushes++; return <-nows }}
-	_, err := probes.Collect(t.Context(), way(src), opts, func(p probes.Path) error {
+	_, err := probes.Collect(t.Context(), src, opts, func(p probes.Path) error {
 		got = append(got, p)
 		return nil
 	})
@@ -153,12 +121,12 @@ func testCollectFlushesIdlePathsOnTick(t *testing.T, way func(*probestest.Source
 	}
 }
 
-func testCollectReturnsTheTracesError(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectReturnsTheTracesError(t *testing.T) {
 	src := probestest.NewSource(forwardedPacket(1, 0)...)
 	boom := errors.New("ring buffer: boom")
 	src.Fail(boom)
 	n := 0
-	_, err := probes.Collect(t.Context(), way(src), probes.CollectOptions{}, func(probes.Path) error { n++; return nil })
+	_, err := probes.Collect(t.Context(), src, probes.CollectOptions{}, func(probes.Path) error { n++; return nil })
 	if !errors.Is(err, boom) {
 		t.Errorf("error %v, want one wrapping %v", err, boom)
 	}
@@ -167,22 +135,22 @@ func testCollectReturnsTheTracesError(t *testing.T, way func(*probestest.Source)
 	}
 }
 
-func testCollectStopsWhenOutputFails(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectStopsWhenOutputFails(t *testing.T) {
 	src := probestest.NewSource(append(forwardedPacket(1, 0), forwardedPacket(2, time.Millisecond)...)...)
 	broken := errors.New("write /dev/stdout: broken pipe")
 	n := 0
-	_, err := probes.Collect(t.Context(), way(src), probes.CollectOptions{}, func(probes.Path) error { n++; return broken })
+	_, err := probes.Collect(t.Context(), src, probes.CollectOptions{}, func(probes.Path) error { n++; return broken })
 	if !errors.Is(err, broken) || n != 1 {
 		t.Errorf("%d writes, error %v; want 1 and %v", n, err, broken)
 	}
 }
 
-func testCollectReportsLostEventsAndHiddenHops(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectReportsLostEventsAndHiddenHops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	src := probestest.NewSource(forwardedPacket(1, 0)...)
 	src.LostEvents = 7
 	src.UnseenHops = []string{"ip_vs_conn_new: no kprobes"}
-	sum, err := probes.Collect(ctx, way(src), probes.CollectOptions{}, func(probes.Path) error { cancel(); return nil })
+	sum, err := probes.Collect(ctx, src, probes.CollectOptions{}, func(probes.Path) error { cancel(); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,13 +161,13 @@ func testCollectReportsLostEventsAndHiddenHops(t *testing.T, way func(*probestes
 
 // Without a Tick, the timer Collect starts for an open path flushes it
 // once idle, before the run ends.
-func testCollectFlushesIdlePathsWithItsOwnTimer(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectFlushesIdlePathsWithItsOwnTimer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	src := probestest.NewSource(event(9, time.Second, probes.Hop{Func: probes.FuncReceive, Device: "eth0"}))
 	opts := probes.CollectOptions{Now: func() time.Duration { return time.Hour }}
 	flushed := false
-	_, err := probes.Collect(ctx, way(src), opts, func(p probes.Path) error {
+	_, err := probes.Collect(ctx, src, opts, func(p probes.Path) error {
 		flushed = ctx.Err() == nil
 		cancel()
 		return nil
@@ -239,32 +207,6 @@ func (s *laggingSource) Read() (probes.Event, error) {
 	return e, nil
 }
 
-// laggingDeadline is a laggingSource whose reads give up at a time:
-// Collect reads it alone.
-type laggingDeadline struct{ *laggingSource }
-
-func (s laggingDeadline) ReadBefore(deadline time.Time) (probes.Event, error) {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-s.ended:
-		return s.Read()
-	case <-s.abort:
-		return probes.Event{}, os.ErrClosed
-	case <-t.C:
-		return probes.Event{}, os.ErrDeadlineExceeded
-	}
-}
-
-// lagging are the ways Collect reads a laggingSource.
-var lagging = []struct {
-	name string
-	way  func(*laggingSource) probes.Source
-}{
-	{"hand-over", func(s *laggingSource) probes.Source { return s }},
-	{"alone", func(s *laggingSource) probes.Source { return laggingDeadline{s} }},
-}
-
 func (s *laggingSource) End() {
 	if s.ended != nil {
 		close(s.ended)
@@ -277,21 +219,19 @@ func (s *laggingSource) Close() error     { close(s.abort); return nil }
 // A window's end (the checklist's --listen, --duration) still shows the
 // packets the probes saw within it, however late they are decoded.
 func TestCollectShowsWhatTheWindowSawAfterItEnds(t *testing.T) {
-	for _, l := range lagging {
-		ctx, cancel := context.WithCancel(t.Context())
-		cancel() // the window is over before anything was decoded
-		src := newLaggingSource(append(forwardedPacket(1, 0), forwardedPacket(2, time.Millisecond)...)...)
-		var got []probes.Path
-		sum, err := probes.Collect(ctx, l.way(src), probes.CollectOptions{}, func(p probes.Path) error {
-			got = append(got, p)
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("%s: %v", l.name, err)
-		}
-		if want := []probes.Outcome{probes.OutcomeForwarded, probes.OutcomeForwarded}; !slices.Equal(outcomes(got), want) || sum.Packets != 2 {
-			t.Errorf("%s: outcomes %v, %d packets; want %v", l.name, outcomes(got), sum.Packets, want)
-		}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the window is over before anything was decoded
+	src := newLaggingSource(append(forwardedPacket(1, 0), forwardedPacket(2, time.Millisecond)...)...)
+	var got []probes.Path
+	sum, err := probes.Collect(ctx, src, probes.CollectOptions{}, func(p probes.Path) error {
+		got = append(got, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []probes.Outcome{probes.OutcomeForwarded, probes.OutcomeForwarded}; !slices.Equal(outcomes(got), want) || sum.Packets != 2 {
+		t.Errorf("outcomes %v, %d packets; want %v", outcomes(got), sum.Packets, want)
 	}
 }
 
@@ -301,22 +241,20 @@ func TestCollectAbortEndsTheHandover(t *testing.T) {
 	cancel()
 	abort := make(chan struct{})
 	close(abort)
-	for _, l := range lagging {
-		src := &laggingSource{held: forwardedPacket(1, 0), ended: make(chan struct{}), abort: make(chan struct{})}
-		// End does not release anything: the handover never finishes.
-		src.ended = nil
-		n := 0
-		_, err := probes.Collect(ctx, l.way(src), probes.CollectOptions{Abort: abort}, func(probes.Path) error { n++; return nil })
-		if err != nil || n != 0 {
-			t.Errorf("%s: %d paths, error %v; want none and no error", l.name, n, err)
-		}
+	src := &laggingSource{held: forwardedPacket(1, 0), ended: make(chan struct{}), abort: make(chan struct{})}
+	// End does not release anything: the handover never finishes.
+	src.ended = nil
+	n := 0
+	_, err := probes.Collect(ctx, src, probes.CollectOptions{Abort: abort}, func(probes.Path) error { n++; return nil })
+	if err != nil || n != 0 {
+		t.Errorf("%d paths, error %v; want none and no error", n, err)
 	}
 }
 
 // What the tracer had buffered is handled as one burst, whose paths are
 // written out together (Flush), and a burst's output is not held back
 // while the trace waits for the next one.
-func testCollectFlushesEachBurstOnce(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectFlushesEachBurstOnce(t *testing.T) {
 	var evs []probes.Event
 	for i := range 3 {
 		evs = append(evs, forwardedPacket(uint64(i+1), time.Duration(i)*time.Millisecond)...)
@@ -328,7 +266,7 @@ func testCollectFlushesEachBurstOnce(t *testing.T, way func(*probestest.Source) 
 	flushed := make(chan int)
 	done := make(chan error, 1)
 	go func() {
-		_, err := probes.Collect(ctx, way(src), probes.CollectOptions{Flush: func() error {
+		_, err := probes.Collect(ctx, src, probes.CollectOptions{Flush: func() error {
 			if pending > 0 {
 				written += pending
 				pending = 0
@@ -359,7 +297,7 @@ func testCollectFlushesEachBurstOnce(t *testing.T, way func(*probestest.Source) 
 // Bursts that come faster than the tick are written out together at
 // the tick (one Flush, one write of lvsdiag's output), not one write per
 // burst: a busy trace's output costs a write per tick.
-func testCollectFlushesBurstsOncePerTick(t *testing.T, way func(*probestest.Source) probes.Source) {
+func TestCollectFlushesBurstsOncePerTick(t *testing.T) {
 	src := probestest.NewSource(forwardedPacket(1, 0)...)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -369,7 +307,7 @@ func testCollectFlushesBurstsOncePerTick(t *testing.T, way func(*probestest.Sour
 	written, pending := 0, 0
 	done := make(chan error, 1)
 	go func() {
-		_, err := probes.Collect(ctx, way(src), probes.CollectOptions{
+		_, err := probes.Collect(ctx, src, probes.CollectOptions{
 			Tick: tick,
 			Now:  func() time.Duration { return time.Hour },
 			Flush: func() error {

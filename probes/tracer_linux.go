@@ -393,56 +393,33 @@ func (t *Tracer) Read(ctx context.Context) (Event, error) {
 		case t.deadline.IsZero():
 			t.setDeadline(time.Now().Add(pollInterval))
 		}
-		ev, err := t.next(ctx)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		err := t.reader.ReadInto(&t.rec)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if err := ctx.Err(); err != nil {
+				return Event{}, err
+			}
 			t.deadline = time.Time{}
 			continue
+		case errors.Is(err, ringbuf.ErrClosed):
+			return Event{}, ErrClosed
+		case err != nil:
+			return Event{}, fmt.Errorf("reading trace events: %w", err)
 		}
-		return ev, err
-	}
-}
-
-// ReadBefore is Read giving up at deadline, with an error wrapping
-// os.ErrDeadlineExceeded (probes.DeadlineSource). With ctx done it
-// returns what is buffered, then ctx's error.
-func (t *Tracer) ReadBefore(ctx context.Context, deadline time.Time) (Event, error) {
-	switch {
-	case ctx.Err() != nil:
-		t.setDeadline(time.Now())
-	case !deadline.Equal(t.deadline):
-		t.setDeadline(deadline)
-	}
-	return t.next(ctx)
-}
-
-// next reads and decodes one record, waiting until the reader's
-// deadline.
-func (t *Tracer) next(ctx context.Context) (Event, error) {
-	err := t.reader.ReadInto(&t.rec)
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		if err := ctx.Err(); err != nil {
+		if t.record != nil {
+			if err := t.record.write(t.rec.RawSample); err != nil {
+				return Event{}, err
+			}
+		}
+		ev, err := t.dec.decode(t.rec.RawSample)
+		if err != nil {
 			return Event{}, err
 		}
-		return Event{}, fmt.Errorf("reading trace events: %w", err)
-	case errors.Is(err, ringbuf.ErrClosed):
-		return Event{}, ErrClosed
-	case err != nil:
-		return Event{}, fmt.Errorf("reading trace events: %w", err)
-	}
-	if t.record != nil {
-		if err := t.record.write(t.rec.RawSample); err != nil {
-			return Event{}, err
+		if !t.bootAt.IsZero() {
+			ev.Time = t.bootAt.Add(ev.Hop.At)
 		}
+		return ev, nil
 	}
-	ev, err := t.dec.decode(t.rec.RawSample)
-	if err != nil {
-		return Event{}, err
-	}
-	if !t.bootAt.IsZero() {
-		ev.Time = t.bootAt.Add(ev.Hop.At)
-	}
-	return ev, nil
 }
 
 func (t *Tracer) setDeadline(d time.Time) {

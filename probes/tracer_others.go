@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"time"
 )
 
 // Tracer is not implemented on this GOOS/GOARCH.
@@ -19,9 +18,6 @@ func Open(Options) (*Tracer, error) {
 
 // Read returns ErrUnsupported.
 func (*Tracer) Read(context.Context) (Event, error) { return Event{}, ErrUnsupported }
-
-// ReadBefore returns ErrUnsupported.
-func (*Tracer) ReadBefore(context.Context, time.Time) (Event, error) { return Event{}, ErrUnsupported }
 
 // Unseen returns nothing.
 func (*Tracer) Unseen() []string { return nil }

@@ -33,7 +33,6 @@ Exit status: 0 clean, 1 findings at or above --fail-on, 2 could not run.
 `
 
 func main() {
-	traceWithoutSignalPreemption(os.Args[1:])
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -123,21 +123,8 @@ func (s *tracerSource) End() {
 const maxBadRecords = 100
 
 func (s *tracerSource) Read() (probes.Event, error) {
-	return s.read(func() (probes.Event, error) { return s.t.Read(s.ctx) })
-}
-
-// ReadBefore implements probes.DeadlineSource: Collect then reads,
-// joins and writes in one goroutine.
-func (s *tracerSource) ReadBefore(deadline time.Time) (probes.Event, error) {
-	return s.read(func() (probes.Event, error) { return s.t.ReadBefore(s.ctx, deadline) })
-}
-
-// read reads with next, leaving out the events from before the trace
-// was attached and skipping records that cannot be decoded; after End,
-// an event from after it, or the end of the window, is io.EOF.
-func (s *tracerSource) read(next func() (probes.Event, error)) (probes.Event, error) {
 	for bad := 0; ; bad++ {
-		e, err := next()
+		e, err := s.t.Read(s.ctx)
 		if err == nil && e.Hop.At < s.since {
 			bad--
 			continue
@@ -145,7 +132,7 @@ func (s *tracerSource) read(next func() (probes.Event, error)) (probes.Event, er
 		if end := time.Duration(s.endAt.Load()); end != 0 && (err == nil && e.Hop.At > end || errors.Is(err, context.Canceled)) {
 			return probes.Event{}, io.EOF
 		}
-		if err == nil || errors.Is(err, probes.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) || bad >= maxBadRecords {
+		if err == nil || errors.Is(err, probes.ErrClosed) || bad >= maxBadRecords {
 			return e, err
 		}
 		s.logger.Warn("skipping a trace record", "err", err)

@@ -5,10 +5,8 @@ package probestest
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/lvskit/lvskit/probes"
 )
@@ -46,11 +44,7 @@ func (s *Source) Send(e probes.Event) { s.events <- e }
 func (s *Source) Fail(err error) { s.failed <- err }
 
 // Read implements probes.Source.
-func (s *Source) Read() (probes.Event, error) { return s.read(nil) }
-
-// read returns the next event, or an error wrapping
-// os.ErrDeadlineExceeded when giveUp delivers first.
-func (s *Source) read(giveUp <-chan time.Time) (probes.Event, error) {
+func (s *Source) Read() (probes.Event, error) {
 	select {
 	case e := <-s.events:
 		s.mu.Lock()
@@ -73,23 +67,7 @@ func (s *Source) read(giveUp <-chan time.Time) (probes.Event, error) {
 		return probes.Event{}, err
 	case <-s.closed:
 		return probes.Event{}, errors.Join(errors.New("fake trace closed"), os.ErrClosed)
-	case <-giveUp:
-		return probes.Event{}, fmt.Errorf("fake trace: %w", os.ErrDeadlineExceeded)
 	}
-}
-
-// Deadline is a Source whose reads give up at a time (a
-// probes.DeadlineSource, as the loader's tracer is): Collect reads it
-// in one goroutine.
-type Deadline struct{ *Source }
-
-var _ probes.DeadlineSource = Deadline{}
-
-// ReadBefore implements probes.DeadlineSource.
-func (s Deadline) ReadBefore(deadline time.Time) (probes.Event, error) {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	return s.read(t.C)
 }
 
 // Buffered implements probes.BufferedSource: events are queued.
