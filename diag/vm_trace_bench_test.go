@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,9 +31,12 @@ import (
 // in one VM run: lvsdiag trace with a filter that matches nothing
 // (another client); lvsdiag trace matching every packet (JSON lines);
 // and the baseline a user would reach for, a bpftrace script on the
-// same IPVS functions and tracepoints printing a line per hit. Each
+// same IPVS functions and tracepoints printing a line per hit; and
+// lvsdiag trace matching every packet in its default text output, what
+// an on-call engineer reads. Each
 // traced run is measured between two untraced runs and reported as a
-// share of their mean, with the events lvsdiag lost; the variants take
+// share of their mean, with the events lvsdiag lost; the untraced run
+// after a tracer waits until its teardown is over (settle); the variants take
 // turns three times (LVSKIT_TRACE_BENCH_CYCLES) and each reports its
 // median, as a share of the rate and of the capacity (the guest's busy
 // CPU per connection, untraced over traced). Goals:
@@ -116,11 +120,15 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 		note                           string
 	}
 	var results []result
+	quiet := idleShare(b)
+	b.Logf("the guest's CPUs are %.1f%% busy when idle", 100*quiet)
 	run := func(name string, traced func() (float64, tracerCost, string)) {
 		r := result{name: name, before: measure("untraced")}
 		r.cpuBefore = lastCPU
+		progs, kprobes := programIDs(b), kprobeCount(b)
 		r.traced, r.cost, r.note = traced()
 		r.cpuTraced = lastCPU
+		r.note += fmt.Sprintf(" (settled after %v)", settle(ctx, b, progs, kprobes, quiet).Round(10*time.Millisecond))
 		r.after = measure("untraced")
 		r.cpuAfter = lastCPU
 		results = append(results, r)
@@ -136,7 +144,7 @@ func BenchmarkVMTraceThroughput(b *testing.B) {
 				profile = filepath.Join(dir, fmt.Sprintf("lvsdiag-%s-%d.pprof", strings.ReplaceAll(name, " ", "-"), time.Now().UnixNano()))
 			}
 			b.Setenv("LVSKIT_CPUPROFILE", profile)
-			p := x.director.Start(ctx, binary, append([]string{"trace", "--vip", traceVIP, "--port", "80", "--output", "json"}, args...)...)
+			p := x.director.Start(ctx, binary, append([]string{"trace", "--vip", traceVIP, "--port", "80"}, args...)...)
 			wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
 			_, err := p.WaitForOutput(wctx, "lvsdiag trace: tracing")
 			wcancel()
@@ -193,7 +201,7 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 	if n, err := strconv.Atoi(os.Getenv("LVSKIT_TRACE_BENCH_CYCLES")); err == nil && n > 0 {
 		cycles = n
 	}
-	names := []string{"lvsdiag trace, no match", "lvsdiag trace, every packet", "bpftrace, every packet"}
+	names := []string{"lvsdiag trace, no match", "lvsdiag trace, every packet", "bpftrace, every packet", "lvsdiag trace, text"}
 	this := lvsdiagBinary(b)
 	baseline := os.Getenv("LVSKIT_TRACE_BASELINE_LVSDIAG")
 	if baseline != "" {
@@ -208,23 +216,25 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 		names = append(names, "baseline lvsdiag, every packet")
 	}
 	for i := range cycles {
-		run(names[0], lvsdiag("no match", this, "--client", "10.77.0.99"))
+		run(names[0], lvsdiag("no match", this, "--output", "json", "--client", "10.77.0.99"))
 		// The baseline goes first every other turn: the host's load
 		// drifts within a turn too.
 		if baseline != "" && i%2 == 1 {
-			run(names[3], lvsdiag("baseline every packet", baseline))
+			run(names[4], lvsdiag("baseline every packet", baseline, "--output", "json"))
 		}
-		run(names[1], lvsdiag("every packet", this))
+		run(names[1], lvsdiag("every packet", this, "--output", "json"))
 		if baseline != "" && i%2 == 0 {
-			run(names[3], lvsdiag("baseline every packet", baseline))
+			run(names[4], lvsdiag("baseline every packet", baseline, "--output", "json"))
 		}
 		run(names[2], bpftrace)
+		// What an on-call engineer reads: the default output.
+		run(names[3], lvsdiag("every packet text", this, "--output", "text", "--colour", "never"))
 	}
 
 	b.Logf("each traced run as a share of the untraced runs around it (median of %d); capacity: untraced CPU per connection over traced:", cycles)
 	for _, name := range names {
 		var shares []string
-		var pcts, caps, progNs, runNs, runs, userNs, costPct []float64
+		var pcts, caps, progNs, runNs, runs, userNs, costPct, costBefore []float64
 		for _, r := range results {
 			if r.name == name {
 				pct := 100 * r.traced / ((r.before + r.after) / 2)
@@ -233,6 +243,12 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 				pcts, caps = append(pcts, pct), append(caps, capacity)
 				c := r.cost
 				share := 100 * float64(c.progPerConn+c.userPerConn) / float64(untraced)
+				// The same against the untraced run before it alone: the
+				// one after follows the tracer's teardown, which settle
+				// waits out, but a teardown that left the guest slower
+				// without using its CPU would still show as a dearer run
+				// after.
+				costBefore = append(costBefore, 100*float64(c.progPerConn+c.userPerConn)/float64(r.cpuBefore))
 				progNs, runNs, runs = append(progNs, float64(c.progPerConn)), append(runNs, c.nsPerRun), append(runs, c.runsPerConn)
 				userNs, costPct = append(userNs, float64(c.userPerConn)), append(costPct, share)
 				shares = append(shares, fmt.Sprintf("%.1f%% (%.0f conn/s, untraced %.0f/%.0f), capacity %.1f%% (%v a connection, untraced %v/%v); per connection: programs %v (%d programs, %.1f runs of %.0f ns), user space %v: %.1f%% of the untraced CPU %s",
@@ -241,12 +257,13 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 			}
 		}
 		med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
-		b.Logf("  %-28s %5.1f%%, capacity %5.1f%%, cost %4.1f%% of the untraced CPU a connection (programs %.0f ns: %.1f runs of %.0f ns; user space %.0f ns); runs: %s",
-			name, med(pcts), med(caps), med(costPct), med(progNs), med(runs), med(runNs), med(userNs), strings.Join(shares, "; "))
+		b.Logf("  %-28s %5.1f%%, capacity %5.1f%%, cost %4.1f%% of the untraced CPU a connection (%4.1f%% of the run before's alone; programs %.0f ns: %.1f runs of %.0f ns; user space %.0f ns); runs: %s",
+			name, med(pcts), med(caps), med(costPct), med(costBefore), med(progNs), med(runs), med(runNs), med(userNs), strings.Join(shares, "; "))
 		metric := strings.NewReplacer(" ", "-", ",", "").Replace(name)
 		b.ReportMetric(med(pcts), metric+"-%-of-untraced")
 		b.ReportMetric(med(caps), metric+"-capacity-%")
 		b.ReportMetric(med(costPct), metric+"-cost-%-of-untraced-cpu")
+		b.ReportMetric(med(costBefore), metric+"-cost-%-of-untraced-cpu-before")
 		b.ReportMetric(med(progNs), metric+"-prog-ns/conn")
 		b.ReportMetric(med(runNs), metric+"-prog-ns/run")
 		b.ReportMetric(med(userNs), metric+"-user-ns/conn")
@@ -254,9 +271,17 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 }
 
 // traceSummary picks the events lost and packets from lvsdiag trace's
-// JSON summary line.
+// summary: its JSON line, or the text output's "Summary: N packets
+// traced" and "events lost: N" lines.
 func traceSummary(out string) string {
+	packets, lost := -1, -1
 	for line := range strings.Lines(out) {
+		if rest, ok := strings.CutPrefix(line, "Summary: "); ok {
+			fmt.Sscanf(rest, "%d", &packets)
+		}
+		if rest, ok := strings.CutPrefix(line, "events lost: "); ok {
+			fmt.Sscanf(rest, "%d", &lost)
+		}
 		var s struct {
 			Type    string
 			Packets int
@@ -265,6 +290,9 @@ func traceSummary(out string) string {
 		if json.Unmarshal([]byte(line), &s) == nil && s.Type == "summary" {
 			return fmt.Sprintf("(%d packets traced, %d events lost)", s.Packets, s.Lost)
 		}
+	}
+	if packets >= 0 && lost >= 0 {
+		return fmt.Sprintf("(%d packets traced, %d events lost)", packets, lost)
 	}
 	return "(no summary)"
 }
@@ -398,4 +426,69 @@ func cpuOf(b *testing.B, pid int) time.Duration {
 		b.Fatal(err)
 	}
 	return d
+}
+
+// idleShare is how busy the guest's CPUs are with nothing to do (the
+// lab's daemons, the emulated timer): the least of a few short windows,
+// as a share of all its CPUs.
+func idleShare(b *testing.B) float64 {
+	least := 1.0
+	for range 4 {
+		least = min(least, busyShare(b, 250*time.Millisecond))
+	}
+	return least
+}
+
+// busyShare is the share of the guest's CPUs busy over the next window.
+func busyShare(b *testing.B, window time.Duration) float64 {
+	busy0, t0 := cpuOf(b, 0), time.Now()
+	time.Sleep(window) // a measurement's window, not a wait for a condition
+	return float64(cpuOf(b, 0)-busy0) / float64(time.Since(t0)) / float64(runtime.NumCPU())
+}
+
+// kprobeCount is how many kprobes the kernel has registered (the lines
+// of debugfs's kprobes/list).
+func kprobeCount(b *testing.B) int {
+	data, err := os.ReadFile("/sys/kernel/debug/kprobes/list")
+	if err != nil {
+		b.Fatalf("counting the kernel's kprobes: %v", err)
+	}
+	return strings.Count(string(data), "\n")
+}
+
+// settle waits until a traced run's teardown is over, and returns how
+// long that took: the programs the tracer loaded are gone (none loaded
+// now that is not in before), its kprobes unregistered (no more than
+// kprobes), and the guest's CPUs back to idle (busy no more than 3
+// points above idle over a quarter of a second). Tearing down a
+// tracer's probes goes on in the kernel after its process ended (BPF
+// programs are freed after an RCU grace period, optimized kprobes are
+// unoptimized by a worker that patches kernel text), slowly under
+// emulation: the untraced run after a tracer must not pay for it.
+func settle(ctx context.Context, b *testing.B, before map[uint32]bool, kprobes int, idle float64) time.Duration {
+	start := time.Now()
+	deadline := start.Add(2 * time.Minute)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left := 0
+		for id := range programIDs(b) {
+			if !before[id] {
+				left++
+			}
+		}
+		k := kprobeCount(b)
+		if left == 0 && k <= kprobes && busyShare(b, 250*time.Millisecond) <= idle+0.03 {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			b.Logf("the guest did not settle within 2m (%d of the tracer's programs loaded, %d kprobes against %d before): measuring anyway", left, k, kprobes)
+			return time.Since(start)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			b.Fatal(ctx.Err())
+		}
+	}
 }

@@ -73,10 +73,12 @@ type CollectOptions struct {
 	// Abort, when it closes, ends the run even while an Ender hands
 	// over what it holds; nil waits for it.
 	Abort <-chan struct{}
-	// Flush, when set, is called once the paths emitted so far are all
-	// the source had to give (the events buffered are handled, or idle
-	// paths were flushed), and before Collect returns: emit may buffer
-	// its output, and write it when Flush is called.
+	// Flush, when set, is called at the tick after paths were emitted
+	// (at most some 20ms later without opts.Tick), and before Collect
+	// returns: emit may buffer its output, and write it when Flush is
+	// called. While the trace is busy, its output then goes out in a few
+	// large writes rather than one per burst of events, and nothing
+	// waits longer than a tick once the trace is idle.
 	Flush func() error
 	// ReuseHops says that emit does not keep a path's Hops slice (nor
 	// a part of it) after it returns: Collect then writes a later
@@ -96,10 +98,11 @@ type CollectOptions struct {
 func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Path) error) (Summary, error) {
 	g := NewGrouper(opts.Grouper)
 	tick := opts.Tick
-	// Without opts.Tick, a timer runs while a path is open: rearm starts
-	// it after an event or a flush that leaves one open, and fired says
-	// it has stopped.
+	// Without opts.Tick, a timer runs while a path is open or output
+	// waits for Flush: rearm starts it after an event or a flush that
+	// leaves one open, and fired says it has stopped.
 	armed := false
+	unflushed := false // paths were emitted since the last Flush
 	rearm, fired := func() {}, func() {}
 	if tick == nil {
 		const every = 20 * time.Millisecond
@@ -108,7 +111,7 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 		defer t.Stop()
 		tick = t.C
 		rearm = func() {
-			if !armed && g.Pending() > 0 {
+			if !armed && (g.Pending() > 0 || unflushed) {
 				t.Reset(every)
 				armed = true
 			}
@@ -182,6 +185,7 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 		if opts.Flush == nil || emitErr != nil {
 			return emitErr == nil
 		}
+		unflushed = false
 		emitErr = opts.Flush()
 		return emitErr == nil
 	}
@@ -191,6 +195,7 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 				emitErr = err
 				return false
 			}
+			unflushed = opts.Flush != nil
 			sum.Add(p)
 			if opts.ReuseHops {
 				g.Recycle(p)
@@ -232,7 +237,6 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 			case free <- batch[:0]:
 			default:
 			}
-			running = flush() && running
 			rearm()
 		case <-tick:
 			fired()

@@ -293,3 +293,60 @@ func TestCollectFlushesEachBurstOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Bursts that come faster than the tick are written out together at
+// the tick (one Flush, one write of lvsdiag's output), not one write per
+// burst: a busy trace's output costs a write per tick.
+func TestCollectFlushesBurstsOncePerTick(t *testing.T) {
+	src := probestest.NewSource(forwardedPacket(1, 0)...)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	tick := make(chan time.Time)
+	emitted := make(chan int)
+	flushes := make(chan int, 10)
+	written, pending := 0, 0
+	done := make(chan error, 1)
+	go func() {
+		_, err := probes.Collect(ctx, src, probes.CollectOptions{
+			Tick: tick,
+			Now:  func() time.Duration { return time.Hour },
+			Flush: func() error {
+				if pending > 0 {
+					written += pending
+					pending = 0
+					flushes <- written
+				}
+				return nil
+			},
+		}, func(probes.Path) error {
+			pending++
+			emitted <- pending
+			return nil
+		})
+		done <- err
+	}()
+	// Each later packet ends the one before (its linger is over): two
+	// paths emitted, in two bursts, and nothing written yet.
+	for i := range 2 {
+		for _, e := range forwardedPacket(uint64(i+2), time.Duration(i+1)*time.Second) {
+			src.Send(e)
+		}
+		if n := <-emitted; n != i+1 {
+			t.Fatalf("%d paths emitted, want %d", n, i+1)
+		}
+	}
+	select {
+	case n := <-flushes:
+		t.Fatalf("%d paths written before the tick, want them held until it", n)
+	default:
+	}
+	tick <- time.Now()
+	<-emitted // the last packet's path, idle at the tick
+	if n := <-flushes; n != 3 {
+		t.Errorf("the tick wrote %d paths, want the 3 emitted", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

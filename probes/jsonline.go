@@ -29,23 +29,57 @@ type JSONWriter struct {
 	// while it does not change), written once per path, not per hop.
 	conn     *Conn
 	connJSON []byte
-	// hops[i] is the last path's hop i and its members after
+	// hops holds the last path's hops and their members after
 	// since_first_ns: the packets of a stream take the same hops, and a
 	// hop equal to the one before at its place (but for its time) is
 	// copied, not written again. Like a Conn, what a Hop points to must
 	// not change once written.
-	hops []hopMemo
+	hops hopCache
 }
 
-// hopMemo is a hop (At left out) and the end of its JSON object.
+// hopCache remembers, for each place in a path, the last hop written
+// there (its At left out) and the bytes written for it.
+type hopCache struct {
+	memo []hopMemo
+}
+
+// hopMemo is a hop (At left out) and what was written of it.
 type hopMemo struct {
-	hop  Hop
-	tail []byte
+	hop   Hop
+	bytes []byte
 }
 
 // maxMemoHops bounds the hops remembered: the places of a forwarded
 // packet's path, not those of a path with thousands of hops.
 const maxMemoHops = 32
+
+// lookup returns what was stored for hop i when it was h but for its
+// time.
+func (c *hopCache) lookup(i int, h *Hop) ([]byte, bool) {
+	if i >= len(c.memo) {
+		return nil, false
+	}
+	m := &c.memo[i]
+	key := *h
+	key.At = 0
+	if m.hop != key {
+		return nil, false
+	}
+	return m.bytes, true
+}
+
+// store remembers b, the bytes written for hop i, h.
+func (c *hopCache) store(i int, h *Hop, b []byte) {
+	if i >= maxMemoHops {
+		return
+	}
+	if i >= len(c.memo) {
+		c.memo = append(c.memo, make([]hopMemo, i+1-len(c.memo))...)
+	}
+	m := &c.memo[i]
+	m.hop, m.bytes = *h, append(m.bytes[:0], b...)
+	m.hop.At = 0
+}
 
 // NewJSONWriter returns a JSONWriter that writes to w.
 func NewJSONWriter(w io.Writer) *JSONWriter { return &JSONWriter{w: w} }
@@ -203,20 +237,12 @@ func (j *JSONWriter) appendHop(b []byte, i int, h *Hop, first time.Duration) []b
 	o.str("func", h.Func)
 	o.int("at_ns", int64(h.At))
 	o.int("since_first_ns", int64(h.At-first))
-	key := *h
-	key.At = 0
-	if i < len(j.hops) && j.hops[i].hop == key {
-		return append(o.b, j.hops[i].tail...)
+	if tail, ok := j.hops.lookup(i, h); ok {
+		return append(o.b, tail...)
 	}
 	start := len(o.b)
 	b = j.appendHopTail(o, h)
-	if i < maxMemoHops {
-		if i >= len(j.hops) {
-			j.hops = append(j.hops, make([]hopMemo, i+1-len(j.hops))...)
-		}
-		m := &j.hops[i]
-		m.hop, m.tail = key, append(m.tail[:0], b[start:]...)
-	}
+	j.hops.store(i, h, b[start:])
 	return b
 }
 

@@ -92,12 +92,14 @@ func TestWritersMatchOraclesOnRandomPaths(t *testing.T) {
 	}
 }
 
-// One JSONWriter writes many lines through one buffer: a line must not
-// carry bytes of the longer line before it.
-func TestJSONWriterReusesItsBufferCleanly(t *testing.T) {
+// One JSONWriter (or TextWriter) writes many lines through one buffer:
+// a line must not carry bytes of the longer line before it.
+func TestWritersReuseTheirBuffersCleanly(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	var got, want bytes.Buffer
+	var got, want, gotText, wantText bytes.Buffer
 	jw := NewJSONWriter(&got)
+	textOpts := TextOptions{Colour: true, Location: time.UTC}
+	tw := NewTextWriter(&gotText, textOpts)
 	for range 200 {
 		p := randomPath(r, nil)
 		p.At = time.Time{}
@@ -107,25 +109,42 @@ func TestJSONWriterReusesItsBufferCleanly(t *testing.T) {
 		if err := oracleWriteJSON(&want, p); err != nil {
 			t.Fatal(err)
 		}
+		if err := tw.WritePath(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := oracleWriteText(&wantText, p, textOpts); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Fatal("lines written through one JSONWriter differ from encoding/json's")
 	}
+	if !bytes.Equal(gotText.Bytes(), wantText.Bytes()) {
+		t.Fatal("blocks written through one TextWriter differ from fmt's")
+	}
 }
 
-// One JSONWriter writing every recorded path in turn, each also again
-// with one hop's member changed, prints what encoding/json prints: a
-// hop is copied from the path before only where it is the same but for
-// its time.
-func TestJSONWriterCopiesOnlyEqualHops(t *testing.T) {
-	var got, want bytes.Buffer
+// One JSONWriter (and one TextWriter) writing every recorded path in
+// turn, each also again with one hop's member changed, prints what
+// encoding/json (and fmt) prints: a hop is copied from the path before
+// only where it is the same but for its time.
+func TestWritersCopyOnlyEqualHops(t *testing.T) {
+	var got, want, gotText, wantText bytes.Buffer
 	jw := NewJSONWriter(&got)
+	textOpts := TextOptions{Location: time.UTC}
+	tw := NewTextWriter(&gotText, textOpts)
 	write := func(p Path) {
 		t.Helper()
 		if err := jw.WritePath(p); err != nil {
 			t.Fatal(err)
 		}
 		if err := oracleWriteJSON(&want, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WritePath(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := oracleWriteText(&wantText, p, textOpts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,6 +185,9 @@ func TestJSONWriterCopiesOnlyEqualHops(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Fatal("paths written through one JSONWriter differ from encoding/json's")
+	}
+	if !bytes.Equal(gotText.Bytes(), wantText.Bytes()) {
+		t.Fatal("paths written through one TextWriter differ from fmt's")
 	}
 }
 

@@ -15,10 +15,21 @@ import (
 // paths and written as JSON lines (what --output json does for every
 // traced packet).
 func BenchmarkPipelineRecorded(b *testing.B) {
+	jw := NewJSONWriter(io.Discard) // as lvsdiag trace --output json keeps one
+	pipelineRecorded(b, jw.WritePath)
+}
+
+// BenchmarkPipelineRecordedText is BenchmarkPipelineRecorded with the
+// paths written as lvsdiag trace's default text output.
+func BenchmarkPipelineRecordedText(b *testing.B) {
+	tw := NewTextWriter(io.Discard, TextOptions{Location: time.UTC}) // as lvsdiag trace keeps one
+	pipelineRecorded(b, tw.WritePath)
+}
+
+func pipelineRecorded(b *testing.B, write func(Path) error) {
 	recs := records(b, "6.12", "dr")
 	d := fixtureDecoder(b, "6.12")
 	g := NewGrouper(GrouperOptions{})
-	jw := NewJSONWriter(io.Discard) // as lvsdiag trace --output json keeps one
 	paths := 0
 	b.ReportAllocs()
 	cpu0 := cpuTime(b)
@@ -32,7 +43,7 @@ func BenchmarkPipelineRecorded(b *testing.B) {
 			e.SKB += uint64(i) << 32
 			e.Hop.At += time.Duration(i) * time.Hour
 			for _, p := range g.Add(e) {
-				if err := jw.WritePath(p); err != nil {
+				if err := write(p); err != nil {
 					b.Fatal(err)
 				}
 				g.Recycle(p) // as Collect does for lvsdiag trace (ReuseHops)

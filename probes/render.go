@@ -57,14 +57,45 @@ func outcomeColour(o Outcome) string {
 // WriteText prints one path as a block: a header line (time, netns,
 // interface, tuple, TCP flags), one line per hop (time since the first
 // hop, function, what happened there), and the outcome.
+// A caller writing many paths should keep a TextWriter, which reuses
+// its buffer and what it wrote of the hops before.
 func WriteText(w io.Writer, p Path, opts TextOptions) error {
-	_, err := w.Write(appendText(make([]byte, 0, 256*(len(p.Hops)+2)), &p, opts))
+	return NewTextWriter(w, opts).WritePath(p)
+}
+
+// TextWriter writes paths as WriteText does, building each block in one
+// buffer it keeps between paths: lvsdiag trace writes one for every
+// traced packet. A hop equal to the one at the same place of an earlier
+// path, but for its time, has its text copied, not made again (see
+// JSONWriter). It is not safe for concurrent use.
+type TextWriter struct {
+	w    io.Writer
+	opts TextOptions
+	buf  []byte
+	hops hopCache
+}
+
+// NewTextWriter returns a TextWriter that writes to w.
+func NewTextWriter(w io.Writer, opts TextOptions) *TextWriter {
+	return &TextWriter{w: w, opts: opts}
+}
+
+// WritePath writes one path's block.
+func (t *TextWriter) WritePath(p Path) error {
+	b := t.appendText(t.buf[:0], &p)
+	if cap(b) <= maxKeptLine {
+		t.buf = b
+	} else {
+		t.buf = nil
+	}
+	_, err := t.w.Write(b)
 	return err
 }
 
 // appendText appends what WriteText prints, building the block in one
 // buffer (a trace prints one for every packet).
-func appendText(b []byte, p *Path, opts TextOptions) []byte {
+func (t *TextWriter) appendText(b []byte, p *Path) []byte {
+	opts := t.opts
 	pt := painter(opts.Colour)
 	// The header is never empty: it has the tuple or says it has none.
 	if pt {
@@ -103,7 +134,13 @@ func appendText(b []byte, p *Path, opts TextOptions) []byte {
 			b = append(b, ansiReset...)
 		}
 		b = append(b, "  "...)
-		b = appendHopText(b, h)
+		if text, ok := t.hops.lookup(i, h); ok {
+			b = append(b, text...)
+		} else {
+			start := len(b)
+			b = appendHopText(b, h)
+			t.hops.store(i, h, b[start:])
+		}
 		end := len(b)
 		for end > line && b[end-1] == ' ' {
 			end--

@@ -146,8 +146,8 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 	// has handled what the tracer had buffered: one write for a burst,
 	// not one per packet, and nothing held back while the trace waits.
 	out := bufio.NewWriterSize(stdout, 64<<10)
-	emit := func(p probes.Path) error { return probes.WriteText(out, p, text) }
-	jw := probes.NewJSONWriter(out) // one buffer for every line
+	emit := probes.NewTextWriter(out, text).WritePath // one buffer for every block
+	jw := probes.NewJSONWriter(out)                   // one buffer for every line
 	if opts.Output == "json" {
 		emit = jw.WritePath
 	}
