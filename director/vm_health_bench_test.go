@@ -428,7 +428,6 @@ func BenchmarkVMHealthChecksVsKeepalived(b *testing.B) {
 	lastLen := 0
 	for _, n := range sizes {
 		for _, kind := range kinds {
-			loop.httpMode(b, kind == "http")
 			runsOf := map[string][]hcRun{}
 			row := func(r hcRun, round int) {
 				perCheck := "-" // nothing served: no CPU per check

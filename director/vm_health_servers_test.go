@@ -19,13 +19,10 @@ import (
 // hcServers are the health-check benchmark's real servers: listeners on
 // many ports of one address, served by one epoll loop on one locked OS
 // thread over non-blocking sockets, with no goroutine per connection and
-// no net/http. A TCP check's connection costs the server accept4,
-// epoll_ctl, a read and close; an HTTP check's, while the loop serves
-// HTTP (httpMode), accept4, a read, one write of a fixed response and
-// close: the listeners then accept a connection only once its request
-// has come (TCP_DEFER_ACCEPT), so it is answered at once, never
-// registered with epoll. The checks a checker is served per second
-// should measure the checker, not the server. (The first version of this benchmark served
+// no net/http. A connection costs the server accept4, epoll_ctl, a read
+// and close (and, for an HTTP request, one write of a fixed response),
+// so that the checks a checker is served per second measure the
+// checker, not the server. (The first version of this benchmark served
 // with a goroutine per connection in Go's net package; that process
 // saturated the emulated guest at 72-108% of a vCPU and the checkers'
 // rates measured how it split its time.)
@@ -52,10 +49,6 @@ type hcServerLoop struct {
 	listeners []int
 
 	partial map[int][]byte // the loop's: requests read in part, by socket
-
-	// eager: the listeners defer accepting a connection until its
-	// first data (httpMode), and the loop reads an accepted one at once.
-	eager atomic.Bool
 }
 
 // startHCServerLoop starts the servers' loop; with cpu >= 0 its thread
@@ -202,11 +195,6 @@ func (l *hcServerLoop) run(ready chan<- error) {
 						break // EAGAIN, or a connection reset before accept
 					}
 					s.accepts.Add(1)
-					if l.eager.Load() {
-						if done := l.serve(c, buf, s, conns); done {
-							continue
-						}
-					}
 					ce := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c), Pad: -ev.Pad}
 					if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c, &ce) != nil {
 						unix.Close(c)
@@ -215,60 +203,35 @@ func (l *hcServerLoop) run(ready chan<- error) {
 					conns[c] = struct{}{}
 				}
 			default:
-				l.serve(fd, buf, l.block(ev.Pad), conns)
+				m, err := unix.Read(fd, buf)
+				if err == unix.EAGAIN || err == unix.EINTR {
+					continue
+				}
+				if err != nil || m == 0 {
+					// A TCP check's close, a reset, or a checker that
+					// gave up.
+					l.closeConn(fd, conns)
+					continue
+				}
+				req := buf[:m]
+				if p, ok := l.partial[fd]; ok {
+					req = append(p, req...)
+				}
+				if !bytes.Contains(req, []byte("\r\n\r\n")) {
+					if len(req) > 64<<10 {
+						l.closeConn(fd, conns)
+						continue
+					}
+					l.partial[fd] = append([]byte(nil), req...)
+					continue
+				}
+				if w, err := unix.Write(fd, []byte(hcResponse)); err == nil && w == len(hcResponse) {
+					l.block(ev.Pad).responses.Add(1)
+				}
+				l.closeConn(fd, conns)
 			}
 		}
 	}
-}
-
-// serve reads what the connection fd holds and answers a complete
-// request; done is false when fd holds nothing yet (EAGAIN), and the
-// connection is left open for its next event.
-func (l *hcServerLoop) serve(fd int, buf []byte, s *hcServers, conns map[int]struct{}) (done bool) {
-	m, err := unix.Read(fd, buf)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return false
-	}
-	if err != nil || m == 0 {
-		// A TCP check's close, a reset, or a checker that gave up.
-		l.closeConn(fd, conns)
-		return true
-	}
-	req := buf[:m]
-	if p, ok := l.partial[fd]; ok {
-		req = append(p, req...)
-	}
-	if !bytes.Contains(req, []byte("\r\n\r\n")) {
-		if len(req) > 64<<10 {
-			l.closeConn(fd, conns)
-			return true
-		}
-		l.partial[fd] = append([]byte(nil), req...)
-		return false
-	}
-	if w, err := unix.Write(fd, []byte(hcResponse)); err == nil && w == len(hcResponse) {
-		s.responses.Add(1)
-	}
-	l.closeConn(fd, conns)
-	return true
-}
-
-// httpMode makes the loop serve HTTP checks the cheap way (on), or TCP
-// checks (off): with TCP_DEFER_ACCEPT, a TCP check's connection, which
-// sends nothing, would never be accepted.
-func (l *hcServerLoop) httpMode(b *testing.B, on bool) {
-	secs := 0
-	if on {
-		secs = 1
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, fd := range l.listeners {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs); err != nil {
-			b.Fatalf("benchmark servers: setsockopt TCP_DEFER_ACCEPT %d: %v", secs, err)
-		}
-	}
-	l.eager.Store(on)
 }
 
 func (l *hcServerLoop) closeConn(fd int, conns map[int]struct{}) {
