@@ -92,36 +92,61 @@ func TestWritersMatchOraclesOnRandomPaths(t *testing.T) {
 	}
 }
 
+// writersBeside writes paths through one JSONWriter and one TextWriter
+// and, beside them, through the oracles (encoding/json and fmt), so
+// that a test compares what the writers printed over many paths.
+type writersBeside struct {
+	got, want, gotText, wantText bytes.Buffer
+	jw                           *JSONWriter
+	tw                           *TextWriter
+	textOpts                     TextOptions
+}
+
+func newWritersBeside(textOpts TextOptions) *writersBeside {
+	w := &writersBeside{textOpts: textOpts}
+	w.jw, w.tw = NewJSONWriter(&w.got), NewTextWriter(&w.gotText, textOpts)
+	return w
+}
+
+func (w *writersBeside) write(t *testing.T, p Path) {
+	t.Helper()
+	if err := w.jw.WritePath(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := oracleWriteJSON(&w.want, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.tw.WritePath(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := oracleWriteText(&w.wantText, p, w.textOpts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// same fails the test, saying how, if a writer printed otherwise than
+// its oracle.
+func (w *writersBeside) same(t *testing.T, how string) {
+	t.Helper()
+	if !bytes.Equal(w.got.Bytes(), w.want.Bytes()) {
+		t.Fatalf("%s through one JSONWriter differ from encoding/json's", how)
+	}
+	if !bytes.Equal(w.gotText.Bytes(), w.wantText.Bytes()) {
+		t.Fatalf("%s through one TextWriter differ from fmt's", how)
+	}
+}
+
 // One JSONWriter (or TextWriter) writes many lines through one buffer:
 // a line must not carry bytes of the longer line before it.
 func TestWritersReuseTheirBuffersCleanly(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	var got, want, gotText, wantText bytes.Buffer
-	jw := NewJSONWriter(&got)
-	textOpts := TextOptions{Colour: true, Location: time.UTC}
-	tw := NewTextWriter(&gotText, textOpts)
+	w := newWritersBeside(TextOptions{Colour: true, Location: time.UTC})
 	for range 200 {
 		p := randomPath(r, nil)
 		p.At = time.Time{}
-		if err := jw.WritePath(p); err != nil {
-			t.Fatal(err)
-		}
-		if err := oracleWriteJSON(&want, p); err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WritePath(p); err != nil {
-			t.Fatal(err)
-		}
-		if err := oracleWriteText(&wantText, p, textOpts); err != nil {
-			t.Fatal(err)
-		}
+		w.write(t, p)
 	}
-	if !bytes.Equal(got.Bytes(), want.Bytes()) {
-		t.Fatal("lines written through one JSONWriter differ from encoding/json's")
-	}
-	if !bytes.Equal(gotText.Bytes(), wantText.Bytes()) {
-		t.Fatal("blocks written through one TextWriter differ from fmt's")
-	}
+	w.same(t, "lines written")
 }
 
 // One JSONWriter (and one TextWriter) writing every recorded path in
@@ -129,25 +154,7 @@ func TestWritersReuseTheirBuffersCleanly(t *testing.T) {
 // encoding/json (and fmt) prints: a hop is copied from the path before
 // only where it is the same but for its time.
 func TestWritersCopyOnlyEqualHops(t *testing.T) {
-	var got, want, gotText, wantText bytes.Buffer
-	jw := NewJSONWriter(&got)
-	textOpts := TextOptions{Location: time.UTC}
-	tw := NewTextWriter(&gotText, textOpts)
-	write := func(p Path) {
-		t.Helper()
-		if err := jw.WritePath(p); err != nil {
-			t.Fatal(err)
-		}
-		if err := oracleWriteJSON(&want, p); err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WritePath(p); err != nil {
-			t.Fatal(err)
-		}
-		if err := oracleWriteText(&wantText, p, textOpts); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := newWritersBeside(TextOptions{Location: time.UTC})
 	change := []func(*Hop){
 		func(h *Hop) { h.Device = "eth1" },
 		func(h *Hop) { h.Note = "another note" },
@@ -171,24 +178,19 @@ func TestWritersCopyOnlyEqualHops(t *testing.T) {
 				paths = append(paths, g.Add(e)...)
 			}
 			for _, p := range append(paths, g.Close()...) {
-				write(p)
+				w.write(t, p)
 				q := p
 				q.Hops = slices.Clone(p.Hops)
 				i := n % len(q.Hops)
 				change[n%len(change)](&q.Hops[i])
 				q.Hops[i].At += time.Microsecond
-				write(q)
-				write(p)
+				w.write(t, q)
+				w.write(t, p)
 				n++
 			}
 		}
 	}
-	if !bytes.Equal(got.Bytes(), want.Bytes()) {
-		t.Fatal("paths written through one JSONWriter differ from encoding/json's")
-	}
-	if !bytes.Equal(gotText.Bytes(), wantText.Bytes()) {
-		t.Fatal("paths written through one TextWriter differ from fmt's")
-	}
+	w.same(t, "paths written")
 }
 
 func FuzzWriters(f *testing.F) {
