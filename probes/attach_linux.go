@@ -1,15 +1,14 @@
 //go:build linux && amd64
 
-// Loading the programs and attaching them, backend by backend.
+// Attaching the loaded programs to their targets, backend by backend
+// (loading them is load_linux.go).
 
 package probes
 
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -17,79 +16,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 )
-
-// loadPrograms loads programs of the object in one collection,
-// sharing the maps; adjust may change their specs first (the attach
-// type for kprobe-multi).
-func (t *Tracer) loadPrograms(names []string, adjust func(*ebpf.ProgramSpec)) (map[string]*ebpf.Program, error) {
-	start := time.Now()
-	debug := t.debug()
-	s := *t.spec
-	s.Programs = make(map[string]*ebpf.ProgramSpec, len(names))
-	for _, name := range names {
-		ps, ok := t.spec.Programs[name]
-		if !ok {
-			return nil, fmt.Errorf("loading BPF program %s: not in the object", name)
-		}
-		ps = withoutLineInfo(ps)
-		if adjust != nil {
-			adjust(ps)
-		}
-		s.Programs[name] = ps
-	}
-	popts := ebpf.ProgramOptions{KernelTypes: t.kernel, ExtraRelocationTargets: t.modules, LogSizeStart: 1 << 20}
-	if debug {
-		// The verifier's own count and time, for the debug log.
-		popts.LogLevel = ebpf.LogLevelStats
-	}
-	coll, err := ebpf.NewCollectionWithOptions(&s, ebpf.CollectionOptions{
-		MapReplacements: t.maps,
-		Cache:           t.btf,
-		Programs:        popts,
-	})
-	t.open.since("load", start)
-	if err != nil {
-		if len(names) == 1 {
-			return nil, fmt.Errorf("loading BPF program %s: %w", names[0], err)
-		}
-		return nil, fmt.Errorf("loading %d BPF programs: %w", len(names), err)
-	}
-	defer coll.Close()
-	progs := make(map[string]*ebpf.Program, len(names))
-	for _, name := range names {
-		progs[name] = coll.DetachProgram(name)
-		if debug {
-			insns, took := verifierStats(progs[name])
-			t.open.add("verify", took)
-			t.log.Debug("loaded", "program", name, "verified_insns", insns, "verify", took)
-		}
-	}
-	return progs, nil
-}
-
-// withoutLineInfo copies a program's spec without its source lines.
-// They are some 600 lines a program, which the loader writes into each
-// program's BTF and the kernel then parses and checks: a fifth of a
-// program's load under emulation, for lines that only a verifier's
-// refusal would print beside its instructions. The function and CO-RE
-// information stays, and so does each function's first line: the loader
-// may add lines of its own (comments on rewritten instructions), and
-// the kernel then wants one where each function begins.
-func withoutLineInfo(ps *ebpf.ProgramSpec) *ebpf.ProgramSpec {
-	cp := *ps
-	cp.Instructions = make(asm.Instructions, len(ps.Instructions))
-	for i, ins := range ps.Instructions {
-		if btf.FuncMetadata(&ins) == nil {
-			ins = ins.WithSource(nil)
-		}
-		cp.Instructions[i] = ins
-	}
-	return &cp
-}
 
 // attachFuncs tries the backends in order: each loads the programs of
 // the targets still pending in one batch, and the targets it cannot
@@ -318,90 +246,6 @@ func attachMulti(pending []target, loaded map[string]*loadedProgram) ([]link.Lin
 		links = append(links, l)
 	}
 	return links, nil
-}
-
-type loadedProgram struct {
-	prog    *ebpf.Program
-	err     error
-	used    bool
-	backend Backend
-}
-
-// loadSet is programs of one backend to load.
-type loadSet struct {
-	backend Backend
-	names   []string
-}
-
-// loadBatch loads each set's programs in up to loadParallel
-// collections side by side (the kernel verifies privileged loads in
-// parallel), and those in alone (of backend b) each as its own; where
-// the kernel refuses one program of a collection, that collection's
-// programs load one by one so the others still load.
-func (t *Tracer) loadBatch(sets []loadSet, alone []string, b Backend) map[string]*loadedProgram {
-	var chunks []loadSet
-	for _, set := range sets {
-		n := max(1, min(loadParallel(), len(set.names)))
-		for i := range n {
-			if c := set.names[i*len(set.names)/n : (i+1)*len(set.names)/n]; len(c) > 0 {
-				chunks = append(chunks, loadSet{set.backend, c})
-			}
-		}
-	}
-	for _, name := range alone {
-		chunks = append(chunks, loadSet{b, []string{name}})
-	}
-	work := make(chan loadSet, len(chunks))
-	for _, c := range chunks {
-		work <- c
-	}
-	close(work)
-	out := map[string]*loadedProgram{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range max(1, min(loadParallel(), len(chunks))) {
-		wg.Go(func() {
-			for c := range work {
-				got := t.loadChunk(c.names, c.backend)
-				mu.Lock()
-				maps.Copy(out, got)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return out
-}
-
-// loadParallel is how many collections loadBatch loads at once: one per
-// CPU, at most 4 (the programs of one backend are some 20). Targets
-// attach once all are loaded, not while others load: attaching fentry
-// waits for an RCU-tasks grace period, which a task inside the verifier
-// holds up until its load returns (measured: loading and attaching side
-// by side made Open 1.3-1.6 times as long in the VM).
-func loadParallel() int { return min(runtime.NumCPU(), 4) }
-
-// loadChunk loads programs of backend b in one collection, or one by
-// one if the kernel refuses the collection.
-func (t *Tracer) loadChunk(names []string, b Backend) map[string]*loadedProgram {
-	var adjust func(*ebpf.ProgramSpec)
-	if b == BackendKprobeMulti {
-		adjust = func(ps *ebpf.ProgramSpec) { ps.AttachType = ebpf.AttachTraceKprobeMulti }
-	}
-	out := make(map[string]*loadedProgram, len(names))
-	progs, err := t.loadPrograms(names, adjust)
-	if err == nil {
-		for name, p := range progs {
-			out[name] = &loadedProgram{prog: p, backend: b}
-		}
-		return out
-	}
-	t.log.Debug("loading programs one by one", "backend", b, "err", err)
-	for _, name := range names {
-		ps, err := t.loadPrograms([]string{name}, adjust)
-		out[name] = &loadedProgram{prog: ps[name], err: err, backend: b}
-	}
-	return out
 }
 
 func (t *Tracer) attached(tg target, backend string) {
