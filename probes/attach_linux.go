@@ -25,10 +25,7 @@ import (
 // loadsDone waits for Open's other loads: it is called before the first
 // attach.
 func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
-	order := []Backend{t.opts.Backend}
-	if t.opts.Backend == BackendAuto {
-		order = []Backend{BackendFentry, BackendKprobe, BackendKprobeMulti}
-	}
+	order := t.backendOrder()
 	why := map[string][]string{}
 	// early holds the next backend's programs, loaded in the batch of
 	// the one before for the targets that one is known to refuse.
@@ -124,6 +121,14 @@ func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 	for _, tg := range pending {
 		t.skip(tg, strings.Join(why[tg.name], "; "))
 	}
+}
+
+// backendOrder is the backends attachFuncs tries, in order.
+func (t *Tracer) backendOrder() []Backend {
+	if t.opts.Backend == BackendAuto {
+		return []Backend{BackendFentry, BackendKprobe, BackendKprobeMulti}
+	}
+	return []Backend{t.opts.Backend}
 }
 
 // fentryManyArgs reports whether this kernel builds trampolines for

@@ -7,6 +7,8 @@
 package probes
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime"
@@ -85,6 +87,87 @@ func withoutLineInfo(ps *ebpf.ProgramSpec) *ebpf.ProgramSpec {
 		cp.Instructions[i] = ins
 	}
 	return &cp
+}
+
+// warmTypes makes, from this one goroutine, every BTF lookup the
+// library will make while loading the named programs side by side, so
+// that there they find the types already inflated.
+//
+// cilium/ebpf v0.22.0 cannot take these lookups side by side: a module's
+// BTF decoder (ip_vs's, or any module's the library searches for an
+// attach target) inflates the kernel's types it refers to under its own
+// lock, not the kernel decoder's, which every other lookup of the
+// kernel's types holds. Two loads side by side, one relocating against
+// ip_vs's structs or looking for an ip_vs function, the other against
+// the kernel's, could write the kernel decoder's maps at once: a
+// "concurrent map writes" that kills the process. A module's lookup of
+// a type it has inflated before does not reach the kernel's decoder.
+// The lookups are the CO-RE relocations against t.kernel and t.modules
+// (one by one, so that one failing relocation does not leave the others
+// cold), and the attach targets of fentry, fexit and tp_btf programs,
+// searched through t.btf as the library searches them: vmlinux first,
+// then each module in the kernel's order until one has it.
+func (t *Tracer) warmTypes(names []string) {
+	if t.kernel == nil {
+		return
+	}
+	targets := append([]*btf.Spec{t.kernel}, t.modules...)
+	seen := map[string]bool{}
+	for _, name := range names {
+		ps := t.spec.Programs[name]
+		if ps == nil {
+			continue
+		}
+		for i := range ps.Instructions {
+			relo := btf.CORERelocationMetadata(&ps.Instructions[i])
+			if relo == nil || seen[relo.String()] {
+				continue
+			}
+			seen[relo.String()] = true
+			var b btf.Builder
+			// Its error, if any, is the load's too, and reported there.
+			_, _ = btf.CORERelocate([]*btf.CORERelocation{relo}, targets, binary.LittleEndian, b.Add)
+		}
+		if ps.Type != ebpf.Tracing {
+			continue
+		}
+		switch ps.AttachType {
+		case ebpf.AttachTraceFEntry, ebpf.AttachTraceFExit:
+			t.warmTarget(ps.AttachTo, (*btf.Func)(nil))
+		case ebpf.AttachTraceRawTp:
+			t.warmTarget("btf_trace_"+ps.AttachTo, (*btf.Typedef)(nil))
+		}
+	}
+}
+
+// warmTarget looks up an attach target, a type of kind (a nil *btf.Func
+// or *btf.Typedef), as the library does (prog.go's findTargetInKernel):
+// in vmlinux, else in each loaded module's BTF in the order of their BTF
+// ids, until one has it. An error ends the search: the library's own
+// search stops there too, and the load reports it.
+func (t *Tracer) warmTarget(name string, kind btf.Type) {
+	stop := func(spec *btf.Spec) bool {
+		typ := kind
+		return !errors.Is(spec.TypeByName(name, &typ), btf.ErrNotFound)
+	}
+	if stop(t.kernel) {
+		return
+	}
+	it := new(btf.HandleIterator)
+	defer it.Handle.Close()
+	for it.Next() {
+		info, err := it.Handle.Info()
+		if err != nil {
+			return
+		}
+		if !info.IsModule() {
+			continue
+		}
+		spec, err := t.btf.Module(info.Name)
+		if err != nil || stop(spec) {
+			return
+		}
+	}
 }
 
 type loadedProgram struct {

@@ -195,12 +195,32 @@ func Open(opts Options) (*Tracer, error) {
 			funcs = append(funcs, tg)
 		}
 	}
+	step = t.open.since("targets", step)
+	// Every program that may load below, its BTF lookups made here
+	// first: the loads side by side must not inflate types (warmTypes).
+	var mayLoad []string
+	tpNames := []string{}
+	for _, tg := range tracepoints {
+		tpNames = append(tpNames, tg.name)
+	}
+	if targetSelected(consumeTracepoint) {
+		tpNames = append(tpNames, consumeTracepoint)
+	}
+	for _, name := range tpNames {
+		mayLoad = append(mayLoad, "tp_btf_"+name, "raw_tp_"+name)
+	}
+	for _, b := range t.backendOrder() {
+		for _, tg := range funcs {
+			mayLoad = append(mayLoad, programNames(tg, b)...)
+		}
+	}
+	t.warmTypes(mayLoad)
+	step = t.open.since("btf_warm", step)
 	// The kernel verifies programs of separate loads side by side: the
 	// tracepoints load while the functions do. The functions attach
 	// once the tracepoints are in (attachFuncs calls loadsDone): an
 	// fentry attach waits for an RCU-tasks grace period, which a task
 	// inside the verifier holds up until its load returns.
-	step = t.open.since("targets", step)
 	tps := make(chan []tracepointResult, 1)
 	go func() {
 		start := time.Now()
