@@ -59,3 +59,6 @@ func SetObject(path string) {
 	}
 	loadSpec = func() (*ebpf.CollectionSpec, error) { return ebpf.LoadCollectionSpec(path) }
 }
+
+// RaceDetector: this test binary was built with -race.
+const RaceDetector = raceDetector
