@@ -102,40 +102,57 @@ func withoutLineInfo(ps *ebpf.ProgramSpec) *ebpf.ProgramSpec {
 // the kernel's, could write the kernel decoder's maps at once: a
 // "concurrent map writes" that kills the process. A module's lookup of
 // a type it has inflated before does not reach the kernel's decoder.
-// The lookups are the CO-RE relocations against t.kernel and t.modules
-// (one by one, so that one failing relocation does not leave the others
-// cold), and the attach targets of fentry, fexit and tp_btf programs,
+// The lookups are the CO-RE relocations against t.kernel and t.modules,
+// and the attach targets of fentry, fexit and tp_btf programs,
 // searched through t.btf as the library searches them: vmlinux first,
 // then each module in the kernel's order until one has it.
 func (t *Tracer) warmTypes(names []string) {
 	if t.kernel == nil {
 		return
 	}
-	targets := append([]*btf.Spec{t.kernel}, t.modules...)
-	seen := map[string]bool{}
+	var relos []*btf.CORERelocation
+	searched := map[string]bool{}
 	for _, name := range names {
 		ps := t.spec.Programs[name]
 		if ps == nil {
 			continue
 		}
 		for i := range ps.Instructions {
-			relo := btf.CORERelocationMetadata(&ps.Instructions[i])
-			if relo == nil || seen[relo.String()] {
-				continue
+			if relo := btf.CORERelocationMetadata(&ps.Instructions[i]); relo != nil {
+				relos = append(relos, relo)
 			}
-			seen[relo.String()] = true
-			var b btf.Builder
-			// Its error, if any, is the load's too, and reported there.
-			_, _ = btf.CORERelocate([]*btf.CORERelocation{relo}, targets, binary.LittleEndian, b.Add)
 		}
 		if ps.Type != ebpf.Tracing {
 			continue
 		}
+		var target string
+		var kind btf.Type
 		switch ps.AttachType {
 		case ebpf.AttachTraceFEntry, ebpf.AttachTraceFExit:
-			t.warmTarget(ps.AttachTo, (*btf.Func)(nil))
+			target, kind = ps.AttachTo, (*btf.Func)(nil)
 		case ebpf.AttachTraceRawTp:
-			t.warmTarget("btf_trace_"+ps.AttachTo, (*btf.Typedef)(nil))
+			target, kind = "btf_trace_"+ps.AttachTo, (*btf.Typedef)(nil)
+		default:
+			continue
+		}
+		if !searched[target] {
+			searched[target] = true
+			t.warmTarget(target, kind)
+		}
+	}
+	// All relocations in one call: each local type is looked up once. A
+	// failing one ends the call, maybe before others were looked up:
+	// then each on its own. Their errors are the loads' too, and
+	// reported there.
+	targets := append([]*btf.Spec{t.kernel}, t.modules...)
+	relocate := func(relos []*btf.CORERelocation) error {
+		var b btf.Builder
+		_, err := btf.CORERelocate(relos, targets, binary.LittleEndian, b.Add)
+		return err
+	}
+	if len(relos) > 0 && relocate(relos) != nil {
+		for _, relo := range relos {
+			_ = relocate([]*btf.CORERelocation{relo})
 		}
 	}
 }
