@@ -167,7 +167,8 @@ func (t *Tracer) warmTarget(name string, kind btf.Type) {
 		typ := kind
 		return !errors.Is(spec.TypeByName(name, &typ), btf.ErrNotFound)
 	}
-	if stop(t.kernel) {
+	kernel, err := t.btf.Kernel()
+	if err != nil || stop(kernel) {
 		return
 	}
 	it := new(btf.HandleIterator)
