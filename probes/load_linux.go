@@ -103,51 +103,43 @@ func withoutLineInfo(ps *ebpf.ProgramSpec) *ebpf.ProgramSpec {
 // "concurrent map writes" that kills the process. A module's lookup of
 // a type it has inflated before does not reach the kernel's decoder.
 // The lookups are the CO-RE relocations against t.kernel and t.modules,
-// and the attach targets of fentry, fexit and tp_btf programs,
-// searched through t.btf as the library searches them: vmlinux first,
-// then each module in the kernel's order until one has it.
+// and the attach targets of fentry, fexit and tp_btf programs, searched
+// through t.btf as the library searches them (warmTargets).
 func (t *Tracer) warmTypes(names []string) {
 	if t.kernel == nil {
 		return
 	}
 	var relos []*btf.CORERelocation
-	searched := map[string]bool{}
+	targets := map[string]btf.Type{}
+	seen := map[string]bool{}
 	for _, name := range names {
 		ps := t.spec.Programs[name]
-		if ps == nil {
+		if ps == nil || seen[name] {
 			continue
 		}
+		seen[name] = true
 		for i := range ps.Instructions {
 			if relo := btf.CORERelocationMetadata(&ps.Instructions[i]); relo != nil {
 				relos = append(relos, relo)
 			}
 		}
-		if ps.Type != ebpf.Tracing {
-			continue
-		}
-		var target string
-		var kind btf.Type
-		switch ps.AttachType {
-		case ebpf.AttachTraceFEntry, ebpf.AttachTraceFExit:
-			target, kind = ps.AttachTo, (*btf.Func)(nil)
-		case ebpf.AttachTraceRawTp:
-			target, kind = "btf_trace_"+ps.AttachTo, (*btf.Typedef)(nil)
-		default:
-			continue
-		}
-		if !searched[target] {
-			searched[target] = true
-			t.warmTarget(target, kind)
+		switch {
+		case ps.Type != ebpf.Tracing:
+		case ps.AttachType == ebpf.AttachTraceFEntry, ps.AttachType == ebpf.AttachTraceFExit:
+			targets[ps.AttachTo] = (*btf.Func)(nil)
+		case ps.AttachType == ebpf.AttachTraceRawTp:
+			targets["btf_trace_"+ps.AttachTo] = (*btf.Typedef)(nil)
 		}
 	}
+	t.warmTargets(targets)
 	// All relocations in one call: each local type is looked up once. A
 	// failing one ends the call, maybe before others were looked up:
 	// then each on its own. Their errors are the loads' too, and
 	// reported there.
-	targets := append([]*btf.Spec{t.kernel}, t.modules...)
+	specs := append([]*btf.Spec{t.kernel}, t.modules...)
 	relocate := func(relos []*btf.CORERelocation) error {
 		var b btf.Builder
-		_, err := btf.CORERelocate(relos, targets, binary.LittleEndian, b.Add)
+		_, err := btf.CORERelocate(relos, specs, binary.LittleEndian, b.Add)
 		return err
 	}
 	if len(relos) > 0 && relocate(relos) != nil {
@@ -157,23 +149,30 @@ func (t *Tracer) warmTypes(names []string) {
 	}
 }
 
-// warmTarget looks up an attach target, a type of kind (a nil *btf.Func
-// or *btf.Typedef), as the library does (prog.go's findTargetInKernel):
-// in vmlinux, else in each loaded module's BTF in the order of their BTF
-// ids, until one has it. An error ends the search: the library's own
-// search stops there too, and the load reports it.
-func (t *Tracer) warmTarget(name string, kind btf.Type) {
-	stop := func(spec *btf.Spec) bool {
+// warmTargets looks up attach targets, each a name and the kind of type
+// wanted (a nil *btf.Func or *btf.Typedef), as the library does (prog.go's
+// findTargetInKernel): in vmlinux, else in each loaded module's BTF in
+// the order of their BTF ids, until one has it. An error ends a target's
+// search: the library's own search stops there too, and the load reports
+// it. The kernel's BTF objects are listed once for all the targets, not
+// once for each as the library does.
+func (t *Tracer) warmTargets(targets map[string]btf.Type) {
+	// found reports whether the library's search for name ends at spec.
+	found := func(spec *btf.Spec, name string, kind btf.Type) bool {
 		typ := kind
 		return !errors.Is(spec.TypeByName(name, &typ), btf.ErrNotFound)
 	}
 	kernel, err := t.btf.Kernel()
-	if err != nil || stop(kernel) {
+	if err != nil {
+		return
+	}
+	maps.DeleteFunc(targets, func(name string, kind btf.Type) bool { return found(kernel, name, kind) })
+	if len(targets) == 0 {
 		return
 	}
 	it := new(btf.HandleIterator)
 	defer it.Handle.Close()
-	for it.Next() {
+	for len(targets) > 0 && it.Next() {
 		info, err := it.Handle.Info()
 		if err != nil {
 			return
@@ -182,9 +181,10 @@ func (t *Tracer) warmTarget(name string, kind btf.Type) {
 			continue
 		}
 		spec, err := t.btf.Module(info.Name)
-		if err != nil || stop(spec) {
+		if err != nil {
 			return
 		}
+		maps.DeleteFunc(targets, func(name string, kind btf.Type) bool { return found(spec, name, kind) })
 	}
 }
 
