@@ -142,7 +142,7 @@ func (g *Grouper) Add(e Event) []Path {
 		}
 	}
 	op := g.open[e.SKB]
-	if op != nil && (op.ended && !lateHop(e.Hop) || !op.ended && reused(op, e)) {
+	if op != nil && (op.ended && !lateHop(e) || !op.ended && reused(op, e)) {
 		done = append(done, g.finish(op))
 		op = nil
 	}
@@ -191,6 +191,10 @@ func (g *Grouper) Recycle(p Path) {
 func (g *Grouper) append(op *openPath, e Event) {
 	p := &op.path
 	h := e.Hop
+	if en := &e.Entry; en.Func != "" && en.Func != h.Func {
+		// The hook h ran inside: its entry came with h.
+		p.Hops = append(p.Hops, Hop{Func: en.Func, At: en.At, Hook: en.Hook, Device: h.Device})
+	}
 	p.Hops = append(p.Hops, h)
 	op.last = max(op.last, h.At)
 	if p.Device == "" {
@@ -220,8 +224,13 @@ func (g *Grouper) append(op *openPath, e Event) {
 // the same skb is a new packet in a reused address: on 6.1 the real
 // server's reply to a NAT service is often allocated where the
 // request's skb was, and its first traced hop is ip_vs_conn_out_get,
-// not a receive.
-func lateHop(h Hop) bool {
+// not a receive. An event that carries a hook's entry enters the hook:
+// never late.
+func lateHop(e Event) bool {
+	if e.Entry.Func != "" {
+		return false
+	}
+	h := e.Hop
 	switch kindOf(h) {
 	case kindQueue, kindFree, kindDrop:
 		return true

@@ -70,6 +70,12 @@ enum event_flag {
 	EV_DROP = 32,    /* reason and location are set */
 	EV_NOCONN = 64,  /* a lookup returned no connection */
 	EV_HOOK = 128,   /* hook is set */
+	/* The event carries the entry of the netfilter hook it ran inside
+	 * (entry_fn at hook, entry_ago before ts), which sent no event of
+	 * its own. When entry_fn is fn, the event is that hook's own: its
+	 * exit (EV_EXIT: nothing inside it was traced, one event for the
+	 * whole visit) or its entry alone. */
+	EV_ENTRY = 256,
 };
 
 struct conn_info {
@@ -112,8 +118,8 @@ struct event {
 	__u32 reason;
 	__u16 fn;
 	__u16 flags;
-	__u8 hook;
-	__u8 _pad0;
+	__u8 hook;     /* EV_HOOK, or EV_ENTRY's hook */
+	__u8 entry_fn; /* EV_ENTRY: enum fn_id of the hook */
 	__u16 pkt_len;
 	char ifname[16];
 	char msg[32];
@@ -121,6 +127,7 @@ struct event {
 	struct dest_info dest;
 	struct svc_info svc;
 	__u8 pkt[PKT_MAX];
+	__u32 entry_ago; /* EV_ENTRY: ns from the hook's entry to ts */
 };
 
 /* Filter constants, set by the loader (CollectionSpec.Variables).
@@ -216,8 +223,16 @@ struct frame {
 	 * netns it leaves out, or (ip_vs_in_hook) its headers do not match
 	 * and nothing IPVS finds for them can (skip_rest_of_hook). */
 	__u8 elsewhere;
-	__u8 _pad[2];
+	/* A hook whose packet is traced, whose entry no event has carried
+	 * yet: the first traced event about skb inside it carries it, or
+	 * its exit does (one event for a hook that did nothing else). */
+	__u8 pending;
+	__u8 _pad;
 	__u32 netns; /* the skb's netns inode, when f_netns is set */
+	__u64 entered; /* when pending: the hook's entry time */
+	/* when pending: the skb a tunnel transmitter replaced with skb (the
+	 * entry's prev_skb), which the event carrying the entry reports */
+	__u64 prev_skb;
 };
 
 struct cpu_frames {
@@ -261,6 +276,7 @@ static __always_inline struct frame *push(struct cpu_frames *fs, __u64 skb, __u1
 	f->replaced = 0;
 	f->traced = 0;
 	f->elsewhere = elsewhere;
+	f->pending = 0;
 	f->netns = netns;
 	fs->depth = d + 1;
 	return f;
@@ -633,6 +649,11 @@ struct hop_args {
 	__u8 at_receive;
 	__u8 known;    /* traced already: no need to match */
 	__u8 ns_known; /* netns is set and passed the filter */
+	/* Decide whether the packet is traced, and send no event: a hook's
+	 * entry, which the frame keeps pending. */
+	__u8 decide_only;
+	__u8 entry_fn;  /* EV_ENTRY: the hook whose entry the event carries */
+	__u64 entry_ts; /* EV_ENTRY: its entry time */
 	/* Set by hop: it left the packet out by a TCP, UDP or SCTP header
 	 * with both ports (what IPVS looks connections up by). */
 	__u8 out_by_ports;
@@ -730,6 +751,8 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 		if (ifindex != f_ifindex)
 			return 0;
 	}
+	if (a->decide_only)
+		return 1;
 	if (!have_dev)
 		dev = skb_where(skb, direct_skb, 0, &netns);
 
@@ -749,6 +772,11 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	e->ret = a->ret;
 	e->location = a->location;
 	e->reason = a->reason;
+	if (a->flags & EV_ENTRY) {
+		__u64 ago = e->ts - a->entry_ts;
+		e->entry_fn = a->entry_fn;
+		e->entry_ago = ago > 0xffffffff ? 0xffffffff : ago;
+	}
 	if (!f_netns && !a->ns_known)
 		skb_where(skb, INDIRECT, 1, &netns);
 	e->netns = netns;
@@ -841,6 +869,45 @@ static __always_inline __u64 prev_of(struct frame *f, struct sk_buff *skb, const
 	return f->skb;
 }
 
+/* pending_of returns the hook frame whose entry an event about skb
+ * carries: the top frame, or the hook under a transmitter's, when it is
+ * pending on that skb; else NULL. Only a traced packet's hook is ever
+ * pending: while nothing is traced, no frame is looked at. */
+static __always_inline struct frame *pending_of(struct cpu_frames *fs, __u64 skb)
+{
+	if (!f_all && !any_traced())
+		return NULL;
+	struct frame *f = top_of(fs);
+	if (f && is_xmit(f->fn)) {
+		__u32 d = fs->depth;
+		if (d < 2 || d > MAX_DEPTH)
+			return NULL;
+		f = &fs->f[(d - 2) & (MAX_DEPTH - 1)];
+	}
+	if (!f || !f->pending || f->skb != skb)
+		return NULL;
+	return f;
+}
+
+/* hop_with_entry is hop, the event carrying the pending entry of the
+ * hook frame f (if any); a traced event takes it, and the frame's entry
+ * is then sent. */
+static __always_inline int hop_with_entry(struct hop_args *a, struct frame *f, const int direct_skb, const int direct_obj)
+{
+	if (f) {
+		a->flags |= EV_ENTRY;
+		a->entry_fn = f->fn;
+		a->entry_ts = f->entered;
+		a->hook = f->hook;
+		if (!a->prev_skb)
+			a->prev_skb = f->prev_skb;
+	}
+	int traced = hop(a, direct_skb, direct_obj);
+	if (f && traced)
+		f->pending = 0;
+	return traced;
+}
+
 /* The netns comes first: the tracepoints fire for every packet of every
  * namespace, and most of them are in one the filter leaves out. */
 static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive, const int direct)
@@ -854,8 +921,9 @@ static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive
 			return 0;
 		a.ns_known = 1;
 	}
-	a.prev_skb = prev_of(top_frame(), skb, direct);
-	hop(&a, direct, direct);
+	struct cpu_frames *fs = cpu_frames();
+	a.prev_skb = prev_of(top_of(fs), skb, direct);
+	hop_with_entry(&a, pending_of(fs, (__u64)skb), direct, direct);
 	return 0;
 }
 
@@ -875,7 +943,10 @@ static __always_inline int skip_rest_of_hook(__u16 fn, const struct hop_args *a)
 
 /* A hook's entry decides the netns once for everything IPVS does with
  * the packet inside it: the frame remembers a packet the filter leaves
- * out, and the functions without an skb return at once for it. */
+ * out, and the functions without an skb return at once for it. It sends
+ * no event: the frame keeps a traced packet's entry pending, for the
+ * first event from inside the hook to carry, or for the hook's exit (a
+ * hook that did nothing else is one event, not two). */
 static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct nf_hook_state *state, const int direct)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .hook = NO_HOOK};
@@ -897,13 +968,40 @@ static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct n
 	/* Before the push: prev_of looks at the frame this hook runs in. */
 	if (!elsewhere)
 		a.prev_skb = prev_of(caller, skb, direct);
-	struct frame *f = push(fs, (__u64)skb, fn, a.hook, elsewhere, a.netns);
+	/* A hook inside a hook on the same packet with its entry pending
+	 * (no transmitter seen between them): the outer entry goes out
+	 * alone, before the inner hook's events. */
+	struct frame *outer = elsewhere ? NULL : pending_of(fs, (__u64)skb);
+	__u8 hook = a.hook;
+	__u64 prev_skb = a.prev_skb;
+	if (outer) {
+		/* Through a, not a second hop_args: the kprobe programs'
+		 * stack, with hop's, would pass the verifier's 512 bytes. */
+		a.fn = outer->fn;
+		a.flags = EV_HOOK;
+		a.known = 1;
+		a.prev_skb = 0;
+		hop_with_entry(&a, outer, direct, direct);
+		a.fn = fn;
+		a.known = 0;
+		a.hook = hook;
+	}
+	struct frame *f = push(fs, (__u64)skb, fn, hook, elsewhere, a.netns);
 	if (elsewhere)
 		return 0;
+	a.prev_skb = prev_skb;
 	a.flags = EV_HOOK;
+	a.decide_only = 1;
 	int traced = hop(&a, direct, direct);
-	if (f && !traced && skip_rest_of_hook(fn, &a))
+	if (!f)
+		return 0;
+	if (traced) {
+		f->pending = 1;
+		f->entered = bpf_ktime_get_ns();
+		f->prev_skb = prev_skb;
+	} else if (skip_rest_of_hook(fn, &a)) {
 		f->elsewhere = 1;
+	}
 	return 0;
 }
 
@@ -942,11 +1040,19 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 	 * inside the hook (a NAT reply matches at ip_vs_conn_out_get, a real
 	 * server filter at ip_vs_schedule): one lookup, no second parse, for
 	 * every packet that does not. */
-	if (!f_all && !f.traced && !traced_lookup(&f.skb))
+	if (!f_all && !f.traced && !f.pending && !traced_lookup(&f.skb))
 		return 0;
 	struct hop_args a = {.fn = fn, .skb = (struct sk_buff *)f.skb, .hook = f.hook,
 			     .flags = EV_EXIT | EV_HOOK, .ret = ret, .known = !f_all,
 			     .netns = f.netns, .ns_known = f_netns != 0};
+	/* Nothing inside the hook was traced: its entry and its verdict in
+	 * one event. */
+	if (f.pending) {
+		a.flags |= EV_ENTRY;
+		a.entry_fn = fn;
+		a.entry_ts = f.entered;
+		a.prev_skb = f.prev_skb;
+	}
 	hop(&a, INDIRECT, INDIRECT);
 	return 0;
 }
@@ -967,6 +1073,16 @@ static __always_inline int current(struct hop_args *a)
 	return 1;
 }
 
+/* hop_current is hop for a function without an skb argument: the hop
+ * of the skb the CPU is in, carrying its hook's pending entry. */
+static __always_inline int hop_current(struct hop_args *a, const int direct_obj)
+{
+	if (!current(a))
+		return 0;
+	hop_with_entry(a, pending_of(cpu_frames(), (__u64)a->skb), INDIRECT, direct_obj);
+	return 0;
+}
+
 static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const int direct)
 {
 	/* ip_vs_out_hook asks for every packet whether it is a reply: a "no"
@@ -974,31 +1090,22 @@ static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const i
 	if (!cp && fn == FN_IP_VS_CONN_OUT_GET)
 		return 0;
 	struct hop_args a = {.fn = fn, .hook = NO_HOOK, .flags = EV_EXIT, .cp = cp, .ret = cp != NULL};
-	if (!current(&a))
-		return 0;
 	if (!cp)
 		a.flags |= EV_NOCONN;
-	hop(&a, INDIRECT, direct);
-	return 0;
+	return hop_current(&a, direct);
 }
 
 static __always_inline int on_current(__u16 fn)
 {
 	struct hop_args a = {.fn = fn, .hook = NO_HOOK};
-	if (!current(&a))
-		return 0;
-	hop(&a, INDIRECT, INDIRECT);
-	return 0;
+	return hop_current(&a, INDIRECT);
 }
 
 /* ip_vs_scheduler_err: no skb argument. */
 static __always_inline int on_svc_current(__u16 fn, struct ip_vs_service *svc, const char *msg, const int direct_svc)
 {
 	struct hop_args a = {.fn = fn, .svc = svc, .msg = msg, .hook = NO_HOOK};
-	if (!current(&a))
-		return 0;
-	hop(&a, INDIRECT, direct_svc);
-	return 0;
+	return hop_current(&a, direct_svc);
 }
 
 /* ip_vs_leave(svc, skb, ...) runs inside ip_vs_in_hook, whose frame may
@@ -1007,10 +1114,11 @@ static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, const int direc
 				  struct ip_vs_service *svc, const char *msg, const int direct_svc)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .svc = svc, .msg = msg, .hook = NO_HOOK};
-	struct frame *f = top_frame();
+	struct cpu_frames *fs = cpu_frames();
+	struct frame *f = top_of(fs);
 	if (f && f->skb == (__u64)skb && f->elsewhere)
 		return 0;
-	hop(&a, direct_skb, direct_svc);
+	hop_with_entry(&a, pending_of(fs, (__u64)skb), direct_skb, direct_svc);
 	return 0;
 }
 
@@ -1032,10 +1140,12 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 		a.netns = caller->netns;
 		a.ns_known = 1;
 	}
+	/* Before the push: the hook's frame is on top. */
+	struct frame *hook = elsewhere ? NULL : pending_of(fs, (__u64)skb);
 	push(fs, (__u64)skb, fn, NO_HOOK, elsewhere, a.netns);
 	if (elsewhere)
 		return 0;
-	hop(&a, direct, direct);
+	hop_with_entry(&a, hook, direct, direct);
 	return 0;
 }
 
@@ -1179,7 +1289,7 @@ static __always_inline int on_drop(__u64 *ctx, const int direct)
 	__u64 key = (__u64)skb;
 	struct hop_args a = {.fn = FN_KFREE_SKB, .skb = skb, .hook = NO_HOOK, .flags = EV_DROP,
 			     .location = ctx[1], .reason = (__u32)ctx[2]};
-	hop(&a, direct, direct);
+	hop_with_entry(&a, pending_of(cpu_frames(), key), direct, direct);
 	/* A lookup first: deleting takes the bucket's lock even for a key
 	 * that is not there, and this fires for every freed packet. */
 	if (!f_all && traced_lookup(&key))
