@@ -280,6 +280,12 @@ func TestDecodeEntryCarriedByAnEvent(t *testing.T) {
 	if e, err = d.decode(rec); err != nil || e.Hop.At != 3800 || e.Hop.Verdict != VerdictAccept || e.Hop.Hook != "LOCAL_IN" || e.Entry.Func != FuncInHook {
 		t.Errorf("the hook's whole visit: %+v, %+v, %v; want one hop at 3800 with ACCEPT", e.Hop, e.Entry, err)
 	}
+	// Its entry alone (a hook inside it on the same packet came first):
+	// one hop at the entry's time, without a verdict.
+	le.PutUint16(rec[58:], evHook|evEntry)
+	if e, err = d.decode(rec); err != nil || e.Hop.At != 3800 || e.Hop.Verdict != "" || e.Hop.Hook != "LOCAL_IN" || e.Entry.Func != FuncInHook {
+		t.Errorf("the hook's entry alone: %+v, %+v, %v; want one hop at 3800 without a verdict", e.Hop, e.Entry, err)
+	}
 	rec[61] = uint8(fnIPVSConnInGet)
 	if _, err := d.decode(rec); err == nil || !strings.Contains(err.Error(), "not a netfilter hook") {
 		t.Errorf("an entry of a function that is no hook: %v", err)
