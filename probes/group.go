@@ -191,11 +191,17 @@ func (g *Grouper) Recycle(p Path) {
 func (g *Grouper) append(op *openPath, e Event) {
 	p := &op.path
 	h := e.Hop
-	if en := &e.Entry; en.Func != "" && en.Func != h.Func {
+	switch en := &e.Entry; {
+	case en.Func == "":
+		p.Hops = append(p.Hops, h)
+	case en.Func != h.Func:
 		// The hook h ran inside: its entry came with h.
-		p.Hops = append(p.Hops, Hop{Func: en.Func, At: en.At, Hook: en.Hook, Device: h.Device})
+		p.Hops = insertByTime(p.Hops, Hop{Func: en.Func, At: en.At, Hook: en.Hook, Device: h.Device})
+		p.Hops = append(p.Hops, h)
+	default:
+		// A hook's whole visit, at its entry's time.
+		p.Hops = insertByTime(p.Hops, h)
 	}
-	p.Hops = append(p.Hops, h)
 	op.last = max(op.last, h.At)
 	if p.Device == "" {
 		p.Device = h.Device
@@ -216,6 +222,19 @@ func (g *Grouper) append(op *openPath, e Event) {
 	if h.Conn != nil {
 		p.Conn = h.Conn
 	}
+}
+
+// insertByTime appends h to hops, or puts it before the hops that came
+// later: a hook's entry travels with the next event from inside it,
+// which may come after the events of a hook nested in it (under a
+// transmitter the probes do not see), and a hook's whole visit is one
+// event at its exit.
+func insertByTime(hops []Hop, h Hop) []Hop {
+	i := len(hops)
+	for i > 0 && hops[i-1].At > h.At {
+		i--
+	}
+	return slices.Insert(hops, i, h)
 }
 
 // lateHop reports whether a hop can still belong to a packet that was

@@ -531,3 +531,30 @@ func TestHookVisitInAnEndedSKBStartsAPath(t *testing.T) {
 		t.Errorf("the new packet's path: %+v, want one hop: ip_vs_out_hook at its entry", rest)
 	}
 }
+
+// A hook's entry that waits for an event from inside it past the
+// events of a hook nested in it (a transmitter the probes do not see
+// between them) takes its place by time.
+func TestHookEntriesTakeTheirPlaceByTime(t *testing.T) {
+	g := NewGrouper(GrouperOptions{})
+	for _, e := range []Event{
+		recv(0x6, 0),
+		entered(ev(0x6, 12, Hop{Func: FuncOutHook, Hook: "LOCAL_OUT", Verdict: VerdictAccept}), FuncOutHook, "LOCAL_OUT", 10),
+		entered(ev(0x6, 15, Hop{Func: FuncOutput}), FuncInHook, "LOCAL_IN", 5),
+		queue(0x6, 20),
+	} {
+		g.Add(e)
+	}
+	paths := g.Close()
+	if len(paths) != 1 {
+		t.Fatalf("%d paths, want 1", len(paths))
+	}
+	var got []string
+	for _, h := range paths[0].Hops {
+		got = append(got, h.Func+" "+h.Hook)
+	}
+	want := []string{FuncReceive + " ", FuncInHook + " LOCAL_IN", FuncOutHook + " LOCAL_OUT", FuncOutput + " ", FuncQueue + " "}
+	if !slices.Equal(got, want) {
+		t.Errorf("hops %q, want %q", got, want)
+	}
+}

@@ -72,9 +72,8 @@ enum event_flag {
 	EV_HOOK = 128,   /* hook is set */
 	/* The event carries the entry of the netfilter hook it ran inside
 	 * (entry_fn at hook, entry_ago before ts), which sent no event of
-	 * its own. When entry_fn is fn, the event is that hook's own: its
-	 * exit (EV_EXIT: nothing inside it was traced, one event for the
-	 * whole visit) or its entry alone. */
+	 * its own. When entry_fn is fn, the event is that hook's exit, and
+	 * nothing inside it was traced: one event for the whole visit. */
 	EV_ENTRY = 256,
 };
 
@@ -278,6 +277,8 @@ static __always_inline struct frame *push(struct cpu_frames *fs, __u64 skb, __u1
 	f->elsewhere = elsewhere;
 	f->pending = 0;
 	f->netns = netns;
+	f->entered = 0;
+	f->prev_skb = 0;
 	fs->depth = d + 1;
 	return f;
 }
@@ -650,14 +651,30 @@ struct hop_args {
 	__u8 known;    /* traced already: no need to match */
 	__u8 ns_known; /* netns is set and passed the filter */
 	/* Decide whether the packet is traced, and send no event: a hook's
-	 * entry, which the frame keeps pending. */
+	 * entry, which the frame keeps pending (hop returns 2). */
 	__u8 decide_only;
-	__u8 entry_fn;  /* EV_ENTRY: the hook whose entry the event carries */
-	__u64 entry_ts; /* EV_ENTRY: its entry time */
+	__u64 entry_ts; /* EV_ENTRY (a hook's exit): the hook's entry time */
 	/* Set by hop: it left the packet out by a TCP, UDP or SCTP header
 	 * with both ports (what IPVS looks connections up by). */
 	__u8 out_by_ports;
 };
+
+/* pending_of returns the hook frame whose entry an event about skb
+ * carries: the top frame, or the hook under a transmitter's, when it is
+ * pending on that skb; else NULL. */
+static __always_inline struct frame *pending_of(struct cpu_frames *fs, __u64 skb)
+{
+	struct frame *f = top_of(fs);
+	if (f && is_xmit(f->fn)) {
+		__u32 d = fs->depth;
+		if (d < 2 || d > MAX_DEPTH)
+			return NULL;
+		f = &fs->f[(d - 2) & (MAX_DEPTH - 1)];
+	}
+	if (!f || !f->pending || f->skb != skb)
+		return NULL;
+	return f;
+}
 
 /* Direct loads: DIRECT where a probe's pointers are typed from BTF
  * (fentry, fexit, tp_btf), INDIRECT where they are plain numbers
@@ -752,7 +769,7 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 			return 0;
 	}
 	if (a->decide_only)
-		return 1;
+		return 2;
 	if (!have_dev)
 		dev = skb_where(skb, direct_skb, 0, &netns);
 
@@ -772,11 +789,6 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	e->ret = a->ret;
 	e->location = a->location;
 	e->reason = a->reason;
-	if (a->flags & EV_ENTRY) {
-		__u64 ago = e->ts - a->entry_ts;
-		e->entry_fn = a->entry_fn;
-		e->entry_ago = ago > 0xffffffff ? 0xffffffff : ago;
-	}
 	if (!f_netns && !a->ns_known)
 		skb_where(skb, INDIRECT, 1, &netns);
 	e->netns = netns;
@@ -805,6 +817,31 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 			read_dest(e, dest, direct_obj);
 	} else if (svc) {
 		read_svc(e, svc, direct_obj);
+	}
+	/* An event from inside a hook whose entry is pending carries it.
+	 * Looked for here, last: each way through it is one more way the
+	 * verifier walks what follows (6.1 keeps them apart by the ring
+	 * reservation), so as little as possible follows. Not a hook's own
+	 * event: its hook field is its own (a hook's exit sets EV_ENTRY for
+	 * its own entry). */
+	__u64 entered = a->entry_ts;
+	if (!(a->flags & (EV_HOOK | EV_ENTRY))) {
+		struct frame *pf = pending_of(cpu_frames(), key);
+		if (pf) {
+			e->flags |= EV_ENTRY;
+			e->entry_fn = pf->fn;
+			e->hook = pf->hook;
+			entered = pf->entered;
+			if (!e->prev_skb)
+				e->prev_skb = pf->prev_skb;
+			pf->pending = 0;
+		}
+	}
+	if (e->flags & EV_ENTRY) {
+		__u64 ago = e->ts - entered;
+		e->entry_ago = ago > 0xffffffff ? 0xffffffff : ago;
+		if (!e->entry_fn)
+			e->entry_fn = a->fn; /* a hook's exit: its own entry */
 	}
 	/* The reader is woken once a batch has gathered, not for every
 	 * event: a wake-up is an interrupt and a context switch per hop,
@@ -869,45 +906,6 @@ static __always_inline __u64 prev_of(struct frame *f, struct sk_buff *skb, const
 	return f->skb;
 }
 
-/* pending_of returns the hook frame whose entry an event about skb
- * carries: the top frame, or the hook under a transmitter's, when it is
- * pending on that skb; else NULL. Only a traced packet's hook is ever
- * pending: while nothing is traced, no frame is looked at. */
-static __always_inline struct frame *pending_of(struct cpu_frames *fs, __u64 skb)
-{
-	if (!f_all && !any_traced())
-		return NULL;
-	struct frame *f = top_of(fs);
-	if (f && is_xmit(f->fn)) {
-		__u32 d = fs->depth;
-		if (d < 2 || d > MAX_DEPTH)
-			return NULL;
-		f = &fs->f[(d - 2) & (MAX_DEPTH - 1)];
-	}
-	if (!f || !f->pending || f->skb != skb)
-		return NULL;
-	return f;
-}
-
-/* hop_with_entry is hop, the event carrying the pending entry of the
- * hook frame f (if any); a traced event takes it, and the frame's entry
- * is then sent. */
-static __always_inline int hop_with_entry(struct hop_args *a, struct frame *f, const int direct_skb, const int direct_obj)
-{
-	if (f) {
-		a->flags |= EV_ENTRY;
-		a->entry_fn = f->fn;
-		a->entry_ts = f->entered;
-		a->hook = f->hook;
-		if (!a->prev_skb)
-			a->prev_skb = f->prev_skb;
-	}
-	int traced = hop(a, direct_skb, direct_obj);
-	if (f && traced)
-		f->pending = 0;
-	return traced;
-}
-
 /* The netns comes first: the tracepoints fire for every packet of every
  * namespace, and most of them are in one the filter leaves out. */
 static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive, const int direct)
@@ -923,7 +921,7 @@ static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive
 	}
 	struct cpu_frames *fs = cpu_frames();
 	a.prev_skb = prev_of(top_of(fs), skb, direct);
-	hop_with_entry(&a, pending_of(fs, (__u64)skb), direct, direct);
+	hop(&a, direct, direct);
 	return 0;
 }
 
@@ -968,37 +966,22 @@ static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct n
 	/* Before the push: prev_of looks at the frame this hook runs in. */
 	if (!elsewhere)
 		a.prev_skb = prev_of(caller, skb, direct);
-	/* A hook inside a hook on the same packet with its entry pending
-	 * (no transmitter seen between them): the outer entry goes out
-	 * alone, before the inner hook's events. */
-	struct frame *outer = elsewhere ? NULL : pending_of(fs, (__u64)skb);
-	__u8 hook = a.hook;
-	__u64 prev_skb = a.prev_skb;
-	if (outer) {
-		/* Through a, not a second hop_args: the kprobe programs'
-		 * stack, with hop's, would pass the verifier's 512 bytes. */
-		a.fn = outer->fn;
-		a.flags = EV_HOOK;
-		a.known = 1;
-		a.prev_skb = 0;
-		hop_with_entry(&a, outer, direct, direct);
-		a.fn = fn;
-		a.known = 0;
-		a.hook = hook;
-	}
-	struct frame *f = push(fs, (__u64)skb, fn, hook, elsewhere, a.netns);
+	struct frame *f = push(fs, (__u64)skb, fn, a.hook, elsewhere, a.netns);
 	if (elsewhere)
 		return 0;
-	a.prev_skb = prev_skb;
 	a.flags = EV_HOOK;
 	a.decide_only = 1;
 	int traced = hop(&a, direct, direct);
 	if (!f)
 		return 0;
 	if (traced) {
+		/* A hook inside a hook on the same packet whose entry is still
+		 * pending (no event from the outer one yet) keeps both: the
+		 * outer's goes with the next event from inside it, and the
+		 * paths put each entry at its time. */
 		f->pending = 1;
 		f->entered = bpf_ktime_get_ns();
-		f->prev_skb = prev_skb;
+		f->prev_skb = a.prev_skb;
 	} else if (skip_rest_of_hook(fn, &a)) {
 		f->elsewhere = 1;
 	}
@@ -1046,13 +1029,12 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 			     .flags = EV_EXIT | EV_HOOK, .ret = ret, .known = !f_all,
 			     .netns = f.netns, .ns_known = f_netns != 0};
 	/* Nothing inside the hook was traced: its entry and its verdict in
-	 * one event. */
-	if (f.pending) {
-		a.flags |= EV_ENTRY;
-		a.entry_fn = fn;
-		a.entry_ts = f.entered;
-		a.prev_skb = f.prev_skb;
-	}
+	 * one event. Without a branch (push zeroes entered and prev_skb):
+	 * one way into hop for the verifier. */
+	_Static_assert(EV_ENTRY == 1 << 8, "EV_ENTRY is pending << 8");
+	a.flags |= (__u16)f.pending << 8;
+	a.entry_ts = f.entered;
+	a.prev_skb = f.prev_skb;
 	hop(&a, INDIRECT, INDIRECT);
 	return 0;
 }
@@ -1079,7 +1061,7 @@ static __always_inline int hop_current(struct hop_args *a, const int direct_obj)
 {
 	if (!current(a))
 		return 0;
-	hop_with_entry(a, pending_of(cpu_frames(), (__u64)a->skb), INDIRECT, direct_obj);
+	hop(a, INDIRECT, direct_obj);
 	return 0;
 }
 
@@ -1118,7 +1100,7 @@ static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, const int direc
 	struct frame *f = top_of(fs);
 	if (f && f->skb == (__u64)skb && f->elsewhere)
 		return 0;
-	hop_with_entry(&a, pending_of(fs, (__u64)skb), direct_skb, direct_svc);
+	hop(&a, direct_skb, direct_svc);
 	return 0;
 }
 
@@ -1140,12 +1122,10 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 		a.netns = caller->netns;
 		a.ns_known = 1;
 	}
-	/* Before the push: the hook's frame is on top. */
-	struct frame *hook = elsewhere ? NULL : pending_of(fs, (__u64)skb);
 	push(fs, (__u64)skb, fn, NO_HOOK, elsewhere, a.netns);
 	if (elsewhere)
 		return 0;
-	hop_with_entry(&a, hook, direct, direct);
+	hop(&a, direct, direct);
 	return 0;
 }
 
@@ -1289,7 +1269,7 @@ static __always_inline int on_drop(__u64 *ctx, const int direct)
 	__u64 key = (__u64)skb;
 	struct hop_args a = {.fn = FN_KFREE_SKB, .skb = skb, .hook = NO_HOOK, .flags = EV_DROP,
 			     .location = ctx[1], .reason = (__u32)ctx[2]};
-	hop_with_entry(&a, pending_of(cpu_frames(), key), direct, direct);
+	hop(&a, direct, direct);
 	/* A lookup first: deleting takes the bucket's lock even for a key
 	 * that is not there, and this fires for every freed packet. */
 	if (!f_all && traced_lookup(&key))
