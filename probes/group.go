@@ -142,7 +142,7 @@ func (g *Grouper) Add(e Event) []Path {
 		}
 	}
 	op := g.open[e.SKB]
-	if op != nil && (op.ended && !lateHop(e.Hop) || !op.ended && reused(op, e)) {
+	if op != nil && (op.ended && !lateHop(e) || !op.ended && reused(op, e)) {
 		done = append(done, g.finish(op))
 		op = nil
 	}
@@ -191,7 +191,17 @@ func (g *Grouper) Recycle(p Path) {
 func (g *Grouper) append(op *openPath, e Event) {
 	p := &op.path
 	h := e.Hop
-	p.Hops = append(p.Hops, h)
+	switch en := &e.Entry; {
+	case en.Func == "":
+		p.Hops = append(p.Hops, h)
+	case en.Func != h.Func:
+		// The hook h ran inside: its entry came with h.
+		p.Hops = insertByTime(p.Hops, Hop{Func: en.Func, At: en.At, Hook: en.Hook, Device: h.Device})
+		p.Hops = append(p.Hops, h)
+	default:
+		// A hook's whole visit, at its entry's time.
+		p.Hops = insertByTime(p.Hops, h)
+	}
 	op.last = max(op.last, h.At)
 	if p.Device == "" {
 		p.Device = h.Device
@@ -214,14 +224,32 @@ func (g *Grouper) append(op *openPath, e Event) {
 	}
 }
 
+// insertByTime appends h to hops, or puts it before the hops that came
+// later: a hook's entry travels with the next event from inside it,
+// which may come after the events of a hook nested in it (under a
+// transmitter the probes do not see), and a hook's whole visit is one
+// event at its exit.
+func insertByTime(hops []Hop, h Hop) []Hop {
+	i := len(hops)
+	for i > 0 && hops[i-1].At > h.At {
+		i--
+	}
+	return slices.Insert(hops, i, h)
+}
+
 // lateHop reports whether a hop can still belong to a packet that was
 // queued or freed: a hook's or transmitter's return, a second queue
 // event, a free or a drop after queueing (a qdisc's). Any other hop in
 // the same skb is a new packet in a reused address: on 6.1 the real
 // server's reply to a NAT service is often allocated where the
 // request's skb was, and its first traced hop is ip_vs_conn_out_get,
-// not a receive.
-func lateHop(h Hop) bool {
+// not a receive. An event that carries a hook's entry enters the hook:
+// never late.
+func lateHop(e Event) bool {
+	if e.Entry.Func != "" {
+		return false
+	}
+	h := e.Hop
 	switch kindOf(h) {
 	case kindQueue, kindFree, kindDrop:
 		return true

@@ -42,6 +42,7 @@ func pipelineRecorded(b *testing.B, write func(Path) error) {
 			// Each replay is other packets, an hour later.
 			e.SKB += uint64(i) << 32
 			e.Hop.At += time.Duration(i) * time.Hour
+			e.Entry.At += time.Duration(i) * time.Hour
 			for _, p := range g.Add(e) {
 				if err := write(p); err != nil {
 					b.Fatal(err)
@@ -82,6 +83,7 @@ func (s *replaySource) Read() (Event, error) {
 		e.PrevSKB += uint64(round) << 32
 	}
 	e.Hop.At += time.Duration(round) * time.Hour
+	e.Entry.At += time.Duration(round) * time.Hour
 	return e, nil
 }
 
