@@ -135,3 +135,61 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkWriteRecordedJSON is the JSON writer's part of
+// BenchmarkPipelineRecorded alone: the recorded DR paths of 6.12,
+// replayed 20 times (each replay other packets an hour later), written
+// as JSON lines by one JSONWriter, as lvsdiag trace --output json keeps.
+func BenchmarkWriteRecordedJSON(b *testing.B) {
+	var n byteCounter
+	jw := NewJSONWriter(&n)
+	writeRecorded(b, jw.WritePath, &n)
+}
+
+// BenchmarkWriteRecordedText is BenchmarkWriteRecordedJSON with
+// lvsdiag trace's default text output.
+func BenchmarkWriteRecordedText(b *testing.B) {
+	var n byteCounter
+	tw := NewTextWriter(&n, TextOptions{Location: time.UTC})
+	writeRecorded(b, tw.WritePath, &n)
+}
+
+// byteCounter is an io.Writer that counts what it is given.
+type byteCounter int64
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	*c += byteCounter(len(p))
+	return len(p), nil
+}
+
+func writeRecorded(b *testing.B, write func(Path) error, written *byteCounter) {
+	recs := records(b, "6.12", "dr")
+	d := fixtureDecoder(b, "6.12")
+	g := NewGrouper(GrouperOptions{})
+	var paths []Path
+	for i := range 20 {
+		for _, r := range recs {
+			e, err := d.decode(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.SKB += uint64(i) << 32
+			e.Hop.At += time.Duration(i) * time.Hour
+			paths = append(paths, g.Add(e)...)
+		}
+	}
+	paths = append(paths, g.Close()...)
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		for _, p := range paths {
+			if err := write(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	// CPU time, not the elapsed time: the host is shared with VMs.
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*len(paths)), "cpu-ns/path")
+	// What a packet costs the output (a pipe or a terminal) in bytes.
+	b.ReportMetric(float64(*written)/float64(b.N*len(paths)), "B/path")
+}
