@@ -100,16 +100,7 @@ func (s *replaySource) Close() error     { return nil }
 // replay says it has more buffered, as a busy tracer does, so events are
 // handed over in batches.
 func BenchmarkCollectRecorded(b *testing.B) {
-	recs := records(b, "6.12", "dr")
-	d := fixtureDecoder(b, "6.12")
-	var evs []Event
-	for _, r := range recs {
-		e, err := d.decode(r)
-		if err != nil {
-			b.Fatal(err)
-		}
-		evs = append(evs, e)
-	}
+	evs := recordedEvents(b)
 	jw := NewJSONWriter(io.Discard)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -125,6 +116,21 @@ func BenchmarkCollectRecorded(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	// Both goroutines' CPU: a hand-over per event keeps waking them.
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/event")
+}
+
+// recordedEvents are the records captured for the DR service on 6.12,
+// decoded.
+func recordedEvents(b *testing.B) []Event {
+	d := fixtureDecoder(b, "6.12")
+	var evs []Event
+	for _, r := range records(b, "6.12", "dr") {
+		e, err := d.decode(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
 }
 
 // cpuTime is the process's user and system CPU time so far.
@@ -163,20 +169,16 @@ func (c *byteCounter) Write(p []byte) (int, error) {
 }
 
 func writeRecorded(b *testing.B, write func(Path) error, written *byteCounter) {
-	recs := records(b, "6.12", "dr")
-	d := fixtureDecoder(b, "6.12")
+	evs := recordedEvents(b)
+	src := &replaySource{evs: evs, n: 20 * len(evs)}
 	g := NewGrouper(GrouperOptions{})
 	var paths []Path
-	for i := range 20 {
-		for _, r := range recs {
-			e, err := d.decode(r)
-			if err != nil {
-				b.Fatal(err)
-			}
-			e.SKB += uint64(i) << 32
-			e.Hop.At += time.Duration(i) * time.Hour
-			paths = append(paths, g.Add(e)...)
+	for {
+		e, err := src.Read()
+		if err != nil {
+			break
 		}
+		paths = append(paths, g.Add(e)...)
 	}
 	paths = append(paths, g.Close()...)
 	b.ReportAllocs()
