@@ -38,6 +38,13 @@ type GrouperOptions struct {
 	// Hidden says that some hops cannot be seen on this kernel (the
 	// Summary's Unseen): a path that ends out of sight says so.
 	Hidden bool
+	// Since, when not zero, is when (kernel time) the tracer's last
+	// probe was attached. A packet with a hop before it went through a
+	// partly attached tracer: hops of its path may be missing (a first
+	// packet seen only by the tracepoints attached first, or by a hook's
+	// return), and a path that says less than what happened is worse
+	// than none. Its path is left out, and not counted.
+	Since time.Duration
 }
 
 // Destination is a real server of a virtual service as the kernel's
@@ -86,6 +93,8 @@ type openPath struct {
 	// ended: the packet was queued to a device or freed; the path
 	// lingers for late hops until Linger has passed.
 	ended bool
+	// early: a hop came before GrouperOptions.Since.
+	early bool
 }
 
 // NewGrouper returns a Grouper with no open paths.
@@ -120,7 +129,7 @@ func (g *Grouper) Add(e Event) []Path {
 		// Tunnel mode copied the packet into a new skb: the path follows.
 		if op := g.open[e.PrevSKB]; op != nil {
 			if stale := g.open[e.SKB]; stale != nil {
-				done = append(done, g.finish(stale))
+				done = g.finish(done, stale)
 			}
 			delete(g.open, e.PrevSKB)
 			op.skb = e.SKB
@@ -143,7 +152,7 @@ func (g *Grouper) Add(e Event) []Path {
 	}
 	op := g.open[e.SKB]
 	if op != nil && (op.ended && !lateHop(e) || !op.ended && reused(op, e)) {
-		done = append(done, g.finish(op))
+		done = g.finish(done, op)
 		op = nil
 	}
 	if op == nil {
@@ -203,6 +212,9 @@ func (g *Grouper) append(op *openPath, e Event) {
 		p.Hops = insertByTime(p.Hops, h)
 	}
 	op.last = max(op.last, h.At)
+	if h.At < g.opts.Since || e.Entry.Func != "" && e.Entry.At < g.opts.Since {
+		op.early = true
+	}
 	if p.Device == "" {
 		p.Device = h.Device
 	}
@@ -296,7 +308,9 @@ func ends(hops []Hop) bool {
 	return false
 }
 
-func (g *Grouper) finish(op *openPath) Path {
+// finish ends op's path and appends it to out, unless a hop of it came
+// before the tracer was attached (GrouperOptions.Since).
+func (g *Grouper) finish(out []Path, op *openPath) []Path {
 	delete(g.open, op.skb)
 	for from, to := range g.moved {
 		if to == op.skb {
@@ -304,9 +318,13 @@ func (g *Grouper) finish(op *openPath) Path {
 		}
 	}
 	p := op.path
+	if op.early {
+		g.Recycle(p)
+		return out
+	}
 	p.Outcome, p.Why = decide(&p, g.opts)
 	g.count(p)
-	return p
+	return append(out, p)
 }
 
 func (g *Grouper) count(p Path) { g.sum.Add(p) }
@@ -400,7 +418,7 @@ func (g *Grouper) end(out []Path, due func(*openPath) bool) []Path {
 		if !due(op) {
 			break
 		}
-		out = append(out, g.finish(op))
+		out = g.finish(out, op)
 	}
 	return out
 }

@@ -558,3 +558,41 @@ func TestHookEntriesTakeTheirPlaceByTime(t *testing.T) {
 		t.Errorf("hops %q, want %q", got, want)
 	}
 }
+
+// A packet the tracer saw in part, while its probes were still being
+// attached, has no path: what it would show is not what happened (a
+// SYN seen from IPVS's return on would read as a drop in the hook). The
+// packets after it have theirs, and only they are counted.
+func TestGrouperLeavesOutPacketsFromBeforeAttach(t *testing.T) {
+	since := time.Second + 10*time.Microsecond // attached 10µs after 1s
+	g := NewGrouper(GrouperOptions{Boot: tBoot, Since: since})
+	var got []Path
+	// Seen only from the hook's return on, past Since: its receive and
+	// the hook's entry came before.
+	partial := drSYN(1, 0, rs1)[5:]
+	partial[0] = withTuple(partial[0], cli, vipPort, "SYN")
+	partial = append([]Event{ev(1, 2, Hop{Func: FuncLocalDeliver})}, partial...)
+	whole := drSYN(2, 30, rs2)
+	for _, e := range append(partial, whole...) {
+		got = append(got, g.Add(e)...)
+	}
+	got = append(got, g.Close()...)
+	if len(got) != 1 {
+		t.Fatalf("%d paths, want only the packet after attach: %+v", len(got), got)
+	}
+	if p := got[0]; p.Outcome != OutcomeForwarded || p.RealServer == nil || p.RealServer.Address != rs2 {
+		t.Errorf("path %+v, want the second packet, forwarded to %s", p, rs2)
+	}
+	if s := g.Summary(); s.Packets != 1 || s.ByRealServer[rs2] != 1 || s.ByRealServer[rs1] != 0 {
+		t.Errorf("summary %+v, want 1 packet, to %s", s, rs2)
+	}
+	// Without Since, the same events give both paths.
+	g = NewGrouper(GrouperOptions{Boot: tBoot})
+	got = nil
+	for _, e := range append(partial, whole...) {
+		got = append(got, g.Add(e)...)
+	}
+	if got = append(got, g.Close()...); len(got) != 2 {
+		t.Errorf("%d paths without Since, want 2", len(got))
+	}
+}
