@@ -27,6 +27,7 @@ import (
 func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 	order := t.backendOrder()
 	why := map[string][]string{}
+	ahead := t.kprobeAhead(pending)
 	// early holds the next backend's programs, loaded in the batch of
 	// the one before for the targets that one is known to refuse.
 	early := map[string]*loadedProgram{}
@@ -39,19 +40,20 @@ func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 			next = order[i+1]
 		}
 		var try []target
-		var names, alone, ahead []string
+		var names, alone, nextNames []string
 		refused := map[string]bool{}
 		seen := map[string]bool{}
 		for _, tg := range pending {
-			if next != "" && t.opts.Backend == BackendAuto && b == BackendFentry && tg.args > 6 && !fentryManyArgs() {
-				// Its trampoline would be refused at attach, after its
-				// programs' verification: its next backend's programs
-				// load in this batch instead.
+			if b == BackendFentry && next == BackendKprobe && ahead[tg.name] {
+				// Its next backend's programs load in this batch
+				// instead (kprobeAhead says why).
 				refused[tg.name] = true
-				why[tg.name] = append(why[tg.name], fentryArgsReason(tg))
+				if tg.args > 6 {
+					why[tg.name] = append(why[tg.name], fentryArgsReason(tg))
+				}
 				for _, n := range programNames(tg, next) {
 					if !seen[n] {
-						ahead = append(ahead, n)
+						nextNames = append(nextNames, n)
 					}
 					seen[n] = true
 				}
@@ -74,7 +76,7 @@ func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
 			}
 		}
 		start := time.Now()
-		loaded := t.loadBatch([]loadSet{{b, names}, {next, ahead}}, alone, b)
+		loaded := t.loadBatch([]loadSet{{b, names}, {next, nextNames}}, alone, b)
 		for n, lp := range early {
 			if loaded[n] == nil {
 				loaded[n] = lp
@@ -129,6 +131,38 @@ func (t *Tracer) backendOrder() []Backend {
 		return []Backend{BackendFentry, BackendKprobe, BackendKprobeMulti}
 	}
 	return []Backend{t.opts.Backend}
+}
+
+// kprobeAhead names the targets auto attaches with kprobes without
+// trying fentry first, on a kernel whose fentry refuses functions with
+// more than 6 arguments (Linux before 6.6): those functions, whose
+// trampolines it would refuse at attach, after their programs'
+// verification; and the functions that share a kprobe program with one
+// of them (ip_vs_conn_in_get and ip_vs_schedule share kretprobe_conn
+// with ip_vs_conn_new). That program is verified for every function of
+// its shape anyway (on 6.1 with a DR filter, 18,634 instructions), and
+// their own fexit programs would be verified on top of it (10,451 each).
+// Only where the kernel has kprobes: otherwise fentry is tried first.
+func (t *Tracer) kprobeAhead(pending []target) map[string]bool {
+	if t.opts.Backend != BackendAuto || fentryManyArgs() {
+		return nil
+	}
+	shapes := map[string]bool{}
+	for _, tg := range pending {
+		if tg.args > 6 {
+			shapes[tg.kprobe] = true
+		}
+	}
+	ahead := map[string]bool{}
+	for _, tg := range pending {
+		switch {
+		case tg.args > 6:
+			ahead[tg.name] = true
+		case shapes[tg.kprobe] && kprobePMU():
+			ahead[tg.name] = true
+		}
+	}
+	return ahead
 }
 
 // fentryManyArgs reports whether this kernel builds trampolines for

@@ -28,7 +28,7 @@ type rawEvent struct {
 	Fn       uint16
 	Flags    uint16
 	Hook     uint8
-	_        uint8
+	EntryFn  uint8
 	PktLen   uint16
 	Ifname   [16]byte
 	Msg      [32]byte
@@ -36,7 +36,7 @@ type rawEvent struct {
 	Dest     rawDest
 	Svc      rawSvc
 	Pkt      [pktMax]byte
-	_        [4]byte // the struct's alignment
+	EntryAgo uint32
 }
 
 type rawConn struct {
@@ -77,7 +77,7 @@ func (r *rawEvent) parse(b []byte) {
 	r.TS, r.SKB, r.PrevSKB, r.Location = le.Uint64(b[0:]), le.Uint64(b[8:]), le.Uint64(b[16:]), le.Uint64(b[24:])
 	r.Ret = int64(le.Uint64(b[32:]))
 	r.NetNS, r.Ifindex, r.CPU, r.Reason = le.Uint32(b[40:]), le.Uint32(b[44:]), le.Uint32(b[48:]), le.Uint32(b[52:])
-	r.Fn, r.Flags, r.Hook, r.PktLen = le.Uint16(b[56:]), le.Uint16(b[58:]), b[60], le.Uint16(b[62:])
+	r.Fn, r.Flags, r.Hook, r.EntryFn, r.PktLen = le.Uint16(b[56:]), le.Uint16(b[58:]), b[60], b[61], le.Uint16(b[62:])
 	copy(r.Ifname[:], b[64:80])
 	copy(r.Msg[:], b[80:112])
 	c := &r.Conn
@@ -95,6 +95,7 @@ func (r *rawEvent) parse(b []byte) {
 	v.Port, v.AF, v.Protocol, v.FWMark = le.Uint16(b[224:]), le.Uint16(b[226:]), le.Uint16(b[228:]), le.Uint32(b[232:])
 	copy(v.Sched[:], b[236:252])
 	copy(r.Pkt[:], b[252:252+pktMax])
+	r.EntryAgo = le.Uint32(b[380:])
 }
 
 // rawEventSize is the size of one ring buffer record.
@@ -110,6 +111,7 @@ const (
 	evDrop   = 32
 	evNoConn = 64
 	evHook   = 128
+	evEntry  = 256
 )
 
 // decoder turns ring buffer records into Events. Its tables come from
@@ -195,6 +197,18 @@ func (d *decoder) decode(rec []byte) (Event, error) {
 	h := &ev.Hop
 	if r.Flags&evHook != 0 {
 		h.Hook = hookName(r.Hook)
+	}
+	if r.Flags&evEntry != 0 {
+		entry := fnID(r.EntryFn)
+		if !isHook(entry) {
+			return Event{}, fmt.Errorf("decoding trace record: the entry it carries is of function number %d, not a netfilter hook", r.EntryFn)
+		}
+		ev.Entry = HookEntry{Func: entry.String(), Hook: hookName(r.Hook), At: time.Duration(r.TS - uint64(r.EntryAgo))}
+		if entry == fn {
+			// The hook's own event: its whole visit (with its verdict),
+			// or its entry alone, at the entry's time.
+			h.At = ev.Entry.At
+		}
 	}
 	if r.Flags&evExit != 0 && isHook(fn) {
 		h.Verdict = verdictOf(r.Ret)

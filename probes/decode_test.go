@@ -251,6 +251,88 @@ func TestDecodeRejectsShortAndUnknownRecords(t *testing.T) {
 	}
 }
 
+// An event carries the entry of the hook it ran in: the entry's time is
+// the event's less entry_ago, and its hook is a netfilter hook function,
+// or the record is an error.
+func TestDecodeEntryCarriedByAnEvent(t *testing.T) {
+	rec := make([]byte, rawEventSize)
+	le := binary.LittleEndian
+	le.PutUint64(rec[0:], 5000)
+	le.PutUint16(rec[56:], uint16(fnIPVSConnInGet))
+	le.PutUint16(rec[58:], evExit|evNoConn|evEntry)
+	rec[60] = 1 // LOCAL_IN
+	rec[61] = uint8(fnIPVSInHook)
+	le.PutUint32(rec[380:], 1200)
+	d := &decoder{}
+	e, err := d.decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := HookEntry{Func: FuncInHook, Hook: "LOCAL_IN", At: 3800}
+	if e.Entry != want || e.Hop.Func != FuncConnInGet || e.Hop.At != 5000 || e.Hop.Hook != "" {
+		t.Errorf("decoded %+v with entry %+v; want ip_vs_conn_in_get at 5000 carrying %+v", e.Hop, e.Entry, want)
+	}
+	// The hook's own exit, nothing inside it traced: one hop at the
+	// entry's time, with the verdict.
+	le.PutUint16(rec[56:], uint16(fnIPVSInHook))
+	le.PutUint16(rec[58:], evExit|evHook|evEntry)
+	le.PutUint64(rec[32:], 1) // NF_ACCEPT
+	if e, err = d.decode(rec); err != nil || e.Hop.At != 3800 || e.Hop.Verdict != VerdictAccept || e.Hop.Hook != "LOCAL_IN" || e.Entry.Func != FuncInHook {
+		t.Errorf("the hook's whole visit: %+v, %+v, %v; want one hop at 3800 with ACCEPT", e.Hop, e.Entry, err)
+	}
+	// Its entry alone (a hook inside it on the same packet came first):
+	// one hop at the entry's time, without a verdict.
+	le.PutUint16(rec[58:], evHook|evEntry)
+	if e, err = d.decode(rec); err != nil || e.Hop.At != 3800 || e.Hop.Verdict != "" || e.Hop.Hook != "LOCAL_IN" || e.Entry.Func != FuncInHook {
+		t.Errorf("the hook's entry alone: %+v, %+v, %v; want one hop at 3800 without a verdict", e.Hop, e.Entry, err)
+	}
+	rec[61] = uint8(fnIPVSConnInGet)
+	if _, err := d.decode(rec); err == nil || !strings.Contains(err.Error(), "not a netfilter hook") {
+		t.Errorf("an entry of a function that is no hook: %v", err)
+	}
+}
+
+// In the records of both kernels (DR: every hop, every packet), a hook
+// that did nothing but return is one event, at its entry's time with
+// its verdict, and ip_vs_in_hook's entry at LOCAL_IN comes with
+// ip_vs_conn_in_get: no event is a hook's entry alone.
+func TestDecodeRecordedHooksAreOneEventUnlessSomethingHappenedInside(t *testing.T) {
+	for _, k := range kernels {
+		evs := recorded(t, k, "dr")
+		visits, carried := 0, 0
+		for _, e := range evs {
+			switch {
+			case isHook(fnByName(e.Hop.Func)) && e.Hop.Verdict == "":
+				t.Errorf("%s: an event of %s's entry alone (%s)", k, e.Hop.Func, e.Hop.Hook)
+			case e.Entry.Func == e.Hop.Func:
+				visits++
+				if e.Hop.Verdict != VerdictAccept || e.Hop.Hook == "" {
+					t.Errorf("%s: %s's whole visit %+v, want ACCEPT at its hook", k, e.Hop.Func, e.Hop)
+				}
+			case e.Entry.Func != "":
+				carried++
+				if e.Entry.Func != FuncInHook || e.Entry.Hook != "LOCAL_IN" || e.Hop.Func != FuncConnInGet || e.Entry.At > e.Hop.At {
+					t.Errorf("%s: %s carries %+v, want ip_vs_conn_in_get carrying ip_vs_in_hook's LOCAL_IN entry, earlier", k, e.Hop.Func, e.Entry)
+				}
+			}
+		}
+		// Five packets: ip_vs_out_hook at LOCAL_IN and LOCAL_OUT, and
+		// ip_vs_in_hook at LOCAL_OUT, did nothing else for each.
+		if visits != 15 || carried != 5 {
+			t.Errorf("%s: %d hooks in one event and %d entries carried, want 15 and 5", k, visits, carried)
+		}
+	}
+}
+
+func fnByName(name string) fnID {
+	for f := fnNone + 1; f < fnMax; f++ {
+		if f.String() == name {
+			return f
+		}
+	}
+	return fnNone
+}
+
 func FuzzDecode(f *testing.F) {
 	for _, k := range kernels {
 		for _, name := range []string{"dr", "tun"} {

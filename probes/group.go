@@ -38,6 +38,13 @@ type GrouperOptions struct {
 	// Hidden says that some hops cannot be seen on this kernel (the
 	// Summary's Unseen): a path that ends out of sight says so.
 	Hidden bool
+	// Since, when not zero, is when (kernel time) the tracer's last
+	// probe was attached. A packet with a hop before it went through a
+	// partly attached tracer: hops of its path may be missing (a first
+	// packet seen only by the tracepoints attached first, or by a hook's
+	// return), and a path that says less than what happened is worse
+	// than none. Its path is left out, and not counted.
+	Since time.Duration
 }
 
 // Destination is a real server of a virtual service as the kernel's
@@ -86,6 +93,8 @@ type openPath struct {
 	// ended: the packet was queued to a device or freed; the path
 	// lingers for late hops until Linger has passed.
 	ended bool
+	// early: a hop came before GrouperOptions.Since.
+	early bool
 }
 
 // NewGrouper returns a Grouper with no open paths.
@@ -120,7 +129,7 @@ func (g *Grouper) Add(e Event) []Path {
 		// Tunnel mode copied the packet into a new skb: the path follows.
 		if op := g.open[e.PrevSKB]; op != nil {
 			if stale := g.open[e.SKB]; stale != nil {
-				done = append(done, g.finish(stale))
+				done = g.finish(done, stale)
 			}
 			delete(g.open, e.PrevSKB)
 			op.skb = e.SKB
@@ -142,8 +151,8 @@ func (g *Grouper) Add(e Event) []Path {
 		}
 	}
 	op := g.open[e.SKB]
-	if op != nil && (op.ended && !lateHop(e.Hop) || !op.ended && reused(op, e)) {
-		done = append(done, g.finish(op))
+	if op != nil && (op.ended && !lateHop(e) || !op.ended && reused(op, e)) {
+		done = g.finish(done, op)
 		op = nil
 	}
 	if op == nil {
@@ -191,8 +200,21 @@ func (g *Grouper) Recycle(p Path) {
 func (g *Grouper) append(op *openPath, e Event) {
 	p := &op.path
 	h := e.Hop
-	p.Hops = append(p.Hops, h)
+	switch en := &e.Entry; {
+	case en.Func == "":
+		p.Hops = append(p.Hops, h)
+	case en.Func != h.Func:
+		// The hook h ran inside: its entry came with h.
+		p.Hops = insertByTime(p.Hops, Hop{Func: en.Func, At: en.At, Hook: en.Hook, Device: h.Device})
+		p.Hops = append(p.Hops, h)
+	default:
+		// A hook's whole visit, at its entry's time.
+		p.Hops = insertByTime(p.Hops, h)
+	}
 	op.last = max(op.last, h.At)
+	if h.At < g.opts.Since || e.Entry.Func != "" && e.Entry.At < g.opts.Since {
+		op.early = true
+	}
 	if p.Device == "" {
 		p.Device = h.Device
 	}
@@ -214,14 +236,32 @@ func (g *Grouper) append(op *openPath, e Event) {
 	}
 }
 
+// insertByTime appends h to hops, or puts it before the hops that came
+// later: a hook's entry travels with the next event from inside it,
+// which may come after the events of a hook nested in it (under a
+// transmitter the probes do not see), and a hook's whole visit is one
+// event at its exit.
+func insertByTime(hops []Hop, h Hop) []Hop {
+	i := len(hops)
+	for i > 0 && hops[i-1].At > h.At {
+		i--
+	}
+	return slices.Insert(hops, i, h)
+}
+
 // lateHop reports whether a hop can still belong to a packet that was
 // queued or freed: a hook's or transmitter's return, a second queue
 // event, a free or a drop after queueing (a qdisc's). Any other hop in
 // the same skb is a new packet in a reused address: on 6.1 the real
 // server's reply to a NAT service is often allocated where the
 // request's skb was, and its first traced hop is ip_vs_conn_out_get,
-// not a receive.
-func lateHop(h Hop) bool {
+// not a receive. An event that carries a hook's entry enters the hook:
+// never late.
+func lateHop(e Event) bool {
+	if e.Entry.Func != "" {
+		return false
+	}
+	h := e.Hop
 	switch kindOf(h) {
 	case kindQueue, kindFree, kindDrop:
 		return true
@@ -268,7 +308,9 @@ func ends(hops []Hop) bool {
 	return false
 }
 
-func (g *Grouper) finish(op *openPath) Path {
+// finish ends op's path and appends it to out, unless a hop of it came
+// before the tracer was attached (GrouperOptions.Since).
+func (g *Grouper) finish(out []Path, op *openPath) []Path {
 	delete(g.open, op.skb)
 	for from, to := range g.moved {
 		if to == op.skb {
@@ -276,9 +318,13 @@ func (g *Grouper) finish(op *openPath) Path {
 		}
 	}
 	p := op.path
+	if op.early {
+		g.Recycle(p)
+		return out
+	}
 	p.Outcome, p.Why = decide(&p, g.opts)
 	g.count(p)
-	return p
+	return append(out, p)
 }
 
 func (g *Grouper) count(p Path) { g.sum.Add(p) }
@@ -372,7 +418,7 @@ func (g *Grouper) end(out []Path, due func(*openPath) bool) []Path {
 		if !due(op) {
 			break
 		}
-		out = append(out, g.finish(op))
+		out = g.finish(out, op)
 	}
 	return out
 }

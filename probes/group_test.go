@@ -449,3 +449,150 @@ func TestCollectReusesHopsOnlyWhenAsked(t *testing.T) {
 		}
 	}
 }
+
+// entered returns e carrying the entry of hook fn at hook, atUS (µs
+// from 1s), as the probe sends a hook's entry with the first event from
+// inside the hook, or with the hook's own exit.
+func entered(e Event, fn, hook string, atUS int) Event {
+	e.Entry = HookEntry{Func: fn, Hook: hook, At: time.Second + time.Duration(atUS)*time.Microsecond}
+	if e.Hop.Func == fn {
+		e.Hop.At = e.Entry.At
+	}
+	return e
+}
+
+// A hook's entry comes with the first event from inside it, and a hook
+// that did nothing else is one event: the path shows the entry before
+// that event, and the hook that did nothing as one hop with its
+// verdict, as the hops were before events carried entries.
+func TestHookEntriesCarriedByEventsAreHopsOfTheirOwn(t *testing.T) {
+	c := conn(rs1, DirectRoute, "ESTABLISHED")
+	g := NewGrouper(GrouperOptions{})
+	events := []Event{
+		recv(0x5, 0),
+		entered(ev(0x5, 9, Hop{Func: FuncOutHook, Hook: "LOCAL_IN", Verdict: VerdictAccept}), FuncOutHook, "LOCAL_IN", 3),
+		entered(ev(0x5, 14, Hop{Func: FuncConnInGet, Conn: c, Note: "connection found (ESTABLISHED)"}), FuncInHook, "LOCAL_IN", 11),
+		ev(0x5, 16, Hop{Func: FuncDRXmit, Conn: c}),
+		queue(0x5, 20),
+	}
+	for _, e := range events {
+		if ended := g.Add(e); len(ended) != 0 {
+			t.Fatalf("a path ended early: %+v", ended)
+		}
+	}
+	paths := g.Close()
+	if len(paths) != 1 {
+		t.Fatalf("%d paths, want 1", len(paths))
+	}
+	type hop struct {
+		fn, hook string
+		verdict  Verdict
+		atUS     int
+	}
+	var got []hop
+	for _, h := range paths[0].Hops {
+		got = append(got, hop{h.Func, h.Hook, h.Verdict, int((h.At - time.Second) / time.Microsecond)})
+	}
+	want := []hop{
+		{FuncReceive, "", "", 0},
+		{FuncOutHook, "LOCAL_IN", VerdictAccept, 3},
+		{FuncInHook, "LOCAL_IN", "", 11},
+		{FuncConnInGet, "", "", 14},
+		{FuncDRXmit, "", "", 16},
+		{FuncQueue, "", "", 20},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("hops\n%+v\nwant\n%+v", got, want)
+	}
+	if p := paths[0]; p.Outcome != OutcomeForwarded || p.Hops[2].Device != "" && p.Hops[2].Device != p.Hops[3].Device {
+		t.Errorf("outcome %s, entry device %q", p.Outcome, p.Hops[2].Device)
+	}
+}
+
+// A hook's whole visit, one event with its verdict, in the skb of a
+// packet queued a moment before is a new packet entering the hook, not
+// the old packet's late return from it (which carries no entry).
+func TestHookVisitInAnEndedSKBStartsAPath(t *testing.T) {
+	g := NewGrouper(GrouperOptions{})
+	for _, e := range drSYN(0x7, 0, rs1) {
+		g.Add(e)
+	}
+	late := ev(0x7, 25, Hop{Func: FuncInHook, Hook: "LOCAL_IN", Verdict: VerdictStolen})
+	if ended := g.Add(late); len(ended) != 0 {
+		t.Fatalf("a hook's return after the queue ended the path: %+v", ended)
+	}
+	visit := entered(ev(0x7, 40, Hop{Func: FuncOutHook, Hook: "LOCAL_OUT", Verdict: VerdictAccept}), FuncOutHook, "LOCAL_OUT", 30)
+	ended := g.Add(visit)
+	if len(ended) != 1 || ended[0].Hops[len(ended[0].Hops)-1].Verdict != VerdictStolen {
+		t.Fatalf("ended %+v; want the first packet, ending with its STOLEN return", ended)
+	}
+	rest := g.Close()
+	if len(rest) != 1 || len(rest[0].Hops) != 1 || rest[0].Hops[0].Func != FuncOutHook || rest[0].Hops[0].At != time.Second+30*time.Microsecond {
+		t.Errorf("the new packet's path: %+v, want one hop: ip_vs_out_hook at its entry", rest)
+	}
+}
+
+// A hook's entry that waits for an event from inside it past the
+// events of a hook nested in it (a transmitter the probes do not see
+// between them) takes its place by time.
+func TestHookEntriesTakeTheirPlaceByTime(t *testing.T) {
+	g := NewGrouper(GrouperOptions{})
+	for _, e := range []Event{
+		recv(0x6, 0),
+		entered(ev(0x6, 12, Hop{Func: FuncOutHook, Hook: "LOCAL_OUT", Verdict: VerdictAccept}), FuncOutHook, "LOCAL_OUT", 10),
+		entered(ev(0x6, 15, Hop{Func: FuncOutput}), FuncInHook, "LOCAL_IN", 5),
+		queue(0x6, 20),
+	} {
+		g.Add(e)
+	}
+	paths := g.Close()
+	if len(paths) != 1 {
+		t.Fatalf("%d paths, want 1", len(paths))
+	}
+	var got []string
+	for _, h := range paths[0].Hops {
+		got = append(got, h.Func+" "+h.Hook)
+	}
+	want := []string{FuncReceive + " ", FuncInHook + " LOCAL_IN", FuncOutHook + " LOCAL_OUT", FuncOutput + " ", FuncQueue + " "}
+	if !slices.Equal(got, want) {
+		t.Errorf("hops %q, want %q", got, want)
+	}
+}
+
+// A packet the tracer saw in part, while its probes were still being
+// attached, has no path: what it would show is not what happened (a
+// SYN seen from IPVS's return on would read as a drop in the hook). The
+// packets after it have theirs, and only they are counted.
+func TestGrouperLeavesOutPacketsFromBeforeAttach(t *testing.T) {
+	since := time.Second + 10*time.Microsecond // attached 10µs after 1s
+	g := NewGrouper(GrouperOptions{Boot: tBoot, Since: since})
+	var got []Path
+	// Seen only from the hook's return on, past Since: its receive and
+	// the hook's entry came before.
+	partial := drSYN(1, 0, rs1)[5:]
+	partial[0] = withTuple(partial[0], cli, vipPort, "SYN")
+	partial = append([]Event{ev(1, 2, Hop{Func: FuncLocalDeliver})}, partial...)
+	whole := drSYN(2, 30, rs2)
+	for _, e := range append(partial, whole...) {
+		got = append(got, g.Add(e)...)
+	}
+	got = append(got, g.Close()...)
+	if len(got) != 1 {
+		t.Fatalf("%d paths, want only the packet after attach: %+v", len(got), got)
+	}
+	if p := got[0]; p.Outcome != OutcomeForwarded || p.RealServer == nil || p.RealServer.Address != rs2 {
+		t.Errorf("path %+v, want the second packet, forwarded to %s", p, rs2)
+	}
+	if s := g.Summary(); s.Packets != 1 || s.ByRealServer[rs2] != 1 || s.ByRealServer[rs1] != 0 {
+		t.Errorf("summary %+v, want 1 packet, to %s", s, rs2)
+	}
+	// Without Since, the same events give both paths.
+	g = NewGrouper(GrouperOptions{Boot: tBoot})
+	got = nil
+	for _, e := range append(partial, whole...) {
+		got = append(got, g.Add(e)...)
+	}
+	if got = append(got, g.Close()...); len(got) != 2 {
+		t.Errorf("%d paths without Since, want 2", len(got))
+	}
+}

@@ -43,10 +43,12 @@ type hopCache struct {
 	memo []hopMemo
 }
 
-// hopMemo is a hop (At left out) and what was written of it.
+// hopMemo is a hop (At left out) and what was written of it; split,
+// for a writer that needs it, is where the hop's time goes in bytes.
 type hopMemo struct {
 	hop   Hop
 	bytes []byte
+	split int
 }
 
 // maxMemoHops bounds the hops remembered: the places of a forwarded
@@ -56,20 +58,30 @@ const maxMemoHops = 32
 // lookup returns what was stored for hop i when it was h but for its
 // time.
 func (c *hopCache) lookup(i int, h *Hop) ([]byte, bool) {
+	b, _, ok := c.lookupSplit(i, h)
+	return b, ok
+}
+
+// lookupSplit is lookup with the split stored with the bytes.
+func (c *hopCache) lookupSplit(i int, h *Hop) ([]byte, int, bool) {
 	if i >= len(c.memo) {
-		return nil, false
+		return nil, 0, false
 	}
 	m := &c.memo[i]
 	key := *h
 	key.At = 0
 	if m.hop != key {
-		return nil, false
+		return nil, 0, false
 	}
-	return m.bytes, true
+	return m.bytes, m.split, true
 }
 
 // store remembers b, the bytes written for hop i, h.
-func (c *hopCache) store(i int, h *Hop, b []byte) {
+func (c *hopCache) store(i int, h *Hop, b []byte) { c.storeSplit(i, h, nil, b) }
+
+// storeSplit remembers head and tail as the bytes of hop i, h, split
+// between them.
+func (c *hopCache) storeSplit(i int, h *Hop, head, tail []byte) {
 	if i >= maxMemoHops {
 		return
 	}
@@ -77,7 +89,7 @@ func (c *hopCache) store(i int, h *Hop, b []byte) {
 		c.memo = append(c.memo, make([]hopMemo, i+1-len(c.memo))...)
 	}
 	m := &c.memo[i]
-	m.hop, m.bytes = *h, append(m.bytes[:0], b...)
+	m.hop, m.bytes, m.split = *h, append(append(m.bytes[:0], head...), tail...), len(head)
 	m.hop.At = 0
 }
 
@@ -233,16 +245,26 @@ func (j *JSONWriter) appendPath(b []byte, p *Path) ([]byte, error) {
 }
 
 func (j *JSONWriter) appendHop(b []byte, i int, h *Hop, first time.Duration) []byte {
+	// A hop seen at this place before (but for its time) is its
+	// bytes then, its at_ns and since_first_ns written anew between
+	// the head (up to "at_ns":) and the tail.
+	if memo, split, ok := j.hops.lookupSplit(i, h); ok {
+		b = append(b, memo[:split]...)
+		b = strconv.AppendInt(b, int64(h.At), 10)
+		b = append(b, `,"since_first_ns":`...)
+		b = strconv.AppendInt(b, int64(h.At-first), 10)
+		return append(b, memo[split:]...)
+	}
+	start := len(b)
 	o := openObject(b)
 	o.str("func", h.Func)
-	o.int("at_ns", int64(h.At))
+	o.key("at_ns")
+	head := len(o.b)
+	o.b = strconv.AppendInt(o.b, int64(h.At), 10)
 	o.int("since_first_ns", int64(h.At-first))
-	if tail, ok := j.hops.lookup(i, h); ok {
-		return append(o.b, tail...)
-	}
-	start := len(o.b)
+	tail := len(o.b)
 	b = j.appendHopTail(o, h)
-	j.hops.store(i, h, b[start:])
+	j.hops.storeSplit(i, h, b[start:head], b[tail:])
 	return b
 }
 

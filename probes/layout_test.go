@@ -17,12 +17,12 @@ func TestRawEventMatchesTheBPFStruct(t *testing.T) {
 	var te traceEvent
 	te.Ts, te.Skb, te.PrevSkb, te.Location, te.Ret = 1, 2, 3, 4, -5
 	te.Netns, te.Ifindex, te.Cpu, te.Reason = 6, 7, 8, 9
-	te.Fn, te.Flags, te.Hook, te.PktLen = 10, 11, 12, 13
+	te.Fn, te.Flags, te.Hook, te.EntryFn, te.PktLen = 10, 11, 12, 29, 13
 	te.Ifname[0], te.Msg[31] = 'e', 'm'
 	te.Conn.Caddr[0], te.Conn.Daddr[15], te.Conn.Cport, te.Conn.Dport, te.Conn.State, te.Conn.Flags = 14, 15, 16, 17, 18, 19
 	te.Dest.Addr[3], te.Dest.Port, te.Dest.Weight, te.Dest.ConnFlags = 20, 21, -22, 23
 	te.Svc.Addr[1], te.Svc.Port, te.Svc.Fwmark, te.Svc.Sched[15] = 24, 25, 26, 'z'
-	te.Pkt[0], te.Pkt[127] = 27, 28
+	te.Pkt[0], te.Pkt[127], te.EntryAgo = 27, 28, 30
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, &te); err != nil {
 		t.Fatal(err)
@@ -32,11 +32,11 @@ func TestRawEventMatchesTheBPFStruct(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.TS != 1 || r.SKB != 2 || r.PrevSKB != 3 || r.Location != 4 || r.Ret != -5 || r.NetNS != 6 || r.Ifindex != 7 ||
-		r.CPU != 8 || r.Reason != 9 || r.Fn != 10 || r.Flags != 11 || r.Hook != 12 || r.PktLen != 13 ||
+		r.CPU != 8 || r.Reason != 9 || r.Fn != 10 || r.Flags != 11 || r.Hook != 12 || r.EntryFn != 29 || r.PktLen != 13 ||
 		r.Ifname[0] != 'e' || r.Msg[31] != 'm' ||
 		r.Conn.Caddr[0] != 14 || r.Conn.Daddr[15] != 15 || r.Conn.Cport != 16 || r.Conn.Dport != 17 || r.Conn.State != 18 || r.Conn.Flags != 19 ||
 		r.Dest.Addr[3] != 20 || r.Dest.Port != 21 || r.Dest.Weight != -22 || r.Dest.ConnFlags != 23 ||
-		r.Svc.Addr[1] != 24 || r.Svc.Port != 25 || r.Svc.FWMark != 26 || r.Svc.Sched[15] != 'z' || r.Pkt[0] != 27 || r.Pkt[127] != 28 {
+		r.Svc.Addr[1] != 24 || r.Svc.Port != 25 || r.Svc.FWMark != 26 || r.Svc.Sched[15] != 'z' || r.Pkt[0] != 27 || r.Pkt[127] != 28 || r.EntryAgo != 30 {
 		t.Errorf("rawEvent read %+v", r)
 	}
 }
@@ -64,6 +64,7 @@ func TestEnumsMatchTheBPFObject(t *testing.T) {
 	flags := map[traceEventFlag]int{
 		traceEventFlagEV_EXIT: evExit, traceEventFlagEV_CONN: evConn, traceEventFlagEV_DEST: evDest, traceEventFlagEV_SVC: evSvc,
 		traceEventFlagEV_PKT: evPkt, traceEventFlagEV_DROP: evDrop, traceEventFlagEV_NOCONN: evNoConn, traceEventFlagEV_HOOK: evHook,
+		traceEventFlagEV_ENTRY: evEntry,
 	}
 	for c, g := range flags {
 		if int(c) != g {

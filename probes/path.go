@@ -224,6 +224,21 @@ type Event struct {
 	Tuple    Tuple
 	TCPFlags string
 	Outer    *Tuple
+	// Entry is set (its Func is not empty) when the probe sent the
+	// entry of a netfilter hook with this event rather than in an event
+	// of its own. Where Entry.Func is another function than Hop.Func,
+	// Hop happened inside that hook, whose entry comes before Hop in the
+	// path. Where it is Hop.Func, Hop is the hook's own: its whole visit
+	// (entry time and verdict, nothing inside it traced), or its entry.
+	Entry HookEntry
+}
+
+// HookEntry is where and when the packet entered an IPVS netfilter
+// hook.
+type HookEntry struct {
+	Func string        // the hook function ("ip_vs_in_hook")
+	Hook string        // the netfilter hook ("LOCAL_IN")
+	At   time.Duration // the kernel's monotonic clock
 }
 
 // Filter selects the packets to trace. It is compiled into the BPF

@@ -42,6 +42,7 @@ func pipelineRecorded(b *testing.B, write func(Path) error) {
 			// Each replay is other packets, an hour later.
 			e.SKB += uint64(i) << 32
 			e.Hop.At += time.Duration(i) * time.Hour
+			e.Entry.At += time.Duration(i) * time.Hour
 			for _, p := range g.Add(e) {
 				if err := write(p); err != nil {
 					b.Fatal(err)
@@ -82,6 +83,7 @@ func (s *replaySource) Read() (Event, error) {
 		e.PrevSKB += uint64(round) << 32
 	}
 	e.Hop.At += time.Duration(round) * time.Hour
+	e.Entry.At += time.Duration(round) * time.Hour
 	return e, nil
 }
 
@@ -100,16 +102,7 @@ func (s *replaySource) Close() error     { return nil }
 // replay says it has more buffered, as a busy tracer does, so events are
 // handed over in batches.
 func BenchmarkCollectRecorded(b *testing.B) {
-	recs := records(b, "6.12", "dr")
-	d := fixtureDecoder(b, "6.12")
-	var evs []Event
-	for _, r := range recs {
-		e, err := d.decode(r)
-		if err != nil {
-			b.Fatal(err)
-		}
-		evs = append(evs, e)
-	}
+	evs := recordedEvents(b)
 	jw := NewJSONWriter(io.Discard)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -127,6 +120,21 @@ func BenchmarkCollectRecorded(b *testing.B) {
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/event")
 }
 
+// recordedEvents are the records captured for the DR service on 6.12,
+// decoded.
+func recordedEvents(b *testing.B) []Event {
+	d := fixtureDecoder(b, "6.12")
+	var evs []Event
+	for _, r := range records(b, "6.12", "dr") {
+		e, err := d.decode(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
 // cpuTime is the process's user and system CPU time so far.
 func cpuTime(b *testing.B) time.Duration {
 	var ru syscall.Rusage
@@ -134,4 +142,58 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkWriteRecordedJSON is the JSON writer's part of
+// BenchmarkPipelineRecorded alone: the recorded DR paths of 6.12,
+// replayed 20 times (each replay other packets an hour later), written
+// as JSON lines by one JSONWriter, as lvsdiag trace --output json keeps.
+func BenchmarkWriteRecordedJSON(b *testing.B) {
+	var n byteCounter
+	jw := NewJSONWriter(&n)
+	writeRecorded(b, jw.WritePath, &n)
+}
+
+// BenchmarkWriteRecordedText is BenchmarkWriteRecordedJSON with
+// lvsdiag trace's default text output.
+func BenchmarkWriteRecordedText(b *testing.B) {
+	var n byteCounter
+	tw := NewTextWriter(&n, TextOptions{Location: time.UTC})
+	writeRecorded(b, tw.WritePath, &n)
+}
+
+// byteCounter is an io.Writer that counts what it is given.
+type byteCounter int64
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	*c += byteCounter(len(p))
+	return len(p), nil
+}
+
+func writeRecorded(b *testing.B, write func(Path) error, written *byteCounter) {
+	evs := recordedEvents(b)
+	src := &replaySource{evs: evs, n: 20 * len(evs)}
+	g := NewGrouper(GrouperOptions{})
+	var paths []Path
+	for {
+		e, err := src.Read()
+		if err != nil {
+			break
+		}
+		paths = append(paths, g.Add(e)...)
+	}
+	paths = append(paths, g.Close()...)
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		for _, p := range paths {
+			if err := write(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	// CPU time, not the elapsed time: the host is shared with VMs.
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*len(paths)), "cpu-ns/path")
+	// What a packet costs the output (a pipe or a terminal) in bytes.
+	b.ReportMetric(float64(*written)/float64(b.N*len(paths)), "B/path")
 }

@@ -86,6 +86,7 @@ func BenchmarkGroupRecorded(b *testing.B) {
 		for _, e := range evs {
 			e.SKB += uint64(i) << 32
 			e.Hop.At += shift
+			e.Entry.At += shift
 			n += len(g.Add(e))
 		}
 	}

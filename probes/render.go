@@ -168,7 +168,21 @@ func (p painter) appendPainted(b []byte, code, s string) []byte {
 func appendSinceFirst(b []byte, d time.Duration) []byte {
 	var num [32]byte
 	n := append(num[:0], '+')
-	n = strconv.AppendFloat(n, float64(d)/float64(time.Millisecond), 'f', 3, 64)
+	// In whole microseconds with integers, as strconv would round the
+	// milliseconds to 3 decimals: formatting a float was half of the
+	// text output's time. A tie (500ns over), a negative or an
+	// enormous d is left to strconv, which rounds the float's binary
+	// value.
+	if us, r := d/time.Microsecond, d%time.Microsecond; d >= 0 && d < 1<<50 && r != 500 {
+		if r > 500 {
+			us++
+		}
+		n = strconv.AppendInt(n, int64(us/1000), 10)
+		frac := us % 1000
+		n = append(n, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+	} else {
+		n = strconv.AppendFloat(n, float64(d)/float64(time.Millisecond), 'f', 3, 64)
+	}
 	n = append(n, "ms"...)
 	for i := len(n); i < 10; i++ {
 		b = append(b, ' ')

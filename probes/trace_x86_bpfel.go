@@ -23,9 +23,12 @@ type traceCpuFrames struct {
 		Replaced  uint8
 		Traced    uint8
 		Elsewhere uint8
-		Pad       [2]uint8
+		Pending   uint8
+		Pad       uint8
 		Netns     uint32
 		_         [4]byte
+		Entered   uint64
+		PrevSkb   uint64
 	}
 	Depth uint32
 	_     [4]byte
@@ -45,7 +48,7 @@ type traceEvent struct {
 	Fn       uint16
 	Flags    uint16
 	Hook     uint8
-	Pad0     uint8
+	EntryFn  uint8
 	PktLen   uint16
 	Ifname   [16]int8
 	Msg      [32]int8
@@ -82,8 +85,8 @@ type traceEvent struct {
 		Fwmark   uint32
 		Sched    [16]int8
 	}
-	Pkt [128]uint8
-	_   [4]byte
+	Pkt      [128]uint8
+	EntryAgo uint32
 }
 
 type traceEventFlag uint32
@@ -97,6 +100,7 @@ const (
 	traceEventFlagEV_DROP   traceEventFlag = 32
 	traceEventFlagEV_NOCONN traceEventFlag = 64
 	traceEventFlagEV_HOOK   traceEventFlag = 128
+	traceEventFlagEV_ENTRY  traceEventFlag = 256
 )
 
 type traceFnId uint32

@@ -16,10 +16,13 @@ import (
 // TestVMAttachEverything: on the VM's kernels (kprobes, fentry, ip_vs)
 // every IPVS function the tracer knows attaches with the automatic
 // backend, except those the kernel lacks, each named with its reason:
-// fentry where the kernel allows it, and kprobes for the functions with
-// more than 6 arguments on 6.1, whose fentry trampolines it refuses.
+// fentry where the kernel allows it; on 6.1 kprobes for the functions
+// with more than 6 arguments, whose fentry trampolines it refuses, and
+// for the functions that share ip_vs_conn_new's kprobe program
+// (kretprobe_conn, loaded for it anyway).
 func TestVMAttachEverything(t *testing.T) {
-	sevenArgs := map[string]bool{"tcp_conn_schedule": true, "udp_conn_schedule": true, "sctp_conn_schedule": true, "ip_vs_conn_new": true}
+	kprobeOn61 := map[string]bool{"tcp_conn_schedule": true, "udp_conn_schedule": true, "sctp_conn_schedule": true, "ip_vs_conn_new": true,
+		"ip_vs_conn_in_get": true, "ip_vs_schedule": true, "ip_vs_conn_out_get": true}
 	start := time.Now()
 	tr, err := probes.Open(probes.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
@@ -33,7 +36,7 @@ func TestVMAttachEverything(t *testing.T) {
 		switch {
 		case strings.HasPrefix(a.Backend, "tp_btf"), a.Backend == "raw_tp":
 			continue
-		case sevenArgs[a.Target] && kernelRelease(t) == "6.1":
+		case kprobeOn61[a.Target] && kernelRelease(t) == "6.1":
 			want = "kprobe"
 		}
 		if a.Backend != want {

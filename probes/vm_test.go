@@ -333,6 +333,10 @@ func replyPathOf(evs []probes.Event, client netip.AddrPort) []probes.Event {
 func funcs(path []probes.Event) []string {
 	var fs []string
 	for _, e := range path {
+		if en := e.Entry; en.Func != "" && en.Func != e.Hop.Func {
+			// The entry of the hook e happened inside, sent with e.
+			fs = append(fs, en.Func+"("+en.Hook+")")
+		}
 		f := e.Hop.Func
 		if e.Hop.Hook != "" {
 			f += "(" + e.Hop.Hook
@@ -361,6 +365,9 @@ func hasInOrder(got, want []string) bool {
 func logPath(t *testing.T, path []probes.Event) {
 	t.Helper()
 	for _, e := range path {
+		if en := e.Entry; en.Func != "" && en.Func != e.Hop.Func {
+			t.Logf("  %-22s %-14s (entry, sent with the next event)", en.Func, en.Hook)
+		}
 		t.Logf("  %-22s %-14s %-10s skb=%x prev=%x %v %s %s %s", e.Hop.Func, e.Hop.Hook, e.Hop.Verdict, e.SKB, e.PrevSKB, e.Tuple, e.TCPFlags, e.Hop.Note, e.Hop.DropReason)
 	}
 }

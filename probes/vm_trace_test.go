@@ -261,7 +261,7 @@ func TestVMTracePaths(t *testing.T) {
 				}
 			}
 			if !r.attached["ip_vs_in_hook"] {
-				t.Logf("%s: not supported by this kernel (%d unseen)", b, len(tr.Unseen()))
+				t.Logf("%s: not supported by this kernel: %v", b, tr.Unseen())
 				tr.Close()
 				continue
 			}

@@ -78,11 +78,11 @@ func openTrace(ctx context.Context, opts *traceOptions, logger *slog.Logger) (*t
 		return nil, err
 	}
 	return &tracing{Source: src, Services: names,
-		Grouper: probes.GrouperOptions{Boot: monotonicZero(), Destinations: destinations(table)}}, nil
+		Grouper: probes.GrouperOptions{Boot: monotonicZero(), Since: src.since, Destinations: destinations(table)}}, nil
 }
 
 // startTracer loads and attaches the probes with the filter.
-func startTracer(_ context.Context, opts traceOptions, logger *slog.Logger) (probes.Source, error) {
+func startTracer(_ context.Context, opts traceOptions, logger *slog.Logger) (*tracerSource, error) {
 	t, err := probes.Open(probes.Options{Filter: opts.Filter, Backend: probes.Backend(opts.Backend), Hops: probes.Hops(opts.Hops), NoNAT: opts.shape.noNAT,
 		Forwarding: opts.shape.forwarding, Protocols: opts.shape.protocols, Logger: logger})
 	if err != nil {
@@ -100,9 +100,10 @@ func startTracer(_ context.Context, opts traceOptions, logger *slog.Logger) (pro
 type tracerSource struct {
 	t      *probes.Tracer
 	logger *slog.Logger
-	// since is when the last probe was attached: events from before
-	// are from a partly attached tracer (the first tracepoints see
-	// packets whose IPVS hops are not attached yet) and are left out.
+	// since is when the last probe was attached: a packet with events
+	// from before went through a partly attached tracer (the first
+	// tracepoints see packets whose IPVS hops are not attached yet), and
+	// the Grouper leaves its whole path out (GrouperOptions.Since).
 	since time.Duration
 	// ctx ends with End, and Read then hands over what the ring buffer
 	// holds from before endAt (the kernel's clock at End).
@@ -125,10 +126,6 @@ const maxBadRecords = 100
 func (s *tracerSource) Read() (probes.Event, error) {
 	for bad := 0; ; bad++ {
 		e, err := s.t.Read(s.ctx)
-		if err == nil && e.Hop.At < s.since {
-			bad--
-			continue
-		}
 		if end := time.Duration(s.endAt.Load()); end != 0 && (err == nil && e.Hop.At > end || errors.Is(err, context.Canceled)) {
 			return probes.Event{}, io.EOF
 		}

@@ -70,6 +70,11 @@ enum event_flag {
 	EV_DROP = 32,    /* reason and location are set */
 	EV_NOCONN = 64,  /* a lookup returned no connection */
 	EV_HOOK = 128,   /* hook is set */
+	/* The event carries the entry of the netfilter hook it ran inside
+	 * (entry_fn at hook, entry_ago before ts), which sent no event of
+	 * its own. When entry_fn is fn, the event is that hook's exit, and
+	 * nothing inside it was traced: one event for the whole visit. */
+	EV_ENTRY = 256,
 };
 
 struct conn_info {
@@ -112,8 +117,8 @@ struct event {
 	__u32 reason;
 	__u16 fn;
 	__u16 flags;
-	__u8 hook;
-	__u8 _pad0;
+	__u8 hook;     /* EV_HOOK, or EV_ENTRY's hook */
+	__u8 entry_fn; /* EV_ENTRY: enum fn_id of the hook */
 	__u16 pkt_len;
 	char ifname[16];
 	char msg[32];
@@ -121,6 +126,7 @@ struct event {
 	struct dest_info dest;
 	struct svc_info svc;
 	__u8 pkt[PKT_MAX];
+	__u32 entry_ago; /* EV_ENTRY: ns from the hook's entry to ts */
 };
 
 /* Filter constants, set by the loader (CollectionSpec.Variables).
@@ -216,8 +222,16 @@ struct frame {
 	 * netns it leaves out, or (ip_vs_in_hook) its headers do not match
 	 * and nothing IPVS finds for them can (skip_rest_of_hook). */
 	__u8 elsewhere;
-	__u8 _pad[2];
+	/* A hook whose packet is traced, whose entry no event has carried
+	 * yet: the first traced event about skb inside it carries it, or
+	 * its exit does (one event for a hook that did nothing else). */
+	__u8 pending;
+	__u8 _pad;
 	__u32 netns; /* the skb's netns inode, when f_netns is set */
+	__u64 entered; /* when pending: the hook's entry time */
+	/* when pending: the skb a tunnel transmitter replaced with skb (the
+	 * entry's prev_skb), which the event carrying the entry reports */
+	__u64 prev_skb;
 };
 
 struct cpu_frames {
@@ -261,7 +275,10 @@ static __always_inline struct frame *push(struct cpu_frames *fs, __u64 skb, __u1
 	f->replaced = 0;
 	f->traced = 0;
 	f->elsewhere = elsewhere;
+	f->pending = 0;
 	f->netns = netns;
+	f->entered = 0;
+	f->prev_skb = 0;
 	fs->depth = d + 1;
 	return f;
 }
@@ -633,10 +650,31 @@ struct hop_args {
 	__u8 at_receive;
 	__u8 known;    /* traced already: no need to match */
 	__u8 ns_known; /* netns is set and passed the filter */
+	/* Decide whether the packet is traced, and send no event: a hook's
+	 * entry, which the frame keeps pending (hop returns 2). */
+	__u8 decide_only;
+	__u64 entry_ts; /* EV_ENTRY (a hook's exit): the hook's entry time */
 	/* Set by hop: it left the packet out by a TCP, UDP or SCTP header
 	 * with both ports (what IPVS looks connections up by). */
 	__u8 out_by_ports;
 };
+
+/* pending_of returns the hook frame whose entry an event about skb
+ * carries: the top frame, or the hook under a transmitter's, when it is
+ * pending on that skb; else NULL. */
+static __always_inline struct frame *pending_of(struct cpu_frames *fs, __u64 skb)
+{
+	struct frame *f = top_of(fs);
+	if (f && is_xmit(f->fn)) {
+		__u32 d = fs->depth;
+		if (d < 2 || d > MAX_DEPTH)
+			return NULL;
+		f = &fs->f[(d - 2) & (MAX_DEPTH - 1)];
+	}
+	if (!f || !f->pending || f->skb != skb)
+		return NULL;
+	return f;
+}
 
 /* Direct loads: DIRECT where a probe's pointers are typed from BTF
  * (fentry, fexit, tp_btf), INDIRECT where they are plain numbers
@@ -730,6 +768,8 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 		if (ifindex != f_ifindex)
 			return 0;
 	}
+	if (a->decide_only)
+		return 2;
 	if (!have_dev)
 		dev = skb_where(skb, direct_skb, 0, &netns);
 
@@ -777,6 +817,31 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 			read_dest(e, dest, direct_obj);
 	} else if (svc) {
 		read_svc(e, svc, direct_obj);
+	}
+	/* An event from inside a hook whose entry is pending carries it.
+	 * Looked for here, last: each way through it is one more way the
+	 * verifier walks what follows (6.1 keeps them apart by the ring
+	 * reservation), so as little as possible follows. Not a hook's own
+	 * event: its hook field is its own (a hook's exit sets EV_ENTRY for
+	 * its own entry). */
+	__u64 entered = a->entry_ts;
+	if (!(a->flags & (EV_HOOK | EV_ENTRY))) {
+		struct frame *pf = pending_of(cpu_frames(), key);
+		if (pf) {
+			e->flags |= EV_ENTRY;
+			e->entry_fn = pf->fn;
+			e->hook = pf->hook;
+			entered = pf->entered;
+			if (!e->prev_skb)
+				e->prev_skb = pf->prev_skb;
+			pf->pending = 0;
+		}
+	}
+	if (e->flags & EV_ENTRY) {
+		__u64 ago = e->ts - entered;
+		e->entry_ago = ago > 0xffffffff ? 0xffffffff : ago;
+		if (!e->entry_fn)
+			e->entry_fn = a->fn; /* a hook's exit: its own entry */
 	}
 	/* The reader is woken once a batch has gathered, not for every
 	 * event: a wake-up is an interrupt and a context switch per hop,
@@ -854,7 +919,8 @@ static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive
 			return 0;
 		a.ns_known = 1;
 	}
-	a.prev_skb = prev_of(top_frame(), skb, direct);
+	struct cpu_frames *fs = cpu_frames();
+	a.prev_skb = prev_of(top_of(fs), skb, direct);
 	hop(&a, direct, direct);
 	return 0;
 }
@@ -875,7 +941,10 @@ static __always_inline int skip_rest_of_hook(__u16 fn, const struct hop_args *a)
 
 /* A hook's entry decides the netns once for everything IPVS does with
  * the packet inside it: the frame remembers a packet the filter leaves
- * out, and the functions without an skb return at once for it. */
+ * out, and the functions without an skb return at once for it. It sends
+ * no event: the frame keeps a traced packet's entry pending, for the
+ * first event from inside the hook to carry, or for the hook's exit (a
+ * hook that did nothing else is one event, not two). */
 static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct nf_hook_state *state, const int direct)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .hook = NO_HOOK};
@@ -901,9 +970,21 @@ static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct n
 	if (elsewhere)
 		return 0;
 	a.flags = EV_HOOK;
+	a.decide_only = 1;
 	int traced = hop(&a, direct, direct);
-	if (f && !traced && skip_rest_of_hook(fn, &a))
+	if (!f)
+		return 0;
+	if (traced) {
+		/* A hook inside a hook on the same packet whose entry is still
+		 * pending (no event from the outer one yet) keeps both: the
+		 * outer's goes with the next event from inside it, and the
+		 * paths put each entry at its time. */
+		f->pending = 1;
+		f->entered = bpf_ktime_get_ns();
+		f->prev_skb = a.prev_skb;
+	} else if (skip_rest_of_hook(fn, &a)) {
 		f->elsewhere = 1;
+	}
 	return 0;
 }
 
@@ -942,11 +1023,18 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 	 * inside the hook (a NAT reply matches at ip_vs_conn_out_get, a real
 	 * server filter at ip_vs_schedule): one lookup, no second parse, for
 	 * every packet that does not. */
-	if (!f_all && !f.traced && !traced_lookup(&f.skb))
+	if (!f_all && !f.traced && !f.pending && !traced_lookup(&f.skb))
 		return 0;
 	struct hop_args a = {.fn = fn, .skb = (struct sk_buff *)f.skb, .hook = f.hook,
 			     .flags = EV_EXIT | EV_HOOK, .ret = ret, .known = !f_all,
 			     .netns = f.netns, .ns_known = f_netns != 0};
+	/* Nothing inside the hook was traced: its entry and its verdict in
+	 * one event. Without a branch (push zeroes entered and prev_skb):
+	 * one way into hop for the verifier. */
+	_Static_assert(EV_ENTRY == 1 << 8, "EV_ENTRY is pending << 8");
+	a.flags |= (__u16)f.pending << 8;
+	a.entry_ts = f.entered;
+	a.prev_skb = f.prev_skb;
 	hop(&a, INDIRECT, INDIRECT);
 	return 0;
 }
@@ -967,6 +1055,16 @@ static __always_inline int current(struct hop_args *a)
 	return 1;
 }
 
+/* hop_current is hop for a function without an skb argument: the hop
+ * of the skb the CPU is in, carrying its hook's pending entry. */
+static __always_inline int hop_current(struct hop_args *a, const int direct_obj)
+{
+	if (!current(a))
+		return 0;
+	hop(a, INDIRECT, direct_obj);
+	return 0;
+}
+
 static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const int direct)
 {
 	/* ip_vs_out_hook asks for every packet whether it is a reply: a "no"
@@ -974,31 +1072,22 @@ static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const i
 	if (!cp && fn == FN_IP_VS_CONN_OUT_GET)
 		return 0;
 	struct hop_args a = {.fn = fn, .hook = NO_HOOK, .flags = EV_EXIT, .cp = cp, .ret = cp != NULL};
-	if (!current(&a))
-		return 0;
 	if (!cp)
 		a.flags |= EV_NOCONN;
-	hop(&a, INDIRECT, direct);
-	return 0;
+	return hop_current(&a, direct);
 }
 
 static __always_inline int on_current(__u16 fn)
 {
 	struct hop_args a = {.fn = fn, .hook = NO_HOOK};
-	if (!current(&a))
-		return 0;
-	hop(&a, INDIRECT, INDIRECT);
-	return 0;
+	return hop_current(&a, INDIRECT);
 }
 
 /* ip_vs_scheduler_err: no skb argument. */
 static __always_inline int on_svc_current(__u16 fn, struct ip_vs_service *svc, const char *msg, const int direct_svc)
 {
 	struct hop_args a = {.fn = fn, .svc = svc, .msg = msg, .hook = NO_HOOK};
-	if (!current(&a))
-		return 0;
-	hop(&a, INDIRECT, direct_svc);
-	return 0;
+	return hop_current(&a, direct_svc);
 }
 
 /* ip_vs_leave(svc, skb, ...) runs inside ip_vs_in_hook, whose frame may
@@ -1007,7 +1096,8 @@ static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, const int direc
 				  struct ip_vs_service *svc, const char *msg, const int direct_svc)
 {
 	struct hop_args a = {.fn = fn, .skb = skb, .svc = svc, .msg = msg, .hook = NO_HOOK};
-	struct frame *f = top_frame();
+	struct cpu_frames *fs = cpu_frames();
+	struct frame *f = top_of(fs);
 	if (f && f->skb == (__u64)skb && f->elsewhere)
 		return 0;
 	hop(&a, direct_skb, direct_svc);
