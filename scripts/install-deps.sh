@@ -20,8 +20,9 @@ pkgs=(
 	strace
 	# director's scrape benchmark: node_exporter's ipvs collector, the baseline
 	prometheus-node-exporter
-	# probes/: eBPF objects are generated with clang
-	clang llvm
+	# probes/: eBPF objects are generated with clang; gcc links the race
+	# detector's runtime for make test-race (cgo)
+	clang llvm gcc
 	# make lint-deb: Debian's package checker; contrib/: promtool checks
 	# and unit-tests the alerting rules (Debian's prometheus package)
 	lintian prometheus
