@@ -59,10 +59,16 @@ func (f Filter) compile() (constants, error) {
 	c.NetNS, c.Ifindex = f.NetNS, uint32(f.Interface)
 	// The skb map follows a matched packet; with no address, port or
 	// protocol to match every packet matches, and the map is not used.
-	if c.VIPAF == 0 && c.Port == 0 && c.ClientAF == 0 && c.RSAF == 0 && c.Proto == 0 {
+	if f.matchesAll() {
 		c.All = 1
 	}
 	return c, nil
+}
+
+// matchesAll reports whether the filter has no address, port or
+// protocol: every packet (of its netns and interface) matches.
+func (f Filter) matchesAll() bool {
+	return !f.VIP.IsValid() && f.Port == 0 && !f.Client.IsValid() && !f.RealServer.IsValid() && f.Protocol == ""
 }
 
 func family(a netip.Addr) uint16 {

@@ -4,6 +4,7 @@ package probes_test
 
 import (
 	"log/slog"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -17,34 +18,46 @@ import (
 // every IPVS function the tracer knows attaches with the automatic
 // backend, except those the kernel lacks, each named with its reason:
 // fentry where the kernel allows it; on 6.1 kprobes for the functions
-// with more than 6 arguments, whose fentry trampolines it refuses, and
-// for the functions that share ip_vs_conn_new's kprobe program
-// (kretprobe_conn, loaded for it anyway).
+// with more than 6 arguments, whose fentry trampolines it refuses, and,
+// with a filter, for the functions that share ip_vs_conn_new's kprobe
+// program (kretprobe_conn, loaded for it anyway; without a filter their
+// fexit programs verify in less time than their kprobes take to attach).
 func TestVMAttachEverything(t *testing.T) {
-	kprobeOn61 := map[string]bool{"tcp_conn_schedule": true, "udp_conn_schedule": true, "sctp_conn_schedule": true, "ip_vs_conn_new": true,
-		"ip_vs_conn_in_get": true, "ip_vs_schedule": true, "ip_vs_conn_out_get": true}
-	start := time.Now()
-	tr, err := probes.Open(probes.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	t.Logf("open: %v", time.Since(start))
-	for _, a := range tr.Attachments() {
-		t.Logf("attached: %s %s", a.Target, a.Backend)
-		want := "fentry"
-		switch {
-		case strings.HasPrefix(a.Backend, "tp_btf"), a.Backend == "raw_tp":
-			continue
-		case kprobeOn61[a.Target] && kernelRelease(t) == "6.1":
-			want = "kprobe"
-		}
-		if a.Backend != want {
-			t.Errorf("%s attached with %s, want %s", a.Target, a.Backend, want)
-		}
-	}
-	for _, u := range tr.Unseen() {
-		t.Errorf("unseen: %s", u)
+	manyArgs := []string{"tcp_conn_schedule", "udp_conn_schedule", "sctp_conn_schedule", "ip_vs_conn_new"}
+	shared := []string{"ip_vs_conn_in_get", "ip_vs_schedule", "ip_vs_conn_out_get"}
+	for _, tc := range []struct {
+		name       string
+		filter     probes.Filter
+		kprobeOn61 []string
+	}{
+		{"no filter", probes.Filter{}, manyArgs},
+		{"filter", probes.Filter{VIP: netip.MustParseAddr("10.77.0.200"), Port: 80}, append(slices.Clone(manyArgs), shared...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			tr, err := probes.Open(probes.Options{Filter: tc.filter, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			t.Logf("open: %v", time.Since(start))
+			for _, a := range tr.Attachments() {
+				t.Logf("attached: %s %s", a.Target, a.Backend)
+				want := "fentry"
+				switch {
+				case strings.HasPrefix(a.Backend, "tp_btf"), a.Backend == "raw_tp":
+					continue
+				case slices.Contains(tc.kprobeOn61, a.Target) && kernelRelease(t) == "6.1":
+					want = "kprobe"
+				}
+				if a.Backend != want {
+					t.Errorf("%s attached with %s, want %s", a.Target, a.Backend, want)
+				}
+			}
+			for _, u := range tr.Unseen() {
+				t.Errorf("unseen: %s", u)
+			}
+		})
 	}
 }
 
