@@ -112,6 +112,15 @@ func (t *Tracer) warmTypes(names []string) {
 	var relos []*btf.CORERelocation
 	targets := map[string]btf.Type{}
 	seen := map[string]bool{}
+	// Each relocation once: the programs share their subprograms'
+	// instructions, and with them the same relocations (the object's 49
+	// programs hold 4,307 relocations, 494 of them distinct). A
+	// relocation makes the same lookups each time, so one of each warms
+	// what all of them look up; the rest were CORERelocate's arithmetic
+	// alone. Every IPVS hop, auto, no filter, on 6.1: 3,297 relocations
+	// became 372, and warmTypes took 29 ms against 86 (medians of 10
+	// pairs in the VM, host load 3-4).
+	seenRelo := map[*btf.CORERelocation]bool{}
 	for _, name := range names {
 		ps := t.spec.Programs[name]
 		if ps == nil || seen[name] {
@@ -119,7 +128,8 @@ func (t *Tracer) warmTypes(names []string) {
 		}
 		seen[name] = true
 		for i := range ps.Instructions {
-			if relo := btf.CORERelocationMetadata(&ps.Instructions[i]); relo != nil {
+			if relo := btf.CORERelocationMetadata(&ps.Instructions[i]); relo != nil && !seenRelo[relo] {
+				seenRelo[relo] = true
 				relos = append(relos, relo)
 			}
 		}

@@ -146,10 +146,21 @@ func Open(opts Options) (*Tracer, error) {
 	t.dec.lazySymbols = t.kallsyms
 	t.bootAt = bootTime()
 	// The object, then the kernel's BTF while the kernel creates the
-	// maps: the BTF and the object read side by side took longer in the
-	// VM (the BTF alone 0.38-1.28 s against 0.27-0.37 s for all of it
-	// in turn, host load 8), as both allocate heavily, but the maps are
-	// the kernel's work (the ring buffer's 16 MiB of pages).
+	// maps (the ring buffer's 16 MiB of pages): the BTF and the object
+	// read side by side took longer in the VM (the BTF alone 0.38-1.28 s
+	// against 0.27-0.37 s for all of it in turn, host load 8). Measured
+	// again with the targets' lookups moved beside the object too, in a
+	// goroutine of their own after the BTF: object, maps, BTF and
+	// targets took 1.22 times as long as in turn on 6.1 (median of 8
+	// pairs), 1.24 on 6.12 (12 pairs), host load 3.5-4, and as long
+	// (1.00 and 1.01, 16 pairs each) at host load 3; the object's parse
+	// took 3-4 times as long beside the BTF's read. In the guest two
+	// object parses side by side took 1.72 times as long as one, two
+	// BTF reads 1.13, two spinning loops 1.01 (6.1, host load 4-5): the
+	// parse, which allocates heavily, does not scale there even while
+	// both vCPUs run. Whole Opens, 3 pairs each: 0.96 (dr-tcp) and 0.97
+	// (ipvs) on 6.1, 1.01 and 0.93 on 6.12, within their noise (host
+	// load 3-6).
 	if err := t.loadObject(consts); err != nil {
 		return nil, err
 	}
