@@ -659,6 +659,13 @@ struct hop_args {
 	__u8 out_by_ports;
 };
 
+/* What hop found on the way to a traced packet's event, for emit: the
+ * device (READ only), and the netns inode when known. */
+struct found {
+	__u64 dev;
+	__u32 netns;
+};
+
 /* pending_of returns the hook frame whose entry an event about skb
  * carries: the top frame, or the hook under a transmitter's, when it is
  * pending on that skb; else NULL. */
@@ -682,6 +689,129 @@ static __always_inline struct frame *pending_of(struct cpu_frames *fs, __u64 skb
 #define DIRECT 1
 #define INDIRECT 0
 
+/* hop_body's answer for a traced packet whose event emit writes. */
+#define HOP_EMIT 3
+
+/* send_event writes the event of a traced hop, with the device and netns
+ * inode hop_body found (dev NULL: none; netns: when known). */
+static __always_inline int send_event(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
+				      struct ip_vs_service *svc, const int with_msg, struct net_device *dev, __u32 netns,
+				      const int direct_skb, const int direct_obj)
+{
+	__u64 key = (__u64)skb;
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 1;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	e->skb = key;
+	e->prev_skb = a->prev_skb;
+	e->cpu = bpf_get_smp_processor_id();
+	e->fn = a->fn;
+	e->flags = a->flags;
+	e->hook = a->hook;
+	e->ret = a->ret;
+	e->location = a->location;
+	e->reason = a->reason;
+	if (!f_netns && !a->ns_known)
+		skb_where(skb, INDIRECT, 1, &netns);
+	e->netns = netns;
+	if (dev) {
+		READ(e->ifindex, dev->ifindex);
+		READ(e->ifname, dev->name);
+	}
+	if (with_msg && a->msg)
+		bpf_probe_read_kernel_str(e->msg, sizeof(e->msg), a->msg);
+	/* Found again, not kept from the match: on 6.1 a pointer NULL on
+	 * some ways here and not on others kept the verifier's states
+	 * apart, and all that follows was walked once per way. With a VIP
+	 * and port filter, kretprobe_conn verified 17,978 instructions when
+	 * it was kept, 6,560 found again; fentry_ip_vs_dr_xmit 5,492 and
+	 * 3,121. Direct loads where skb is typed, which cost less than the
+	 * reads they replace. */
+	unsigned int avail = 0;
+	unsigned char *p = pkt_start(skb, a->at_receive, &avail, direct_skb);
+	/* A constant size, which every verifier accepts: the head buffer
+	 * ends with skb_shared_info, so PKT_MAX bytes from a header inside
+	 * it are readable; pkt_len says how many are the packet's. */
+	if (avail > PKT_MAX)
+		avail = PKT_MAX;
+	if (avail > 0 && bpf_probe_read_kernel(e->pkt, PKT_MAX, p) == 0) {
+		e->pkt_len = avail;
+		e->flags |= EV_PKT;
+	}
+	if (cp) {
+		struct ip_vs_dest *dest = NULL;
+		read_conn(e, cp, direct_obj);
+		LOAD(direct_obj, dest, cp->dest);
+		if (dest)
+			read_dest(e, dest, direct_obj);
+	} else if (svc) {
+		read_svc(e, svc, direct_obj);
+	}
+	/* An event from inside a hook whose entry is pending carries it.
+	 * Looked for here, last: each way through it is one more way the
+	 * verifier walks what follows (6.1 keeps them apart by the ring
+	 * reservation), so as little as possible follows. Not a hook's own
+	 * event: its hook field is its own (a hook's exit sets EV_ENTRY for
+	 * its own entry). */
+	__u64 entered = a->entry_ts;
+	if (!(a->flags & (EV_HOOK | EV_ENTRY))) {
+		struct frame *pf = pending_of(cpu_frames(), key);
+		if (pf) {
+			e->flags |= EV_ENTRY;
+			e->entry_fn = pf->fn;
+			e->hook = pf->hook;
+			entered = pf->entered;
+			if (!e->prev_skb)
+				e->prev_skb = pf->prev_skb;
+			pf->pending = 0;
+		}
+	}
+	if (e->flags & EV_ENTRY) {
+		__u64 ago = e->ts - entered;
+		e->entry_ago = ago > 0xffffffff ? 0xffffffff : ago;
+		if (!e->entry_fn)
+			e->entry_fn = a->fn; /* a hook's exit: its own entry */
+	}
+	/* The reader is woken once a batch has gathered, not for every
+	 * event: a wake-up is an interrupt and a context switch per hop,
+	 * which cost more than the rest of lvsdiag's reading together. Fewer
+	 * events are picked up by the reader's own poll (every 100 ms). */
+	__u64 wake = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
+		wake = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, wake);
+	return 1;
+}
+
+/* emit_obj and emit_pkt are send_event for untyped pointers as global
+ * functions, which the verifier checks once per program, apart from its
+ * callers' states (a global function's arguments can only be scalars
+ * and memory, so not for typed pointers). Inlined after the filter, the
+ * event is walked once per state the filter's ways leave distinct at
+ * the ring buffer reservation: on 6.1 with a VIP and port filter,
+ * kretprobe_conn verifies 6,560 instructions so and 3,629 with
+ * emit_obj. On 6.12, whose states meet before the reservation, a
+ * program verifies some 75 more with emit than inlined. emit_pkt is for
+ * the hops without a connection, service or message (a hook's exit, a
+ * scheduling entry), whose programs need not verify what reads them. */
+__attribute__((noinline)) int emit_obj(struct hop_args *a, struct found *f)
+{
+	if (!a || !f)
+		return 0;
+	return send_event(a, a->skb, a->cp, a->svc, 1, (struct net_device *)f->dev, f->netns, INDIRECT, INDIRECT);
+}
+
+__attribute__((noinline)) int emit_pkt(struct hop_args *a, struct found *f)
+{
+	if (!a || !f)
+		return 0;
+	return send_event(a, a->skb, NULL, NULL, 0, (struct net_device *)f->dev, f->netns, INDIRECT, INDIRECT);
+}
+
 /* hop decides whether the packet is traced and writes its event.
  * direct_skb says whether a->skb is typed, direct_obj whether a->cp and
  * a->svc are; both are constants at every call. A packet that does not
@@ -689,9 +819,12 @@ static __always_inline struct frame *pending_of(struct cpu_frames *fs, __u64 skb
  * only while some skb is traced (n_traced), and the match itself (a few
  * loads, or one read of its headers). The device is found only when a
  * packet is traced, or the filter names an interface. It returns 1 if
- * the packet is traced, 0 if the filter leaves it out. */
+ * the packet is traced, 0 if the filter leaves it out, 2 for decide_only,
+ * and HOP_EMIT for an untyped hop's traced packet, whose event emit
+ * writes with what hop_body found in out. */
 static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
-				    struct ip_vs_service *svc, const int direct_skb, const int direct_obj)
+				    struct ip_vs_service *svc, struct found *out, const int direct_skb,
+				    const int direct_obj)
 {
 	__u64 key = (__u64)skb;
 	if (!skb)
@@ -772,91 +905,14 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	if (!have_dev)
 		dev = skb_where(skb, direct_skb, 0, &netns);
 
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
-		return 1;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts = bpf_ktime_get_ns();
-	e->skb = key;
-	e->prev_skb = a->prev_skb;
-	e->cpu = bpf_get_smp_processor_id();
-	e->fn = a->fn;
-	e->flags = a->flags;
-	e->hook = a->hook;
-	e->ret = a->ret;
-	e->location = a->location;
-	e->reason = a->reason;
-	if (!f_netns && !a->ns_known)
-		skb_where(skb, INDIRECT, 1, &netns);
-	e->netns = netns;
-	if (dev) {
-		READ(e->ifindex, dev->ifindex);
-		READ(e->ifname, dev->name);
-	}
-	if (a->msg)
-		bpf_probe_read_kernel_str(e->msg, sizeof(e->msg), a->msg);
-	/* Found again, not kept from the match: on 6.1 a pointer NULL on
-	 * some ways here and not on others kept the verifier's states
-	 * apart, and all that follows was walked once per way. With a VIP
-	 * and port filter kretprobe_conn verified 17,978 instructions, 6,560
-	 * now, fentry_ip_vs_dr_xmit 5,492, 3,121 now. Direct loads where skb
-	 * is typed, which cost less than the reads they replace. */
-	unsigned int avail = 0;
-	unsigned char *p = pkt_start(skb, a->at_receive, &avail, direct_skb);
-	/* A constant size, which every verifier accepts: the head buffer
-	 * ends with skb_shared_info, so PKT_MAX bytes from a header inside
-	 * it are readable; pkt_len says how many are the packet's. */
-	if (avail > PKT_MAX)
-		avail = PKT_MAX;
-	if (avail > 0 && bpf_probe_read_kernel(e->pkt, PKT_MAX, p) == 0) {
-		e->pkt_len = avail;
-		e->flags |= EV_PKT;
-	}
-	if (cp) {
-		struct ip_vs_dest *dest = NULL;
-		read_conn(e, cp, direct_obj);
-		LOAD(direct_obj, dest, cp->dest);
-		if (dest)
-			read_dest(e, dest, direct_obj);
-	} else if (svc) {
-		read_svc(e, svc, direct_obj);
-	}
-	/* An event from inside a hook whose entry is pending carries it.
-	 * Looked for here, last: each way through it is one more way the
-	 * verifier walks what follows (6.1 keeps them apart by the ring
-	 * reservation), so as little as possible follows. Not a hook's own
-	 * event: its hook field is its own (a hook's exit sets EV_ENTRY for
-	 * its own entry). */
-	__u64 entered = a->entry_ts;
-	if (!(a->flags & (EV_HOOK | EV_ENTRY))) {
-		struct frame *pf = pending_of(cpu_frames(), key);
-		if (pf) {
-			e->flags |= EV_ENTRY;
-			e->entry_fn = pf->fn;
-			e->hook = pf->hook;
-			entered = pf->entered;
-			if (!e->prev_skb)
-				e->prev_skb = pf->prev_skb;
-			pf->pending = 0;
-		}
-	}
-	if (e->flags & EV_ENTRY) {
-		__u64 ago = e->ts - entered;
-		e->entry_ago = ago > 0xffffffff ? 0xffffffff : ago;
-		if (!e->entry_fn)
-			e->entry_fn = a->fn; /* a hook's exit: its own entry */
-	}
-	/* The reader is woken once a batch has gathered, not for every
-	 * event: a wake-up is an interrupt and a context switch per hop,
-	 * which cost more than the rest of lvsdiag's reading together. Fewer
-	 * events are picked up by the reader's own poll (every 100 ms). */
-	__u64 wake = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
-		wake = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(e, wake);
-	return 1;
+	if (direct_obj)
+		return send_event(a, skb, cp, svc, 1, dev, netns, direct_skb, direct_obj);
+	/* hop calls emit from the program, not from here: this function's
+	 * stack and emit's together, under a hook exit's, are more than
+	 * the verifier's 512 bytes. */
+	out->dev = (__u64)dev;
+	out->netns = netns;
+	return HOP_EMIT;
 }
 
 /* hop's body is compiled once per kind of pointers as a BPF function
@@ -867,29 +923,45 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 static __attribute__((noinline)) int hop_typed(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
 					       struct ip_vs_service *svc)
 {
-	return hop_body(a, skb, cp, svc, DIRECT, DIRECT);
+	return hop_body(a, skb, cp, svc, NULL, DIRECT, DIRECT);
 }
 
 static __attribute__((noinline)) int hop_typed_obj(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
 						   struct ip_vs_service *svc)
 {
-	return hop_body(a, skb, cp, svc, INDIRECT, DIRECT);
+	return hop_body(a, skb, cp, svc, NULL, INDIRECT, DIRECT);
 }
 
 static __attribute__((noinline)) int hop_untyped(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
-						 struct ip_vs_service *svc)
+						 struct ip_vs_service *svc, struct found *out)
 {
-	return hop_body(a, skb, cp, svc, INDIRECT, INDIRECT);
+	return hop_body(a, skb, cp, svc, out, INDIRECT, INDIRECT);
 }
 
+/* What a hop's event may carry besides the packet, which says which
+ * emit function its program needs (a constant at every call). */
+enum sends {
+	SENDS_NOTHING, /* decide_only: no event */
+	SENDS_PKT,     /* no connection, service or message */
+	SENDS_OBJ,
+};
+
 /* hop picks the body for the pointers' kinds (constants at every call). */
-static __always_inline int hop(struct hop_args *a, const int direct_skb, const int direct_obj)
+static __always_inline int hop(struct hop_args *a, const int direct_skb, const int direct_obj, const int sends)
 {
 	if (direct_skb && direct_obj)
 		return hop_typed(a, a->skb, a->cp, a->svc);
 	if (direct_obj)
 		return hop_typed_obj(a, a->skb, a->cp, a->svc);
-	return hop_untyped(a, a->skb, a->cp, a->svc);
+	struct found f = {};
+	int r = hop_untyped(a, a->skb, a->cp, a->svc, &f);
+	if (r != HOP_EMIT || sends == SENDS_NOTHING)
+		return r;
+	if (sends == SENDS_PKT)
+		emit_pkt(a, &f);
+	else
+		emit_obj(a, &f);
+	return 1;
 }
 
 /* prev_of: when the CPU is inside an IPVS transmitter and meets another
@@ -926,7 +998,7 @@ static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive
 	}
 	struct cpu_frames *fs = cpu_frames();
 	a.prev_skb = prev_of(top_of(fs), skb, direct);
-	hop(&a, direct, direct);
+	hop(&a, direct, direct, SENDS_PKT);
 	return 0;
 }
 
@@ -976,7 +1048,7 @@ static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct n
 		return 0;
 	a.flags = EV_HOOK;
 	a.decide_only = 1;
-	int traced = hop(&a, direct, direct);
+	int traced = hop(&a, direct, direct, SENDS_NOTHING);
 	if (!f)
 		return 0;
 	if (traced) {
@@ -1040,7 +1112,7 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 	a.flags |= (__u16)f.pending << 8;
 	a.entry_ts = f.entered;
 	a.prev_skb = f.prev_skb;
-	hop(&a, INDIRECT, INDIRECT);
+	hop(&a, INDIRECT, INDIRECT, SENDS_PKT);
 	return 0;
 }
 
@@ -1062,11 +1134,11 @@ static __always_inline int current(struct hop_args *a)
 
 /* hop_current is hop for a function without an skb argument: the hop
  * of the skb the CPU is in, carrying its hook's pending entry. */
-static __always_inline int hop_current(struct hop_args *a, const int direct_obj)
+static __always_inline int hop_current(struct hop_args *a, const int direct_obj, const int sends)
 {
 	if (!current(a))
 		return 0;
-	hop(a, INDIRECT, direct_obj);
+	hop(a, INDIRECT, direct_obj, sends);
 	return 0;
 }
 
@@ -1079,20 +1151,20 @@ static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const i
 	struct hop_args a = {.fn = fn, .hook = NO_HOOK, .flags = EV_EXIT, .cp = cp, .ret = cp != NULL};
 	if (!cp)
 		a.flags |= EV_NOCONN;
-	return hop_current(&a, direct);
+	return hop_current(&a, direct, SENDS_OBJ);
 }
 
 static __always_inline int on_current(__u16 fn)
 {
 	struct hop_args a = {.fn = fn, .hook = NO_HOOK};
-	return hop_current(&a, INDIRECT);
+	return hop_current(&a, INDIRECT, SENDS_PKT);
 }
 
 /* ip_vs_scheduler_err: no skb argument. */
 static __always_inline int on_svc_current(__u16 fn, struct ip_vs_service *svc, const char *msg, const int direct_svc)
 {
 	struct hop_args a = {.fn = fn, .svc = svc, .msg = msg, .hook = NO_HOOK};
-	return hop_current(&a, direct_svc);
+	return hop_current(&a, direct_svc, SENDS_OBJ);
 }
 
 /* ip_vs_leave(svc, skb, ...) runs inside ip_vs_in_hook, whose frame may
@@ -1105,7 +1177,7 @@ static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, const int direc
 	struct frame *f = top_of(fs);
 	if (f && f->skb == (__u64)skb && f->elsewhere)
 		return 0;
-	hop(&a, direct_skb, direct_svc);
+	hop(&a, direct_skb, direct_svc, SENDS_OBJ);
 	return 0;
 }
 
@@ -1130,7 +1202,7 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 	push(fs, (__u64)skb, fn, NO_HOOK, elsewhere, a.netns);
 	if (elsewhere)
 		return 0;
-	hop(&a, direct, direct);
+	hop(&a, direct, direct, SENDS_OBJ);
 	return 0;
 }
 
@@ -1274,7 +1346,7 @@ static __always_inline int on_drop(__u64 *ctx, const int direct)
 	__u64 key = (__u64)skb;
 	struct hop_args a = {.fn = FN_KFREE_SKB, .skb = skb, .hook = NO_HOOK, .flags = EV_DROP,
 			     .location = ctx[1], .reason = (__u32)ctx[2]};
-	hop(&a, direct, direct);
+	hop(&a, direct, direct, SENDS_PKT);
 	/* A lookup first: deleting takes the bucket's lock even for a key
 	 * that is not there, and this fires for every freed packet. */
 	if (!f_all && traced_lookup(&key))
