@@ -659,6 +659,13 @@ struct hop_args {
 	__u8 out_by_ports;
 };
 
+/* What hop found on the way to a traced packet's event, for emit: the
+ * device (READ only), and the netns inode when known. */
+struct found {
+	__u64 dev;
+	__u32 netns;
+};
+
 /* pending_of returns the hook frame whose entry an event about skb
  * carries: the top frame, or the hook under a transmitter's, when it is
  * pending on that skb; else NULL. */
@@ -682,97 +689,16 @@ static __always_inline struct frame *pending_of(struct cpu_frames *fs, __u64 skb
 #define DIRECT 1
 #define INDIRECT 0
 
-/* hop decides whether the packet is traced and writes its event.
- * direct_skb says whether a->skb is typed, direct_obj whether a->cp and
- * a->svc are; both are constants at every call. A packet that does not
- * match costs, in order: its netns (three loads), a lookup in traced
- * only while some skb is traced (n_traced), and the match itself (a few
- * loads, or one read of its headers). The device is found only when a
- * packet is traced, or the filter names an interface. It returns 1 if
- * the packet is traced, 0 if the filter leaves it out. */
-static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
-				    struct ip_vs_service *svc, const int direct_skb, const int direct_obj)
+/* hop_body's answer for a traced packet whose event emit writes. */
+#define HOP_EMIT 3
+
+/* send_event writes the event of a traced hop, with the device and netns
+ * inode hop_body found (dev NULL: none; netns: when known). */
+static __always_inline int send_event(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
+				      struct ip_vs_service *svc, const int with_msg, struct net_device *dev, __u32 netns,
+				      const int direct_skb, const int direct_obj)
 {
 	__u64 key = (__u64)skb;
-	if (!skb)
-		return 0;
-	__u32 netns = a->netns;
-	struct net_device *dev = NULL;
-	int have_dev = 0;
-	if (f_netns && !a->ns_known) {
-		dev = skb_where(skb, direct_skb, 1, &netns);
-		have_dev = 1;
-		if (netns != f_netns)
-			return 0;
-	}
-
-	unsigned int avail = 0;
-	unsigned char *p = NULL;
-	if (!f_all && !a->known) {
-		/* A packet just received is judged by its own headers even if
-		 * its address is in traced, and so is one whose entry says it
-		 * matched by its headers alone wherever IPVS has not taken it
-		 * (enum traced_how): such an entry may be left from a freed
-		 * skb, and would make an unrelated packet look traced. */
-		__u8 *v = traced_lookup(&key);
-		__u8 was = v ? *v : 0;
-		if (!was || a->at_receive || (!(was & TRACED_IPVS) && !cp && !svc)) {
-			int ok = 0;
-			__u8 how = TRACED_HEADERS;
-			if (a->prev_skb && traced_lookup(&a->prev_skb))
-				ok = 1;
-			if (!ok && cp)
-				ok = match_conn(cp, direct_obj);
-			if (ok)
-				how = TRACED_IPVS;
-			if (!ok && svc)
-				ok = match_svc(svc, direct_obj);
-			if (!ok && !cp && !svc) {
-				struct tuple t = {};
-				p = pkt_start(skb, a->at_receive, &avail, direct_skb);
-				ok = parse(p, &t) && match_tuple(&t);
-				a->out_by_ports = !ok && t.ports;
-			}
-			/* The interface is where the packet entered the trace:
-			 * it leaves on another. */
-			if (ok && f_ifindex && (!was || a->at_receive)) {
-				int ifindex = 0;
-				if (!have_dev) {
-					dev = skb_where(skb, direct_skb, 0, &netns);
-					have_dev = 1;
-				}
-				if (dev)
-					READ(ifindex, dev->ifindex);
-				ok = ifindex == f_ifindex;
-			}
-			if (!ok) {
-				if (was)
-					traced_delete(&key);
-				return 0;
-			}
-			if (!was)
-				traced_insert(&key, how);
-			else if (a->at_receive && v && *v != how)
-				*v = how;
-		} else if (cp && v && !(was & TRACED_IPVS)) {
-			*v = was | TRACED_IPVS;
-		}
-	} else if (f_ifindex) {
-		int ifindex = 0;
-		if (!have_dev) {
-			dev = skb_where(skb, direct_skb, 0, &netns);
-			have_dev = 1;
-		}
-		if (dev)
-			READ(ifindex, dev->ifindex);
-		if (ifindex != f_ifindex)
-			return 0;
-	}
-	if (a->decide_only)
-		return 2;
-	if (!have_dev)
-		dev = skb_where(skb, direct_skb, 0, &netns);
-
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
@@ -796,10 +722,17 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 		READ(e->ifindex, dev->ifindex);
 		READ(e->ifname, dev->name);
 	}
-	if (a->msg)
+	if (with_msg && a->msg)
 		bpf_probe_read_kernel_str(e->msg, sizeof(e->msg), a->msg);
-	if (!p)
-		p = pkt_start(skb, a->at_receive, &avail, INDIRECT);
+	/* Found again, not kept from the match: on 6.1 a pointer NULL on
+	 * some ways here and not on others kept the verifier's states
+	 * apart, and all that follows was walked once per way. With a VIP
+	 * and port filter, kretprobe_conn verified 17,978 instructions when
+	 * it was kept, 6,560 found again; fentry_ip_vs_dr_xmit 5,492 and
+	 * 3,121. Direct loads where skb is typed, which cost less than the
+	 * reads they replace. */
+	unsigned int avail = 0;
+	unsigned char *p = pkt_start(skb, a->at_receive, &avail, direct_skb);
 	/* A constant size, which every verifier accepts: the head buffer
 	 * ends with skb_shared_info, so PKT_MAX bytes from a header inside
 	 * it are readable; pkt_len says how many are the packet's. */
@@ -854,6 +787,134 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	return 1;
 }
 
+/* emit_obj and emit_pkt are send_event for untyped pointers as global
+ * functions, which the verifier checks once per program, apart from its
+ * callers' states (a global function's arguments can only be scalars
+ * and memory, so not for typed pointers). Inlined after the filter, the
+ * event is walked once per state the filter's ways leave distinct at
+ * the ring buffer reservation: on 6.1 with a VIP and port filter,
+ * kretprobe_conn verifies 6,560 instructions so and 3,629 with
+ * emit_obj. On 6.12, whose states meet before the reservation, a
+ * program verifies some 75 more with emit than inlined. emit_pkt is for
+ * the hops without a connection, service or message (a hook's exit, a
+ * scheduling entry), whose programs need not verify what reads them. */
+__attribute__((noinline)) int emit_obj(struct hop_args *a, struct found *f)
+{
+	if (!a || !f)
+		return 0;
+	return send_event(a, a->skb, a->cp, a->svc, 1, (struct net_device *)f->dev, f->netns, INDIRECT, INDIRECT);
+}
+
+__attribute__((noinline)) int emit_pkt(struct hop_args *a, struct found *f)
+{
+	if (!a || !f)
+		return 0;
+	return send_event(a, a->skb, NULL, NULL, 0, (struct net_device *)f->dev, f->netns, INDIRECT, INDIRECT);
+}
+
+/* hop decides whether the packet is traced and writes its event.
+ * direct_skb says whether a->skb is typed, direct_obj whether a->cp and
+ * a->svc are; both are constants at every call. A packet that does not
+ * match costs, in order: its netns (three loads), a lookup in traced
+ * only while some skb is traced (n_traced), and the match itself (a few
+ * loads, or one read of its headers). The device is found only when a
+ * packet is traced, or the filter names an interface. It returns 1 if
+ * the packet is traced, 0 if the filter leaves it out, 2 for decide_only,
+ * and HOP_EMIT for an untyped hop's traced packet, whose event emit
+ * writes with what hop_body found in out. */
+static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
+				    struct ip_vs_service *svc, struct found *out, const int direct_skb,
+				    const int direct_obj)
+{
+	__u64 key = (__u64)skb;
+	if (!skb)
+		return 0;
+	__u32 netns = a->netns;
+	struct net_device *dev = NULL;
+	int have_dev = 0;
+	if (f_netns && !a->ns_known) {
+		dev = skb_where(skb, direct_skb, 1, &netns);
+		have_dev = 1;
+		if (netns != f_netns)
+			return 0;
+	}
+
+	if (!f_all && !a->known) {
+		/* A packet just received is judged by its own headers even if
+		 * its address is in traced, and so is one whose entry says it
+		 * matched by its headers alone wherever IPVS has not taken it
+		 * (enum traced_how): such an entry may be left from a freed
+		 * skb, and would make an unrelated packet look traced. */
+		__u8 *v = traced_lookup(&key);
+		__u8 was = v ? *v : 0;
+		if (!was || a->at_receive || (!(was & TRACED_IPVS) && !cp && !svc)) {
+			int ok = 0;
+			__u8 how = TRACED_HEADERS;
+			if (a->prev_skb && traced_lookup(&a->prev_skb))
+				ok = 1;
+			if (!ok && cp)
+				ok = match_conn(cp, direct_obj);
+			if (ok)
+				how = TRACED_IPVS;
+			if (!ok && svc)
+				ok = match_svc(svc, direct_obj);
+			if (!ok && !cp && !svc) {
+				struct tuple t = {};
+				unsigned int avail;
+				unsigned char *p = pkt_start(skb, a->at_receive, &avail, direct_skb);
+				ok = parse(p, &t) && match_tuple(&t);
+				a->out_by_ports = !ok && t.ports;
+			}
+			/* The interface is where the packet entered the trace:
+			 * it leaves on another. */
+			if (ok && f_ifindex && (!was || a->at_receive)) {
+				int ifindex = 0;
+				if (!have_dev) {
+					dev = skb_where(skb, direct_skb, 0, &netns);
+					have_dev = 1;
+				}
+				if (dev)
+					READ(ifindex, dev->ifindex);
+				ok = ifindex == f_ifindex;
+			}
+			if (!ok) {
+				if (was)
+					traced_delete(&key);
+				return 0;
+			}
+			if (!was)
+				traced_insert(&key, how);
+			else if (a->at_receive && v && *v != how)
+				*v = how;
+		} else if (cp && v && !(was & TRACED_IPVS)) {
+			*v = was | TRACED_IPVS;
+		}
+	} else if (f_ifindex) {
+		int ifindex = 0;
+		if (!have_dev) {
+			dev = skb_where(skb, direct_skb, 0, &netns);
+			have_dev = 1;
+		}
+		if (dev)
+			READ(ifindex, dev->ifindex);
+		if (ifindex != f_ifindex)
+			return 0;
+	}
+	if (a->decide_only)
+		return 2;
+	if (!have_dev)
+		dev = skb_where(skb, direct_skb, 0, &netns);
+
+	if (direct_obj)
+		return send_event(a, skb, cp, svc, 1, dev, netns, direct_skb, direct_obj);
+	/* hop calls emit from the program, not from here: this function's
+	 * stack and emit's together, under a hook exit's, are more than
+	 * the verifier's 512 bytes. */
+	out->dev = (__u64)dev;
+	out->netns = netns;
+	return HOP_EMIT;
+}
+
 /* hop's body is compiled once per kind of pointers as a BPF function
  * that every program calls, not inlined into each of the 70-odd
  * programs: the object, and its parsing at every start, shrink several
@@ -862,29 +923,45 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 static __attribute__((noinline)) int hop_typed(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
 					       struct ip_vs_service *svc)
 {
-	return hop_body(a, skb, cp, svc, DIRECT, DIRECT);
+	return hop_body(a, skb, cp, svc, NULL, DIRECT, DIRECT);
 }
 
 static __attribute__((noinline)) int hop_typed_obj(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
 						   struct ip_vs_service *svc)
 {
-	return hop_body(a, skb, cp, svc, INDIRECT, DIRECT);
+	return hop_body(a, skb, cp, svc, NULL, INDIRECT, DIRECT);
 }
 
 static __attribute__((noinline)) int hop_untyped(struct hop_args *a, struct sk_buff *skb, struct ip_vs_conn *cp,
-						 struct ip_vs_service *svc)
+						 struct ip_vs_service *svc, struct found *out)
 {
-	return hop_body(a, skb, cp, svc, INDIRECT, INDIRECT);
+	return hop_body(a, skb, cp, svc, out, INDIRECT, INDIRECT);
 }
 
+/* What a hop's event may carry besides the packet, which says which
+ * emit function its program needs (a constant at every call). */
+enum sends {
+	SENDS_NOTHING, /* decide_only: no event */
+	SENDS_PKT,     /* no connection, service or message */
+	SENDS_OBJ,
+};
+
 /* hop picks the body for the pointers' kinds (constants at every call). */
-static __always_inline int hop(struct hop_args *a, const int direct_skb, const int direct_obj)
+static __always_inline int hop(struct hop_args *a, const int direct_skb, const int direct_obj, const int sends)
 {
 	if (direct_skb && direct_obj)
 		return hop_typed(a, a->skb, a->cp, a->svc);
 	if (direct_obj)
 		return hop_typed_obj(a, a->skb, a->cp, a->svc);
-	return hop_untyped(a, a->skb, a->cp, a->svc);
+	struct found f = {};
+	int r = hop_untyped(a, a->skb, a->cp, a->svc, &f);
+	if (r != HOP_EMIT || sends == SENDS_NOTHING)
+		return r;
+	if (sends == SENDS_PKT)
+		emit_pkt(a, &f);
+	else
+		emit_obj(a, &f);
+	return 1;
 }
 
 /* prev_of: when the CPU is inside an IPVS transmitter and meets another
@@ -921,7 +998,7 @@ static __always_inline int on_skb(__u16 fn, struct sk_buff *skb, __u8 at_receive
 	}
 	struct cpu_frames *fs = cpu_frames();
 	a.prev_skb = prev_of(top_of(fs), skb, direct);
-	hop(&a, direct, direct);
+	hop(&a, direct, direct, SENDS_PKT);
 	return 0;
 }
 
@@ -971,7 +1048,7 @@ static __always_inline int on_hook_entry(__u16 fn, struct sk_buff *skb, struct n
 		return 0;
 	a.flags = EV_HOOK;
 	a.decide_only = 1;
-	int traced = hop(&a, direct, direct);
+	int traced = hop(&a, direct, direct, SENDS_NOTHING);
 	if (!f)
 		return 0;
 	if (traced) {
@@ -1035,7 +1112,7 @@ static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
 	a.flags |= (__u16)f.pending << 8;
 	a.entry_ts = f.entered;
 	a.prev_skb = f.prev_skb;
-	hop(&a, INDIRECT, INDIRECT);
+	hop(&a, INDIRECT, INDIRECT, SENDS_PKT);
 	return 0;
 }
 
@@ -1057,11 +1134,11 @@ static __always_inline int current(struct hop_args *a)
 
 /* hop_current is hop for a function without an skb argument: the hop
  * of the skb the CPU is in, carrying its hook's pending entry. */
-static __always_inline int hop_current(struct hop_args *a, const int direct_obj)
+static __always_inline int hop_current(struct hop_args *a, const int direct_obj, const int sends)
 {
 	if (!current(a))
 		return 0;
-	hop(a, INDIRECT, direct_obj);
+	hop(a, INDIRECT, direct_obj, sends);
 	return 0;
 }
 
@@ -1074,20 +1151,20 @@ static __always_inline int on_conn_exit(__u16 fn, struct ip_vs_conn *cp, const i
 	struct hop_args a = {.fn = fn, .hook = NO_HOOK, .flags = EV_EXIT, .cp = cp, .ret = cp != NULL};
 	if (!cp)
 		a.flags |= EV_NOCONN;
-	return hop_current(&a, direct);
+	return hop_current(&a, direct, SENDS_OBJ);
 }
 
 static __always_inline int on_current(__u16 fn)
 {
 	struct hop_args a = {.fn = fn, .hook = NO_HOOK};
-	return hop_current(&a, INDIRECT);
+	return hop_current(&a, INDIRECT, SENDS_PKT);
 }
 
 /* ip_vs_scheduler_err: no skb argument. */
 static __always_inline int on_svc_current(__u16 fn, struct ip_vs_service *svc, const char *msg, const int direct_svc)
 {
 	struct hop_args a = {.fn = fn, .svc = svc, .msg = msg, .hook = NO_HOOK};
-	return hop_current(&a, direct_svc);
+	return hop_current(&a, direct_svc, SENDS_OBJ);
 }
 
 /* ip_vs_leave(svc, skb, ...) runs inside ip_vs_in_hook, whose frame may
@@ -1100,7 +1177,7 @@ static __always_inline int on_svc(__u16 fn, struct sk_buff *skb, const int direc
 	struct frame *f = top_of(fs);
 	if (f && f->skb == (__u64)skb && f->elsewhere)
 		return 0;
-	hop(&a, direct_skb, direct_svc);
+	hop(&a, direct_skb, direct_svc, SENDS_OBJ);
 	return 0;
 }
 
@@ -1125,7 +1202,7 @@ static __always_inline int on_xmit_entry(__u16 fn, struct sk_buff *skb, struct i
 	push(fs, (__u64)skb, fn, NO_HOOK, elsewhere, a.netns);
 	if (elsewhere)
 		return 0;
-	hop(&a, direct, direct);
+	hop(&a, direct, direct, SENDS_OBJ);
 	return 0;
 }
 
@@ -1269,7 +1346,7 @@ static __always_inline int on_drop(__u64 *ctx, const int direct)
 	__u64 key = (__u64)skb;
 	struct hop_args a = {.fn = FN_KFREE_SKB, .skb = skb, .hook = NO_HOOK, .flags = EV_DROP,
 			     .location = ctx[1], .reason = (__u32)ctx[2]};
-	hop(&a, direct, direct);
+	hop(&a, direct, direct, SENDS_PKT);
 	/* A lookup first: deleting takes the bucket's lock even for a key
 	 * that is not there, and this fires for every freed packet. */
 	if (!f_all && traced_lookup(&key))
