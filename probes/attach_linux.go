@@ -140,14 +140,18 @@ func (t *Tracer) backendOrder() []Backend {
 // verification; and, where the kernel has kprobes, every other IPVS
 // function too. A kprobe program serves every function of its shape (7
 // programs for IPVS's 21 functions, where fentry verifies 24), and
-// there is no fentry batch left to load: on 6.1 Open took 0.85 times
-// as long for one DR service and 0.83 for every IPVS hop (medians of 3
-// pairs against fentry first for all but 4 or 7, host load 3-5).
+// there is no fentry batch left to load: on 6.1 Open took 0.85 and 1.01
+// times as long for one DR service, 0.83 and 0.89 for every IPVS hop
+// (medians of 3 pairs in two runs, against fentry first for all but 4
+// or 7 functions, host load 3-5). Loading the functions' programs took
+// 227-548 ms against 548-1271 ms (every IPVS hop), and attaching them
+// is now the larger part: 21 kprobes one by one, 513-668 ms, against
+// 600-680 ms for fentry's links and the few kprobes before.
 // Keeping fentry for the hooks, the hottest functions, kept most of
-// that load: 1.23 and 1.27 times as long as all on kprobes.
+// that load: 1.23 and 1.27 times as long as all on kprobes (3 pairs).
 // The trade: a kprobe program reads the packet through helper calls
-// where fentry's reads it directly, and took 1.3 and 2.0 times as long
-// per connection as auto's before this (lvsdiag trace matching every
+// where fentry's reads it directly: the programs took 1.3 and 2.0
+// times as long per connection as auto's before this (lvsdiag trace matching every
 // packet, BenchmarkVMTraceThroughput, 6.1, medians of 3 turns in two
 // runs, host load 4-7: 1.17 and 0.86 ms against 0.88 and 0.44 ms;
 // bpftrace's 1.06 and 1.15 ms); with lvsdiag's own CPU the whole cost
