@@ -140,10 +140,12 @@ func (t *Tracer) backendOrder() []Backend {
 // verification; and, where the kernel has kprobes, every other IPVS
 // function too. A kprobe program serves every function of its shape (7
 // programs for IPVS's 21 functions, where fentry verifies 24), and
-// there is no fentry batch left to load: on 6.1 Open took 0.85 and 1.01
-// times as long for one DR service, 0.83 and 0.89 for every IPVS hop
-// (medians of 3 pairs in two runs, against fentry first for all but 4
-// or 7 functions, host load 3-5). Loading the functions' programs took
+// there is no fentry batch left to load: on 6.1 Open took 0.94 times
+// as long for one DR service (0.51-1.19) and 0.80 for every IPVS hop
+// (0.46-1.08), medians of 12 pairs in four runs against fentry first
+// for all but 4 or 7 functions, host load 2-5; identical binaries'
+// pairs spread as far (--backend kprobe: 0.67 and 0.69 in one run), so
+// the phases tell it better. Loading the functions' programs took
 // 227-548 ms against 548-1271 ms (every IPVS hop), and attaching them
 // is now the larger part: 21 kprobes one by one, 513-668 ms, against
 // 600-680 ms for fentry's links and the few kprobes before.
@@ -151,12 +153,15 @@ func (t *Tracer) backendOrder() []Backend {
 // that load: 1.23 and 1.27 times as long as all on kprobes (3 pairs).
 // The trade: a kprobe program reads the packet through helper calls
 // where fentry's reads it directly: the programs took 1.3 and 2.0
-// times as long per connection as auto's before this (lvsdiag trace matching every
-// packet, BenchmarkVMTraceThroughput, 6.1, medians of 3 turns in two
-// runs, host load 4-7: 1.17 and 0.86 ms against 0.88 and 0.44 ms;
+// times as long per connection as auto's before this (lvsdiag trace
+// matching every packet, BenchmarkVMTraceThroughput, 6.1, medians of 3
+// turns in two runs, host load 4-7: 1.17 and 0.86 ms against 0.88 and 0.44 ms;
 // bpftrace's 1.06 and 1.15 ms); with lvsdiag's own CPU the whole cost
 // stayed within the noise (72% and 99% of the untraced CPU a
-// connection against 93% and 66%; bpftrace 99% and 82%).
+// connection against 93% and 66%; bpftrace 99% and 82%). On 6.12,
+// for reference, kprobe's programs took 1.26 times fentry's per
+// connection (0.45 against 0.36 ms, medians of 3 turns, each turn
+// dearer, host load 2-4).
 // A function whose kprobe the kernel refuses goes on to kprobe-multi,
 // not back to fentry. The stack's functions (HopsAll) still try fentry
 // first: their kprobes' cost was not measured.
