@@ -158,7 +158,11 @@ func (t *Tracer) backendOrder() []Backend {
 // turns in two runs, host load 4-7: 1.17 and 0.86 ms against 0.88 and 0.44 ms;
 // bpftrace's 1.06 and 1.15 ms); with lvsdiag's own CPU the whole cost
 // stayed within the noise (72% and 99% of the untraced CPU a
-// connection against 93% and 66%; bpftrace 99% and 82%). On 6.12,
+// connection against 93% and 66%; bpftrace 99% and 82%). A third run,
+// this choice against main's lvsdiag side by side (host load 2-4):
+// programs 0.74 against 0.82 ms a connection, the whole cost 83%
+// against 70%, capacity 37% against 47% (bpftrace 0.74 ms, 66%, 55%).
+// On 6.12,
 // for reference, kprobe's programs took 1.26 times fentry's per
 // connection (0.45 against 0.36 ms, medians of 3 turns, each turn
 // dearer, host load 2-4).
