@@ -23,11 +23,10 @@ import (
 // the targets still pending in one batch, and the targets it cannot
 // attach go on to the next; those no backend attaches go to Unseen.
 // loadsDone waits for Open's other loads: it is called before the first
-// attach.
-func (t *Tracer) attachFuncs(pending []target, loadsDone func()) {
+// attach. ahead is kprobeAhead's answer for pending.
+func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone func()) {
 	order := t.backendOrder()
 	why := map[string][]string{}
-	ahead := t.kprobeAhead(pending)
 	// early holds the next backend's programs, loaded in the batch of
 	// the one before for the targets that one is known to refuse.
 	early := map[string]*loadedProgram{}
