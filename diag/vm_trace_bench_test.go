@@ -48,6 +48,12 @@ import (
 // main's), taking its turn beside this one's in the same run, so that a
 // change to lvsdiag's user space is judged side by side.
 //
+// LVSKIT_TRACE_BENCH_BACKEND=BACKEND (kprobe, fentry, kprobe-multi)
+// adds another: the matching trace with --backend BACKEND, taking its
+// turn beside auto's in each cycle (first every other turn), so that
+// what auto attaches with is chosen by its cost per event as well as by
+// its attach time (on 6.1 --backend kprobe attaches faster than auto).
+//
 // LVSKIT_TRACE_BENCH_PROFILES=DIR has lvsdiag write a CPU profile of
 // each run into DIR (LVSKIT_CPUPROFILE); with the VM runner, DIR must
 // also be in LVSKIT_VM_RW, so that the profiles outlive the VM.
@@ -215,6 +221,14 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 		baseline = abs
 		names = append(names, "baseline lvsdiag, every packet")
 	}
+	backend := os.Getenv("LVSKIT_TRACE_BENCH_BACKEND")
+	backendName := "lvsdiag trace, every packet, --backend " + backend
+	if backend != "" {
+		// lvsdiag refuses a backend it does not know, and the run stops
+		// with its message.
+		names = append(names, backendName)
+	}
+	byBackend := lvsdiag("every packet "+backend, this, "--output", "json", "--backend", backend)
 	for i := range cycles {
 		run(names[0], lvsdiag("no match", this, "--output", "json", "--client", "10.77.0.99"))
 		// The baseline goes first every other turn: the host's load
@@ -222,9 +236,15 @@ tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:k
 		if baseline != "" && i%2 == 1 {
 			run(names[4], lvsdiag("baseline every packet", baseline, "--output", "json"))
 		}
+		if backend != "" && i%2 == 1 {
+			run(backendName, byBackend)
+		}
 		run(names[1], lvsdiag("every packet", this, "--output", "json"))
 		if baseline != "" && i%2 == 0 {
 			run(names[4], lvsdiag("baseline every packet", baseline, "--output", "json"))
+		}
+		if backend != "" && i%2 == 0 {
+			run(backendName, byBackend)
 		}
 		run(names[2], bpftrace)
 		// What an on-call engineer reads: the default output.

@@ -16,7 +16,9 @@ type Backend string
 // refused, whatever the backend.
 const (
 	// BackendAuto picks per function: fentry/fexit where the kernel
-	// allows it, else kprobe/kretprobe, else kprobe-multi.
+	// allows it, else kprobe/kretprobe, else kprobe-multi; before Linux
+	// 6.6, IPVS's functions take kprobes first: one kprobe program
+	// serves many functions, so they load faster there.
 	BackendAuto Backend = "auto"
 	// BackendFentry: BPF trampolines (fentry/fexit).
 	BackendFentry Backend = "fentry"

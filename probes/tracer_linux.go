@@ -220,8 +220,13 @@ func Open(opts Options) (*Tracer, error) {
 	for _, name := range tpNames {
 		mayLoad = append(mayLoad, "tp_btf_"+name, "raw_tp_"+name)
 	}
+	// A target auto attaches with kprobes first loads no fentry program.
+	ahead := t.kprobeAhead(funcs)
 	for _, b := range t.backendOrder() {
 		for _, tg := range funcs {
+			if b == BackendFentry && ahead[tg.name] {
+				continue
+			}
 			mayLoad = append(mayLoad, programNames(tg, b)...)
 		}
 	}
@@ -245,7 +250,7 @@ func Open(opts Options) (*Tracer, error) {
 		tpResults = <-tps
 		t.open.since("tracepoints_wait", start)
 	})
-	t.attachFuncs(funcs, loadsDone)
+	t.attachFuncs(funcs, ahead, loadsDone)
 	loadsDone()
 	t.open.since("funcs_wall", step)
 	t.applyTracepoints(tpResults)
