@@ -136,45 +136,43 @@ func (t *Tracer) backendOrder() []Backend {
 // trying fentry first, on a kernel whose fentry refuses functions with
 // more than 6 arguments (Linux before 6.6): those functions, whose
 // trampolines it would refuse at attach, after their programs'
-// verification; and, where the kernel has kprobes, every other IPVS
-// function too. A kprobe program serves every function of its shape (7
-// programs for IPVS's 21 functions, where fentry verifies 24), and
-// there is no fentry batch left to load: on 6.1 Open took 0.94 times
-// as long for one DR service (0.51-1.19) and 0.80 for every IPVS hop
-// (0.46-1.08), medians of 12 pairs in four runs against fentry first
-// for all but 4 or 7 functions, host load 2-5; identical binaries'
-// pairs spread as far (--backend kprobe: 0.67 and 0.69 in one run), so
-// the phases tell it better. Loading the functions' programs took
-// 227-548 ms against 548-1271 ms (every IPVS hop), and attaching them
-// is now the larger part: 21 kprobes one by one, 513-668 ms, against
-// 600-680 ms for fentry's links and the few kprobes before.
-// Keeping fentry for the hooks, the hottest functions, kept most of
-// that load: 1.23 and 1.27 times as long as all on kprobes (3 pairs).
-// The trade: a kprobe program reads the packet through helper calls
-// where fentry's reads it directly: the programs took 1.3 and 2.0
-// times as long per connection as auto's before this (lvsdiag trace
-// matching every packet, BenchmarkVMTraceThroughput, 6.1, medians of 3
-// turns in two runs, host load 4-7: 1.17 and 0.86 ms against 0.88 and 0.44 ms;
-// bpftrace's 1.06 and 1.15 ms); with lvsdiag's own CPU the whole cost
-// stayed within the noise (72% and 99% of the untraced CPU a
-// connection against 93% and 66%; bpftrace 99% and 82%). A third run,
-// this choice against main's lvsdiag side by side (host load 2-4):
-// programs 0.74 against 0.82 ms a connection, the whole cost 83%
-// against 70%, capacity 37% against 47% (bpftrace 0.74 ms, 66%, 55%).
-// On 6.12,
-// for reference, kprobe's programs took 1.26 times fentry's per
-// connection (0.45 against 0.36 ms, medians of 3 turns, each turn
-// dearer, host load 2-4).
-// A function whose kprobe the kernel refuses goes on to kprobe-multi,
-// not back to fentry. The stack's functions (HopsAll) still try fentry
-// first: their kprobes' cost was not measured.
+// verification; and the functions that share a kprobe program with one
+// of them (ip_vs_conn_in_get and ip_vs_schedule share kretprobe_conn
+// with ip_vs_conn_new). That program is verified for every function of
+// its shape anyway (on 6.1 with a DR filter, 18,634 instructions), and
+// their own fexit programs would be verified on top of it (10,451 each).
+// Only where the kernel has kprobes: otherwise fentry is tried first.
+// And only with a filter that matches packets by address, port or
+// protocol: without one the fexit programs verify in a fraction of
+// that, and each kprobe attached costs more than the verification it
+// saves (6.1, every IPVS hop, no filter: attach 1.29 s with them moved,
+// 1.09 s without, medians of 3 pairs; the kprobe attach phase
+// 114-159 ms against 60-78 ms).
+// Not every IPVS function (trace17's choice, measured and reverted):
+// with all of them on kprobes, Open on 6.1 took 0.84 times as long for
+// one DR service and 0.79 for every IPVS hop (4 pairs, quiet host), and
+// a trace matching every packet cost the same, but a trace matching
+// nothing cost the director's traffic more: 61-124% of the untraced
+// rate in six turns of two runs (median about 70%), against 79-103%
+// (median 99%) for this choice in one run, as a kprobe and a kretprobe
+// then trap on ip_vs_in_hook for every packet, whatever the filter
+// (BenchmarkVMTraceThroughput, 6.1, host load 1.4-1.9).
 func (t *Tracer) kprobeAhead(pending []target) map[string]bool {
 	if t.opts.Backend != BackendAuto || fentryManyArgs() {
 		return nil
 	}
+	shapes := map[string]bool{}
+	for _, tg := range pending {
+		if tg.args > 6 {
+			shapes[tg.kprobe] = true
+		}
+	}
 	ahead := map[string]bool{}
 	for _, tg := range pending {
-		if tg.args > 6 || tg.ipvs && kprobePMU() {
+		switch {
+		case tg.args > 6:
+			ahead[tg.name] = true
+		case shapes[tg.kprobe] && !t.opts.Filter.matchesAll() && kprobePMU():
 			ahead[tg.name] = true
 		}
 	}

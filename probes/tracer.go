@@ -16,9 +16,7 @@ type Backend string
 // refused, whatever the backend.
 const (
 	// BackendAuto picks per function: fentry/fexit where the kernel
-	// allows it, else kprobe/kretprobe, else kprobe-multi; before Linux
-	// 6.6, IPVS's functions take kprobes first: one kprobe program
-	// serves many functions, so they load faster there.
+	// allows it, else kprobe/kretprobe, else kprobe-multi.
 	BackendAuto Backend = "auto"
 	// BackendFentry: BPF trampolines (fentry/fexit).
 	BackendFentry Backend = "fentry"
