@@ -43,7 +43,7 @@ func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone 
 		refused := map[string]bool{}
 		seen := map[string]bool{}
 		for _, tg := range pending {
-			if b == BackendFentry && next == BackendKprobe && ahead[tg.name] {
+			if kprobeFirst(b, ahead, tg) {
 				// Its next backend's programs load in this batch
 				// instead (kprobeAhead says why).
 				refused[tg.name] = true
@@ -157,6 +157,14 @@ func (t *Tracer) backendOrder() []Backend {
 // (median 99%) for this choice in one run, as a kprobe and a kretprobe
 // then trap on ip_vs_in_hook for every packet, whatever the filter
 // (BenchmarkVMTraceThroughput, 6.1, host load 1.4-1.9).
+// kprobeFirst reports whether fentry's batch loads tg's kprobe programs
+// in place of its fentry programs: Open warms only what this says loads,
+// so the two must agree. ahead is non-nil only for auto, whose backend
+// after fentry is kprobe.
+func kprobeFirst(b Backend, ahead map[string]bool, tg target) bool {
+	return b == BackendFentry && ahead[tg.name]
+}
+
 func (t *Tracer) kprobeAhead(pending []target) map[string]bool {
 	if t.opts.Backend != BackendAuto || fentryManyArgs() {
 		return nil

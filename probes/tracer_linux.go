@@ -224,7 +224,7 @@ func Open(opts Options) (*Tracer, error) {
 	ahead := t.kprobeAhead(funcs)
 	for _, b := range t.backendOrder() {
 		for _, tg := range funcs {
-			if b == BackendFentry && ahead[tg.name] {
+			if kprobeFirst(b, ahead, tg) {
 				continue
 			}
 			mayLoad = append(mayLoad, programNames(tg, b)...)
