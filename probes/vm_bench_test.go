@@ -44,12 +44,15 @@ import (
 // second (median of 8 processes on 6.1, 0.64-2.31, host load 5-7), its
 // garbage collector starting from a small heap took twice the CPU
 // (median 0.35 against 0.17 s) and the process nine times the page
-// faults. Before the first sample since the VM booted, one Open runs
-// untimed (attachWarmOnce): the first process of a boot took 1.02-2.06
-// times the next two's mean on 6.1 and 0.88-1.20 on 6.12 (4 boots each,
-// host load 6-7), too few to name the cost, but a director that has
-// been up has paid whatever it is (Debian's systemd loads BPF programs
-// at boot).
+// faults. With the collector paused a first Open still took 1.07 times
+// its process's second (0.59-1.90, 12 processes, host load 6-7), its
+// read of the kernel's BTF into a fresh heap 0.25 against 0.20 s.
+// Before the first sample since the VM booted, one Open runs untimed
+// (attachWarmOnce): the first process of a boot took 1.02-2.06 times
+// the next two's mean on 6.1 and 0.88-1.20 on 6.12 (4 boots each, host
+// load 6-7), too few to name the cost, but a director that has been up
+// has paid whatever it is (Debian's systemd loads BPF programs at
+// boot).
 func BenchmarkVMAttach(b *testing.B) {
 	sets := []struct {
 		name string
