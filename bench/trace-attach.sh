@@ -6,6 +6,10 @@
 # reported as the median and range of each binary's times and of the
 # pairs' ratios (this / baseline). Under emulation on a shared host a
 # run's time swings by a factor of two; only the paired ratios mean much.
+# Each case runs in a process of its own, as lvsdiag trace opens once a
+# process (a process's first Open is its slowest: BenchmarkVMAttach), and
+# before the pairs one untimed run of the first case takes the boot's
+# one-time costs, which a director that has been up has paid.
 #
 #   bench/trace-attach.sh [--base REF] [--pairs N] [--bench REGEXP]
 #   VM_KERNEL=6.1 bench/trace-attach.sh ...
@@ -33,22 +37,33 @@ trap 'rm -rf "$tmp"' EXIT
 git -C "$repo" archive "$base" | tar -x -C "$tmp"
 (cd "$tmp" && go test -c -tags vmtest -o "$out/attach-base.test" ./probes/)
 (cd "$repo" && go test -c -tags vmtest -o "$out/attach-this.test" ./probes/)
+# The cases REGEXP selects, by name, each anchored level by level.
+(cd "$repo/probes" && LVSKIT_ATTACH_LIST=1 "$out/attach-this.test" -test.run '^$' -test.bench "$bench" -test.benchtime 1x) |
+	awk '/^attach-case / {n = split($2, l, "/"); p = ""
+		for (i = 1; i <= n; i++) { gsub(/[][\\.*+?(){}|^$]/, "\\\\&", l[i]); p = p (i > 1 ? "/" : "") "^" l[i] "$" }
+		print p}' >"$out/attach-cases"
+[[ -s $out/attach-cases ]] || { echo "$0: no BenchmarkVMAttach case matches $bench" >&2 && exit 2; }
 cat >"$out/attach-pairs.sh" <<'EOF'
 #!/bin/sh
-# Runs inside the VM: N pairs of the two binaries, the order alternating.
-n=$1 bench=$2 a=$3 b=$4
+# Runs inside the VM: N pairs of the two binaries, the order alternating,
+# each case (a line of the cases file) in a process of its own, after one
+# untimed run of the first case.
+n=$1 cases=$2 a=$3 b=$4
+"$b" -test.run '^$' -test.bench "$(head -n 1 "$cases")" -test.benchtime 1x >/dev/null 2>&1
 for i in $(seq 1 "$n"); do
 	order="$a $b"
 	[ $((i % 2)) -eq 1 ] && order="$b $a"
-	for bin in $order; do
-		echo "=== pair $i $(basename "$bin")"
-		"$bin" -test.run '^$' -test.bench "$bench" -test.benchtime 1x 2>&1 | grep -E 'attach-s|tracer attached|tracer detached'
-	done
+	while read -r c; do
+		for bin in $order; do
+			echo "=== pair $i $(basename "$bin")"
+			"$bin" -test.run '^$' -test.bench "$c" -test.benchtime 1x </dev/null 2>&1 | grep -E 'attach-s|tracer attached|tracer detached'
+		done
+	done <"$cases"
 done
 EOF
 chmod +x "$out/attach-pairs.sh"
 echo "host load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-(cd "$repo/probes" && nice -n -19 "$repo/scripts/vm/run" "$out/attach-pairs.sh" "$pairs" "$bench" \
+(cd "$repo/probes" && nice -n -19 "$repo/scripts/vm/run" "$out/attach-pairs.sh" "$pairs" "$out/attach-cases" \
 	"$out/attach-base.test" "$out/attach-this.test") | tee "$out/attach-pairs.log"
 echo "host load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # One line per run: case binary pair attach detach.
