@@ -249,7 +249,7 @@ func (t *Tracer) attachTargets(pending []target, b Backend, loaded map[string]*l
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			links[i], errs[i] = attachFunc(tg, b, loaded)
+			links[i], errs[i] = t.attachFunc(tg, b, loaded)
 		}()
 	}
 	wg.Wait()
@@ -414,7 +414,9 @@ func (t *Tracer) loadTracepoints(tgs []target) []tracepointResult {
 	for i, tg := range tgs {
 		if err == nil {
 			p := progs[names[i]]
+			start := time.Now()
 			l, aerr := link.AttachTracing(link.TracingOptions{Program: p})
+			t.linked(tg.name, names[i], start)
 			if aerr == nil {
 				out[i] = tracepointResult{tg: tg, backend: "tp_btf", prog: p, link: l}
 				continue
@@ -489,7 +491,7 @@ func (t *Tracer) keep(p *ebpf.Program, l link.Link) {
 // attachFunc attaches a function target's loaded entry and/or exit
 // programs with one backend: both or neither. It only reads loaded, so
 // targets attach concurrently.
-func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.Link, error) {
+func (t *Tracer) attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.Link, error) {
 	var links []link.Link
 	undo := func() {
 		for _, l := range links {
@@ -508,6 +510,7 @@ func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.
 		exit := strings.HasPrefix(name, "kretprobe_") || strings.HasPrefix(name, "fexit_")
 		var l link.Link
 		var err error
+		start := time.Now()
 		switch {
 		case b == BackendFentry:
 			l, err = link.AttachTracing(link.TracingOptions{Program: lp.prog})
@@ -521,6 +524,7 @@ func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.
 		case b == BackendKprobeMulti && exit:
 			l, err = link.KretprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}, Cookies: []uint64{uint64(tg.fn)}})
 		}
+		t.linked(tg.name, name, start)
 		if err != nil {
 			undo()
 			return nil, err
@@ -528,4 +532,15 @@ func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.
 		links = append(links, l)
 	}
 	return links, nil
+}
+
+// linked adds one link's attach, from start, to Open's phases by kind
+// of program (link/fentry, link/fexit, link/kprobe, link/kretprobe,
+// link/tp), and logs it at debug level: what each link waits for
+// differs by kind and by kernel.
+func (t *Tracer) linked(target, prog string, start time.Time) {
+	took := time.Since(start)
+	kind, _, _ := strings.Cut(prog, "_")
+	t.open.add("link/"+kind, took)
+	t.log.Debug("linked", "target", target, "program", prog, "took", took)
 }
