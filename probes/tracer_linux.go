@@ -234,9 +234,22 @@ func Open(opts Options) (*Tracer, error) {
 	step = t.open.since("btf_warm", step)
 	// The kernel verifies programs of separate loads side by side: the
 	// tracepoints load while the functions do. The functions attach
-	// once the tracepoints are in (attachFuncs calls loadsDone): an
-	// fentry attach waits for an RCU-tasks grace period, which a task
-	// inside the verifier holds up until its load returns.
+	// once the tracepoints are in (attachFuncs calls loadsDone). On 6.1
+	// an Open's first fentry or fexit link waits for an RCU-tasks grace
+	// period (the kernel replaces its empty table of direct calls and
+	// frees the old one after synchronize_rcu_tasks, in
+	// register_ftrace_direct_multi; asynchronous since 6.8), which a task
+	// inside the verifier holds up until its load returns: in the VM that
+	// link took 70-124 ms with the verifier idle and 176-375 ms with
+	// another goroutine verifying, the later links 9-48 and 10-102 ms (5
+	// rounds each). On 6.12 no link waits for one, but a function's first
+	// link took some 3 times as long beside a load (medians of 5: 25
+	// against 80 ms). Attaching the kprobes that auto takes on 6.1 during
+	// that first wait, beside the fentry links, was no faster: Open took
+	// 0.96 times as long for one DR service (0.41-1.15) and 0.91 for
+	// every IPVS hop (0.62-1.16), 8 pairs in two runs, host load 6; in one
+	// run the links took 436 against 333 ms (medians of 4) for one DR
+	// service (likely the kprobes' attach holding up the grace period).
 	tps := make(chan []tracepointResult, 1)
 	go func() {
 		start := time.Now()
