@@ -503,10 +503,15 @@ func (t *Tracer) keep(p *ebpf.Program, l link.Link) {
 // then sleeps HZ/10 (100 ms) before it looks again, and its thread
 // sleeps as long again between grace periods. A kprobe's detach waits
 // for normal RCU grace periods instead (its perf event's tracepoint, the
-// kprobe's unregistration), a tracepoint's for none: they go meanwhile.
-// Close took 0.78 times as long as one by one for one DR service and
-// 0.89 for every IPVS hop (6.1, medians of 8 pairs in two runs, host
-// load 6; BenchmarkVMAttach).
+// kprobe's unregistration), a tracepoint's for none: they go meanwhile,
+// though a kprobe's detach also takes the ftrace lock, and beside the
+// removals the four of one DR service took 0.8-3.5 s against 0.4-1.1 s.
+// On 6.1 (auto: kprobes for the IPVS functions of more than 6 arguments
+// and their shape) Close took 0.80 times as long as one link at a time
+// for one DR service (0.42-1.50) and 0.88 for every IPVS hop
+// (0.56-1.07), medians of 12 pairs in three runs against f23ad54, host
+// load 5-6 (BenchmarkVMAttach); on 6.12, where auto attaches no kprobe,
+// 1.14 (0.65-1.71) and 0.94 (0.83-1.07), 4 pairs: within its noise.
 type heldLink struct {
 	link.Link
 	trampoline bool
