@@ -509,8 +509,8 @@ func (t *Tracer) keep(p *ebpf.Program, l link.Link) {
 // On 6.1 (auto: kprobes for the IPVS functions of more than 6 arguments
 // and their shape) Close took 0.80 times as long as one link at a time
 // for one DR service (0.42-1.50) and 0.88 for every IPVS hop
-// (0.56-1.07), medians of 12 pairs in three runs against f23ad54, host
-// load 5-6 (BenchmarkVMAttach); on 6.12, where auto attaches no kprobe,
+// (0.56-1.07), medians of 16 pairs in four runs against f23ad54, host
+// load 4-8 (BenchmarkVMAttach); on 6.12, where auto attaches no kprobe,
 // 1.14 (0.65-1.71) and 0.94 (0.83-1.07), 4 pairs: within its noise.
 type heldLink struct {
 	link.Link
