@@ -102,7 +102,9 @@ func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone 
 					t.progs = append(t.progs, lp.prog)
 				}
 			}
-			t.links = append(t.links, links[i]...)
+			for _, l := range links[i] {
+				t.links = append(t.links, heldLink{Link: l, trampoline: b == BackendFentry})
+			}
 			t.attached(tg, string(b))
 		}
 		for n, l := range loaded {
@@ -249,7 +251,7 @@ func (t *Tracer) attachTargets(pending []target, b Backend, loaded map[string]*l
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			links[i], errs[i] = attachFunc(tg, b, loaded)
+			links[i], errs[i] = t.attachFunc(tg, b, loaded)
 		}()
 	}
 	wg.Wait()
@@ -414,7 +416,9 @@ func (t *Tracer) loadTracepoints(tgs []target) []tracepointResult {
 	for i, tg := range tgs {
 		if err == nil {
 			p := progs[names[i]]
+			start := time.Now()
 			l, aerr := link.AttachTracing(link.TracingOptions{Program: p})
+			t.linked(tg.name, names[i], start)
 			if aerr == nil {
 				out[i] = tracepointResult{tg: tg, backend: "tp_btf", prog: p, link: l}
 				continue
@@ -483,13 +487,40 @@ func (t *Tracer) attachTracepointWith(prog string, attach func(*ebpf.Program) (l
 
 func (t *Tracer) keep(p *ebpf.Program, l link.Link) {
 	t.progs = append(t.progs, p)
-	t.links = append(t.links, l)
+	t.links = append(t.links, heldLink{Link: l})
+}
+
+// heldLink is an attached link, and whether it is on a BPF trampoline
+// (fentry, fexit): Close detaches those and the others in two lanes side
+// by side, as their detaches wait for different things.
+//
+// Detaching a function's last fentry or fexit link removes its
+// trampoline: the kernel unregisters the trampoline's ftrace_ops, which
+// waits for an RCU-tasks-rude and an RCU-tasks grace period
+// (ftrace_shutdown, 6.1 and 6.12) with the ftrace locks held, so the
+// removals go one at a time, some 130-300 ms each in the VM: RCU-tasks
+// takes any task runnable as its grace period begins for a holdout and
+// then sleeps HZ/10 (100 ms) before it looks again, and its thread
+// sleeps as long again between grace periods. A kprobe's detach waits
+// for normal RCU grace periods instead (its perf event's tracepoint, the
+// kprobe's unregistration), a tracepoint's for none: they go meanwhile,
+// though a kprobe's detach also takes the ftrace lock, and beside the
+// removals the four of one DR service took 0.8-3.5 s against 0.4-1.1 s.
+// On 6.1 (auto: kprobes for the IPVS functions of more than 6 arguments
+// and their shape) Close took 0.80 times as long as one link at a time
+// for one DR service (0.42-1.50) and 0.88 for every IPVS hop
+// (0.56-1.07), medians of 16 pairs in four runs against f23ad54, host
+// load 4-8 (BenchmarkVMAttach); on 6.12, where auto attaches no kprobe,
+// 1.14 (0.65-1.71) and 0.94 (0.83-1.07), 4 pairs: within its noise.
+type heldLink struct {
+	link.Link
+	trampoline bool
 }
 
 // attachFunc attaches a function target's loaded entry and/or exit
 // programs with one backend: both or neither. It only reads loaded, so
 // targets attach concurrently.
-func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.Link, error) {
+func (t *Tracer) attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.Link, error) {
 	var links []link.Link
 	undo := func() {
 		for _, l := range links {
@@ -508,6 +539,7 @@ func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.
 		exit := strings.HasPrefix(name, "kretprobe_") || strings.HasPrefix(name, "fexit_")
 		var l link.Link
 		var err error
+		start := time.Now()
 		switch {
 		case b == BackendFentry:
 			l, err = link.AttachTracing(link.TracingOptions{Program: lp.prog})
@@ -521,6 +553,7 @@ func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.
 		case b == BackendKprobeMulti && exit:
 			l, err = link.KretprobeMulti(lp.prog, link.KprobeMultiOptions{Symbols: []string{tg.name}, Cookies: []uint64{uint64(tg.fn)}})
 		}
+		t.linked(tg.name, name, start)
 		if err != nil {
 			undo()
 			return nil, err
@@ -528,4 +561,15 @@ func attachFunc(tg target, b Backend, loaded map[string]*loadedProgram) ([]link.
 		links = append(links, l)
 	}
 	return links, nil
+}
+
+// linked adds one link's attach, from start, to Open's phases by kind
+// of program (link/fentry, link/fexit, link/kprobe, link/kretprobe,
+// link/tp), and logs it at debug level: what each link waits for
+// differs by kind and by kernel.
+func (t *Tracer) linked(target, prog string, start time.Time) {
+	took := time.Since(start)
+	kind, _, _ := strings.Cut(prog, "_")
+	t.open.add("link/"+kind, took)
+	t.log.Debug("linked", "target", target, "program", prog, "took", took)
 }

@@ -253,10 +253,9 @@ func (t *Tracer) loadBatch(sets []loadSet, alone []string, b Backend) map[string
 
 // loadParallel is how many collections loadBatch loads at once: one per
 // CPU, at most 4 (the programs of one backend are some 20). Targets
-// attach once all are loaded, not while others load: attaching fentry
-// waits for an RCU-tasks grace period, which a task inside the verifier
-// holds up until its load returns (measured: loading and attaching side
-// by side made Open 1.3-1.6 times as long in the VM).
+// attach once all are loaded, not while others load (Open says what a
+// link waits for beside a load; measured: loading and attaching side by
+// side made Open 1.3-1.6 times as long in the VM).
 func loadParallel() int { return min(runtime.NumCPU(), 4) }
 
 // loadChunk loads programs of backend b in one collection, or one by

@@ -17,7 +17,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 )
 
@@ -33,7 +32,7 @@ type Tracer struct {
 	kernel  *btf.Spec   // vmlinux's types, for CO-RE
 	modules []*btf.Spec // ip_vs's types, for CO-RE
 	progs   []*ebpf.Program
-	links   []link.Link
+	links   []heldLink
 	reader  *ringbuf.Reader
 	dec     decoder
 	rec     ringbuf.Record
@@ -73,7 +72,8 @@ var sharedMaps = []string{"events", "lost", "traced", "frames", ".bss"}
 // bpfFMmapable is BPF_F_MMAPABLE (include/uapi/linux/bpf.h).
 const bpfFMmapable = 1 << 10
 
-// attachParallel is how many targets attach, or detach, at once. One:
+// attachParallel is how many targets attach, or links detach in each
+// of Close's two lanes, at once. One:
 // side by side measured no faster in the VM (BenchmarkVMAttach,
 // parallel=1 against parallel=8, on 6.12: kprobe attach 3.7 s against
 // 7.6 s, fentry 9.0 s against 9.0 s), the kernel serializes the code
@@ -234,9 +234,22 @@ func Open(opts Options) (*Tracer, error) {
 	step = t.open.since("btf_warm", step)
 	// The kernel verifies programs of separate loads side by side: the
 	// tracepoints load while the functions do. The functions attach
-	// once the tracepoints are in (attachFuncs calls loadsDone): an
-	// fentry attach waits for an RCU-tasks grace period, which a task
-	// inside the verifier holds up until its load returns.
+	// once the tracepoints are in (attachFuncs calls loadsDone). On 6.1
+	// an Open's first fentry or fexit link waits for an RCU-tasks grace
+	// period (the kernel replaces its empty table of direct calls and
+	// frees the old one after synchronize_rcu_tasks, in
+	// register_ftrace_direct_multi; asynchronous since 6.8), which a task
+	// inside the verifier holds up until its load returns: in the VM that
+	// link took 70-124 ms with the verifier idle and 176-375 ms with
+	// another goroutine verifying, the later links 9-48 and 10-102 ms (5
+	// rounds each). On 6.12 no link waits for one, but a function's first
+	// link took some 3 times as long beside a load (medians of 5: 25
+	// against 80 ms). Attaching the kprobes that auto takes on 6.1 during
+	// that first wait, beside the fentry links, was no faster: Open took
+	// 0.96 times as long for one DR service (0.41-1.15) and 0.91 for
+	// every IPVS hop (0.62-1.16), 8 pairs in two runs, host load 6; in one
+	// run the links took 436 against 333 ms (medians of 4) for one DR
+	// service (likely the kprobes' attach holding up the grace period).
 	tps := make(chan []tracepointResult, 1)
 	go func() {
 		start := time.Now()
@@ -506,23 +519,30 @@ func (t *Tracer) Close() error {
 func (t *Tracer) close() error {
 	began := time.Now()
 	step := began
-	// Each detach waits for an RCU grace period: attachParallel of
-	// them at a time.
+	// The links on trampolines and the others detach in two lanes side
+	// by side (heldLink says why), attachParallel at a time in each.
 	errs := make([]error, len(t.links), len(t.links)+len(t.progs)+len(t.maps)+1)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, attachParallel)
-	for i, l := range t.links {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			start := time.Now()
-			errs[i] = l.Close()
-			// Per kind of link (fentry/fexit, kprobe, kprobe-multi,
-			// tracepoint), for the debug log.
-			t.closing.since(fmt.Sprintf("close%T", l), start)
-		}()
+	for _, trampoline := range []bool{true, false} {
+		wg.Go(func() {
+			var lane sync.WaitGroup
+			sem := make(chan struct{}, attachParallel)
+			for i, l := range t.links {
+				if l.trampoline != trampoline {
+					continue
+				}
+				sem <- struct{}{}
+				lane.Go(func() {
+					defer func() { <-sem }()
+					start := time.Now()
+					errs[i] = l.Close()
+					// Per kind of link (fentry/fexit, kprobe,
+					// kprobe-multi, tracepoint), for the debug log.
+					t.closing.since(fmt.Sprintf("close%T", l.Link), start)
+				})
+			}
+			lane.Wait()
+		})
 	}
 	wg.Wait()
 	nlinks := len(t.links)
