@@ -447,6 +447,36 @@ static __always_inline int parse(unsigned char *p, struct tuple *t)
 	return 1;
 }
 
+/* What match_headers found in a packet's headers, as one scalar. */
+#define HDR_MATCH 1 /* the filter matches them */
+#define HDR_PORTS 2 /* a TCP, UDP or SCTP header with both ports */
+
+/* match_headers parses the headers at p (a kernel address, read with
+ * bpf_probe_read_kernel) and matches them against the filter. A global
+ * function, which the verifier checks once per program apart from its
+ * callers' states, and after which they go on with one unknown scalar:
+ * inlined, the ways through the parse (IPv4 or IPv6, the protocol, where
+ * the ports are, a read that failed) left stack slots zeroed on some and
+ * written on others, which 6.1's verifier does not take for the same
+ * state, and the rest of the hop was walked once per way. DR auto with
+ * a VIP and port filter, 6.1: fentry_ip_vs_in_hook verified 3,134
+ * instructions inlined, 1,424 so; all the programs 30,745 and 21,029.
+ * The filter constants are
+ * known to the verifier here too: without a filter the function is one
+ * return, for the programs that can never call it. */
+__attribute__((noinline)) int match_headers(__u64 p)
+{
+	struct tuple t = {};
+	if (f_all)
+		return HDR_MATCH;
+	if (!parse((unsigned char *)p, &t))
+		return 0;
+	int h = t.ports ? HDR_PORTS : 0;
+	if (match_tuple(&t))
+		h |= HDR_MATCH;
+	return h;
+}
+
 /* LOAD_ADDR reads an nf_inet_addr into a __u32[4]. */
 #define LOAD_ADDR(direct, dst, src)                                            \
 	do {                                                                   \
@@ -859,11 +889,11 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 			if (!ok && svc)
 				ok = match_svc(svc, direct_obj);
 			if (!ok && !cp && !svc) {
-				struct tuple t = {};
 				unsigned int avail;
 				unsigned char *p = pkt_start(skb, a->at_receive, &avail, direct_skb);
-				ok = parse(p, &t) && match_tuple(&t);
-				a->out_by_ports = !ok && t.ports;
+				int h = match_headers((__u64)p);
+				ok = (h & HDR_MATCH) != 0;
+				a->out_by_ports = !ok && (h & HDR_PORTS);
 			}
 			/* The interface is where the packet entered the trace:
 			 * it leaves on another. */
@@ -964,6 +994,27 @@ static __always_inline int hop(struct hop_args *a, const int direct_skb, const i
 	return 1;
 }
 
+/* encapsulated: is the IP packet at p one that carries another (IPIP,
+ * IPv6-in-IP, GRE, or UDP, as GUE and FOU do)? Only the version and the
+ * protocol are read, not parsed as the filter does: with match_headers
+ * here, every program verified the parse even without a filter, and the
+ * sum over every IPVS hop (auto, 6.1) grew from 29,046 instructions to
+ * 37,724; with this, 28,256. */
+static __always_inline int encapsulated(unsigned char *p)
+{
+	__u8 b[10];
+	if (bpf_probe_read_kernel(b, sizeof(b), p))
+		return 0;
+	__u8 proto;
+	if (b[0] >> 4 == 4)
+		proto = b[9];
+	else if (b[0] >> 4 == 6)
+		proto = b[6];
+	else
+		return 0;
+	return proto == 4 || proto == 41 || proto == 47 || proto == 17;
+}
+
 /* prev_of: when the CPU is inside an IPVS transmitter and meets another
  * skb, the transmitter replaced it (tunnel mode's headroom realloc):
  * report the one it came from. */
@@ -973,11 +1024,8 @@ static __always_inline __u64 prev_of(struct frame *f, struct sk_buff *skb, const
 		return 0;
 	/* Only an encapsulated packet replaces the one being sent: not, say,
 	 * the ARP request for the real server sent meanwhile. */
-	struct tuple t = {};
 	unsigned int avail;
-	if (!parse(pkt_start(skb, 0, &avail, direct), &t))
-		return 0;
-	if (t.proto != 4 && t.proto != 41 && t.proto != 47 && t.proto != 17)
+	if (!encapsulated(pkt_start(skb, 0, &avail, direct)))
 		return 0;
 	f->replaced = 1;
 	return f->skb;
