@@ -436,8 +436,12 @@ static __always_inline unsigned char *pkt_start(struct sk_buff *skb, int at_rece
 static __always_inline int parse(unsigned char *p, struct tuple *t)
 {
 	/* 48 bytes hold an IPv4 header without options or an IPv6 header,
-	 * and the ports after it: one read for nearly every packet. */
-	__u8 b[48];
+	 * and the ports after it: one read for nearly every packet.
+	 * Aligned, so that an address is copied with 4-byte loads: byte by
+	 * byte, match_headers was 358 instructions against 235, and every
+	 * program verified 150 more of them (DR auto, 6.1: 19,247 in all
+	 * against 17,447). */
+	__u8 b[48] __attribute__((aligned(8)));
 	if (bpf_probe_read_kernel(b, sizeof(b), p))
 		return 0;
 	__u8 ver = b[0] >> 4;
