@@ -629,6 +629,20 @@ static __always_inline struct net_device *skb_where(struct sk_buff *skb, const i
 	return dev;
 }
 
+/* skb_dev is skb_where with reads for the skb *skb, as a global
+ * function (see hop_body): the device, and the netns inode in *inum when
+ * want_ns. */
+__attribute__((noinline)) __u64 skb_dev(__u64 *skb, __u32 *inum, int want_ns)
+{
+	if (!skb || !inum)
+		return 0;
+	struct sk_buff *s = (struct sk_buff *)*skb;
+	__u32 n = *inum;
+	struct net_device *dev = want_ns ? skb_where(s, 0, 1, &n) : skb_where(s, 0, 0, &n);
+	*inum = n;
+	return (__u64)dev;
+}
+
 /* read_conn, read_svc and read_dest copy what the event shows of a
  * connection, a service and a real server: with plain loads where the
  * pointer is typed (direct: fentry/fexit), else one read per field. */
@@ -778,7 +792,7 @@ static __always_inline int send_event(struct hop_args *a, struct sk_buff *skb, s
 	e->ret = a->ret;
 	e->location = a->location;
 	e->reason = a->reason;
-	if (!f_netns && !a->ns_known)
+	if (!direct_obj && !f_netns && !a->ns_known)
 		skb_where(skb, INDIRECT, 1, &netns);
 	e->netns = netns;
 	if (dev) {
@@ -964,7 +978,18 @@ static __always_inline int hop_body(struct hop_args *a, struct sk_buff *skb, str
 	}
 	if (a->decide_only)
 		return 2;
-	if (!have_dev)
+	/* A typed program finds the event's device, and its netns inode
+	 * where the filter did not need it, with a global function: found
+	 * inline (a typed device from skb->dev or a number from its route's,
+	 * an inode or none), they kept the verifier's states apart, and each
+	 * program walked the event once per way. On 6.1, every IPVS hop
+	 * without a filter verified 28,493 instructions so and 19,311 now;
+	 * DR auto with a VIP and port filter 17,447 and 15,341. An untyped
+	 * program, whose reads leave one state, verifies fewer inline
+	 * (kretprobe_conn 2,149 against 2,369). */
+	if (direct_obj)
+		dev = (struct net_device *)skb_dev(&key, &netns, !f_netns && !a->ns_known);
+	else if (!have_dev)
 		dev = skb_where(skb, direct_skb, 0, &netns);
 
 	if (direct_obj)
