@@ -145,23 +145,28 @@ func Open(opts Options) (*Tracer, error) {
 	})
 	t.dec.lazySymbols = t.kallsyms
 	t.bootAt = bootTime()
-	// The object, then the kernel's BTF while the kernel creates the
-	// maps (the ring buffer's 16 MiB of pages): the BTF and the object
-	// read side by side took longer in the VM (the BTF alone 0.38-1.28 s
-	// against 0.27-0.37 s for all of it in turn, host load 8). Measured
-	// again with the targets' lookups moved beside the object too, in a
-	// goroutine of their own after the BTF: object, maps, BTF and
-	// targets took 1.22 times as long as in turn on 6.1 (median of 8
-	// pairs), 1.24 on 6.12 (12 pairs), host load 3.5-4, and as long
-	// (1.00 and 1.01, 16 pairs each) at host load 3; the object's parse
-	// took 3-4 times as long beside the BTF's read. In the guest two
-	// object parses side by side took 1.72 times as long as one, two
-	// BTF reads 1.13, two spinning loops 1.01 (6.1, host load 4-5): the
-	// parse, which allocates heavily, does not scale there even while
-	// both vCPUs run. Whole Opens, 3 pairs each: 0.96 (dr-tcp) and 0.97
-	// (ipvs) on 6.1, 1.01 and 0.93 on 6.12, within their noise (host
-	// load 3-6).
+	// The kernel's BTF is read beside the object, and the maps are
+	// created (the ring buffer's 16 MiB of pages) once the object is in.
+	// With Go's collector on, the two side by side had taken longer in
+	// the VM: object, maps, BTF and targets 1.22 times as long as in
+	// turn on 6.1 (median of 8 pairs, host load 3.5-4), the object's
+	// parse, which allocates heavily, 3-4 times as long beside the BTF's
+	// read. With the collector held off during Open, as lvsdiag holds it
+	// (internal/gcpause), the object's parse takes 1.6 times as long
+	// beside the read, and the whole Open 0.96 (one DR service) and 0.91
+	// (every IPVS hop) of in turn on 6.1, every one of 4 pairs below 1;
+	// 1.00 and 0.93 on 6.12 (0.87-1.19), host load 0.3-2.
+	btfDone := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		if err := t.loadDropReasons(); err != nil {
+			t.log.Warn("drop reasons are shown as numbers", "err", err)
+		}
+		t.open.since("btf_kernel", start)
+		btfDone <- t.loadTypes(ipvsLoaded)
+	}()
 	if err := t.loadObject(consts); err != nil {
+		<-btfDone
 		return nil, err
 	}
 	step = time.Now()
@@ -172,12 +177,8 @@ func Open(opts Options) (*Tracer, error) {
 		t.open.since("maps", start)
 		mapsDone <- err
 	}()
-	if err := t.loadDropReasons(); err != nil {
-		t.log.Warn("drop reasons are shown as numbers", "err", err)
-	}
-	step = t.open.since("btf_kernel", step)
-	err = t.loadTypes(ipvsLoaded)
-	step = t.open.since("btf_ip_vs", step)
+	err = <-btfDone
+	step = t.open.since("btf_wait", step)
 	if mapsErr := <-mapsDone; err == nil {
 		err = mapsErr
 	}
