@@ -68,6 +68,9 @@ func TestTraceFindings(t *testing.T) {
 			evidence: "TCP 10.77.0.2:40000 -> 10.77.0.100:80 [SYN]: netif_receive_skb -> ip_vs_in_hook -> tcp_v4_rcv -> consume_skb => local",
 			fix:      "ipvsadm -A --tcp-service 10.77.0.100:80 -s wlc"},
 		{name: "a ping to the VIP goes to the local stack", facts: ping},
+		// A reply to the checklist's own ping, queued on its raw socket
+		// and freed when the socket closed, is no drop on the way.
+		{name: "the checklist's socket closes with a reply unread", facts: facts(probes.GrouperOptions{}, pkt(1).Forwarded(trRS1, probes.DirectRoute, "rr"), pkt(2).SocketPurge())},
 		{name: "rp_filter", facts: facts(probes.GrouperOptions{}, pkt(1).KernelDrop("IP_RPFILTER", "ip_rcv_finish_core+0x1b2")),
 			want: []string{"trace-kernel-dropped | packets to 10.77.0.100:80"}, evidence: "the reverse path filter (rp_filter)", fix: "rp_filter=2"},
 		{name: "firewall", facts: facts(probes.GrouperOptions{}, pkt(1).KernelDrop("NETFILTER_DROP", "nf_hook_slow+0x8d")),

@@ -34,6 +34,9 @@ func decide(p *Path, opts GrouperOptions) (Outcome, string) {
 		}
 		return OutcomeLocal, why
 	}
+	if drop >= 0 && len(hops) == 1 && socketQueuePurge(hops[0]) {
+		return OutcomeUnknown, "a socket's copy of a packet, freed unread when the socket closed: " + dropText(hops[0]) + "; not a packet on its way through this host"
+	}
 	if drop >= 0 {
 		return OutcomeDropped, dropWhy(p, hops[:drop], hops[drop], opts)
 	}
@@ -46,6 +49,16 @@ func decide(p *Path, opts GrouperOptions) (Outcome, string) {
 		}
 	}
 	return OutcomeUnknown, unknownWhy(p, opts)
+}
+
+// socketQueuePurge reports whether a drop is a queue's purge
+// (QUEUE_PURGE): alone on its path, it is a buffer a socket held when it
+// closed (inet_sock_destruct, tcp_write_queue_purge), never seen on the
+// stack's way: a raw socket's clone of a packet it did not read (the
+// checklist's own ping socket), or the TCP send buffer of a connect
+// that failed. A packet purged from a device's queue has hops before.
+func socketQueuePurge(h Hop) bool {
+	return strings.TrimPrefix(h.DropReason, "SKB_DROP_REASON_") == "QUEUE_PURGE"
 }
 
 func forwardWhy(p *Path, xmit Hop) string {

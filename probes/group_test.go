@@ -139,6 +139,12 @@ func scenarios() []scenario {
 			recv(0xd2, 0),
 			ev(0xd2, 2, Hop{Func: FuncDrop, DropReason: "IP_RPFILTER", DropLocation: "ip_rcv_finish_core.constprop.0+0x1b2"}),
 		}, want: []wantPath{{OutcomeDropped, "the kernel dropped it: the reverse path filter (rp_filter) (IP_RPFILTER) in ip_rcv_finish_core.constprop.0", 2}}},
+		{name: "socket-queue-purged", events: []Event{func() Event {
+			// The reply to the director's own ping, as its raw socket held it.
+			e := ev(0xd4, 0, Hop{Func: FuncDrop, DropReason: "QUEUE_PURGE", DropLocation: "inet_sock_destruct+0x5a"})
+			e.Tuple = Tuple{Protocol: "ICMP", Src: netip.MustParseAddrPort("10.77.0.100:0"), Dst: netip.MustParseAddrPort("10.77.0.100:0")}
+			return e
+		}()}, want: []wantPath{{OutcomeUnknown, "a socket's copy of a packet, freed unread when the socket closed: QUEUE_PURGE in inet_sock_destruct; not a packet on its way through this host", 1}}},
 		{name: "xmit-failed", events: append(drSYN(0xd3, 0, rs1)[:5],
 			ev(0xd3, 15, Hop{Func: FuncDrop, DropReason: "NOT_SPECIFIED", DropLocation: "ip_vs_dr_xmit+0x1c4"})),
 			want: []wantPath{{OutcomeDropped, "IPVS could not transmit it to 10.77.0.21:80: ip_vs_dr_xmit freed it (no route to the real server, or too big for the path)", 6}}},

@@ -115,6 +115,13 @@ func (p Packet) KernelDrop(reason, location string) []probes.Event {
 	)
 }
 
+// SocketPurge is a socket's copy of the packet freed unread when the
+// socket closed: a raw socket's clone (the checklist's own ping), seen
+// only at its free.
+func (p Packet) SocketPurge() []probes.Event {
+	return p.events(probes.Hop{Func: probes.FuncDrop, DropReason: "QUEUE_PURGE", DropLocation: "inet_sock_destruct+0x5a"})
+}
+
 // Group joins events into paths as lvsdiag trace does, ending every
 // path at the end.
 func Group(opts probes.GrouperOptions, packets ...[]probes.Event) []probes.Path {
