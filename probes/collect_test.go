@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,6 +234,79 @@ func TestCollectShowsWhatTheWindowSawAfterItEnds(t *testing.T) {
 	}
 	if want := []probes.Outcome{probes.OutcomeForwarded, probes.OutcomeForwarded}; !slices.Equal(outcomes(got), want) || sum.Packets != 2 {
 		t.Errorf("outcomes %v, %d packets; want %v", outcomes(got), sum.Packets, want)
+	}
+}
+
+// keptSource is an Ender that hands over its events, then waits for
+// End; it counts the calls to End and Close.
+type keptSource struct {
+	events       chan probes.Event
+	ended        chan struct{}
+	once         sync.Once
+	ends, closes atomic.Int32
+}
+
+func newKeptSource(evs ...probes.Event) *keptSource {
+	s := &keptSource{events: make(chan probes.Event, len(evs)), ended: make(chan struct{})}
+	for _, e := range evs {
+		s.events <- e
+	}
+	return s
+}
+
+func (s *keptSource) Read() (probes.Event, error) {
+	select {
+	case e := <-s.events:
+		return e, nil
+	default:
+	}
+	<-s.ended
+	return probes.Event{}, io.EOF
+}
+
+func (s *keptSource) End() {
+	s.ends.Add(1)
+	s.once.Do(func() { close(s.ended) })
+}
+func (s *keptSource) Lost() uint64     { return 0 }
+func (s *keptSource) Unseen() []string { return nil }
+func (s *keptSource) Close() error {
+	s.closes.Add(1)
+	s.once.Do(func() { close(s.ended) })
+	return nil
+}
+
+// With KeepOpen an Ender is ended, not closed, whether its window
+// ended (End once, not twice) or Count was reached: the caller shows the
+// summary, then detaches.
+func TestCollectKeepOpenEndsInsteadOfClosing(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window bool
+		count  int
+		want   int
+	}{{"window over", true, 0, 2}, {"count reached", false, 1, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			src := newKeptSource(append(forwardedPacket(1, 0), forwardedPacket(2, time.Millisecond)...)...)
+			n := 0
+			sum, err := probes.Collect(ctx, src, probes.CollectOptions{Count: tc.count, KeepOpen: true}, func(probes.Path) error {
+				if n++; tc.window && n == 1 {
+					cancel() // the window ends while the trace runs
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.closes.Load() != 0 || src.ends.Load() != 1 {
+				t.Errorf("closed %d times, ended %d times; want 0 and 1", src.closes.Load(), src.ends.Load())
+			}
+			if n != tc.want || sum.Packets != tc.want {
+				t.Errorf("%d paths, %d in the summary; want %d", n, sum.Packets, tc.want)
+			}
+		})
 	}
 }
 

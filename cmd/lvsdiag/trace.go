@@ -153,7 +153,10 @@ func runTraceWith(args []string, stdout, stderr io.Writer, env traceEnv) int {
 	}
 	tr.Grouper.Hidden = len(tr.Source.Unseen()) > 0
 	// The writers keep nothing of a path once it is written.
-	sum, err := probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: opts.Count, Flush: out.Flush, ReuseHops: true}, emit)
+	// The probes detach after the summary is out: on 6.12 that takes
+	// seconds for every IPVS hop (KeepOpen).
+	defer tr.Source.Close()
+	sum, err := probes.Collect(ctx, tr.Source, probes.CollectOptions{Grouper: tr.Grouper, Count: opts.Count, Flush: out.Flush, ReuseHops: true, KeepOpen: true}, emit)
 	if err != nil {
 		fmt.Fprintf(stderr, "lvsdiag trace: %v\n", err)
 		return diag.ExitCouldNotRun

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -364,5 +365,50 @@ TCP  0A4D0065:0050 rr
 				t.Errorf("got %+v, want noNAT %v, forwarding %v, protocols %v", sh, tc.noNAT, tc.forwarding, tc.protocols)
 			}
 		})
+	}
+}
+
+// endingSource is a fake trace that can end by itself (probes.Ender),
+// as the tracer does, and records what lvsdiag had written when it was
+// closed.
+type endingSource struct {
+	*probestest.Source
+	out     *bytes.Buffer
+	closed  bool
+	atClose string
+}
+
+func (s *endingSource) End() { s.Source.Fail(io.EOF) }
+
+func (s *endingSource) Close() error {
+	if !s.closed {
+		s.closed, s.atClose = true, s.out.String()
+	}
+	return s.Source.Close()
+}
+
+// The summary is out before the probes detach, which takes seconds on
+// 6.12: after Ctrl-C or --count the counts show at once.
+func TestTraceSummaryBeforeDetach(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	src := &endingSource{Source: probestest.NewSource(packets()...), out: &stdout}
+	var seen traceOptions
+	env := fakeTrace(src.Source, &seen)
+	open := env.Open
+	env.Open = func(ctx context.Context, o *traceOptions, l *slog.Logger) (*tracing, error) {
+		tr, err := open(ctx, o, l)
+		if tr != nil {
+			tr.Source = src
+		}
+		return tr, err
+	}
+	if code := runTraceWith([]string{"--vip", "10.77.0.100", "--count", "2"}, &stdout, &stderr, env); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !src.Closed() {
+		t.Fatal("the trace was not closed")
+	}
+	if !strings.Contains(src.atClose, "Summary: 2 packets traced") {
+		t.Errorf("the trace was closed before the summary was written; written by then:\n%s", src.atClose)
 	}
 }
