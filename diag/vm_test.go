@@ -60,6 +60,21 @@ func (r vmReport) check(id string) (status string, notes []string, ids []string)
 	return "", nil, nil
 }
 
+// evidence is the evidence of a check's findings, one per line: what a
+// failing test shows of the report, whose whole text CI may cut.
+func (r vmReport) evidence(id string) string {
+	var b strings.Builder
+	for _, c := range r.Checks {
+		if c.ID != id {
+			continue
+		}
+		for _, f := range c.Findings {
+			fmt.Fprintf(&b, "%s | %s:\n  %s\n", f.ID, f.Subject, strings.Join(f.Evidence, "\n  "))
+		}
+	}
+	return b.String()
+}
+
 func vmLVSDiag(ctx context.Context, t *testing.T, h *lab.Host, args ...string) vmReport {
 	t.Helper()
 	out, err := h.Run(ctx, lvsdiagBinary(t), append(args, "--output", "json")...)

@@ -118,7 +118,7 @@ func TestVMTraceCheck(t *testing.T) {
 	stop()
 	status, notes, ids := rep.check("packet-path")
 	if status != "ok" || len(ids) != 0 {
-		t.Errorf("healthy service: packet path %s %q\n%s", status, ids, strings.Join(notes, "\n"))
+		t.Errorf("healthy service: packet path %s %q\n%s\n%s", status, ids, strings.Join(notes, "\n"), rep.evidence("packet-path"))
 	}
 	if !slices.ContainsFunc(notes, func(n string) bool {
 		return strings.Contains(n, "=> forwarded: IPVS sent it to 10.77.0.2") && strings.Contains(n, "by direct route")
@@ -136,7 +136,7 @@ func TestVMTraceCheck(t *testing.T) {
 	}
 	status, notes, ids = rep.check("packet-path")
 	if status != "findings" || !slices.Equal(ids, []string{"trace-no-destination | IPVS service TCP 10.77.0.100:8080"}) {
-		t.Fatalf("quiesced service: packet path %s %q\n%s", status, ids, strings.Join(notes, "\n"))
+		t.Fatalf("quiesced service: packet path %s %q\n%s\n%s", status, ids, strings.Join(notes, "\n"), rep.evidence("packet-path"))
 	}
 	for _, c := range rep.Checks {
 		if c.ID == "packet-path" && !strings.Contains(strings.Join(c.Findings[0].Evidence, "\n"), "all real servers of TCP 10.77.0.100:8080 have weight 0") {
