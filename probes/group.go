@@ -95,7 +95,20 @@ type openPath struct {
 	ended bool
 	// early: a hop came before GrouperOptions.Since.
 	early bool
+	// inHook counts the hook visits the packet entered and has not
+	// left (no verdict yet).
+	inHook int
 }
+
+// inHookIdleFactor: a path whose packet is inside a hook goes idle after
+// this many times Idle. A hook runs for microseconds, but in process
+// context (the director's own connections, whose SYN ip_vs_leave answers
+// with an ICMP error handled inside the hook) a stall between a hop and
+// the hook's verdict split one packet into two paths at 500 ms: the first
+// without an end, the second a drop with no reason (TestVMTraceCheck, 6.12
+// in the VM with the host loaded). An exit never reported (the ring
+// buffer full) holds the path this long.
+const inHookIdleFactor = 10
 
 // NewGrouper returns a Grouper with no open paths.
 func NewGrouper(opts GrouperOptions) *Grouper {
@@ -212,6 +225,12 @@ func (g *Grouper) append(op *openPath, e Event) {
 		p.Hops = insertByTime(p.Hops, h)
 	}
 	op.last = max(op.last, h.At)
+	if en := e.Entry.Func; en != "" && kindOf(Hop{Func: en}) == kindHook {
+		op.inHook++
+	}
+	if kindOf(h) == kindHook && h.Verdict != "" && op.inHook > 0 {
+		op.inHook--
+	}
 	if h.At < g.opts.Since || e.Entry.Func != "" && e.Entry.At < g.opts.Since {
 		op.early = true
 	}
@@ -368,7 +387,11 @@ func (p *Path) chosen() netip.AddrPort {
 // and returns them.
 func (g *Grouper) Flush(now time.Duration) []Path {
 	g.out = g.end(g.results(), func(op *openPath) bool {
-		return now-op.last >= g.opts.Idle || op.ended && now-op.last > g.opts.Linger
+		idle := g.opts.Idle
+		if op.inHook > 0 && !op.ended {
+			idle *= inHookIdleFactor
+		}
+		return now-op.last >= idle || op.ended && now-op.last > g.opts.Linger
 	})
 	return g.out
 }

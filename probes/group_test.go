@@ -602,3 +602,45 @@ func TestGrouperLeavesOutPacketsFromBeforeAttach(t *testing.T) {
 		t.Errorf("%d paths without Since, want 2", len(got))
 	}
 }
+
+// A packet inside a hook is not idle while the hook runs: the
+// director's own SYN, dropped in ip_vs_in_hook at LOCAL_OUT, stalled
+// for more than Idle between ip_vs_leave and the hook's verdict, and
+// came out as two paths (one without an end, one a drop with no
+// reason). Only ten times Idle ends such a path.
+func TestPacketInsideAHookWaitsForItsVerdict(t *testing.T) {
+	const idle = 500 * ms
+	g := NewGrouper(GrouperOptions{Idle: idle, Destinations: func(Service) ([]Destination, bool) { return nil, true }})
+	local := netip.MustParseAddrPort("10.77.0.100:56566")
+	for _, e := range []Event{
+		withTuple(entered(ev(0x9, 4, Hop{Func: FuncConnInGet, Note: "no connection"}), FuncInHook, "LOCAL_OUT", 1), local, vipPort, "SYN"),
+		ev(0x9, 8, Hop{Func: FuncSchedulerErr, Service: svcTCP}),
+		ev(0x9, 10, Hop{Func: FuncLeave, Service: svcTCP}),
+	} {
+		g.Add(e)
+	}
+	// The hook's verdict comes 600ms later.
+	if p := g.Flush(time.Second + 600*ms); len(p) != 0 {
+		t.Fatalf("the packet's path ended inside the hook: %s %q", p[0].Outcome, p[0].Why)
+	}
+	g.Add(ev(0x9, 600_010, Hop{Func: FuncInHook, Hook: "LOCAL_OUT", Verdict: VerdictDrop}))
+	g.Add(ev(0x9, 600_020, Hop{Func: FuncDrop, DropReason: "NETFILTER_DROP", DropLocation: "nf_hook_slow+0x8d"}))
+	paths := slices.Clone(g.Flush(time.Second + 700*ms))
+	paths = append(paths, g.Close()...)
+	if len(paths) != 1 || paths[0].Outcome != OutcomeDropped || paths[0].Why != "IPVS found no destination (TCP 10.77.0.100:80 has no real servers)" {
+		for _, p := range paths {
+			t.Logf("%s: %q, %d hops", p.Outcome, p.Why, len(p.Hops))
+		}
+		t.Fatalf("%d paths, want one dropped for no destination", len(paths))
+	}
+
+	// A verdict that never comes (its event lost) ends the path at ten
+	// times Idle.
+	g.Add(withTuple(entered(ev(0xa, 1_000_000, Hop{Func: FuncConnInGet, Note: "no connection"}), FuncInHook, "LOCAL_IN", 999_990), cli, vipPort, "SYN"))
+	if p := g.Flush(2*time.Second + 10*idle - ms); len(p) != 0 {
+		t.Errorf("ended before ten times Idle: %d paths", len(p))
+	}
+	if p := g.Flush(2*time.Second + 10*idle); len(p) != 1 || p[0].Outcome != OutcomeUnknown {
+		t.Errorf("at ten times Idle: %d paths, want one unknown", len(p))
+	}
+}
