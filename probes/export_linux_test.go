@@ -3,6 +3,9 @@
 package probes
 
 import (
+	"encoding/binary"
+	"fmt"
+
 	"github.com/cilium/ebpf"
 )
 
@@ -62,3 +65,40 @@ func SetObject(path string) {
 
 // RaceDetector: this test binary was built with -race.
 const RaceDetector = raceDetector
+
+// SeedStaleFrames fills every CPU's frames (trace.c's struct cpu_frames)
+// with MAX_DEPTH frames of ip_vs_in_hook visits whose exits never ran,
+// on skbs at 0xdead0000 and up: what a kernel that skipped the exit
+// programs would leave. It returns those skb addresses.
+func SeedStaleFrames(tr *Tracer) ([]uint64, error) {
+	const (
+		maxDepth  = 8
+		frameSize = 40 // skb, fn, hook, replaced, traced, elsewhere, pending, pad, netns, (4), entered, prev_skb
+	)
+	m := tr.maps["frames"]
+	if want := maxDepth*frameSize + 8; int(m.ValueSize()) != want {
+		return nil, fmt.Errorf("struct cpu_frames is %d bytes, the test's layout %d: update SeedStaleFrames", m.ValueSize(), want)
+	}
+	v := make([]byte, m.ValueSize())
+	var skbs []uint64
+	for i := range maxDepth {
+		f := v[i*frameSize:]
+		skb := uint64(0xdead0000 + i*0x100)
+		skbs = append(skbs, skb)
+		binary.LittleEndian.PutUint64(f[0:], skb)
+		binary.LittleEndian.PutUint16(f[8:], uint16(traceFnIdFN_IP_VS_IN_HOOK))
+		f[10] = 1 // NF_INET_LOCAL_IN
+		f[14] = 1 // pending: the first exit that takes it reports it
+		binary.LittleEndian.PutUint64(f[24:], 1)
+	}
+	binary.LittleEndian.PutUint32(v[maxDepth*frameSize:], maxDepth)
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	perCPU := make([][]byte, cpus)
+	for i := range perCPU {
+		perCPU[i] = v
+	}
+	return skbs, m.Update(uint32(0), perCPU, ebpf.UpdateExist)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -107,4 +108,38 @@ func TestVMTraceFreedSKBIsNotTracedAgain(t *testing.T) {
 // relatedTo: is the packet client -> vip, or its answer?
 func relatedTo(tu probes.Tuple, vip netip.AddrPort) bool {
 	return tu.Dst == vip || tu.Src == vip
+}
+
+// TestVMTraceHookExitsKeepToTheirOwnFrames: a hook's exit reports the
+// verdict of the packet it ran for, never another's. Every CPU starts
+// with a full stack of frames whose exits never ran (as the kernel
+// leaves them when it skips a program already running on that CPU);
+// the hooks must neither fail to trace for lack of room nor hand the
+// real packets' verdicts to those stale frames' skbs.
+func TestVMTraceHookExitsKeepToTheirOwnFrames(t *testing.T) {
+	v := newVMLab(t)
+	tr, _ := v.open(t, probes.Filter{VIP: v.drVIP.Addr(), Port: v.drVIP.Port()}, probes.BackendAuto)
+	stale, err := probes.SeedStaleFrames(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clients []netip.AddrPort
+	for range 4 {
+		c, _ := get(t, v.client, v.drVIP)
+		clients = append(clients, c)
+	}
+	evs := drain(t, tr)
+	checkLost(t, tr)
+	for _, e := range evs {
+		if slices.Contains(stale, e.SKB) {
+			t.Errorf("an event for a stale frame's skb %#x: %s %s %s", e.SKB, e.Hop.Func, e.Hop.Hook, e.Hop.Verdict)
+		}
+	}
+	for _, c := range clients {
+		syn := pathOf(evs, c, "SYN")
+		if want := []string{"netif_receive_skb", "ip_vs_in_hook(LOCAL_IN)", "ip_vs_dr_xmit", "ip_vs_in_hook(LOCAL_IN STOLEN)"}; !hasInOrder(funcs(syn), want) {
+			logPath(t, syn)
+			t.Errorf("%v's SYN: hops %v, want %v in this order", c, funcs(syn), want)
+		}
+	}
 }

@@ -286,18 +286,19 @@ static __always_inline struct cpu_frames *cpu_frames(void)
 	return bpf_map_lookup_elem(&frames, &zero);
 }
 
-/* push adds a frame on fs (the CPU's frames) and returns it; NULL if
- * they are full. */
+/* push adds a frame on fs (the CPU's frames) and returns it. Frames
+ * whose exit the kernel skipped stay (own_frame); no visit nests
+ * MAX_DEPTH deep, so a full stack holds such frames, and they all go: an
+ * exit whose frame went with them reports nothing. */
 static __always_inline struct frame *push(struct cpu_frames *fs, __u64 skb, __u16 fn, __u8 hook, __u8 elsewhere,
 					  __u32 netns)
 {
 	if (!fs)
 		return NULL;
-	__u32 d = fs->depth;
-	if (d >= MAX_DEPTH)
-		return NULL;
-	/* The mask keeps 6.1's verifier sure of the bound. */
-	struct frame *f = &fs->f[d & (MAX_DEPTH - 1)];
+	/* A full stack (depth MAX_DEPTH) starts again at 0; the mask also
+	 * keeps 6.1's verifier sure of the bound. */
+	__u32 d = fs->depth & (MAX_DEPTH - 1);
+	struct frame *f = &fs->f[d];
 	f->skb = skb;
 	f->fn = fn;
 	f->hook = hook;
@@ -1218,8 +1219,33 @@ static __always_inline int xmit_done(const struct frame *x)
 	return 1;
 }
 
-static __always_inline int on_hook_exit(__u16 fn, __s64 ret)
+/* own_frame reports whether the top frame (or the one under the frame
+ * of the transmitter the hook called) is hook fn's visit on skb, the
+ * argument its fexit sees. Not so when the hook's entry was skipped (it
+ * ran nested in a program this CPU was running), or a frame above it is
+ * one whose exit the kernel skipped: its exit then reports nothing and
+ * pops nothing, rather than another packet's verdict on that packet. */
+static __always_inline int own_frame(__u16 fn, __u64 skb)
 {
+	struct cpu_frames *fs = cpu_frames();
+	struct frame *f = top_of(fs);
+	if (!f || !fs)
+		return 0;
+	if (is_xmit(f->fn)) {
+		__u32 d = fs->depth;
+		if (d < 2 || d > MAX_DEPTH)
+			return 0;
+		f = &fs->f[(d - 2) & (MAX_DEPTH - 1)];
+	}
+	return f->fn == fn && f->skb == skb;
+}
+
+/* on_hook_exit ends hook fn's visit; skb is its argument, 0 where the
+ * probe cannot see it (a kretprobe). */
+static __always_inline int on_hook_exit(__u16 fn, __s64 ret, __u64 skb)
+{
+	if (skb && !own_frame(fn, skb))
+		return 0;
 	struct frame f;
 	if (!pop(&f))
 		return 0;
@@ -1389,12 +1415,12 @@ SKB_HOP(ip6_local_out, FN_IP6_LOCAL_OUT, 2)
 	SEC("fentry/" #func) int fentry_##func(__u64 *ctx)                     \
 	{ return on_hook_entry(FN, (struct sk_buff *)ctx[1], (struct nf_hook_state *)ctx[2], DIRECT); } \
 	SEC("fexit/" #func) int fexit_##func(__u64 *ctx)                       \
-	{ return on_hook_exit(FN, (int)ctx[3]); }
+	{ return on_hook_exit(FN, (int)ctx[3], ctx[1]); }
 
 SEC("kprobe") int kprobe_hook(struct pt_regs *ctx)
 { return on_hook_entry(cookie_fn(ctx), (struct sk_buff *)KARG1(ctx), (struct nf_hook_state *)KARG2(ctx), INDIRECT); }
 SEC("kretprobe") int kretprobe_hook(struct pt_regs *ctx)
-{ return on_hook_exit(cookie_fn(ctx), (int)ctx->ax); }
+{ return on_hook_exit(cookie_fn(ctx), (int)ctx->ax, 0); }
 
 HOOK(ip_vs_in_hook, FN_IP_VS_IN_HOOK)
 HOOK(ip_vs_out_hook, FN_IP_VS_OUT_HOOK)
