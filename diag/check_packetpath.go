@@ -125,6 +125,9 @@ func traceFindings(f traceFacts) outcome {
 	if f.Sum.Lost > 0 {
 		o.note("%d events lost (the ring buffer was full): some paths lack hops", f.Sum.Lost)
 	}
+	if f.Sum.Missed > 0 {
+		o.note("%d probe run%s skipped (a probe fired on a CPU where it was already running): some paths lack hops", f.Sum.Missed, plural(int(f.Sum.Missed)))
+	}
 	for _, u := range f.Sum.Unseen {
 		o.note("not visible on this kernel: %s", u)
 	}

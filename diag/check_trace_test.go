@@ -108,12 +108,13 @@ func TestTraceFindings(t *testing.T) {
 
 func TestTraceNotesShowWhatPassed(t *testing.T) {
 	f := facts(probes.GrouperOptions{}, pkt(1).Forwarded(trRS1, probes.DirectRoute, "wlc"), pkt(2).Forwarded(trRS1, probes.DirectRoute, "wlc"))
-	f.Sum.Lost = 2
+	f.Sum.Lost, f.Sum.Missed = 2, 1
 	notes := traceFindings(f).notes
 	for _, want := range []string{
 		"traced for up to 2.5s while lvsdiag connected to 10.77.0.100:80 from this host",
 		"2 packets traced, 2 forwarded; to 10.77.0.21:80 2",
 		"2 events lost (the ring buffer was full): some paths lack hops",
+		"1 probe run skipped (a probe fired on a CPU where it was already running): some paths lack hops",
 		"TCP 10.77.0.2:40000 -> 10.77.0.100:80 [SYN]: netif_receive_skb -> ip_vs_in_hook -> ip_vs_schedule -> ip_vs_conn_new -> ip_vs_dr_xmit -> ip_vs_in_hook -> net_dev_queue => forwarded: IPVS sent it to 10.77.0.21:80 by direct route",
 	} {
 		if !slices.Contains(notes, want) {

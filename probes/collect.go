@@ -45,6 +45,12 @@ type BufferedSource interface {
 	Buffered() bool
 }
 
+// A MissCounter is a Source that can say how many of its probes' runs
+// the kernel skipped (Summary.Missed).
+type MissCounter interface {
+	Missed() uint64
+}
+
 // maxBatch is the most events Collect hands over at once.
 const maxBatch = 256
 
@@ -176,13 +182,16 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 			}
 		}
 	}()
-	var lost uint64
+	var lost, missed uint64
 	var unseen []string
 	ended := false // an Ender's End was called
 	finish := func() {
 		close(stop)
 		// Counted before Close: the counter goes with the tracer.
 		lost, unseen = src.Lost(), append([]string(nil), src.Unseen()...)
+		if m, ok := src.(MissCounter); ok {
+			missed = m.Missed()
+		}
 		if e, ok := src.(Ender); ok && opts.KeepOpen {
 			if !ended {
 				e.End()
@@ -281,6 +290,6 @@ func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Pat
 	if sum.ByOutcome == nil {
 		sum = NewGrouper(GrouperOptions{}).Summary() // empty maps, not nil
 	}
-	sum.Lost, sum.Unseen = lost, unseen
+	sum.Lost, sum.Missed, sum.Unseen = lost, missed, unseen
 	return sum, runErr
 }

@@ -1,12 +1,14 @@
 package probes_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,13 +153,21 @@ func TestCollectReportsLostEventsAndHiddenHops(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	src := probestest.NewSource(forwardedPacket(1, 0)...)
 	src.LostEvents = 7
+	src.MissedRuns = 2
 	src.UnseenHops = []string{"ip_vs_conn_new: no kprobes"}
 	sum, err := probes.Collect(ctx, src, probes.CollectOptions{}, func(probes.Path) error { cancel(); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Lost != 7 || !slices.Equal(sum.Unseen, src.UnseenHops) {
+	if sum.Lost != 7 || sum.Missed != 2 || !slices.Equal(sum.Unseen, src.UnseenHops) {
 		t.Errorf("summary %+v", sum)
+	}
+	var text bytes.Buffer
+	if err := probes.WriteSummaryText(&text, sum, probes.TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "events lost: 7 (the ring buffer was full: some paths lack hops), probe runs skipped: 2 (a probe fired on a CPU where it was already running: some paths lack hops)\n"; !strings.Contains(text.String(), want) {
+		t.Errorf("the summary lacks %q:\n%s", want, text.String())
 	}
 }
 

@@ -66,5 +66,5 @@ func ExampleJSONWriter() {
 	}
 	// Output:
 	// {"type":"path","schema_version":1,"netns":4026531840,"device":"eth0","outcome":"forwarded","why":"IPVS sent it to 10.77.0.21:80 by direct route","conn":{"protocol":"TCP","client":"10.77.0.2:40000","virtual":"10.77.0.100:80","real_server":"10.77.0.21:80","forwarding":"Route","state":"ESTABLISHED","flags":3},"hops":[{"func":"ip_vs_dr_xmit","at_ns":1000,"since_first_ns":0,"conn":{"protocol":"TCP","client":"10.77.0.2:40000","virtual":"10.77.0.100:80","real_server":"10.77.0.21:80","forwarding":"Route","state":"ESTABLISHED","flags":3},"text":"TCP 10.77.0.2:40000 -> 10.77.0.100:80 via 10.77.0.21:80 (direct route) ESTABLISHED"}]}
-	// {"type":"summary","schema_version":1,"packets":1,"by_outcome":{"forwarded":1,"reply":0,"local":0,"dropped":0,"unknown":0},"by_real_server":[{"address":"10.77.0.21:80","packets":1}],"drops":[],"lost":0,"unseen":[]}
+	// {"type":"summary","schema_version":1,"packets":1,"by_outcome":{"forwarded":1,"reply":0,"local":0,"dropped":0,"unknown":0},"by_real_server":[{"address":"10.77.0.21:80","packets":1}],"drops":[],"lost":0,"missed":0,"unseen":[]}
 }

@@ -391,6 +391,7 @@ func appendSummaryJSON(b []byte, s *Summary) []byte {
 	}
 	o.b = append(o.b, ']')
 	o.uint("lost", s.Lost)
+	o.uint("missed", s.Missed)
 	o.key("unseen")
 	o.b = append(o.b, '[')
 	for i, u := range s.Unseen {

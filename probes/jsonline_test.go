@@ -331,7 +331,7 @@ func randomPath(r *rand.Rand, extra []string) Path {
 
 func randomSummary(r *rand.Rand, extra []string) Summary {
 	s := Summary{Packets: r.IntN(1000), ByOutcome: map[Outcome]int{}, ByRealServer: map[netip.AddrPort]int{},
-		Drops: map[string]int{}, Lost: r.Uint64()}
+		Drops: map[string]int{}, Lost: r.Uint64(), Missed: r.Uint64()}
 	for _, o := range outcomes {
 		if r.IntN(2) == 0 {
 			s.ByOutcome[o] = r.IntN(100)

@@ -314,6 +314,7 @@ type summaryJSON struct {
 	ByRealServer  []rsCountJSON `json:"by_real_server"`
 	Drops         []dropJSON    `json:"drops"`
 	Lost          uint64        `json:"lost"`
+	Missed        uint64        `json:"missed"`
 	Unseen        []string      `json:"unseen"`
 }
 
@@ -338,7 +339,7 @@ type dropJSON struct {
 // WriteSummaryJSON prints a run's counts as the last line of JSON.
 func oracleWriteSummaryJSON(w io.Writer, s Summary) error {
 	o := s.ByOutcome
-	j := summaryJSON{Type: "summary", SchemaVersion: TraceSchemaVersion, Packets: s.Packets, Lost: s.Lost,
+	j := summaryJSON{Type: "summary", SchemaVersion: TraceSchemaVersion, Packets: s.Packets, Lost: s.Lost, Missed: s.Missed,
 		ByOutcome:    outcomesJSON{o[OutcomeForwarded], o[OutcomeReply], o[OutcomeLocal], o[OutcomeDropped], o[OutcomeUnknown]},
 		ByRealServer: []rsCountJSON{}, Drops: []dropJSON{}, Unseen: []string{}}
 	for _, c := range sortedCounts(s.ByRealServer, netip.AddrPort.Compare) {

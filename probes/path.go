@@ -194,6 +194,11 @@ type Summary struct {
 	// Lost is how many events the kernel could not hand over (ring
 	// buffer full); never hidden.
 	Lost uint64
+	// Missed is how many times the kernel skipped one of the tracer's
+	// programs because it was already running on that CPU (a softirq's
+	// packet interrupting the program at work on a process's own): hops
+	// no event reports; never hidden.
+	Missed uint64
 	// Unseen lists the hops this kernel cannot show and why, one line
 	// each ("ip_vs_conn_new: kprobes are not available: the chosen real
 	// server's connection is not shown").

@@ -471,6 +471,9 @@ func WriteSummaryText(w io.Writer, s Summary, opts TextOptions) error {
 	if s.Lost > 0 {
 		lost = pt.paint(ansiBold+ansiRed, lost+" (the ring buffer was full: some paths lack hops)")
 	}
+	if s.Missed > 0 {
+		lost += ", " + pt.paint(ansiBold+ansiRed, fmt.Sprintf("probe runs skipped: %d (a probe fired on a CPU where it was already running: some paths lack hops)", s.Missed))
+	}
 	b.WriteString(lost + "\n")
 	if len(s.Unseen) > 0 {
 		b.WriteString("not visible on this kernel:\n")

@@ -510,11 +510,11 @@ func (t *Tracer) Lost() (uint64, error) {
 	return n, nil
 }
 
-// missed is how many times the kernel skipped one of the tracer's
+// Missed is how many times the kernel skipped one of the tracer's
 // programs so far because it was already running on that CPU (a
 // packet's softirq interrupting the program that handles a process's
 // own packet): each is a hop no event reports. Needs Linux 5.12.
-func (t *Tracer) missed() (uint64, error) {
+func (t *Tracer) Missed() (uint64, error) {
 	var n uint64
 	for _, p := range t.progs {
 		st, err := p.Stats()
@@ -565,7 +565,7 @@ func (t *Tracer) close() error {
 	nlinks := len(t.links)
 	t.links = nil
 	step = t.closing.since("links", step)
-	if missed, err := t.missed(); err == nil {
+	if missed, err := t.Missed(); err == nil {
 		t.log.Debug("programs skipped while already running", "missed", missed)
 	}
 	if t.reader != nil {

@@ -31,6 +31,9 @@ func (*Tracer) Buffered() bool { return false }
 // Lost returns 0.
 func (*Tracer) Lost() (uint64, error) { return 0, ErrUnsupported }
 
+// Missed returns 0.
+func (*Tracer) Missed() (uint64, error) { return 0, ErrUnsupported }
+
 // Close does nothing.
 func (*Tracer) Close() error { return nil }
 

@@ -161,6 +161,15 @@ func (s *tracerSource) Lost() uint64 {
 	return n
 }
 
+// Missed implements probes.MissCounter.
+func (s *tracerSource) Missed() uint64 {
+	n, err := s.t.Missed()
+	if err != nil {
+		s.logger.Warn("skipped probe runs unknown", "err", err)
+	}
+	return n
+}
+
 func (s *tracerSource) Unseen() []string { return s.t.Unseen() }
 func (s *tracerSource) Buffered() bool   { return s.t.Buffered() }
 func (s *tracerSource) Close() error     { return s.t.Close() }

@@ -22,6 +22,7 @@ type Source struct {
 
 	mu         sync.Mutex
 	LostEvents uint64
+	MissedRuns uint64
 	UnseenHops []string
 	reads      int
 }
@@ -82,6 +83,13 @@ func (s *Source) Lost() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.LostEvents
+}
+
+// Missed implements probes.MissCounter.
+func (s *Source) Missed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.MissedRuns
 }
 
 // Unseen implements probes.Source.
