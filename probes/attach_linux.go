@@ -50,11 +50,7 @@ func (t *Tracer) attachFuncs(pending []target, ahead, multi map[string]bool, loa
 				// Its kprobe-multi program loads in this batch instead,
 				// and attaches to all of them at once (multiFirst).
 				multiTry = append(multiTry, tg)
-				for _, n := range programNames(tg, BackendKprobeMulti) {
-					if !slices.Contains(multiNames, n) {
-						multiNames = append(multiNames, n)
-					}
-				}
+				multiNames = []string{multiProgram}
 				continue
 			}
 			if kprobeFirst(b, ahead, tg) {
@@ -115,7 +111,7 @@ func (t *Tracer) attachFuncs(pending []target, ahead, multi map[string]bool, loa
 		if len(multiTry) > 0 {
 			multiLane.Go(func() {
 				start := time.Now()
-				grouped, multiErr = attachMulti(multiTry, loaded)
+				grouped, multiErr = attachMultiWith(multiTry, loaded, func(target) []string { return multiNames })
 				t.open.since("attach/"+string(BackendKprobeMulti), start)
 			})
 		}
@@ -135,8 +131,10 @@ func (t *Tracer) attachFuncs(pending []target, ahead, multi map[string]bool, loa
 			attachedWith[tg.name] = b
 		}
 		if len(multiTry) > 0 && multiErr == nil {
+			lp := loaded[multiProgram]
+			lp.used = true
+			t.progs = append(t.progs, lp.prog)
 			for _, tg := range multiTry {
-				t.hold(tg, BackendKprobeMulti, loaded, nil)
 				attachedWith[tg.name] = BackendKprobeMulti
 			}
 			for _, l := range grouped {
@@ -206,17 +204,16 @@ func (t *Tracer) hold(tg target, b Backend, loaded map[string]*loadedProgram, li
 // multiFirst names the targets auto attaches with kprobe-multi without
 // trying fentry first, on a kernel whose fentry takes every IPVS
 // function (Linux 6.6 and later, where kprobe-multi is also expected):
-// the IPVS functions that share an entry program (no return probe) with
-// at least multiShare-1 other pending ones, the transmitters and the
-// protocols' scheduling entries of a trace over every forwarding
-// method. Their fentry programs are one per function, each verified
+// the transmitters and the protocols' scheduling entries, when at least
+// multiShare of them are pending (a trace over every forwarding
+// method). Their fentry programs are one per function, each verified
 // and linked on its own (some 25 ms of load and 10 ms of link each in
 // the VM, beside the others), and each link's trampoline is removed on
 // Close after RCU-tasks grace periods (some 130 ms each, one at a
-// time); kprobe-multi verifies one program for them all and attaches
-// it with one link, in one ftrace update. A single transmitter (one
-// service's forwarding method) stays on fentry. Where kprobe-multi is
-// refused, attachFuncs gives them to fentry after all.
+// time); kprobe-multi verifies one program for them all (multiProgram)
+// and attaches it with one link, in one ftrace update. One service's
+// transmitter and scheduling entry stay on fentry. Where kprobe-multi
+// is refused, attachFuncs gives them to fentry after all.
 // 6.12, every IPVS hop, auto (BenchmarkVMAttach, 6 pairs against
 // 2458a44, host load 0.9-1.9): 12 of 24 programs and 12 of 28 links
 // instead; attach 0.73 of the time (0.66-0.86, each pair below 1; 0.61
@@ -231,25 +228,29 @@ func (t *Tracer) multiFirst(pending []target) map[string]bool {
 	// Not the stack's functions (--hops all): every packet the machine
 	// sends or receives passes them, and an fprobe's call costs more
 	// than a trampoline's.
-	grouped := func(tg target) bool { return tg.ipvs && tg.kind == kindEntry }
-	shared := map[string]int{}
-	for _, tg := range pending {
-		if grouped(tg) {
-			shared[tg.kprobe]++
-		}
-	}
 	multi := map[string]bool{}
 	for _, tg := range pending {
-		if grouped(tg) && shared[tg.kprobe] >= multiShare {
+		if tg.ipvs && tg.kind == kindEntry && (tg.kprobe == "xmit" || tg.kprobe == "current") {
 			multi[tg.name] = true
 		}
+	}
+	if len(multi) < multiShare {
+		return nil
 	}
 	return multi
 }
 
-// multiShare is how many pending targets must share an entry program
-// for auto to attach them with kprobe-multi (multiFirst).
-const multiShare = 3
+// multiProgram is the program of multiFirst's targets: the transmitters'
+// and the scheduling entries' kprobe programs in one, told apart by the
+// link's cookie, so that one link attaches them all (the kernel looks a
+// kprobe-multi link's symbols up through all of its own, some 60-90 ms
+// a link in the VM).
+const multiProgram = "kprobe_ipvs_entry"
+
+// multiShare is how many of those targets must be pending for auto to
+// attach them with kprobe-multi (multiFirst): measured at 12 (every
+// IPVS hop) against 2 (one DR TCP service, left on fentry).
+const multiShare = 6
 
 // backendOrder is the backends attachFuncs tries, in order.
 func (t *Tracer) backendOrder() []Backend {
@@ -386,6 +387,12 @@ func (t *Tracer) attachTargets(pending []target, b Backend, loaded map[string]*l
 // attachMulti attaches every pending target with kprobe-multi links,
 // one per program, each symbol's cookie its fn: all or none.
 func attachMulti(pending []target, loaded map[string]*loadedProgram) ([]link.Link, error) {
+	return attachMultiWith(pending, loaded, func(tg target) []string { return programNames(tg, BackendKprobeMulti) })
+}
+
+// attachMultiWith is attachMulti with the programs each target takes
+// named by progs.
+func attachMultiWith(pending []target, loaded map[string]*loadedProgram, progs func(target) []string) ([]link.Link, error) {
 	type group struct {
 		exit    bool
 		symbols []string
@@ -394,7 +401,7 @@ func attachMulti(pending []target, loaded map[string]*loadedProgram) ([]link.Lin
 	groups := map[string]*group{}
 	var order []string
 	for _, tg := range pending {
-		for _, name := range programNames(tg, BackendKprobeMulti) {
+		for _, name := range progs(tg) {
 			lp := loaded[name]
 			if lp == nil || lp.err != nil {
 				return nil, fmt.Errorf("loading BPF program %s: not loaded", name)

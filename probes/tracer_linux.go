@@ -234,6 +234,9 @@ func Open(opts Options) (*Tracer, error) {
 			mayLoad = append(mayLoad, programNames(tg, b)...)
 		}
 	}
+	if len(multi) > 0 {
+		mayLoad = append(mayLoad, multiProgram)
+	}
 	t.warmTypes(mayLoad)
 	step = t.open.since("btf_warm", step)
 	// The kernel verifies programs of separate loads side by side: the
