@@ -214,13 +214,17 @@ func (t *Tracer) hold(tg target, b Backend, loaded map[string]*loadedProgram, li
 // and attaches it with one link, in one ftrace update. One service's
 // transmitter and scheduling entry stay on fentry. Where kprobe-multi
 // is refused, attachFuncs gives them to fentry after all.
-// 6.12, every IPVS hop, auto (BenchmarkVMAttach, 6 pairs against
-// 2458a44, host load 0.9-1.9): 12 of 24 programs and 12 of 28 links
-// instead; attach 0.73 of the time (0.66-0.86, each pair below 1; 0.61
-// against 0.83 s), detach 0.50 (0.46-0.52; 1.50 against 3.06 s); one
-// DR TCP service, which this leaves alone, 1.00 and 0.98. Attaching the
-// two kprobe-multi links after the trampolines' instead of beside them
-// took 0.96 (136-143 ms for the two).
+// 6.12, every IPVS hop, auto: 13 function programs instead of 24 (12
+// fentry and fexit, one kprobe-multi) and 17 links instead of 28.
+// BenchmarkVMAttach against 2458a44, 6 pairs a run: with a program and a
+// link per shape (cd30c15), host load 0.7-1.9, attach 0.73 and 0.75 of
+// the time in two runs (0.66-0.86, every pair below 1; 0.61 against
+// 0.83 s), detach 0.50 (1.50-1.55 against 3.06-3.10 s); with one
+// (multiProgram), host load 3-4, attach 0.65 (0.41-1.51), detach 0.47.
+// One DR TCP service, which this leaves alone: attach 1.00, 0.96 and
+// 0.99, detach 0.98, 0.99 and 0.93. Attaching the kprobe-multi links
+// after the trampolines' instead of beside them took 0.96 (136-143 ms
+// for two links).
 func (t *Tracer) multiFirst(pending []target) map[string]bool {
 	if t.opts.Backend != BackendAuto || !fentryManyArgs() {
 		return nil
