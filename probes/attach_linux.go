@@ -8,6 +8,7 @@ package probes
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -23,8 +24,10 @@ import (
 // the targets still pending in one batch, and the targets it cannot
 // attach go on to the next; those no backend attaches go to Unseen.
 // loadsDone waits for Open's other loads: it is called before the first
-// attach. ahead is kprobeAhead's answer for pending.
-func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone func()) {
+// attach. ahead is kprobeAhead's answer for pending, multi multiFirst's:
+// fentry's batch loads multi's kprobe-multi programs in place of their
+// fentry ones, and attaches them beside its own links.
+func (t *Tracer) attachFuncs(pending []target, ahead, multi map[string]bool, loadsDone func()) {
 	order := t.backendOrder()
 	why := map[string][]string{}
 	// early holds the next backend's programs, loaded in the batch of
@@ -38,11 +41,18 @@ func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone 
 		if i+1 < len(order) {
 			next = order[i+1]
 		}
-		var try []target
-		var names, alone, nextNames []string
+		var try, multiTry []target
+		var names, alone, nextNames, multiNames []string
 		refused := map[string]bool{}
 		seen := map[string]bool{}
 		for _, tg := range pending {
+			if b == BackendFentry && multi[tg.name] {
+				// Its kprobe-multi program loads in this batch instead,
+				// and attaches to all of them at once (multiFirst).
+				multiTry = append(multiTry, tg)
+				multiNames = []string{multiProgram}
+				continue
+			}
 			if kprobeFirst(b, ahead, tg) {
 				// Its next backend's programs load in this batch
 				// instead (kprobeAhead says why).
@@ -75,7 +85,11 @@ func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone 
 			}
 		}
 		start := time.Now()
-		loaded := t.loadBatch([]loadSet{{b, names}, {next, nextNames}}, alone, b)
+		sets := []loadSet{{b, names}, {next, nextNames}}
+		if len(multiNames) > 0 {
+			sets = append(sets, loadSet{BackendKprobeMulti, multiNames})
+		}
+		loaded := t.loadBatch(sets, alone, b)
 		for n, lp := range early {
 			if loaded[n] == nil {
 				loaded[n] = lp
@@ -86,9 +100,26 @@ func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone 
 		clear(early)
 		t.open.since("load_wall/"+string(b), start)
 		loadsDone()
+		// kprobe-multi's links attach beside the others: the kernel
+		// spends most of such a link looking its symbols up in every
+		// symbol it has (some 60 ms a link in the VM, a module's
+		// functions after all of vmlinux's), on one CPU, while the
+		// trampolines' links keep the other.
+		var grouped []link.Link
+		var multiErr error
+		var multiLane sync.WaitGroup
+		if len(multiTry) > 0 {
+			multiLane.Go(func() {
+				start := time.Now()
+				grouped, multiErr = attachMultiWith(multiTry, loaded, func(target) []string { return multiNames })
+				t.open.since("attach/"+string(BackendKprobeMulti), start)
+			})
+		}
 		start = time.Now()
 		links, errs := t.attachTargets(try, b, loaded)
 		t.open.since("attach/"+string(b), start)
+		multiLane.Wait()
+		attachedWith := map[string]Backend{}
 		for i, tg := range try {
 			if err := errs[i]; err != nil {
 				t.log.Debug("attaching", "target", tg.name, "backend", b, "err", err)
@@ -96,16 +127,47 @@ func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone 
 				refused[tg.name] = true
 				continue
 			}
-			for _, name := range programNames(tg, b) {
-				if lp := loaded[name]; !lp.used {
-					lp.used = true
-					t.progs = append(t.progs, lp.prog)
+			t.hold(tg, b, loaded, links[i])
+			attachedWith[tg.name] = b
+		}
+		if len(multiTry) > 0 && multiErr == nil {
+			lp := loaded[multiProgram]
+			lp.used = true
+			t.progs = append(t.progs, lp.prog)
+			for _, tg := range multiTry {
+				attachedWith[tg.name] = BackendKprobeMulti
+			}
+			for _, l := range grouped {
+				t.links = append(t.links, heldLink{Link: l})
+			}
+		}
+		if len(multiTry) > 0 && multiErr != nil {
+			// A kernel without kprobe-multi (no fprobe): fentry takes
+			// them after all, one program each, and the backends after
+			// it those fentry refuses.
+			t.log.Debug("attaching with kprobe-multi", "targets", len(multiTry), "err", multiErr)
+			var fentryNames []string
+			for _, tg := range multiTry {
+				fentryNames = append(fentryNames, programNames(tg, b)...)
+			}
+			more := t.loadBatch([]loadSet{{b, fentryNames}}, nil, b)
+			maps.Copy(loaded, more)
+			links, errs := t.attachTargets(multiTry, b, more)
+			for i, tg := range multiTry {
+				if err := errs[i]; err != nil {
+					why[tg.name] = append(why[tg.name], backendReason(tg, b, err))
+					refused[tg.name] = true
+					continue
 				}
+				t.hold(tg, b, more, links[i])
+				attachedWith[tg.name] = b
 			}
-			for _, l := range links[i] {
-				t.links = append(t.links, heldLink{Link: l, trampoline: b == BackendFentry})
+		}
+		// In the targets' order, whichever backend took them.
+		for _, tg := range pending {
+			if b, ok := attachedWith[tg.name]; ok {
+				t.attached(tg, string(b))
 			}
-			t.attached(tg, string(b))
 		}
 		for n, l := range loaded {
 			switch {
@@ -125,6 +187,74 @@ func (t *Tracer) attachFuncs(pending []target, ahead map[string]bool, loadsDone 
 		t.skip(tg, strings.Join(why[tg.name], "; "))
 	}
 }
+
+// hold keeps tg's programs of backend b (each once) and its links.
+func (t *Tracer) hold(tg target, b Backend, loaded map[string]*loadedProgram, links []link.Link) {
+	for _, name := range programNames(tg, b) {
+		if lp := loaded[name]; !lp.used {
+			lp.used = true
+			t.progs = append(t.progs, lp.prog)
+		}
+	}
+	for _, l := range links {
+		t.links = append(t.links, heldLink{Link: l, trampoline: b == BackendFentry})
+	}
+}
+
+// multiFirst names the targets auto attaches with kprobe-multi without
+// trying fentry first, on a kernel whose fentry takes every IPVS
+// function (Linux 6.6 and later, where kprobe-multi is also expected):
+// the transmitters and the protocols' scheduling entries, when at least
+// multiShare of them are pending (a trace over every forwarding
+// method). Their fentry programs are one per function, each verified
+// and linked on its own (some 25 ms of load and 10 ms of link each in
+// the VM, beside the others), and each link's trampoline is removed on
+// Close after RCU-tasks grace periods (some 130 ms each, one at a
+// time); kprobe-multi verifies one program for them all (multiProgram)
+// and attaches it with one link, in one ftrace update. One service's
+// transmitter and scheduling entry stay on fentry. Where kprobe-multi
+// is refused, attachFuncs gives them to fentry after all.
+// 6.12, every IPVS hop, auto: 13 function programs instead of 24 (12
+// fentry and fexit, one kprobe-multi) and 17 links instead of 28.
+// BenchmarkVMAttach against 2458a44, 6 pairs a run: with a program and a
+// link per shape (cd30c15), host load 0.7-1.9, attach 0.73 and 0.75 of
+// the time in two runs (0.66-0.86, every pair below 1; 0.61 against
+// 0.83 s), detach 0.50 (1.50-1.55 against 3.06-3.10 s); with one
+// (multiProgram), host load 3-4, attach 0.65 (0.41-1.51), detach 0.47.
+// One DR TCP service, which this leaves alone: attach 1.00, 0.96 and
+// 0.99, detach 0.98, 0.99 and 0.93. Attaching the kprobe-multi links
+// after the trampolines' instead of beside them took 0.96 (136-143 ms
+// for two links).
+func (t *Tracer) multiFirst(pending []target) map[string]bool {
+	if t.opts.Backend != BackendAuto || !fentryManyArgs() {
+		return nil
+	}
+	// Not the stack's functions (--hops all): every packet the machine
+	// sends or receives passes them, and an fprobe's call costs more
+	// than a trampoline's.
+	multi := map[string]bool{}
+	for _, tg := range pending {
+		if tg.ipvs && tg.kind == kindEntry && (tg.kprobe == "xmit" || tg.kprobe == "current") {
+			multi[tg.name] = true
+		}
+	}
+	if len(multi) < multiShare {
+		return nil
+	}
+	return multi
+}
+
+// multiProgram is the program of multiFirst's targets: the transmitters'
+// and the scheduling entries' kprobe programs in one, told apart by the
+// link's cookie, so that one link attaches them all (the kernel looks a
+// kprobe-multi link's symbols up through all of its own, some 60-90 ms
+// a link in the VM).
+const multiProgram = "kprobe_ipvs_entry"
+
+// multiShare is how many of those targets must be pending for auto to
+// attach them with kprobe-multi (multiFirst): measured at 12 (every
+// IPVS hop) against 2 (one DR TCP service, left on fentry).
+const multiShare = 6
 
 // backendOrder is the backends attachFuncs tries, in order.
 func (t *Tracer) backendOrder() []Backend {
@@ -261,6 +391,12 @@ func (t *Tracer) attachTargets(pending []target, b Backend, loaded map[string]*l
 // attachMulti attaches every pending target with kprobe-multi links,
 // one per program, each symbol's cookie its fn: all or none.
 func attachMulti(pending []target, loaded map[string]*loadedProgram) ([]link.Link, error) {
+	return attachMultiWith(pending, loaded, func(tg target) []string { return programNames(tg, BackendKprobeMulti) })
+}
+
+// attachMultiWith is attachMulti with the programs each target takes
+// named by progs.
+func attachMultiWith(pending []target, loaded map[string]*loadedProgram, progs func(target) []string) ([]link.Link, error) {
 	type group struct {
 		exit    bool
 		symbols []string
@@ -269,7 +405,7 @@ func attachMulti(pending []target, loaded map[string]*loadedProgram) ([]link.Lin
 	groups := map[string]*group{}
 	var order []string
 	for _, tg := range pending {
-		for _, name := range programNames(tg, BackendKprobeMulti) {
+		for _, name := range progs(tg) {
 			lp := loaded[name]
 			if lp == nil || lp.err != nil {
 				return nil, fmt.Errorf("loading BPF program %s: not loaded", name)

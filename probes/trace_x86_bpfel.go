@@ -186,6 +186,7 @@ const (
 	traceProgKprobeHook             = "kprobe_hook"
 	traceProgKprobeIpVsLeave        = "kprobe_ip_vs_leave"
 	traceProgKprobeIpVsSchedulerErr = "kprobe_ip_vs_scheduler_err"
+	traceProgKprobeIpvsEntry        = "kprobe_ipvs_entry"
 	traceProgKprobeSkbArg0          = "kprobe_skb_arg0"
 	traceProgKprobeSkbArg2          = "kprobe_skb_arg2"
 	traceProgKprobeXmit             = "kprobe_xmit"
@@ -295,6 +296,7 @@ type traceProgramSpecs struct {
 	KprobeHook             *ebpf.ProgramSpec `ebpf:"kprobe_hook"`
 	KprobeIpVsLeave        *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_leave"`
 	KprobeIpVsSchedulerErr *ebpf.ProgramSpec `ebpf:"kprobe_ip_vs_scheduler_err"`
+	KprobeIpvsEntry        *ebpf.ProgramSpec `ebpf:"kprobe_ipvs_entry"`
 	KprobeSkbArg0          *ebpf.ProgramSpec `ebpf:"kprobe_skb_arg0"`
 	KprobeSkbArg2          *ebpf.ProgramSpec `ebpf:"kprobe_skb_arg2"`
 	KprobeXmit             *ebpf.ProgramSpec `ebpf:"kprobe_xmit"`
@@ -439,6 +441,7 @@ type tracePrograms struct {
 	KprobeHook             *ebpf.Program `ebpf:"kprobe_hook"`
 	KprobeIpVsLeave        *ebpf.Program `ebpf:"kprobe_ip_vs_leave"`
 	KprobeIpVsSchedulerErr *ebpf.Program `ebpf:"kprobe_ip_vs_scheduler_err"`
+	KprobeIpvsEntry        *ebpf.Program `ebpf:"kprobe_ipvs_entry"`
 	KprobeSkbArg0          *ebpf.Program `ebpf:"kprobe_skb_arg0"`
 	KprobeSkbArg2          *ebpf.Program `ebpf:"kprobe_skb_arg2"`
 	KprobeXmit             *ebpf.Program `ebpf:"kprobe_xmit"`
@@ -492,6 +495,7 @@ func (p *tracePrograms) Close() error {
 		p.KprobeHook,
 		p.KprobeIpVsLeave,
 		p.KprobeIpVsSchedulerErr,
+		p.KprobeIpvsEntry,
 		p.KprobeSkbArg0,
 		p.KprobeSkbArg2,
 		p.KprobeXmit,

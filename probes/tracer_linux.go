@@ -223,13 +223,19 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	// A target auto attaches with kprobes first loads no fentry program.
 	ahead := t.kprobeAhead(funcs)
+	multi := t.multiFirst(funcs)
 	for _, b := range t.backendOrder() {
 		for _, tg := range funcs {
+			// multi's targets fall back to fentry where kprobe-multi
+			// is refused: their fentry programs are warmed too.
 			if kprobeFirst(b, ahead, tg) {
 				continue
 			}
 			mayLoad = append(mayLoad, programNames(tg, b)...)
 		}
+	}
+	if len(multi) > 0 {
+		mayLoad = append(mayLoad, multiProgram)
 	}
 	t.warmTypes(mayLoad)
 	step = t.open.since("btf_warm", step)
@@ -264,7 +270,7 @@ func Open(opts Options) (*Tracer, error) {
 		tpResults = <-tps
 		t.open.since("tracepoints_wait", start)
 	})
-	t.attachFuncs(funcs, ahead, loadsDone)
+	t.attachFuncs(funcs, ahead, multi, loadsDone)
 	loadsDone()
 	t.open.since("funcs_wall", step)
 	t.applyTracepoints(tpResults)

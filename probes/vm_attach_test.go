@@ -22,9 +22,15 @@ import (
 // with a filter, for the functions that share ip_vs_conn_new's kprobe
 // program (kretprobe_conn, loaded for it anyway; without a filter their
 // fexit programs verify in less time than their kprobes take to attach).
+// On 6.12 the functions that share an entry program with two or more
+// others (the transmitters, the protocols' scheduling entries) attach
+// with kprobe-multi, one link for each program.
 func TestVMAttachEverything(t *testing.T) {
 	manyArgs := []string{"tcp_conn_schedule", "udp_conn_schedule", "sctp_conn_schedule", "ip_vs_conn_new"}
 	shared := []string{"ip_vs_conn_in_get", "ip_vs_schedule", "ip_vs_conn_out_get"}
+	multiOn612 := []string{"tcp_conn_schedule", "udp_conn_schedule", "sctp_conn_schedule",
+		"ip_vs_nat_xmit", "ip_vs_dr_xmit", "ip_vs_tunnel_xmit", "ip_vs_bypass_xmit", "ip_vs_null_xmit",
+		"ip_vs_nat_xmit_v6", "ip_vs_dr_xmit_v6", "ip_vs_tunnel_xmit_v6", "ip_vs_bypass_xmit_v6"}
 	for _, tc := range []struct {
 		name       string
 		filter     probes.Filter
@@ -49,6 +55,8 @@ func TestVMAttachEverything(t *testing.T) {
 					continue
 				case slices.Contains(tc.kprobeOn61, a.Target) && kernelRelease(t) == "6.1":
 					want = "kprobe"
+				case slices.Contains(multiOn612, a.Target) && kernelRelease(t) == "6.12":
+					want = "kprobe-multi"
 				}
 				if a.Backend != want {
 					t.Errorf("%s attached with %s, want %s", a.Target, a.Backend, want)

@@ -1472,6 +1472,18 @@ SEC("fentry/ip_vs_leave") int fentry_ip_vs_leave(__u64 *ctx)
 SEC("kprobe") int kprobe_xmit(struct pt_regs *ctx)
 { return on_xmit_entry(cookie_fn(ctx), (struct sk_buff *)KARG0(ctx), (struct ip_vs_conn *)KARG1(ctx), INDIRECT); }
 
+/* The transmitters and the protocols' scheduling entries in one
+ * program, for kprobe-multi's one link to them all (multiFirst in
+ * attach_linux.go): the kernel looks a link's symbols up through all of
+ * its own, a link at a time. */
+SEC("kprobe") int kprobe_ipvs_entry(struct pt_regs *ctx)
+{
+	__u16 fn = cookie_fn(ctx);
+	if (is_xmit(fn))
+		return on_xmit_entry(fn, (struct sk_buff *)KARG0(ctx), (struct ip_vs_conn *)KARG1(ctx), INDIRECT);
+	return on_current(fn);
+}
+
 XMIT(ip_vs_nat_xmit, FN_IP_VS_NAT_XMIT)
 XMIT(ip_vs_dr_xmit, FN_IP_VS_DR_XMIT)
 XMIT(ip_vs_tunnel_xmit, FN_IP_VS_TUNNEL_XMIT)
