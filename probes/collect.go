@@ -107,8 +107,8 @@ type CollectOptions struct {
 // ends, and returns the Summary of the paths emitted. When ctx ends, an
 // Ender first hands over the events produced before then. It closes src
 // (or, with KeepOpen, ends it) and waits for its reader before it
-// returns. Paths still open at the
-// end are ended and emitted too; with Count reached they are left out.
+// returns. Paths still open at the end are ended and emitted too; with
+// Count reached they are left out.
 func Collect(ctx context.Context, src Source, opts CollectOptions, emit func(Path) error) (Summary, error) {
 	g := NewGrouper(opts.Grouper)
 	tick := opts.Tick

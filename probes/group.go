@@ -225,7 +225,7 @@ func (g *Grouper) append(op *openPath, e Event) {
 		p.Hops = insertByTime(p.Hops, h)
 	}
 	op.last = max(op.last, h.At)
-	if en := e.Entry.Func; en != "" && kindOf(Hop{Func: en}) == kindHook {
+	if e.Entry.Func != "" { // an event carries only a hook's entry
 		op.inHook++
 	}
 	if kindOf(h) == kindHook && h.Verdict != "" && op.inHook > 0 {
