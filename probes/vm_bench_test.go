@@ -383,6 +383,9 @@ func BenchmarkVMProbeCost(b *testing.B) {
 	groups := []group{
 		{name: "lvsdiag-dr", backend: probes.BackendAuto, hops: probes.HopsIPVS, noNAT: true},
 		{name: "default", backend: probes.BackendAuto, hops: probes.HopsIPVS},
+		// What auto's kprobe-multi link for the transmitters and the
+		// scheduling entries (6.6 and later) costs against fentry.
+		{name: "default-fentry", backend: probes.BackendFentry, hops: probes.HopsIPVS},
 		{name: "hops-all", backend: probes.BackendAuto, hops: probes.HopsAll},
 		{name: "hops-all-kprobe", backend: probes.BackendKprobe, hops: probes.HopsAll},
 		{name: "hooks", backend: probes.BackendAuto, hops: probes.HopsIPVS, sel: func(n string) bool { return strings.HasSuffix(n, "_hook") }},
@@ -427,6 +430,10 @@ func BenchmarkVMProbeCost(b *testing.B) {
 				b.Fatal(err)
 			}
 			n := len(tr.Attachments())
+			byBackend := map[string]int{}
+			for _, a := range tr.Attachments() {
+				byBackend[a.Backend]++
+			}
 			tr.Close()
 			after, _ := rate()
 			share := 100 * traced / ((before + after) / 2)
@@ -445,8 +452,8 @@ func BenchmarkVMProbeCost(b *testing.B) {
 			}
 			perConn := float64(total) / (rounds * conns)
 			inProgs := runtime / (rounds * conns)
-			b.Logf("%-16s %2d targets: %6.1f conn/s traced, %6.1f / %6.1f untraced before / after: %5.1f%%; %.1f program runs per connection, %.1f µs in programs per connection (%.2f µs a run) of %.0f µs guest CPU (%.1f%%)\n    %s",
-				g.name, n, traced, before, after, share, perConn, us(inProgs), us(inProgs)/perConn, us(cpu), 100*us(inProgs)/us(cpu), strings.Join(top, ", "))
+			b.Logf("%-16s %2d targets %v: %6.1f conn/s traced, %6.1f / %6.1f untraced before / after: %5.1f%%; %.1f program runs per connection, %.1f µs in programs per connection (%.2f µs a run) of %.0f µs guest CPU (%.1f%%)\n    %s",
+				g.name, n, byBackend, traced, before, after, share, perConn, us(inProgs), us(inProgs)/perConn, us(cpu), 100*us(inProgs)/us(cpu), strings.Join(top, ", "))
 			b.ReportMetric(share, g.name+"-%")
 			b.ReportMetric(perConn, g.name+"-runs/conn")
 			b.ReportMetric(us(inProgs), g.name+"-prog-µs/conn")
