@@ -422,19 +422,30 @@ func (in *Instance) received(ev AdvertReceived) {
 	in.step(ev)
 }
 
+// publishStatus makes the machine's state the one Status returns.
+func (in *Instance) publishStatus() {
+	in.mu.Lock()
+	in.status = in.m.Status()
+	in.mu.Unlock()
+}
+
 // step feeds the machine one event and carries out its actions.
 func (in *Instance) step(ev Event) {
 	now := in.clock.Now()
 	acts := in.m.Step(now, ev)
 	var changes []StateChange
 	for _, a := range acts {
+		if _, adds := a.(AddAddresses); adds {
+			// Whoever sees the VIP on the interface finds the status
+			// saying master: published before the addresses are added,
+			// and (below) only once they are gone on the way down.
+			in.publishStatus()
+		}
 		if c, ok := in.do(now, a); ok {
 			changes = append(changes, c)
 		}
 	}
-	in.mu.Lock()
-	in.status = in.m.Status()
-	in.mu.Unlock()
+	in.publishStatus()
 	for _, c := range changes {
 		for _, o := range in.observers {
 			o.StateChanged(c)

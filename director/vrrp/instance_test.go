@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +51,13 @@ func instanceConfig(name, addr string, priority uint8, edit func(*vrrp.InstanceC
 
 func startNode(t *testing.T, wire *vrrptest.Wire, clock *vrrptest.Clock, cfg vrrp.InstanceConfig) *node {
 	t.Helper()
+	return startNodeWith(t, wire, clock, cfg, nil)
+}
+
+// startNodeWith is startNode with the instance's address manager
+// wrapped by wrap (nil: the fake itself).
+func startNodeWith(t *testing.T, wire *vrrptest.Wire, clock *vrrptest.Clock, cfg vrrp.InstanceConfig, wrap func(*vrrptest.Addresses) vrrp.AddressManager) *node {
+	t.Helper()
 	n := &node{
 		t:      t,
 		port:   wire.Port(cfg.Router.PrimaryAddress),
@@ -57,9 +66,13 @@ func startNode(t *testing.T, wire *vrrptest.Wire, clock *vrrptest.Clock, cfg vrr
 		states: make(chan vrrp.StateChange, 64),
 	}
 	n.tr = vrrp.NewTransport(n.port, vrrp.TransportOptions{})
+	var addrs vrrp.AddressManager = n.addrs
+	if wrap != nil {
+		addrs = wrap(n.addrs)
+	}
 	inst, err := vrrp.NewInstance(cfg, vrrp.InstanceDeps{
 		Transport: n.tr,
-		Addresses: n.addrs,
+		Addresses: addrs,
 		Announcer: n.ann,
 		Clock:     clock,
 		Observers: []vrrp.Observer{vrrp.ObserverFunc(func(c vrrp.StateChange) { n.states <- c })},
@@ -472,5 +485,65 @@ func TestInstanceReconfigureRefusesAnotherIdentity(t *testing.T) {
 	}
 	if err := n.inst.Reconfigure(ctxT(t), instanceConfig("a", "10.81.0.1", 0, nil), 0); err == nil {
 		t.Error("an invalid config (priority 0) was accepted")
+	}
+}
+
+// statusAtAddresses records the instance's published state each time it
+// adds or removes its addresses.
+type statusAtAddresses struct {
+	*vrrptest.Addresses
+	inst atomic.Pointer[vrrp.Instance]
+	mu   sync.Mutex
+	seen []string
+}
+
+// record notes the state; not before the test hands over the instance
+// (at startup it removes addresses it does not hold).
+func (a *statusAtAddresses) record(what string) {
+	inst := a.inst.Load()
+	if inst == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen = append(a.seen, what+" while the status says "+inst.Status().State.String())
+}
+
+func (a *statusAtAddresses) AddAddresses(addrs []netip.Addr) error {
+	a.record("add")
+	return a.Addresses.AddAddresses(addrs)
+}
+
+func (a *statusAtAddresses) RemoveAddresses(addrs []netip.Addr) error {
+	a.record("remove")
+	return a.Addresses.RemoveAddresses(addrs)
+}
+
+// Whoever sees the VIP on the interface finds the status saying master:
+// it says so before the addresses are added, and until they are gone.
+// (lvs2 held the VIP while its status API still said backup in
+// TestLabVRRPFailover under load: the status was published only after
+// every action of the transition, the announcements included.)
+func TestInstanceStatusSaysMasterWhileTheVIPIsHeld(t *testing.T) {
+	wire, clock := vrrptest.NewWire(), vrrptest.NewClock(start)
+	rec := &statusAtAddresses{}
+	n := startNodeWith(t, wire, clock, instanceConfig("a", "10.81.0.1", 100, nil), func(a *vrrptest.Addresses) vrrp.AddressManager {
+		rec.Addresses = a
+		return rec
+	})
+	rec.inst.Store(n.inst)
+	clock.Advance(3*time.Second + 610*time.Millisecond)
+	n.waitState(vrrp.Master)
+	if err := n.addrs.WaitHeld(ctxT(t), vips...); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.inst.Shutdown(ctxT(t)); err != nil { // the addresses go
+		t.Fatal(err)
+	}
+	n.waitState(vrrp.Initialize)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if want := []string{"add while the status says master", "remove while the status says master"}; !slices.Equal(rec.seen, want) {
+		t.Errorf("%q, want %q", rec.seen, want)
 	}
 }
