@@ -571,8 +571,12 @@ func (t *Tracer) close() error {
 	nlinks := len(t.links)
 	t.links = nil
 	step = t.closing.since("links", step)
-	if missed, err := t.Missed(); err == nil {
-		t.log.Debug("programs skipped while already running", "missed", missed)
+	// A syscall a program: only for the debug log (Collect reads it
+	// for the summary before Close).
+	if t.log.Enabled(context.Background(), slog.LevelDebug) {
+		if missed, err := t.Missed(); err == nil {
+			t.log.Debug("programs skipped while already running", "missed", missed)
+		}
 	}
 	if t.reader != nil {
 		t.ringMu.Lock()
